@@ -1,0 +1,56 @@
+"""The ``hotline`` command. Each package adds its own subcommands in ``<package>/cli.py``.
+
+Every command prints a clear one-line error and exits non-zero on bad input; no
+traceback reaches a manager's terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Packages that contribute commands: each module has register(commands, bench).
+COMMAND_MODULES = ("asr.cli",)
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as 'hotline: <message>', exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hotline", description="12345 hotline voice bot")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    bench_parser = commands.add_parser("bench", help="benchmarks that print JSON")
+    bench = bench_parser.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(commands, bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # user-facing errors from any package
+        if _is_user_error(exc):
+            print(f"hotline: {exc}", file=sys.stderr)
+            return 2
+        raise
+    return int(result or 0)
+
+
+def _is_user_error(exc: Exception) -> bool:
+    from asr.base import AsrError
+    from hotline.audio.wav import AudioFormatError
+    from hotline.settings import SettingsError
+
+    return isinstance(exc, CommandError | AsrError | AudioFormatError | SettingsError)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

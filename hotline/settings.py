@@ -1,0 +1,112 @@
+"""Settings: a YAML file plus environment variables, validated by pydantic.
+
+Precedence (highest first): environment (``HOTLINE_ASR__ENGINE=whisper``), the YAML
+file named by ``HOTLINE_CONFIG`` (default ``./hotline.yaml`` when present), defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+
+class EndpointingSettings(BaseModel):
+    """When an utterance starts and ends (see asr.endpoint)."""
+
+    vad_aggressiveness: int = Field(2, ge=0, le=3)
+    start_speech_ms: int = Field(100, ge=20, le=1000, description="voiced audio before speech starts")
+    end_silence_ms: int = Field(400, ge=100, le=5000, description="trailing silence that ends a turn")
+    max_utterance_s: float = Field(20.0, gt=1.0, le=120.0)
+    pre_roll_ms: int = Field(300, ge=0, le=2000, description="audio kept before the speech onset")
+
+
+class WhisperSettings(BaseModel):
+    model_dir: Path | None = Field(
+        None, description="a CTranslate2 Whisper model directory; default: the pip-installed base"
+    )
+    compute_type: str = "int8"
+    threads_per_decode: int = Field(1, ge=1, le=64)
+    parallel_decodes: int = Field(0, ge=0, le=64, description="0 = one per CPU core")
+    language: str = "zh"
+    beam_size: int = Field(1, ge=1, le=10)
+    speculative_silence_ms: int = Field(
+        160, ge=0, le=5000, description="start decoding after this much silence (0: at endpoint)"
+    )
+
+
+class VoskSettings(BaseModel):
+    model_dir: Path | None = Field(None, description="default: <models_dir>/vosk-model-small-cn-0.22")
+    model_name: str = "vosk-model-small-cn-0.22"
+
+
+class AsrSettings(BaseModel):
+    engine: Literal["auto", "vosk", "whisper"] = "auto"
+    sample_rate: int = 16000
+    endpointing: EndpointingSettings = EndpointingSettings()  # type: ignore[call-arg]
+    whisper: WhisperSettings = WhisperSettings()  # type: ignore[call-arg]
+    vosk: VoskSettings = VoskSettings()  # type: ignore[call-arg]
+
+
+class Settings(BaseSettings):
+    """Everything a deployment can tune; each section belongs to one package."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HOTLINE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    data_dir: Path = Field(Path("var"), description="recordings, prompts cache, SQLite")
+    models_dir: Path = Field(Path("models"), description="downloaded speech models")
+    asr: AsrSettings = AsrSettings()  # type: ignore[call-arg]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_file = _config_path()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if yaml_file is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file))
+        return tuple(sources)
+
+
+class SettingsError(Exception):
+    """A settings file or variable that cannot be used; the message says which and why."""
+
+
+def _config_path() -> Path | None:
+    named = os.environ.get("HOTLINE_CONFIG")
+    if named:
+        return Path(named)
+    default = Path("hotline.yaml")
+    return default if default.exists() else None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Load settings, turning pydantic's and YAML's errors into one readable SettingsError."""
+    path = _config_path()
+    if path is not None and not path.exists():
+        raise SettingsError(f"settings file {path} (HOTLINE_CONFIG) does not exist")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise SettingsError(f"invalid settings ({path or 'environment'}): {problems}") from exc
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"settings file {path} is not valid YAML: {exc}") from exc

@@ -1,0 +1,94 @@
+"""The ticket draft: what a call hands to the ticket store (the bot -> tickets contract).
+
+The bot fills it while it talks to the caller; the call session adds the evidence
+(call id, transcript, recording) and hands it over. The store turns it into a work order.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+from pydantic import BaseModel, Field
+
+
+class RequestType(str, Enum):
+    CONSULTATION = "consultation"  # 咨询
+    COMPLAINT = "complaint"  # 投诉
+    HELP = "help"  # 求助
+    REPORT = "report"  # 举报
+    SUGGESTION = "suggestion"  # 建议
+    PRAISE = "praise"  # 表扬
+    HUMAN = "human"  # asked for a person before saying what about
+    EMERGENCY = "emergency"  # danger to life: 110/119/120 advised
+    ABUSIVE = "abusive"
+
+
+class Urgency(str, Enum):
+    NORMAL = "normal"
+    URGENT = "urgent"
+    EMERGENCY = "emergency"
+
+
+class Caller(BaseModel):
+    number: str = ""  # caller ID; personal data: mask in logs
+    name: str = ""
+    callback_number: str = ""
+    anonymous: bool = False
+    confidential: bool = False
+    language: str = "zh-CN"
+
+
+class Address(BaseModel):
+    """Parts recognised from the city gazetteer (bot/gazetteer)."""
+
+    district: str = ""
+    street: str = ""
+    community: str = ""
+    building: str = ""
+    detail: str = ""  # the words as spoken
+
+    def text(self) -> str:
+        return "".join(p for p in (self.district, self.street, self.community, self.building)) or self.detail
+
+
+class FiveElements(BaseModel):
+    where: str = ""
+    when: str = ""
+    who_what: str = ""
+    what_happened: str = ""
+    caller_wants: str = ""
+    address: Address = Field(default_factory=Address)
+
+    def missing(self) -> list[str]:
+        return [name for name in ("where", "when", "who_what", "what_happened", "caller_wants") if not getattr(self, name)]
+
+
+class TranscriptLine(BaseModel):
+    speaker: str  # caller | bot
+    text: str
+    confidence: float = 1.0
+    start_s: float = 0.0
+    end_s: float = 0.0
+
+
+class TicketDraft(BaseModel):
+    type: RequestType
+    topic: str = ""
+    department: str = ""
+    urgency: Urgency = Urgency.NORMAL
+    elements: FiveElements = Field(default_factory=FiveElements)
+    caller: Caller = Field(default_factory=Caller)
+    caller_words: list[str] = Field(default_factory=list)  # verbatim utterances
+    summary: str = ""
+    handover_reason: str = ""
+    kb_answers: list[str] = Field(default_factory=list)  # knowledge-base ids already answered
+    # Evidence the call session adds.
+    call_id: str = ""
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    menu_path: list[str] = Field(default_factory=list)
+    dtmf: str = ""
+    transcript: list[TranscriptLine] = Field(default_factory=list)
+    recording_path: str = ""
+    callback_promised: bool = False
