@@ -48,7 +48,9 @@ class Endpointer:
         self.settings = settings
         self._vad = webrtcvad.Vad(settings.vad_aggressiveness)
         self._start_frames = max(1, settings.start_speech_ms // 20)
-        self._end_frames = max(1, settings.end_silence_ms // 20)
+        # The endpointer itself waits for the longer silence; a recogniser that can tell the
+        # words are complete ends the turn earlier with end_now() (see asr.recognizer).
+        self._end_frames = max(1, max(settings.end_silence_ms, settings.max_end_silence_ms) // 20)
         self._max_frames = int(settings.max_utterance_s / FRAME_S)
         self._pre_roll: deque[bytes] = deque(maxlen=max(self._start_frames, settings.pre_roll_ms // 20))
         self._recent: deque[bool] = deque(maxlen=self._start_frames)
@@ -122,6 +124,11 @@ class Endpointer:
         elif self._speech_frames >= self._max_frames:
             self._end(step, "max_length")
 
+    def end_now(self, step: Step, reason: str = "silence") -> None:
+        """End the utterance in progress on this step (decided by the recogniser)."""
+        if self.phase is Phase.SPEECH:
+            self._end(step, reason)
+
     def _end(self, step: Step, reason: str) -> None:
         step.ended = True
         step.reason = reason
@@ -131,7 +138,7 @@ class Endpointer:
 
 
 def speech_bounds(pcm: bytes, settings: EndpointingSettings) -> list[tuple[float, float]]:
-    """(start_s, end_s) of each utterance in a whole 16 kHz buffer: for tools and tests."""
+    """(start_s, end_s) of each utterance in a whole 16 kHz buffer (by silence alone)."""
     ep = Endpointer(settings)
     bounds: list[tuple[float, float]] = []
     for i in range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES):

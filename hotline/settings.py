@@ -25,7 +25,12 @@ class EndpointingSettings(BaseModel):
 
     vad_aggressiveness: int = Field(2, ge=0, le=3)
     start_speech_ms: int = Field(100, ge=20, le=1000, description="voiced audio before speech starts")
-    end_silence_ms: int = Field(400, ge=100, le=5000, description="trailing silence that ends a turn")
+    end_silence_ms: int = Field(
+        400, ge=100, le=5000, description="trailing silence that ends a turn whose words look complete"
+    )
+    max_end_silence_ms: int = Field(
+        900, ge=100, le=10000, description="trailing silence that ends a turn in any case"
+    )
     max_utterance_s: float = Field(20.0, gt=1.0, le=120.0)
     pre_roll_ms: int = Field(300, ge=0, le=2000, description="audio kept before the speech onset")
 
@@ -65,7 +70,7 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(Path("var"), description="recordings, prompts cache, SQLite")
-    models_dir: Path = Field(Path("models"), description="downloaded speech models")
+    models_dir: Path = Field(default_factory=lambda: default_models_dir(), description="speech models")
     asr: AsrSettings = AsrSettings()  # type: ignore[call-arg]
 
     @classmethod
@@ -82,6 +87,12 @@ class Settings(BaseSettings):
         if yaml_file is not None:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file))
         return tuple(sources)
+
+
+def default_models_dir() -> Path:
+    """Models live outside the repository: $XDG_DATA_HOME/hotline12345/models."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "hotline12345" / "models"
 
 
 class SettingsError(Exception):
