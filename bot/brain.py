@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from bot.classifier import Classifier, Intent
 from bot.gazetteer import Gazetteer, GazetteerError, load_gazetteer
@@ -68,6 +69,18 @@ class Brain:
             load_menu(paths.menu),
             load_prompts(paths.prompts),
         )
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Brain:
+        """Load from ``hotline.settings.Settings().bot`` (paths or None for the samples)."""
+        b = settings.bot
+        return cls.load(BotPaths(b.kb, b.cues, b.gazetteer, b.menu, b.prompts))
+
+    def new_dialogue(self) -> Any:
+        """A fresh per-call dialogue sharing this brain."""
+        from bot.dialogue import Dialogue
+
+        return Dialogue(self)
 
     def classify(self, text: str) -> Intent:
         return self.classifier.classify(text)

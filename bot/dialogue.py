@@ -136,7 +136,7 @@ class Dialogue:
             self.brain.extractor.set_element(s.state[4:], text, self._ticket().elements)
             return self._readback()
         p = Prepared.of(text)
-        if s.state == "answered" and self.brain.is_closing(p) and intent.label != "consultation":
+        if s.state == "answered" and self.brain.is_closing(p) and (intent.label != "consultation" or len(p.text) <= 6):
             return self._decide([HangUp("answered")], "ended")
         return self._request(intent, text)
 
@@ -304,8 +304,15 @@ class Dialogue:
 
     def _answer_element(self, name: str, text: str) -> Decision:
         t = self._ticket()
-        self.brain.extractor.set_element(name, text, t.elements)
+        before = t.elements.model_dump()
         self.brain.extractor.fill(text, t.elements)  # a caller often answers more than asked
+        after = t.elements.model_dump()
+        others = [k for k in after if k not in (name, "address") and after[k] != before[k]]
+        if not getattr(t.elements, name):
+            if others and name in ("where", "when") and self.s.asked.count(name) < 2:
+                self.s.asked.remove(name)  # it answered another question: ask this one again
+            else:
+                self.brain.extractor.set_element(name, text, t.elements)
         p = Prepared.of(text)
         if p.any(self.brain.lexicon.urgent) is not None and t.urgency == Urgency.NORMAL:
             t.urgency = Urgency.URGENT

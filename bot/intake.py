@@ -58,6 +58,10 @@ _PARTY = re.compile(r"((?:有人|有个|有家|有一家|有辆|一个|一家)?[
 _LEAD = re.compile(r"^.*(?:投诉|举报|反映|求助|建议|表扬|我们|我家|咱们|他们|你们|就在|是在|住在|在|我|是|的|了)")
 
 
+# Places relative to the caller: kept in the detail, but they are not an address.
+_RELATIVE = re.compile(r"^(?:楼下|楼上|楼道|隔壁|旁边|对面|附近|门口|家门口|这里|那里|河边|桥下|路口|楼)+$")
+
+
 def _trim(span: str) -> str:
     trimmed = _LEAD.sub("", span)
     return trimmed if len(trimmed) >= 2 else span
@@ -75,8 +79,14 @@ class Extractor:
             elements.address = address
             spoken = place.group(1) if place else ""
             spoken = _trim(spoken)
-            return address.text() + (f"（{spoken}）" if spoken and spoken not in address.text() else "")
-        return _trim(place.group(1)) if place else ""
+            rest = spoken
+            for part in (address.district, address.street, address.community, address.building):
+                for piece in (part, part[:-1], part[:-2]):
+                    if len(piece) >= 2:
+                        rest = rest.replace(piece, "")
+            return address.text() + (f"（{spoken}）" if len(rest) >= 2 else "")
+        spoken = _trim(place.group(1)) if place else ""
+        return "" if _RELATIVE.match(spoken) else spoken
 
     def fill(self, text: str, elements: FiveElements, first: bool = False) -> None:
         """Fill the empty elements ``text`` mentions (never overwrite what the caller said)."""
@@ -84,7 +94,7 @@ class Extractor:
         if not elements.where:
             elements.where = self.where(text, elements)
         if not elements.when:
-            times = _TIME.findall(norm)
+            times = [m.group(0) for m in _TIME.finditer(norm)]
             elements.when = "".join(dict.fromkeys(times))
         if not elements.who_what:
             elements.who_what = self.party(norm)

@@ -39,6 +39,7 @@ _KIND_WEIGHT = {"w": 1.0, "b": 0.8, "s": 0.25}
 # ``hotline bot calibrate`` on tests/bot/data/calibration-qingchuan.tsv (the project's own
 # phrasings for its sample knowledge base; never the evaluation sets).
 CALIBRATION = (2.12, 2.30, 4.17, -2.83)
+MIN_PHRASING_COVERAGE = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +136,8 @@ class Retriever:
         for rank, (entry_index, (q_cov, d_cov, phrasing)) in enumerate(ranked[:k]):
             other = max((s for j, s in enumerate(sums) if j != rank), default=0.0)
             conf = calibrated(q_cov, d_cov, sums[rank] - other)
+            if d_cov < MIN_PHRASING_COVERAGE:  # one common word (没有) is not a question
+                conf *= d_cov / MIN_PHRASING_COVERAGE
             out.append(Match(self.kb.entries[entry_index], conf, q_cov, d_cov, phrasing))
         return out
 
