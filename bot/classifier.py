@@ -24,7 +24,7 @@ from bot.lexicon import WORK_ORDER_TYPES, Lexicon
 from bot.retrieval import Match, Retriever
 from bot.text import Prepared
 
-KB_THRESHOLD = 0.45  # below: never answer (ask to rephrase, then hand over)
+KB_THRESHOLD = 0.35  # below: never answer (ask to rephrase, then hand over)
 KB_HIGH = 0.85  # above: answer even if some work-order cues are present
 TYPE_STRONG = 2.0
 TYPE_WEAK = 1.0

@@ -38,8 +38,10 @@ _KIND_WEIGHT = {"w": 1.0, "b": 0.8, "s": 0.25}
 # how far (q_cov + d_cov) of this entry lies above the best other entry's. Fitted by
 # ``hotline bot calibrate`` on tests/bot/data/calibration-qingchuan.tsv (the project's own
 # phrasings for its sample knowledge base; never the evaluation sets).
-CALIBRATION = (2.12, 2.30, 4.17, -2.83)
+CALIBRATION = (3.12, 1.54, 4.48, -3.35)
 MIN_PHRASING_COVERAGE = 0.25
+ANSWER_WEIGHT = 0.5  # a query word found only in the answer counts this much
+RERANK = 20  # candidates re-ranked with their answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,12 @@ class Retriever:
         self.kb = kb
         self.lexicon = lexicon
         docs: list[tuple[int, str, list[str]]] = []
+        # Answers are weak evidence: a caller may use the answer's words (异地就医) rather
+        # than the question's; they only re-rank the best candidates (ANSWER_WEIGHT).
+        self._answer_feats = [
+            frozenset(f for f in content_of(Prepared.of(e.answer), lexicon).features if f[0] != "s")
+            for e in kb.entries
+        ]
         for i, entry in enumerate(kb.entries):
             for phrasing in entry.phrasings():
                 feats = content_of(Prepared.of(phrasing), lexicon).features
@@ -99,6 +107,7 @@ class Retriever:
         self._unseen_idf = math.log(1.0 + n)
         self._idf = {f: math.log(1.0 + n / c) for f, c in df.items()}
         self._docs = [(i, phrasing, sum(_weight(f, self._idf[f]) for f in feats)) for i, phrasing, feats in docs]
+        self._doc_feats = [frozenset(feats) for _, _, feats in docs]
         postings: dict[str, list[int]] = defaultdict(list)
         for d, (_, _, feats) in enumerate(docs):
             for f in feats:
@@ -122,15 +131,22 @@ class Retriever:
             w = _weight(f, self._idf[f])
             for d in docs:
                 matched[d] += w
-        best: dict[int, tuple[float, float, str]] = {}
+        best: dict[int, tuple[float, float, str, int]] = {}
         for d, m in matched.items():
             entry_index, phrasing, d_total = self._docs[d]
             q_cov = m / q_total
             d_cov = min(1.0, m / d_total)
             current = best.get(entry_index)
             if current is None or q_cov + d_cov > current[0] + current[1]:
-                best[entry_index] = (q_cov, d_cov, phrasing)
-        ranked = sorted(best.items(), key=lambda item: -(item[1][0] + item[1][1]))[: k + 1]
+                best[entry_index] = (q_cov, d_cov, phrasing, d)
+        shortlist = sorted(best.items(), key=lambda item: -(item[1][0] + item[1][1]))[:RERANK]
+        reranked: list[tuple[int, tuple[float, float, str]]] = []
+        for entry_index, (q_cov, d_cov, phrasing, d) in shortlist:
+            in_doc = self._doc_feats[d]
+            answer = self._answer_feats[entry_index]
+            extra = sum(_weight(f, self.idf(f)) for f in feats if f not in in_doc and f in answer)
+            reranked.append((entry_index, (q_cov + ANSWER_WEIGHT * extra / q_total, d_cov, phrasing)))
+        ranked = sorted(reranked, key=lambda item: -(item[1][0] + item[1][1]))[: k + 1]
         sums = [q + d for _, (q, d, _) in ranked]
         out: list[Match] = []
         for rank, (entry_index, (q_cov, d_cov, phrasing)) in enumerate(ranked[:k]):
