@@ -21,18 +21,36 @@ from bot.dialogue import Dialogue
 from bot.events import CallStarted, Utterance
 from bot.kb import Entry, KnowledgeBase
 
-_VERBS = ("怎么办理", "在哪里申请", "需要什么材料", "多久能办好", "收费标准是多少", "找哪个部门", "有什么补贴", "怎么查询")
+_VERBS = (
+    "怎么办理",
+    "在哪里申请",
+    "需要什么材料",
+    "多久能办好",
+    "收费标准是多少",
+    "找哪个部门",
+    "有什么补贴",
+    "怎么查询",
+)
 _DEFAULT_UTTERANCES = (
-    "租房能不能取公积金", "我的社保卡找不到了", "孩子刚出生怎么上户口", "我要投诉楼下饭店油烟太大",
-    "小区门口的路灯坏了", "有人在河里电鱼", "转人工", "我家着火了", "请问火星上能种菜吗", "暖气什么时候开始",
+    "租房能不能取公积金",
+    "我的社保卡找不到了",
+    "孩子刚出生怎么上户口",
+    "我要投诉楼下饭店油烟太大",
+    "小区门口的路灯坏了",
+    "有人在河里电鱼",
+    "转人工",
+    "我家着火了",
+    "请问火星上能种菜吗",
+    "暖气什么时候开始",
 )
 
 
 def synthetic_kb(base: KnowledgeBase, size: int, seed: int = 7) -> KnowledgeBase:
     rng = random.Random(seed)
     words: list[str] = []
-    with open(jieba.get_dict_file().name, encoding="utf-8") as f:  # type: ignore[attr-defined]
-        for line in f:
+    with jieba.get_dict_file() as f:  # jieba's own dictionary: word, frequency, part of speech
+        for raw in f:
+            line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
             parts = line.split()
             if len(parts) >= 3 and parts[2] in ("n", "nz", "vn") and 2 <= len(parts[0]) <= 4:
                 words.append(parts[0])
@@ -42,7 +60,11 @@ def synthetic_kb(base: KnowledgeBase, size: int, seed: int = 7) -> KnowledgeBase
         a, b = rng.choice(words), rng.choice(words)
         verb = rng.choice(_VERBS)
         entries.append(Entry(
-            f"syn-{i}", f"{a}管理", f"市{a}管理局", f"{a}{b}{verb}", (f"{b}的{a}{rng.choice(_VERBS)}",),
+            f"syn-{i}",
+            f"{a}管理",
+            f"市{a}管理局",
+            f"{a}{b}{verb}",
+            (f"{b}的{a}{rng.choice(_VERBS)}",),
             f"关于{a}{b}的事项，请携带身份证到{a}服务窗口办理。",
         ))  # fmt: skip
         i += 1
@@ -77,12 +99,16 @@ def decision_latency(brain: Brain, utterances: list[str], rounds: int = 5) -> di
     }
 
 
-def run_bench(utterances_path: str | Path | None = None, large: int = 5000, rounds: int = 5) -> dict[str, Any]:
+def run_bench(
+    utterances_path: str | Path | None = None, large: int = 5000, rounds: int = 5
+) -> dict[str, Any]:
     utterances = _utterances(utterances_path)
     brain = Brain.load()
     small = decision_latency(brain, utterances, rounds)
     t0 = time.perf_counter()
-    big_brain = Brain(synthetic_kb(brain.kb, large), brain.lexicon, brain.gazetteer, brain.menu, brain.prompts)
+    big_brain = Brain(
+        synthetic_kb(brain.kb, large), brain.lexicon, brain.gazetteer, brain.menu, brain.prompts
+    )
     index_s = time.perf_counter() - t0
     big = decision_latency(big_brain, utterances, rounds)
     return {

@@ -30,12 +30,16 @@ def features(brain: Brain, cases_path: str | Path) -> tuple[np.ndarray, np.ndarr
             continue
         sums = [m.query_coverage + m.phrasing_coverage for m in matches]
         top = matches[0]
-        rows.append([top.query_coverage, top.phrasing_coverage, sums[0] - max(sums[1:], default=0.0)])
+        rows.append(
+            [top.query_coverage, top.phrasing_coverage, sums[0] - max(sums[1:], default=0.0)]
+        )
         labels.append(1.0 if case.expected == f"kb:{top.entry.id}" else 0.0)
     return np.array(rows), np.array(labels)
 
 
-def fit(brain: Brain, cases_path: str | Path, steps: int = 50000, l2: float = 0.002) -> dict[str, Any]:
+def fit(
+    brain: Brain, cases_path: str | Path, steps: int = 50000, l2: float = 0.002
+) -> dict[str, Any]:
     x, y = features(brain, cases_path)
     xb = np.hstack([x, np.ones((len(x), 1))])
     w = np.zeros(xb.shape[1])
@@ -45,7 +49,13 @@ def fit(brain: Brain, cases_path: str | Path, steps: int = 50000, l2: float = 0.
     p = 1.0 / (1.0 + np.exp(-xb @ w))
     return {
         "cases": len(y),
-        "weights": {"query_coverage": round(float(w[0]), 2), "phrasing_coverage": round(float(w[1]), 2),
-                    "margin": round(float(w[2]), 2), "bias": round(float(w[3]), 2)},  # fmt: skip
-        "log_loss": round(float(-np.mean(y * np.log(p + 1e-9) + (1 - y) * np.log(1 - p + 1e-9))), 4),
+        "weights": {
+            "query_coverage": round(float(w[0]), 2),
+            "phrasing_coverage": round(float(w[1]), 2),
+            "margin": round(float(w[2]), 2),
+            "bias": round(float(w[3]), 2),
+        },
+        "log_loss": round(
+            float(-np.mean(y * np.log(p + 1e-9) + (1 - y) * np.log(1 - p + 1e-9))), 4
+        ),
     }

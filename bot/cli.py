@@ -7,8 +7,18 @@ import json
 import sys
 from typing import Any
 
-from bot.brain import Brain, BotPaths
-from bot.events import CallStarted, CreateTicket, Dtmf, HangUp, Listen, Say, SilenceTimeout, Transfer, Utterance
+from bot.brain import BotPaths, Brain
+from bot.events import (
+    CallStarted,
+    CreateTicket,
+    Dtmf,
+    HangUp,
+    Listen,
+    Say,
+    SilenceTimeout,
+    Transfer,
+    Utterance,
+)
 
 
 def register(commands: Any, bench: Any) -> None:
@@ -17,7 +27,9 @@ def register(commands: Any, bench: Any) -> None:
 
     chat = sub.add_parser("chat", help="a text conversation with the bot")
     _data_args(chat)
-    chat.add_argument("--night", action="store_true", help="no operator on duty (tickets, callbacks)")
+    chat.add_argument(
+        "--night", action="store_true", help="no operator on duty (tickets, callbacks)"
+    )
     chat.add_argument("--show-ticket", action="store_true", help="print ticket drafts as JSON")
     chat.set_defaults(handler=_chat)
 
@@ -35,17 +47,26 @@ def register(commands: Any, bench: Any) -> None:
     cal.add_argument("--cases", required=True, help="TSV of kb:<id> and unknown cases")
     cal.set_defaults(handler=_calibrate)
 
-    for parser in (sub.add_parser("bench", help="decision latency (JSON)"), bench.add_parser("bot", help="bot decision latency")):
+    for parser in (
+        sub.add_parser("bench", help="decision latency (JSON)"),
+        bench.add_parser("bot", help="bot decision latency"),
+    ):
         parser.add_argument("--utterances", default=None, help="text file, one utterance a line")
-        parser.add_argument("--large", type=int, default=5000, help="entries of the generated knowledge base")
+        parser.add_argument(
+            "--large", type=int, default=5000, help="entries of the generated knowledge base"
+        )
         parser.add_argument("--rounds", type=int, default=5)
         parser.add_argument("--json", action="store_true", help="(always JSON)")
         parser.set_defaults(handler=_bench)
 
 
 def _data_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kb", default=None, help="knowledge base .yaml or .csv (default: the sample)")
-    parser.add_argument("--cues", default=None, help="cue lexicon YAML (default: bot/data/cues.yaml)")
+    parser.add_argument(
+        "--kb", default=None, help="knowledge base .yaml or .csv (default: the sample)"
+    )
+    parser.add_argument(
+        "--cues", default=None, help="cue lexicon YAML (default: bot/data/cues.yaml)"
+    )
     parser.add_argument("--gazetteer", default=None)
     parser.add_argument("--menu", default=None)
     parser.add_argument("--prompts", default=None)

@@ -49,8 +49,15 @@ from bot.text import Prepared
 from tickets.draft import Caller, RequestType, TicketDraft, Urgency
 
 TYPE_NAMES = {
-    "complaint": "投诉", "help": "求助", "report": "举报", "suggestion": "建议", "praise": "表扬",
-    "consultation": "咨询", "human": "转人工", "emergency": "紧急情况", "abusive": "不文明来电",
+    "complaint": "投诉",
+    "help": "求助",
+    "report": "举报",
+    "suggestion": "建议",
+    "praise": "表扬",
+    "consultation": "咨询",
+    "human": "转人工",
+    "emergency": "紧急情况",
+    "abusive": "不文明来电",
 }
 MIN_ASR_CONFIDENCE = 0.35  # below this the words are too unreliable to act on
 
@@ -136,7 +143,11 @@ class Dialogue:
             self.brain.extractor.set_element(s.state[4:], text, self._ticket().elements)
             return self._readback()
         p = Prepared.of(text)
-        if s.state == "answered" and self.brain.is_closing(p) and (intent.label != "consultation" or len(p.text) <= 6):
+        if (
+            s.state == "answered"
+            and self.brain.is_closing(p)
+            and (intent.label != "consultation" or len(p.text) <= 6)
+        ):
             return self._decide([HangUp("answered")], "ended")
         return self._request(intent, text)
 
@@ -175,9 +186,13 @@ class Dialogue:
         s.submenu = ()
         if option.action == "submenu":
             s.submenu = option.submenu
-            return self._decide([Say(self.brain.menu.spoken(option.submenu)), self._listen()], "submenu")
+            return self._decide(
+                [Say(self.brain.menu.spoken(option.submenu)), self._listen()], "submenu"
+            )
         if option.action == "repeat":
-            return self._decide([Say(self.brain.menu.spoken(self.brain.menu.options)), self._listen()], "main")
+            return self._decide(
+                [Say(self.brain.menu.spoken(self.brain.menu.options)), self._listen()], "main"
+            )
         if option.action == "ask":
             return self._decide([Say(option.value), self._listen()], "main")
         if option.action == "transfer":
@@ -217,7 +232,9 @@ class Dialogue:
         prompt = "emergency_night" if s.night else "emergency"
         say = self._say(prompt, barge_in=False)
         if s.night:
-            return self._decide([say, CreateTicket(ticket, callback_promised=True), HangUp("emergency")], "ended")
+            return self._decide(
+                [say, CreateTicket(ticket, callback_promised=True), HangUp("emergency")], "ended"
+            )
         return self._decide([say, Transfer("general", ticket.handover_reason, ticket)], "ended")
 
     def _human(self, reason: str) -> Decision:
@@ -231,7 +248,9 @@ class Dialogue:
             if not s.human_asked_at_night:
                 s.human_asked_at_night = True
                 return self._decide([self._say("human_night"), self._listen()], "main")
-            return self._decide([CreateTicket(ticket, callback_promised=True), HangUp("callback")], "ended")
+            return self._decide(
+                [CreateTicket(ticket, callback_promised=True), HangUp("callback")], "ended"
+            )
         queue = self.brain.lexicon.queue_for(ticket.department, ticket.topic)
         return self._hand_over(ticket, reason, queue)
 
@@ -240,24 +259,36 @@ class Dialogue:
         if not s.rephrased:
             s.rephrased = True
             return self._decide([self._say("rephrase"), self._listen()], "rephrase")
-        ticket = self._new_ticket(RequestType.CONSULTATION, f"not answered after rephrasing: {reason}")
+        ticket = self._new_ticket(
+            RequestType.CONSULTATION, f"not answered after rephrasing: {reason}"
+        )
         if intent is not None and intent.candidates:
             ticket.topic = intent.candidates[0].entry.topic
         ticket.elements.what_happened = "；".join(s.words[-2:])
         if s.night:
             return self._decide(
-                [self._say("not_understood_night"), CreateTicket(ticket, callback_promised=True), HangUp("callback")],
+                [
+                    self._say("not_understood_night"),
+                    CreateTicket(ticket, callback_promised=True),
+                    HangUp("callback"),
+                ],
                 "ended",
             )
         return self._decide(
-            [self._say("not_understood_handover"), Transfer("general", ticket.handover_reason, ticket)], "ended"
+            [
+                self._say("not_understood_handover"),
+                Transfer("general", ticket.handover_reason, ticket),
+            ],
+            "ended",
         )
 
     def _hand_over(self, ticket: TicketDraft, reason: str, queue: str) -> Decision:
         ticket.handover_reason = ticket.handover_reason or reason
         self._complete(ticket)
         if self.s.night:
-            return self._decide([CreateTicket(ticket, callback_promised=True), HangUp("callback")], "ended")
+            return self._decide(
+                [CreateTicket(ticket, callback_promised=True), HangUp("callback")], "ended"
+            )
         return self._decide([self._say("transfer"), Transfer(queue, reason, ticket)], "ended")
 
     # ---- taking a work order down ----
@@ -292,7 +323,11 @@ class Dialogue:
 
     def _missing(self) -> list[str]:
         t = self._ticket()
-        return [n for n in REQUIRED.get(t.type.value, ()) if not getattr(t.elements, n) and n not in self.s.asked]
+        return [
+            n
+            for n in REQUIRED.get(t.type.value, ())
+            if not getattr(t.elements, n) and n not in self.s.asked
+        ]
 
     def _next_question(self, before: list[Action]) -> Decision:
         missing = self._missing()
@@ -338,7 +373,10 @@ class Dialogue:
                     self.brain.extractor.set_element(target, value, self._ticket().elements)
                     return self._readback()
                 return self._decide(
-                    [self._say("ask_correction_field", field_name=ELEMENT_NAMES[target]), self._listen()],
+                    [
+                        self._say("ask_correction_field", field_name=ELEMENT_NAMES[target]),
+                        self._listen(),
+                    ],
                     f"fix:{target}",
                 )
             return self._decide([self._say("ask_correction"), self._listen()], "correct")
@@ -355,7 +393,8 @@ class Dialogue:
             self.brain.extractor.set_element(target, value, self._ticket().elements)
             return self._readback()
         return self._decide(
-            [self._say("ask_correction_field", field_name=ELEMENT_NAMES[target]), self._listen()], f"fix:{target}"
+            [self._say("ask_correction_field", field_name=ELEMENT_NAMES[target]), self._listen()],
+            f"fix:{target}",
         )
 
     def _finish_ticket(self, reason: str) -> Decision:
@@ -365,13 +404,17 @@ class Dialogue:
         self._complete(t)
         if self.s.night:
             t.callback_promised = True
-            return self._decide([CreateTicket(t, callback_promised=True), HangUp("ticket")], "ended")
+            return self._decide(
+                [CreateTicket(t, callback_promised=True), HangUp("ticket")], "ended"
+            )
         t.handover_reason = t.handover_reason or f"{TYPE_NAMES[t.type.value]}需要人工处理"
         queue = self.brain.lexicon.queue_for(t.department, t.topic)
         for rule, _ in self.brain.lexicon.topics:
             if rule.topic == t.topic:
                 queue = rule.queue
-        return self._decide([self._say("ticket_created_day"), Transfer(queue, t.handover_reason, t)], "ended")
+        return self._decide(
+            [self._say("ticket_created_day"), Transfer(queue, t.handover_reason, t)], "ended"
+        )
 
     # ---- helpers ----
     def _new_ticket(self, kind: RequestType, reason: str) -> TicketDraft:

@@ -22,7 +22,17 @@ from pypinyin.pinyin_dict import pinyin_dict
 
 from bot.brain import Brain
 
-LABELS = ("complaint", "help", "report", "suggestion", "praise", "human", "emergency", "unknown", "abusive")
+LABELS = (
+    "complaint",
+    "help",
+    "report",
+    "suggestion",
+    "praise",
+    "human",
+    "emergency",
+    "unknown",
+    "abusive",
+)
 
 
 class EvalError(ValueError):
@@ -51,7 +61,9 @@ def load_cases(path: str | Path, brain: Brain | None = None) -> list[Case]:
         if not (expected.startswith("kb:") or expected in LABELS):
             raise EvalError(f"cases {path}: line {number}: unknown expected label {expected!r}")
         if brain is not None and expected.startswith("kb:") and brain.kb.get(expected[3:]) is None:
-            raise EvalError(f"cases {path}: line {number}: {expected!r} is not in the knowledge base")
+            raise EvalError(
+                f"cases {path}: line {number}: {expected!r} is not in the knowledge base"
+            )
         cases.append(Case(parts[0].strip(), expected, number))
     if not cases:
         raise EvalError(f"cases {path}: no cases")
@@ -62,7 +74,7 @@ def load_cases(path: str | Path, brain: Brain | None = None) -> list[Case]:
 def _homophones() -> dict[str, list[str]]:
     """Common (GB2312) characters grouped by toneless pinyin."""
     groups: dict[str, list[str]] = defaultdict(list)
-    for code, readings in pinyin_dict.items():
+    for code in pinyin_dict:
         ch = chr(code)
         try:
             ch.encode("gb2312")
@@ -88,7 +100,9 @@ def homophone_noise(text: str, rate: float, rng: random.Random) -> str:
     return "".join(out)
 
 
-def evaluate(brain: Brain, cases: list[Case], noise: str = "none", rate: float = 0.1, seed: int = 12345) -> dict[str, Any]:
+def evaluate(
+    brain: Brain, cases: list[Case], noise: str = "none", rate: float = 0.1, seed: int = 12345
+) -> dict[str, Any]:
     rng = random.Random(seed)
     per_label: dict[str, list[bool]] = defaultdict(list)
     kb_total = kb_right = false_answers = correct = 0
@@ -109,7 +123,9 @@ def evaluate(brain: Brain, cases: list[Case], noise: str = "none", rate: float =
         if got.startswith("kb:") and not ok:
             false_answers += 1
         if not ok:
-            errors.append({"line": str(case.line), "text": text, "expected": case.expected, "got": got})
+            errors.append(
+                {"line": str(case.line), "text": text, "expected": case.expected, "got": got}
+            )
     n = len(cases)
     return {
         "cases": n,

@@ -18,7 +18,10 @@ from tickets.draft import FiveElements
 
 ELEMENTS = ("what_happened", "where", "when", "who_what", "caller_wants")
 ELEMENT_NAMES = {
-    "what_happened": "事情经过", "where": "地点", "when": "时间", "who_what": "涉及对象",
+    "what_happened": "事情经过",
+    "where": "地点",
+    "when": "时间",
+    "who_what": "涉及对象",
     "caller_wants": "诉求",
 }
 # What a caller says to name an element when correcting it.
@@ -50,16 +53,24 @@ _PLACE = re.compile(
     r"([\u4e00-\u9fff0-9]{0,10}?(?:小区|社区|花园|家园|新村|公寓|大厦|广场|公园|市场|医院|学校|大道|路口|路|街|巷|村|镇|"
     r"号楼|楼下|楼上|楼道|楼|单元|栋|幢|门口|附近|旁边|对面|隔壁|河边|桥下)+)"
 )
-_WANTS = re.compile(r"((?:希望|要求|请求|请你们|请|麻烦你们|赶紧|尽快|赶快|能不能|能否|帮忙|帮我们|让他们|给我)[\u4e00-\u9fff0-9]*)")
-_PARTY = re.compile(r"((?:有人|有个|有家|有一家|有辆|一个|一家)?[\u4e00-\u9fff]{0,6}?(?:公司|工地|饭店|餐馆|店|超市|药店|物业|开发商|单位|工厂|作坊|司机|老板|商家|医院|学校|窗口|工作人员|部门|车))")
+_WANTS = re.compile(
+    r"((?:希望|要求|请求|请你们|请|麻烦你们|赶紧|尽快|赶快|能不能|能否|帮忙|帮我们|让他们|给我)[\u4e00-\u9fff0-9]*)"
+)
+_PARTY = re.compile(
+    r"((?:有人|有个|有家|有一家|有辆|一个|一家)?[\u4e00-\u9fff]{0,6}?(?:公司|工地|饭店|餐馆|店|超市|药店|物业|开发商|单位|工厂|作坊|司机|老板|商家|医院|学校|窗口|工作人员|部门|车))"
+)
 
 
 # Words before a place or party that belong to the sentence, not to the name.
-_LEAD = re.compile(r"^.*(?:投诉|举报|反映|求助|建议|表扬|我们|我家|咱们|他们|你们|就在|是在|住在|在|我|是|的|了)")
+_LEAD = re.compile(
+    r"^.*(?:投诉|举报|反映|求助|建议|表扬|我们|我家|咱们|他们|你们|就在|是在|住在|在|我|是|的|了)"
+)
 
 
 # Places relative to the caller: kept in the detail, but they are not an address.
-_RELATIVE = re.compile(r"^(?:楼下|楼上|楼道|隔壁|旁边|对面|附近|门口|家门口|这里|那里|河边|桥下|路口|楼)+$")
+_RELATIVE = re.compile(
+    r"^(?:楼下|楼上|楼道|隔壁|旁边|对面|附近|门口|家门口|这里|那里|河边|桥下|路口|楼)+$"
+)
 
 
 def _trim(span: str) -> str:
@@ -122,7 +133,20 @@ class Extractor:
         for phrases in self.lexicon.explicit.values():
             for phrase in phrases:
                 rest = rest.replace(phrase.text, "")
-        for filler in ("我", "要", "想", "一下", "你好", "喂", "您好", "的", "了", "个", "问题", "事情"):
+        for filler in (
+            "我",
+            "要",
+            "想",
+            "一下",
+            "你好",
+            "喂",
+            "您好",
+            "的",
+            "了",
+            "个",
+            "问题",
+            "事情",
+        ):
             rest = rest.replace(filler, "")
         return len(rest) >= 4
 
@@ -152,12 +176,22 @@ class Extractor:
     def correction_value(self, text: str, name: str) -> str:
         """The new value in a correction such as 地点不对，是幸福里三号楼."""
         norm = normalise(text)
-        for word in (*ELEMENT_WORDS[name], "不对", "不是", "错了", "应该是", "改成", "更正", "是", "在"):
+        for word in (
+            *ELEMENT_WORDS[name],
+            "不对",
+            "不是",
+            "错了",
+            "应该是",
+            "改成",
+            "更正",
+            "是",
+            "在",
+        ):
             norm = norm.replace(word, "", 1) if norm.startswith(word) else norm
         for marker in ("应该是", "改成", "是在", "是", "在"):
             at = normalise(text).rfind(marker)
             if at >= 0 and len(normalise(text)) - at - len(marker) >= 2:
-                return normalise(text)[at + len(marker):]
+                return normalise(text)[at + len(marker) :]
         return norm
 
 

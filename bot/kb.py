@@ -133,11 +133,17 @@ def _csv_items(path: Path, text: str) -> list[tuple[str, Any]]:
 
 def _entry(source: str, where: str, item: Any) -> Entry:
     if not isinstance(item, dict):
-        raise KnowledgeBaseError(f"{source}: {where}: expected a mapping with fields {', '.join(FIELDS)}")
-    label = f"{source}: {where}" + (f" (id {item['id']!r})" if isinstance(item.get("id"), str) else "")
+        raise KnowledgeBaseError(
+            f"{source}: {where}: expected a mapping with fields {', '.join(FIELDS)}"
+        )
+    label = f"{source}: {where}" + (
+        f" (id {item['id']!r})" if isinstance(item.get("id"), str) else ""
+    )
     unknown = sorted(set(map(str, item)) - set(FIELDS))
     if unknown:
-        raise KnowledgeBaseError(f"{label}: unknown field {unknown[0]!r} (fields: {', '.join(FIELDS)})")
+        raise KnowledgeBaseError(
+            f"{label}: unknown field {unknown[0]!r} (fields: {', '.join(FIELDS)})"
+        )
     values: dict[str, str] = {}
     for name in REQUIRED:
         value = item.get(name)
@@ -156,4 +162,11 @@ def _entry(source: str, where: str, item: Any) -> Entry:
     if not isinstance(also_raw, list) or not all(isinstance(a, str) for a in also_raw):
         raise KnowledgeBaseError(f"{label}: field 'also' must be a list of questions")
     also = tuple(a.strip() for a in also_raw if a.strip())
-    return Entry(values["id"], values["topic"], values["department"], values["question"], also, values["answer"])
+    return Entry(
+        values["id"],
+        values["topic"],
+        values["department"],
+        values["question"],
+        also,
+        values["answer"],
+    )

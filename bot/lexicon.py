@@ -78,7 +78,9 @@ class LexiconFile(_Strict):
     def _known_types(cls, value: dict[str, TypeCues]) -> dict[str, TypeCues]:
         unknown = sorted(set(value) - set(WORK_ORDER_TYPES))
         if unknown:
-            raise ValueError(f"unknown type {unknown[0]!r}; types are {', '.join(WORK_ORDER_TYPES)}")
+            raise ValueError(
+                f"unknown type {unknown[0]!r}; types are {', '.join(WORK_ORDER_TYPES)}"
+            )
         return value
 
 

@@ -85,7 +85,9 @@ def _options(raw: Any, source: str, where: str, depth: int) -> tuple[MenuOption,
         if key == "0":
             raise MenuError(f"{source}: {label}: key '0' is reserved for reaching a person")
         if key not in KEYS:
-            raise MenuError(f"{source}: {label}: field 'key' must be one of 1-9, * or # (got {key!r})")
+            raise MenuError(
+                f"{source}: {label}: field 'key' must be one of 1-9, * or # (got {key!r})"
+            )
         if key in seen:
             raise MenuError(f"{source}: {label}: key {key!r} is used twice on this level")
         seen.add(key)
@@ -101,20 +103,34 @@ def _options(raw: Any, source: str, where: str, depth: int) -> tuple[MenuOption,
                 f"{source}: {label} (key {key}): needs exactly one action of {', '.join(ACTIONS)}"
                 f" (got {', '.join(actions) or 'none'})"
             )
-        out.append(_option(item, actions[0], key, name.strip(), source, f"{label} (key {key})", depth))
+        out.append(
+            _option(item, actions[0], key, name.strip(), source, f"{label} (key {key})", depth)
+        )
     return tuple(out)
 
 
-def _option(item: dict[str, Any], action: str, key: str, name: str, source: str, where: str, depth: int) -> MenuOption:
+def _option(
+    item: dict[str, Any], action: str, key: str, name: str, source: str, where: str, depth: int
+) -> MenuOption:
     value = item[action]
     if action == "submenu":
         if depth >= 2:
-            raise MenuError(f"{source}: {where}: a submenu inside a submenu; menus have at most two levels")
-        return MenuOption(key, name, action, "", _options(value, source, f"{where}.submenu", depth + 1))
+            raise MenuError(
+                f"{source}: {where}: a submenu inside a submenu; menus have at most two levels"
+            )
+        return MenuOption(
+            key, name, action, "", _options(value, source, f"{where}.submenu", depth + 1)
+        )
     if action == "intake" and value not in INTAKE_TYPES:
-        raise MenuError(f"{source}: {where}: field 'intake' must be one of {', '.join(INTAKE_TYPES)} (got {value!r})")
+        raise MenuError(
+            f"{source}: {where}: field 'intake' must be one of {', '.join(INTAKE_TYPES)}"
+            f" (got {value!r})"
+        )
     if action == "transfer" and value not in QUEUES:
-        raise MenuError(f"{source}: {where}: field 'transfer' must be a queue: {', '.join(QUEUES)} (got {value!r})")
+        raise MenuError(
+            f"{source}: {where}: field 'transfer' must be a queue: {', '.join(QUEUES)}"
+            f" (got {value!r})"
+        )
     if action == "ask" and (not isinstance(value, str) or not value.strip()):
         raise MenuError(f"{source}: {where}: field 'ask' must be the prompt text")
     if action == "repeat":

@@ -27,6 +27,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import pairwise
 
 from bot.kb import Entry, KnowledgeBase
 from bot.lexicon import Lexicon
@@ -70,9 +71,13 @@ def content_of(prepared: Prepared, lexicon: Lexicon) -> Content:
     kept = [w for w in words(text) if w not in lexicon.stop_words]
     content = "".join(kept)
     sounds = Prepared.of(content).sounds if content else []
-    han = [s for s, ch in zip(sounds, content, strict=False) if "\u4e00" <= ch <= "\u9fff" or ch.isalnum()]
+    han = [
+        s
+        for s, ch in zip(sounds, content, strict=False)
+        if "\u4e00" <= ch <= "\u9fff" or ch.isalnum()
+    ]
     feats = [f"w:{w}" for w in kept]
-    feats += [f"b:{a}_{b}" for a, b in zip(han, han[1:], strict=False)]
+    feats += [f"b:{a}_{b}" for a, b in pairwise(han)]
     feats += [f"s:{s}" for s in han]
     return Content(content, list(dict.fromkeys(feats)))
 
@@ -106,7 +111,10 @@ class Retriever:
         n = max(len(docs), 1)
         self._unseen_idf = math.log(1.0 + n)
         self._idf = {f: math.log(1.0 + n / c) for f, c in df.items()}
-        self._docs = [(i, phrasing, sum(_weight(f, self._idf[f]) for f in feats)) for i, phrasing, feats in docs]
+        self._docs = [
+            (i, phrasing, sum(_weight(f, self._idf[f]) for f in feats))
+            for i, phrasing, feats in docs
+        ]
         self._doc_feats = [frozenset(feats) for _, _, feats in docs]
         postings: dict[str, list[int]] = defaultdict(list)
         for d, (_, _, feats) in enumerate(docs):
@@ -145,7 +153,9 @@ class Retriever:
             in_doc = self._doc_feats[d]
             answer = self._answer_feats[entry_index]
             extra = sum(_weight(f, self.idf(f)) for f in feats if f not in in_doc and f in answer)
-            reranked.append((entry_index, (q_cov + ANSWER_WEIGHT * extra / q_total, d_cov, phrasing)))
+            reranked.append(
+                (entry_index, (q_cov + ANSWER_WEIGHT * extra / q_total, d_cov, phrasing))
+            )
         ranked = sorted(reranked, key=lambda item: -(item[1][0] + item[1][1]))[: k + 1]
         sums = [q + d for _, (q, d, _) in ranked]
         out: list[Match] = []
@@ -164,7 +174,9 @@ class Retriever:
         return terms[:limit]
 
 
-def calibrated(q_cov: float, d_cov: float, margin: float, weights: tuple[float, ...] = CALIBRATION) -> float:
+def calibrated(
+    q_cov: float, d_cov: float, margin: float, weights: tuple[float, ...] = CALIBRATION
+) -> float:
     a, b, m, c = weights
     return 1.0 / (1.0 + math.exp(-(a * q_cov + b * d_cov + m * margin + c)))
 

@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import jieba
 import opencc
@@ -42,7 +43,7 @@ def fuzzy_syllable(syllable: str) -> str:
     """One toneless syllable with the fuzzy pairs merged (``zhuan`` -> ``zuan``)."""
     for long, short in _FUZZY_INITIALS:
         if syllable.startswith(long) and len(syllable) > len(long):
-            syllable = short + syllable[len(long):]
+            syllable = short + syllable[len(long) :]
             break
     for long, short in _FUZZY_FINALS:
         if syllable.endswith(long):
@@ -54,7 +55,9 @@ def fuzzy_syllable(syllable: str) -> str:
 def syllables(text: str) -> list[str]:
     """Fuzzy toneless pinyin, one item per character (non-Han characters kept as they are)."""
     out: list[str] = []
-    for item in lazy_pinyin(text, style=Style.NORMAL, errors=lambda chunk: list(chunk)):
+    # errors= may return a list (one item per non-Han character); the stubs say str only.
+    keep_apart: Any = list
+    for item in lazy_pinyin(text, style=Style.NORMAL, errors=keep_apart):
         out.append(fuzzy_syllable(item) if item.isalpha() and item.isascii() else item)
     return out
 

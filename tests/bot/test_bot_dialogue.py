@@ -75,7 +75,10 @@ def test_emergency_advises_and_hands_over_at_once(brain: Brain) -> None:
     assert isinstance(say, Say) and not say.barge_in and "一一九" in say.text
     transfer = decision.actions[-1]
     assert isinstance(transfer, Transfer) and transfer.ticket is not None
-    assert transfer.ticket.urgency == Urgency.EMERGENCY and transfer.ticket.type == RequestType.EMERGENCY
+    assert (
+        transfer.ticket.urgency == Urgency.EMERGENCY
+        and transfer.ticket.type == RequestType.EMERGENCY
+    )
     # At night: advice, a ticket, and the call ends.
     d, _ = _call(brain, night=True)
     night = d.handle(Utterance("有人晕倒了快不行了"))

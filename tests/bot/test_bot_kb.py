@@ -29,9 +29,18 @@ def test_csv_with_same_columns(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("- {id: x, topic: t, department: d, question: q}\n", "(id 'x'): field 'answer' is missing"),
-        ("- {id: x, topic: t, department: d, question: q, answer: a, foo: 1}\n", "unknown field 'foo'"),
-        ("- {id: 'bad id', topic: t, department: d, question: q, answer: a}\n", "field 'id' must be"),
+        (
+            "- {id: x, topic: t, department: d, question: q}\n",
+            "(id 'x'): field 'answer' is missing",
+        ),
+        (
+            "- {id: x, topic: t, department: d, question: q, answer: a, foo: 1}\n",
+            "unknown field 'foo'",
+        ),
+        (
+            "- {id: 'bad id', topic: t, department: d, question: q, answer: a}\n",
+            "field 'id' must be",
+        ),
         ("- {id: x, topic: t, department: d, question: q, answer: a, also: [1]}\n", "field 'also'"),
         (
             "- {id: x, topic: t, department: d, question: q, answer: a}\n"

@@ -18,15 +18,36 @@ def test_sample_menu_is_valid() -> None:
     ("options", "message"),
     [
         ([{"key": "0", "label": "x", "intake": "complaint"}], "reserved for reaching a person"),
-        ([{"key": "1", "label": "a", "intake": "complaint"}, {"key": "1", "label": "b", "repeat": True}], "used twice"),
+        (
+            [
+                {"key": "1", "label": "a", "intake": "complaint"},
+                {"key": "1", "label": "b", "repeat": True},
+            ],
+            "used twice",
+        ),
         ([{"key": "1", "label": "a"}], "exactly one action"),
-        ([{"key": "1", "label": "a", "intake": "complaint", "transfer": "general"}], "exactly one action"),
+        (
+            [{"key": "1", "label": "a", "intake": "complaint", "transfer": "general"}],
+            "exactly one action",
+        ),
         ([{"key": "1", "label": "a", "transfer": "nowhere"}], "must be a queue"),
         ([{"key": "1", "label": "a", "intake": "gossip"}], "field 'intake'"),
         ([{"key": "x", "label": "a", "repeat": True}], "field 'key'"),
         ([{"key": "1", "label": "", "repeat": True}], "field 'label'"),
         (
-            [{"key": "1", "label": "a", "submenu": [{"key": "1", "label": "b", "submenu": [{"key": "1", "label": "c", "repeat": True}]}]}],
+            [
+                {
+                    "key": "1",
+                    "label": "a",
+                    "submenu": [
+                        {
+                            "key": "1",
+                            "label": "b",
+                            "submenu": [{"key": "1", "label": "c", "repeat": True}],
+                        }
+                    ],
+                }
+            ],
             "at most two levels",
         ),
     ],
@@ -48,10 +69,15 @@ def test_menu_file_errors(tmp_path: Path) -> None:
 
 def test_lexicon_and_prompts_validation(tmp_path: Path) -> None:
     bad = tmp_path / "cues.yaml"
-    bad.write_text("emergency: {cues: [着火]}\nhuman: [人工]\ntypes: {gossip: {}}\n", encoding="utf-8")
+    bad.write_text(
+        "emergency: {cues: [着火]}\nhuman: [人工]\ntypes: {gossip: {}}\n", encoding="utf-8"
+    )
     with pytest.raises(LexiconError, match="unknown type 'gossip'"):
         load_lexicon(bad)
-    bad.write_text("emergency: {cues: [着火]}\nhuman: [人工]\ntypes: {complaint: {cues: {吵: -1}}}\n", encoding="utf-8")
+    bad.write_text(
+        "emergency: {cues: [着火]}\nhuman: [人工]\ntypes: {complaint: {cues: {吵: -1}}}\n",
+        encoding="utf-8",
+    )
     with pytest.raises(LexiconError, match="weights must be > 0"):
         load_lexicon(bad)
     prompts = tmp_path / "prompts.yaml"
