@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 # Packages that contribute commands: each module has register(commands, bench).
-COMMAND_MODULES = ("asr.cli",)
+COMMAND_MODULES = ("asr.cli", "bot.cli")
 
 
 class CommandError(Exception):
@@ -46,10 +46,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _is_user_error(exc: Exception) -> bool:
     from asr.base import AsrError
+    from bot.brain import BOT_DATA_ERRORS
+    from bot.evaluate import EvalError
     from hotline.audio.wav import AudioFormatError
     from hotline.settings import SettingsError
 
-    return isinstance(exc, CommandError | AsrError | AudioFormatError | SettingsError)
+    known = (CommandError, AsrError, AudioFormatError, SettingsError, EvalError, *BOT_DATA_ERRORS)
+    return isinstance(exc, known)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,16 @@ class AsrSettings(BaseModel):
     vosk: VoskSettings = VoskSettings()  # type: ignore[call-arg]
 
 
+class BotSettings(BaseModel):
+    """Data files of the dialogue bot (bot/); empty means the sample shipped in bot/data."""
+
+    kb: Path | None = Field(None, description="knowledge base (.yaml or .csv)")
+    cues: Path | None = Field(None, description="cue lexicons of the request classifier")
+    gazetteer: Path | None = Field(None, description="districts, streets, communities, buildings")
+    menu: Path | None = Field(None, description="keypad menu (speech first, at most two levels)")
+    prompts: Path | None = Field(None, description="prompt wording")
+
+
 class Settings(BaseSettings):
     """Everything a deployment can tune; each section belongs to one package."""
 
@@ -72,6 +82,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("var"), description="recordings, prompts cache, SQLite")
     models_dir: Path = Field(default_factory=lambda: default_models_dir(), description="speech models")
     asr: AsrSettings = AsrSettings()  # type: ignore[call-arg]
+    bot: BotSettings = BotSettings()  # type: ignore[call-arg]
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,155 @@
+"""``hotline bot ...``: chat with the bot, evaluate it, calibrate it; ``hotline bench bot``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from bot.brain import BotPaths, Brain
+from bot.events import (
+    CallStarted,
+    CreateTicket,
+    Dtmf,
+    HangUp,
+    Listen,
+    Say,
+    SilenceTimeout,
+    Transfer,
+    Utterance,
+)
+
+
+def register(commands: Any, bench: Any) -> None:
+    bot = commands.add_parser("bot", help="the dialogue bot: chat, eval, bench, calibrate")
+    sub = bot.add_subparsers(dest="bot_command", metavar="ACTION", required=True)
+
+    chat = sub.add_parser("chat", help="a text conversation with the bot")
+    _data_args(chat)
+    chat.add_argument(
+        "--night", action="store_true", help="no operator on duty (tickets, callbacks)"
+    )
+    chat.add_argument("--show-ticket", action="store_true", help="print ticket drafts as JSON")
+    chat.set_defaults(handler=_chat)
+
+    ev = sub.add_parser("eval", help="accuracy on a TSV of text<TAB>expected")
+    _data_args(ev)
+    ev.add_argument("--cases", required=True, help="TSV file: text<TAB>expected")
+    ev.add_argument("--noise", choices=["none", "homophone"], default="none")
+    ev.add_argument("--noise-rate", type=float, default=0.1)
+    ev.add_argument("--seed", type=int, default=12345)
+    ev.add_argument("--json", action="store_true", help="print JSON (default: a short table)")
+    ev.set_defaults(handler=_eval)
+
+    cal = sub.add_parser("calibrate", help="fit the retrieval confidence on your own phrasings")
+    _data_args(cal)
+    cal.add_argument("--cases", required=True, help="TSV of kb:<id> and unknown cases")
+    cal.set_defaults(handler=_calibrate)
+
+    for parser in (
+        sub.add_parser("bench", help="decision latency (JSON)"),
+        bench.add_parser("bot", help="bot decision latency"),
+    ):
+        parser.add_argument("--utterances", default=None, help="text file, one utterance a line")
+        parser.add_argument(
+            "--large", type=int, default=5000, help="entries of the generated knowledge base"
+        )
+        parser.add_argument("--rounds", type=int, default=5)
+        parser.add_argument("--json", action="store_true", help="(always JSON)")
+        parser.set_defaults(handler=_bench)
+
+
+def _data_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kb", default=None, help="knowledge base .yaml or .csv (default: the sample)"
+    )
+    parser.add_argument(
+        "--cues", default=None, help="cue lexicon YAML (default: bot/data/cues.yaml)"
+    )
+    parser.add_argument("--gazetteer", default=None)
+    parser.add_argument("--menu", default=None)
+    parser.add_argument("--prompts", default=None)
+
+
+def _brain(args: argparse.Namespace) -> Brain:
+    return Brain.load(BotPaths(args.kb, args.cues, args.gazetteer, args.menu, args.prompts))
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from bot.evaluate import evaluate, load_cases
+
+    brain = _brain(args)
+    result = evaluate(brain, load_cases(args.cases, brain), args.noise, args.noise_rate, args.seed)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+        return 0
+    print(f"cases {result['cases']}  accuracy {result['accuracy']}  kb_top1 {result['kb_top1']}"
+          f"  false_answers {result['false_answers']}")  # fmt: skip
+    for label, acc in result["per_label"].items():
+        print(f"  {label:12} {acc}")
+    for err in result["errors"]:
+        print(f"  line {err['line']}: {err['text']}  expected {err['expected']}  got {err['got']}")
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from bot.calibrate import fit
+
+    print(json.dumps(fit(_brain(args), args.cases), ensure_ascii=False, indent=2))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from bot.bench import run_bench
+
+    print(json.dumps(run_bench(args.utterances, args.large, args.rounds), indent=2))
+    return 0
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from bot.dialogue import Dialogue
+
+    brain = _brain(args)
+    dialogue = Dialogue(brain)
+    print("输入来电者的话；数字 0-9 * # 为按键；空行为静默；Ctrl-D 结束。")
+    decision = dialogue.start(CallStarted("13800000000", seats_available=not args.night))
+    while _show(decision.actions, args.show_ticket):
+        try:
+            line = input("来电> ").strip()
+        except EOFError:
+            print()
+            return 0
+        if not line:
+            event: Any = SilenceTimeout()
+        elif len(line) == 1 and line in "0123456789*#":
+            event = Dtmf(line)
+        else:
+            event = Utterance(line)
+        decision = dialogue.handle(event)
+    return 0
+
+
+def _show(actions: list[Any], show_ticket: bool) -> bool:
+    """Print the bot's actions; False when the call is over."""
+    going_on = True
+    for action in actions:
+        if isinstance(action, Say):
+            print(f"机器人: {action.text}")
+        elif isinstance(action, Listen):
+            pass
+        elif isinstance(action, CreateTicket):
+            night = "，早班回电" if action.callback_promised else ""
+            print(f"[生成工单: {action.ticket.type.value} {action.ticket.topic}{night}]")
+            if show_ticket:
+                print(action.ticket.model_dump_json(indent=2, exclude_none=True))
+        elif isinstance(action, Transfer):
+            print(f"[转接队列 {action.queue}: {action.reason}]")
+            if show_ticket and action.ticket is not None:
+                print(action.ticket.model_dump_json(indent=2, exclude_none=True))
+            going_on = False
+        elif isinstance(action, HangUp):
+            print(f"[挂机: {action.reason}]")
+            going_on = False
+    sys.stdout.flush()
+    return going_on

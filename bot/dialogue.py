@@ -1,0 +1,454 @@
+"""The dialogue policy: an explicit state machine, one per call, events in, actions out.
+
+States (``Decision.state``):
+
+    main          waiting for the caller's request (after the greeting)
+    answered      a knowledge-base answer was given; waiting for "anything else?"
+    rephrase      the bot did not understand and asked once to rephrase
+    submenu       the caller is in a second-level keypad menu
+    ask:<element> taking a work order down: asking for one missing element
+    readback      the summary was read back; waiting for yes or a correction
+    correct       the caller said it is wrong; waiting for what to correct
+    fix:<element> waiting for the new value of one element
+    ended         the call is over for the bot (transferred, ticket created, hung up)
+
+From every state, DTMF ``0`` or asking for a person (人工) hands over at once, and an
+emergency is advised and handed over at once. Silence re-prompts, then reads the menu,
+then ends the call (keeping anything already taken down as a ticket).
+
+Night mode (``CallStarted.seats_available=False``): no operator to transfer to, so work
+orders and hand-overs become ``CreateTicket(callback_promised=True)``; the session tells
+the caller the ticket number and that the morning shift will call back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot.brain import Brain
+from bot.classifier import Intent
+from bot.events import (
+    Action,
+    BargeIn,
+    CallEnded,
+    CallStarted,
+    CreateTicket,
+    Decision,
+    Dtmf,
+    Event,
+    HangUp,
+    Listen,
+    Say,
+    SilenceTimeout,
+    Transfer,
+    Utterance,
+)
+from bot.intake import DEFAULT_WANTS, ELEMENT_NAMES, REQUIRED, summary
+from bot.menu import MenuOption
+from bot.text import Prepared
+from tickets.draft import Caller, RequestType, TicketDraft, Urgency
+
+TYPE_NAMES = {
+    "complaint": "投诉",
+    "help": "求助",
+    "report": "举报",
+    "suggestion": "建议",
+    "praise": "表扬",
+    "consultation": "咨询",
+    "human": "转人工",
+    "emergency": "紧急情况",
+    "abusive": "不文明来电",
+}
+MIN_ASR_CONFIDENCE = 0.35  # below this the words are too unreliable to act on
+
+
+@dataclass
+class _CallState:
+    state: str = "main"
+    night: bool = False
+    caller: str = ""
+    rephrased: bool = False
+    warned: bool = False
+    silences: int = 0
+    human_asked_at_night: bool = False
+    submenu: tuple[MenuOption, ...] = ()
+    menu_path: list[str] = field(default_factory=list)
+    dtmf: str = ""
+    words: list[str] = field(default_factory=list)
+    kb_answers: list[str] = field(default_factory=list)
+    ticket: TicketDraft | None = None
+    asked: list[str] = field(default_factory=list)
+
+
+class Dialogue:
+    """One call's dialogue. ``brain`` is shared and read-only; this object is per call."""
+
+    def __init__(self, brain: Brain) -> None:
+        self.brain = brain
+        self.s = _CallState()
+
+    # ---- entry points ----
+    def start(self, event: CallStarted) -> Decision:
+        self.s = _CallState(night=not event.seats_available, caller=event.caller_number)
+        prompt = "greeting_night" if self.s.night else "greeting"
+        return self._decide([self._say(prompt), self._listen()], "main")
+
+    def handle(self, event: Event) -> Decision:
+        if isinstance(event, CallStarted):
+            return self.start(event)
+        if self.s.state == "ended":
+            return Decision([], "ended")
+        if isinstance(event, CallEnded):
+            return self._call_ended()
+        if isinstance(event, BargeIn):
+            return self._decide([self._listen()], self.s.state)  # the session stopped the prompt
+        if isinstance(event, SilenceTimeout):
+            return self._silence()
+        if isinstance(event, Dtmf):
+            return self._dtmf(event.digit)
+        return self._utterance(event)
+
+    @property
+    def state(self) -> str:
+        return self.s.state
+
+    @property
+    def ticket(self) -> TicketDraft | None:
+        return self.s.ticket
+
+    # ---- events ----
+    def _utterance(self, u: Utterance) -> Decision:
+        s = self.s
+        s.silences = 0
+        text = u.text.strip()
+        if not text:
+            return self._not_understood("empty utterance")
+        s.words.append(text)
+        if s.ticket is not None:
+            s.ticket.caller_words.append(text)
+        intent = self.brain.classify(text)
+        if intent.label == "emergency":
+            return self._emergency(intent)
+        if intent.label == "human":
+            return self._human(f"caller asked for a person ({intent.cue})")
+        if u.confidence < MIN_ASR_CONFIDENCE and not s.state.startswith(("ask:", "fix:")):
+            return self._not_understood(f"recogniser confidence {u.confidence:.2f}")
+        if s.state.startswith("ask:"):
+            return self._answer_element(s.state[4:], text)
+        if s.state == "readback":
+            return self._readback_reply(text)
+        if s.state == "correct":
+            return self._correction(text)
+        if s.state.startswith("fix:"):
+            self.brain.extractor.set_element(s.state[4:], text, self._ticket().elements)
+            return self._readback()
+        p = Prepared.of(text)
+        if (
+            s.state == "answered"
+            and self.brain.is_closing(p)
+            and (intent.label != "consultation" or len(p.text) <= 6)
+        ):
+            return self._decide([HangUp("answered")], "ended")
+        return self._request(intent, text)
+
+    def _request(self, intent: Intent, text: str) -> Decision:
+        s = self.s
+        if intent.label == "abusive":
+            if s.warned:
+                return self._decide([self._say("abusive_end"), HangUp("abusive")], "ended")
+            s.warned = True
+            return self._decide([self._say("abusive_warning"), self._listen()], "main")
+        if intent.label == "consultation" and intent.match is not None:
+            entry = intent.match.entry
+            s.kb_answers.append(entry.id)
+            s.rephrased = False
+            return self._decide(
+                [Say(entry.answer), self._say("answer_followup"), self._listen()], "answered"
+            )
+        if intent.label in REQUIRED:
+            return self._start_intake(intent, text)
+        return self._not_understood("no knowledge-base answer", intent)
+
+    def _dtmf(self, digit: str) -> Decision:
+        s = self.s
+        s.dtmf += digit
+        s.silences = 0
+        if digit == "0":
+            return self._human("caller pressed 0")
+        if s.state == "readback" and digit in "12":
+            return self._readback_reply("对" if digit == "1" else "不对")
+        level = s.submenu or self.brain.menu.options
+        option = self.brain.menu.option(digit, level)
+        if option is None:
+            text = self.brain.prompts.text("menu_invalid") + self.brain.menu.spoken(level)
+            return self._decide([Say(text, "menu_invalid"), self._listen()], s.state)
+        s.menu_path.append(option.path())
+        s.submenu = ()
+        if option.action == "submenu":
+            s.submenu = option.submenu
+            return self._decide(
+                [Say(self.brain.menu.spoken(option.submenu)), self._listen()], "submenu"
+            )
+        if option.action == "repeat":
+            return self._decide(
+                [Say(self.brain.menu.spoken(self.brain.menu.options)), self._listen()], "main"
+            )
+        if option.action == "ask":
+            return self._decide([Say(option.value), self._listen()], "main")
+        if option.action == "transfer":
+            ticket = self._new_ticket(RequestType.CONSULTATION, f"menu: {option.label}")
+            return self._hand_over(ticket, f"menu choice {option.label}", option.value)
+        intent = Intent(option.value, 1.0)
+        return self._start_intake(intent, "")
+
+    def _silence(self) -> Decision:
+        s = self.s
+        s.silences += 1
+        if s.silences == 1:
+            return self._decide([self._say("silence"), self._listen()], s.state)
+        if s.silences == 2 and s.state in ("main", "answered", "rephrase"):
+            menu = self.brain.menu.spoken(self.brain.menu.options)
+            return self._decide([self._say("silence_menu", menu=menu), self._listen()], "main")
+        if s.ticket is not None and s.ticket.elements.what_happened:
+            return self._finish_ticket("caller went silent during intake")
+        return self._decide([self._say("silence_end"), HangUp("silence")], "ended")
+
+    def _call_ended(self) -> Decision:
+        s = self.s
+        if s.ticket is not None and s.ticket.elements.what_happened:
+            s.ticket.handover_reason = "caller hung up before the intake was finished"
+            self._complete(s.ticket)
+            s.state = "ended"
+            return Decision([CreateTicket(s.ticket, callback_promised=s.night)], "ended")
+        s.state = "ended"
+        return Decision([], "ended")
+
+    # ---- hand-over paths ----
+    def _emergency(self, intent: Intent) -> Decision:
+        s = self.s
+        ticket = self._new_ticket(RequestType.EMERGENCY, f"emergency: {intent.cue}")
+        ticket.urgency = Urgency.EMERGENCY
+        ticket.elements.what_happened = s.words[-1] if s.words else ""
+        prompt = "emergency_night" if s.night else "emergency"
+        say = self._say(prompt, barge_in=False)
+        if s.night:
+            return self._decide(
+                [say, CreateTicket(ticket, callback_promised=True), HangUp("emergency")], "ended"
+            )
+        return self._decide([say, Transfer("general", ticket.handover_reason, ticket)], "ended")
+
+    def _human(self, reason: str) -> Decision:
+        s = self.s
+        ticket = s.ticket or self._new_ticket(RequestType.HUMAN, reason)
+        if not ticket.handover_reason:
+            ticket.handover_reason = reason
+        if s.night:
+            if s.ticket is not None and s.ticket.elements.what_happened:
+                return self._finish_ticket(reason)
+            if not s.human_asked_at_night:
+                s.human_asked_at_night = True
+                return self._decide([self._say("human_night"), self._listen()], "main")
+            return self._decide(
+                [CreateTicket(ticket, callback_promised=True), HangUp("callback")], "ended"
+            )
+        queue = self.brain.lexicon.queue_for(ticket.department, ticket.topic)
+        return self._hand_over(ticket, reason, queue)
+
+    def _not_understood(self, reason: str, intent: Intent | None = None) -> Decision:
+        s = self.s
+        if not s.rephrased:
+            s.rephrased = True
+            return self._decide([self._say("rephrase"), self._listen()], "rephrase")
+        ticket = self._new_ticket(
+            RequestType.CONSULTATION, f"not answered after rephrasing: {reason}"
+        )
+        if intent is not None and intent.candidates:
+            ticket.topic = intent.candidates[0].entry.topic
+        ticket.elements.what_happened = "；".join(s.words[-2:])
+        if s.night:
+            return self._decide(
+                [
+                    self._say("not_understood_night"),
+                    CreateTicket(ticket, callback_promised=True),
+                    HangUp("callback"),
+                ],
+                "ended",
+            )
+        return self._decide(
+            [
+                self._say("not_understood_handover"),
+                Transfer("general", ticket.handover_reason, ticket),
+            ],
+            "ended",
+        )
+
+    def _hand_over(self, ticket: TicketDraft, reason: str, queue: str) -> Decision:
+        ticket.handover_reason = ticket.handover_reason or reason
+        self._complete(ticket)
+        if self.s.night:
+            return self._decide(
+                [CreateTicket(ticket, callback_promised=True), HangUp("callback")], "ended"
+            )
+        return self._decide([self._say("transfer"), Transfer(queue, reason, ticket)], "ended")
+
+    # ---- taking a work order down ----
+    def _start_intake(self, intent: Intent, text: str) -> Decision:
+        s = self.s
+        kind = RequestType(intent.label)
+        ticket = self._new_ticket(kind, "")
+        if text:
+            ticket.caller_words.append(text)
+        self._classify_topic(ticket, intent, text)
+        if text:
+            self.brain.extractor.fill(text, ticket.elements, first=True)
+        s.ticket = ticket
+        opening = self._say("intake_start", type_name=TYPE_NAMES[kind.value])
+        return self._next_question([opening])
+
+    def _classify_topic(self, ticket: TicketDraft, intent: Intent, text: str) -> None:
+        lx = self.brain.lexicon
+        p = Prepared.of(text)
+        for rule, keywords in lx.topics:
+            if p.any(keywords) is not None:
+                ticket.topic, ticket.department = rule.topic, rule.department
+                break
+        else:
+            if intent.candidates and intent.candidates[0].confidence >= 0.2:
+                entry = intent.candidates[0].entry
+                ticket.topic, ticket.department = entry.topic, entry.department
+        if p.any(lx.urgent) is not None:
+            ticket.urgency = Urgency.URGENT
+        if p.any(lx.anonymous) is not None:
+            ticket.caller.anonymous = ticket.caller.confidential = True
+
+    def _missing(self) -> list[str]:
+        t = self._ticket()
+        return [
+            n
+            for n in REQUIRED.get(t.type.value, ())
+            if not getattr(t.elements, n) and n not in self.s.asked
+        ]
+
+    def _next_question(self, before: list[Action]) -> Decision:
+        missing = self._missing()
+        if missing:
+            name = missing[0]
+            self.s.asked.append(name)
+            return self._decide([*before, self._say(f"ask_{name}"), self._listen()], f"ask:{name}")
+        return self._readback(before)
+
+    def _answer_element(self, name: str, text: str) -> Decision:
+        t = self._ticket()
+        before = t.elements.model_dump()
+        self.brain.extractor.fill(text, t.elements)  # a caller often answers more than asked
+        after = t.elements.model_dump()
+        others = [k for k in after if k not in (name, "address") and after[k] != before[k]]
+        if not getattr(t.elements, name):
+            if others and name in ("where", "when") and self.s.asked.count(name) < 2:
+                self.s.asked.remove(name)  # it answered another question: ask this one again
+            else:
+                self.brain.extractor.set_element(name, text, t.elements)
+        p = Prepared.of(text)
+        if p.any(self.brain.lexicon.urgent) is not None and t.urgency == Urgency.NORMAL:
+            t.urgency = Urgency.URGENT
+        return self._next_question([])
+
+    def _readback(self, before: list[Action] | None = None) -> Decision:
+        t = self._ticket()
+        for name, default in DEFAULT_WANTS.items():
+            if t.type.value == name and not t.elements.caller_wants:
+                t.elements.caller_wants = default
+        t.summary = summary(TYPE_NAMES[t.type.value], t.elements)
+        say = self._say("readback", summary=t.summary)
+        return self._decide([*(before or []), say, self._listen()], "readback")
+
+    def _readback_reply(self, text: str) -> Decision:
+        lx = self.brain.lexicon
+        p = Prepared.of(text)
+        target = self.brain.extractor.correction_target(text)
+        if p.any(lx.deny) is not None or target is not None:
+            if target is not None:
+                value = self.brain.extractor.correction_value(text, target)
+                if len(value) >= 2:
+                    self.brain.extractor.set_element(target, value, self._ticket().elements)
+                    return self._readback()
+                return self._decide(
+                    [
+                        self._say("ask_correction_field", field_name=ELEMENT_NAMES[target]),
+                        self._listen(),
+                    ],
+                    f"fix:{target}",
+                )
+            return self._decide([self._say("ask_correction"), self._listen()], "correct")
+        if p.any(lx.confirm) is not None:
+            return self._finish_ticket("")
+        return self._decide([self._say("ask_correction"), self._listen()], "correct")
+
+    def _correction(self, text: str) -> Decision:
+        target = self.brain.extractor.correction_target(text)
+        if target is None:
+            return self._decide([self._say("ask_correction"), self._listen()], "correct")
+        value = self.brain.extractor.correction_value(text, target)
+        if len(value) >= 2 and value not in ELEMENT_NAMES.values():
+            self.brain.extractor.set_element(target, value, self._ticket().elements)
+            return self._readback()
+        return self._decide(
+            [self._say("ask_correction_field", field_name=ELEMENT_NAMES[target]), self._listen()],
+            f"fix:{target}",
+        )
+
+    def _finish_ticket(self, reason: str) -> Decision:
+        t = self._ticket()
+        if reason:
+            t.handover_reason = reason
+        self._complete(t)
+        if self.s.night:
+            t.callback_promised = True
+            return self._decide(
+                [CreateTicket(t, callback_promised=True), HangUp("ticket")], "ended"
+            )
+        t.handover_reason = t.handover_reason or f"{TYPE_NAMES[t.type.value]}需要人工处理"
+        queue = self.brain.lexicon.queue_for(t.department, t.topic)
+        for rule, _ in self.brain.lexicon.topics:
+            if rule.topic == t.topic:
+                queue = rule.queue
+        return self._decide(
+            [self._say("ticket_created_day"), Transfer(queue, t.handover_reason, t)], "ended"
+        )
+
+    # ---- helpers ----
+    def _new_ticket(self, kind: RequestType, reason: str) -> TicketDraft:
+        s = self.s
+        return TicketDraft(
+            type=kind,
+            caller=Caller(number=s.caller, callback_number=s.caller),
+            caller_words=list(s.words),
+            handover_reason=reason,
+            kb_answers=list(s.kb_answers),
+            menu_path=list(s.menu_path),
+            dtmf=s.dtmf,
+        )
+
+    def _complete(self, t: TicketDraft) -> None:
+        s = self.s
+        t.menu_path, t.dtmf, t.kb_answers = list(s.menu_path), s.dtmf, list(s.kb_answers)
+        t.caller_words = list(dict.fromkeys([*t.caller_words, *s.words]))
+        if not t.summary:
+            t.summary = summary(TYPE_NAMES[t.type.value], t.elements)
+        if not t.department:
+            t.department = "市政务服务热线"
+
+    def _ticket(self) -> TicketDraft:
+        if self.s.ticket is None:
+            raise RuntimeError("no work order is being taken down")
+        return self.s.ticket
+
+    def _say(self, prompt_id: str, barge_in: bool = True, **values: str) -> Say:
+        return Say(self.brain.prompts.text(prompt_id, **values), prompt_id, barge_in)
+
+    def _listen(self) -> Listen:
+        return Listen(hints=self.brain.hints())
+
+    def _decide(self, actions: list[Action], state: str) -> Decision:
+        self.s.state = state
+        return Decision(actions, state)

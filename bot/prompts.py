@@ -1,0 +1,77 @@
+"""Prompt wording (``bot/data/prompts.yaml``): named prompts managers may reword or record."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REQUIRED = (
+    "greeting",
+    "greeting_night",
+    "listen_again",
+    "rephrase",
+    "not_understood_handover",
+    "not_understood_night",
+    "answer_followup",
+    "goodbye",
+    "emergency",
+    "emergency_night",
+    "abusive_warning",
+    "abusive_end",
+    "transfer",
+    "human_night",
+    "intake_start",
+    "ask_what_happened",
+    "ask_where",
+    "ask_when",
+    "ask_who_what",
+    "ask_caller_wants",
+    "readback",
+    "ask_correction",
+    "ask_correction_field",
+    "ticket_created_day",
+    "ticket_created_night",
+    "silence",
+    "silence_menu",
+    "silence_end",
+    "menu_invalid",
+)
+
+
+class PromptsError(ValueError):
+    """A prompts file that lacks a prompt or is malformed."""
+
+
+class Prompts:
+    def __init__(self, texts: dict[str, str]) -> None:
+        self.texts = texts
+
+    def text(self, prompt_id: str, **values: str) -> str:
+        text = self.texts[prompt_id]
+        for name, value in values.items():
+            text = text.replace("{" + name + "}", value)
+        return text
+
+
+def load_prompts(path: str | Path | None = None) -> Prompts:
+    if path is None:
+        raw_text = resources.files("bot").joinpath("data/prompts.yaml").read_text(encoding="utf-8")
+        source = "bot/data/prompts.yaml"
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise PromptsError(f"prompts {path}: file not found")
+        raw_text, source = path.read_text(encoding="utf-8"), str(path)
+    try:
+        raw: Any = yaml.safe_load(raw_text)
+    except yaml.YAMLError as exc:
+        raise PromptsError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise PromptsError(f"{source}: expected a mapping of prompt id to text")
+    missing = [p for p in REQUIRED if not isinstance(raw.get(p), str) or not raw[p].strip()]
+    if missing:
+        raise PromptsError(f"{source}: prompt(s) missing or empty: {', '.join(missing)}")
+    return Prompts({str(k): str(v) for k, v in raw.items()})
