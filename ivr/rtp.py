@@ -119,6 +119,7 @@ class StreamStats:
     packets_out: int = 0
     bytes_in: int = 0
     dtmf: str = ""
+    first_in_at: float = 0.0  # monotonic arrival of the first caller packet
     first_audio_out_at: float = 0.0  # monotonic time of the first non-silent packet
     audio_out_times: list[float] = field(default_factory=list)  # start of each prompt
 
@@ -231,6 +232,8 @@ class RtpStream:
             self._latched = True
             self.remote = source
         self.stats.packets_in += 1
+        if not self.stats.first_in_at:
+            self.stats.first_in_at = time.monotonic()
         if packet.payload_type == self.payload_type:
             self.stats.bytes_in += len(packet.payload)
             self.on_audio(self._decode(packet.payload))
