@@ -76,7 +76,8 @@ class SipSettings(BaseModel):
     )
     answer_delay_ms: int = Field(0, ge=0, le=10000, description="ring this long before answering")
     codecs: list[Literal["PCMA", "PCMU"]] = Field(
-        default_factory=lambda: ["PCMA", "PCMU"], description="preference order"
+        default_factory=lambda: ["PCMA", "PCMU"],  # type: ignore[arg-type]
+        description="preference order",
     )
 
 
@@ -114,7 +115,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path("var"), description="recordings, prompts cache, SQLite")
     models_dir: Path = Field(Path("models"), description="downloaded speech models")
-    asr: AsrSettings = AsrSettings()  # type: ignore[call-arg]
+    asr: AsrSettings = AsrSettings()
     sip: SipSettings = SipSettings()  # type: ignore[call-arg]
     ami: AmiSettings = AmiSettings()  # type: ignore[call-arg]
     ivr: IvrSettings = IvrSettings()  # type: ignore[call-arg]

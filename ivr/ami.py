@@ -58,7 +58,9 @@ class QueueState:
 def parse_url(url: str) -> dict[str, Any]:
     parts = urlparse(url)
     if parts.scheme not in ("ami", "tcp") or not parts.hostname or not parts.username:
-        raise AmiError(f"ami.url must look like ami://user:secret@host:5038, got {parts.scheme}://…")
+        raise AmiError(
+            f"ami.url must look like ami://user:secret@host:5038, got {parts.scheme}://…"
+        )
     return {"host": parts.hostname, "port": parts.port or 5038,
             "username": unquote(parts.username), "secret": unquote(parts.password or "")}  # fmt: skip
 
@@ -143,8 +145,11 @@ class AmiClient:
         manager = Manager(loop=loop, host=self.config["host"], port=self.config["port"],
                           ping_delay=10**6, reconnect_timeout=10**6, events="on")  # fmt: skip
         # Reconnection and pings are ours (see the module docstring): disable panoramisk's.
-        manager.connection_lost = lambda exc: loop.call_soon(self._lost.set)  # type: ignore[method-assign]
-        for pattern, handler in (("QueueMember*", self._on_member), ("AgentConnect", self._on_agent_connect)):
+        manager.connection_lost = lambda exc: loop.call_soon(self._lost.set)
+        for pattern, handler in (
+            ("QueueMember*", self._on_member),
+            ("AgentConnect", self._on_agent_connect),
+        ):
             manager.register_event(pattern, handler)
         self._manager = manager
         await manager.connect()
@@ -284,7 +289,8 @@ class AmiDialer:
     def originate(self, seat_extension: str, number: str, ticket_number: str) -> None:
         seat = seat_extension if "/" in seat_extension else f"PJSIP/{seat_extension}"
         future = asyncio.run_coroutine_threadsafe(
-            self.client.originate(seat, number, ticket_number), self.loop)
+            self.client.originate(seat, number, ticket_number), self.loop
+        )
         try:
             future.result(timeout=15)
         except Exception as exc:

@@ -21,6 +21,7 @@ Python 3.13. This module replaces it with:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import socket
@@ -256,10 +257,8 @@ class RtpStream:
 
     def close(self) -> None:
         self.closed = True
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
 
 
 @dataclass(slots=True)
@@ -277,7 +276,7 @@ class MediaClock:
     thread itself never runs session code.
     """
 
-    def __init__(self, post: Callable[[Callable[[], None]], None]) -> None:
+    def __init__(self, post: Callable[[Callable[[], None]], object]) -> None:
         self._post = post
         self._streams: dict[int, RtpStream] = {}
         self._lock = threading.Lock()

@@ -305,9 +305,10 @@ class CallSession:
         if self.deps.record_audio:
             self._out_audio += prompt.pcm
         self.stream.play(prompt.pcm, done=finished)
-        ended = asyncio.ensure_future(self.call.ended.wait())
+        ended: asyncio.Future[Any] = asyncio.ensure_future(self.call.ended.wait())
+        waiting: list[asyncio.Future[Any]] = [done, ended]
         try:
-            await asyncio.wait({done, ended}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         finally:
             ended.cancel()
             self._playing = None
@@ -424,8 +425,12 @@ class CallSession:
         return draft
 
     def _recording_path(self) -> Path:
-        return self.deps.data_dir / "recordings" / self.record.started_at[:10] / (
-            "".join(c if c.isalnum() else "_" for c in self.call.call_id)[:100] + ".wav")
+        return (
+            self.deps.data_dir
+            / "recordings"
+            / self.record.started_at[:10]
+            / ("".join(c if c.isalnum() else "_" for c in self.call.call_id)[:100] + ".wav")
+        )
 
     async def _finish(self) -> None:
         self._cancel_silence()
@@ -435,14 +440,18 @@ class CallSession:
             decision = self.dialogue.handle(CallEnded())
             for action in decision.actions:  # e.g. a complaint half told: still a ticket
                 if isinstance(action, CreateTicket) and not self._ticket_number:
-                    await self._intake(self._evidence(action.ticket.model_copy(deep=True)), "general")
+                    await self._intake(
+                        self._evidence(action.ticket.model_copy(deep=True)), "general"
+                    )
         self.asr.finish()
         await asyncio.to_thread(self.asr.join, 5.0)
         self.record.hangup_by = self.call.hangup_by
         self.record.ended_at = datetime.now(UTC).isoformat()
         if self.deps.record_audio:
             path = self._recording_path()
-            await asyncio.to_thread(_write_stereo, path, bytes(self._in_audio), bytes(self._out_audio))
+            await asyncio.to_thread(
+                _write_stereo, path, bytes(self._in_audio), bytes(self._out_audio)
+            )
             self.record.recording = str(path)
         await asyncio.to_thread(self.record.save, self.deps.data_dir / "calls")
         await self.journal.close(self.record.outcome)
@@ -461,4 +470,3 @@ def _write_stereo(path: Path, caller: bytes, bot: bytes) -> None:
         wav.setsampwidth(2)
         wav.setframerate(8000)
         wav.writeframes(np.column_stack([left, right]).astype("<i2").tobytes())
-

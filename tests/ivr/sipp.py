@@ -169,7 +169,13 @@ class Caller:
         return self
 
     def scenario(self) -> str:
-        return _HEAD + self._fmt(_INVITE) + self._fmt(_ANSWERED) + "".join(self.steps) + "</scenario>\n"
+        return (
+            _HEAD
+            + self._fmt(_INVITE)
+            + self._fmt(_ANSWERED)
+            + "".join(self.steps)
+            + "</scenario>\n"
+        )
 
     def cancel_scenario(self, after_ms: int) -> str:
         return _HEAD + self._fmt(_INVITE) + self._fmt(_CANCEL, ms=after_ms) + "</scenario>\n"

@@ -135,7 +135,9 @@ class ReplayAsterisk:
                     reply = "Response: Error\nActionID: {id}\nMessage: Authentication failed\n\n"
                 else:
                     reply = self.replies[name]
-                writer.write(reply.replace("{id}", action.get("ActionID", "")).replace("\n", "\r\n").encode())
+                writer.write(
+                    reply.replace("{id}", action.get("ActionID", "")).replace("\n", "\r\n").encode()
+                )
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
 

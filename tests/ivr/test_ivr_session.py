@@ -107,8 +107,9 @@ def prompts(tmp_path_factory: pytest.TempPathFactory) -> PromptLibrary:
     return lib
 
 
-def run_call(tmp_path: Path, prompts: PromptLibrary, caller_steps, texts: list[str],
-             survey: bool = True):  # type: ignore[no-untyped-def]
+def run_call(
+    tmp_path: Path, prompts: PromptLibrary, caller_steps, texts: list[str], survey: bool = True
+):  # type: ignore[no-untyped-def]
     port = free_udp_port()
     low = 40000 + (port % 500) * 20
     sip = SipSettings(bind_port=port, rtp_port_low=low, rtp_port_high=low + 19)  # type: ignore[call-arg]
@@ -163,7 +164,7 @@ def clip(tmp_path: Path, shared_dir: Path, name: str = "001.wav") -> Path:
 
 def test_consultation_answered_by_voice_with_survey(tmp_path, shared_dir, prompts) -> None:  # type: ignore[no-untyped-def]
     speech = clip(tmp_path, shared_dir)
-    record, capture, tickets, dialogue = run_call(
+    record, capture, tickets, _dialogue = run_call(
         tmp_path, prompts,
         lambda c: c.wait(2000).speak(speech).wait(4500 + 9000).key("1").expect_bye(20000),
         ["喂你好我想问一下租房能不能取公积金"],
@@ -207,7 +208,9 @@ def test_barge_in_stops_prompt_quickly(tmp_path, shared_dir, prompts) -> None:  
     assert played_s < greeting_s - 1.0  # the prompt did not play to its end
     # The caller's speech started ~1 s after the answer plus the clip's own onset.
     speech_start = out[0].arrival + 1.0 + onset_s
-    assert cut.arrival - speech_start < 0.25, f"prompt stopped {cut.arrival - speech_start:.3f}s after speech"
+    assert cut.arrival - speech_start < 0.25, (
+        f"prompt stopped {cut.arrival - speech_start:.3f}s after speech"
+    )
     assert t_before < cut.arrival
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import struct
 import threading
@@ -105,7 +106,10 @@ def test_call_audio_both_ways_and_dtmf(tmp_path: Path, codec: str) -> None:
 
     async def body() -> None:
         result = await asyncio.to_thread(
-            run_sipp, caller.scenario(), ("127.0.0.1", h.settings.bind_port), tmp_path,
+            run_sipp,
+            caller.scenario(),
+            ("127.0.0.1", h.settings.bind_port),
+            tmp_path,
             media_port=free_udp_port(),
         )
         assert result.returncode == 0, result.stdout + result.stderr
@@ -176,8 +180,11 @@ def test_bot_hangs_up(tmp_path: Path) -> None:
     caller = Caller(capture.port).expect_bye(timeout_ms=5000)
 
     async def body() -> None:
-        task = asyncio.create_task(asyncio.to_thread(
-            run_sipp, caller.scenario(), ("127.0.0.1", h.settings.bind_port), tmp_path))
+        task = asyncio.create_task(
+            asyncio.to_thread(
+                run_sipp, caller.scenario(), ("127.0.0.1", h.settings.bind_port), tmp_path
+            )
+        )
         while not h.calls:
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.3)
@@ -207,6 +214,6 @@ def test_flush_stops_playout_within_one_packet() -> None:
     packet, _ = stream.next_packet(5.0)
     assert packet[12:] == stream._silence
     seqs = [struct.unpack("!H", p[2:4])[0] for p in [*sent, packet]]
-    assert all((b - a_) & 0xFFFF == 1 for a_, b in zip(seqs, seqs[1:], strict=False))
+    assert all((b - a_) & 0xFFFF == 1 for a_, b in itertools.pairwise(seqs))
     a.close()
     assert threading.active_count() >= 1
