@@ -72,6 +72,55 @@ class BotSettings(BaseModel):
     prompts: Path | None = Field(None, description="prompt wording")
 
 
+class SipSettings(BaseModel):
+    """The controller's SIP endpoint (ivr.sip): what Asterisk dials for 12345."""
+
+    bind_host: str = "127.0.0.1"
+    bind_port: int = Field(5070, ge=1, le=65535)
+    advertise_host: str = Field("", description="address put in Contact/SDP; default bind_host")
+    registrar_host: str = Field("", description="Asterisk to REGISTER with; empty: no registration")
+    registrar_port: int = Field(5060, ge=1, le=65535)
+    username: str = "hotline-bot"
+    password: str = Field("", description="SIP digest secret (never logged)")
+    register_expires_s: int = Field(120, ge=30, le=3600)
+    rtp_port_low: int = Field(20000, ge=1024, le=65534)
+    rtp_port_high: int = Field(20999, ge=1025, le=65535)
+    max_calls: int = Field(60, ge=1, le=1000)
+    symmetric_rtp: bool = Field(
+        False, description="send RTP back to where it comes from (peer behind NAT)"
+    )
+    answer_delay_ms: int = Field(0, ge=0, le=10000, description="ring this long before answering")
+    codecs: list[Literal["PCMA", "PCMU"]] = Field(
+        default_factory=lambda: ["PCMA", "PCMU"],  # type: ignore[arg-type]
+        description="preference order",
+    )
+
+
+class AmiSettings(BaseModel):
+    """Asterisk Manager Interface (ivr.ami)."""
+
+    url: str = Field("", description="ami://user:secret@host:5038; empty: no AMI")
+    queue_context: str = "hotline-queues"
+    callback_context: str = "hotline-callback"
+    callback_caller_id: str = "12345"
+    ping_interval_s: float = Field(10.0, gt=0)
+    reconnect_max_s: float = Field(30.0, gt=0)
+
+
+class IvrSettings(BaseModel):
+    """Call sessions and prompts (ivr.session, ivr.prompts)."""
+
+    prompts_dir: Path = Field(Path("prompts"), description="manager-recorded WAV prompts (win over TTS)")
+    tts_engine: Literal["auto", "edge", "espeak"] = "auto"
+    edge_voice: str = "zh-CN-XiaoxiaoNeural"
+    espeak_voice: str = "cmn-latn-pinyin"
+    silence_timeout_s: float = Field(8.0, gt=0.5, le=120)
+    max_call_s: float = Field(900.0, gt=10)
+    satisfaction_survey: bool = True
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="write-ahead call journal")
+    recordings: bool = True
+
+
 class Settings(BaseSettings):
     """Everything a deployment can tune; each section belongs to one package."""
 
@@ -83,6 +132,9 @@ class Settings(BaseSettings):
     models_dir: Path = Field(default_factory=lambda: default_models_dir(), description="speech models")
     asr: AsrSettings = AsrSettings()  # type: ignore[call-arg]
     bot: BotSettings = BotSettings()  # type: ignore[call-arg]
+    sip: SipSettings = SipSettings()  # type: ignore[call-arg]
+    ami: AmiSettings = AmiSettings()  # type: ignore[call-arg]
+    ivr: IvrSettings = IvrSettings()  # type: ignore[call-arg]
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,1 @@
+"""Telephony I/O: SIP/RTP endpoint, call sessions, prompts, Asterisk AMI."""

@@ -1,0 +1,189 @@
+"""Write-ahead call journal in Redis, and the call record on disk.
+
+Every utterance and bot decision is appended to a Redis stream (``hotline:call:<id>``)
+the moment it happens, and the call is listed in ``hotline:calls:active`` with its node
+and a heartbeat. A controller that dies mid-call leaves both behind; ``recover_orphans``
+(run by every controller at start and every minute) turns each stale entry into a ticket
+carrying the partial transcript, so nothing the caller said is lost. Asterisk meanwhile
+sends the caller to the human queue (see telephony_config/extensions.conf).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tickets.draft import RequestType, TicketDraft, TranscriptLine
+
+log = logging.getLogger(__name__)
+
+ACTIVE = "hotline:calls:active"
+STREAM = "hotline:call:{}"
+KEEP_S = 7 * 24 * 3600
+
+
+def mask_number(number: str) -> str:
+    """Caller numbers are personal data: logs show 138****8000."""
+    return number[:3] + "****" + number[-4:] if len(number) >= 8 else "****"
+
+
+class CallJournal:
+    """Ordered, non-blocking writes for one call (a writer task drains a queue)."""
+
+    def __init__(self, redis: Any | None, call_id: str, node: str) -> None:
+        self.redis = redis
+        self.key = STREAM.format(call_id)
+        self.call_id = call_id
+        self.node = node
+        self._queue: asyncio.Queue[tuple[str, dict[str, Any]] | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.failed = False
+
+    def start(self, caller: str, channel: str) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._writer())
+        self.write("started", {"caller": caller, "channel": channel, "node": self.node})
+
+    def write(self, kind: str, data: dict[str, Any]) -> None:
+        self._queue.put_nowait((kind, data))
+
+    async def close(self, outcome: str) -> None:
+        self.write("ended", {"outcome": outcome})
+        self._queue.put_nowait(None)
+        if self._task is not None:
+            await self._task
+
+    async def _writer(self) -> None:
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                await self._safe(self._finish())
+                return
+            kind, data = item
+            await self._safe(self._append(kind, data))
+
+    async def _append(self, kind: str, data: dict[str, Any]) -> None:
+        if self.redis is None:
+            return
+        payload = json.dumps(data, ensure_ascii=False, default=str)
+        await self.redis.xadd(self.key, {"kind": kind, "data": payload, "at": f"{time.time():.3f}"})
+        beat = json.dumps({"node": self.node, "beat": time.time()})
+        await self.redis.hset(ACTIVE, self.call_id, beat)
+
+    async def _finish(self) -> None:
+        if self.redis is None:
+            return
+        await self.redis.hdel(ACTIVE, self.call_id)
+        await self.redis.expire(self.key, KEEP_S)
+
+    async def _safe(self, op: Awaitable[None]) -> None:
+        try:
+            await op
+        except Exception as exc:  # Redis down: the call goes on; the disk record remains
+            if not self.failed:
+                log.warning("call journal for %s unavailable: %s", self.call_id, exc)
+            self.failed = True
+
+
+async def heartbeat(redis: Any, calls: Callable[[], list[str]], node: str) -> None:
+    """Keep this node's live calls fresh in the active list."""
+    while True:
+        now = time.time()
+        with contextlib.suppress(Exception):
+            for call_id in calls():
+                await redis.hset(ACTIVE, call_id, json.dumps({"node": node, "beat": now}))
+        await asyncio.sleep(5)
+
+
+async def recover_orphans(
+    redis: Any, intake: Callable[[TicketDraft], Awaitable[str]], stale_s: float = 30.0,
+) -> list[str]:  # fmt: skip
+    """Tickets for calls whose controller stopped writing (crash): partial transcript kept."""
+    recovered: list[str] = []
+    entries = await redis.hgetall(ACTIVE)
+    for raw_id, raw in entries.items():
+        call_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
+        info = json.loads(raw)
+        if time.time() - float(info.get("beat", 0)) < stale_s:
+            continue
+        # Claim it (another node may be recovering too): HDEL returns 1 for one winner.
+        if not await redis.hdel(ACTIVE, call_id):
+            continue
+        draft = draft_from_journal(call_id, await redis.xrange(STREAM.format(call_id)))
+        number = await intake(draft)
+        await redis.expire(STREAM.format(call_id), KEEP_S)
+        recovered.append(number)
+        log.warning("call %s ended without its controller: ticket %s", call_id, number)
+    return recovered
+
+
+def draft_from_journal(call_id: str, entries: list[tuple[Any, dict[Any, Any]]]) -> TicketDraft:
+    def text(v: Any) -> str:
+        return v.decode() if isinstance(v, bytes) else str(v)
+
+    draft = TicketDraft(type=RequestType.HUMAN, call_id=call_id,
+                        handover_reason="the call controller stopped mid-call")  # fmt: skip
+    for _, fields in entries:
+        kind = text(fields.get(b"kind", fields.get("kind", "")))
+        data = json.loads(text(fields.get(b"data", fields.get("data", "{}"))))
+        at = float(text(fields.get(b"at", fields.get("at", "0"))))
+        if kind == "started":
+            draft.caller.number = data.get("caller", "")
+            draft.started_at = datetime.fromtimestamp(at, UTC)
+        elif kind == "utterance":
+            draft.caller_words.append(data["text"])
+            draft.transcript.append(TranscriptLine(speaker="caller", text=data["text"],
+                                                   confidence=data.get("confidence", 1.0)))  # fmt: skip
+        elif kind == "say":
+            draft.transcript.append(TranscriptLine(speaker="bot", text=data["text"]))
+        elif kind == "decision" and data.get("ticket"):
+            kept = draft.transcript, draft.caller_words, draft.caller.number, draft.started_at
+            draft = TicketDraft.model_validate(data["ticket"])
+            draft.transcript, draft.caller_words, draft.caller.number, draft.started_at = kept
+            draft.call_id = call_id
+            draft.handover_reason = "the call controller stopped mid-call"
+        elif kind == "dtmf":
+            draft.dtmf += data.get("digit", "")
+    draft.summary = draft.summary or "；".join(draft.caller_words)[:200]
+    return draft
+
+
+@dataclass
+class CallRecord:
+    """What every call leaves on disk, ticket or not."""
+
+    call_id: str
+    caller: str
+    started_at: str
+    answered_ms: float = 0.0
+    ended_at: str = ""
+    hangup_by: str = ""
+    outcome: str = ""  # answered | ticket | transfer | abandoned | cancelled | error
+    path: list[str] = field(default_factory=list)  # dialogue states and prompts, in order
+    dtmf: str = ""
+    transcript: list[dict[str, Any]] = field(default_factory=list)
+    ticket: str = ""
+    transfer_queue: str = ""
+    satisfaction: int | None = None
+    recording: str = ""
+    barge_ins: int = 0
+    codec: str = ""
+
+    def save(self, calls_dir: Path) -> Path:
+        day = self.started_at[:10]
+        out = calls_dir / day
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"{_safe(self.call_id)}.json"
+        path.write_text(json.dumps(self.__dict__, ensure_ascii=False, indent=1))
+        return path
+
+
+def _safe(call_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in call_id)[:120]

@@ -1,0 +1,336 @@
+"""RTP media: G.711 in and out as 16-bit PCM, RFC 2833 DTMF, and a paced, flushable sender.
+
+Why not pyVoIP's ``RTPClient`` (1.6.8): it hands the application 8-bit linear audio
+(``audioop.ulaw2lin(payload, 1)``: 8 bits lose the resolution the recogniser needs),
+encodes PCMA calls with the mu-law encoder (``encode_packet`` calls ``encode_pcmu`` for
+both), paces its sender with ``sleep(delay - elapsed)`` so lateness accumulates and
+nothing brings it back on schedule, keeps outgoing audio in a ``BytesIO`` that cannot
+be flushed (barge-in must cut a prompt at once), runs two polling threads per call
+(``sleep(0.01)`` loops: 80 threads for 40 calls) and depends on ``audioop``, removed in
+Python 3.13. This module replaces it with:
+
+* ``RtpStream``: one per call; decodes A-law/mu-law payloads straight to 16-bit PCM with
+  ``hotline.audio`` (byte-exact G.711 tables), encodes with the negotiated law, parses
+  RFC 2833 telephone-events once per key press, and keeps a playout queue of encoded
+  20 ms packets that ``flush()`` empties in one step.
+* ``MediaClock``: a single thread that sends one packet for every active stream each
+  20 ms on a drift-corrected monotonic schedule (deadline n = start + n * 20 ms, never
+  "sleep 20 ms after the last send"), so recogniser load or a slow event loop cannot
+  stretch the outgoing audio. It counts packets sent outside 20 ms +- 5 ms.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from hotline.audio import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+
+log = logging.getLogger(__name__)
+
+PCMU, PCMA = 0, 8
+CODEC_NAMES = {PCMU: "PCMU", PCMA: "PCMA"}
+SAMPLES_PER_PACKET = 160  # 20 ms at 8 kHz
+PACKET_S = 0.020
+TOLERANCE_S = 0.005
+DTMF_KEYS = "0123456789*#ABCD"
+
+_DECODERS = {PCMA: alaw_decode, PCMU: ulaw_decode}
+_ENCODERS = {PCMA: alaw_encode, PCMU: ulaw_encode}
+
+
+class RtpError(Exception):
+    """A media problem the caller of the API must handle (no free port, bad codec)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RtpPacket:
+    payload_type: int
+    marker: bool
+    sequence: int
+    timestamp: int
+    ssrc: int
+    payload: bytes
+
+
+def parse_rtp(data: bytes) -> RtpPacket | None:
+    """Parse an RTP packet (RFC 3550); None for anything that is not RTP version 2."""
+    if len(data) < 12 or data[0] >> 6 != 2:
+        return None
+    first, second, seq, ts, ssrc = struct.unpack_from("!BBHII", data)
+    offset = 12 + 4 * (first & 0x0F)
+    if first & 0x10:  # header extension: 16-bit profile, 16-bit length in words
+        if len(data) < offset + 4:
+            return None
+        (words,) = struct.unpack_from("!H", data, offset + 2)
+        offset += 4 + 4 * words
+    end = len(data)
+    if first & 0x20 and end > offset:  # padding: last byte counts the pad bytes
+        end -= data[-1]
+    if end < offset:
+        return None
+    return RtpPacket(second & 0x7F, bool(second & 0x80), seq, ts, ssrc, data[offset:end])
+
+
+def build_rtp(pt: int, marker: bool, seq: int, ts: int, ssrc: int, payload: bytes) -> bytes:
+    return struct.pack("!BBHII", 0x80, (0x80 if marker else 0) | pt, seq, ts, ssrc) + payload
+
+
+class PortPool:
+    """Even UDP ports for RTP (RTCP would take the odd one above), handed out round-robin."""
+
+    def __init__(self, host: str, low: int, high: int) -> None:
+        self.host = host
+        self._ports = deque(p for p in range(low + low % 2, high, 2))
+        self._lock = threading.Lock()
+
+    def open(self) -> socket.socket:
+        with self._lock:
+            for _ in range(len(self._ports)):
+                port = self._ports.popleft()
+                self._ports.append(port)
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                try:
+                    sock.bind((self.host, port))
+                except OSError:
+                    sock.close()
+                    continue
+                sock.setblocking(False)
+                return sock
+        raise RtpError(f"no free RTP port on {self.host}")
+
+
+@dataclass(slots=True)
+class _Queued:
+    payload: bytes
+    done: Callable[[], None] | None = None  # called after the last packet of a prompt
+
+
+@dataclass(slots=True)
+class StreamStats:
+    packets_in: int = 0
+    packets_out: int = 0
+    bytes_in: int = 0
+    dtmf: str = ""
+    first_in_at: float = 0.0  # monotonic arrival of the first caller packet
+    first_audio_out_at: float = 0.0  # monotonic time of the first non-silent packet
+    audio_out_times: list[float] = field(default_factory=list)  # start of each prompt
+
+
+class RtpStream:
+    """One call's media. ``on_audio`` gets 8 kHz 16-bit PCM per packet; ``on_dtmf`` one key."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        remote: tuple[str, int],
+        payload_type: int,
+        dtmf_payload_type: int | None,
+        on_audio: Callable[[bytes], None],
+        on_dtmf: Callable[[str], None],
+        symmetric: bool = False,
+    ) -> None:
+        if payload_type not in _DECODERS:
+            raise RtpError(f"unsupported payload type {payload_type}; G.711 (0, 8) only")
+        self.sock = sock
+        self.local_port: int = sock.getsockname()[1]
+        self.remote = remote
+        self.payload_type = payload_type
+        self.dtmf_payload_type = dtmf_payload_type
+        self.on_audio = on_audio
+        self.on_dtmf = on_dtmf
+        self._decode = _DECODERS[payload_type]
+        self._encode = _ENCODERS[payload_type]
+        self._silence = self._encode(b"\x00\x00" * SAMPLES_PER_PACKET)
+        self._queue: deque[_Queued] = deque()
+        self._lock = threading.Lock()
+        self._seq = random.randint(0, 0xFFFF)
+        self._ts = random.randint(0, 0xFFFFFFFF)
+        self._ssrc = random.randint(1, 0xFFFFFFFF)
+        self._talking = False
+        self._last_dtmf_ts: int | None = None
+        self._latched = not symmetric
+        self.stats = StreamStats()
+        self.closed = False
+
+    # ---- outgoing ----
+    def play(self, pcm8k: bytes, done: Callable[[], None] | None = None) -> None:
+        """Queue 8 kHz 16-bit PCM behind what is already queued; ``done`` fires after it."""
+        payload = self._encode(pcm8k)
+        step = SAMPLES_PER_PACKET
+        chunks = [payload[i : i + step] for i in range(0, len(payload), step)] or [self._silence]
+        if len(chunks[-1]) < step:
+            chunks[-1] += self._silence[: step - len(chunks[-1])]
+        items = [_Queued(c) for c in chunks]
+        items[-1].done = done
+        with self._lock:
+            self._queue.extend(items)
+
+    def flush(self) -> list[Callable[[], None]]:
+        """Drop everything queued (barge-in); returns the ``done`` callbacks of dropped prompts."""
+        with self._lock:
+            dropped = [q.done for q in self._queue if q.done is not None]
+            self._queue.clear()
+        return dropped
+
+    @property
+    def playing(self) -> bool:
+        return bool(self._queue)
+
+    def next_packet(self, now: float) -> tuple[bytes, Callable[[], None] | None]:
+        """Called by the media clock every 20 ms: the packet to send now."""
+        with self._lock:
+            item = self._queue.popleft() if self._queue else None
+        if item is None:
+            payload, done, marker = self._silence, None, False
+            self._talking = False
+        else:
+            payload, done = item.payload, item.done
+            marker = not self._talking  # first packet of a talkspurt (RFC 3551 4.1)
+            if marker:
+                self.stats.audio_out_times.append(now)
+                if not self.stats.first_audio_out_at:
+                    self.stats.first_audio_out_at = now
+            self._talking = True
+        packet = build_rtp(self.payload_type, marker, self._seq, self._ts, self._ssrc, payload)
+        self._seq = (self._seq + 1) & 0xFFFF
+        self._ts = (self._ts + SAMPLES_PER_PACKET) & 0xFFFFFFFF
+        return packet, done
+
+    def send(self, packet: bytes) -> None:
+        try:
+            self.sock.sendto(packet, self.remote)
+            self.stats.packets_out += 1
+        except OSError as exc:  # peer gone or socket closed under us: the call is ending
+            log.debug("RTP send to %s failed: %s", self.remote, exc)
+
+    # ---- incoming ----
+    def receive_ready(self) -> None:
+        """Drain the socket (called by the event loop when it is readable)."""
+        while not self.closed:
+            try:
+                data, source = self.sock.recvfrom(2048)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            self.handle_datagram(data, source)
+
+    def handle_datagram(self, data: bytes, source: tuple[str, int]) -> None:
+        packet = parse_rtp(data)
+        if packet is None:
+            return
+        if not self._latched:
+            # Symmetric RTP: answer where the media really comes from (NAT, sipp's port).
+            self._latched = True
+            self.remote = source
+        self.stats.packets_in += 1
+        if not self.stats.first_in_at:
+            self.stats.first_in_at = time.monotonic()
+        if packet.payload_type == self.payload_type:
+            self.stats.bytes_in += len(packet.payload)
+            self.on_audio(self._decode(packet.payload))
+        elif packet.payload_type == self.dtmf_payload_type:
+            self._telephone_event(packet)
+        elif packet.payload_type in _DECODERS:
+            # The peer switched law mid-call (re-INVITE handled by Asterisk): follow it.
+            self.on_audio(_DECODERS[packet.payload_type](packet.payload))
+
+    def _telephone_event(self, packet: RtpPacket) -> None:
+        """RFC 2833/4733: one event is many packets with one timestamp; report it once."""
+        if len(packet.payload) < 4 or packet.payload[0] >= len(DTMF_KEYS):
+            return
+        if packet.timestamp == self._last_dtmf_ts:
+            return
+        self._last_dtmf_ts = packet.timestamp
+        key = DTMF_KEYS[packet.payload[0]]
+        self.stats.dtmf += key
+        self.on_dtmf(key)
+
+    def close(self) -> None:
+        self.closed = True
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+@dataclass(slots=True)
+class ClockStats:
+    ticks: int = 0
+    late_ticks: int = 0  # a tick more than 5 ms late: its packets left outside 20 +- 5 ms
+    max_late_ms: float = 0.0
+    resyncs: int = 0
+
+
+class MediaClock:
+    """The one outgoing audio clock of the process: every 20 ms, one packet per stream.
+
+    ``post`` hands ``done`` callbacks (end of a prompt) to the event loop; the clock
+    thread itself never runs session code.
+    """
+
+    def __init__(self, post: Callable[[Callable[[], None]], object]) -> None:
+        self._post = post
+        self._streams: dict[int, RtpStream] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.stats = ClockStats()
+
+    def add(self, stream: RtpStream) -> None:
+        with self._lock:
+            self._streams[id(stream)] = stream
+
+    def remove(self, stream: RtpStream) -> None:
+        with self._lock:
+            self._streams.pop(id(stream), None)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="media-clock", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+    def _run(self) -> None:
+        start = time.monotonic()
+        tick = 0
+        while not self._stop.is_set():
+            tick += 1
+            deadline = start + tick * PACKET_S
+            delay = deadline - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            now = time.monotonic()
+            late = now - deadline
+            self._account(late)
+            if late > 3 * PACKET_S:
+                # Far behind (machine stalled): restart the schedule instead of bursting
+                # several packets at once, which a jitter buffer handles worse.
+                start, tick = now, 0
+                self.stats.resyncs += 1
+            with self._lock:
+                streams = list(self._streams.values())
+            for stream in streams:
+                packet, done = stream.next_packet(now)
+                stream.send(packet)
+                if done is not None:
+                    self._post(done)
+
+    def _account(self, late: float) -> None:
+        self.stats.ticks += 1
+        with self._lock:
+            active = bool(self._streams)
+        if active and late > TOLERANCE_S:
+            self.stats.late_ticks += 1
+        if active:
+            self.stats.max_late_ms = max(self.stats.max_late_ms, late * 1000)

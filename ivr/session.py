@@ -1,0 +1,472 @@
+"""One call: transport, recogniser, bot and prompts wired together.
+
+Threads and the loop: the RTP socket is read on the event loop; caller audio goes to a
+per-call recogniser thread (``Recognizer.accept`` may block ~0.3 s for a Whisper decode
+at the end of an utterance, which must never stall the loop or the media clock); its
+events come back with ``call_soon_threadsafe``. Outgoing audio is queued on the
+``RtpStream`` and paced by the process's ``MediaClock``.
+
+Turn-taking: a prompt plays until it ends, the caller speaks (barge-in: the recogniser's
+SpeechStarted flushes the queue, so the prompt stops within one 20 ms packet plus the
+VAD onset of ~100 ms) or presses a key. After the bot's ``Listen``, silence for its
+timeout re-plays the last prompt once; a second timeout goes to the bot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+import time
+import wave
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from asr.base import AsrEvent, Recognizer, SpeechStarted, Transcript
+from bot.events import (
+    BargeIn,
+    CallEnded,
+    CallStarted,
+    CreateTicket,
+    Decision,
+    Dtmf,
+    Event,
+    HangUp,
+    Listen,
+    Say,
+    SilenceTimeout,
+    Transfer,
+    Utterance,
+)
+from hotline.audio import StreamResampler
+from hotline.audio.frames import FrameBuffer
+from ivr.journal import CallJournal, CallRecord, mask_number
+from ivr.prompts import Prompt, PromptLibrary
+from ivr.rtp import PCMA, RtpStream
+from ivr.sip import IncomingCall
+from tickets.draft import TicketDraft, TranscriptLine
+
+log = logging.getLogger(__name__)
+
+SURVEY_TEXT = "请对本次服务进行评价：满意请按1，基本满意请按2，不满意请按3。"
+THANKS_TEXT = "感谢您的来电，再见。"
+CALLBACK_TEXT = "现在是非工作时间，我们已为您登记，工作人员上班后会给您回电。"
+SURVEY_WAIT_S = 6.0
+
+
+class Dialogue(Protocol):
+    """The bot's per-call policy (bot/): pure, one decision per event."""
+
+    def handle(self, event: Event) -> Decision: ...
+
+
+class TicketSink(Protocol):
+    """The ticket store (tickets/): returns the ticket number."""
+
+    async def intake(self, draft: TicketDraft, skill: str) -> str: ...
+
+
+class Switchboard(Protocol):
+    """What the session asks of Asterisk (ivr.ami)."""
+
+    connected: bool
+
+    async def transfer(self, channel: str, queue: str, ticket: str) -> bool: ...
+
+    async def mark_done(self, channel: str) -> None: ...
+
+    def seats_available(self, queue: str = "general") -> bool: ...
+
+
+@dataclass
+class SessionDeps:
+    prompts: PromptLibrary
+    new_recognizer: Callable[[], Recognizer]
+    new_dialogue: Callable[[IncomingCall], Dialogue]
+    tickets: TicketSink | None
+    switchboard: Switchboard | None
+    redis: Any | None
+    data_dir: Path
+    node: str = "node-1"
+    silence_timeout_s: float = 8.0
+    max_call_s: float = 900.0
+    survey: bool = True
+    record_audio: bool = True
+
+
+class AsrWorker:
+    """The call's recogniser thread: 8 kHz in, 16 kHz 20 ms frames to the recogniser."""
+
+    def __init__(self, rec: Recognizer, post: Callable[[AsrEvent], None]) -> None:
+        self.rec = rec
+        self.post = post
+        self._jobs: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._resampler = StreamResampler(8000, 16000)
+        self._frames = FrameBuffer(16000)
+        self._thread = threading.Thread(target=self._run, name="asr-call", daemon=True)
+        self._thread.start()
+
+    def audio(self, pcm8k: bytes) -> None:
+        self._jobs.put(("audio", pcm8k))
+
+    def reset(self, hints: tuple[str, ...]) -> None:
+        self._jobs.put(("reset", hints))
+
+    def finish(self) -> None:
+        self._jobs.put(("finish", None))
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            kind, value = self._jobs.get()
+            try:
+                if kind == "audio":
+                    for frame in self._frames.push(self._resampler.process(value)):
+                        for event in self.rec.accept(frame):
+                            self.post(event)
+                elif kind == "reset":
+                    self.rec.reset(value)
+                else:
+                    for event in self.rec.finish():
+                        self.post(event)
+                    self.rec.close()
+                    return
+            except Exception:  # a recogniser failure must not kill the call: log, go on
+                log.exception("recogniser failed")
+
+
+class CallSession:
+    def __init__(self, call: IncomingCall, stream: RtpStream, deps: SessionDeps) -> None:
+        self.call = call
+        self.stream = stream
+        self.deps = deps
+        self.loop = asyncio.get_running_loop()
+        self.events: asyncio.Queue[Event] = asyncio.Queue()
+        self.dialogue = deps.new_dialogue(call)
+        self.journal = CallJournal(deps.redis, call.call_id, deps.node)
+        self.started = datetime.now(UTC)
+        self.record = CallRecord(
+            call_id=call.call_id, caller=call.caller, started_at=self.started.isoformat(),
+            answered_ms=round(call.answer_ms, 1), codec="PCMA" if stream.payload_type == PCMA else "PCMU",
+        )  # fmt: skip
+        self.t0 = time.monotonic()
+        self._playing: asyncio.Future[bool] | None = None  # True = played to the end
+        self._barge_allowed = True
+        self._listen: Listen | None = None
+        self._silence: asyncio.TimerHandle | None = None
+        self._reprompted = False
+        self._last_say: Say | None = None
+        self._survey: asyncio.Future[str] | None = None
+        self._transferred = False
+        self._ticket_number = ""
+        self._hung_up = False
+        self._in_audio = bytearray()
+        self._out_audio = bytearray()
+        self.barge_in_ms: list[float] = []
+        self._barge_at = 0.0
+        self.asr = AsrWorker(deps.new_recognizer(), self._post_asr)
+        stream.on_audio = self._on_audio
+        stream.on_dtmf = self._on_dtmf
+        call.on_dtmf_info = self._on_dtmf
+
+    # ---- media callbacks (event loop) ----
+    def _on_audio(self, pcm8k: bytes) -> None:
+        self.asr.audio(pcm8k)
+        if self.deps.record_audio:
+            self._in_audio += pcm8k
+
+    def _post_asr(self, event: AsrEvent) -> None:  # recogniser thread
+        self.loop.call_soon_threadsafe(self._on_asr, event)
+
+    def _on_asr(self, event: AsrEvent) -> None:
+        if isinstance(event, SpeechStarted):
+            self._cancel_silence()
+            if self._playing is not None and self._barge_allowed and self.stream.playing:
+                self._barge_in()
+                self.events.put_nowait(BargeIn())
+        elif isinstance(event, Transcript) and event.is_final and event.text.strip():
+            self._cancel_silence()
+            self._reprompted = False
+            self._line("caller", event.text, event.confidence)
+            self.journal.write("utterance", {"text": event.text, "confidence": event.confidence})
+            self.events.put_nowait(Utterance(event.text, event.confidence))
+
+    def _on_dtmf(self, key: str) -> None:
+        self.record.dtmf += key
+        self.journal.write("dtmf", {"digit": key})
+        if self._survey is not None and not self._survey.done():
+            self._survey.set_result(key)
+            return
+        self._cancel_silence()
+        self._reprompted = False
+        if self._playing is not None and self._barge_allowed:
+            self._barge_in()
+        self.events.put_nowait(Dtmf(key))
+
+    def _barge_in(self) -> None:
+        self._barge_at = time.monotonic()
+        self.stream.flush()
+        self.record.barge_ins += 1
+        if self._playing is not None and not self._playing.done():
+            self._playing.set_result(False)
+
+    # ---- the call ----
+    async def run(self) -> CallRecord:
+        log.info("call %s from %s answered in %.0f ms", self.call.call_id,
+                 mask_number(self.call.caller), self.call.answer_ms)  # fmt: skip
+        self.journal.start(self.call.caller, self.call.asterisk_channel)
+        ended = asyncio.ensure_future(self.call.ended.wait())
+        try:
+            seats = self.deps.switchboard.seats_available() if self.deps.switchboard else True
+            await self._dispatch(CallStarted(self.call.caller, seats))
+            while not self._hung_up and not self.call.ended.is_set():
+                getter = asyncio.ensure_future(self.events.get())
+                remaining = self.deps.max_call_s - (time.monotonic() - self.t0)
+                done, _ = await asyncio.wait({getter, ended}, timeout=max(0.0, remaining),
+                                             return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+                if getter not in done:
+                    getter.cancel()
+                    if not done:  # the call ran past its maximum length
+                        self.record.outcome = self.record.outcome or "timeout"
+                        await self._hangup()
+                    break
+                await self._dispatch(getter.result())
+        except Exception:
+            log.exception("call %s failed; handing the caller to a person", self.call.call_id)
+            self.record.outcome = "error"
+            await self._hangup(mark_done=False)  # dialplan falls back to the human queue
+        finally:
+            ended.cancel()
+            await self._finish()
+        return self.record
+
+    async def _dispatch(self, event: Event) -> None:
+        decision = self.dialogue.handle(event)
+        if decision.state:
+            self.record.path.append(decision.state)
+        ticket = next((a.ticket for a in decision.actions if isinstance(a, CreateTicket)), None)
+        self.journal.write("decision", {
+            "event": type(event).__name__, "state": decision.state,
+            "actions": [type(a).__name__ for a in decision.actions],
+            "ticket": ticket.model_dump(mode="json") if ticket else None,
+        })  # fmt: skip
+        await self._execute(decision.actions)
+
+    async def _execute(self, actions: list[Any]) -> None:
+        interrupted = False
+        for action in actions:
+            if self._hung_up or self.call.ended.is_set():
+                return
+            if isinstance(action, Say):
+                if not interrupted:
+                    interrupted = not await self._say(action)
+            elif isinstance(action, Listen):
+                self._listen = action
+                self.asr.reset(action.hints)
+            elif isinstance(action, CreateTicket):
+                await self._create_ticket(action)
+            elif isinstance(action, Transfer):
+                await self._transfer(action)
+            elif isinstance(action, HangUp):
+                self.record.outcome = self.record.outcome or "answered"
+                await self._goodbye()
+                return
+        if self._listen is not None and not interrupted:
+            self._arm_silence()
+
+    # ---- actions ----
+    async def _say(self, say: Say) -> bool:
+        prompt = await asyncio.to_thread(self.deps.prompts.get, say.text, say.prompt)
+        self._last_say = say
+        self._line("bot", say.text)
+        self.journal.write("say", {"text": say.text, "prompt": say.prompt or ""})
+        return await self._play(prompt, say.barge_in)
+
+    async def _play(self, prompt: Prompt, barge_in: bool = True) -> bool:
+        """Play to the end (True) or until the caller interrupts (False)."""
+        self._cancel_silence()
+        self._barge_allowed = barge_in
+        done: asyncio.Future[bool] = self.loop.create_future()
+        self._playing = done
+
+        def finished() -> None:
+            if not done.done():
+                done.set_result(True)
+
+        if self.deps.record_audio:
+            self._out_audio += prompt.pcm
+        self.stream.play(prompt.pcm, done=finished)
+        ended: asyncio.Future[Any] = asyncio.ensure_future(self.call.ended.wait())
+        waiting: list[asyncio.Future[Any]] = [done, ended]
+        try:
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+            self._playing = None
+        return done.done() and done.result()
+
+    def _arm_silence(self) -> None:
+        self._cancel_silence()
+        timeout = self._listen.timeout_s if self._listen else self.deps.silence_timeout_s
+        self._silence = self.loop.call_later(timeout, self._silence_expired)
+
+    def _cancel_silence(self) -> None:
+        if self._silence is not None:
+            self._silence.cancel()
+            self._silence = None
+
+    def _silence_expired(self) -> None:
+        self._silence = None
+        if not self._reprompted and self._last_say is not None:
+            self._reprompted = True
+            self.record.path.append("reprompt")
+            self.loop.create_task(self._execute([self._last_say, self._listen]))
+        else:
+            self.events.put_nowait(SilenceTimeout())
+
+    async def _create_ticket(self, action: CreateTicket) -> str:
+        draft = self._evidence(action.ticket.model_copy(deep=True))
+        draft.callback_promised = action.callback_promised
+        number = await self._intake(draft, "general")
+        if number and action.callback_promised:
+            await self._play_text(CALLBACK_TEXT)
+            await self._play(await asyncio.to_thread(self.deps.prompts.ticket_number, number))
+        return number
+
+    async def _intake(self, draft: TicketDraft, skill: str) -> str:
+        if self.deps.tickets is None:
+            log.error("no ticket store configured: ticket for %s kept in the journal only",
+                      self.call.call_id)  # fmt: skip
+            return ""
+        number = await self.deps.tickets.intake(draft, skill)
+        self._ticket_number = number
+        self.record.ticket = number
+        self.record.outcome = "ticket"
+        self.journal.write("ticket", {"number": number})
+        return number
+
+    async def _transfer(self, action: Transfer) -> None:
+        number = self._ticket_number
+        if action.ticket is not None and not number:
+            number = await self._intake(self._evidence(action.ticket.model_copy(deep=True)),
+                                        action.queue)  # fmt: skip
+        self.record.outcome = "transfer"
+        self.record.transfer_queue = action.queue
+        self._transferred = True
+        sb = self.deps.switchboard
+        channel = self.call.asterisk_channel
+        if sb is not None and sb.connected and channel:
+            if await sb.transfer(channel, action.queue, number):
+                self._hung_up = True  # Asterisk's Redirect ends our leg with a BYE
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.call.ended.wait(), 5)
+                return
+        # No AMI: hang up without marking the call done; the dialplan sends the caller
+        # to the human queue (extensions.conf, after Dial).
+        await self._hangup(mark_done=False)
+
+    async def _goodbye(self) -> None:
+        if self.deps.survey and not self._transferred:
+            self.record.satisfaction = await self._ask_satisfaction()
+        await self._play_text(THANKS_TEXT, barge_in=False)
+        await self._hangup()
+
+    async def _ask_satisfaction(self) -> int | None:
+        self._survey = self.loop.create_future()
+        await self._play_text(SURVEY_TEXT)
+        with contextlib.suppress(TimeoutError):
+            key = await asyncio.wait_for(asyncio.shield(self._survey), SURVEY_WAIT_S)
+            if key in "123":
+                self.journal.write("satisfaction", {"score": int(key)})
+                return int(key)
+        return None
+
+    async def _play_text(self, text: str, barge_in: bool = True) -> bool:
+        prompt = await asyncio.to_thread(self.deps.prompts.get, text)
+        self._line("bot", text)
+        return await self._play(prompt, barge_in)
+
+    async def _hangup(self, mark_done: bool = True) -> None:
+        if self._hung_up:
+            return
+        self._hung_up = True
+        sb = self.deps.switchboard
+        if mark_done and sb is not None and sb.connected and self.call.asterisk_channel:
+            with contextlib.suppress(Exception):
+                await sb.mark_done(self.call.asterisk_channel)
+        self.call.hangup()
+
+    # ---- records ----
+    def _line(self, speaker: str, text: str, confidence: float = 1.0) -> None:
+        at = round(time.monotonic() - self.t0, 2)
+        self.record.transcript.append({"speaker": speaker, "text": text,
+                                       "confidence": round(confidence, 3), "at_s": at})  # fmt: skip
+
+    def _evidence(self, draft: TicketDraft) -> TicketDraft:
+        draft.call_id = self.call.call_id
+        draft.caller.number = draft.caller.number or self.call.caller
+        draft.started_at = self.started
+        draft.ended_at = datetime.now(UTC)
+        draft.menu_path = list(self.record.path)
+        draft.dtmf = self.record.dtmf
+        draft.transcript = [TranscriptLine(speaker=t["speaker"], text=t["text"],
+                                           confidence=t["confidence"], start_s=t["at_s"])
+                            for t in self.record.transcript]  # fmt: skip
+        draft.recording_path = str(self._recording_path())
+        return draft
+
+    def _recording_path(self) -> Path:
+        return (
+            self.deps.data_dir
+            / "recordings"
+            / self.record.started_at[:10]
+            / ("".join(c if c.isalnum() else "_" for c in self.call.call_id)[:100] + ".wav")
+        )
+
+    async def _finish(self) -> None:
+        self._cancel_silence()
+        if not self._hung_up and self.call.ended.is_set():
+            self.record.outcome = self.record.outcome or "abandoned"
+        with contextlib.suppress(Exception):
+            decision = self.dialogue.handle(CallEnded())
+            for action in decision.actions:  # e.g. a complaint half told: still a ticket
+                if isinstance(action, CreateTicket) and not self._ticket_number:
+                    await self._intake(
+                        self._evidence(action.ticket.model_copy(deep=True)), "general"
+                    )
+        self.asr.finish()
+        await asyncio.to_thread(self.asr.join, 5.0)
+        self.record.hangup_by = self.call.hangup_by
+        self.record.ended_at = datetime.now(UTC).isoformat()
+        if self.deps.record_audio:
+            path = self._recording_path()
+            await asyncio.to_thread(
+                _write_stereo, path, bytes(self._in_audio), bytes(self._out_audio)
+            )
+            self.record.recording = str(path)
+        await asyncio.to_thread(self.record.save, self.deps.data_dir / "calls")
+        await self.journal.close(self.record.outcome)
+
+
+def _write_stereo(path: Path, caller: bytes, bot: bytes) -> None:
+    """Left: the caller; right: what the bot played (prompts back to back)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = max(len(caller), len(bot)) // 2
+    left = np.zeros(n, dtype="<i2")
+    right = np.zeros(n, dtype="<i2")
+    left[: len(caller) // 2] = np.frombuffer(caller, dtype="<i2")
+    right[: len(bot) // 2] = np.frombuffer(bot, dtype="<i2")
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(2)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(np.column_stack([left, right]).astype("<i2").tobytes())

@@ -1,0 +1,516 @@
+"""The controller's SIP user agent: Asterisk dials it for 12345; it answers many calls at once.
+
+pyVoIP 1.6.8 supplies the SIP message model (``SIPMessage``: headers, SDP offer) and the
+REGISTER requests with digest authentication (``SIPClient.gen_first_response`` /
+``gen_register``). Its call handling is not usable for a hotline, so this module wraps
+the parser and does the transaction layer itself on the asyncio loop:
+
+* pyVoIP answers every call about 1 s late (``Timer(1, callCallback)`` before the
+  application may answer); we send 200 OK from the datagram handler, in milliseconds.
+* pyVoIP rejects OPTIONS as unparseable (Asterisk's ``qualify_frequency`` pings would
+  mark the bot unreachable) and answers CANCEL with 200 only, never ending the INVITE
+  with 487; both are handled here.
+* pyVoIP sends every response to the registrar address instead of the request's
+  source, rebuilds To tags for in-dialog requests, and its re-REGISTER timer reads the
+  shared socket directly, swallowing INVITEs that arrive meanwhile. Our registration is
+  a state machine driven by the same receive path as everything else.
+* Its RTP layer is replaced by ``ivr.rtp`` (see there why).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import re
+import socket
+import string
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+
+with warnings.catch_warnings():
+    # pyVoIP imports audioop (deprecated in 3.12, gone in 3.13: the audioop-lts package
+    # supplies it there). We never call it; our G.711 is hotline.audio. pyVoIP's package
+    # must be imported through pyVoIP.VoIP first or SIP hits a circular import.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import pyVoIP.VoIP  # noqa: F401
+    from pyVoIP import SIP
+
+from hotline.settings import SipSettings
+from ivr.rtp import CODEC_NAMES, PCMA, PCMU, PortPool, RtpError
+
+log = logging.getLogger(__name__)
+
+T1 = 0.5  # RFC 3261 round-trip estimate
+METHODS = ["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "REGISTER", "NOTIFY", "UPDATE"]
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"
+COMPACT = {"v": "Via", "f": "From", "t": "To", "i": "Call-ID", "m": "Contact",
+           "l": "Content-Length", "c": "Content-Type", "k": "Supported"}  # fmt: skip
+USER_AGENT = "hotline12345"
+
+
+class SipMessage(SIP.SIPMessage):
+    """pyVoIP's parser, taught the methods a PBX sends (OPTIONS, INFO, NOTIFY ...)."""
+
+    def parse(self, data: bytes) -> None:
+        self.SIPCompatibleMethods = METHODS
+        super().parse(data)
+        self.raw_headers = _raw_headers(data)
+
+    def header(self, name: str) -> str:
+        wanted = name.lower()
+        return next((v for k, v in self.raw_headers if k.lower() == wanted), "")
+
+    def all(self, name: str) -> list[str]:
+        wanted = name.lower()
+        return [v for k, v in self.raw_headers if k.lower() == wanted]
+
+
+def _raw_headers(data: bytes) -> list[tuple[str, str]]:
+    head = data.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace").split("\r\n")[1:]
+    out: list[tuple[str, str]] = []
+    for line in head:
+        if ":" not in line:
+            continue
+        name, value = line.split(":", 1)
+        name = name.strip()
+        out.append((COMPACT.get(name, name), value.strip()))
+    return out
+
+
+def _token(n: int = 10) -> str:
+    return "".join(random.choices(string.ascii_lowercase + string.digits, k=n))
+
+
+def _uri_of(name_addr: str) -> str:
+    match = re.search(r"<([^>]+)>", name_addr)
+    return match.group(1) if match else name_addr.split(";")[0].strip()
+
+
+def _user_of(name_addr: str) -> str:
+    match = re.search(r"sips?:([^@;>]+)@", name_addr)
+    return match.group(1) if match else ""
+
+
+class CallState(Enum):
+    RINGING = "ringing"
+    ANSWERED = "answered"
+    CANCELLED = "cancelled"
+    ENDED = "ended"
+
+
+@dataclass(slots=True)
+class MediaOffer:
+    host: str
+    port: int
+    payload_type: int
+    dtmf_payload_type: int | None
+
+
+@dataclass(eq=False)
+class IncomingCall:
+    """One dialog created by an INVITE from Asterisk."""
+
+    call_id: str
+    invite: SipMessage
+    source: tuple[str, int]
+    local_tag: str
+    media: MediaOffer
+    caller: str
+    called: str
+    invite_at: float  # monotonic
+    asterisk_channel: str = ""  # X-Hotline-Channel: the caller's channel, for AMI transfer
+    state: CallState = CallState.RINGING
+    answered_at: float = 0.0
+    ended_at: float = 0.0
+    hangup_by: str = ""
+    sock: socket.socket | None = None
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    on_dtmf_info: Callable[[str], None] | None = None
+    last_response: bytes = b""
+    _cseq: int = field(default_factory=lambda: random.randint(1, 10000))
+    _answer_task: asyncio.Task[None] | None = None
+    _retransmit: asyncio.Task[None] | None = None
+    endpoint: SipEndpoint | None = None
+
+    @property
+    def answer_ms(self) -> float:
+        return (self.answered_at - self.invite_at) * 1000 if self.answered_at else 0.0
+
+    def hangup(self) -> None:
+        if self.endpoint is not None:
+            self.endpoint.hangup(self)
+
+
+def parse_offer(msg: SipMessage, preference: list[int]) -> MediaOffer | None:
+    """Pick the first preferred G.711 law the offer carries, and its telephone-event type."""
+    body = msg.body or {}
+    audio = [m for m in body.get("m", []) if m.get("type") == "audio"]
+    conns = body.get("c", [])
+    if not audio or not conns:
+        return None
+    media = audio[0]
+    names: dict[int, str] = {}
+    for pt in media["methods"]:
+        rtpmap = media["attributes"].get(pt, {}).get("rtpmap")
+        if rtpmap:
+            names[int(pt)] = rtpmap["name"].upper()
+        elif pt.isdigit() and int(pt) in CODEC_NAMES:
+            names[int(pt)] = CODEC_NAMES[int(pt)]
+    offered = {name: pt for pt, name in names.items()}
+    chosen = next((pt for pt in preference if CODEC_NAMES[pt] in offered), None)
+    if chosen is None:
+        return None
+    return MediaOffer(conns[0]["address"], media["port"], chosen, offered.get("TELEPHONE-EVENT"))
+
+
+class SipEndpoint(asyncio.DatagramProtocol):
+    """A UDP SIP UA for incoming calls. ``on_call`` runs on the loop right after 200 OK."""
+
+    def __init__(self, settings: SipSettings, on_call: Callable[[IncomingCall], None]) -> None:
+        self.settings = settings
+        self.on_call = on_call
+        self.host = settings.advertise_host or settings.bind_host
+        self.calls: dict[str, IncomingCall] = {}
+        self.ports = PortPool(settings.bind_host, settings.rtp_port_low, settings.rtp_port_high)
+        self.preference = [PCMA if c == "PCMA" else PCMU for c in settings.codecs]
+        self.transport: asyncio.DatagramTransport | None = None
+        self.registered = asyncio.Event()
+        self._register_task: asyncio.Task[None] | None = None
+        self._pending: dict[str, asyncio.Future[SipMessage]] = {}  # Call-ID+CSeq -> response
+        self._registrar = SIP.SIPClient(
+            settings.registrar_host or "127.0.0.1", settings.registrar_port,
+            settings.username, settings.password, phone=None,  # type: ignore[arg-type]
+            myIP=self.host, myPort=settings.bind_port,
+        )  # fmt: skip
+        self._registrar.default_expires = settings.register_expires_s
+
+    # ---- lifecycle ----
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.create_datagram_endpoint(
+            lambda: self, local_addr=(self.settings.bind_host, self.settings.bind_port)
+        )
+        if self.settings.registrar_host:
+            self._register_task = asyncio.create_task(self._keep_registered())
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    async def stop(self) -> None:
+        if self._register_task:
+            self._register_task.cancel()
+        for call in list(self.calls.values()):
+            self.hangup(call)
+        await asyncio.sleep(0)
+        if self.transport:
+            self.transport.close()
+
+    def _send(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.sendto(data, addr)
+
+    # ---- receive path ----
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if data.strip() in (b"", b"\x00\x00\x00\x00"):
+            return  # keep-alive
+        try:
+            msg = SipMessage(data)
+        except Exception as exc:  # pyVoIP raises bare exceptions on malformed input
+            log.warning("unparseable SIP datagram from %s: %s", addr[0], exc)
+            return
+        if msg.type == SIP.SIPMessageType.RESPONSE:
+            self._response(msg)
+            return
+        handler = {
+            "INVITE": self._invite, "ACK": self._ack, "BYE": self._bye,
+            "CANCEL": self._cancel, "OPTIONS": self._options, "INFO": self._info,
+        }.get(msg.method)  # fmt: skip
+        if handler is None:
+            self._reply(msg, addr, 501, "Not Implemented", extra={"Allow": ALLOW})
+        else:
+            handler(msg, addr)
+
+    def _response(self, msg: SipMessage) -> None:
+        key = f"{msg.header('Call-ID')} {msg.header('CSeq')}"
+        future = self._pending.get(key)
+        if future is not None and not future.done() and int(msg.status) >= 200:
+            future.set_result(msg)
+
+    # ---- responses ----
+    def _reply(
+        self, req: SipMessage, addr: tuple[str, int], code: int, phrase: str,
+        to_tag: str = "", extra: dict[str, str] | None = None, body: str = "",
+    ) -> bytes:  # fmt: skip
+        lines = [f"SIP/2.0 {code} {phrase}"]
+        for via in req.all("Via"):
+            lines.append(f"Via: {self._via_received(via, addr)}")
+        to = req.header("To")
+        if to_tag and ";tag=" not in to:
+            to += f";tag={to_tag}"
+        lines += [f"From: {req.header('From')}", f"To: {to}",
+                  f"Call-ID: {req.header('Call-ID')}", f"CSeq: {req.header('CSeq')}",
+                  f"User-Agent: {USER_AGENT}"]  # fmt: skip
+        for name, value in (extra or {}).items():
+            lines.append(f"{name}: {value}")
+        if body:
+            lines.append("Content-Type: application/sdp")
+        lines.append(f"Content-Length: {len(body.encode())}")
+        data = ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
+        self._send(data, addr)
+        return data
+
+    @staticmethod
+    def _via_received(via: str, addr: tuple[str, int]) -> str:
+        # RFC 3581: fill rport and received so the reply reaches the real source.
+        via = re.sub(r";rport(?=;|$)", f";rport={addr[1]}", via)
+        if ";received=" not in via:
+            via += f";received={addr[0]}"
+        return via
+
+    # ---- requests ----
+    def _invite(self, msg: SipMessage, addr: tuple[str, int]) -> None:
+        call_id = msg.header("Call-ID")
+        known = self.calls.get(call_id)
+        if known is not None:
+            if ";tag=" in msg.header("To"):  # re-INVITE (hold, codec change): keep media
+                self._reply(msg, addr, 200, "OK", to_tag=known.local_tag,
+                            extra={"Contact": self._contact()}, body=self._sdp(known))  # fmt: skip
+            elif known.last_response:  # retransmission of the first INVITE
+                self._send(known.last_response, addr)
+            return
+        local_tag = _token()
+        if len(self.calls) >= self.settings.max_calls:
+            self._reply(msg, addr, 486, "Busy Here", to_tag=local_tag)
+            return
+        offer = parse_offer(msg, self.preference)
+        if offer is None:
+            self._reply(msg, addr, 488, "Not Acceptable Here", to_tag=local_tag)
+            return
+        call = IncomingCall(
+            call_id=call_id, invite=msg, source=addr, local_tag=local_tag, media=offer,
+            caller=_user_of(msg.header("From")), called=_user_of(msg.header("To")),
+            invite_at=time.monotonic(), asterisk_channel=msg.header("X-Hotline-Channel"),
+            endpoint=self,
+        )  # fmt: skip
+        self.calls[call_id] = call
+        if self.settings.answer_delay_ms:
+            call.last_response = self._reply(msg, addr, 180, "Ringing", to_tag=local_tag,
+                                             extra={"Contact": self._contact()})  # fmt: skip
+            call._answer_task = asyncio.get_running_loop().create_task(self._answer_later(call))
+        else:
+            self._answer(call)
+
+    async def _answer_later(self, call: IncomingCall) -> None:
+        await asyncio.sleep(self.settings.answer_delay_ms / 1000)
+        if call.state is CallState.RINGING:
+            self._answer(call)
+
+    def _answer(self, call: IncomingCall) -> None:
+        try:
+            call.sock = self.ports.open()
+        except RtpError as exc:
+            log.error("cannot answer %s: %s", call.call_id, exc)
+            self._reply(call.invite, call.source, 503, "Service Unavailable", to_tag=call.local_tag)
+            self._forget(call)
+            return
+        call.last_response = self._reply(
+            call.invite, call.source, 200, "OK", to_tag=call.local_tag,
+            extra={"Contact": self._contact(), "Allow": ALLOW}, body=self._sdp(call),
+        )  # fmt: skip
+        call.state = CallState.ANSWERED
+        call.answered_at = time.monotonic()
+        call._retransmit = asyncio.get_running_loop().create_task(self._retransmit_ok(call))
+        self.on_call(call)
+
+    async def _retransmit_ok(self, call: IncomingCall) -> None:
+        """RFC 3261 13.3.1.4: repeat the 2xx at T1, 2T1, ... (max 4 s) until the ACK."""
+        interval, waited = T1, 0.0
+        while waited < 64 * T1 and call.state is CallState.ANSWERED:
+            await asyncio.sleep(interval)
+            waited += interval
+            if call._retransmit is None:
+                return
+            self._send(call.last_response, call.source)
+            interval = min(interval * 2, 4.0)
+        if call.state is CallState.ANSWERED and call._retransmit is not None:
+            log.warning("no ACK for call %s: ending it", call.call_id)
+            self.hangup(call)
+
+    def _sdp(self, call: IncomingCall) -> str:
+        pt = call.media.payload_type
+        port = call.sock.getsockname()[1] if call.sock else 0
+        formats = [str(pt)]
+        attrs = [f"a=rtpmap:{pt} {CODEC_NAMES[pt]}/8000"]
+        if call.media.dtmf_payload_type is not None:
+            dpt = call.media.dtmf_payload_type
+            formats.append(str(dpt))
+            attrs += [f"a=rtpmap:{dpt} telephone-event/8000", f"a=fmtp:{dpt} 0-16"]
+        session = abs(hash(call.call_id)) % 10**9
+        return "\r\n".join([
+            "v=0", f"o=hotline {session} {session} IN IP4 {self.host}", "s=hotline12345",
+            f"c=IN IP4 {self.host}", "t=0 0", f"m=audio {port} RTP/AVP {' '.join(formats)}",
+            *attrs, "a=ptime:20", "a=sendrecv", "",
+        ])  # fmt: skip
+
+    def _contact(self) -> str:
+        return f"<sip:{self.settings.username}@{self.host}:{self.settings.bind_port}>"
+
+    def _ack(self, msg: SipMessage, addr: tuple[str, int]) -> None:
+        call = self.calls.get(msg.header("Call-ID"))
+        if call is None:
+            return
+        if call._retransmit is not None:
+            call._retransmit.cancel()
+            call._retransmit = None
+        if call.state is CallState.CANCELLED:
+            self._forget(call)
+
+    def _bye(self, msg: SipMessage, addr: tuple[str, int]) -> None:
+        call = self.calls.get(msg.header("Call-ID"))
+        if call is None:
+            self._reply(msg, addr, 481, "Call/Transaction Does Not Exist")
+            return
+        self._reply(msg, addr, 200, "OK")
+        call.hangup_by = call.hangup_by or "caller"
+        self._end(call)
+
+    def _cancel(self, msg: SipMessage, addr: tuple[str, int]) -> None:
+        call = self.calls.get(msg.header("Call-ID"))
+        if call is None:
+            self._reply(msg, addr, 481, "Call/Transaction Does Not Exist")
+            return
+        self._reply(msg, addr, 200, "OK", to_tag=call.local_tag)
+        if call.state is not CallState.RINGING:
+            return  # already answered: the caller will send BYE (RFC 3261 9.2)
+        if call._answer_task is not None:
+            call._answer_task.cancel()
+        call.state = CallState.CANCELLED
+        call.hangup_by = "cancel"
+        call.last_response = self._reply(call.invite, call.source, 487, "Request Terminated",
+                                         to_tag=call.local_tag)  # fmt: skip
+        call.ended_at = time.monotonic()
+        call.ended.set()
+        # Keep the dialog until the ACK for 487 (retransmitted INVITEs get the 487 again).
+        asyncio.get_running_loop().call_later(32 * T1, self._forget, call)
+
+    def _options(self, msg: SipMessage, addr: tuple[str, int]) -> None:
+        busy = len(self.calls) >= self.settings.max_calls
+        self._reply(msg, addr, 486 if busy else 200, "Busy Here" if busy else "OK",
+                    to_tag=_token(), extra={"Allow": ALLOW, "Accept": "application/sdp"})  # fmt: skip
+
+    def _info(self, msg: SipMessage, addr: tuple[str, int]) -> None:
+        """SIP INFO DTMF (application/dtmf-relay), for trunks without RFC 2833."""
+        call = self.calls.get(msg.header("Call-ID"))
+        self._reply(msg, addr, 200 if call else 481, "OK" if call else "Call Does Not Exist")
+        body = msg.raw.split(b"\r\n\r\n", 1)[-1].decode("utf-8", "replace")
+        match = re.search(r"Signal\s*=\s*([0-9*#A-D])", body)
+        if call is not None and match and call.on_dtmf_info is not None:
+            call.on_dtmf_info(match.group(1))
+
+    # ---- our hang-up ----
+    def hangup(self, call: IncomingCall) -> None:
+        """End the call from our side: BYE if answered, 480 if still ringing."""
+        if call.state is CallState.RINGING:
+            if call._answer_task is not None:
+                call._answer_task.cancel()
+            call.hangup_by = call.hangup_by or "bot"
+            self._reply(call.invite, call.source, 480, "Temporarily Unavailable",
+                        to_tag=call.local_tag)  # fmt: skip
+            self._end(call)
+            return
+        if call.state is not CallState.ANSWERED:
+            return
+        call.hangup_by = call.hangup_by or "bot"
+        call._cseq += 1
+        invite = call.invite
+        target = _uri_of(invite.header("Contact")) or _uri_of(invite.header("From"))
+        request = "\r\n".join([
+            f"BYE {target} SIP/2.0",
+            f"Via: SIP/2.0/UDP {self.host}:{self.settings.bind_port};branch=z9hG4bK{_token(16)};rport",
+            "Max-Forwards: 70",
+            f"From: {invite.header('To').split(';tag=')[0]};tag={call.local_tag}",
+            f"To: {invite.header('From')}",
+            f"Call-ID: {call.call_id}",
+            f"CSeq: {call._cseq} BYE",
+            f"User-Agent: {USER_AGENT}",
+            "Content-Length: 0", "", "",
+        ]).encode()  # fmt: skip
+        self._end(call)
+        loop = asyncio.get_running_loop()
+        loop.create_task(self._request(request, call.source, f"{call.call_id} {call._cseq} BYE"))
+
+    async def _request(self, data: bytes, addr: tuple[str, int], key: str) -> SipMessage | None:
+        """Send a non-INVITE request, retransmitting per RFC 3261 17.1.2 until a final reply."""
+        future: asyncio.Future[SipMessage] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        interval = T1
+        try:
+            for _ in range(7):
+                self._send(data, addr)
+                with contextlib.suppress(TimeoutError):
+                    return await asyncio.wait_for(asyncio.shield(future), interval)
+                interval = min(interval * 2, 4.0)
+            return None
+        finally:
+            self._pending.pop(key, None)
+
+    def _end(self, call: IncomingCall) -> None:
+        if call._retransmit is not None:
+            call._retransmit.cancel()
+            call._retransmit = None
+        call.state = CallState.ENDED
+        call.ended_at = time.monotonic()
+        call.ended.set()
+        self._forget(call)
+
+    def _forget(self, call: IncomingCall) -> None:
+        if self.calls.get(call.call_id) is call:
+            del self.calls[call.call_id]
+
+    # ---- registration ----
+    async def _keep_registered(self) -> None:
+        """REGISTER (with digest auth, built by pyVoIP) and refresh before expiry; back off on failure."""
+        backoff = 1.0
+        while True:
+            try:
+                expires = await self._register_once()
+                self.registered.set()
+                backoff = 1.0
+                await asyncio.sleep(max(10.0, expires * 0.8))
+            except (TimeoutError, RegistrationError) as exc:
+                self.registered.clear()
+                log.warning("SIP registration with %s failed: %s; retry in %.0f s",
+                            self.settings.registrar_host, exc, backoff)  # fmt: skip
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60.0)
+
+    async def _register_once(self) -> int:
+        registrar = (self.settings.registrar_host, self.settings.registrar_port)
+        first = self._registrar.gen_first_response()
+        reply = await self._register_request(first, registrar)
+        if int(reply.status) in (401, 407):
+            if not self.settings.password:
+                raise RegistrationError("registrar wants authentication; set sip.password")
+            reply = await self._register_request(self._registrar.gen_register(reply), registrar)
+        if int(reply.status) != 200:
+            raise RegistrationError(f"registrar answered {int(reply.status)}")
+        expires = reply.header("Expires")
+        return int(expires) if expires.isdigit() else self.settings.register_expires_s
+
+    async def _register_request(self, text: str, registrar: tuple[str, int]) -> SipMessage:
+        data = text.encode()
+        msg = SipMessage(data)
+        key = f"{msg.header('Call-ID')} {msg.header('CSeq')}"
+        reply = await self._request(data, registrar, key)
+        if reply is None:
+            raise TimeoutError(f"no answer from registrar {registrar[0]}:{registrar[1]}")
+        return reply
+
+
+class RegistrationError(Exception):
+    pass

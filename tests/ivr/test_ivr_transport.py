@@ -1,0 +1,219 @@
+"""The SIP endpoint and RTP layer against sipp, a real SIP peer, over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import struct
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hotline.audio import alaw_decode, ulaw_decode
+from hotline.settings import SipSettings
+from ivr.rtp import MediaClock, RtpStream
+from ivr.sip import IncomingCall, SipEndpoint
+from tests.ivr.rtp_peer import RtpCapture
+from tests.ivr.sipp import Caller, free_udp_port, options_scenario, run_sipp
+
+TONE_HZ = 440
+
+
+def tone(seconds: float, hz: int = TONE_HZ, rate: int = 8000) -> bytes:
+    t = np.arange(int(seconds * rate)) / rate
+    return (np.sin(2 * math.pi * hz * t) * 8000).astype("<i2").tobytes()
+
+
+class Harness:
+    """The endpoint with a minimal call handler: play a tone, keep what arrives."""
+
+    def __init__(self, settings: SipSettings) -> None:
+        self.settings = settings
+        self.calls: list[IncomingCall] = []
+        self.audio: dict[str, bytearray] = {}
+        self.keys: dict[str, str] = {}
+        self.streams: list[RtpStream] = []
+
+    def on_call(self, call: IncomingCall) -> None:
+        loop = asyncio.get_running_loop()
+        self.calls.append(call)
+        audio = self.audio.setdefault(call.call_id, bytearray())
+        self.keys[call.call_id] = ""
+
+        def on_dtmf(key: str) -> None:
+            self.keys[call.call_id] += key
+
+        assert call.sock is not None
+        stream = RtpStream(call.sock, (call.media.host, call.media.port), call.media.payload_type,
+                           call.media.dtmf_payload_type, audio.extend, on_dtmf)  # fmt: skip
+        self.streams.append(stream)
+        loop.add_reader(call.sock.fileno(), stream.receive_ready)
+        self.clock.add(stream)
+        stream.play(tone(1.0))
+
+        async def cleanup() -> None:
+            await call.ended.wait()
+            self.clock.remove(stream)
+            loop.remove_reader(call.sock.fileno())  # type: ignore[union-attr]
+            stream.close()
+
+        loop.create_task(cleanup())
+
+    async def run(self, body) -> None:  # type: ignore[no-untyped-def]
+        loop = asyncio.get_running_loop()
+        self.clock = MediaClock(lambda fn: loop.call_soon_threadsafe(fn))
+        self.clock.start()
+        self.endpoint = SipEndpoint(self.settings, self.on_call)
+        await self.endpoint.start()
+        try:
+            await body()
+        finally:
+            await self.endpoint.stop()
+            self.clock.stop()
+
+
+def settings(**kw: object) -> SipSettings:
+    port = free_udp_port()
+    low = 30000 + (port % 1000) * 20
+    return SipSettings(bind_port=port, rtp_port_low=low, rtp_port_high=low + 19, **kw)  # type: ignore[arg-type]
+
+
+def make_clip(tmp_path: Path, codec: str) -> Path:
+    from hotline.audio import alaw_encode, ulaw_encode
+
+    ramp = np.linspace(0.05, 1.0, 8000)  # rising amplitude: many distinct sample values
+    pcm = (np.frombuffer(tone(1.0, hz=1000), dtype="<i2") * ramp).astype("<i2").tobytes()
+    raw = tmp_path / f"clip.{codec.lower()}"
+    raw.write_bytes(alaw_encode(pcm) if codec == "PCMA" else ulaw_encode(pcm))
+    return raw
+
+
+def dominant_hz(pcm: bytes, rate: int = 8000) -> float:
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(samples))
+    return float(np.argmax(spectrum) * rate / len(samples))
+
+
+@pytest.mark.parametrize("codec", ["PCMA", "PCMU"])
+def test_call_audio_both_ways_and_dtmf(tmp_path: Path, codec: str) -> None:
+    h = Harness(settings())
+    capture = RtpCapture()
+    clip = make_clip(tmp_path, codec)
+    caller = Caller(capture.port, codec=codec).speak(clip).wait(600).key("0").wait(1200).hang_up()
+
+    async def body() -> None:
+        result = await asyncio.to_thread(
+            run_sipp,
+            caller.scenario(),
+            ("127.0.0.1", h.settings.bind_port),
+            tmp_path,
+            media_port=free_udp_port(),
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    try:
+        asyncio.run(h.run(body))
+    finally:
+        capture.close()
+    assert len(h.calls) == 1
+    call = h.calls[0]
+    assert call.answer_ms < 150
+    assert call.hangup_by == "caller"
+    # Our prompt arrives in the negotiated law (pyVoIP sent PCMA calls mu-law).
+    pt = 8 if codec == "PCMA" else 0
+    voiced = [p for p in capture.packets if p.payload_type == pt]
+    assert len(voiced) > 60
+    decode = alaw_decode if codec == "PCMA" else ulaw_decode
+    played = b"".join(decode(p.payload) for p in voiced[:50])
+    assert abs(dominant_hz(played) - TONE_HZ) < 20
+    assert voiced[0].marker
+    # Packets leave every 20 ms: the median spacing is 20 ms +- 2.
+    gaps = np.diff([p.arrival for p in voiced]) * 1000
+    assert 18 <= float(np.median(gaps)) <= 22
+    # What the caller said arrives as 16-bit PCM with full resolution, not 8-bit.
+    heard = bytes(h.audio[call.call_id])
+    assert len(heard) >= 2 * 8000 * 0.9
+    samples = np.frombuffer(heard, dtype="<i2")
+    assert len(np.unique(samples)) > 64  # an 8-bit path leaves at most 256 coarse steps
+    assert abs(dominant_hz(heard[: 2 * 8000]) - 1000) < 20
+    sent = decode(clip.read_bytes())
+    assert heard[: len(sent)] == sent  # byte-exact 16-bit decode of what sipp streamed
+    assert h.keys[call.call_id] == "0"
+
+
+def test_options_answered(tmp_path: Path) -> None:
+    h = Harness(settings())
+
+    async def body() -> None:
+        result = await asyncio.to_thread(run_sipp, options_scenario(),
+                                         ("127.0.0.1", h.settings.bind_port), tmp_path)  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    asyncio.run(h.run(body))
+
+
+def test_cancel_before_answer(tmp_path: Path) -> None:
+    h = Harness(settings(answer_delay_ms=1500))
+    capture = RtpCapture()
+
+    async def body() -> None:
+        scenario = Caller(capture.port).cancel_scenario(after_ms=200)
+        result = await asyncio.to_thread(run_sipp, scenario, ("127.0.0.1", h.settings.bind_port),
+                                         tmp_path)  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        await asyncio.sleep(1.6)  # past the answer delay: the call must not be answered
+
+    try:
+        asyncio.run(h.run(body))
+    finally:
+        capture.close()
+    assert h.calls == []
+    assert not capture.packets
+
+
+def test_bot_hangs_up(tmp_path: Path) -> None:
+    h = Harness(settings())
+    capture = RtpCapture()
+    caller = Caller(capture.port).expect_bye(timeout_ms=5000)
+
+    async def body() -> None:
+        task = asyncio.create_task(
+            asyncio.to_thread(
+                run_sipp, caller.scenario(), ("127.0.0.1", h.settings.bind_port), tmp_path
+            )
+        )
+        while not h.calls:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        h.calls[0].hangup()
+        result = await task
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    try:
+        asyncio.run(h.run(body))
+    finally:
+        capture.close()
+    assert h.calls[0].hangup_by == "bot"
+
+
+def test_flush_stops_playout_within_one_packet() -> None:
+    import socket
+
+    sent: list[bytes] = []
+    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    a.bind(("127.0.0.1", 0))
+    stream = RtpStream(a, ("127.0.0.1", 9), 8, 101, lambda _: None, lambda _: None)
+    stream.play(tone(1.0))
+    for i in range(5):
+        sent.append(stream.next_packet(float(i))[0])
+    dropped = stream.flush()
+    assert dropped == [] and not stream.playing
+    packet, _ = stream.next_packet(5.0)
+    assert packet[12:] == stream._silence
+    seqs = [struct.unpack("!H", p[2:4])[0] for p in [*sent, packet]]
+    assert all((b - a_) & 0xFFFF == 1 for a_, b in itertools.pairwise(seqs))
+    a.close()
+    assert threading.active_count() >= 1
