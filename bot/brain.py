@@ -37,6 +37,7 @@ class BotPaths:
     gazetteer: str | Path | None = None
     menu: str | Path | None = None
     prompts: str | Path | None = None
+    synonyms: str | Path | None = None
 
 
 class Brain:
@@ -64,7 +65,7 @@ class Brain:
         kb_path = paths.kb or Path(str(resources.files("bot").joinpath(DEFAULT_KB)))
         return cls(
             load_kb(kb_path),
-            load_lexicon(paths.cues),
+            load_lexicon(paths.cues, paths.synonyms),
             load_gazetteer(paths.gazetteer),
             load_menu(paths.menu),
             load_prompts(paths.prompts),
@@ -74,7 +75,7 @@ class Brain:
     def from_settings(cls, settings: Any) -> Brain:
         """Load from ``hotline.settings.Settings().bot`` (paths or None for the samples)."""
         b = settings.bot
-        return cls.load(BotPaths(b.kb, b.cues, b.gazetteer, b.menu, b.prompts))
+        return cls.load(BotPaths(b.kb, b.cues, b.gazetteer, b.menu, b.prompts, b.synonyms))
 
     def new_dialogue(self) -> Any:
         """A fresh per-call dialogue sharing this brain."""
