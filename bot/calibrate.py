@@ -51,9 +51,7 @@ def semantic_features(brain: Brain, cases_path: str | Path) -> tuple[np.ndarray,
     return np.array(rows), np.array(labels)
 
 
-def _logistic(
-    x: np.ndarray, y: np.ndarray, steps: int, l2: float
-) -> tuple[np.ndarray, float]:
+def _logistic(x: np.ndarray, y: np.ndarray, steps: int, l2: float) -> tuple[np.ndarray, float]:
     xb = np.hstack([x, np.ones((len(x), 1))])
     w = np.zeros(xb.shape[1])
     for _ in range(steps):  # plain gradient descent: a handful of weights needs no library

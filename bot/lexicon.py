@@ -177,9 +177,7 @@ class Lexicon:
         return self.data.default_queue
 
 
-def load_lexicon(
-    path: str | Path | None = None, synonyms: str | Path | None = None
-) -> Lexicon:
+def load_lexicon(path: str | Path | None = None, synonyms: str | Path | None = None) -> Lexicon:
     """Load a cue lexicon and a synonym lexicon; ``None`` loads the ones shipped with the bot."""
     text, source = _read("cue lexicon", path, "data/cues.yaml")
     data = _parse(LexiconFile, "cue lexicon", text, source)
@@ -190,7 +188,9 @@ def load_lexicon(
 
 def _read(kind: str, path: str | Path | None, default: str) -> tuple[str, str]:
     if path is None:
-        return resources.files("bot").joinpath(default).read_text(encoding="utf-8"), f"bot/{default}"
+        return resources.files("bot").joinpath(default).read_text(
+            encoding="utf-8"
+        ), f"bot/{default}"
     path = Path(path)
     if not path.is_file():
         raise LexiconError(f"{kind} {path}: file not found")

@@ -161,10 +161,12 @@ class Retriever:
             return []
         feats = content_of(prepared, self.lexicon).features
         query = self.lexicon.strip_fillers(prepared)
-        return self.semantic.candidates(query, self._lexical(feats) if feats else []) if query else []
+        return (
+            self.semantic.candidates(query, self._lexical(feats) if feats else []) if query else []
+        )
 
     def _lexical(self, feats: list[str]) -> list[tuple[int, tuple[float, float, str]]]:
-        """Entries sharing features with the query, best first: (entry, (q_cov, d_cov, phrasing))."""
+        """Entries sharing features with the query, best first: (entry, (q_cov, d_cov, text))."""
         q_total = sum(_weight(f, self.idf(f)) for f in feats)
         matched: dict[int, float] = defaultdict(float)
         for f in feats:
@@ -266,8 +268,8 @@ class SemanticRanker:
         if not sims:
             return []
         by_meaning = sorted(sims, key=lambda i: -sims[i])[: self.SEMANTIC_SHORTLIST]
-        top_sims = sorted(sims.values(), reverse=True)[:2] + [0.0]
-        sums = sorted((q + d for q, d, _ in lexical.values()), reverse=True)[:2] + [0.0, 0.0]
+        top_sims = [*sorted(sims.values(), reverse=True)[:2], 0.0]
+        sums = [*sorted((q + d for q, d, _ in lexical.values()), reverse=True)[:2], 0.0, 0.0]
         out: list[tuple[int, tuple[float, ...], float]] = []
         for i in dict.fromkeys([*lexical, *by_meaning]):
             q_cov, d_cov, _ = lexical.get(i, (0.0, 0.0, ""))

