@@ -284,15 +284,28 @@ class SemanticRanker:
     def rank(
         self, query: str, shortlist: list[tuple[int, tuple[float, float, str]]], k: int
     ) -> list[Match]:
-        scored = [(semantic_score(x), i, x, sim) for i, x, sim in self.candidates(query, shortlist)]
+        """Candidates by the larger of their word/sound and their meaning confidence.
+
+        Meaning only adds evidence: an entry words and sounds already answer keeps that
+        confidence (a recogniser's homophones garble the embedding more than the pinyin).
+        """
+        by_words = {
+            i: m.confidence
+            for (i, _), m in zip(
+                shortlist, self.retriever._lexical_matches(shortlist, len(shortlist)), strict=True
+            )
+        }
+        scored = []
+        for i, x, sim in self.candidates(query, shortlist):
+            meaning = 1.0 / (1.0 + math.exp(-semantic_score(x)))
+            scored.append((max(meaning, by_words.get(i, 0.0)), i, x, sim))
         if not scored:
             return self.retriever._lexical_matches(shortlist, k)
         scored.sort(key=lambda item: -item[0])
         lexical = dict(shortlist)
         out: list[Match] = []
-        for z, i, x, sim in scored[:k]:
+        for conf, i, x, sim in scored[:k]:
             phrasing = lexical[i][2] if i in lexical else self.retriever.kb.entries[i].question
-            conf = 1.0 / (1.0 + math.exp(-z))
             out.append(Match(self.retriever.kb.entries[i], conf, x[0], x[1], phrasing, sim))
         return out
 
