@@ -23,12 +23,14 @@ GROUP = "seats"
 RETURNED = "__returned__"  # the consumer released tickets are parked on, idle from the start
 PRIORITIES = ("urgent", "normal")
 
-# Atomic "add unless already queued": KEYS[1]=queued hash, KEYS[2]=stream.
+# Atomic "add unless already queued", and tell the consoles: KEYS[1]=queued hash,
+# KEYS[2]=stream; ARGV: ticket, lane, enqueued ms, events channel.
 _ENQUEUE = """
 local existing = redis.call('HGET', KEYS[1], ARGV[1])
 if existing then return {0, existing} end
 local id = redis.call('XADD', KEYS[2], '*', 'ticket', ARGV[1], 'enqueued_ms', ARGV[3])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. id)
+redis.call('PUBLISH', ARGV[4], 'queued ' .. ARGV[1])
 return {1, ARGV[2] .. '|' .. id}
 """
 
@@ -158,10 +160,8 @@ class SeatQueue:
         self.ensure_groups()
         added, _ = self._enqueue(
             keys=[self._queued_key, self.stream(skill, priority)],
-            args=[ticket, f"{skill}:{priority}", int(time.time() * 1000)],
+            args=[ticket, f"{skill}:{priority}", int(time.time() * 1000), self.events_channel],
         )
-        if added:
-            self.redis.publish(self.events_channel, f"queued {ticket}")
         return bool(added)
 
     def is_queued(self, ticket: str) -> bool:

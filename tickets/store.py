@@ -14,14 +14,14 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, or_, select
+from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from hotline.settings import Settings, TicketsSettings
 from tickets.db import WRITE_OPTION, default_database_url, make_engine, migrate
 from tickets.draft import RequestType, TicketDraft, Urgency
-from tickets.models import TicketCounterRow, TicketEventRow, TicketRow, utcnow
+from tickets.models import TicketCounterRow, TicketEventRow, TicketRow, UTCDateTime, utcnow
 from tickets.ticket import (
     TRANSITIONS,
     HistoryEntry,
@@ -64,8 +64,8 @@ class TicketStore:
         self.duplicate_window = timedelta(days=duplicate_window_days)
         self.clock = clock
         self._read = sessionmaker(engine, expire_on_commit=False)
-        self._write = sessionmaker(engine.execution_options(**{WRITE_OPTION: True}),
-                                   expire_on_commit=False)
+        self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
+        self._write = sessionmaker(self._write_engine, expire_on_commit=False)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, run_migrations: bool = True) -> TicketStore:
@@ -116,82 +116,75 @@ class TicketStore:
         """A new work order in status 受理, numbered, with its due date and first history row."""
         now = self.clock()
         promised = draft.callback_promised if callback_promised is None else callback_promised
-        with self.writing() as session:
-            number = self._next_number(session, now)
-            row = TicketRow(
-                number=number,
-                created_at=now,
-                updated_at=now,
-                status=Status.INTAKE.value,
-                type=draft.type.value,
-                topic=draft.topic,
-                department=draft.department,
-                urgency=draft.urgency.value,
-                skill=skill,
-                caller=draft.caller.model_dump(mode="json"),
-                elements=draft.elements.model_dump(mode="json"),
-                summary=draft.summary,
-                handover_reason=draft.handover_reason,
-                kb_answers=list(draft.kb_answers),
-                caller_words=list(draft.caller_words),
-                call_id=draft.call_id,
-                call_started_at=_aware(draft.started_at),
-                call_ended_at=_aware(draft.ended_at),
-                menu_path=list(draft.menu_path),
-                dtmf=draft.dtmf,
-                transcript=[line.model_dump(mode="json") for line in draft.transcript],
-                recording_path=draft.recording_path,
-                callback_promised=promised,
-                due_at=self.calendar.due_at(now, self.time_limit(draft.type)),
-                department_reply="",
-                follow_up_result="",
-                satisfaction="",
-            )
-            _refresh_copies(row)
-            row.duplicate_of = self._find_duplicate(session, row, now)
-            session.add(row)
-            session.flush()
+        due_at = self.calendar.due_at(now, self.time_limit(draft.type))
+        # A bare connection, not an ORM session: intake is the hot path (hundreds a second).
+        with self._write_engine.begin() as connection:
+            number = self._next_number(connection, now)
+            values: dict[str, Any] = {
+                "number": number, "created_at": now, "updated_at": now,
+                "status": Status.INTAKE.value, "type": draft.type.value, "topic": draft.topic,
+                "department": draft.department, "urgency": draft.urgency.value, "skill": skill,
+                "caller": draft.caller.model_dump(mode="json"),
+                "elements": draft.elements.model_dump(mode="json"),
+                "summary": draft.summary, "handover_reason": draft.handover_reason,
+                "kb_answers": list(draft.kb_answers), "caller_words": list(draft.caller_words),
+                "call_id": draft.call_id, "call_started_at": _aware(draft.started_at),
+                "call_ended_at": _aware(draft.ended_at), "menu_path": list(draft.menu_path),
+                "dtmf": draft.dtmf,
+                "transcript": [line.model_dump(mode="json") for line in draft.transcript],
+                "recording_path": draft.recording_path, "callback_promised": promised,
+                "due_at": due_at, "assigned_to": None, "seat": None, "department_reply": "",
+                "follow_up_result": "", "satisfaction": "", "closed_at": None,
+            }
+            values.update(_copies(values))
+            values["duplicate_of"] = self._find_duplicate(connection, values, now)
+            ticket_id = connection.execute(_INSERT_TICKET, values).scalar_one()
             detail: dict[str, Any] = {"skill": skill, "call_id": draft.call_id}
-            if row.duplicate_of:
-                detail["duplicate_of"] = row.duplicate_of
-            self._append(session, row, actor, "created", "", Status.INTAKE, detail, now)
-            if row.duplicate_of:
-                original = self._row(session, row.duplicate_of)
-                self._append(session, original, actor, "duplicate_linked", original.status,
-                             original.status, {"duplicate": number}, now)
-            ticket = self._to_ticket(session, row, with_history=True)
+            duplicate_of = values["duplicate_of"]
+            if duplicate_of:
+                detail["duplicate_of"] = duplicate_of
+            created = HistoryEntry(at=now, actor=actor, action="created", from_status="",
+                                   to_status=Status.INTAKE.value, detail=detail)
+            self._insert_event(connection, ticket_id, created)
+            if duplicate_of:
+                original = connection.execute(
+                    select(TicketRow.id, TicketRow.status).where(TicketRow.number == duplicate_of)
+                ).one()
+                self._insert_event(connection, original.id, HistoryEntry(
+                    at=now, actor=actor, action="duplicate_linked", from_status=original.status,
+                    to_status=original.status, detail={"duplicate": number}))
+        ticket = Ticket(
+            number=number, status=Status.INTAKE, created_at=now, updated_at=now, due_at=due_at,
+            type=draft.type, topic=draft.topic, department=draft.department,
+            urgency=draft.urgency, skill=skill, caller=draft.caller, elements=draft.elements,
+            summary=draft.summary, handover_reason=draft.handover_reason,
+            kb_answers=list(draft.kb_answers), caller_words=list(draft.caller_words),
+            call_id=draft.call_id, call_started_at=values["call_started_at"],
+            call_ended_at=values["call_ended_at"], menu_path=list(draft.menu_path),
+            dtmf=draft.dtmf, transcript=list(draft.transcript),
+            recording_path=draft.recording_path, callback_promised=promised,
+            duplicate_of=duplicate_of, history=[created],
+        )
         log.info("ticket %s created (%s, caller %s)", number, draft.type.value,
                  mask_phone(draft.caller.number))
         return ticket
 
-    def _next_number(self, session: Session, now: datetime) -> str:
+    def _next_number(self, connection: Connection, now: datetime) -> str:
         """Today's next number; an atomic upsert, safe with many writers on both backends."""
         day = self.calendar.local_date(now).strftime("%Y%m%d")
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        table = TicketCounterRow.__table__
-        statement = (
-            insert(table)
-            .values(day=day, last=1)
-            .on_conflict_do_update(index_elements=[table.c.day], set_={"last": table.c.last + 1})
-            .returning(table.c.last)
-        )
-        last = session.execute(statement).scalar_one()
+        statement = _NEXT_NUMBER[connection.dialect.name]
+        last = connection.execute(statement, {"day": day}).scalar_one()
         return f"{day}-{last:04d}"
 
-    def _find_duplicate(self, session: Session, row: TicketRow, now: datetime) -> str | None:
+    def _find_duplicate(self, connection: Connection, values: dict[str, Any],
+                        now: datetime) -> str | None:
         """The open ticket with the same topic at the same place within the window, if any."""
-        if not row.topic or not row.place_key:
+        if not values["topic"] or not values["place_key"]:
             return None
-        query = (
-            select(TicketRow.number, TicketRow.duplicate_of)
-            .where(TicketRow.topic == row.topic, TicketRow.place_key == row.place_key)
-            .where(TicketRow.status != Status.CLOSED.value)
-            .where(TicketRow.created_at >= now - self.duplicate_window)
-            .order_by(TicketRow.created_at)
-            .limit(1)
-        )
-        found = session.execute(query).first()
+        found = connection.execute(_FIND_DUPLICATE, {
+            "topic": values["topic"], "place_key": values["place_key"],
+            "since": now - self.duplicate_window,
+        }).first()
         if found is None:
             return None
         return found.duplicate_of or found.number  # link to the first report, not a chain
@@ -240,7 +233,7 @@ class TicketStore:
             query = query.where(TicketRow.status == status.value)
         if date_from is not None:
             query = query.where(TicketRow.created_at >= self._local_midnight(date_from))
-        if date_to is not None:
+        if date_to is not None and date_to < date.max:
             end = self._local_midnight(date_to + timedelta(days=1))
             query = query.where(TicketRow.created_at < end)
         if assigned_to is not None:
@@ -365,6 +358,13 @@ class TicketStore:
                                    detail=detail))
 
     @staticmethod
+    def _insert_event(connection: Connection, ticket_id: int, entry: HistoryEntry) -> None:
+        connection.execute(_INSERT_EVENT, {
+            "ticket_id": ticket_id, "at": entry.at, "actor": entry.actor, "action": entry.action,
+            "from_status": entry.from_status, "to_status": entry.to_status,
+            "detail": entry.detail})
+
+    @staticmethod
     def _snapshot(row: TicketRow) -> dict[str, Any]:
         names = ("type", "topic", "department", "urgency", "skill", "summary")
         snap: dict[str, Any] = {name: getattr(row, name) for name in names}
@@ -407,6 +407,31 @@ class TicketStore:
         )
 
 
+def _next_number_statement(dialect_insert: Any) -> Any:
+    table = TicketCounterRow.__table__
+    return (
+        dialect_insert(table)
+        .values(day=bindparam("day"), last=1)
+        .on_conflict_do_update(index_elements=[table.c.day], set_={"last": table.c.last + 1})
+        .returning(table.c.last)
+    )
+
+
+# Statements built once: the intake path runs them hundreds of times a second.
+_NEXT_NUMBER = {"sqlite": _next_number_statement(sqlite.insert),
+                "postgresql": _next_number_statement(postgresql.insert)}
+_TICKET_COLUMNS = [c.key for c in TicketRow.__table__.columns if c.key != "id"]
+_INSERT_TICKET = insert(TicketRow.__table__).returning(TicketRow.__table__.c.id)
+_INSERT_EVENT = insert(TicketEventRow.__table__)
+_FIND_DUPLICATE = (
+    select(TicketRow.number, TicketRow.duplicate_of)
+    .where(TicketRow.topic == bindparam("topic"), TicketRow.place_key == bindparam("place_key"))
+    .where(TicketRow.status != Status.CLOSED.value)
+    .where(TicketRow.created_at >= bindparam("since", type_=UTCDateTime))
+    .order_by(TicketRow.created_at)
+    .limit(1)
+)
+
 _STEP_LABELS = {"dispatch": "转办", "accept": "签收办理", "supervise": "督办",
                 "reply": "登记反馈", "follow_up": "回访", "close": "办结"}
 
@@ -441,14 +466,23 @@ def _apply_edit(row: TicketRow, values: dict[str, Any]) -> None:
     row.caller, row.elements = caller, elements  # new objects: JSON columns track assignment
 
 
-def _refresh_copies(row: TicketRow) -> None:
-    caller, elements = row.caller, row.elements
+def _copies(values: dict[str, Any]) -> dict[str, Any]:
+    """The searchable copies of a ticket's caller and place (see TicketRow)."""
+    caller, elements = values["caller"], values["elements"]
     address = elements.get("address") or {}
     place = "".join(address.get(k, "") for k in ("district", "street", "community", "building"))
-    row.place_key = place_key(place or elements.get("where", "") or address.get("detail", ""))
-    row.caller_number = re.sub(r"\D", "", caller.get("number", ""))[:40]
-    row.callback_number = re.sub(r"\D", "", caller.get("callback_number", ""))[:40]
-    parts = [row.number, row.topic, row.department, row.summary, caller.get("name", ""),
-             *(str(elements.get(k, "")) for k in _ELEMENT_EDITS), place,
-             address.get("detail", ""), *row.caller_words]
-    row.search_text = " ".join(p for p in parts if p).lower()
+    parts = [values["number"], values["topic"], values["department"], values["summary"],
+             caller.get("name", ""), *(str(elements.get(k, "")) for k in _ELEMENT_EDITS),
+             place, address.get("detail", ""), *values["caller_words"]]
+    return {
+        "place_key": place_key(place or elements.get("where", "") or address.get("detail", "")),
+        "caller_number": re.sub(r"\D", "", caller.get("number", ""))[:40],
+        "callback_number": re.sub(r"\D", "", caller.get("callback_number", ""))[:40],
+        "search_text": " ".join(p for p in parts if p).lower(),
+    }
+
+
+def _refresh_copies(row: TicketRow) -> None:
+    names = ("number", "topic", "department", "summary", "caller", "elements", "caller_words")
+    for key, value in _copies({name: getattr(row, name) for name in names}).items():
+        setattr(row, key, value)
