@@ -30,7 +30,8 @@ from tickets.store import TicketStore
 
 PG_SERVER = os.environ.get("HOTLINE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_SERVER = os.environ.get("HOTLINE_TEST_REDIS", "redis://127.0.0.1:6379/0")
-SKILLS = {"general": "综合", "social_insurance": "社保", "real_estate": "不动产", "business": "营商环境"}
+SKILLS = {"general": "综合", "social_insurance": "社保", "real_estate": "不动产",
+          "business": "营商环境"}
 
 
 def make_draft(i: int = 0, **changes: object) -> TicketDraft:
@@ -127,9 +128,8 @@ def store(settings: Settings) -> Iterator[TicketStore]:
 
 
 @pytest.fixture
-def queue(settings: Settings) -> Iterator[SeatQueue]:
-    queue = SeatQueue.from_url(settings.tickets.redis_url, SKILLS, prefix=settings.tickets.key_prefix,
-                               claim_idle_s=0.3)
+def queue(redis_server: str, key_prefix: str) -> Iterator[SeatQueue]:
+    queue = SeatQueue.from_url(redis_server, SKILLS, prefix=key_prefix, claim_idle_s=0.3)
     yield queue
     queue.redis.close()
 

@@ -59,7 +59,7 @@ def test_numbers_stay_unique_with_concurrent_writers(store: TicketStore) -> None
         try:
             for i in range(15):
                 numbers.append(store.create_from_draft(make_draft(offset * 100 + i)).number)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
@@ -130,8 +130,8 @@ def test_history_rows_cannot_be_changed(store: TicketStore) -> None:
 
 def test_search_by_number_phone_text_status_and_date(store: TicketStore) -> None:
     a = store.create_from_draft(make_draft(1))
-    b = store.create_from_draft(make_draft(2, topic="路灯不亮", caller=make_draft().caller.model_copy(
-        update={"number": "0898-66661234"})))
+    landline = make_draft().caller.model_copy(update={"number": "0898-66661234"})
+    b = store.create_from_draft(make_draft(2, topic="路灯不亮", caller=landline))
     store.dispatch(b.number, "市城市管理局", "op")
     assert [t.number for t in store.search(number=a.number)] == [a.number]
     assert [t.number for t in store.search(phone="66661234")] == [b.number]
