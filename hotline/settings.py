@@ -116,7 +116,7 @@ class TicketsSettings(BaseModel):
     )
     duplicate_window_days: int = Field(7, ge=0, le=365)
     claim_idle_s: float = Field(
-        120.0, gt=0, le=86400, description="a claimed ticket returns to the queue after this silence"
+        120.0, gt=0, le=86400, description="a claimed ticket returns to the queue after this"
     )
 
 
@@ -125,9 +125,8 @@ class ConsoleSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(8345, ge=1, le=65535)
-    secret_key: str = Field("", description="signs nothing secret; leave empty to generate one")
     session_lifetime_min: int = Field(12 * 60, ge=1, le=7 * 24 * 60)
-    low_confidence: float = Field(0.6, ge=0.0, le=1.0, description="transcript words below are marked")
+    low_confidence: float = Field(0.6, ge=0.0, le=1.0, description="words below are marked")
     max_body_bytes: int = Field(1_000_000, ge=1024, le=100_000_000)
     dialer: str = Field(
         "", description="'module:attribute' of a tickets.dialer.Dialer factory for click-to-call"

@@ -47,7 +47,7 @@ def make_draft(i: int = 0, **changes: object) -> TicketDraft:
         menu_path=["main", "complaint"], dtmf="2", kb_answers=["kb-noise-01"],
         transcript=[TranscriptLine(speaker="caller", text="工地晚上施工太吵了", confidence=0.9)],
     )
-    return draft.model_copy(update=changes)
+    return TicketDraft.model_validate({**dict(draft), **changes})
 
 
 @pytest.fixture(scope="session")
