@@ -338,8 +338,8 @@ class SeatQueue:
         return chosen or self.skills[:1]
 
     def drop_all(self) -> None:
-        """Delete every key of this queue (tests and ``hotline`` resets)."""
-        keys = [self._queued_key]
-        keys += [self.stream(s, p) for s in self.skills for p in PRIORITIES]
-        self.redis.delete(*keys)
+        """Delete every key under this queue's prefix (benchmarks and test clean-up)."""
+        keys = list(self.redis.scan_iter(f"{self.prefix}:*", count=1000))
+        if keys:
+            self.redis.delete(*keys)
         self._groups_ready = False

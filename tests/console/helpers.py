@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -36,6 +37,8 @@ def make_env(settings: Settings, service: TicketService) -> ConsoleEnv:
     dialer = RecordingDialer()
     app = create_app(settings, service=service, dialer=dialer)
     accounts: AccountStore = app.state.console.accounts
+    # Real argon2id, with cheap parameters: the tests log in hundreds of times.
+    accounts.hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     for i, (name, role) in enumerate(USERS.items()):
         accounts.add(name, PASSWORD, role, display_name=f"{name}-名", extension=f"80{i + 1:02d}")
     return ConsoleEnv(app, service, accounts, dialer)
