@@ -52,7 +52,7 @@ class Console:
 
 
 def get_console(request: Request) -> Console:
-    return request.app.state.console  # type: ignore[no-any-return]
+    return request.app.state.console
 
 
 class BodyLimit:
@@ -74,13 +74,13 @@ class BodyLimit:
         async def limited() -> dict[str, object]:
             nonlocal received
             message = await receive()
-            received += len(message.get("body", b""))  # type: ignore[arg-type]
+            received += len(message.get("body", b""))
             if received > self.max_bytes:
                 raise _TooLarge
             return message  # type: ignore[return-value]
 
         try:
-            await self.app(scope, limited, send)  # type: ignore[arg-type]
+            await self.app(scope, limited, send)
         except _TooLarge:
             await JSONResponse({"detail": "请求体过大"}, status_code=413)(scope, receive, send)
 
@@ -135,7 +135,7 @@ def create_app(settings: Settings, service: TicketService | None = None,
     app.include_router(operator.router)
     operator.install_handlers(app)
     _install_error_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.console.max_body_bytes)  # type: ignore[arg-type]
+    app.add_middleware(BodyLimit, max_bytes=settings.console.max_body_bytes)
     return app
 
 

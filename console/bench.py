@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +171,7 @@ def _measure(settings: Settings, service: TicketService, count: int, pops: int,
             service.screen_pop(ticket.number, SEAT, account)
             created.append(ticket.number)
             with arrived:
-                if not arrived.wait_for(lambda n=ticket.number: n in received, timeout=2.0):
+                if not arrived.wait_for(partial(received.__contains__, ticket.number), 2.0):
                     missed += 1
                     continue
             latencies.append((received[ticket.number] - t0) * 1000)

@@ -12,9 +12,9 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, select
+from sqlalchemy import Connection, Engine, Table, bindparam, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -421,8 +421,9 @@ def _next_number_statement(dialect_insert: Any) -> Any:
 _NEXT_NUMBER = {"sqlite": _next_number_statement(sqlite.insert),
                 "postgresql": _next_number_statement(postgresql.insert)}
 _TICKET_COLUMNS = [c.key for c in TicketRow.__table__.columns if c.key != "id"]
-_INSERT_TICKET = insert(TicketRow.__table__).returning(TicketRow.__table__.c.id)
-_INSERT_EVENT = insert(TicketEventRow.__table__)
+_TICKETS = cast(Table, TicketRow.__table__)
+_INSERT_TICKET = insert(_TICKETS).returning(_TICKETS.c.id)
+_INSERT_EVENT = insert(cast(Table, TicketEventRow.__table__))
 _FIND_DUPLICATE = (
     select(TicketRow.number, TicketRow.duplicate_of)
     .where(TicketRow.topic == bindparam("topic"), TicketRow.place_key == bindparam("place_key"))
