@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -48,6 +49,17 @@ def redis_for(settings: Settings) -> Iterator[str]:
         raise CommandError(str(exc)) from exc
 
 
+class _MaskPhoneInAccessLog(logging.Filter):
+    """Searches by phone put the number in the URL: keep it out of the access log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) >= 3:
+            args = list(record.args)
+            args[2] = re.sub(r"(phone=)[^&\s]*", r"\1***", str(args[2]))
+            record.args = tuple(args)
+        return True
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -56,6 +68,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("uvicorn.access").addFilter(_MaskPhoneInAccessLog())
     with redis_for(settings) as url:
         app = create_app(settings, redis_url=url)
         uvicorn.run(app, host=args.host or settings.console.host,
