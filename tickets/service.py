@@ -13,11 +13,13 @@ import time
 from dataclasses import dataclass
 
 import redis
+from sqlalchemy import select
 
 from hotline.settings import Settings
 from tickets.accounts import Account
 from tickets.dialer import Dialer, DialerError
 from tickets.draft import TicketDraft, Urgency
+from tickets.models import UserRow
 from tickets.queue import SeatQueue
 from tickets.store import TicketStore
 from tickets.ticket import Satisfaction, Status, Ticket, TicketEdit, TicketError
@@ -79,16 +81,28 @@ class TicketService:
             log.exception("ticket %s recorded but not queued (Redis down)", ticket.number)
 
     def screen_pop(self, ticket_number: str, seat: str, account: Account | None = None) -> None:
-        """A call carrying ``ticket_number`` reached ``seat``: hand it over and pop it up."""
+        """A call carrying ``ticket_number`` reached ``seat``: hand it over and pop it up.
+
+        ``seat`` is the operator's extension (or user name); the operator logged in there
+        becomes the ticket's owner.
+        """
         self.queue.take_over(seat, ticket_number)
-        self.store.assign(ticket_number, account.username if account else None, seat,
-                          actor=f"seat:{seat}")
+        username = account.username if account else self._user_at_seat(seat)
+        self.store.assign(ticket_number, username, seat, actor=f"seat:{seat}")
         event = json.dumps({"type": "pop", "ticket": ticket_number, "seat": seat,
                             "sent_ms": time.time() * 1000})
         pipe = self.queue.redis.pipeline(transaction=False)
         pipe.publish(pop_channel(self.queue.prefix, seat), event)
         pipe.set(pop_key(self.queue.prefix, seat), event, ex=POP_TTL_S)
         pipe.execute()
+
+    def _user_at_seat(self, seat: str) -> str | None:
+        with self.store.reading() as session:
+            return session.scalar(
+                select(UserRow.username)
+                .where((UserRow.extension == seat) | (UserRow.username == seat))
+                .order_by(UserRow.extension.desc()).limit(1)
+            )
 
     def pending_pop(self, seat: str) -> dict[str, object] | None:
         raw = self.queue.redis.get(pop_key(self.queue.prefix, seat))

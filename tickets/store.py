@@ -254,6 +254,16 @@ class TicketStore:
         with self.reading() as session:
             return [(r.number, r.skill, r.urgency) for r in session.execute(query)]
 
+    def existing(self, numbers: list[str]) -> set[str]:
+        """Which of these ticket numbers are in the record."""
+        found: set[str] = set()
+        with self.reading() as session:
+            for start in range(0, len(numbers), 500):
+                chunk = numbers[start:start + 500]
+                found.update(session.scalars(
+                    select(TicketRow.number).where(TicketRow.number.in_(chunk))))
+        return found
+
     def count(self) -> int:
         with self.reading() as session:
             return session.scalar(select(func.count(TicketRow.id))) or 0

@@ -75,7 +75,7 @@ def test_operator_pops_edits_dispatches_and_closes(browser: object, settings: Se
             TranscriptLine(speaker="bot", text="好的，已为您登记，正在转接人工。"),
         ])
         popped = service.intake(draft)
-        service.screen_pop(popped.number, "8001", env.accounts.get("op"))
+        service.screen_pop(popped.number, "8001")  # as the call session does
         page.wait_for_selector("#pop-card", timeout=5000)
         assert popped.number in page.inner_text("#pop-card")
         page.wait_for_function(  # the live refresh moved it into "my tickets"
