@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from fastapi.templating import Jinja2Templates
@@ -63,7 +63,12 @@ def install_filters(templates: Jinja2Templates, settings: Settings) -> None:
             return f"{seconds // 60} 分钟"
         return f"{seconds // 3600} 小时 {seconds % 3600 // 60} 分"
 
-    env.filters.update(local=local, remaining=remaining, age=age)
+    def overdue_ms(ms: int) -> bool:
+        """Waiting longer than the dispatch rule allows (Haikou: 30 minutes)."""
+        limit = settings.tickets.dispatch_within_min
+        return bool(limit) and datetime.now(UTC).timestamp() - ms / 1000 > limit * 60
+
+    env.filters.update(local=local, remaining=remaining, age=age, overdue_ms=overdue_ms)
     env.globals.update(
         STATUS_LABELS={s.value: label for s, label in STATUS_LABELS.items()},
         TYPE_LABELS={t.value: label for t, label in TYPE_LABELS.items()},
@@ -78,5 +83,7 @@ def install_filters(templates: Jinja2Templates, settings: Settings) -> None:
         SKILLS=settings.tickets.skills,
         DEPARTMENTS=settings.tickets.departments,
         LOW_CONFIDENCE=settings.console.low_confidence,
+        DISPATCH_WITHIN_MIN=settings.tickets.dispatch_within_min,
         marked_words=marked_words,
+        timedelta_min=lambda minutes: timedelta(minutes=minutes),
     )

@@ -115,6 +115,9 @@ class TicketsSettings(BaseModel):
         ]
     )
     duplicate_window_days: int = Field(7, ge=0, le=365)
+    dispatch_within_min: int = Field(
+        30, ge=0, le=10080, description="a taken complaint reaches its department within this"
+    )
     claim_idle_s: float = Field(
         120.0, gt=0, le=86400, description="a claimed ticket returns to the queue after this"
     )

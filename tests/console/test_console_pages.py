@@ -71,6 +71,7 @@ def test_ticket_page_marks_doubtful_words_and_runs_the_workflow(
     page = client.get(f"/tickets/{number}")
     assert "<mark" in page.text and ">海甸</mark>" in page.text
     assert "五西路工地</mark>" not in page.text
+    assert "30 分钟内送达承办单位" in page.text  # Haikou's dispatch rule, while in intake
     token = csrf(page.text)
     edit = client.post(f"/tickets/{number}/edit", data={
         "csrf_token": token, "type": "complaint", "urgency": "normal", "skill": "general",
@@ -80,6 +81,7 @@ def test_ticket_page_marks_doubtful_words_and_runs_the_workflow(
     dispatched = client.post(f"/tickets/{number}/dispatch", data={
         "csrf_token": token, "department": "市生态环境局"})
     assert "已转办至 市生态环境局" in dispatched.text
+    assert "30 分钟内送达承办单位" not in dispatched.text
     client.post(f"/tickets/{number}/reply", data={"csrf_token": token, "reply": "已停工"})
     called = client.post(f"/tickets/{number}/call", data={"csrf_token": token})
     assert "正在呼叫" in called.text
