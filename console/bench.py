@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -57,24 +58,29 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _produce(settings: Settings, first: int, count: int, start: Any, out: Any) -> None:
-    """One producer process (a controller node): waits for the start signal, then intakes."""
+def _produce(settings: Settings, first: int, count: int, threads: int, start: Any,
+             out: Any) -> None:
+    """One producer process (a controller node, its calls on ``threads`` worker threads as
+    the call sessions' ``asyncio.to_thread`` would run them): waits, then intakes."""
     service = TicketService.from_settings(settings)
     drafts = [sample_draft(i) for i in range(first, first + count)]
     service.queue.ensure_groups()
     out.put(("ready", []))
     start.wait()
-    numbers = [service.intake(d, skill="general").number for d in drafts]
+    with ThreadPoolExecutor(threads) as pool:
+        numbers = [t.number for t in pool.map(partial(service.intake, skill="general"), drafts)]
     out.put(("done", numbers))
 
 
-def create_concurrently(settings: Settings, count: int, producers: int) -> tuple[list[str], float]:
+def create_concurrently(settings: Settings, count: int, producers: int,
+                        threads: int = 4) -> tuple[list[str], float]:
     """Tickets created by ``producers`` processes at once; returns numbers and tickets/s."""
     context = multiprocessing.get_context("spawn")  # the caller has threads: no fork
     start, out = context.Event(), context.Queue()
     shares = [count // producers + (1 if i < count % producers else 0) for i in range(producers)]
     firsts = [sum(shares[:i]) for i in range(producers)]
-    workers = [context.Process(target=_produce, args=(settings, f, n, start, out), daemon=True)
+    workers = [context.Process(target=_produce, args=(settings, f, n, threads, start, out),
+                               daemon=True)
                for f, n in zip(firsts, shares, strict=True)]
     for worker in workers:
         worker.start()
@@ -92,7 +98,8 @@ def create_concurrently(settings: Settings, count: int, producers: int) -> tuple
 
 
 def run_bench(settings: Settings, redis_url: str, *, count: int, pops: int,
-              database_url: str | None = None, producers: int = 1) -> dict[str, Any]:
+              database_url: str | None = None, producers: int = 1,
+              threads: int = 4) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hotline-bench-") as tmp:
         cfg = settings.tickets.model_copy(update={
             "database_url": database_url or f"sqlite:///{Path(tmp) / 'bench.db'}",
@@ -101,7 +108,7 @@ def run_bench(settings: Settings, redis_url: str, *, count: int, pops: int,
         bench_settings = settings.model_copy(update={"tickets": cfg, "data_dir": Path(tmp)})
         service = TicketService.from_settings(bench_settings)
         try:
-            return _measure(bench_settings, service, count, pops, producers)
+            return _measure(bench_settings, service, count, pops, producers, threads)
         finally:
             service.queue.drop_all()
             service.store.dispose()
@@ -116,7 +123,7 @@ def _serve_console(settings: Settings, port: int, started: Any, stop: Any) -> No
 
 
 def _measure(settings: Settings, service: TicketService, count: int, pops: int,
-             producers: int) -> dict[str, Any]:
+             producers: int, threads: int) -> dict[str, Any]:
     accounts = AccountStore(service.store, timedelta(hours=1))
     password = uuid.uuid4().hex
     username = f"bench-{uuid.uuid4().hex[:8]}"  # the database may be reused between runs
@@ -162,7 +169,7 @@ def _measure(settings: Settings, service: TicketService, count: int, pops: int,
         if not ready.wait(10):
             raise RuntimeError("the console's event stream did not open")
 
-        created, created_per_s = create_concurrently(settings, count, producers)
+        created, created_per_s = create_concurrently(settings, count, producers, threads)
 
         latencies: list[float] = []
         missed = 0

@@ -26,6 +26,8 @@ def register(commands: Any, bench: Any) -> None:
     tickets.add_argument("--pops", type=int, default=300, help="screen pops timed")
     tickets.add_argument("--producers", type=int, default=1,
                          help="processes creating tickets at once (controller nodes)")
+    tickets.add_argument("--threads", type=int, default=4,
+                         help="calls per producer handing over tickets at the same time")
     tickets.add_argument("--database-url", help="default: a fresh SQLite file")
     tickets.set_defaults(handler=_bench)
 
@@ -80,12 +82,13 @@ def _serve(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from console.bench import run_bench
 
-    if args.count < 1 or args.pops < 1 or args.producers < 1:
-        raise CommandError("--count, --pops and --producers must be at least 1")
+    if min(args.count, args.pops, args.producers, args.threads) < 1:
+        raise CommandError("--count, --pops, --producers and --threads must be at least 1")
     settings = load_settings()
     with redis_for(settings) as url:
         result = run_bench(settings, url, count=args.count, pops=args.pops,
-                           database_url=args.database_url, producers=args.producers)
+                           database_url=args.database_url, producers=args.producers,
+                           threads=args.threads)
     if args.json:
         print(json.dumps(result))
     else:

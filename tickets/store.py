@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import unicodedata
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
 
@@ -66,6 +67,10 @@ class TicketStore:
         self._read = sessionmaker(engine, expire_on_commit=False)
         self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
         self._write = sessionmaker(self._write_engine, expire_on_commit=False)
+        # SQLite takes one writer at a time; threads of this process queue on a lock rather
+        # than on SQLite's busy handler, which sleeps in steps of milliseconds.
+        self._write_lock: AbstractContextManager[object] = (
+            threading.Lock() if engine.dialect.name == "sqlite" else nullcontext())
 
     @classmethod
     def from_settings(cls, settings: Settings, *, run_migrations: bool = True) -> TicketStore:
@@ -91,7 +96,7 @@ class TicketStore:
 
     @contextmanager
     def writing(self) -> Iterator[Session]:
-        with self._write.begin() as session:
+        with self._write_lock, self._write.begin() as session:
             yield session
 
     @contextmanager
@@ -118,7 +123,7 @@ class TicketStore:
         promised = draft.callback_promised if callback_promised is None else callback_promised
         due_at = self.calendar.due_at(now, self.time_limit(draft.type))
         # A bare connection, not an ORM session: intake is the hot path (hundreds a second).
-        with self._write_engine.begin() as connection:
+        with self._write_lock, self._write_engine.begin() as connection:
             number = self._next_number(connection, now)
             values: dict[str, Any] = {
                 "number": number, "created_at": now, "updated_at": now,
