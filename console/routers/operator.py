@@ -107,7 +107,8 @@ def logout(console: Ctx, login: Login) -> Response:
 
 def _safe_next(target: str) -> str:
     """Only local paths: never an open redirect to another site."""
-    return target if target.startswith("/") and not target.startswith("//") else "/"
+    local = target.startswith("/") and not target.startswith(("//", "/\\"))
+    return target if local and "\n" not in target and "\r" not in target else "/"
 
 
 # ---- workbench ----

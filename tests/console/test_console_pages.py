@@ -119,3 +119,11 @@ def test_recording_is_served_only_from_the_data_dir(env: ConsoleEnv, client: Tes
     evil = env.service.intake(make_draft(2, recording_path="/etc/passwd")).number
     assert client.get(f"/tickets/{good}/recording").content == b"RIFF....WAVE"
     assert client.get(f"/tickets/{evil}/recording").status_code == 404
+
+
+def test_login_never_redirects_to_another_site() -> None:
+    from console.routers.operator import _safe_next
+
+    assert _safe_next("/tickets/20261122-0001") == "/tickets/20261122-0001"
+    for evil in ("https://evil.example", "//evil.example", "/\\evil.example", "evil", ""):
+        assert _safe_next(evil) == "/"
