@@ -7,6 +7,7 @@ file named by ``HOTLINE_CONFIG`` (default ``./hotline.yaml`` when present), defa
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -135,6 +136,84 @@ class IvrSettings(BaseModel):
     recordings: bool = True
 
 
+class TicketsSettings(BaseModel):
+    """Work orders: the SQL record, the Redis seat queue, time limits (see tickets/)."""
+
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default: SQLite file <data_dir>/tickets.db"
+    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="the live seat queue")
+    embedded_redis: Literal["auto", "always", "never"] = Field(
+        "auto", description="auto: start a private redis-server when redis_url does not answer"
+    )
+    key_prefix: str = Field("hotline", min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")
+    timezone: str = "Asia/Shanghai"
+    # Working days from intake to the due date, per request type (one province's rules).
+    time_limits: dict[str, int] = Field(
+        default_factory=lambda: {
+            "consultation": 2,
+            "help": 10,
+            "suggestion": 10,
+            "complaint": 15,
+            "report": 15,
+            "praise": 2,
+            "human": 10,
+            "emergency": 1,
+            "abusive": 2,
+        }
+    )
+    default_time_limit: int = Field(10, ge=0, le=365, description="working days for other types")
+    holidays: list[date] = Field(default_factory=list, description="public holidays (days off)")
+    extra_workdays: list[date] = Field(
+        default_factory=list, description="weekend days that are working days (调休)"
+    )
+    skills: dict[str, str] = Field(
+        default_factory=lambda: {
+            "general": "综合",
+            "social_insurance": "社保",
+            "real_estate": "不动产",
+            "business": "营商环境",
+        },
+        description="skill queue name -> label shown to operators",
+    )
+    departments: list[str] = Field(
+        default_factory=lambda: [
+            "市住房和城乡建设局",
+            "市城市管理局",
+            "市生态环境局",
+            "市人力资源和社会保障局",
+            "市医疗保障局",
+            "市市场监督管理局",
+            "市交通运输局",
+            "市水务局",
+            "市供电公司",
+            "市公安局",
+            "市自然资源和规划局",
+            "市营商环境建设局",
+        ]
+    )
+    duplicate_window_days: int = Field(7, ge=0, le=365)
+    dispatch_within_min: int = Field(
+        30, ge=0, le=10080, description="a taken complaint reaches its department within this"
+    )
+    claim_idle_s: float = Field(
+        120.0, gt=0, le=86400, description="a claimed ticket returns to the queue after this"
+    )
+
+
+class ConsoleSettings(BaseModel):
+    """The operator console and REST API (see console/)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8345, ge=1, le=65535)
+    session_lifetime_min: int = Field(12 * 60, ge=1, le=7 * 24 * 60)
+    low_confidence: float = Field(0.6, ge=0.0, le=1.0, description="words below are marked")
+    max_body_bytes: int = Field(1_000_000, ge=1024, le=100_000_000)
+    dialer: str = Field(
+        "", description="'module:attribute' of a tickets.dialer.Dialer factory for click-to-call"
+    )
+
+
 class Settings(BaseSettings):
     """Everything a deployment can tune; each section belongs to one package."""
 
@@ -151,6 +230,8 @@ class Settings(BaseSettings):
     sip: SipSettings = SipSettings()  # type: ignore[call-arg]
     ami: AmiSettings = AmiSettings()  # type: ignore[call-arg]
     ivr: IvrSettings = IvrSettings()  # type: ignore[call-arg]
+    tickets: TicketsSettings = TicketsSettings()  # type: ignore[call-arg]
+    console: ConsoleSettings = ConsoleSettings()  # type: ignore[call-arg]
 
     @classmethod
     def settings_customise_sources(

@@ -12,7 +12,7 @@ from enum import Enum
 from pydantic import BaseModel, Field
 
 
-class RequestType(str, Enum):
+class RequestType(str, Enum):  # noqa: UP042 (str() of members is relied on)
     CONSULTATION = "consultation"  # 咨询
     COMPLAINT = "complaint"  # 投诉
     HELP = "help"  # 求助
@@ -24,7 +24,7 @@ class RequestType(str, Enum):
     ABUSIVE = "abusive"
 
 
-class Urgency(str, Enum):
+class Urgency(str, Enum):  # noqa: UP042
     NORMAL = "normal"
     URGENT = "urgent"
     EMERGENCY = "emergency"
@@ -49,7 +49,8 @@ class Address(BaseModel):
     detail: str = ""  # the words as spoken
 
     def text(self) -> str:
-        return "".join(p for p in (self.district, self.street, self.community, self.building)) or self.detail
+        parts = (self.district, self.street, self.community, self.building)
+        return "".join(p for p in parts) or self.detail
 
 
 class FiveElements(BaseModel):
@@ -61,13 +62,22 @@ class FiveElements(BaseModel):
     address: Address = Field(default_factory=Address)
 
     def missing(self) -> list[str]:
-        return [name for name in ("where", "when", "who_what", "what_happened", "caller_wants") if not getattr(self, name)]
+        names = ("where", "when", "who_what", "what_happened", "caller_wants")
+        return [name for name in names if not getattr(self, name)]
+
+
+class TranscriptWord(BaseModel):
+    """One recognised word with the recogniser's confidence (for marking doubtful words)."""
+
+    text: str
+    confidence: float = 1.0
 
 
 class TranscriptLine(BaseModel):
     speaker: str  # caller | bot
     text: str
     confidence: float = 1.0
+    words: list[TranscriptWord] = Field(default_factory=list)  # optional word-level detail
     start_s: float = 0.0
     end_s: float = 0.0
 

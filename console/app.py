@@ -1,0 +1,180 @@
+"""The operator console and REST API: one FastAPI app, routers per area.
+
+Operators' pages live in ``console.routers.operator``, the REST API in
+``console.routers.api``; managers' pages (menus, knowledge base, figures) get their own
+router modules and are included in :func:`create_app` the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import redis
+import redis.asyncio as aioredis
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from hotline.settings import Settings
+from tickets.accounts import AccountStore
+from tickets.dialer import Dialer, load_dialer
+from tickets.service import TicketService
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass
+class Console:
+    """Everything a request handler needs, built once per app."""
+
+    settings: Settings
+    service: TicketService
+    accounts: AccountStore
+    templates: Jinja2Templates
+    events: aioredis.Redis
+    # Set when the server stops: open event streams end instead of holding shutdown up.
+    closing: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def prefix(self) -> str:
+        return self.service.queue.prefix
+
+
+def get_console(request: Request) -> Console:
+    return request.app.state.console
+
+
+class BodyLimit:
+    """Refuse request bodies over the limit with 413 before anything reads them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await JSONResponse({"detail": "请求体过大"}, status_code=413)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> dict[str, object]:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise _TooLarge
+            return message  # type: ignore[return-value]
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await JSONResponse({"detail": "请求体过大"}, status_code=413)(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(settings: Settings, service: TicketService | None = None,
+               dialer: Dialer | None = None, redis_url: str | None = None,
+               reconcile_every_s: float = 30.0) -> FastAPI:
+    if service is None:
+        dialer = dialer or load_dialer(settings.console.dialer, settings)
+        service = TicketService.from_settings(settings, redis_url=redis_url, dialer=dialer)
+    elif dialer is not None:
+        service.dialer = dialer
+    accounts = AccountStore(service.store,
+                            timedelta(minutes=settings.console.session_lifetime_min))
+    pool_kwargs = service.queue.redis.connection_pool.connection_kwargs
+    events = aioredis.Redis(host=pool_kwargs.get("host", "127.0.0.1"),
+                            port=pool_kwargs.get("port", 6379), db=pool_kwargs.get("db", 0),
+                            password=pool_kwargs.get("password"), decode_responses=True)
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    from console import views
+
+    views.install_filters(templates, settings)
+    console = Console(settings, service, accounts, templates, events)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_keep_reconciling(console, reconcile_every_s))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await events.aclose()
+
+    app = FastAPI(
+        title="12345 热线工单 API",
+        description="工单受理、转办、反馈、回访与办结；供城市既有办件系统对接。",
+        version="1.0",
+        lifespan=lifespan,
+    )
+    app.state.console = console
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    from console.routers import api, operator
+
+    app.include_router(api.router)
+    app.include_router(operator.router)
+    operator.install_handlers(app)
+    _install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.console.max_body_bytes)
+    return app
+
+
+async def _keep_reconciling(console: Console, every_s: float) -> None:
+    """Re-queue what Redis lost and return abandoned claims, for as long as the app runs."""
+    while True:
+        try:
+            await asyncio.to_thread(console.service.reconcile)
+            await asyncio.to_thread(console.accounts.purge_expired)
+        except Exception:
+            log.exception("reconcile failed; retrying")
+        await asyncio.sleep(every_s)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    from tickets.accounts import AccountError
+    from tickets.dialer import DialerError
+    from tickets.queue import QueueError
+    from tickets.ticket import InvalidTransition, TicketError, TicketNotFound
+
+    status_of: list[tuple[type[Exception], int]] = [
+        (TicketNotFound, 404), (InvalidTransition, 409), (TicketError, 422),
+        (AccountError, 422), (QueueError, 422), (DialerError, 503),
+        (redis.RedisError, 503),
+    ]
+
+    def handler_for(code: int) -> Callable[[Request, Exception], Awaitable[Response]]:
+        async def handle(request: Request, exc: Exception) -> Response:
+            message = str(exc) if code != 503 or not isinstance(exc, redis.RedisError) \
+                else "队列服务暂时不可用，请稍后重试"
+            if not request.url.path.startswith("/api/"):
+                console: Console = request.app.state.console
+                return console.templates.TemplateResponse(
+                    request, "error.html", {"status": code, "detail": message, "account": None,
+                                            "login": None, "csrf": "", "msg": "", "err": ""},
+                    status_code=code)
+            return JSONResponse({"detail": message}, status_code=code)
+
+        return handle
+
+    for exc_type, code in status_of:
+        app.add_exception_handler(exc_type, handler_for(code))

@@ -1,0 +1,44 @@
+"""Shared set-up for the console tests: an app over the real store and queue, with users."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from hotline.settings import Settings
+from tickets.accounts import AccountStore, Role
+from tickets.dialer import RecordingDialer
+from tickets.service import TicketService
+
+PASSWORD = "correct-horse-9"
+USERS = {"op": Role.OPERATOR, "boss": Role.MANAGER, "root": Role.ADMIN}
+
+
+@dataclass
+class ConsoleEnv:
+    app: FastAPI
+    service: TicketService
+    accounts: AccountStore
+    dialer: RecordingDialer
+
+    def token(self, client: TestClient, user: str) -> dict[str, str]:
+        response = client.post("/api/v1/auth/token",
+                               json={"username": user, "password": PASSWORD})
+        assert response.status_code == 200, response.text
+        return {"Authorization": f"Bearer {response.json()['token']}"}
+
+
+def make_env(settings: Settings, service: TicketService) -> ConsoleEnv:
+    from console.app import create_app
+
+    dialer = RecordingDialer()
+    app = create_app(settings, service=service, dialer=dialer)
+    accounts: AccountStore = app.state.console.accounts
+    # Real argon2id, with cheap parameters: the tests log in hundreds of times.
+    accounts.hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    for i, (name, role) in enumerate(USERS.items()):
+        accounts.add(name, PASSWORD, role, display_name=f"{name}-名", extension=f"80{i + 1:02d}")
+    return ConsoleEnv(app, service, accounts, dialer)

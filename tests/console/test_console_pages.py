@@ -1,0 +1,129 @@
+"""Server-rendered pages through HTTP: login, workbench, ticket, actions, search, SSE."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from hotline.settings import Settings
+from tests.console.helpers import PASSWORD, ConsoleEnv, make_env
+from tests.tickets.support import make_draft
+from tickets.draft import TranscriptLine, TranscriptWord
+from tickets.service import TicketService
+
+
+@pytest.fixture
+def env(settings: Settings, service: TicketService) -> ConsoleEnv:
+    return make_env(settings, service)
+
+
+@pytest.fixture
+def client(env: ConsoleEnv) -> Iterator[TestClient]:
+    with TestClient(env.app) as client:
+        client.get("/login")
+        client.post("/login", data={"username": "op", "password": PASSWORD,
+                                    "csrf_token": client.cookies["hotline_login_csrf"]})
+        yield client
+
+
+def csrf(page: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match
+    return match.group(1)
+
+
+def test_login_page_and_wrong_password(env: ConsoleEnv) -> None:
+    with TestClient(env.app) as anonymous:
+        page = anonymous.get("/login")
+        assert "坐席登录" in page.text
+        wrong = anonymous.post("/login", data={
+            "username": "op", "password": "bad", "csrf_token": anonymous.cookies[
+                "hotline_login_csrf"]})
+        assert "用户名或密码错误" in wrong.text
+        assert anonymous.get("/search", follow_redirects=False).status_code == 303
+
+
+def test_workbench_shows_queues_and_claims(env: ConsoleEnv, client: TestClient) -> None:
+    night = env.service.intake(make_draft(1), callback_promised=True)
+    urgent = env.service.intake(make_draft(2, urgency="urgent"))
+    page = client.get("/")
+    assert "共享队列" in page.text and "我的工单" in page.text
+    assert page.text.index(urgent.number) < page.text.index(night.number)  # urgent first
+    assert "需回电" in page.text
+    claimed = client.post("/claim", data={"csrf_token": csrf(page.text)},
+                          follow_redirects=False)
+    assert claimed.headers["location"] == f"/tickets/{urgent.number}"
+    fragment = client.get("/fragments/queues").text
+    assert urgent.number in fragment.split("共享队列")[0]  # now in "my tickets"
+
+
+def test_ticket_page_marks_doubtful_words_and_runs_the_workflow(
+        env: ConsoleEnv, client: TestClient) -> None:
+    draft = make_draft(3, transcript=[
+        TranscriptLine(speaker="caller", text="海甸五西路工地", confidence=0.5, words=[
+            TranscriptWord(text="海甸", confidence=0.3), TranscriptWord(text="五西路工地")]),
+        TranscriptLine(speaker="bot", text="请问您要反映什么问题", confidence=1.0),
+    ])
+    number = env.service.intake(draft).number
+    page = client.get(f"/tickets/{number}")
+    assert "<mark" in page.text and ">海甸</mark>" in page.text
+    assert "五西路工地</mark>" not in page.text
+    assert "30 分钟内送达承办单位" in page.text  # Haikou's dispatch rule, while in intake
+    token = csrf(page.text)
+    edit = client.post(f"/tickets/{number}/edit", data={
+        "csrf_token": token, "type": "complaint", "urgency": "normal", "skill": "general",
+        "topic": "施工噪音", "caller_name": "王建国", "where": "美兰区海甸五西路3号",
+        "what_happened": "夜间施工"})
+    assert "已保存" in edit.text
+    dispatched = client.post(f"/tickets/{number}/dispatch", data={
+        "csrf_token": token, "department": "市生态环境局"})
+    assert "已转办至 市生态环境局" in dispatched.text
+    assert "30 分钟内送达承办单位" not in dispatched.text
+    client.post(f"/tickets/{number}/reply", data={"csrf_token": token, "reply": "已停工"})
+    called = client.post(f"/tickets/{number}/call", data={"csrf_token": token})
+    assert "正在呼叫" in called.text
+    assert env.dialer.calls[-1] == ("8001", "13907551234", number)
+    client.post(f"/tickets/{number}/follow-up", data={"csrf_token": token, "result": "满意"})
+    closed = client.post(f"/tickets/{number}/close", data={
+        "csrf_token": token, "satisfaction": "satisfied"})
+    assert "工单已办结" in closed.text
+    ticket = env.service.store.get(number)
+    assert ticket.status == "closed" and ticket.caller.name == "王建国"
+    assert [h.action for h in ticket.history] == [
+        "created", "edited", "dispatch", "reply", "call_placed", "follow_up", "close"]
+    refused = client.post(f"/tickets/{number}/dispatch", data={
+        "csrf_token": token, "department": "市水务局"})
+    assert "不能转办" in refused.text
+
+
+def test_search_page(env: ConsoleEnv, client: TestClient) -> None:
+    number = env.service.intake(make_draft(5)).number
+    assert number in client.get("/search", params={"phone": "7551234"}).text
+    assert number in client.get("/search", params={"text": "海甸五西路5号"}).text
+    assert number in client.get("/search", params={"number": number}).text
+    bad = client.get("/search", params={"date_from": "2026-99-99"})
+    assert "日期格式" in bad.text
+    assert "没有符合条件" in client.get("/search", params={"text": "不存在的地方"}).text
+    assert client.get("/tickets/20000101-0001").status_code == 404
+
+
+def test_recording_is_served_only_from_the_data_dir(env: ConsoleEnv, client: TestClient,
+                                                    settings: Settings) -> None:
+    wav = settings.data_dir / "recordings" / "c1.wav"
+    wav.parent.mkdir(parents=True)
+    wav.write_bytes(b"RIFF....WAVE")
+    good = env.service.intake(make_draft(1, recording_path="recordings/c1.wav")).number
+    evil = env.service.intake(make_draft(2, recording_path="/etc/passwd")).number
+    assert client.get(f"/tickets/{good}/recording").content == b"RIFF....WAVE"
+    assert client.get(f"/tickets/{evil}/recording").status_code == 404
+
+
+def test_login_never_redirects_to_another_site() -> None:
+    from console.routers.operator import _safe_next
+
+    assert _safe_next("/tickets/20261122-0001") == "/tickets/20261122-0001"
+    for evil in ("https://evil.example", "//evil.example", "/\\evil.example", "evil", ""):
+        assert _safe_next(evil) == "/"

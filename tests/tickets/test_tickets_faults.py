@@ -1,0 +1,148 @@
+"""Fault tests: a seat process killed between claim and ack, Redis killed and restarted,
+Redis down while the bot creates tickets, Redis losing its data. Nothing may be lost."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.tickets.support import SKILLS, make_draft
+from tickets.accounts import Account, Role
+from tickets.queue import SeatQueue
+from tickets.redis_embedded import EmbeddedRedis, free_port, redis_binary
+from tickets.service import TicketService
+from tickets.store import TicketStore
+from tickets.ticket import Status
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def seat(name: str, extension: str) -> Account:
+    return Account(id=0, username=name, display_name=name, role=Role.OPERATOR,
+                   extension=extension, skills=[])
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A redis-server of our own (AOF on, fsync always) that the test may kill."""
+    binary = shutil.which("redis-server") or redis_binary()
+    server = EmbeddedRedis(tmp_path / "redis", port=free_port(), binary=binary,
+                           appendfsync="always").start()
+    yield server
+    server.stop()
+
+
+def test_seat_process_killed_between_claim_and_ack(service: TicketService,
+                                                   sqlite_url: str) -> None:
+    """A console process claims a ticket and dies: the ticket returns to the next seat."""
+    numbers = [service.intake(make_draft(i)).number for i in range(3)]
+    kw = service.queue.redis.connection_pool.connection_kwargs
+    redis_url = f"redis://{kw['host']}:{kw['port']}/{kw.get('db', 0)}"
+    script = textwrap.dedent(f"""
+        import sys, time
+        from tickets.accounts import Account, Role
+        from tickets.queue import SeatQueue
+        from tickets.service import TicketService
+        from tickets.store import TicketStore
+        store = TicketStore.from_url({str(service.store.engine.url.render_as_string(False))!r})
+        queue = SeatQueue.from_url({redis_url!r}, {list(SKILLS)!r},
+                                   prefix={service.queue.prefix!r}, claim_idle_s=0.3)
+        me = Account(id=0, username="doomed", display_name="", role=Role.OPERATOR,
+                     extension="801", skills=[])
+        ticket = TicketService(store, queue).claim_next(me)
+        print(ticket.number, flush=True)
+        time.sleep(60)
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE,
+                             text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert child.stdout is not None
+        claimed = child.stdout.readline().strip()
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert claimed == numbers[0]
+    assert service.store.get(claimed).assigned_to == "doomed"
+
+    survivor = seat("alive", "802")
+    import time
+
+    time.sleep(0.4)  # longer than claim_idle_s: the dead seat's claim is abandoned
+    got = [service.claim_next(survivor) for _ in range(4)]
+    assert [t.number for t in got if t] == numbers  # the abandoned one first, none twice
+    assert got[3] is None
+    assert service.store.get(claimed).assigned_to == "alive"
+    for number in numbers:
+        service.dispatch(number, "市城市管理局", survivor)
+    assert service.queue.entries() == []
+
+
+def test_redis_killed_and_restarted_keeps_queue_and_claims(tmp_path: Path,
+                                                           own_redis: EmbeddedRedis) -> None:
+    store = TicketStore.from_url(f"sqlite:///{tmp_path / 't.db'}")
+    store.migrate()
+    queue = SeatQueue.from_url(own_redis.url, SKILLS, prefix="hotline", claim_idle_s=30)
+    service = TicketService(store, queue)
+    numbers = [service.intake(make_draft(i)).number for i in range(30)]
+    held = [service.claim_next(seat("a", "801")) for _ in range(5)]
+
+    own_redis.stop(kill=True)  # SIGKILL: no chance to save anything on the way out
+    with pytest.raises(Exception):  # noqa: B017 - any connection error
+        queue.redis.ping()
+    own_redis.start()
+
+    assert queue.queued_tickets() == set(numbers)
+    assert {e.ticket for e in queue.held_by("801")} == {t.number for t in held if t}
+    others = []
+    while (t := service.claim_next(seat("b", "802"))) is not None:
+        others.append(t.number)
+    assert sorted(others) == numbers[5:]  # seat a's five claims survived the restart
+    assert service.reconcile().requeued == []  # nothing was missing
+    queue.redis.close()
+    store.dispose()
+
+
+def test_redis_down_during_intake_then_reconcile(tmp_path: Path,
+                                                 own_redis: EmbeddedRedis) -> None:
+    store = TicketStore.from_url(f"sqlite:///{tmp_path / 't.db'}")
+    store.migrate()
+    queue = SeatQueue.from_url(own_redis.url, SKILLS, prefix="hotline", claim_idle_s=0.3)
+    service = TicketService(store, queue)
+    first = service.intake(make_draft(1))
+    own_redis.stop()
+    # The bot keeps taking complaints while Redis is away: the record is kept.
+    during = [service.intake(make_draft(i)) for i in range(2, 5)]
+    assert all(t.status == Status.INTAKE for t in during)
+    own_redis.start()
+    report = service.reconcile()
+    assert set(report.requeued) == {t.number for t in during}
+    assert queue.queued_tickets() == {first.number, *(t.number for t in during)}
+    queue.redis.close()
+    store.dispose()
+
+
+def test_redis_data_loss_is_repaired_from_the_record(service: TicketService) -> None:
+    numbers = [service.intake(make_draft(i)).number for i in range(6)]
+    done = numbers[0]
+    service.dispatch(done, "市水务局", seat("a", "801"))
+    # Some process crashed after committing the ticket but before queueing it:
+    orphan = service.store.create_from_draft(make_draft(99)).number
+    # And Redis lost everything (flushed, or restarted without AOF):
+    keys = list(service.queue.redis.scan_iter(f"{service.queue.prefix}:*"))
+    service.queue.redis.delete(*keys)
+    service.queue.enqueue(done, "general")  # a stale entry for a handled ticket
+    report = service.reconcile()
+    assert set(report.requeued) == set(numbers[1:]) | {orphan}
+    assert report.acked == [done]
+    claimed = []
+    while (t := service.claim_next(seat("b", "802"))) is not None:
+        claimed.append(t.number)
+    assert sorted(claimed) == sorted([*numbers[1:], orphan])

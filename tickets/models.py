@@ -1,0 +1,154 @@
+"""SQL tables of the ticket record (SQLAlchemy 2, typed). Migrations: tickets/migrations.
+
+Caller and five-element details are kept whole as JSON (they grow with the bot), with the
+columns that searches and duplicate checks need copied out and indexed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    event,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC, returns aware UTC datetimes on every backend (SQLite has no time zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the ticket store; use aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class TicketRow(Base):
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(String(20), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    type: Mapped[str] = mapped_column(String(20))
+    topic: Mapped[str] = mapped_column(String(100), default="")
+    department: Mapped[str] = mapped_column(String(100), default="")
+    urgency: Mapped[str] = mapped_column(String(20), default="normal")
+    skill: Mapped[str] = mapped_column(String(40), default="general")
+    caller: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    elements: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Copies for search and duplicate checks (kept in step by tickets.store).
+    caller_number: Mapped[str] = mapped_column(String(40), default="", index=True)
+    callback_number: Mapped[str] = mapped_column(String(40), default="", index=True)
+    place_key: Mapped[str] = mapped_column(String(200), default="")
+    search_text: Mapped[str] = mapped_column(Text, default="")
+    summary: Mapped[str] = mapped_column(Text, default="")
+    handover_reason: Mapped[str] = mapped_column(Text, default="")
+    kb_answers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    caller_words: Mapped[list[str]] = mapped_column(JSON, default=list)
+    call_id: Mapped[str] = mapped_column(String(100), default="", index=True)
+    call_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    call_ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    menu_path: Mapped[list[str]] = mapped_column(JSON, default=list)
+    dtmf: Mapped[str] = mapped_column(String(100), default="")
+    transcript: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    recording_path: Mapped[str] = mapped_column(String(500), default="")
+    callback_promised: Mapped[bool] = mapped_column(Boolean, default=False)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    assigned_to: Mapped[str | None] = mapped_column(String(80), nullable=True, index=True)
+    seat: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    duplicate_of: Mapped[str | None] = mapped_column(String(20), nullable=True, index=True)
+    department_reply: Mapped[str] = mapped_column(Text, default="")
+    follow_up_result: Mapped[str] = mapped_column(Text, default="")
+    satisfaction: Mapped[str] = mapped_column(String(20), default="")
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (Index("ix_tickets_topic_place", "topic", "place_key"),)
+
+
+class TicketEventRow(Base):
+    """The append-only history: who did what when. Never updated, never deleted."""
+
+    __tablename__ = "ticket_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(40))
+    from_status: Mapped[str] = mapped_column(String(20), default="")
+    to_status: Mapped[str] = mapped_column(String(20), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+@event.listens_for(TicketEventRow, "before_update")
+@event.listens_for(TicketEventRow, "before_delete")
+def _history_is_append_only(mapper: Any, connection: Any, target: TicketEventRow) -> None:
+    raise PermissionError("ticket history is append-only")
+
+
+class TicketCounterRow(Base):
+    """Per-day sequence behind human-readable numbers (20261122-0042)."""
+
+    __tablename__ = "ticket_counters"
+
+    day: Mapped[str] = mapped_column(String(8), primary_key=True)
+    last: Mapped[int] = mapped_column(Integer)
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    display_name: Mapped[str] = mapped_column(String(80), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20))
+    extension: Mapped[str] = mapped_column(String(40), default="")
+    skills: Mapped[list[str]] = mapped_column(JSON, default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SessionRow(Base):
+    """A login: the browser or API client holds the token, we keep only its SHA-256."""
+
+    __tablename__ = "sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # web | api
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -1,0 +1,504 @@
+"""The ticket store: the SQL record of every work order and of who did what to it.
+
+Every change goes through one transaction that also appends a history row, so the record
+and its audit trail never disagree.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import unicodedata
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Connection, Engine, Table, bindparam, func, insert, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from hotline.settings import Settings, TicketsSettings
+from tickets.db import WRITE_OPTION, default_database_url, make_engine, migrate
+from tickets.draft import RequestType, TicketDraft, Urgency
+from tickets.models import TicketCounterRow, TicketEventRow, TicketRow, UTCDateTime, utcnow
+from tickets.ticket import (
+    TRANSITIONS,
+    HistoryEntry,
+    InvalidTransition,
+    Satisfaction,
+    Status,
+    Ticket,
+    TicketEdit,
+    TicketError,
+    TicketNotFound,
+    mask_phone,
+)
+from tickets.workdays import WorkCalendar
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def place_key(text: str) -> str:
+    """Normalise a place for duplicate matching: width-folded, no spaces or punctuation."""
+    folded = unicodedata.normalize("NFKC", text).lower()
+    return re.sub(r"[\W_]+", "", folded)[:200]
+
+
+class TicketStore:
+    def __init__(
+        self,
+        engine: Engine,
+        calendar: WorkCalendar,
+        time_limits: dict[str, int],
+        default_time_limit: int = 10,
+        duplicate_window_days: int = 7,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.calendar = calendar
+        self.time_limits = dict(time_limits)
+        self.default_time_limit = default_time_limit
+        self.duplicate_window = timedelta(days=duplicate_window_days)
+        self.clock = clock
+        self._read = sessionmaker(engine, expire_on_commit=False)
+        self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
+        self._write = sessionmaker(self._write_engine, expire_on_commit=False)
+        # SQLite takes one writer at a time; threads of this process queue on a lock rather
+        # than on SQLite's busy handler, which sleeps in steps of milliseconds.
+        self._write_lock: AbstractContextManager[object] = (
+            threading.Lock() if engine.dialect.name == "sqlite" else nullcontext())
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, run_migrations: bool = True) -> TicketStore:
+        cfg = settings.tickets
+        url = cfg.database_url or default_database_url(settings.data_dir)
+        store = cls.from_url(url, cfg)
+        if run_migrations:
+            store.migrate()
+        return store
+
+    @classmethod
+    def from_url(cls, url: str, cfg: TicketsSettings | None = None) -> TicketStore:
+        cfg = cfg or TicketsSettings()  # type: ignore[call-arg]
+        calendar = WorkCalendar.build(cfg.timezone, cfg.holidays, cfg.extra_workdays)
+        return cls(make_engine(url), calendar, cfg.time_limits, cfg.default_time_limit,
+                   cfg.duplicate_window_days)
+
+    def migrate(self) -> None:
+        migrate(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        with self._write_lock, self._write.begin() as session:
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        with self._read() as session:
+            yield session
+
+    # ---- intake ----
+
+    def time_limit(self, request_type: RequestType | str) -> int:
+        key = request_type.value if isinstance(request_type, RequestType) else request_type
+        return self.time_limits.get(key, self.default_time_limit)
+
+    def create_from_draft(
+        self,
+        draft: TicketDraft,
+        *,
+        skill: str = "general",
+        actor: str = "bot",
+        callback_promised: bool | None = None,
+    ) -> Ticket:
+        """A new work order in status 受理, numbered, with its due date and first history row."""
+        now = self.clock()
+        promised = draft.callback_promised if callback_promised is None else callback_promised
+        due_at = self.calendar.due_at(now, self.time_limit(draft.type))
+        # A bare connection, not an ORM session: intake is the hot path (hundreds a second).
+        with self._write_lock, self._write_engine.begin() as connection:
+            number = self._next_number(connection, now)
+            values: dict[str, Any] = {
+                "number": number, "created_at": now, "updated_at": now,
+                "status": Status.INTAKE.value, "type": draft.type.value, "topic": draft.topic,
+                "department": draft.department, "urgency": draft.urgency.value, "skill": skill,
+                "caller": draft.caller.model_dump(mode="json"),
+                "elements": draft.elements.model_dump(mode="json"),
+                "summary": draft.summary, "handover_reason": draft.handover_reason,
+                "kb_answers": list(draft.kb_answers), "caller_words": list(draft.caller_words),
+                "call_id": draft.call_id, "call_started_at": _aware(draft.started_at),
+                "call_ended_at": _aware(draft.ended_at), "menu_path": list(draft.menu_path),
+                "dtmf": draft.dtmf,
+                "transcript": [line.model_dump(mode="json") for line in draft.transcript],
+                "recording_path": draft.recording_path, "callback_promised": promised,
+                "due_at": due_at, "assigned_to": None, "seat": None, "department_reply": "",
+                "follow_up_result": "", "satisfaction": "", "closed_at": None,
+            }
+            values.update(_copies(values))
+            values["duplicate_of"] = self._find_duplicate(connection, values, now)
+            ticket_id = connection.execute(_INSERT_TICKET, values).scalar_one()
+            detail: dict[str, Any] = {"skill": skill, "call_id": draft.call_id}
+            duplicate_of = values["duplicate_of"]
+            if duplicate_of:
+                detail["duplicate_of"] = duplicate_of
+            created = HistoryEntry(at=now, actor=actor, action="created", from_status="",
+                                   to_status=Status.INTAKE.value, detail=detail)
+            self._insert_event(connection, ticket_id, created)
+            if duplicate_of:
+                original = connection.execute(
+                    select(TicketRow.id, TicketRow.status).where(TicketRow.number == duplicate_of)
+                ).one()
+                self._insert_event(connection, original.id, HistoryEntry(
+                    at=now, actor=actor, action="duplicate_linked", from_status=original.status,
+                    to_status=original.status, detail={"duplicate": number}))
+        ticket = Ticket(
+            number=number, status=Status.INTAKE, created_at=now, updated_at=now, due_at=due_at,
+            type=draft.type, topic=draft.topic, department=draft.department,
+            urgency=draft.urgency, skill=skill, caller=draft.caller, elements=draft.elements,
+            summary=draft.summary, handover_reason=draft.handover_reason,
+            kb_answers=list(draft.kb_answers), caller_words=list(draft.caller_words),
+            call_id=draft.call_id, call_started_at=values["call_started_at"],
+            call_ended_at=values["call_ended_at"], menu_path=list(draft.menu_path),
+            dtmf=draft.dtmf, transcript=list(draft.transcript),
+            recording_path=draft.recording_path, callback_promised=promised,
+            duplicate_of=duplicate_of, history=[created],
+        )
+        log.info("ticket %s created (%s, caller %s)", number, draft.type.value,
+                 mask_phone(draft.caller.number))
+        return ticket
+
+    def _next_number(self, connection: Connection, now: datetime) -> str:
+        """Today's next number; an atomic upsert, safe with many writers on both backends."""
+        day = self.calendar.local_date(now).strftime("%Y%m%d")
+        statement = _NEXT_NUMBER[connection.dialect.name]
+        last = connection.execute(statement, {"day": day}).scalar_one()
+        return f"{day}-{last:04d}"
+
+    def _find_duplicate(self, connection: Connection, values: dict[str, Any],
+                        now: datetime) -> str | None:
+        """The open ticket with the same topic at the same place within the window, if any."""
+        if not values["topic"] or not values["place_key"]:
+            return None
+        found = connection.execute(_FIND_DUPLICATE, {
+            "topic": values["topic"], "place_key": values["place_key"],
+            "since": now - self.duplicate_window,
+        }).first()
+        if found is None:
+            return None
+        return found.duplicate_of or found.number  # link to the first report, not a chain
+
+    # ---- reading ----
+
+    def get(self, number: str, *, with_history: bool = True) -> Ticket:
+        with self.reading() as session:
+            return self._to_ticket(session, self._row(session, number), with_history)
+
+    def history(self, number: str) -> list[HistoryEntry]:
+        return self.get(number).history
+
+    def exists(self, number: str) -> bool:
+        with self.reading() as session:
+            found = session.scalar(select(TicketRow.id).where(TicketRow.number == number))
+            return found is not None
+
+    def search(
+        self,
+        *,
+        text: str = "",
+        phone: str = "",
+        number: str = "",
+        status: Status | None = None,
+        date_from: date | None = None,
+        date_to: date | None = None,
+        assigned_to: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Ticket]:
+        query = select(TicketRow)
+        if text:
+            for word in text.split()[:8]:
+                query = query.where(TicketRow.search_text.contains(word.lower(), autoescape=True))
+        if phone:
+            digits = re.sub(r"\D", "", phone)
+            if digits:
+                query = query.where(or_(
+                    TicketRow.caller_number.contains(digits, autoescape=True),
+                    TicketRow.callback_number.contains(digits, autoescape=True),
+                ))
+        if number:
+            query = query.where(TicketRow.number.startswith(number.strip(), autoescape=True))
+        if status is not None:
+            query = query.where(TicketRow.status == status.value)
+        if date_from is not None:
+            query = query.where(TicketRow.created_at >= self._local_midnight(date_from))
+        if date_to is not None and date_to < date.max:
+            end = self._local_midnight(date_to + timedelta(days=1))
+            query = query.where(TicketRow.created_at < end)
+        if assigned_to is not None:
+            query = query.where(TicketRow.assigned_to == assigned_to)
+        query = query.order_by(TicketRow.created_at.desc(), TicketRow.id.desc())
+        query = query.limit(max(1, min(limit, 500))).offset(max(0, offset))
+        with self.reading() as session:
+            rows = session.scalars(query).all()
+            return [self._to_ticket(session, row, with_history=False) for row in rows]
+
+    def waiting_numbers(self) -> list[tuple[str, str, str]]:
+        """(number, skill, urgency) of tickets still in intake and taken by nobody."""
+        query = (
+            select(TicketRow.number, TicketRow.skill, TicketRow.urgency)
+            .where(TicketRow.status == Status.INTAKE.value, TicketRow.assigned_to.is_(None))
+            .order_by(TicketRow.created_at)
+        )
+        with self.reading() as session:
+            return [(r.number, r.skill, r.urgency) for r in session.execute(query)]
+
+    def existing(self, numbers: list[str]) -> set[str]:
+        """Which of these ticket numbers are in the record."""
+        found: set[str] = set()
+        with self.reading() as session:
+            for start in range(0, len(numbers), 500):
+                chunk = numbers[start:start + 500]
+                found.update(session.scalars(
+                    select(TicketRow.number).where(TicketRow.number.in_(chunk))))
+        return found
+
+    def count(self) -> int:
+        with self.reading() as session:
+            return session.scalar(select(func.count(TicketRow.id))) or 0
+
+    # ---- changes ----
+
+    def edit(self, number: str, changes: TicketEdit, actor: str) -> Ticket:
+        values = changes.model_dump(exclude_none=True)
+        with self.writing() as session:
+            row = self._row(session, number, lock=True)
+            if row.status == Status.CLOSED.value:
+                raise InvalidTransition(f"工单 {number} 已办结，不能修改")
+            before = self._snapshot(row)
+            _apply_edit(row, values)
+            _refresh_copies(row)
+            after = self._snapshot(row)
+            diff = {k: [before[k], after[k]] for k in after if before[k] != after[k]}
+            if diff:
+                row.updated_at = self.clock()
+                self._append(session, row, actor, "edited", row.status, row.status,
+                             {"changes": diff}, row.updated_at)
+            return self._to_ticket(session, row, with_history=True)
+
+    def assign(self, number: str, username: str | None, seat: str | None, actor: str) -> Ticket:
+        with self.writing() as session:
+            row = self._row(session, number, lock=True)
+            if row.assigned_to == username and row.seat == seat:
+                return self._to_ticket(session, row, with_history=True)
+            row.assigned_to, row.seat = username, seat
+            row.updated_at = self.clock()
+            action = "assigned" if username else "released"
+            self._append(session, row, actor, action, row.status, row.status,
+                         {"user": username, "seat": seat}, row.updated_at)
+            return self._to_ticket(session, row, with_history=True)
+
+    def dispatch(self, number: str, department: str, actor: str, note: str = "") -> Ticket:
+        if not department.strip():
+            raise TicketError("转办需要选择承办单位")
+        return self._step(number, "dispatch", actor, {"department": department, "note": note},
+                          department=department.strip())
+
+    def accept(self, number: str, actor: str, note: str = "") -> Ticket:
+        return self._step(number, "accept", actor, {"note": note})
+
+    def supervise(self, number: str, actor: str, note: str = "") -> Ticket:
+        return self._step(number, "supervise", actor, {"note": note})
+
+    def record_reply(self, number: str, reply: str, actor: str) -> Ticket:
+        if not reply.strip():
+            raise TicketError("请填写承办单位的答复")
+        return self._step(number, "reply", actor, {"reply": reply}, department_reply=reply)
+
+    def follow_up(self, number: str, result: str, actor: str) -> Ticket:
+        return self._step(number, "follow_up", actor, {"result": result}, follow_up_result=result)
+
+    def close(self, number: str, satisfaction: Satisfaction, actor: str, note: str = "") -> Ticket:
+        return self._step(number, "close", actor, {"satisfaction": satisfaction.value,
+                                                   "note": note},
+                          satisfaction=satisfaction.value, closed_at=self.clock())
+
+    def note(self, number: str, text: str, actor: str, action: str = "note") -> Ticket:
+        """Append a free note (e.g. a click-to-call was placed) without changing the status."""
+        with self.writing() as session:
+            row = self._row(session, number, lock=True)
+            self._append(session, row, actor, action, row.status, row.status, {"note": text},
+                         self.clock())
+            return self._to_ticket(session, row, with_history=True)
+
+    def _step(self, number: str, step: str, actor: str, detail: dict[str, Any],
+              **fields: Any) -> Ticket:
+        allowed, target = TRANSITIONS[step]
+        with self.writing() as session:
+            row = self._row(session, number, lock=True)
+            current = Status(row.status)
+            if current not in allowed:
+                raise InvalidTransition(
+                    f"工单 {number} 当前状态为「{_label(current)}」，不能{_STEP_LABELS[step]}"
+                )
+            for name, value in fields.items():
+                setattr(row, name, value)
+            row.status = target.value
+            row.updated_at = self.clock()
+            self._append(session, row, actor, step, current, target, detail, row.updated_at)
+            return self._to_ticket(session, row, with_history=True)
+
+    # ---- helpers ----
+
+    def _row(self, session: Session, number: str, lock: bool = False) -> TicketRow:
+        query = select(TicketRow).where(TicketRow.number == number)
+        if lock:
+            query = query.with_for_update()
+        row = session.scalars(query).first()
+        if row is None:
+            raise TicketNotFound(f"没有工单 {number}")
+        return row
+
+    @staticmethod
+    def _append(session: Session, row: TicketRow, actor: str, action: str, from_status: str,
+                to_status: str, detail: dict[str, Any], at: datetime) -> None:
+        session.add(TicketEventRow(ticket_id=row.id, at=at, actor=actor, action=action,
+                                   from_status=str(from_status), to_status=str(to_status),
+                                   detail=detail))
+
+    @staticmethod
+    def _insert_event(connection: Connection, ticket_id: int, entry: HistoryEntry) -> None:
+        connection.execute(_INSERT_EVENT, {
+            "ticket_id": ticket_id, "at": entry.at, "actor": entry.actor, "action": entry.action,
+            "from_status": entry.from_status, "to_status": entry.to_status,
+            "detail": entry.detail})
+
+    @staticmethod
+    def _snapshot(row: TicketRow) -> dict[str, Any]:
+        names = ("type", "topic", "department", "urgency", "skill", "summary")
+        snap: dict[str, Any] = {name: getattr(row, name) for name in names}
+        snap.update({f"caller.{k}": v for k, v in row.caller.items()})
+        snap.update({f"elements.{k}": v for k, v in row.elements.items() if k != "address"})
+        return snap
+
+    def _local_midnight(self, day: date) -> datetime:
+        return datetime.combine(day, time(0), tzinfo=self.calendar.timezone).astimezone(UTC)
+
+    def _to_ticket(self, session: Session, row: TicketRow, with_history: bool) -> Ticket:
+        history: list[HistoryEntry] = []
+        if with_history:
+            events = session.scalars(
+                select(TicketEventRow).where(TicketEventRow.ticket_id == row.id)
+                .order_by(TicketEventRow.id)
+            )
+            history = [HistoryEntry(at=e.at, actor=e.actor, action=e.action,
+                                    from_status=e.from_status, to_status=e.to_status,
+                                    detail=e.detail) for e in events]
+        duplicates = list(session.scalars(
+            select(TicketRow.number).where(TicketRow.duplicate_of == row.number)
+            .order_by(TicketRow.id)
+        ))
+        return Ticket(
+            number=row.number, status=Status(row.status), created_at=row.created_at,
+            updated_at=row.updated_at, due_at=row.due_at, type=RequestType(row.type),
+            topic=row.topic, department=row.department, urgency=Urgency(row.urgency),
+            skill=row.skill, caller=row.caller, elements=row.elements,  # type: ignore[arg-type]
+            summary=row.summary, handover_reason=row.handover_reason, kb_answers=row.kb_answers,
+            caller_words=row.caller_words, call_id=row.call_id,
+            call_started_at=row.call_started_at, call_ended_at=row.call_ended_at,
+            menu_path=row.menu_path, dtmf=row.dtmf,
+            transcript=row.transcript,  # type: ignore[arg-type]
+            recording_path=row.recording_path, callback_promised=row.callback_promised,
+            assigned_to=row.assigned_to, seat=row.seat, duplicate_of=row.duplicate_of,
+            duplicates=duplicates, department_reply=row.department_reply,
+            follow_up_result=row.follow_up_result, satisfaction=row.satisfaction,
+            closed_at=row.closed_at, history=history,
+        )
+
+
+def _next_number_statement(dialect_insert: Any) -> Any:
+    table = TicketCounterRow.__table__
+    return (
+        dialect_insert(table)
+        .values(day=bindparam("day"), last=1)
+        .on_conflict_do_update(index_elements=[table.c.day], set_={"last": table.c.last + 1})
+        .returning(table.c.last)
+    )
+
+
+# Statements built once: the intake path runs them hundreds of times a second.
+_NEXT_NUMBER = {"sqlite": _next_number_statement(sqlite.insert),
+                "postgresql": _next_number_statement(postgresql.insert)}
+_TICKET_COLUMNS = [c.key for c in TicketRow.__table__.columns if c.key != "id"]
+_TICKETS = cast(Table, TicketRow.__table__)
+_INSERT_TICKET = insert(_TICKETS).returning(_TICKETS.c.id)
+_INSERT_EVENT = insert(cast(Table, TicketEventRow.__table__))
+_FIND_DUPLICATE = (
+    select(TicketRow.number, TicketRow.duplicate_of)
+    .where(TicketRow.topic == bindparam("topic"), TicketRow.place_key == bindparam("place_key"))
+    .where(TicketRow.status != Status.CLOSED.value)
+    .where(TicketRow.created_at >= bindparam("since", type_=UTCDateTime))
+    .order_by(TicketRow.created_at)
+    .limit(1)
+)
+
+_STEP_LABELS = {"dispatch": "转办", "accept": "签收办理", "supervise": "督办",
+                "reply": "登记反馈", "follow_up": "回访", "close": "办结"}
+
+
+def _label(status: Status) -> str:
+    from tickets.ticket import STATUS_LABELS
+
+    return STATUS_LABELS[status]
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)  # the call session records UTC
+
+
+_CALLER_EDITS = {"caller_name": "name", "callback_number": "callback_number",
+                 "confidential": "confidential"}
+_ELEMENT_EDITS = ("where", "when", "who_what", "what_happened", "caller_wants")
+
+
+def _apply_edit(row: TicketRow, values: dict[str, Any]) -> None:
+    caller = dict(row.caller)
+    elements = dict(row.elements)
+    for key, value in values.items():
+        if key in _CALLER_EDITS:
+            caller[_CALLER_EDITS[key]] = value
+        elif key in _ELEMENT_EDITS:
+            elements[key] = value
+        else:
+            setattr(row, key, value.value if hasattr(value, "value") else value)
+    row.caller, row.elements = caller, elements  # new objects: JSON columns track assignment
+
+
+def _copies(values: dict[str, Any]) -> dict[str, Any]:
+    """The searchable copies of a ticket's caller and place (see TicketRow)."""
+    caller, elements = values["caller"], values["elements"]
+    address = elements.get("address") or {}
+    place = "".join(address.get(k, "") for k in ("district", "street", "community", "building"))
+    parts = [values["number"], values["topic"], values["department"], values["summary"],
+             caller.get("name", ""), *(str(elements.get(k, "")) for k in _ELEMENT_EDITS),
+             place, address.get("detail", ""), *values["caller_words"]]
+    return {
+        "place_key": place_key(place or elements.get("where", "") or address.get("detail", "")),
+        "caller_number": re.sub(r"\D", "", caller.get("number", ""))[:40],
+        "callback_number": re.sub(r"\D", "", caller.get("callback_number", ""))[:40],
+        "search_text": " ".join(p for p in parts if p).lower(),
+    }
+
+
+def _refresh_copies(row: TicketRow) -> None:
+    names = ("number", "topic", "department", "summary", "caller", "elements", "caller_words")
+    for key, value in _copies({name: getattr(row, name) for name in names}).items():
+        setattr(row, key, value)

@@ -1,0 +1,173 @@
+"""The work order (工单) as the rest of the program sees it: statuses, the ticket, its history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from tickets.draft import Caller, FiveElements, RequestType, TranscriptLine, Urgency
+
+
+class Status(StrEnum):
+    INTAKE = "intake"  # 受理
+    DISPATCHED = "dispatched"  # 转办
+    IN_PROGRESS = "in_progress"  # 办理
+    SUPERVISED = "supervised"  # 督办
+    REPORTED = "reported"  # 反馈
+    FOLLOW_UP = "follow_up"  # 回访
+    CLOSED = "closed"  # 办结
+
+
+STATUS_LABELS = {
+    Status.INTAKE: "受理",
+    Status.DISPATCHED: "转办",
+    Status.IN_PROGRESS: "办理",
+    Status.SUPERVISED: "督办",
+    Status.REPORTED: "反馈",
+    Status.FOLLOW_UP: "回访",
+    Status.CLOSED: "办结",
+}
+
+TYPE_LABELS = {
+    RequestType.CONSULTATION: "咨询",
+    RequestType.COMPLAINT: "投诉",
+    RequestType.HELP: "求助",
+    RequestType.REPORT: "举报",
+    RequestType.SUGGESTION: "建议",
+    RequestType.PRAISE: "表扬",
+    RequestType.HUMAN: "转人工",
+    RequestType.EMERGENCY: "紧急",
+    RequestType.ABUSIVE: "无效来电",
+}
+
+URGENCY_LABELS = {Urgency.NORMAL: "一般", Urgency.URGENT: "紧急", Urgency.EMERGENCY: "特急"}
+
+
+class Satisfaction(StrEnum):
+    SATISFIED = "satisfied"  # 满意
+    BASICALLY = "basically"  # 基本满意
+    DISSATISFIED = "dissatisfied"  # 不满意
+    UNREACHED = "unreached"  # 回访未接通
+    NOT_NEEDED = "not_needed"  # 无需回访 (answered on the call)
+
+
+SATISFACTION_LABELS = {
+    Satisfaction.SATISFIED: "满意",
+    Satisfaction.BASICALLY: "基本满意",
+    Satisfaction.DISSATISFIED: "不满意",
+    Satisfaction.UNREACHED: "未接通",
+    Satisfaction.NOT_NEEDED: "无需回访",
+}
+
+# Which statuses each workflow step may start from. Dispatch again after a reply the
+# citizen was not satisfied with; close straight from intake when answered on the call.
+TRANSITIONS: dict[str, tuple[set[Status], Status]] = {
+    "dispatch": (
+        {Status.INTAKE, Status.DISPATCHED, Status.REPORTED, Status.FOLLOW_UP},
+        Status.DISPATCHED,
+    ),
+    "accept": ({Status.DISPATCHED, Status.SUPERVISED}, Status.IN_PROGRESS),
+    "supervise": ({Status.DISPATCHED, Status.IN_PROGRESS, Status.SUPERVISED}, Status.SUPERVISED),
+    "reply": ({Status.DISPATCHED, Status.IN_PROGRESS, Status.SUPERVISED}, Status.REPORTED),
+    "follow_up": ({Status.REPORTED, Status.FOLLOW_UP, Status.INTAKE}, Status.FOLLOW_UP),
+    "close": ({Status.INTAKE, Status.REPORTED, Status.FOLLOW_UP}, Status.CLOSED),
+}
+
+
+class TicketError(Exception):
+    """A ticket operation that cannot be done; the message says why (shown to the user)."""
+
+
+class TicketNotFound(TicketError):
+    pass
+
+
+class InvalidTransition(TicketError):
+    pass
+
+
+class HistoryEntry(BaseModel):
+    at: datetime
+    actor: str
+    action: str
+    from_status: str = ""
+    to_status: str = ""
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class Ticket(BaseModel):
+    number: str
+    status: Status
+    created_at: datetime
+    updated_at: datetime
+    due_at: datetime
+    type: RequestType
+    topic: str = ""
+    department: str = ""
+    urgency: Urgency = Urgency.NORMAL
+    skill: str = "general"
+    caller: Caller = Field(default_factory=Caller)
+    elements: FiveElements = Field(default_factory=FiveElements)
+    summary: str = ""
+    handover_reason: str = ""
+    kb_answers: list[str] = Field(default_factory=list)
+    caller_words: list[str] = Field(default_factory=list)
+    call_id: str = ""
+    call_started_at: datetime | None = None
+    call_ended_at: datetime | None = None
+    menu_path: list[str] = Field(default_factory=list)
+    dtmf: str = ""
+    transcript: list[TranscriptLine] = Field(default_factory=list)
+    recording_path: str = ""
+    callback_promised: bool = False
+    assigned_to: str | None = None
+    seat: str | None = None
+    duplicate_of: str | None = None
+    duplicates: list[str] = Field(default_factory=list)  # open tickets linked to this one
+    department_reply: str = ""
+    follow_up_result: str = ""
+    satisfaction: str = ""
+    closed_at: datetime | None = None
+    history: list[HistoryEntry] = Field(default_factory=list)
+
+    @property
+    def status_label(self) -> str:
+        return STATUS_LABELS[self.status]
+
+    @property
+    def type_label(self) -> str:
+        return TYPE_LABELS.get(self.type, str(self.type.value))
+
+    @property
+    def is_open(self) -> bool:
+        return self.status != Status.CLOSED
+
+
+class TicketEdit(BaseModel):
+    """Fields an operator may correct before dispatch; None leaves a field as it is."""
+
+    type: RequestType | None = None
+    topic: str | None = Field(None, max_length=100)
+    department: str | None = Field(None, max_length=100)
+    urgency: Urgency | None = None
+    skill: str | None = Field(None, max_length=40)
+    summary: str | None = Field(None, max_length=5000)
+    caller_name: str | None = Field(None, max_length=80)
+    callback_number: str | None = Field(None, max_length=40)
+    confidential: bool | None = None
+    where: str | None = Field(None, max_length=500)
+    when: str | None = Field(None, max_length=200)
+    who_what: str | None = Field(None, max_length=500)
+    what_happened: str | None = Field(None, max_length=5000)
+    caller_wants: str | None = Field(None, max_length=2000)
+
+
+def mask_phone(number: str) -> str:
+    """13812345678 -> 138****5678: caller numbers are personal data, never logged whole."""
+    if len(number) <= 4:
+        return "*" * len(number)
+    keep_head = 3 if len(number) >= 8 else 1
+    return number[:keep_head] + "*" * (len(number) - keep_head - 4) + number[-4:]
