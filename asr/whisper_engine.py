@@ -2,9 +2,10 @@
 
 Why not ``WhisperModel.transcribe``: it pads every input to 30 s of features, so a 3 s
 utterance costs as much encoder time as 30 s (about 1.5 s on one core for the base
-model). CTranslate2 accepts shorter inputs, so we encode only the utterance plus a
-short silent tail (without the tail the decoder tends to repeat itself), which makes
-a typical utterance 4-6 times cheaper. We also decode *speculatively*: once the
+model). CTranslate2 accepts shorter inputs, so we encode the utterance padded with
+silence to ``min_window_s`` (6 s by default; always at least a 1 s tail, without which
+the decoder tends to repeat itself): a typical utterance costs 3-5 times less, for a
+small loss of accuracy against the full window. We also decode *speculatively*: once the
 caller has been silent for ``speculative_silence_ms`` the utterance is decoded in the
 background, so the final is usually ready the moment the endpointer confirms the end.
 """
@@ -25,7 +26,7 @@ from asr.models import install_whisper_base
 from asr.recognizer import VadRecognizer, looks_complete
 from hotline.settings import EndpointingSettings, WhisperSettings
 
-TAIL_PAD_S = 1.0  # silence appended before encoding; see the module docstring
+TAIL_PAD_S = 1.0  # the least silence appended before encoding; see the module docstring
 SAMPLE_RATE = 16000
 BASE_PROMPT = "以下是普通话的句子。"
 MAX_HINT_CHARS = 120
