@@ -139,8 +139,10 @@ def draft_from_journal(call_id: str, entries: list[tuple[Any, dict[Any, Any]]]) 
             draft.started_at = datetime.fromtimestamp(at, UTC)
         elif kind == "utterance":
             draft.caller_words.append(data["text"])
-            draft.transcript.append(TranscriptLine(speaker="caller", text=data["text"],
-                                                   confidence=data.get("confidence", 1.0)))  # fmt: skip
+            line = TranscriptLine(
+                speaker="caller", text=data["text"], confidence=data.get("confidence", 1.0)
+            )
+            draft.transcript.append(line)
         elif kind == "say":
             draft.transcript.append(TranscriptLine(speaker="bot", text=data["text"]))
         elif kind == "decision" and data.get("ticket"):

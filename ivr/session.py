@@ -99,6 +99,7 @@ class SessionDeps:
     max_call_s: float = 900.0
     survey: bool = True
     record_audio: bool = True
+    hints: tuple[str, ...] = ()  # what new_recognizer() was built with
 
 
 class AsrWorker:
@@ -156,7 +157,8 @@ class CallSession:
         self.started = datetime.now(UTC)
         self.record = CallRecord(
             call_id=call.call_id, caller=call.caller, started_at=self.started.isoformat(),
-            answered_ms=round(call.answer_ms, 1), codec="PCMA" if stream.payload_type == PCMA else "PCMU",
+            answered_ms=round(call.answer_ms, 1),
+            codec="PCMA" if stream.payload_type == PCMA else "PCMU",
         )  # fmt: skip
         self.t0 = time.monotonic()
         self._playing: asyncio.Future[bool] | None = None  # True = played to the end
@@ -173,6 +175,8 @@ class CallSession:
         self._out_audio = bytearray()
         self.barge_in_ms: list[float] = []
         self._barge_at = 0.0
+        self._hints = deps.hints
+        self._tasks: set[asyncio.Task[None]] = set()
         self.asr = AsrWorker(deps.new_recognizer(), self._post_asr)
         stream.on_audio = self._on_audio
         stream.on_dtmf = self._on_dtmf
@@ -271,7 +275,11 @@ class CallSession:
                     interrupted = not await self._say(action)
             elif isinstance(action, Listen):
                 self._listen = action
-                self.asr.reset(action.hints)
+                if action.hints != self._hints:
+                    # A reset drops speech in progress (a caller barging in right now),
+                    # so the recogniser is reset only when the bot really changes hints.
+                    self._hints = action.hints
+                    self.asr.reset(action.hints)
             elif isinstance(action, CreateTicket):
                 await self._create_ticket(action)
             elif isinstance(action, Transfer):
@@ -329,7 +337,10 @@ class CallSession:
         if not self._reprompted and self._last_say is not None:
             self._reprompted = True
             self.record.path.append("reprompt")
-            self.loop.create_task(self._execute([self._last_say, self._listen]))
+            actions: list[Any] = [self._last_say, self._listen]
+            task = self.loop.create_task(self._execute(actions))
+            self._tasks.add(task)  # keep a reference until it ends (RUF006)
+            task.add_done_callback(self._tasks.discard)
         else:
             self.events.put_nowait(SilenceTimeout())
 
@@ -364,12 +375,14 @@ class CallSession:
         self._transferred = True
         sb = self.deps.switchboard
         channel = self.call.asterisk_channel
-        if sb is not None and sb.connected and channel:
-            if await sb.transfer(channel, action.queue, number):
-                self._hung_up = True  # Asterisk's Redirect ends our leg with a BYE
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.call.ended.wait(), 5)
-                return
+        if (
+            sb is not None and sb.connected and channel
+            and await sb.transfer(channel, action.queue, number)
+        ):  # fmt: skip
+            self._hung_up = True  # Asterisk's Redirect ends our leg with a BYE
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.call.ended.wait(), 5)
+            return
         # No AMI: hang up without marking the call done; the dialplan sends the caller
         # to the human queue (extensions.conf, after Dial).
         await self._hangup(mark_done=False)
@@ -434,6 +447,8 @@ class CallSession:
 
     async def _finish(self) -> None:
         self._cancel_silence()
+        for task in list(self._tasks):
+            task.cancel()
         if not self._hung_up and self.call.ended.is_set():
             self.record.outcome = self.record.outcome or "abandoned"
         with contextlib.suppress(Exception):

@@ -36,7 +36,7 @@ from ivr.controller import Controller
 from ivr.prompts import EspeakEngine, PromptLibrary
 from ivr.session import SessionDeps
 from tests.ivr.rtp_peer import RtpCapture
-from tests.ivr.sipp import Caller, free_udp_port, raw_g711, run_sipp
+from ivr.callers import Caller, free_udp_port, raw_g711, run_sipp
 from tickets.draft import RequestType, TicketDraft
 
 GREETING = "您好，这里是一二三四五政务服务便民热线，请您简要说明您要咨询或反映的问题，您也可以在任何时候按零转人工服务。"

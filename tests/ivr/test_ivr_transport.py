@@ -17,7 +17,7 @@ from hotline.settings import SipSettings
 from ivr.rtp import MediaClock, RtpStream
 from ivr.sip import IncomingCall, SipEndpoint
 from tests.ivr.rtp_peer import RtpCapture
-from tests.ivr.sipp import Caller, free_udp_port, options_scenario, run_sipp
+from ivr.callers import Caller, free_udp_port, options_scenario, run_sipp
 
 TONE_HZ = 440
 
