@@ -167,7 +167,9 @@ class CallRecord:
     answered_ms: float = 0.0
     ended_at: str = ""
     hangup_by: str = ""
-    outcome: str = ""  # answered | ticket | transfer | abandoned | cancelled | error
+    # answered | ticket | transfer | abandoned | error, or the bot's HangUp reason
+    # (silence, abusive, emergency, ...)
+    outcome: str = ""
     path: list[str] = field(default_factory=list)  # dialogue states and prompts, in order
     dtmf: str = ""
     transcript: list[dict[str, Any]] = field(default_factory=list)

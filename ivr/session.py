@@ -9,7 +9,8 @@ events come back with ``call_soon_threadsafe``. Outgoing audio is queued on the
 Turn-taking: a prompt plays until it ends, the caller speaks (barge-in: the recogniser's
 SpeechStarted flushes the queue, so the prompt stops within one 20 ms packet plus the
 VAD onset of ~100 ms) or presses a key. After the bot's ``Listen``, silence for its
-timeout re-plays the last prompt once; a second timeout goes to the bot.
+timeout (capped by ``ivr.silence_timeout_s``) goes to the bot as ``SilenceTimeout``: the
+bot decides whether to re-prompt, read the keypad menu or end the call.
 """
 
 from __future__ import annotations
@@ -165,8 +166,6 @@ class CallSession:
         self._barge_allowed = True
         self._listen: Listen | None = None
         self._silence: asyncio.TimerHandle | None = None
-        self._reprompted = False
-        self._last_say: Say | None = None
         self._survey: asyncio.Future[str] | None = None
         self._transferred = False
         self._ticket_number = ""
@@ -176,7 +175,6 @@ class CallSession:
         self.barge_in_ms: list[float] = []
         self._barge_at = 0.0
         self._hints = deps.hints
-        self._tasks: set[asyncio.Task[None]] = set()
         self.asr = AsrWorker(deps.new_recognizer(), self._post_asr)
         stream.on_audio = self._on_audio
         stream.on_dtmf = self._on_dtmf
@@ -199,7 +197,6 @@ class CallSession:
                 self.events.put_nowait(BargeIn())
         elif isinstance(event, Transcript) and event.is_final and event.text.strip():
             self._cancel_silence()
-            self._reprompted = False
             self._line("caller", event.text, event.confidence)
             self.journal.write("utterance", {"text": event.text, "confidence": event.confidence})
             self.events.put_nowait(Utterance(event.text, event.confidence))
@@ -211,7 +208,6 @@ class CallSession:
             self._survey.set_result(key)
             return
         self._cancel_silence()
-        self._reprompted = False
         if self._playing is not None and self._barge_allowed:
             self._barge_in()
         self.events.put_nowait(Dtmf(key))
@@ -285,8 +281,8 @@ class CallSession:
             elif isinstance(action, Transfer):
                 await self._transfer(action)
             elif isinstance(action, HangUp):
-                self.record.outcome = self.record.outcome or "answered"
-                await self._goodbye()
+                self.record.outcome = self.record.outcome or action.reason
+                await self._goodbye(action.reason)
                 return
         if self._listen is not None and not interrupted:
             self._arm_silence()
@@ -294,7 +290,6 @@ class CallSession:
     # ---- actions ----
     async def _say(self, say: Say) -> bool:
         prompt = await asyncio.to_thread(self.deps.prompts.get, say.text, say.prompt)
-        self._last_say = say
         self._line("bot", say.text)
         self.journal.write("say", {"text": say.text, "prompt": say.prompt or ""})
         return await self._play(prompt, say.barge_in)
@@ -324,7 +319,10 @@ class CallSession:
 
     def _arm_silence(self) -> None:
         self._cancel_silence()
-        timeout = self._listen.timeout_s if self._listen else self.deps.silence_timeout_s
+        # The bot asks for its timeout; the deployment's setting caps it.
+        timeout = self.deps.silence_timeout_s
+        if self._listen is not None:
+            timeout = min(timeout, self._listen.timeout_s)
         self._silence = self.loop.call_later(timeout, self._silence_expired)
 
     def _cancel_silence(self) -> None:
@@ -333,16 +331,9 @@ class CallSession:
             self._silence = None
 
     def _silence_expired(self) -> None:
+        # What silence means (re-prompt, read the menu, give up) is the bot's policy.
         self._silence = None
-        if not self._reprompted and self._last_say is not None:
-            self._reprompted = True
-            self.record.path.append("reprompt")
-            actions: list[Any] = [self._last_say, self._listen]
-            task = self.loop.create_task(self._execute(actions))
-            self._tasks.add(task)  # keep a reference until it ends (RUF006)
-            task.add_done_callback(self._tasks.discard)
-        else:
-            self.events.put_nowait(SilenceTimeout())
+        self.events.put_nowait(SilenceTimeout())
 
     async def _create_ticket(self, action: CreateTicket) -> str:
         draft = self._evidence(action.ticket.model_copy(deep=True))
@@ -387,10 +378,13 @@ class CallSession:
         # to the human queue (extensions.conf, after Dial).
         await self._hangup(mark_done=False)
 
-    async def _goodbye(self) -> None:
-        if self.deps.survey and not self._transferred:
-            self.record.satisfaction = await self._ask_satisfaction()
-        await self._play_text(THANKS_TEXT, barge_in=False)
+    async def _goodbye(self, reason: str) -> None:
+        # Survey and thanks after a request was served; the bot's own farewell already
+        # ended silent, abusive and callback calls.
+        if reason == "answered" and not self._transferred:
+            if self.deps.survey:
+                self.record.satisfaction = await self._ask_satisfaction()
+            await self._play_text(THANKS_TEXT, barge_in=False)
         await self._hangup()
 
     async def _ask_satisfaction(self) -> int | None:
@@ -447,8 +441,6 @@ class CallSession:
 
     async def _finish(self) -> None:
         self._cancel_silence()
-        for task in list(self._tasks):
-            task.cancel()
         if not self._hung_up and self.call.ended.is_set():
             self.record.outcome = self.record.outcome or "abandoned"
         with contextlib.suppress(Exception):
