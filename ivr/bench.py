@@ -49,6 +49,7 @@ from tickets.draft import RequestType, TicketDraft
 REPLY_WAIT_MS = 4000  # after the clip: time for the bot's reply to start
 GREETING_GAP_MS = 300  # the caller starts speaking this long after the greeting ends
 SIPP_SLACK_S = 30.0
+LINE_S = 3.0  # the caller's line keeps carrying (silent) RTP after the clip
 
 
 class BenchError(ValueError):
@@ -90,7 +91,7 @@ def load_call_clips(folder: Path, workdir: Path) -> list[CallClip]:
             if not wav.is_file():
                 raise BenchError(f"{index}, line {number}: {wav} not found")
             pcm16, _ = read_wav(wav, target_rate=16000)
-            clips.append(CallClip(row[0], row[1], row[2].strip(), raw_g711(wav, workdir),
+            clips.append(CallClip(row[0], row[1], row[2].strip(), raw_g711(wav, workdir, line_s=LINE_S),
                                   len(pcm16) / 32000, speech_end_s(pcm16)))  # fmt: skip
     if not clips:
         raise BenchError(f"{index} lists no clips")

@@ -135,9 +135,14 @@ Content-Length: 0
 """
 
 
-def raw_g711(wav: Path, out_dir: Path, codec: str = "PCMA") -> Path:
-    """A WAV clip as a headerless G.711 file, what sipp's rtp_stream plays."""
+def raw_g711(wav: Path, out_dir: Path, codec: str = "PCMA", line_s: float = 0.0) -> Path:
+    """A WAV clip as a headerless G.711 file, what sipp's rtp_stream plays.
+
+    ``line_s`` of silence follow the clip: a trunk keeps sending RTP after the caller
+    stops talking, while sipp's stream ends with the file.
+    """
     pcm, _ = read_wav(wav, target_rate=8000)
+    pcm += b"\x00\x00" * int(8000 * line_s)
     out = out_dir / f"{wav.stem}.{codec.lower()}"
     out.write_bytes(alaw_encode(pcm) if codec == "PCMA" else ulaw_encode(pcm))
     return out

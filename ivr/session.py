@@ -103,8 +103,17 @@ class SessionDeps:
     hints: tuple[str, ...] = ()  # what new_recognizer() was built with
 
 
+GAP_S = 0.1  # no caller packet for this long: the line went quiet
+GAP_FILL_S = 2.0  # at most this much silence is filled in after the last packet
+
+
 class AsrWorker:
-    """The call's recogniser thread: 8 kHz in, 16 kHz 20 ms frames to the recogniser."""
+    """The call's recogniser thread: 8 kHz in, 16 kHz 20 ms frames to the recogniser.
+
+    Peers with silence suppression (DTX) and lost packets leave gaps; a recogniser that
+    gets no frames never sees the silence that ends a turn, so gaps are filled with
+    silence (up to ``GAP_FILL_S`` after the last packet).
+    """
 
     def __init__(self, rec: Recognizer, post: Callable[[AsrEvent], None]) -> None:
         self.rec = rec
@@ -128,8 +137,18 @@ class AsrWorker:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        fill_left = 0.0
         while True:
-            kind, value = self._jobs.get()
+            try:
+                kind, value = self._jobs.get(timeout=GAP_S)
+            except queue.Empty:
+                if fill_left <= 0:
+                    continue
+                kind, value = "audio", b"\x00\x00" * int(8000 * GAP_S)
+                fill_left -= GAP_S
+            else:
+                if kind == "audio":
+                    fill_left = GAP_FILL_S
             try:
                 if kind == "audio":
                     for frame in self._frames.push(self._resampler.process(value)):
