@@ -11,7 +11,7 @@ FRAME_BYTES = 640  # 20 ms of 16-bit mono PCM at 16 kHz
 
 
 class AsrError(Exception):
-    """Recognition cannot run (missing or damaged model, bad audio); the message says how to fix it."""
+    """Recognition cannot run (missing or damaged model, bad audio); the message says the fix."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,15 @@ import psutil
 
 from asr.base import AsrError, SpeechEngine, Transcript
 from asr.textnorm import cer
-from hotline.audio import StreamResampler, alaw_decode, alaw_encode, iter_frames, read_wav, ulaw_decode, ulaw_encode
+from hotline.audio import (
+    StreamResampler,
+    alaw_decode,
+    alaw_encode,
+    iter_frames,
+    read_wav,
+    ulaw_decode,
+    ulaw_encode,
+)
 
 TRAILING_SILENCE_S = 1.5  # lets the endpointer end each clip by silence, as on a call
 FRAME_16K = 640
@@ -96,13 +104,17 @@ def transcribe_stream(engine: SpeechEngine, pcm: bytes) -> str:
     recognizer = engine.recognizer()
     finals: list[str] = []
     for frame in iter_frames(pcm + b"\x00" * int(TRAILING_SILENCE_S * 32000), 16000):
-        finals += [e.text for e in recognizer.accept(frame) if isinstance(e, Transcript) and e.is_final]
+        finals += [
+            e.text for e in recognizer.accept(frame) if isinstance(e, Transcript) and e.is_final
+        ]
     finals += [e.text for e in recognizer.finish() if isinstance(e, Transcript)]
     recognizer.close()
     return "".join(finals)
 
 
-def run_condition(engine: SpeechEngine, clips: list[Clip], transform: Callable[[bytes], bytes]) -> tuple[float, float, float]:
+def run_condition(
+    engine: SpeechEngine, clips: list[Clip], transform: Callable[[bytes], bytes]
+) -> tuple[float, float, float]:
     """CER, CPU seconds and audio seconds for one condition, clips streamed flat out."""
     pairs = []
     cpu0 = time.process_time()
@@ -115,7 +127,9 @@ def run_condition(engine: SpeechEngine, clips: list[Clip], transform: Callable[[
     return cer(pairs), time.process_time() - cpu0, audio
 
 
-def latencies_ms(engine: SpeechEngine, clips: list[Clip], transform: Callable[[bytes], bytes]) -> list[float]:
+def latencies_ms(
+    engine: SpeechEngine, clips: list[Clip], transform: Callable[[bytes], bytes]
+) -> list[float]:
     """Final latency per clip, streamed in real time: wall clock from speech end to final."""
     values: list[float] = []
     for clip in clips:
@@ -145,9 +159,11 @@ def _paced_latency(engine: SpeechEngine, pcm: bytes) -> float:
 
 
 def streams_realtime(engine: SpeechEngine, clips: list[Clip], seconds: float = 20.0) -> int:
-    """How many streams this machine keeps up with: parallel flat-out streams' audio per wall second."""
+    """Streams this machine keeps up with: audio seconds decoded per wall second, flat out."""
     workers = max(2, 2 * (os.cpu_count() or 1))
-    pcms = [telephone_path(c.pcm, "alaw") + b"\x00" * int(TRAILING_SILENCE_S * 32000) for c in clips]
+    pcms = [
+        telephone_path(c.pcm, "alaw") + b"\x00" * int(TRAILING_SILENCE_S * 32000) for c in clips
+    ]
     processed = [0.0] * workers
     stop = time.perf_counter() + seconds
 
@@ -174,7 +190,9 @@ def streams_realtime(engine: SpeechEngine, clips: list[Clip], seconds: float = 2
     return int(sum(processed) / (time.perf_counter() - t0))
 
 
-def memory_mb(load: Callable[[], SpeechEngine], clips: list[Clip], streams: int = 20) -> tuple[SpeechEngine, float, float]:
+def memory_mb(
+    load: Callable[[], SpeechEngine], clips: list[Clip], streams: int = 20
+) -> tuple[SpeechEngine, float, float]:
     """RSS growth from loading the model, and per active stream (each fed speech)."""
     process = psutil.Process()
     before = process.memory_info().rss
@@ -191,7 +209,13 @@ def memory_mb(load: Callable[[], SpeechEngine], clips: list[Clip], streams: int 
     return engine, (after_model - before) / 2**20, (after_streams - after_model) / 2**20 / streams
 
 
-def run_bench(load: Callable[[], SpeechEngine], folder: Path, runs: int = 3, latency: bool = True) -> dict:
+def run_bench(
+    load: Callable[[], SpeechEngine],
+    folder: Path,
+    runs: int = 3,
+    latency: bool = True,
+    stream_seconds: float = 20.0,
+) -> dict:
     clips = load_clips(folder)
     engine, rss_model, rss_stream = memory_mb(load, clips)
     transcribe_stream(engine, clips[0].pcm)  # warm-up, as a long-running server is
@@ -200,7 +224,11 @@ def run_bench(load: Callable[[], SpeechEngine], folder: Path, runs: int = 3, lat
         "8k_alaw": lambda pcm: telephone_path(pcm, "alaw"),
         "8k_ulaw": lambda pcm: telephone_path(pcm, "ulaw"),
     }
-    result: dict = {"engine": engine.name, "clips": len(clips), "audio_s": round(sum(c.seconds for c in clips), 2)}
+    result: dict = {
+        "engine": engine.name,
+        "clips": len(clips),
+        "audio_s": round(sum(c.seconds for c in clips), 2),
+    }
     rtfs: list[float] = []
     for label, transform in conditions.items():
         errors, cpu_runs = [], []
@@ -215,7 +243,7 @@ def run_bench(load: Callable[[], SpeechEngine], folder: Path, runs: int = 3, lat
         lat = latencies_ms(engine, clips, conditions["8k_alaw"])
         result["final_latency_ms_p50"] = round(float(np.percentile(lat, 50)), 1)
         result["final_latency_ms_p95"] = round(float(np.percentile(lat, 95)), 1)
-    result["streams_realtime"] = streams_realtime(engine, clips)
+    result["streams_realtime"] = streams_realtime(engine, clips, stream_seconds)
     result["rss_mb_model"] = round(rss_model, 1)
     result["rss_mb_per_stream"] = round(rss_stream, 2)
     result["cpus"] = os.cpu_count()

@@ -18,7 +18,9 @@ def register(commands: Any, bench: Any) -> None:
     transcribe = actions.add_parser("transcribe", help="transcribe WAV files (any rate, 16-bit)")
     transcribe.add_argument("files", nargs="+", type=Path)
     transcribe.add_argument("--engine", choices=["auto", "vosk", "whisper"])
-    transcribe.add_argument("--telephone", choices=["alaw", "ulaw"], help="pass through a G.711 round trip first")
+    transcribe.add_argument(
+        "--telephone", choices=["alaw", "ulaw"], help="pass through a G.711 round trip first"
+    )
     transcribe.add_argument("--hint", action="append", default=[], help="phrase hint (repeatable)")
     transcribe.add_argument("--json", action="store_true", help="one JSON object per utterance")
     transcribe.set_defaults(handler=_transcribe)
@@ -26,20 +28,28 @@ def register(commands: Any, bench: Any) -> None:
     asr_bench = actions.add_parser("bench", help="accuracy, speed and memory on DIR (prints JSON)")
     _bench_arguments(asr_bench)
 
-    synth = actions.add_parser("synth", help="make a test folder of espeak-ng speech (e.g. Korean for Vosk)")
+    synth = actions.add_parser(
+        "synth", help="make a test folder of espeak-ng speech (e.g. Korean for Vosk)"
+    )
     synth.add_argument("folder", type=Path)
     synth.add_argument("--voice", default="ko")
-    synth.add_argument("--texts", type=Path, help="one sentence per line (default: built-in Korean)")
+    synth.add_argument(
+        "--texts", type=Path, help="one sentence per line (default: built-in Korean)"
+    )
     synth.set_defaults(handler=_synth)
 
     models = commands.add_parser("models", help="speech models: download and verify")
     model_actions = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
-    pull = model_actions.add_parser("pull", help="download a Vosk model and verify every file by SHA-256")
+    pull = model_actions.add_parser(
+        "pull", help="download a Vosk model and verify every file by SHA-256"
+    )
     pull.add_argument("name", choices=["vosk-model-small-cn-0.22", "vosk-model-cn-0.22"])
     pull.add_argument("--sums", type=Path, help="SHA-256 list to verify against (sha256sum format)")
     pull.add_argument("--url", help="download from this mirror instead of alphacephei.com")
     pull.set_defaults(handler=_pull)
-    verify = model_actions.add_parser("verify", help="check installed models against their checksums")
+    verify = model_actions.add_parser(
+        "verify", help="check installed models against their checksums"
+    )
     verify.set_defaults(handler=_verify)
 
 
@@ -49,6 +59,9 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-dir", type=Path, help="model folder for the engine")
     parser.add_argument("--runs", type=int, default=3, help="repeats of the A-law pass (median)")
     parser.add_argument("--no-latency", action="store_true", help="skip the real-time latency pass")
+    parser.add_argument(
+        "--stream-seconds", type=float, default=20.0, help="length of the concurrency pass"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON (the default output)")
     parser.set_defaults(handler=_bench)
 
@@ -84,13 +97,25 @@ def _transcribe(args: argparse.Namespace) -> int:
         recognizer = engine.recognizer(hints=args.hint)
         finals: list[Transcript] = []
         for frame in iter_frames(pcm + b"\x00" * int(TRAILING_SILENCE_S * 32000), 16000):
-            finals += [e for e in recognizer.accept(frame) if isinstance(e, Transcript) and e.is_final]
+            finals += [
+                e for e in recognizer.accept(frame) if isinstance(e, Transcript) and e.is_final
+            ]
         finals += [e for e in recognizer.finish() if isinstance(e, Transcript)]
         recognizer.close()
         if args.json:
             for f in finals:
-                print(json.dumps({"file": str(path), "text": f.text, "confidence": round(f.confidence, 3),
-                                  "start_s": round(f.start_s, 2), "end_s": round(f.end_s, 2)}, ensure_ascii=False))
+                print(
+                    json.dumps(
+                        {
+                            "file": str(path),
+                            "text": f.text,
+                            "confidence": round(f.confidence, 3),
+                            "start_s": round(f.start_s, 2),
+                            "end_s": round(f.end_s, 2),
+                        },
+                        ensure_ascii=False,
+                    )
+                )
         else:
             print(f"{path}\t{''.join(f.text for f in finals)}")
     engine.close()
@@ -100,7 +125,13 @@ def _transcribe(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from asr.bench import run_bench
 
-    result = run_bench(_engine_loader(args.engine, args.model_dir), args.folder, runs=args.runs, latency=not args.no_latency)
+    result = run_bench(
+        _engine_loader(args.engine, args.model_dir),
+        args.folder,
+        runs=args.runs,
+        latency=not args.no_latency,
+        stream_seconds=args.stream_seconds,
+    )
     print(json.dumps(result, ensure_ascii=False))
     return 0
 
@@ -108,7 +139,9 @@ def _bench(args: argparse.Namespace) -> int:
 def _synth(args: argparse.Namespace) -> int:
     from asr.synth import KOREAN_SENTENCES, synthesize_folder
 
-    sentences = args.texts.read_text(encoding="utf-8").splitlines() if args.texts else KOREAN_SENTENCES
+    sentences = (
+        args.texts.read_text(encoding="utf-8").splitlines() if args.texts else KOREAN_SENTENCES
+    )
     count = synthesize_folder(args.folder, [s for s in sentences if s.strip()], args.voice)
     print(f"wrote {count} clips and transcripts.tsv to {args.folder}", file=sys.stderr)
     return 0

@@ -22,7 +22,7 @@ from hotline.settings import EndpointingSettings
 FRAME_S = 0.02
 # Frames quieter than this (dBFS) never count as speech: webrtcvad alone flags line
 # hiss and comfort noise on some trunks.
-MIN_SPEECH_DBFS = -45.0
+MIN_SPEECH_DBFS = -55.0
 
 
 class Phase(Enum):
@@ -52,7 +52,9 @@ class Endpointer:
         # words are complete ends the turn earlier with end_now() (see asr.recognizer).
         self._end_frames = max(1, max(settings.end_silence_ms, settings.max_end_silence_ms) // 20)
         self._max_frames = int(settings.max_utterance_s / FRAME_S)
-        self._pre_roll: deque[bytes] = deque(maxlen=max(self._start_frames, settings.pre_roll_ms // 20))
+        self._pre_roll: deque[bytes] = deque(
+            maxlen=max(self._start_frames, settings.pre_roll_ms // 20)
+        )
         self._recent: deque[bool] = deque(maxlen=self._start_frames)
         self.frames_seen = 0
         self.phase = Phase.SILENCE
@@ -95,7 +97,11 @@ class Endpointer:
         self._pre_roll.append(frame)
         self._recent.append(voiced)
         # Start when most of the last start_speech_ms is voiced: one click is not speech.
-        needed = max(1, (len(self._recent) * 4 + 4) // 5) if len(self._recent) == self._start_frames else None
+        needed = (
+            max(1, (len(self._recent) * 4 + 4) // 5)
+            if len(self._recent) == self._start_frames
+            else None
+        )
         if needed is None or sum(self._recent) < needed:
             return
         first_voiced = self._recent.index(True)

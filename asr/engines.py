@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from asr.base import AsrError, SpeechEngine
-from asr.models import verify_vosk_model, vosk_fix_hint
+from asr.models import verify_vosk_model
 from hotline.settings import AsrSettings
 
 
@@ -36,4 +36,6 @@ def load_engine(settings: AsrSettings, models_dir: Path) -> SpeechEngine:
         from asr.whisper_engine import WhisperEngine
 
         return WhisperEngine(settings.whisper, settings.endpointing, models_dir)
-    raise AsrError(f"unknown engine {name!r}; use auto, vosk or whisper ({vosk_fix_hint('vosk-model-small-cn-0.22')})")
+    raise AsrError(
+        f"unknown engine {name!r}; use auto, vosk or whisper"
+    )

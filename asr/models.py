@@ -7,6 +7,7 @@ keyed by each file's size and modification time, so a restart does not re-hash 1
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -18,7 +19,6 @@ from importlib import resources
 from pathlib import Path
 
 from asr.base import AsrError
-from hotline.settings import default_models_dir
 
 CHUNK = 1 << 20
 VOSK_DOWNLOAD_URL = "https://alphacephei.com/vosk/models/{name}.zip"
@@ -88,10 +88,9 @@ def verify_model(root: Path, manifest: Manifest, fix_hint: str) -> None:
                 )
         fresh[rel] = key
     if fresh != stamps:
-        try:
+        # A read-only model folder is fine: we simply re-hash next time.
+        with contextlib.suppress(OSError):
             stamp_path.write_text(json.dumps(fresh))
-        except OSError:
-            pass  # a read-only model folder is fine; we simply re-hash next time
 
 
 def _read_stamps(path: Path) -> dict[str, list[float]]:
@@ -117,7 +116,9 @@ def verify_vosk_model(models_dir: Path, name: str) -> Path:
     manifest = Manifest.bundled(name)
     path = vosk_model_dir(models_dir, name)
     if not path.is_dir():
-        raise AsrError(f"Vosk model {name} is not installed in {models_dir}. Fix: {vosk_fix_hint(name)}")
+        raise AsrError(
+            f"Vosk model {name} is not installed in {models_dir}. Fix: {vosk_fix_hint(name)}"
+        )
     if manifest is not None:
         verify_model(models_dir, manifest, vosk_fix_hint(name))
     return path
@@ -163,7 +164,9 @@ def _safe_unzip(archive: Path, dest: Path) -> None:
             for member in zf.namelist():
                 target = (dest / member).resolve()
                 if not target.is_relative_to(dest.resolve()):
-                    raise AsrError(f"{archive}: refuses to unpack {member!r} outside the model folder")
+                    raise AsrError(
+                        f"{archive}: refuses to unpack {member!r} outside the model folder"
+                    )
             zf.extractall(dest)
     except zipfile.BadZipFile as exc:
         raise AsrError(f"{archive} is not a valid zip archive: {exc}") from exc
@@ -207,5 +210,7 @@ def _package_data(package: str) -> Path:
     try:
         root = resources.files(package)
     except ModuleNotFoundError as exc:
-        raise AsrError(f"the Whisper model package {package} is not installed. Fix: {whisper_fix_hint()}") from exc
+        raise AsrError(
+            f"the Whisper model package {package} is not installed. Fix: {whisper_fix_hint()}"
+        ) from exc
     return Path(str(root)) / "data"

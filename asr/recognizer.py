@@ -13,7 +13,7 @@ from abc import abstractmethod
 from collections.abc import Sequence
 
 from asr.base import AsrEvent, Recognizer, SpeechStarted, Transcript
-from asr.endpoint import FRAME_S, Endpointer
+from asr.endpoint import Endpointer
 from hotline.settings import EndpointingSettings
 
 # Endings after which a Mandarin speaker is very likely to go on.
@@ -86,7 +86,10 @@ class VadRecognizer(Recognizer):
                 events.extend(self._partials())
                 if not step.voiced:
                     self._on_silence()
-                    if self.endpointer.trailing_silence_frames >= self._early_end_frames and self._words_complete():
+                    if (
+                        self.endpointer.trailing_silence_frames >= self._early_end_frames
+                        and self._words_complete()
+                    ):
                         self.endpointer.end_now(step)
         if step.ended:
             events.extend(self._finish_utterance(step.reason))
@@ -110,8 +113,7 @@ class VadRecognizer(Recognizer):
 
     def _finish_utterance(self, reason: str) -> list[AsrEvent]:
         decoded = self._decode()
-        start = self.endpointer.speech_start_s
-        end = start + self._voiced_frames * FRAME_S
+        start, end = self.endpointer.speech_start_s, self.endpointer.last_voiced_end_s
         self._utterance, self._voiced_frames = [], 0
         if decoded is None or not decoded[0]:
             return []

@@ -35,7 +35,11 @@ def synthesize(text: str, voice: str, rate: int = 16000) -> bytes:
         raise AsrError("espeak-ng is not installed (apt-get install espeak-ng)")
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "out.wav"
-        subprocess.run(["espeak-ng", "-v", voice, "-s", "140", "-w", str(wav), text], check=True, capture_output=True)
+        subprocess.run(
+            ["espeak-ng", "-v", voice, "-s", "140", "-w", str(wav), text],
+            check=True,
+            capture_output=True,
+        )
         pcm, _ = read_wav(wav, target_rate=rate)
     return pcm
 

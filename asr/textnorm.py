@@ -17,9 +17,7 @@ def _t2s() -> opencc.OpenCC:
 def normalize(text: str) -> str:
     """Traditional -> simplified; drop punctuation, symbols and whitespace; lower-case."""
     simplified = _t2s().convert(unicodedata.normalize("NFKC", text))
-    return "".join(
-        ch.lower() for ch in simplified if unicodedata.category(ch)[0] in "LN"
-    )
+    return "".join(ch.lower() for ch in simplified if unicodedata.category(ch)[0] in "LN")
 
 
 def char_errors(reference: str, hypothesis: str) -> tuple[int, int]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from asr.base import AsrError, AsrEvent, Recognizer, SpeechEngine, Transcript
 from asr.recognizer import VadRecognizer, looks_complete
-from hotline.settings import EndpointingSettings, VoskSettings
+from hotline.settings import EndpointingSettings
 
 SAMPLE_RATE = 16000
 MAX_IDLE_PER_HINTS = 64
@@ -98,6 +98,10 @@ class VoskRecognizer(VadRecognizer):
         if self._kaldi is None:
             raise AsrError("this recogniser was closed")
         return self._kaldi
+
+    def accept(self, frame: bytes) -> list[AsrEvent]:
+        self.kaldi  # noqa: B018 - raises on a closed recogniser before any work
+        return super().accept(frame)
 
     def _on_reset(self, hints: Sequence[str]) -> None:
         if tuple(hints) != self._hints:

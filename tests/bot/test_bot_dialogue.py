@@ -123,6 +123,10 @@ def test_complaint_dialogue_with_corrections(brain: Brain) -> None:
     # where, when (半夜) and who (工地) were said: only what the caller wants is asked.
     assert out.state == "ask:caller_wants", _said(out)
     out = d.handle(Utterance("希望他们晚上别施工"))
+    assert out.state == "contact:name" and "匿名" in _said(out)
+    out = d.handle(Utterance("我姓李，请帮我保密"))
+    assert out.state == "contact:number"
+    out = d.handle(Utterance("可以"))
     assert out.state == "readback"
     assert "阳光花园" in _said(out) and "半夜" in _said(out)
     out = d.handle(Utterance("不对，地点是幸福里三号楼"))
@@ -146,6 +150,8 @@ def test_complaint_dialogue_with_corrections(brain: Brain) -> None:
     assert ticket.caller_words[0] == "我要投诉阳光花园旁边的工地半夜施工吵得睡不着"
     assert ticket.handover_reason and ticket.summary.startswith("投诉")
     assert not e.missing()
+    assert ticket.caller.name == "李（姓）" and ticket.caller.confidential
+    assert not ticket.caller.anonymous and ticket.caller.callback_number == ticket.caller.number
 
 
 def test_bare_complaint_asks_every_element_in_order(brain: Brain) -> None:
@@ -156,6 +162,7 @@ def test_bare_complaint_asks_every_element_in_order(brain: Brain) -> None:
         "ask:when": "上个星期开始",
         "ask:who_what": "物业公司",
         "ask:caller_wants": "尽快打开",
+        "contact:name": "我不想留名字",
     }
     out = d.handle(Utterance("我要投诉"))
     asked = []
@@ -163,7 +170,8 @@ def test_bare_complaint_asks_every_element_in_order(brain: Brain) -> None:
         asked.append(out.state)
         out = d.handle(Utterance(answers[out.state]))
     assert asked[0] == "ask:what_happened" and out.state == "readback"
-    assert len(asked) == len(set(asked)) >= 4  # each missing element asked once
+    assert asked[-1] == "contact:name"  # declined: no number asked, anonymous
+    assert len(asked) == len(set(asked)) >= 5  # each missing element asked once
     out = d.handle(Dtmf("1"))  # 1 confirms a read-back
     assert _kinds(out) == ["CreateTicket", "HangUp"]
     created = out.actions[0]
@@ -171,6 +179,36 @@ def test_bare_complaint_asks_every_element_in_order(brain: Brain) -> None:
     e = created.ticket.elements
     assert e.address.district == "北山区" and e.when == "上个星期" and e.caller_wants == "尽快打开"
     assert e.what_happened == "物业把消防通道锁了"
+    assert created.ticket.caller.anonymous and created.ticket.caller.confidential
+    assert created.ticket.caller.name == ""
+
+
+def test_caller_name_and_callback_number_spoken_or_keyed(brain: Brain) -> None:
+    for answers in (
+        [Utterance("我叫王建国"), Utterance("不是，打这个幺三九一二三四五六七八")],
+        [Utterance("王先生"), Utterance("不行"), *(Dtmf(k) for k in "02188886666#")],
+    ):
+        d, _ = _call(brain)
+        out = d.handle(Utterance("我要投诉阳光花园旁边的工地半夜施工吵得睡不着"))
+        out = d.handle(Utterance("希望他们晚上别施工"))
+        assert out.state == "contact:name"
+        for answer in answers:
+            out = d.handle(answer)
+        assert out.state == "readback", _said(out)
+        caller = d.ticket.caller if d.ticket else None
+        assert caller is not None and not caller.anonymous and not caller.confidential
+        if caller.name == "王建国":
+            assert caller.callback_number == "13912345678"
+        else:
+            assert caller.name == "王先生" and caller.callback_number == "02188886666"
+
+
+def test_anonymous_from_the_first_sentence_skips_the_contact_questions(brain: Brain) -> None:
+    d, _ = _call(brain)
+    d.handle(Utterance("我要匿名投诉阳光花园旁边的工地半夜施工吵得睡不着"))
+    out = d.handle(Utterance("希望他们晚上别施工"))
+    assert out.state == "readback"
+    assert d.ticket is not None and d.ticket.caller.anonymous and d.ticket.caller.confidential
 
 
 def test_report_and_help_and_praise_types(brain: Brain) -> None:

@@ -78,7 +78,7 @@ def test_bench_helpers_scale(brain: Brain) -> None:
 
 
 def test_chat_command(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    lines = iter(["我要投诉阳光花园旁边的工地半夜施工吵得睡不着", "希望晚上停工", "对"])
+    lines = iter(["我要投诉阳光花园旁边的工地半夜施工吵得睡不着", "希望晚上停工", "匿名", "对"])
     monkeypatch.setattr("builtins.input", lambda _prompt="": next(lines))
     assert main(["bot", "chat", "--night"]) == 0
     out = capsys.readouterr().out

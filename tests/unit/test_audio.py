@@ -43,7 +43,9 @@ def test_encode_matches_reference_for_every_sample(encode, vector):
     assert encode(ALL_SAMPLES) == (DATA / vector).read_bytes()
 
 
-@pytest.mark.parametrize(("encode", "decode"), [(alaw_encode, alaw_decode), (ulaw_encode, ulaw_decode)])
+@pytest.mark.parametrize(
+    ("encode", "decode"), [(alaw_encode, alaw_decode), (ulaw_encode, ulaw_decode)]
+)
 def test_every_reconstruction_level_encodes_to_itself(encode, decode):
     levels = decode(ALL_CODES)
     codes = encode(levels)
@@ -51,7 +53,9 @@ def test_every_reconstruction_level_encodes_to_itself(encode, decode):
     assert decode(codes) == levels
 
 
-@pytest.mark.parametrize(("encode", "decode"), [(alaw_encode, alaw_decode), (ulaw_encode, ulaw_decode)])
+@pytest.mark.parametrize(
+    ("encode", "decode"), [(alaw_encode, alaw_decode), (ulaw_encode, ulaw_decode)]
+)
 def test_round_trip_error_is_within_half_a_step(encode, decode):
     x = np.frombuffer(ALL_SAMPLES, dtype="<i2").astype(np.int32)
     y = np.frombuffer(decode(encode(ALL_SAMPLES)), dtype="<i2").astype(np.int32)
@@ -85,7 +89,10 @@ def test_resample_8k_to_16k_keeps_pitch_and_length():
 
 
 def test_resample_16k_to_8k_removes_content_above_4k():
-    mixed = np.frombuffer(_tone(1000, 16000, 1.0), "<i2") // 2 + np.frombuffer(_tone(6000, 16000, 1.0), "<i2") // 2
+    mixed = (
+        np.frombuffer(_tone(1000, 16000, 1.0), "<i2") // 2
+        + np.frombuffer(_tone(6000, 16000, 1.0), "<i2") // 2
+    )
     down = np.frombuffer(resample(mixed.astype("<i2").tobytes(), 16000, 8000), "<i2").astype(float)
     spectrum = np.abs(np.fft.rfft(down))
     freqs = np.fft.rfftfreq(len(down), 1 / 8000)
