@@ -91,8 +91,9 @@ def load_call_clips(folder: Path, workdir: Path) -> list[CallClip]:
             if not wav.is_file():
                 raise BenchError(f"{index}, line {number}: {wav} not found")
             pcm16, _ = read_wav(wav, target_rate=16000)
-            clips.append(CallClip(row[0], row[1], row[2].strip(), raw_g711(wav, workdir, line_s=LINE_S),
-                                  len(pcm16) / 32000, speech_end_s(pcm16)))  # fmt: skip
+            raw = raw_g711(wav, workdir, line_s=LINE_S)
+            clips.append(CallClip(row[0], row[1], row[2].strip(), raw, len(pcm16) / 32000,
+                                  speech_end_s(pcm16)))  # fmt: skip
     if not clips:
         raise BenchError(f"{index} lists no clips")
     return clips

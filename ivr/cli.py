@@ -93,24 +93,26 @@ async def _serve(settings: Any, engine_name: str | None) -> None:
 
     import redis.asyncio as aioredis
 
+    from bot.brain import BrainCache
     from ivr.ami import AmiClient
     from ivr.controller import Controller
     from ivr.journal import heartbeat, recover_orphans
     from ivr.prompts import PromptLibrary
     from ivr.wiring import (
+        LiveBrain,
         ServiceSink,
+        bot_paths,
         build_deps,
-        load_brain,
         load_speech,
         prerender,
         ticket_service,
     )
 
     log = logging.getLogger("hotline")
-    brain = await asyncio.to_thread(load_brain, settings)
+    cache = await asyncio.to_thread(BrainCache, bot_paths(settings))
     engine = await asyncio.to_thread(load_speech, settings, engine_name)
     prompts = PromptLibrary.from_settings(settings.ivr, settings.data_dir)
-    count = await asyncio.to_thread(prerender, prompts, brain)
+    count = await asyncio.to_thread(prerender, prompts, cache.current())
     log.info("%d prompts ready; speech engine %s", count, engine.name)
     redis = aioredis.from_url(settings.ivr.redis_url) if settings.ivr.redis_url else None
     service = ticket_service(settings)
@@ -125,8 +127,8 @@ async def _serve(settings: Any, engine_name: str | None) -> None:
         if tickets is not None:
             ami.on_screen_pop = tickets.screen_pop
         await ami.start()
-    deps = build_deps(settings, brain, engine, prompts, tickets=tickets, switchboard=ami,
-                      redis=redis, node=socket.gethostname())  # fmt: skip
+    deps = build_deps(settings, LiveBrain(cache, prompts), engine, prompts, tickets=tickets,
+                      switchboard=ami, redis=redis, node=socket.gethostname())  # fmt: skip
     controller = Controller(settings.sip, deps)
     await controller.start()
     stop = asyncio.Event()

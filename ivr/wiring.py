@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from asr.base import Recognizer, SpeechEngine
-from bot.brain import BotPaths, Brain
+from bot.brain import BotPaths, Brain, BrainCache
 from ivr.prompts import PromptLibrary
 from ivr.session import SessionDeps, TicketSink
 from tickets.draft import TicketDraft
@@ -23,12 +25,36 @@ log = logging.getLogger(__name__)
 _TYPE_NAMES = ("投诉", "求助", "举报", "建议", "表扬", "咨询")
 
 
+def bot_paths(settings: Any, kb: Path | None = None) -> BotPaths:
+    b = settings.bot
+    return BotPaths(kb or b.kb, b.cues, b.gazetteer, b.menu, b.prompts, b.synonyms, b.semantic)
+
+
 def load_brain(settings: Any, kb: Path | None = None) -> Brain:
     """The bot's read-only knowledge, shared by every call (``kb`` overrides settings)."""
-    if kb is None:
-        return Brain.from_settings(settings)
-    b = settings.bot
-    return Brain.load(BotPaths(kb, b.cues, b.gazetteer, b.menu, b.prompts))
+    return Brain.load(bot_paths(settings, kb))
+
+
+class LiveBrain:
+    """The brain of ``bot.brain.BrainCache``: a manager's edit of the KB, prompts or menu
+    reaches the next call (calls in progress keep theirs); the new brain's prompts are
+    rendered in the background so its first callers do not wait for TTS."""
+
+    def __init__(self, cache: BrainCache, prompts: PromptLibrary) -> None:
+        self.cache = cache
+        self.prompts = prompts
+        self._version = cache.version
+
+    def __call__(self) -> Brain:
+        brain = self.cache.current()
+        if self.cache.version != self._version:
+            self._version = self.cache.version
+            log.info("bot data changed: brain version %d", self._version)
+            threading.Thread(target=prerender, args=(self.prompts, brain), daemon=True).start()
+        if self.cache.last_error:
+            log.error("bot data edit not loaded, calls keep the last good data: %s",
+                      self.cache.last_error)  # fmt: skip
+        return brain
 
 
 def load_speech(settings: Any, engine: str | None = None) -> SpeechEngine:
@@ -69,7 +95,7 @@ def prerender(prompts: PromptLibrary, brain: Brain) -> int:
 
 def build_deps(
     settings: Any,
-    brain: Brain,
+    brain: Brain | Callable[[], Brain],
     engine: SpeechEngine,
     prompts: PromptLibrary,
     *,
@@ -79,15 +105,17 @@ def build_deps(
     node: str = "node-1",
     data_dir: Path | None = None,
 ) -> SessionDeps:
-    hints = brain.hints()
+    """``brain``: one Brain, or a function giving the current one (``LiveBrain``)."""
+    current = brain if callable(brain) else lambda: brain
+    hints = current().hints()
 
     def new_recognizer() -> Recognizer:
-        return engine.recognizer(hints)
+        return engine.recognizer(current().hints())
 
     return SessionDeps(
         prompts=prompts,
         new_recognizer=new_recognizer,
-        new_dialogue=lambda call: brain.new_dialogue(),
+        new_dialogue=lambda call: current().new_dialogue(),
         tickets=tickets,
         switchboard=switchboard,
         redis=redis,
