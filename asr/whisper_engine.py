@@ -13,6 +13,7 @@ background, so the final is usually ready the moment the endpointer confirms the
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import opencc
+from rapidfuzz.distance import Levenshtein
 
 from asr.base import AsrError, Recognizer, SpeechEngine
 from asr.models import install_whisper_base
@@ -133,7 +135,7 @@ class WhisperEngine(SpeechEngine):
             no_repeat_ngram_size=4,  # stops "我说我说我说..." loops on short noisy cuts
         )[0]
         tokens = [t for t in result.sequences_ids[0] if t < self._eot]
-        text = self._to_simplified.convert(self._tokenizer.decode(tokens)).strip()
+        text = collapse_repeats(self._to_simplified.convert(self._tokenizer.decode(tokens)).strip())
         confidence = math.exp(result.scores[0]) if result.scores else 0.0
         return Decoded(text, min(1.0, confidence), result.no_speech_prob)
 
@@ -180,11 +182,13 @@ class WhisperRecognizer(VadRecognizer):
         )
 
     def _words_complete(self) -> bool:
+        # Only a finished decode that ends on a word announcing more holds the turn open;
+        # while the decode still runs we end the turn rather than make the caller wait.
         current = self._current_speculation()
         if current is None or not current.done():
-            return False
+            return True
         decoded = current.result()
-        return self.engine.is_speech(decoded) and looks_complete(decoded.text)
+        return not self.engine.is_speech(decoded) or looks_complete(decoded.text)
 
     def _decode(self) -> tuple[str, float] | None:
         future = self._current_speculation()
@@ -207,6 +211,22 @@ class WhisperRecognizer(VadRecognizer):
         if self._speculation:
             self._speculation[1].cancel()
             self._speculation = None
+
+
+_CLAUSE = re.compile(r"[^。！？!?，,；;]+[。！？!?，,；;]?")
+
+
+def collapse_repeats(text: str) -> str:
+    """Drop a clause that repeats the one before it (Whisper sometimes says a sentence twice:
+    "孩子刚生下来怎么上户口？孩子刚生下来怎么伤户口")."""
+    kept: list[str] = []
+    for clause in _CLAUSE.findall(text):
+        core = clause.strip(" 。！？!?，,；;")
+        previous = kept[-1].strip(" 。！？!?，,；;") if kept else ""
+        if previous and len(core) >= 4 and Levenshtein.normalized_similarity(core, previous) >= 0.7:
+            continue
+        kept.append(clause)
+    return "".join(kept).strip()
 
 
 def _echoes(text: str, prompt_text: str, span: int = 4) -> bool:
