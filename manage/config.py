@@ -200,8 +200,12 @@ class ConfigStore:
         items = list(items)
         retire = set(retire)
         current = {k.entry_id: k for k in self.kb_states(include_retired=True)}
-        incoming = parse_entries([(f"entry {d.get('id', i + 1)}", d)
-                                  for i, d in enumerate(items)], "knowledge base")
+        try:
+            incoming = parse_entries([(f"entry {d.get('id', i + 1)}", d)
+                                      for i, d in enumerate(items)], "knowledge base") \
+                if items else ()
+        except KnowledgeBaseError as exc:
+            raise ConfigError(str(exc)) from exc
         changes: list[tuple[str, dict[str, Any], bool]] = []
         for entry in incoming:
             data = kb_entry_data(entry)
