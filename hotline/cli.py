@@ -54,8 +54,8 @@ def _is_user_error(exc: Exception) -> bool:
     from hotline.settings import SettingsError
     from manage.config import ConfigError
 
-    known = (CommandError, ImportedCommandError, AsrError, AudioFormatError, SettingsError, EvalError, ConfigError,
-             *BOT_DATA_ERRORS)
+    known = (CommandError, ImportedCommandError, AsrError, AudioFormatError, SettingsError,
+             EvalError, ConfigError, *BOT_DATA_ERRORS)
     return isinstance(exc, known)
 
 

@@ -108,7 +108,8 @@ def record_call(store: Any, record: Any, timezone: str = "Asia/Shanghai") -> boo
                 after = turns[seq + 1] if seq + 1 < len(turns) else {}
                 s.add(CallTurnRow(
                     call_id=row.call_id, seq=seq, started_at=started,
-                    text=str(turn.get("text") or "")[:2000], intent=str(turn.get("intent") or "")[:20],
+                    text=str(turn.get("text") or "")[:2000],
+                    intent=str(turn.get("intent") or "")[:20],
                     kb_id=str(turn.get("kb_id") or "")[:64] if turn.get("answered") else "",
                     kb_confidence=float(turn.get("kb_confidence") or 0.0),
                     unanswered=bool(turn.get("unanswered")),

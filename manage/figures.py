@@ -169,7 +169,8 @@ class Figures:
             closed |= set(s.scalars(select(TicketRow.number).where(
                 TicketRow.number.in_(part), TicketRow.status == CLOSED)).all())
             dispatched |= set(s.scalars(
-                select(TicketRow.number).join(TicketEventRow, TicketEventRow.ticket_id == TicketRow.id)
+                select(TicketRow.number)
+                .join(TicketEventRow, TicketEventRow.ticket_id == TicketRow.id)
                 .where(TicketRow.number.in_(part), TicketEventRow.action == "dispatch")).all())
         direct = sum(1 for c in settled if c.handled_by == "bot"
                      or (c.ticket in closed and c.ticket not in dispatched))

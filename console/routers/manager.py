@@ -481,7 +481,8 @@ async def prompts_save(request: Request, login: Manager, state: State) -> Respon
         return back("/manage/prompts", err=str(exc))
     state.changed()
     _start_render(state)
-    return back("/manage/prompts", msg=f"提示语已保存为版本 {version.version}，正在后台重新生成语音")
+    return back("/manage/prompts",
+                msg=f"提示语已保存为版本 {version.version}，正在后台重新生成语音")
 
 
 def _start_render(state: ManagerState) -> None:

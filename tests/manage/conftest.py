@@ -8,6 +8,7 @@ from hotline.settings import Settings
 from tests.tickets.support import (  # noqa: F401  (fixtures)
     database_url,
     key_prefix,
+    make_settings,
     pg_server_url,
     queue,
     redis_server,
@@ -15,11 +16,11 @@ from tests.tickets.support import (  # noqa: F401  (fixtures)
     sqlite_url,
     store,
 )
-from tests.tickets.support import make_settings
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str, redis_server: str, key_prefix: str) -> Settings:
+def settings(tmp_path: Path, database_url: str, redis_server: str,  # noqa: F811
+             key_prefix: str) -> Settings:  # noqa: F811
     """Ticket settings plus the managers' parts: words-only bot (fast to rebuild), offline
     voice, prompts and config under the test's directory."""
     base = make_settings(tmp_path, database_url, redis_server, key_prefix)

@@ -71,7 +71,7 @@ def test_export_import_round_trip(config: ConfigStore) -> None:
     assert config.kb_save(items, "boss", "导入") == 1
     with pytest.raises(ConfigError, match=r"kb\.csv: row 2"):
         parse_kb_upload("kb.csv", b"id,topic,department,question,also,answer\nx,t,d,q,,\n")
-    with pytest.raises(ConfigError, match="use a .yaml"):
+    with pytest.raises(ConfigError, match=r"use a \.yaml"):
         parse_kb_upload("kb.xlsx", b"PK")
 
 

@@ -85,7 +85,7 @@ def test_invalid_versions_are_never_stored(settings: Settings, service: TicketSe
     with pytest.raises(MenuInvalid) as info:
         config.save("menu", "options:\n  - {key: '1', label: a}\n", "boss")
     assert "options[1] (key 1 a): needs exactly one action" in str(info.value)
-    with pytest.raises(ConfigError, match="prompt.s. missing or empty: greeting"):
+    with pytest.raises(ConfigError, match=r"prompt\(s\) missing or empty: greeting"):
         config.save("prompts", "goodbye: 再见\n", "boss")
     assert config.active("menu") == before
 
