@@ -482,7 +482,9 @@ class CallSession:
                 _write_stereo, path, bytes(self._in_audio), bytes(self._out_audio)
             )
             self.record.recording = str(path)
-        self.record.turns = list(getattr(self.dialogue, "turns", []))
+        turns = getattr(self.dialogue, "turns", None)
+        self.record.turns = [t for t in turns if isinstance(t, dict)] \
+            if isinstance(turns, list) else []
         await asyncio.to_thread(self.record.save, self.deps.data_dir / "calls")
         if self.deps.record_sink is not None:
             try:
