@@ -151,3 +151,46 @@ def test_hot_topics_flag_growing_clusters(store: TicketStore) -> None:
     assert [(c.topic, c.count, c.recent, c.previous, c.growing) for c in clusters] == [
         ("消防通道占用", 4, 3, 1, True), ("夜间施工噪音", 3, 0, 3, False)]
     assert clusters[0].place == "北山区北山街道翠湖苑"
+
+
+def test_a_real_dialogue_record_reaches_the_kb_figures(store: TicketStore,
+                                                      settings: Settings) -> None:
+    """The controller's path: Dialogue.turns -> CallRecord -> record_call -> KB figures."""
+    from bot.brain import BotPaths, Brain
+    from bot.dialogue import Dialogue
+    from bot.events import CallStarted, Utterance
+    from ivr.journal import CallRecord
+
+    dialogue = Dialogue(Brain.load(BotPaths(semantic=False)))
+    dialogue.handle(CallStarted("13800000000"))
+    dialogue.handle(Utterance("社保卡丢了怎么办", 0.9))
+    dialogue.handle(Utterance("转人工", 0.9))
+    record = CallRecord(call_id="live-1", caller="13800000000",
+                        started_at=datetime.now(UTC).isoformat(), outcome="transfer",
+                        turns=list(dialogue.turns))  # type: ignore[arg-type]
+    assert record_call(store, record, "Asia/Shanghai")
+    now = datetime.now(UTC)
+    f = Figures(store).compute(now - timedelta(hours=1), now + timedelta(hours=1))
+    assert f.kb_hits == [("si-card-lost", 1)] and f.followed_by_human == [("si-card-lost", 1)]
+    assert f.handled == {"person": 1}
+
+
+def test_prompts_render_in_the_background(tmp_path: Path) -> None:
+    import shutil
+
+    import pytest
+
+    from ivr.prompts import EspeakEngine, PromptLibrary
+    from manage.render import RenderJob, missing_texts
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    library = PromptLibrary(tmp_path / "rec", tmp_path / "cache", [EspeakEngine()])
+    texts = ["您好", "请稍候", "再见"]
+    job = RenderJob(library)
+    progress = job.start(texts)
+    assert progress.total == 3
+    job.wait(60)
+    assert (progress.done, progress.rendered, progress.running) == (3, 3, False)
+    assert missing_texts(library, [*texts, "新的提示"]) == ["新的提示"]
+    assert job.start(texts).total == 0  # nothing changed: nothing to render
