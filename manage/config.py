@@ -30,6 +30,7 @@ from typing import Any
 import redis
 import yaml
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from bot.brain import BotPaths
 from bot.kb import FIELDS as KB_FIELDS
@@ -144,14 +145,20 @@ class ConfigStore:
 
     def save(self, kind: str, content: str, author: str, note: str = "") -> Version:
         validate_document(kind, content)
-        with self.store.writing() as s:
-            last = s.scalar(select(func.max(ConfigVersionRow.version))
-                            .where(ConfigVersionRow.kind == kind)) or 0
-            row = ConfigVersionRow(kind=kind, version=last + 1, content=content, author=author,
-                                   created_at=utcnow(), note=note[:200])
-            s.add(row)
-            s.flush()
-            saved = _version(row)
+        for attempt in range(3):  # two saves at once: the loser takes the next number
+            try:
+                with self.store.writing() as s:
+                    last = s.scalar(select(func.max(ConfigVersionRow.version))
+                                    .where(ConfigVersionRow.kind == kind)) or 0
+                    row = ConfigVersionRow(kind=kind, version=last + 1, content=content,
+                                           author=author, created_at=utcnow(), note=note[:200])
+                    s.add(row)
+                    s.flush()
+                    saved = _version(row)
+                break
+            except IntegrityError:
+                if attempt == 2:
+                    raise
         self.publish(kind, saved.version, author)
         return saved
 
