@@ -101,6 +101,9 @@ class SessionDeps:
     survey: bool = True
     record_audio: bool = True
     hints: tuple[str, ...] = ()  # what new_recognizer() was built with
+    # Called (in a worker thread) with the finished CallRecord: manage.calls.record_call,
+    # so the managers' figures see the call at once (the JSON file stays the fallback).
+    record_sink: Callable[[CallRecord], Any] | None = None
 
 
 GAP_S = 0.1  # no caller packet for this long: the line went quiet
@@ -479,7 +482,15 @@ class CallSession:
                 _write_stereo, path, bytes(self._in_audio), bytes(self._out_audio)
             )
             self.record.recording = str(path)
+        turns = getattr(self.dialogue, "turns", None)
+        self.record.turns = [t for t in turns if isinstance(t, dict)] \
+            if isinstance(turns, list) else []
         await asyncio.to_thread(self.record.save, self.deps.data_dir / "calls")
+        if self.deps.record_sink is not None:
+            try:
+                await asyncio.to_thread(self.deps.record_sink, self.record)
+            except Exception as exc:  # database away: `hotline calls import` catches up
+                log.warning("call %s not recorded in SQL: %s", self.call.call_id, exc)
         await self.journal.close(self.record.outcome)
 
 
