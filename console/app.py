@@ -25,6 +25,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from hotline.metrics import METRICS
+from hotline.metrics import asgi_app as metrics_asgi_app
 from hotline.settings import Settings
 from tickets.accounts import AccountStore
 from tickets.dialer import Dialer, load_dialer
@@ -136,6 +138,9 @@ def create_app(settings: Settings, service: TicketService | None = None,
     operator.install_handlers(app)
     _install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.console.max_body_bytes)
+    # Prometheus: process figures, tickets, and the seat queues' depth read per scrape.
+    METRICS.watch_queue(service.queue)
+    app.mount("/metrics", metrics_asgi_app(token=settings.observability.metrics_token))
     return app
 
 
