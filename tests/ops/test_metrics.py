@@ -163,3 +163,16 @@ def test_standalone_exporter_for_the_controller() -> None:
         server.server_close()
         thread.join(5)
     assert 'hotline_calls_total{outcome="transfer"} 1.0' in body
+
+
+def test_console_health_reports_database_and_redis(settings: Settings,
+                                                   service: TicketService) -> None:
+    import redis.asyncio as aioredis
+
+    env = make_env(settings, service)
+    with TestClient(env.app) as client:
+        ok = client.get("/healthz")
+        assert ok.status_code == 200 and ok.json() == {"database": "ok", "redis": "ok"}
+        env.app.state.console.events = aioredis.Redis(port=1, socket_connect_timeout=0.2)
+        down = client.get("/healthz")
+    assert down.status_code == 503 and down.json()["redis"].startswith("error")
