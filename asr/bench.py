@@ -165,7 +165,9 @@ def streams_realtime(engine: SpeechEngine, clips: list[Clip], seconds: float = 2
     long-running server have (Vosk's decoding graph cache is per recogniser).
     """
     workers = max(2, 2 * (os.cpu_count() or 1))
-    pcms = [telephone_path(c.pcm, "alaw") + b"\x00" * int(TRAILING_SILENCE_S * 32000) for c in clips]
+    pcms = [
+        telephone_path(c.pcm, "alaw") + b"\x00" * int(TRAILING_SILENCE_S * 32000) for c in clips
+    ]
     recognizers = [engine.recognizer() for _ in range(workers)]
     processed = [0.0] * workers
     warmed = threading.Barrier(workers + 1)

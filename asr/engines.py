@@ -36,6 +36,4 @@ def load_engine(settings: AsrSettings, models_dir: Path) -> SpeechEngine:
         from asr.whisper_engine import WhisperEngine
 
         return WhisperEngine(settings.whisper, settings.endpointing, models_dir)
-    raise AsrError(
-        f"unknown engine {name!r}; use auto, vosk or whisper"
-    )
+    raise AsrError(f"unknown engine {name!r}; use auto, vosk or whisper")

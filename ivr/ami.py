@@ -61,8 +61,12 @@ def parse_url(url: str) -> dict[str, Any]:
         raise AmiError(
             f"ami.url must look like ami://user:secret@host:5038, got {parts.scheme}://…"
         )
-    return {"host": parts.hostname, "port": parts.port or 5038,
-            "username": unquote(parts.username), "secret": unquote(parts.password or "")}  # fmt: skip
+    return {
+        "host": parts.hostname,
+        "port": parts.port or 5038,
+        "username": unquote(parts.username),
+        "secret": unquote(parts.password or ""),
+    }
 
 
 def _first(value: Any) -> str:
@@ -236,8 +240,10 @@ class AmiClient:
             if ticket:
                 await self._expect_ok({"Action": "Setvar", "Channel": channel,
                                        "Variable": "HOTLINE_TICKET", "Value": ticket})  # fmt: skip
-            await self._expect_ok({"Action": "Redirect", "Channel": channel,
-                                   "Context": self.queue_context, "Exten": queue, "Priority": "1"})  # fmt: skip
+            await self._expect_ok({
+                "Action": "Redirect", "Channel": channel,
+                "Context": self.queue_context, "Exten": queue, "Priority": "1",
+            })  # fmt: skip
             return True
         except (AmiError, TimeoutError) as exc:
             log.error("transfer of %s to %s failed: %s", channel, queue, exc)

@@ -5,17 +5,52 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import json
 import logging
+import shutil
 import signal
+from pathlib import Path
 from typing import Any
 
 
 def register(commands: Any, bench: Any) -> None:
     run = commands.add_parser("run", help="answer calls: SIP endpoint, AMI, recogniser, bot")
+    run.add_argument("--engine", choices=["auto", "vosk", "whisper"],
+                     help="speech engine (default: asr.engine)")  # fmt: skip
     run.set_defaults(handler=cmd_run)
+    calls = bench.add_parser("calls", help="whole calls over SIP with sipp callers (JSON)")
+    calls.add_argument("--concurrency", type=int, default=10, help="calls up at once")
+    calls.add_argument("--calls", type=int, default=45, help="calls to place in all")
+    calls.add_argument("--engine", choices=["auto", "vosk", "whisper"], default="whisper")
+    calls.add_argument("--audio", type=Path, help="clips + transcripts.tsv "
+                       "(default ../shared/audio/calls-dev/)")  # fmt: skip
+    calls.add_argument("--kb", type=Path, help="knowledge base (default ../shared/eval/kb.yaml)")
+    calls.add_argument("--json", action="store_true", help="print JSON (the default output)")
+    calls.set_defaults(handler=cmd_bench_calls)
     prompts = commands.add_parser("prompts", help="render the prompt cache ahead of calls")
     prompts.add_argument("texts", nargs="*", help="extra prompt texts to render")
     prompts.set_defaults(handler=cmd_prompts)
+
+
+def cmd_bench_calls(args: argparse.Namespace) -> int:
+    from hotline.cli import CommandError
+    from hotline.settings import load_settings
+    from ivr.bench import BenchError, default_path, run_calls
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if shutil.which("sipp") is None:
+        raise CommandError("sipp is not installed (apt-get install sip-tester)")
+    settings = load_settings()
+    audio = args.audio or default_path("../shared/audio/calls-dev")
+    kb = args.kb or default_path("../shared/eval/kb.yaml")
+    try:
+        result = asyncio.run(run_calls(concurrency=args.concurrency, calls=args.calls,
+                                       engine_name=args.engine, audio=audio, kb=kb,
+                                       settings=settings))  # fmt: skip
+    except BenchError as exc:
+        raise CommandError(str(exc)) from exc
+    print(json.dumps(result))
+    return 0
 
 
 def cmd_prompts(args: argparse.Namespace) -> int:
@@ -47,78 +82,71 @@ def cmd_run(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = load_settings()
-    engines = _optional("asr.engines", "the speech engines")
-    dialogue = _optional("bot.dialogue", "the dialogue policy")
-    asyncio.run(_serve(settings, engines, dialogue))
+    _optional("asr.engines", "the speech engines")
+    _optional("bot.dialogue", "the dialogue policy")
+    asyncio.run(_serve(settings, args.engine))
     return 0
 
 
-async def _serve(settings: Any, engines: Any, dialogue: Any) -> None:
+async def _serve(settings: Any, engine_name: str | None) -> None:
     import socket
 
     import redis.asyncio as aioredis
 
+    from bot.brain import BrainCache
     from ivr.ami import AmiClient
     from ivr.controller import Controller
     from ivr.journal import heartbeat, recover_orphans
     from ivr.prompts import PromptLibrary
-    from ivr.session import SessionDeps
+    from ivr.wiring import (
+        LiveBrain,
+        ServiceSink,
+        bot_paths,
+        build_deps,
+        load_speech,
+        prerender,
+        ticket_service,
+    )
 
-    engine = engines.load_engine(settings.asr)
+    log = logging.getLogger("hotline")
+    cache = await asyncio.to_thread(BrainCache, bot_paths(settings))
+    engine = await asyncio.to_thread(load_speech, settings, engine_name)
     prompts = PromptLibrary.from_settings(settings.ivr, settings.data_dir)
-    await asyncio.to_thread(prompts.prerender, [])
+    count = await asyncio.to_thread(prerender, prompts, cache.current())
+    log.info("%d prompts ready; speech engine %s", count, engine.name)
     redis = aioredis.from_url(settings.ivr.redis_url) if settings.ivr.redis_url else None
+    service = ticket_service(settings)
+    tickets = ServiceSink(service) if service is not None else None
+    if tickets is None:
+        log.warning("no ticket service in this installation: tickets stay in the call journal")
     ami = None
     if settings.ami.url:
         ami = AmiClient(settings.ami.url, settings.ami.queue_context, settings.ami.callback_context,
                         settings.ami.callback_caller_id, settings.ami.ping_interval_s,
                         settings.ami.reconnect_max_s)  # fmt: skip
+        if tickets is not None:
+            ami.on_screen_pop = tickets.screen_pop
         await ami.start()
-    tickets = _ticket_sink(settings)
-    deps = SessionDeps(
-        prompts=prompts, new_recognizer=engine.recognizer,
-        new_dialogue=lambda call: dialogue.new_dialogue(settings),
-        tickets=tickets, switchboard=ami, redis=redis, data_dir=settings.data_dir,
-        node=socket.gethostname(), silence_timeout_s=settings.ivr.silence_timeout_s,
-        max_call_s=settings.ivr.max_call_s, survey=settings.ivr.satisfaction_survey,
-        record_audio=settings.ivr.recordings,
-    )  # fmt: skip
+    deps = build_deps(settings, LiveBrain(cache, prompts), engine, prompts, tickets=tickets,
+                      switchboard=ami, redis=redis, node=socket.gethostname())  # fmt: skip
     controller = Controller(settings.sip, deps)
     await controller.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    background = []
+    background: list[asyncio.Task[Any]] = []
     if redis is not None:
         background.append(
             asyncio.create_task(heartbeat(redis, lambda: list(controller.sessions), deps.node))
         )
         if tickets is not None:
             await recover_orphans(redis, lambda d: tickets.intake(d, "general"))
-    logging.getLogger("hotline").info(
-        "answering on %s:%s", settings.sip.bind_host, settings.sip.bind_port
-    )
+    log.info("answering on %s:%s", settings.sip.bind_host, settings.sip.bind_port)
     await stop.wait()
     for task in background:
         task.cancel()
     await controller.stop()
     if ami is not None:
         await ami.stop()
-
-
-def _ticket_sink(settings: Any) -> Any:
-    """The ticket service (tickets/) adapted to the session's async intake."""
-    try:
-        from tickets.service import TicketService
-    except ImportError:
-        return None
-
-    service = TicketService.from_settings(settings)
-
-    class Sink:
-        async def intake(self, draft: Any, skill: str) -> str:
-            ticket = await asyncio.to_thread(service.intake, draft, skill=skill)
-            return str(getattr(ticket, "number", ticket))
-
-    return Sink()
+    engine.close()

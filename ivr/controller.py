@@ -8,7 +8,7 @@ import logging
 import sys
 
 from ivr.journal import CallRecord
-from ivr.rtp import MediaClock, RtpStream
+from ivr.rtp import MediaClock, RtpStream, StreamStats
 from ivr.session import CallSession, SessionDeps
 from ivr.sip import IncomingCall, SipEndpoint
 
@@ -22,6 +22,7 @@ class Controller:
         self.symmetric = bool(getattr(sip_settings, "symmetric_rtp", False))
         self.sessions: dict[str, CallSession] = {}
         self.records: list[CallRecord] = []
+        self.stream_stats: dict[str, StreamStats] = {}  # call id -> media counters (bench)
         self.clock: MediaClock | None = None
         self._tasks: set[asyncio.Task[CallRecord]] = set()
 
@@ -66,4 +67,5 @@ class Controller:
             with contextlib.suppress(Exception):
                 asyncio.get_running_loop().remove_reader(stream.sock.fileno())
             stream.close()
+            self.stream_stats[call.call_id] = stream.stats
             self.sessions.pop(call.call_id, None)

@@ -139,8 +139,10 @@ def draft_from_journal(call_id: str, entries: list[tuple[Any, dict[Any, Any]]]) 
             draft.started_at = datetime.fromtimestamp(at, UTC)
         elif kind == "utterance":
             draft.caller_words.append(data["text"])
-            draft.transcript.append(TranscriptLine(speaker="caller", text=data["text"],
-                                                   confidence=data.get("confidence", 1.0)))  # fmt: skip
+            line = TranscriptLine(
+                speaker="caller", text=data["text"], confidence=data.get("confidence", 1.0)
+            )
+            draft.transcript.append(line)
         elif kind == "say":
             draft.transcript.append(TranscriptLine(speaker="bot", text=data["text"]))
         elif kind == "decision" and data.get("ticket"):
@@ -165,7 +167,9 @@ class CallRecord:
     answered_ms: float = 0.0
     ended_at: str = ""
     hangup_by: str = ""
-    outcome: str = ""  # answered | ticket | transfer | abandoned | cancelled | error
+    # answered | ticket | transfer | abandoned | error, or the bot's HangUp reason
+    # (silence, abusive, emergency, ...)
+    outcome: str = ""
     path: list[str] = field(default_factory=list)  # dialogue states and prompts, in order
     dtmf: str = ""
     transcript: list[dict[str, Any]] = field(default_factory=list)

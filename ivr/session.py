@@ -9,7 +9,8 @@ events come back with ``call_soon_threadsafe``. Outgoing audio is queued on the
 Turn-taking: a prompt plays until it ends, the caller speaks (barge-in: the recogniser's
 SpeechStarted flushes the queue, so the prompt stops within one 20 ms packet plus the
 VAD onset of ~100 ms) or presses a key. After the bot's ``Listen``, silence for its
-timeout re-plays the last prompt once; a second timeout goes to the bot.
+timeout (capped by ``ivr.silence_timeout_s``) goes to the bot as ``SilenceTimeout``: the
+bot decides whether to re-prompt, read the keypad menu or end the call.
 """
 
 from __future__ import annotations
@@ -99,10 +100,20 @@ class SessionDeps:
     max_call_s: float = 900.0
     survey: bool = True
     record_audio: bool = True
+    hints: tuple[str, ...] = ()  # what new_recognizer() was built with
+
+
+GAP_S = 0.1  # no caller packet for this long: the line went quiet
+GAP_FILL_S = 2.0  # at most this much silence is filled in after the last packet
 
 
 class AsrWorker:
-    """The call's recogniser thread: 8 kHz in, 16 kHz 20 ms frames to the recogniser."""
+    """The call's recogniser thread: 8 kHz in, 16 kHz 20 ms frames to the recogniser.
+
+    Peers with silence suppression (DTX) and lost packets leave gaps; a recogniser that
+    gets no frames never sees the silence that ends a turn, so gaps are filled with
+    silence (up to ``GAP_FILL_S`` after the last packet).
+    """
 
     def __init__(self, rec: Recognizer, post: Callable[[AsrEvent], None]) -> None:
         self.rec = rec
@@ -126,8 +137,18 @@ class AsrWorker:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        fill_left = 0.0
         while True:
-            kind, value = self._jobs.get()
+            try:
+                kind, value = self._jobs.get(timeout=GAP_S)
+            except queue.Empty:
+                if fill_left <= 0:
+                    continue
+                kind, value = "audio", b"\x00\x00" * int(8000 * GAP_S)
+                fill_left -= GAP_S
+            else:
+                if kind == "audio":
+                    fill_left = GAP_FILL_S
             try:
                 if kind == "audio":
                     for frame in self._frames.push(self._resampler.process(value)):
@@ -156,15 +177,14 @@ class CallSession:
         self.started = datetime.now(UTC)
         self.record = CallRecord(
             call_id=call.call_id, caller=call.caller, started_at=self.started.isoformat(),
-            answered_ms=round(call.answer_ms, 1), codec="PCMA" if stream.payload_type == PCMA else "PCMU",
+            answered_ms=round(call.answer_ms, 1),
+            codec="PCMA" if stream.payload_type == PCMA else "PCMU",
         )  # fmt: skip
         self.t0 = time.monotonic()
         self._playing: asyncio.Future[bool] | None = None  # True = played to the end
         self._barge_allowed = True
         self._listen: Listen | None = None
         self._silence: asyncio.TimerHandle | None = None
-        self._reprompted = False
-        self._last_say: Say | None = None
         self._survey: asyncio.Future[str] | None = None
         self._transferred = False
         self._ticket_number = ""
@@ -173,6 +193,7 @@ class CallSession:
         self._out_audio = bytearray()
         self.barge_in_ms: list[float] = []
         self._barge_at = 0.0
+        self._hints = deps.hints
         self.asr = AsrWorker(deps.new_recognizer(), self._post_asr)
         stream.on_audio = self._on_audio
         stream.on_dtmf = self._on_dtmf
@@ -195,7 +216,6 @@ class CallSession:
                 self.events.put_nowait(BargeIn())
         elif isinstance(event, Transcript) and event.is_final and event.text.strip():
             self._cancel_silence()
-            self._reprompted = False
             self._line("caller", event.text, event.confidence)
             self.journal.write("utterance", {"text": event.text, "confidence": event.confidence})
             self.events.put_nowait(Utterance(event.text, event.confidence))
@@ -207,7 +227,6 @@ class CallSession:
             self._survey.set_result(key)
             return
         self._cancel_silence()
-        self._reprompted = False
         if self._playing is not None and self._barge_allowed:
             self._barge_in()
         self.events.put_nowait(Dtmf(key))
@@ -271,14 +290,18 @@ class CallSession:
                     interrupted = not await self._say(action)
             elif isinstance(action, Listen):
                 self._listen = action
-                self.asr.reset(action.hints)
+                if action.hints != self._hints:
+                    # A reset drops speech in progress (a caller barging in right now),
+                    # so the recogniser is reset only when the bot really changes hints.
+                    self._hints = action.hints
+                    self.asr.reset(action.hints)
             elif isinstance(action, CreateTicket):
                 await self._create_ticket(action)
             elif isinstance(action, Transfer):
                 await self._transfer(action)
             elif isinstance(action, HangUp):
-                self.record.outcome = self.record.outcome or "answered"
-                await self._goodbye()
+                self.record.outcome = self.record.outcome or action.reason
+                await self._goodbye(action.reason)
                 return
         if self._listen is not None and not interrupted:
             self._arm_silence()
@@ -286,7 +309,6 @@ class CallSession:
     # ---- actions ----
     async def _say(self, say: Say) -> bool:
         prompt = await asyncio.to_thread(self.deps.prompts.get, say.text, say.prompt)
-        self._last_say = say
         self._line("bot", say.text)
         self.journal.write("say", {"text": say.text, "prompt": say.prompt or ""})
         return await self._play(prompt, say.barge_in)
@@ -316,7 +338,10 @@ class CallSession:
 
     def _arm_silence(self) -> None:
         self._cancel_silence()
-        timeout = self._listen.timeout_s if self._listen else self.deps.silence_timeout_s
+        # The bot asks for its timeout; the deployment's setting caps it.
+        timeout = self.deps.silence_timeout_s
+        if self._listen is not None:
+            timeout = min(timeout, self._listen.timeout_s)
         self._silence = self.loop.call_later(timeout, self._silence_expired)
 
     def _cancel_silence(self) -> None:
@@ -325,13 +350,9 @@ class CallSession:
             self._silence = None
 
     def _silence_expired(self) -> None:
+        # What silence means (re-prompt, read the menu, give up) is the bot's policy.
         self._silence = None
-        if not self._reprompted and self._last_say is not None:
-            self._reprompted = True
-            self.record.path.append("reprompt")
-            self.loop.create_task(self._execute([self._last_say, self._listen]))
-        else:
-            self.events.put_nowait(SilenceTimeout())
+        self.events.put_nowait(SilenceTimeout())
 
     async def _create_ticket(self, action: CreateTicket) -> str:
         draft = self._evidence(action.ticket.model_copy(deep=True))
@@ -364,20 +385,25 @@ class CallSession:
         self._transferred = True
         sb = self.deps.switchboard
         channel = self.call.asterisk_channel
-        if sb is not None and sb.connected and channel:
-            if await sb.transfer(channel, action.queue, number):
-                self._hung_up = True  # Asterisk's Redirect ends our leg with a BYE
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.call.ended.wait(), 5)
-                return
+        if (
+            sb is not None and sb.connected and channel
+            and await sb.transfer(channel, action.queue, number)
+        ):  # fmt: skip
+            self._hung_up = True  # Asterisk's Redirect ends our leg with a BYE
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.call.ended.wait(), 5)
+            return
         # No AMI: hang up without marking the call done; the dialplan sends the caller
         # to the human queue (extensions.conf, after Dial).
         await self._hangup(mark_done=False)
 
-    async def _goodbye(self) -> None:
-        if self.deps.survey and not self._transferred:
-            self.record.satisfaction = await self._ask_satisfaction()
-        await self._play_text(THANKS_TEXT, barge_in=False)
+    async def _goodbye(self, reason: str) -> None:
+        # Survey and thanks after a request was served; the bot's own farewell already
+        # ended silent, abusive and callback calls.
+        if reason == "answered" and not self._transferred:
+            if self.deps.survey:
+                self.record.satisfaction = await self._ask_satisfaction()
+            await self._play_text(THANKS_TEXT, barge_in=False)
         await self._hangup()
 
     async def _ask_satisfaction(self) -> int | None:

@@ -182,6 +182,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
         self.registered = asyncio.Event()
         self._register_task: asyncio.Task[None] | None = None
         self._pending: dict[str, asyncio.Future[SipMessage]] = {}  # Call-ID+CSeq -> response
+        self._tasks: set[asyncio.Task[SipMessage | None]] = set()  # BYE transactions
         self._registrar = SIP.SIPClient(
             settings.registrar_host or "127.0.0.1", settings.registrar_port,
             settings.username, settings.password, phone=None,  # type: ignore[arg-type]
@@ -400,8 +401,9 @@ class SipEndpoint(asyncio.DatagramProtocol):
 
     def _options(self, msg: SipMessage, addr: tuple[str, int]) -> None:
         busy = len(self.calls) >= self.settings.max_calls
+        extra = {"Allow": ALLOW, "Accept": "application/sdp"}
         self._reply(msg, addr, 486 if busy else 200, "Busy Here" if busy else "OK",
-                    to_tag=_token(), extra={"Allow": ALLOW, "Accept": "application/sdp"})  # fmt: skip
+                    to_tag=_token(), extra=extra)  # fmt: skip
 
     def _info(self, msg: SipMessage, addr: tuple[str, int]) -> None:
         """SIP INFO DTMF (application/dtmf-relay), for trunks without RFC 2833."""
@@ -431,7 +433,8 @@ class SipEndpoint(asyncio.DatagramProtocol):
         target = _uri_of(invite.header("Contact")) or _uri_of(invite.header("From"))
         request = "\r\n".join([
             f"BYE {target} SIP/2.0",
-            f"Via: SIP/2.0/UDP {self.host}:{self.settings.bind_port};branch=z9hG4bK{_token(16)};rport",
+            f"Via: SIP/2.0/UDP {self.host}:{self.settings.bind_port}"
+            f";branch=z9hG4bK{_token(16)};rport",
             "Max-Forwards: 70",
             f"From: {invite.header('To').split(';tag=')[0]};tag={call.local_tag}",
             f"To: {invite.header('From')}",
@@ -442,7 +445,11 @@ class SipEndpoint(asyncio.DatagramProtocol):
         ]).encode()  # fmt: skip
         self._end(call)
         loop = asyncio.get_running_loop()
-        loop.create_task(self._request(request, call.source, f"{call.call_id} {call._cseq} BYE"))
+        task = loop.create_task(
+            self._request(request, call.source, f"{call.call_id} {call._cseq} BYE")
+        )
+        self._tasks.add(task)  # keep a reference until the BYE transaction ends
+        task.add_done_callback(self._tasks.discard)
 
     async def _request(self, data: bytes, addr: tuple[str, int], key: str) -> SipMessage | None:
         """Send a non-INVITE request, retransmitting per RFC 3261 17.1.2 until a final reply."""
@@ -474,7 +481,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
 
     # ---- registration ----
     async def _keep_registered(self) -> None:
-        """REGISTER (with digest auth, built by pyVoIP) and refresh before expiry; back off on failure."""
+        """REGISTER (digest auth built by pyVoIP), refresh before expiry; back off on failure."""
         backoff = 1.0
         while True:
             try:

@@ -10,6 +10,9 @@ import numpy as np
 from hotline.audio.resample import resample
 
 
+MIN_RATE = 8000
+
+
 class AudioFormatError(ValueError):
     """Audio we cannot use; the message names the file and what is wrong."""
 
@@ -29,6 +32,8 @@ def read_wav(path: str | Path, target_rate: int | None = None) -> tuple[bytes, i
         raise AudioFormatError(f"{path}: no such file") from exc
     except (wave.Error, EOFError) as exc:
         raise AudioFormatError(f"{path}: not a readable PCM WAV file ({exc})") from exc
+    if rate < MIN_RATE:
+        raise AudioFormatError(f"{path}: {rate} Hz is below the {MIN_RATE} Hz of telephone audio")
     if width != 2:
         raise AudioFormatError(f"{path}: {8 * width}-bit samples; 16-bit PCM is required")
     frame_size = channels * width

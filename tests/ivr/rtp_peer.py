@@ -1,4 +1,7 @@
-"""The test's RTP capture: a UDP socket the scenario's SDP points at (sipp streams from its own port)."""
+"""The test's RTP capture: a UDP socket the scenario's SDP points at.
+
+sipp streams the caller's audio from its own media port; what the bot sends lands here.
+"""
 
 from __future__ import annotations
 

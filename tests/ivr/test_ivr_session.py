@@ -1,97 +1,48 @@
-"""Call sessions end to end over real SIP (sipp as Asterisk) with the bot and recogniser contracts.
+"""Whole calls over real SIP: sipp as Asterisk, the real bot, the real Whisper engine.
 
-The bot (bot/) and the speech engines (asr/) are built in parallel; until they land these
-tests drive the session with a scripted dialogue (the bot.events contract) and a
-recogniser that finds utterances with the project's real VAD endpointer and reports the
-clip's known text. Everything on the wire is real: SIP from sipp, RTP both ways.
+The caller speaks the team's Mandarin call clips (G.711 RTP from sipp); the controller
+recognises them with Whisper, the bot decides, prompts go back as RTP that the test's
+socket captures. The Whisper engine and the bot are loaded once for the module.
+
+Two prompt sets: the TTS greeting (14 s with espeak) for calls that barge in over it,
+and a short manager recording of the greeting and silence prompts for calls that wait
+(recorded prompts win over TTS, the deployment's own mechanism).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from asr.base import AsrEvent, Recognizer, SpeechStarted, Transcript
-from asr.endpoint import Endpointer
-from bot.events import (
-    CallStarted,
-    CreateTicket,
-    Decision,
-    Dtmf,
-    Event,
-    HangUp,
-    Listen,
-    Say,
-    SilenceTimeout,
-    Transfer,
-    Utterance,
-)  # fmt: skip
-from hotline.audio import alaw_decode
-from hotline.settings import EndpointingSettings, SipSettings
+from asr.base import Recognizer, SpeechEngine
+from bot.brain import Brain
+from bot.events import SilenceTimeout, Utterance
+from hotline.audio import alaw_decode, alaw_encode
+from hotline.settings import SipSettings
+from ivr.bench import DialogueRecorder
+from ivr.callers import Caller, free_udp_port, raw_g711, run_sipp
 from ivr.controller import Controller
+from ivr.journal import CallRecord
 from ivr.prompts import EspeakEngine, PromptLibrary
-from ivr.session import SessionDeps
-from tests.ivr.rtp_peer import RtpCapture
-from tests.ivr.sipp import Caller, free_udp_port, raw_g711, run_sipp
+from ivr.sip import IncomingCall
+from ivr.wiring import build_deps, load_brain, load_speech
+from tests.ivr.rtp_peer import Captured, RtpCapture
 from tickets.draft import RequestType, TicketDraft
 
-GREETING = "您好，这里是一二三四五政务服务便民热线，请您简要说明您要咨询或反映的问题，您也可以在任何时候按零转人工服务。"
-ANSWER = "租房提取公积金需要提供租房合同和身份证。"
-
-
-class KnownTextRecognizer(Recognizer):
-    """Real VAD endpointing; the text of each utterance comes from a list (stands in for ASR)."""
-
-    def __init__(self, texts: list[str]) -> None:
-        self.ep = Endpointer(EndpointingSettings())  # type: ignore[call-arg]
-        self.texts = list(texts)
-
-    def accept(self, frame: bytes) -> list[AsrEvent]:
-        step = self.ep.push(frame)
-        if step.started:
-            return [SpeechStarted(self.ep.speech_start_s)]
-        if step.ended:
-            text = self.texts.pop(0) if self.texts else ""
-            return [Transcript(text, 0.9, self.ep.speech_start_s, self.ep.now_s, True)]
-        return []
-
-    def finish(self) -> list[AsrEvent]:
-        return []
-
-    def reset(self, hints=()) -> None:  # type: ignore[no-untyped-def]
-        self.ep.reset()
-
-
-class ScriptedDialogue:
-    """A tiny policy over the bot.events contract: answer, ticket, or transfer on keys/words."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def handle(self, event: Event) -> Decision:
-        self.events.append(event)
-        listen = Listen(hints=("公积金",), timeout_s=1.5)
-        if isinstance(event, CallStarted):
-            return Decision([Say(GREETING, prompt="greeting"), listen], "greeting")
-        if isinstance(event, Dtmf) and event.digit == "0":
-            draft = TicketDraft(type=RequestType.HUMAN, handover_reason="caller pressed 0")
-            return Decision([Say("正在为您转接人工服务。"), Transfer("general", "dtmf 0", draft)],
-                            "transfer")  # fmt: skip
-        if isinstance(event, Utterance) and "投诉" in event.text:
-            draft = TicketDraft(type=RequestType.COMPLAINT, summary=event.text)
-            return Decision([CreateTicket(draft), Say("已为您登记。"), HangUp("ticket")], "ticket")
-        if isinstance(event, Utterance):
-            return Decision([Say(ANSWER), HangUp("answered")], "answered")
-        if isinstance(event, SilenceTimeout):
-            return Decision([HangUp("silence")], "silence")
-        return Decision([], "")
+SHORT_GREETING = "一二三四五热线，请讲。"
+SHORT_SILENCE = "请问还在吗？"
+SHORT_MENU = "请按键选择。"
 
 
 class MemoryTickets:
+    """Stands in for tickets.service until the tickets package lands on main."""
+
     def __init__(self) -> None:
         self.drafts: list[tuple[TicketDraft, str]] = []
 
@@ -101,39 +52,103 @@ class MemoryTickets:
 
 
 @pytest.fixture(scope="module")
-def prompts(tmp_path_factory: pytest.TempPathFactory) -> PromptLibrary:
-    lib = PromptLibrary(Path("/nonexistent"), tmp_path_factory.mktemp("prompts"), [EspeakEngine()])
-    lib.prerender([GREETING, ANSWER, "正在为您转接人工服务。", "已为您登记。"])
-    return lib
+def settings() -> Any:
+    from hotline.settings import Settings
+
+    return Settings()
 
 
-def run_call(
-    tmp_path: Path, prompts: PromptLibrary, caller_steps, texts: list[str], survey: bool = True
-):  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module")
+def brain(shared_dir: Path, settings: Any) -> Brain:
+    return load_brain(settings, shared_dir / "eval" / "kb.yaml")
+
+
+@pytest.fixture(scope="module")
+def engine(settings: Any) -> SpeechEngine:
+    speech = load_speech(settings, "whisper")
+    yield speech  # type: ignore[misc]
+    speech.close()
+
+
+@pytest.fixture(scope="module")
+def prompt_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("prompt-cache")
+
+
+@pytest.fixture(scope="module")
+def tts_prompts(prompt_cache: Path) -> PromptLibrary:
+    return PromptLibrary(Path("/nonexistent"), prompt_cache, [EspeakEngine()])
+
+
+@pytest.fixture(scope="module")
+def short_prompts(prompt_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> PromptLibrary:
+    recorded = tmp_path_factory.mktemp("recorded")
+    espeak = EspeakEngine()
+    for prompt_id, text in (("greeting", SHORT_GREETING), ("silence", SHORT_SILENCE),
+                            ("silence_menu", SHORT_MENU)):  # fmt: skip
+        espeak.render(text, recorded / f"{prompt_id}.wav")
+    return PromptLibrary(recorded, prompt_cache, [espeak])
+
+
+class Call:
+    """One finished call: what the controller recorded, what came back on the wire."""
+
+    def __init__(self, record: CallRecord, capture: RtpCapture, tickets: MemoryTickets,
+                 dialogue: DialogueRecorder) -> None:  # fmt: skip
+        self.record = record
+        self.packets = capture.packets
+        self.tickets = tickets
+        self.dialogue = dialogue
+
+    def bot_lines(self) -> list[str]:
+        return [t["text"] for t in self.record.transcript if t["speaker"] == "bot"]
+
+    def caller_lines(self) -> list[str]:
+        return [t["text"] for t in self.record.transcript if t["speaker"] == "caller"]
+
+
+def place_call(
+    tmp_path: Path, settings: Any, brain: Brain, engine: SpeechEngine, prompts: PromptLibrary,
+    steps: Callable[[Caller], Caller], silence_s: float = 8.0, answer_delay_ms: int = 0,
+    cancel_after_ms: int | None = None,
+) -> tuple[Controller, Call | None, list[Recognizer]]:  # fmt: skip
     port = free_udp_port()
     low = 40000 + (port % 500) * 20
-    sip = SipSettings(bind_port=port, rtp_port_low=low, rtp_port_high=low + 19)  # type: ignore[call-arg]
+    sip = SipSettings(bind_port=port, rtp_port_low=low, rtp_port_high=low + 19,
+                      answer_delay_ms=answer_delay_ms)  # type: ignore[call-arg]  # fmt: skip
     tickets = MemoryTickets()
-    dialogues: list[ScriptedDialogue] = []
+    dialogues: list[DialogueRecorder] = []
+    recognizers: list[Recognizer] = []
+    deps = build_deps(settings, brain, engine, prompts, tickets=tickets,
+                      data_dir=tmp_path / "var")  # fmt: skip
+    deps.survey = False
+    deps.silence_timeout_s = silence_s
+    make_recognizer = deps.new_recognizer
 
-    def new_dialogue(call):  # type: ignore[no-untyped-def]
-        dialogues.append(ScriptedDialogue())
+    def new_recognizer() -> Recognizer:
+        recognizers.append(make_recognizer())
+        return recognizers[-1]
+
+    def new_dialogue(call: IncomingCall) -> DialogueRecorder:
+        dialogues.append(DialogueRecorder(brain.new_dialogue()))
         return dialogues[-1]
 
-    deps = SessionDeps(prompts=prompts, new_recognizer=lambda: KnownTextRecognizer(texts),
-                       new_dialogue=new_dialogue, tickets=tickets, switchboard=None, redis=None,
-                       data_dir=tmp_path / "var", survey=survey)  # fmt: skip
+    deps.new_recognizer, deps.new_dialogue = new_recognizer, new_dialogue
     capture = RtpCapture()
     controller = Controller(sip, deps)
-    caller = caller_steps(Caller(capture.port))
+    caller = Caller(capture.port)
+    if cancel_after_ms is None:
+        scenario = steps(caller).scenario()
+    else:
+        scenario = caller.cancel_scenario(cancel_after_ms)
 
-    async def main():  # type: ignore[no-untyped-def]
+    async def main() -> Any:
         await controller.start()
         try:
-            result = await asyncio.to_thread(run_sipp, caller.scenario(), ("127.0.0.1", port),
-                                             tmp_path, media_port=free_udp_port(), timeout_s=40)  # fmt: skip
+            result = await asyncio.to_thread(run_sipp, scenario, ("127.0.0.1", port), tmp_path,
+                                             media_port=free_udp_port(), timeout_s=90)  # fmt: skip
             for _ in range(100):
-                if controller.records:
+                if controller.records or cancel_after_ms is not None:
                     break
                 await asyncio.sleep(0.05)
             return result
@@ -145,96 +160,135 @@ def run_call(
     finally:
         capture.close()
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    if not controller.records:
+        return controller, None, recognizers
     assert len(controller.records) == 1
-    return controller.records[0], capture, tickets, dialogues[0]
+    return controller, Call(controller.records[0], capture, tickets, dialogues[0]), recognizers
 
 
-def voiced(capture: RtpCapture) -> list:  # type: ignore[type-arg]
-    out = []
-    for p in capture.packets:
-        pcm = np.frombuffer(alaw_decode(p.payload), dtype="<i2").astype(np.float32)
-        if np.sqrt(np.mean(pcm * pcm)) > 200:
-            out.append(p)
-    return out
+def clip(tmp_path: Path, shared_dir: Path, name: str, line_s: float = 2.0) -> Path:
+    return raw_g711(shared_dir / "audio" / "calls-dev" / name, tmp_path, line_s=line_s)
 
 
-def clip(tmp_path: Path, shared_dir: Path, name: str = "001.wav") -> Path:
-    return raw_g711(shared_dir / "audio" / "calls-dev" / name, tmp_path)
+def talkspurts(packets: list[Captured]) -> list[int]:
+    """Indexes of the first packet of each prompt (RTP marker bit)."""
+    return [i for i, p in enumerate(packets) if p.marker]
 
 
-def test_consultation_answered_by_voice_with_survey(tmp_path, shared_dir, prompts) -> None:  # type: ignore[no-untyped-def]
-    speech = clip(tmp_path, shared_dir)
-    record, capture, tickets, _dialogue = run_call(
-        tmp_path, prompts,
-        lambda c: c.wait(2000).speak(speech).wait(4500 + 9000).key("1").expect_bye(20000),
-        ["喂你好我想问一下租房能不能取公积金"],
+def loud(packet: Captured) -> bool:
+    pcm = np.frombuffer(alaw_decode(packet.payload), dtype="<i2").astype(np.float32)
+    return float(np.sqrt(np.mean(pcm * pcm))) > 200
+
+
+def test_consultation_answered_by_voice(tmp_path, shared_dir, settings, brain, engine,
+                                        short_prompts) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    greeting_ms = int(short_prompts.get(SHORT_GREETING, "greeting").seconds * 1000)
+    speech = clip(tmp_path, shared_dir, "001.wav")  # 喂你好我想问一下租房能不能取公积金
+    _, call, _ = place_call(
+        tmp_path, settings, brain, engine, short_prompts,
+        lambda c: c.wait(greeting_ms + 500).speak(speech).wait(7000).hang_up(),
     )  # fmt: skip
-    # The greeting is what came back on the wire, byte for byte (A-law of the prompt).
-    greeting = prompts.get(GREETING, "greeting").pcm
-    from hotline.audio import alaw_encode
-
-    first = next(i for i, p in enumerate(capture.packets) if p.marker)
-    expected = alaw_encode(greeting[: 160 * 2 * 20])
-    got = b"".join(p.payload for p in capture.packets[first : first + 20])
+    assert call is not None
+    answer = brain.kb.get("gjj-rent")
+    assert answer is not None
+    assert call.bot_lines()[:2] == [brain.prompts.text("greeting"), answer.answer]
+    assert len(call.caller_lines()) == 1  # one utterance, recognised well enough to answer
+    # On the wire: the second talkspurt is the answer, byte for byte (A-law of the prompt).
+    starts = talkspurts(call.packets)
+    assert len(starts) >= 2
+    expected = alaw_encode(short_prompts.get(answer.answer).pcm[: 160 * 2 * 25])
+    got = b"".join(p.payload for p in call.packets[starts[1] : starts[1] + 25])
     assert got == expected
-    assert record.outcome == "answered"
-    assert record.satisfaction == 1
-    assert [t["speaker"] for t in record.transcript][:3] == ["bot", "caller", "bot"]
-    assert record.transcript[2]["text"] == ANSWER
-    assert record.hangup_by == "bot"
-    assert Path(record.recording).is_file()
-    assert not tickets.drafts
-    assert (tmp_path / "var" / "calls").is_dir()
+    assert call.record.hangup_by == "caller"
+    assert "answered" in call.record.path
+    assert not call.tickets.drafts
+    assert Path(call.record.recording).is_file()
 
 
-def test_barge_in_stops_prompt_quickly(tmp_path, shared_dir, prompts) -> None:  # type: ignore[no-untyped-def]
-    speech = clip(tmp_path, shared_dir)
+def test_complaint_becomes_ticket_with_transcript(tmp_path, shared_dir, settings, brain, engine,
+                                                  tts_prompts) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    # No RTP after the clip (a trunk with silence suppression): the session fills the gap
+    # with silence so the recogniser still sees the turn end.
+    speech = clip(tmp_path, shared_dir, "027.wav", line_s=0.0)  # 我要投诉…工地半夜还在施工…
+    _, call, _ = place_call(tmp_path, settings, brain, engine, tts_prompts,
+                            lambda c: c.wait(1000).speak(speech).wait(11000).hang_up())  # fmt: skip
+    assert call is not None
+    assert call.record.barge_ins >= 1  # the caller spoke over the greeting
+    assert len(call.tickets.drafts) == 1, call.record.transcript
+    draft, _skill = call.tickets.drafts[0]
+    assert draft.type == RequestType.COMPLAINT
+    assert draft.elements.what_happened
+    caller_said = [t.text for t in draft.transcript if t.speaker == "caller"]
+    assert caller_said and "投诉" in caller_said[0]
+    assert any(t.speaker == "bot" for t in draft.transcript)
+    assert draft.call_id == call.record.call_id and draft.recording_path
+    assert call.record.outcome == "ticket" and call.record.ticket == "2024000001"
+
+
+def test_dtmf_zero_goes_to_a_person(tmp_path, settings, brain, engine, tts_prompts) -> None:  # type: ignore[no-untyped-def]
+    _, call, _ = place_call(tmp_path, settings, brain, engine, tts_prompts,
+                            lambda c: c.wait(1500).key("0").expect_bye(20000))  # fmt: skip
+    assert call is not None
+    assert call.record.dtmf.startswith("0")
+    assert call.record.outcome == "transfer" and call.record.hangup_by == "bot"
+    assert brain.prompts.text("transfer") in call.bot_lines()
+    draft, skill = call.tickets.drafts[0]
+    assert draft.type == RequestType.HUMAN and draft.dtmf.startswith("0")
+    assert call.record.transfer_queue == skill
+
+
+def test_barge_in_stops_prompt_and_is_understood(tmp_path, shared_dir, settings, brain, engine,
+                                                 tts_prompts) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    speech = clip(tmp_path, shared_dir, "013.wav")  # 我家停水了什么时候有水
     pcm = np.frombuffer(alaw_decode(speech.read_bytes()), dtype="<i2").astype(np.float32)
     frames = pcm[: len(pcm) // 160 * 160].reshape(-1, 160)
     onset_s = int(np.argmax(np.sqrt((frames**2).mean(axis=1)) > 300)) * 0.02
     t_before = time.monotonic()
-    record, capture, _, _ = run_call(
-        tmp_path, prompts, lambda c: c.wait(1000).speak(speech).wait(6000).hang_up(), ["随便说说"],
-        survey=False,
-    )  # fmt: skip
-    assert record.barge_ins >= 1
-    out = voiced(capture)
-    # Greeting packets stop: find the gap where the greeting was cut.
-    greeting_s = prompts.get(GREETING, "greeting").seconds
+    _, call, _ = place_call(tmp_path, settings, brain, engine, tts_prompts,
+                            lambda c: c.wait(1000).speak(speech).wait(7000).hang_up())  # fmt: skip
+    assert call is not None
+    assert call.record.barge_ins >= 1
+    greeting_s = tts_prompts.get(brain.prompts.text("greeting"), "greeting").seconds
+    out = [p for p in call.packets if loud(p)]
     spurt = [p for p in out if p.arrival - out[0].arrival < greeting_s]
     gaps = np.diff([p.arrival for p in spurt])
     cut = spurt[int(np.argmax(gaps > 0.1))] if (gaps > 0.1).any() else spurt[-1]
-    played_s = cut.arrival - out[0].arrival
-    assert played_s < greeting_s - 1.0  # the prompt did not play to its end
-    # The caller's speech started ~1 s after the answer plus the clip's own onset.
+    assert cut.arrival - out[0].arrival < greeting_s - 1.0  # the greeting did not play out
     speech_start = out[0].arrival + 1.0 + onset_s
-    assert cut.arrival - speech_start < 0.25, (
-        f"prompt stopped {cut.arrival - speech_start:.3f}s after speech"
-    )
+    assert cut.arrival - speech_start < 0.3, f"stopped {cut.arrival - speech_start:.3f}s late"
     assert t_before < cut.arrival
+    # The words spoken over the prompt were not lost: the bot answered them.
+    outage = brain.kb.get("water-outage")
+    assert outage is not None and outage.answer in call.bot_lines()
 
 
-def test_dtmf_zero_transfers_with_ticket(tmp_path, prompts) -> None:  # type: ignore[no-untyped-def]
-    record, _, tickets, _ = run_call(
-        tmp_path, prompts, lambda c: c.wait(1500).key("0").expect_bye(15000), [],
-    )  # fmt: skip
-    assert record.dtmf.startswith("0")
-    assert record.outcome in ("transfer", "ticket") and record.transfer_queue == "general"
-    assert tickets.drafts and tickets.drafts[0][1] == "general"
-    assert tickets.drafts[0][0].dtmf.startswith("0")
+def test_silence_is_the_bots_to_handle(tmp_path, settings, brain, engine, short_prompts) -> None:  # type: ignore[no-untyped-def]
+    _, call, _ = place_call(tmp_path, settings, brain, engine, short_prompts,
+                            lambda c: c.expect_bye(60000), silence_s=1.5)  # fmt: skip
+    assert call is not None
+    events = [event for event, _, _ in call.dialogue.turns]
+    assert sum(isinstance(e, SilenceTimeout) for e in events) == 3
+    assert not any(isinstance(e, Utterance) for e in events)
+    assert call.bot_lines()[-1] == brain.prompts.text("silence_end")
+    assert call.record.outcome == "silence" and call.record.hangup_by == "bot"
+    assert not call.tickets.drafts
 
 
-def test_silence_reprompts_once_then_bot_decides(tmp_path, prompts) -> None:  # type: ignore[no-untyped-def]
-    greeting_s = prompts.get(GREETING, "greeting").seconds
-    wait_ms = int((2 * greeting_s + 1.5 * 2 + 8) * 1000)
-    record, _, _, dialogue = run_call(tmp_path, prompts, lambda c: c.expect_bye(wait_ms), [],
-                                      survey=False)  # fmt: skip
-    assert "reprompt" in record.path
-    assert [t["text"] for t in record.transcript].count(GREETING) == 2
-    assert any(isinstance(e, SilenceTimeout) for e in dialogue.events)
+def test_caller_hangs_up_mid_prompt(tmp_path, settings, brain, engine, tts_prompts) -> None:  # type: ignore[no-untyped-def]
+    _, call, recognizers = place_call(tmp_path, settings, brain, engine, tts_prompts,
+                                      lambda c: c.wait(1200).hang_up())  # fmt: skip
+    assert call is not None
+    assert call.record.hangup_by == "caller"
+    assert call.record.outcome == "abandoned"
+    assert not call.tickets.drafts
+    assert len(recognizers) == 1
 
 
-def test_caller_hangs_up_mid_prompt(tmp_path, prompts) -> None:  # type: ignore[no-untyped-def]
-    record, _, _, _ = run_call(tmp_path, prompts, lambda c: c.wait(1200).hang_up(), [])
-    assert record.hangup_by == "caller"
-    assert record.outcome == "abandoned"
+def test_cancel_before_answer_starts_no_session(tmp_path, settings, brain, engine,
+                                                tts_prompts) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    controller, call, recognizers = place_call(tmp_path, settings, brain, engine, tts_prompts,
+                                               lambda c: c, answer_delay_ms=3000,
+                                               cancel_after_ms=300)  # fmt: skip
+    assert call is None and not controller.records
+    assert not recognizers  # no recogniser taken for a call that never connected
+    assert not controller.endpoint.calls

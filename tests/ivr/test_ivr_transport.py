@@ -14,10 +14,10 @@ import pytest
 
 from hotline.audio import alaw_decode, ulaw_decode
 from hotline.settings import SipSettings
+from ivr.callers import Caller, free_udp_port, options_scenario, run_sipp
 from ivr.rtp import MediaClock, RtpStream
 from ivr.sip import IncomingCall, SipEndpoint
 from tests.ivr.rtp_peer import RtpCapture
-from tests.ivr.sipp import Caller, free_udp_port, options_scenario, run_sipp
 
 TONE_HZ = 440
 
@@ -36,6 +36,7 @@ class Harness:
         self.audio: dict[str, bytearray] = {}
         self.keys: dict[str, str] = {}
         self.streams: list[RtpStream] = []
+        self.tasks: set[asyncio.Task[None]] = set()
 
     def on_call(self, call: IncomingCall) -> None:
         loop = asyncio.get_running_loop()
@@ -60,7 +61,9 @@ class Harness:
             loop.remove_reader(call.sock.fileno())  # type: ignore[union-attr]
             stream.close()
 
-        loop.create_task(cleanup())
+        task = loop.create_task(cleanup())
+        self.tasks.add(task)  # keep a reference until the call is cleaned up
+        task.add_done_callback(self.tasks.discard)
 
     async def run(self, body) -> None:  # type: ignore[no-untyped-def]
         loop = asyncio.get_running_loop()

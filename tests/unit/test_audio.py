@@ -159,6 +159,19 @@ def test_8bit_wav_is_refused(tmp_path):
         read_wav(_write(tmp_path / "b.wav", b"\x80" * 800, width=1))
 
 
+def test_sample_rate_below_telephone_quality_is_refused(tmp_path):
+    with pytest.raises(AudioFormatError, match="4000 Hz"):
+        read_wav(_write(tmp_path / "low.wav", _tone(300, 4000, 0.5), rate=4000), target_rate=16000)
+
+
+def test_44k_stereo_is_mixed_down_and_resampled(tmp_path):
+    left = np.frombuffer(_tone(500, 44100, 0.5), "<i2")
+    stereo = np.stack([left, left], axis=1).astype("<i2").tobytes()
+    pcm, rate = read_wav(_write(tmp_path / "s.wav", stereo, rate=44100, channels=2), target_rate=16000)
+    assert rate == 16000 and len(pcm) == 16000
+    assert abs(_dominant_hz(pcm, 16000) - 500) < 5
+
+
 def test_not_a_wav_is_a_clear_error(tmp_path):
     junk = tmp_path / "junk.wav"
     junk.write_bytes(b"this is not audio")

@@ -1,4 +1,4 @@
-"""Drive sipp (the real SIP peer standing in for Asterisk) from tests and the benchmark.
+"""sipp callers (a real SIP peer standing in for Asterisk) for tests and ``hotline bench calls``.
 
 Scenarios are built from steps so each test says what the caller does: speak a clip
 (raw G.711 streamed by sipp's rtp_stream), press keys (sipp's RFC 2833 pcaps), wait,
@@ -82,6 +82,19 @@ SIP/2.0 200 OK
 Content-Length: 0
 ]]></send>
 """
+_BYE_EITHER_WAY = """  <recv request="BYE" timeout="{timeout_ms}" ontimeout="caller_bye"/>
+  <send next="done"><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+]]></send>
+  <label id="caller_bye"/>
+""" + _BYE + """  <label id="done"/>
+"""
 _CANCEL = """  <recv response="100" optional="true"/>
   <recv response="180"/>
   <pause milliseconds="{ms}"/>
@@ -122,9 +135,14 @@ Content-Length: 0
 """
 
 
-def raw_g711(wav: Path, out_dir: Path, codec: str = "PCMA") -> Path:
-    """A WAV clip as a headerless G.711 file, what sipp's rtp_stream plays."""
+def raw_g711(wav: Path, out_dir: Path, codec: str = "PCMA", line_s: float = 0.0) -> Path:
+    """A WAV clip as a headerless G.711 file, what sipp's rtp_stream plays.
+
+    ``line_s`` of silence follow the clip: a trunk keeps sending RTP after the caller
+    stops talking, while sipp's stream ends with the file.
+    """
     pcm, _ = read_wav(wav, target_rate=8000)
+    pcm += b"\x00\x00" * int(8000 * line_s)
     out = out_dir / f"{wav.stem}.{codec.lower()}"
     out.write_bytes(alaw_encode(pcm) if codec == "PCMA" else ulaw_encode(pcm))
     return out
@@ -145,9 +163,8 @@ class Caller:
 
     def speak(self, raw_file: Path) -> Caller:
         pt = CODECS[self.codec]
-        self.steps.append(
-            f'  <nop><action><exec rtp_stream="{raw_file},1,{pt},{self.codec}/8000"/></action></nop>\n'
-        )
+        stream = f"{raw_file},1,{pt},{self.codec}/8000"
+        self.steps.append(f'  <nop><action><exec rtp_stream="{stream}"/></action></nop>\n')
         return self
 
     def key(self, digit: str) -> Caller:
@@ -168,6 +185,11 @@ class Caller:
         self.steps.append(self._fmt(_WAIT_BYE, timeout_ms=timeout_ms))
         return self
 
+    def hang_up_unless_bye(self, after_ms: int) -> Caller:
+        """Wait up to ``after_ms`` for the bot's BYE (transfer, goodbye); else hang up."""
+        self.steps.append(self._fmt(_BYE_EITHER_WAY, timeout_ms=after_ms))
+        return self
+
     def scenario(self) -> str:
         return (
             _HEAD
@@ -185,24 +207,37 @@ def options_scenario() -> str:
     return _HEAD + _OPTIONS + "</scenario>\n"
 
 
+def sipp_command(
+    scenario: str, target: tuple[str, int], workdir: Path, *, calls: int = 1,
+    concurrency: int = 1, rate: float = 10.0, timeout_s: float = 60.0, local_port: int = 0,
+    media_port: int = 0, name: str = "",
+) -> list[str]:  # fmt: skip
+    """The sipp command line for ``scenario`` (written to ``workdir``)."""
+    tag = name or str(abs(hash(scenario)) % 10**8)
+    path = workdir / f"scenario-{tag}.xml"
+    path.write_text(scenario)
+    cmd = [
+        "sipp", f"{target[0]}:{target[1]}", "-sf", str(path), "-m", str(calls),
+        "-l", str(concurrency), "-r", str(rate), "-i", "127.0.0.1", "-nostdin",
+        "-timeout", f"{int(timeout_s)}s", "-timeout_error", "-trace_err",
+        "-error_file", str(workdir / f"sipp-errors-{tag}.log"), "-max_recv_loops", "1000",
+    ]  # fmt: skip
+    if local_port:
+        cmd += ["-p", str(local_port)]
+    if media_port:
+        cmd += ["-mp", str(media_port)]
+    return cmd
+
+
 def run_sipp(
     scenario: str, target: tuple[str, int], workdir: Path, *, calls: int = 1,
     concurrency: int = 1, rate: float = 10.0, timeout_s: float = 60.0, local_port: int = 0,
     media_port: int = 0,
 ) -> subprocess.CompletedProcess[str]:  # fmt: skip
     """Run sipp to completion; stdout/stderr and the exit code tell what happened."""
-    path = workdir / f"scenario-{abs(hash(scenario)) % 10**8}.xml"
-    path.write_text(scenario)
-    cmd = [
-        "sipp", f"{target[0]}:{target[1]}", "-sf", str(path), "-m", str(calls),
-        "-l", str(concurrency), "-r", str(rate), "-i", "127.0.0.1", "-nostdin",
-        "-timeout", f"{int(timeout_s)}s", "-timeout_error", "-trace_err",
-        "-error_file", str(workdir / "sipp-errors.log"), "-max_recv_loops", "1000",
-    ]  # fmt: skip
-    if local_port:
-        cmd += ["-p", str(local_port)]
-    if media_port:
-        cmd += ["-mp", str(media_port)]
+    cmd = sipp_command(scenario, target, workdir, calls=calls, concurrency=concurrency,
+                       rate=rate, timeout_s=timeout_s, local_port=local_port,
+                       media_port=media_port)  # fmt: skip
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s + 30,
                           cwd=workdir, stdin=subprocess.DEVNULL)  # fmt: skip
 

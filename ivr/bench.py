@@ -1,0 +1,358 @@
+"""``hotline bench calls``: whole calls over SIP, sipp as the callers, the controller in-process.
+
+Each call: sipp dials, waits for the greeting, speaks one clip of ``--audio`` (G.711
+A-law RTP), waits for the bot's reply and hangs up (or takes the bot's BYE when it
+transfers or says goodbye). The controller runs the real bot, recogniser and prompts.
+
+Measures
+- answer_ms: INVITE received -> 200 OK sent (the controller's SIP layer).
+- reply_latency_ms: end of the caller's speech -> first RTP packet of the bot's reply.
+  The end of speech is the arrival of the caller's first packet plus where the clip's
+  speech ends by energy (independent of the VAD under test); the reply's first packet
+  is the first talkspurt the media clock sends after that moment.
+- cpu_per_call_pct: the controller process's CPU time over the summed call durations
+  (100 = one core busy per call); sipp runs in other processes and is not counted.
+- rss_mb_per_call: peak resident memory during the run minus the memory before the
+  first call (models loaded), divided by the concurrency.
+- audio_underruns: 20 ms media-clock ticks that went out more than 5 ms late while a
+  call was up (every stream's packet of that tick was late).
+- correct: share of calls whose outcome (answer id, ticket type, transfer to a person,
+  emergency, abuse warning, "not understood") matches the clip's label.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import socket
+import statistics
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bot.brain import Brain
+from bot.events import CreateTicket, Decision, Event, Say, Transfer, Utterance
+from hotline.audio import read_wav
+from ivr.callers import Caller, free_udp_port, raw_g711, sipp_command
+from ivr.controller import Controller
+from ivr.journal import CallRecord
+from ivr.prompts import PromptLibrary
+from ivr.sip import IncomingCall
+from ivr.wiring import build_deps, load_brain, load_speech, prerender
+from tickets.draft import RequestType, TicketDraft
+
+REPLY_WAIT_MS = 4000  # after the clip: time for the bot's reply to start
+GREETING_GAP_MS = 300  # the caller starts speaking this long after the greeting ends
+SIPP_SLACK_S = 30.0
+LINE_S = 3.0  # the caller's line keeps carrying (silent) RTP after the clip
+
+
+class BenchError(ValueError):
+    """Bad benchmark input (missing folder, malformed transcripts.tsv, unknown label)."""
+
+
+@dataclass(frozen=True)
+class CallClip:
+    name: str
+    text: str
+    expected: str
+    raw: Path  # headerless A-law, what sipp's rtp_stream plays
+    seconds: float
+    speech_end_s: float
+
+
+def default_path(relative: str) -> Path:
+    """``../shared/...`` from the working directory, else beside the repository."""
+    here = Path(relative)
+    if here.exists():
+        return here
+    return Path(__file__).resolve().parent.parent / relative
+
+
+def load_call_clips(folder: Path, workdir: Path) -> list[CallClip]:
+    from asr.bench import speech_end_s
+
+    index = folder / "transcripts.tsv"
+    if not index.is_file():
+        raise BenchError(f"{folder} has no transcripts.tsv (filename<TAB>text<TAB>expected)")
+    clips: list[CallClip] = []
+    with index.open(encoding="utf-8") as handle:
+        for number, row in enumerate(csv.reader(handle, delimiter="\t"), 1):
+            if not row or row[0].startswith("#") or (number == 1 and row[0] == "filename"):
+                continue
+            if len(row) < 3 or not row[2].strip():
+                raise BenchError(f"{index}, line {number}: expected filename<TAB>text<TAB>expected")
+            wav = folder / row[0]
+            if not wav.is_file():
+                raise BenchError(f"{index}, line {number}: {wav} not found")
+            pcm16, _ = read_wav(wav, target_rate=16000)
+            raw = raw_g711(wav, workdir, line_s=LINE_S)
+            clips.append(CallClip(row[0], row[1], row[2].strip(), raw, len(pcm16) / 32000,
+                                  speech_end_s(pcm16)))  # fmt: skip
+    if not clips:
+        raise BenchError(f"{index} lists no clips")
+    return clips
+
+
+class DraftCollector:
+    """The bench's ticket sink: keeps drafts in memory so runs never fill the real queue."""
+
+    def __init__(self) -> None:
+        self.drafts: list[tuple[TicketDraft, str]] = []
+
+    async def intake(self, draft: TicketDraft, skill: str) -> str:
+        self.drafts.append((draft, skill))
+        return f"B{len(self.drafts):08d}"
+
+
+@dataclass
+class DialogueRecorder:
+    """Wraps the bot's per-call dialogue and keeps every (event, decision) pair."""
+
+    inner: Any
+    turns: list[tuple[Event, Decision, TicketDraft | None]] = field(default_factory=list)
+
+    def handle(self, event: Event) -> Decision:
+        decision: Decision = self.inner.handle(event)
+        self.turns.append((event, decision, getattr(self.inner, "ticket", None)))
+        return decision
+
+
+def outcome_label(recorder: DialogueRecorder, answers: dict[str, str]) -> str:
+    """The bot-eval label of what the bot did with the caller's request."""
+    labels = [
+        _decision_label(decision, ticket, answers)
+        for event, decision, ticket in recorder.turns
+        if isinstance(event, Utterance)
+    ]
+    decided = [label for label in labels if label != "unknown"]
+    return decided[0] if decided else "unknown"
+
+
+def _decision_label(decision: Decision, ticket: TicketDraft | None, answers: dict[str, str]) -> str:
+    for action in decision.actions:
+        if isinstance(action, Transfer | CreateTicket) and action.ticket is not None:
+            kind = action.ticket.type
+            if kind in (RequestType.EMERGENCY, RequestType.HUMAN):
+                return kind.value
+            if kind != RequestType.CONSULTATION:
+                return kind.value
+        if isinstance(action, Say):
+            if action.prompt in ("abusive_warning", "abusive_end"):
+                return "abusive"
+            if action.prompt == "human_night":
+                return "human"
+            if action.prompt is None and action.text in answers:
+                return f"kb:{answers[action.text]}"
+    state = decision.state
+    if (state.startswith("ask:") or state == "readback") and ticket is not None:
+        return ticket.type.value
+    return "unknown"
+
+
+def _percentile(values: list[float], q: int) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return round(values[0], 1)
+    return round(float(statistics.quantiles(values, n=100, method="inclusive")[q - 1]), 1)
+
+
+def _duration_s(record: CallRecord) -> float:
+    with contextlib.suppress(ValueError):
+        start = datetime.fromisoformat(record.started_at)
+        end = datetime.fromisoformat(record.ended_at)
+        return max(0.0, (end - start).total_seconds())
+    return 0.0
+
+
+class PortSlots:
+    """Distinct SIP/RTP ports per concurrent sipp (its media socket pair needs two)."""
+
+    def __init__(self, count: int) -> None:
+        self.free: list[int] = list(range(count))
+
+    def media_port(self, slot: int) -> int:
+        base = 31000 + slot * 8
+        for port in range(base, base + 8, 2):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return port
+        return free_udp_port()
+
+
+async def _rss_sampler(proc: psutil.Process, peak: list[int], stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        peak[0] = max(peak[0], proc.memory_info().rss)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.1)
+
+
+def _warm_up(engine: Any, clip: CallClip, brain: Brain) -> None:
+    """One decode before the first call: the first Whisper decode pays one-off setup."""
+    from asr.bench import telephone_path
+    from hotline.audio import alaw_decode, iter_frames, resample
+
+    pcm8 = alaw_decode(clip.raw.read_bytes())
+    pcm16 = telephone_path(resample(pcm8, 8000, 16000), "alaw") + b"\x00" * 48000
+    recognizer = engine.recognizer(brain.hints())
+    for frame in iter_frames(pcm16, 16000):
+        if len(frame) == 640:
+            recognizer.accept(frame)
+    recognizer.finish()
+    recognizer.close()
+
+
+async def run_calls(
+    *, concurrency: int, calls: int, engine_name: str, audio: Path, kb: Path, settings: Any,
+) -> dict[str, Any]:  # fmt: skip
+    from hotline.settings import SipSettings
+
+    if concurrency < 1 or calls < 1:
+        raise BenchError("--concurrency and --calls must be at least 1")
+    if not audio.is_dir():
+        raise BenchError(f"audio folder {audio} not found")
+    if not kb.is_file():
+        raise BenchError(f"knowledge base {kb} not found")
+    with tempfile.TemporaryDirectory(prefix="hotline-bench-") as tmp:
+        work = Path(tmp)
+        clips = load_call_clips(audio, work)
+        brain = await asyncio.to_thread(load_brain, settings, kb)
+        engine = await asyncio.to_thread(load_speech, settings, engine_name)
+        prompts = PromptLibrary.from_settings(settings.ivr, settings.data_dir)
+        await asyncio.to_thread(prerender, prompts, brain)
+        await asyncio.to_thread(_warm_up, engine, clips[0], brain)
+        greeting = await asyncio.to_thread(prompts.get, brain.prompts.text("greeting"), "greeting")
+        answers = {entry.answer: entry.id for entry in brain.kb}
+        try:
+            return await _drive(concurrency, calls, clips, brain, engine, prompts, settings,
+                                work, greeting.seconds, answers, SipSettings)  # fmt: skip
+        finally:
+            engine.close()
+
+
+async def _drive(
+    concurrency: int, calls: int, clips: list[CallClip], brain: Brain, engine: Any,
+    prompts: PromptLibrary, settings: Any, work: Path, greeting_s: float,
+    answers: dict[str, str], sip_settings: Any,
+) -> dict[str, Any]:  # fmt: skip
+    collector = DraftCollector()
+    recorders: dict[str, DialogueRecorder] = {}
+    deps = build_deps(settings, brain, engine, prompts, tickets=collector, data_dir=work / "var")
+    deps.survey = False  # the callers hang up after the reply; no survey to wait for
+
+    def new_dialogue(call: IncomingCall) -> DialogueRecorder:
+        recorders[call.caller] = DialogueRecorder(brain.new_dialogue())
+        return recorders[call.caller]
+
+    deps.new_dialogue = new_dialogue
+    port = free_udp_port()
+    low = 40000 + (port % 200) * 50
+    sip = sip_settings(bind_host="127.0.0.1", bind_port=port, rtp_port_low=low,
+                       rtp_port_high=low + max(49, 2 * concurrency + 8),
+                       max_calls=concurrency + 4)  # fmt: skip
+    controller = Controller(sip, deps)
+    await controller.start()
+    assert controller.clock is not None
+    proc = psutil.Process()
+    slots = PortSlots(concurrency)
+    numbers = {f"1390{i:07d}": clips[i % len(clips)] for i in range(calls)}
+    results: dict[str, int] = {}
+    peak = [proc.memory_info().rss]
+    rss_before = peak[0]
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(_rss_sampler(proc, peak, stop))
+    late_before = controller.clock.stats.late_ticks
+    cpu_before = sum(proc.cpu_times()[:2])
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one_call(number: str, clip: CallClip) -> None:
+        async with gate:
+            slot = slots.free.pop()
+            try:
+                caller = Caller(slots.media_port(slot), caller=number)
+                caller.wait(int(greeting_s * 1000) + GREETING_GAP_MS).speak(clip.raw)
+                caller.hang_up_unless_bye(int(clip.seconds * 1000) + REPLY_WAIT_MS)
+                timeout = greeting_s + clip.seconds + REPLY_WAIT_MS / 1000 + SIPP_SLACK_S
+                cmd = sipp_command(caller.scenario(), ("127.0.0.1", port), work,
+                                   timeout_s=timeout, local_port=free_udp_port(),
+                                   media_port=caller.media_port, name=number)  # fmt: skip
+                sipp = await asyncio.create_subprocess_exec(
+                    *cmd, cwd=work, stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+                )  # fmt: skip
+                results[number] = await sipp.wait()
+            finally:
+                slots.free.append(slot)
+
+    try:
+        tasks = []
+        for i, (number, clip) in enumerate(numbers.items()):
+            tasks.append(asyncio.create_task(one_call(number, clip)))
+            if i < concurrency:
+                await asyncio.sleep(0.05)  # sipp start-up staggered, as calls arrive
+        await asyncio.gather(*tasks)
+        for _ in range(100):  # sessions finish their records after the BYE
+            if len(controller.records) >= calls or not controller.sessions:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        cpu = sum(proc.cpu_times()[:2]) - cpu_before
+        late = controller.clock.stats.late_ticks - late_before
+        stop.set()
+        await sampler
+        await controller.stop()
+    return _summary(controller, numbers, results, recorders, answers, concurrency, cpu,
+                    late, (peak[0] - rss_before) / 2**20)  # fmt: skip
+
+
+def _summary(
+    controller: Controller, numbers: dict[str, CallClip], results: dict[str, int],
+    recorders: dict[str, DialogueRecorder], answers: dict[str, str], concurrency: int,
+    cpu_s: float, late_ticks: int, rss_growth_mb: float,
+) -> dict[str, Any]:  # fmt: skip
+    records = {r.caller: r for r in controller.records}
+    answer_ms: list[float] = []
+    reply_ms: list[float] = []
+    call_seconds = 0.0
+    failed = correct = 0
+    for number, clip in numbers.items():
+        record = records.get(number)
+        if record is None or results.get(number) != 0 or record.outcome == "error":
+            failed += 1
+            continue
+        answer_ms.append(record.answered_ms)
+        call_seconds += _duration_s(record)
+        stats = controller.stream_stats.get(record.call_id)
+        reply = None
+        if stats is not None and stats.first_in_at:
+            speech_end = stats.first_in_at + clip.speech_end_s
+            reply = next((t for t in stats.audio_out_times if t > speech_end), None)
+            if reply is not None:
+                reply_ms.append((reply - speech_end) * 1000)
+        if reply is None:
+            failed += 1  # the caller spoke and never heard the bot answer
+        recorder = recorders.get(number)
+        if recorder is not None and outcome_label(recorder, answers) == clip.expected:
+            correct += 1
+    return {
+        "calls": len(numbers),
+        "failed": failed,
+        "concurrency": concurrency,
+        "answer_ms_p50": _percentile(answer_ms, 50),
+        "answer_ms_p95": _percentile(answer_ms, 95),
+        "reply_latency_ms_p50": _percentile(reply_ms, 50),
+        "reply_latency_ms_p95": _percentile(reply_ms, 95),
+        "cpu_per_call_pct": round(100 * cpu_s / call_seconds, 1) if call_seconds else None,
+        "rss_mb_per_call": round(max(0.0, rss_growth_mb) / concurrency, 1),
+        "audio_underruns": late_ticks,
+        "correct": round(correct / len(numbers), 4),
+    }

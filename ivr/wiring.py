@@ -1,0 +1,166 @@
+"""Putting the real pieces together: one brain and one speech engine per process.
+
+``hotline run``, ``hotline bench calls`` and the end-to-end tests build their
+``SessionDeps`` here, so all three run the same bot, recogniser and prompt set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from asr.base import Recognizer, SpeechEngine
+from bot.brain import BotPaths, Brain, BrainCache
+from ivr.prompts import PromptLibrary
+from ivr.session import SessionDeps, TicketSink
+from tickets.draft import TicketDraft
+
+log = logging.getLogger(__name__)
+
+# Values the bot fills into prompt templates that can be known before any call.
+_TYPE_NAMES = ("投诉", "求助", "举报", "建议", "表扬", "咨询")
+
+
+def bot_paths(settings: Any, kb: Path | None = None) -> BotPaths:
+    b = settings.bot
+    return BotPaths(kb or b.kb, b.cues, b.gazetteer, b.menu, b.prompts, b.synonyms, b.semantic)
+
+
+def load_brain(settings: Any, kb: Path | None = None) -> Brain:
+    """The bot's read-only knowledge, shared by every call (``kb`` overrides settings)."""
+    return Brain.load(bot_paths(settings, kb))
+
+
+class LiveBrain:
+    """The brain of ``bot.brain.BrainCache``: a manager's edit of the KB, prompts or menu
+    reaches the next call (calls in progress keep theirs); the new brain's prompts are
+    rendered in the background so its first callers do not wait for TTS."""
+
+    def __init__(self, cache: BrainCache, prompts: PromptLibrary) -> None:
+        self.cache = cache
+        self.prompts = prompts
+        self._version = cache.version
+
+    def __call__(self) -> Brain:
+        brain = self.cache.current()
+        if self.cache.version != self._version:
+            self._version = self.cache.version
+            log.info("bot data changed: brain version %d", self._version)
+            threading.Thread(target=prerender, args=(self.prompts, brain), daemon=True).start()
+        if self.cache.last_error:
+            log.error("bot data edit not loaded, calls keep the last good data: %s",
+                      self.cache.last_error)  # fmt: skip
+        return brain
+
+
+def load_speech(settings: Any, engine: str | None = None) -> SpeechEngine:
+    """The speech engine of the process (``engine`` overrides ``asr.engine``)."""
+    from asr.engines import load_engine
+
+    asr = settings.asr.model_copy(update={"engine": engine}) if engine else settings.asr
+    return load_engine(asr, settings.models_dir)
+
+
+def bot_prompt_texts(brain: Brain) -> list[str]:
+    """Every fixed sentence the bot can say: rendered before calls so none waits for TTS."""
+    texts: list[str] = []
+    for text in brain.prompts.texts.values():
+        if "{" not in text:
+            texts.append(text)
+    intake = brain.prompts.texts.get("intake_start", "")
+    texts += [intake.replace("{type_name}", name) for name in _TYPE_NAMES if intake]
+    menu = brain.menu.spoken(brain.menu.options)
+    silence_menu = brain.prompts.texts.get("silence_menu", "")
+    if silence_menu:
+        texts.append(silence_menu.replace("{menu}", menu))
+    texts.append(menu)
+    for option in brain.menu.options:
+        if option.submenu:
+            texts.append(brain.menu.spoken(option.submenu))
+        if option.action == "ask" and option.value:
+            texts.append(option.value)
+    invalid = brain.prompts.texts.get("menu_invalid", "")
+    texts.append(invalid + menu)
+    texts += [entry.answer for entry in brain.kb]
+    return list(dict.fromkeys(t for t in texts if t.strip()))
+
+
+def prerender(prompts: PromptLibrary, brain: Brain) -> int:
+    return prompts.prerender(bot_prompt_texts(brain))
+
+
+def build_deps(
+    settings: Any,
+    brain: Brain | Callable[[], Brain],
+    engine: SpeechEngine,
+    prompts: PromptLibrary,
+    *,
+    tickets: TicketSink | None,
+    switchboard: Any | None = None,
+    redis: Any | None = None,
+    node: str = "node-1",
+    data_dir: Path | None = None,
+) -> SessionDeps:
+    """``brain``: one Brain, or a function giving the current one (``LiveBrain``)."""
+    current = brain if callable(brain) else lambda: brain
+    hints = current().hints()
+
+    def new_recognizer() -> Recognizer:
+        return engine.recognizer(current().hints())
+
+    return SessionDeps(
+        prompts=prompts,
+        new_recognizer=new_recognizer,
+        new_dialogue=lambda call: current().new_dialogue(),
+        tickets=tickets,
+        switchboard=switchboard,
+        redis=redis,
+        data_dir=data_dir or settings.data_dir,
+        node=node,
+        silence_timeout_s=settings.ivr.silence_timeout_s,
+        max_call_s=settings.ivr.max_call_s,
+        survey=settings.ivr.satisfaction_survey,
+        record_audio=settings.ivr.recordings,
+        hints=hints,
+    )
+
+
+class ServiceSink:
+    """The ticket service (tickets/) behind the session's async ``intake``.
+
+    The service is synchronous (SQL + Redis); it runs in a worker thread so a slow
+    database never stalls the event loop that carries every call's audio.
+    """
+
+    def __init__(self, service: Any) -> None:
+        self.service = service
+
+    async def intake(self, draft: TicketDraft, skill: str) -> str:
+        ticket = await asyncio.to_thread(
+            self.service.intake, draft, skill=skill, callback_promised=draft.callback_promised
+        )
+        return str(getattr(ticket, "number", ticket))
+
+    def screen_pop(self, ticket: str, seat: str, queue: str) -> None:
+        """AMI AgentConnect -> the seat's console (called on the event loop)."""
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(None, self.service.screen_pop, ticket, seat)
+        future.add_done_callback(_log_failure)
+
+
+def _log_failure(future: Any) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("screen pop failed: %s", future.exception())
+
+
+def ticket_service(settings: Any) -> Any | None:
+    """``tickets.service.TicketService`` when this installation has it, else None."""
+    try:
+        from tickets.service import TicketService  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    return TicketService.from_settings(settings)
