@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import queue
 import threading
@@ -48,6 +49,7 @@ from bot.events import (
 )
 from hotline.audio import StreamResampler
 from hotline.audio.frames import FrameBuffer
+from hotline.metrics import METRICS, ReplyClock
 from ivr.journal import CallJournal, CallRecord, mask_number
 from ivr.prompts import Prompt, PromptLibrary
 from ivr.rtp import PCMA, RtpStream
@@ -182,6 +184,7 @@ class CallSession:
         )  # fmt: skip
         self.t0 = time.monotonic()
         self._playing: asyncio.Future[bool] | None = None  # True = played to the end
+        self.reply_clock = ReplyClock(METRICS.reply_latency.observe)
         self._barge_allowed = True
         self._listen: Listen | None = None
         self._silence: asyncio.TimerHandle | None = None
@@ -215,6 +218,7 @@ class CallSession:
                 self._barge_in()
                 self.events.put_nowait(BargeIn())
         elif isinstance(event, Transcript) and event.is_final and event.text.strip():
+            self.reply_clock.turn_ended()
             self._cancel_silence()
             self._line("caller", event.text, event.confidence)
             self.journal.write("utterance", {"text": event.text, "confidence": event.confidence})
@@ -319,6 +323,7 @@ class CallSession:
         self._barge_allowed = barge_in
         done: asyncio.Future[bool] = self.loop.create_future()
         self._playing = done
+        self.reply_clock.reply_started()
 
         def finished() -> None:
             if not done.done():
@@ -473,14 +478,29 @@ class CallSession:
         await asyncio.to_thread(self.asr.join, 5.0)
         self.record.hangup_by = self.call.hangup_by
         self.record.ended_at = datetime.now(UTC).isoformat()
-        if self.deps.record_audio:
-            path = self._recording_path()
-            await asyncio.to_thread(
-                _write_stereo, path, bytes(self._in_audio), bytes(self._out_audio)
-            )
-            self.record.recording = str(path)
-        await asyncio.to_thread(self.record.save, self.deps.data_dir / "calls")
-        await self.journal.close(self.record.outcome)
+        try:
+            if self.deps.record_audio:
+                path = self._recording_path()
+                await self._save("recording", _write_stereo, path, bytes(self._in_audio),
+                                 bytes(self._out_audio))  # fmt: skip
+                self.record.recording = str(path) if path.exists() else ""
+            await self._save("call record", self.record.save, self.deps.data_dir / "calls")
+        finally:
+            # Always: a journal left open would make recover_orphans file a second ticket.
+            await self.journal.close(self.record.outcome)
+
+    async def _save(self, what: str, write: Callable[..., Any], *args: Any) -> None:
+        """Disk full or read-only: say so clearly, count it, and let the call end normally."""
+        try:
+            await asyncio.to_thread(write, *args)
+        except OSError as exc:
+            reason = errno.errorcode.get(exc.errno or 0, "OSError")
+            METRICS.recording_failures.labels(reason=reason).inc()
+            log.error("call %s: %s not saved (%s: %s); the call and its ticket are unaffected",
+                      self.call.call_id, what, reason, exc.strerror or exc)  # fmt: skip
+            if what == "recording":
+                with contextlib.suppress(OSError):  # no half-written WAV left behind
+                    args[0].unlink(missing_ok=True)
 
 
 def _write_stereo(path: Path, caller: bytes, bot: bytes) -> None:
