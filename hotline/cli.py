@@ -12,7 +12,8 @@ import sys
 from collections.abc import Sequence
 
 # Packages that contribute commands: each module has register(commands, bench).
-COMMAND_MODULES = ("asr.cli", "bot.cli", "ivr.cli", "tickets.cli", "console.cli")
+COMMAND_MODULES = ("asr.cli", "bot.cli", "ivr.cli", "tickets.cli", "console.cli",
+                   "ops.cli")
 
 
 class CommandError(Exception):
