@@ -286,8 +286,9 @@ class CallSession:
 
     async def _execute(self, actions: list[Any]) -> None:
         interrupted = False
-        for action in actions:
+        for index, action in enumerate(actions):
             if self._hung_up or self.call.ended.is_set():
+                await self._file_unfinished(actions[index:])
                 return
             if isinstance(action, Say):
                 if not interrupted:
@@ -309,6 +310,16 @@ class CallSession:
                 return
         if self._listen is not None and not interrupted:
             self._arm_silence()
+
+    async def _file_unfinished(self, actions: list[Any]) -> None:
+        """The caller hung up before the bot got to its ticket (say, during "transferring
+        you..."): the work order the bot decided on is still filed."""
+        for action in actions:
+            ticket = getattr(action, "ticket", None)
+            if isinstance(action, CreateTicket | Transfer) and ticket is not None \
+                    and not self._ticket_number:
+                queue = action.queue if isinstance(action, Transfer) else "general"
+                await self._intake(self._evidence(ticket.model_copy(deep=True)), queue)
 
     # ---- actions ----
     async def _say(self, say: Say) -> bool:

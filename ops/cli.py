@@ -30,7 +30,8 @@ def register(commands: Any, bench: Any) -> None:
     soak.add_argument("--concurrency", type=int, default=20)
     soak.add_argument("--audio", type=Path, help="clips + transcripts.tsv "
                       "(default ../shared/audio/calls-dev/)")  # fmt: skip
-    soak.add_argument("--kb", type=Path, help="knowledge base (default: bot.kb)")
+    soak.add_argument("--kb", type=Path,
+                      help="knowledge base (default ../shared/eval/kb.yaml, else bot.kb)")
     soak.add_argument("--engine", choices=["auto", "vosk", "whisper"], default="whisper")
     soak.add_argument("--embedded-redis", action="store_true",
                       help="a private redis-server even when the configured one answers")
@@ -76,9 +77,12 @@ def cmd_soak(args: argparse.Namespace) -> int:
     audio = args.audio or default_path("../shared/audio/calls-dev")
     if not (audio / "transcripts.tsv").is_file():
         raise CommandError(f"{audio} has no transcripts.tsv (filename<TAB>text<TAB>expected)")
+    kb = args.kb
+    if kb is None and default_path("../shared/eval/kb.yaml").is_file():
+        kb = default_path("../shared/eval/kb.yaml")  # the knowledge base the clips ask about
     try:
         result = asyncio.run(soak(load_settings(), minutes=args.minutes,
-                                  concurrency=args.concurrency, audio=audio, kb=args.kb,
+                                  concurrency=args.concurrency, audio=audio, kb=kb,
                                   engine=args.engine, embedded_redis=args.embedded_redis))
     except BenchError as exc:
         raise CommandError(str(exc)) from exc

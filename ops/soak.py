@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import tempfile
 import time
 from pathlib import Path
@@ -39,7 +40,10 @@ async def _drive(stack: Stack, clips: list[Any], work: Path, minutes: float,
     deadline = time.monotonic() + minutes * 60
     numbers = (f"1380{i:07d}" for i in itertools.count())
     results: dict[str, int] = {}
-    clip_cycle = itertools.cycle(clips)
+    # Mixed from the start: consultations, complaints, transfers in every minute.
+    mixed = list(clips)
+    random.Random(12345).shuffle(mixed)
+    clip_cycle = itertools.cycle(mixed)
 
     async def caller_loop() -> None:
         while time.monotonic() < deadline:
