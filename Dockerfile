@@ -19,6 +19,7 @@ COPY bot ./bot
 COPY ivr ./ivr
 COPY tickets ./tickets
 COPY console ./console
+COPY manage ./manage
 COPY ops ./ops
 RUN pip install . && rm -rf /app/build
 

@@ -61,8 +61,13 @@ class SpeechEngine(ABC):
     name: str
 
     @abstractmethod
-    def recognizer(self, hints: Sequence[str] = ()) -> Recognizer:
-        """A new recogniser for one call."""
+    def recognizer(self, hints: Sequence[str] = (), realtime: bool = True) -> Recognizer:
+        """A new recogniser for one call.
+
+        ``realtime=False`` is for files decoded faster than real time: turn-taking that
+        depends on how fast a decode finishes then waits for it, so results do not depend
+        on the machine's speed.
+        """
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the model."""

@@ -101,7 +101,7 @@ def speech_start_s(pcm: bytes) -> float:
 
 def transcribe_stream(engine: SpeechEngine, pcm: bytes) -> str:
     """Stream PCM (plus trailing silence) in 20 ms frames as fast as possible; join the finals."""
-    recognizer = engine.recognizer()
+    recognizer = engine.recognizer(realtime=False)
     finals: list[str] = []
     for frame in iter_frames(pcm + b"\x00" * int(TRAILING_SILENCE_S * 32000), 16000):
         finals += [

@@ -94,7 +94,7 @@ def _transcribe(args: argparse.Namespace) -> int:
         pcm, _ = read_wav(path, target_rate=16000)
         if args.telephone:
             pcm = telephone_path(pcm, args.telephone)
-        recognizer = engine.recognizer(hints=args.hint)
+        recognizer = engine.recognizer(hints=args.hint, realtime=False)
         finals: list[Transcript] = []
         for frame in iter_frames(pcm + b"\x00" * int(TRAILING_SILENCE_S * 32000), 16000):
             finals += [

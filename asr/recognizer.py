@@ -27,11 +27,11 @@ TRAILING_MARKS = "。．.！!？?… 　"
 
 def looks_complete(text: str) -> bool:
     """True when a transcript does not end on a word that announces more to come."""
+    # Whisper ends almost every cut with "。", so a full stop says nothing; only the
+    # last word does.
     core = text.strip().rstrip(TRAILING_MARKS)
     if not core:
         return False
-    if text.strip()[-1:] in "。！!？?":
-        return True
     return not core.endswith(CONTINUATION_ENDINGS)
 
 

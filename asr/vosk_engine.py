@@ -78,7 +78,7 @@ class VoskEngine(SpeechEngine):
         kaldi.SetWords(True)
         return kaldi
 
-    def recognizer(self, hints: Sequence[str] = ()) -> Recognizer:
+    def recognizer(self, hints: Sequence[str] = (), realtime: bool = True) -> Recognizer:
         return VoskRecognizer(self, hints)
 
 

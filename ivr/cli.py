@@ -112,13 +112,25 @@ async def _serve(settings: Any, engine_name: str | None) -> None:
     obs = settings.observability
     if obs.metrics_port:
         start_metrics_server(obs.metrics_host, obs.metrics_port)
-    cache = await asyncio.to_thread(BrainCache, bot_paths(settings))
+    service = ticket_service(settings)
+    watcher = None
+    if service is not None and settings.bot.managed_config:
+        # Menu, KB and prompts as managers save them in the console (versioned in SQL,
+        # announced on Redis): the next call gets a new version, a live call keeps its own.
+        from manage.calls import record_call
+        from manage.config import ConfigStore
+        from manage.reload import ConfigWatcher
+
+        watcher = await asyncio.to_thread(
+            ConfigWatcher.start_for, ConfigStore(service.store, settings), settings)
+        cache = watcher.cache
+    else:
+        cache = await asyncio.to_thread(BrainCache, bot_paths(settings))
     engine = await asyncio.to_thread(load_speech, settings, engine_name)
     prompts = PromptLibrary.from_settings(settings.ivr, settings.data_dir)
     count = await asyncio.to_thread(prerender, prompts, cache.current())
     log.info("%d prompts ready; speech engine %s", count, engine.name)
     redis = aioredis.from_url(settings.ivr.redis_url) if settings.ivr.redis_url else None
-    service = ticket_service(settings)
     tickets = ServiceSink(service) if service is not None else None
     if tickets is None:
         log.warning("no ticket service in this installation: tickets stay in the call journal")
@@ -133,6 +145,9 @@ async def _serve(settings: Any, engine_name: str | None) -> None:
         METRICS.ami_connected.set_function(lambda: float(bool(ami and ami.connected)))
     deps = build_deps(settings, LiveBrain(cache, prompts), engine, prompts, tickets=tickets,
                       switchboard=ami, redis=redis, node=socket.gethostname())  # fmt: skip
+    if watcher is not None and service is not None:
+        zone = settings.tickets.timezone
+        deps.record_sink = lambda record: record_call(service.store, record, zone)
     controller = Controller(settings.sip, deps)
     await controller.start()
     stop = asyncio.Event()
@@ -153,6 +168,8 @@ async def _serve(settings: Any, engine_name: str | None) -> None:
     await controller.stop()
     if ami is not None:
         await ami.stop()
+    if watcher is not None:
+        watcher.stop()
     engine.close()
 
 

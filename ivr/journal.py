@@ -181,6 +181,9 @@ class CallRecord:
     recording: str = ""
     barge_ins: int = 0
     codec: str = ""
+    # The bot's decision per caller turn (bot.dialogue.Dialogue.turns): KB entry answered
+    # and its confidence, questions without an answer; read by manage.calls.record_call.
+    turns: list[dict[str, Any]] = field(default_factory=list)
 
     def save(self, calls_dir: Path) -> Path:
         day = self.started_at[:10]

@@ -103,6 +103,9 @@ class SessionDeps:
     survey: bool = True
     record_audio: bool = True
     hints: tuple[str, ...] = ()  # what new_recognizer() was built with
+    # Called (in a worker thread) with the finished CallRecord: manage.calls.record_call,
+    # so the managers' figures see the call at once (the JSON file stays the fallback).
+    record_sink: Callable[[CallRecord], Any] | None = None
 
 
 GAP_S = 0.1  # no caller packet for this long: the line went quiet
@@ -495,7 +498,15 @@ class CallSession:
                 await self._save("recording", _write_stereo, path, bytes(self._in_audio),
                                  bytes(self._out_audio))  # fmt: skip
                 self.record.recording = str(path) if path.exists() else ""
+            turns = getattr(self.dialogue, "turns", None)
+            self.record.turns = [t for t in turns if isinstance(t, dict)] \
+                if isinstance(turns, list) else []
             await self._save("call record", self.record.save, self.deps.data_dir / "calls")
+            if self.deps.record_sink is not None:
+                try:
+                    await asyncio.to_thread(self.deps.record_sink, self.record)
+                except Exception as exc:  # database away: `hotline calls import` catches up
+                    log.warning("call %s not recorded in SQL: %s", self.call.call_id, exc)
         finally:
             # Always: a journal left open would make recover_orphans file a second ticket.
             await self.journal.close(self.record.outcome)

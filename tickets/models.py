@@ -13,9 +13,11 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -152,3 +154,96 @@ class SessionRow(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+# ---- managers' data (manage/): versioned configuration and call records ----
+
+
+class ConfigVersionRow(Base):
+    """One saved version of a whole configuration document (menu, prompts). Append-only:
+    a rollback saves an old version's content again as the newest version."""
+
+    __tablename__ = "config_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    version: Mapped[int] = mapped_column(Integer)
+    content: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    note: Mapped[str] = mapped_column(String(200), default="")
+
+    __table_args__ = (Index("ux_config_versions_kind_version", "kind", "version", unique=True),)
+
+
+class KbEntryVersionRow(Base):
+    """One revision of one knowledge-base entry (edits and retirements are new rows)."""
+
+    __tablename__ = "kb_entry_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entry_id: Mapped[str] = mapped_column(String(64), index=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    retired: Mapped[bool] = mapped_column(Boolean, default=False)
+    author: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    note: Mapped[str] = mapped_column(String(200), default="")
+
+    __table_args__ = (Index("ux_kb_entry_revision", "entry_id", "revision", unique=True),)
+
+
+class PromptRecordingRow(Base):
+    """A manager's recording of a named prompt (8 kHz 16-bit mono WAV), newest wins."""
+
+    __tablename__ = "prompt_recordings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prompt_id: Mapped[str] = mapped_column(String(64), index=True)
+    wav: Mapped[bytes] = mapped_column(LargeBinary)
+    removed: Mapped[bool] = mapped_column(Boolean, default=False)
+    info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    author: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CallRow(Base):
+    """One call as the figures need it (the full JSON record is kept in ``record``)."""
+
+    __tablename__ = "calls"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(100), unique=True)
+    caller: Mapped[str] = mapped_column(String(40), default="")  # masked
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    local_day: Mapped[str] = mapped_column(String(10), index=True)
+    local_hour: Mapped[int] = mapped_column(Integer)
+    answered_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    outcome: Mapped[str] = mapped_column(String(20), default="")
+    handled_by: Mapped[str] = mapped_column(String(20), default="")  # bot | person | abandoned
+    transfer_queue: Mapped[str] = mapped_column(String(40), default="")
+    ticket: Mapped[str] = mapped_column(String(20), default="", index=True)
+    type: Mapped[str] = mapped_column(String(20), default="")
+    topic: Mapped[str] = mapped_column(String(100), default="")
+    district: Mapped[str] = mapped_column(String(60), default="")
+    satisfaction: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    seat_wait_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    record: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class CallTurnRow(Base):
+    """One caller turn and the bot's decision on it: what the knowledge-base pages read."""
+
+    __tablename__ = "call_turns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(100), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    text: Mapped[str] = mapped_column(Text, default="")
+    intent: Mapped[str] = mapped_column(String(20), default="")
+    kb_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    kb_confidence: Mapped[float] = mapped_column(Float, default=0.0)
+    unanswered: Mapped[bool] = mapped_column(Boolean, default=False)
+    followed_by_human: Mapped[bool] = mapped_column(Boolean, default=False)

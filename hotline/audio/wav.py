@@ -9,7 +9,6 @@ import numpy as np
 
 from hotline.audio.resample import resample
 
-
 MIN_RATE = 8000
 
 

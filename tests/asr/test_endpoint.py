@@ -88,6 +88,7 @@ def test_wrong_frame_size_is_a_clear_error():
         ("我家楼下的路灯坏了", True),
         ("我想问一下那个", False),
         ("就是，", False),
+        ("我认为跑步最重要的就是。", False),  # Whisper's full stop is no evidence of an end
         ("然后", False),
         ("", False),
     ],

@@ -167,7 +167,9 @@ def test_sample_rate_below_telephone_quality_is_refused(tmp_path):
 def test_44k_stereo_is_mixed_down_and_resampled(tmp_path):
     left = np.frombuffer(_tone(500, 44100, 0.5), "<i2")
     stereo = np.stack([left, left], axis=1).astype("<i2").tobytes()
-    pcm, rate = read_wav(_write(tmp_path / "s.wav", stereo, rate=44100, channels=2), target_rate=16000)
+    pcm, rate = read_wav(
+        _write(tmp_path / "s.wav", stereo, rate=44100, channels=2), target_rate=16000
+    )
     assert rate == 16000 and len(pcm) == 16000
     assert abs(_dominant_hz(pcm, 16000) - 500) < 5
 
