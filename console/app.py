@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
@@ -23,8 +24,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from hotline.metrics import METRICS
+from hotline.metrics import asgi_app as metrics_asgi_app
 from hotline.settings import Settings
 from tickets.accounts import AccountStore
 from tickets.dialer import Dialer, load_dialer
@@ -137,7 +141,34 @@ def create_app(settings: Settings, service: TicketService | None = None,
     operator.install_handlers(app)
     _install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.console.max_body_bytes)
+    # Prometheus: process figures, tickets, and the seat queues' depth read per scrape.
+    METRICS.watch_queue(service.queue)
+    app.mount("/metrics", metrics_asgi_app(token=settings.observability.metrics_token))
+    app.add_api_route("/healthz", _health, include_in_schema=False)
     return app
+
+
+def _select_one(engine: Any) -> None:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+async def _health(request: Request) -> JSONResponse:
+    """For load balancers and container health checks: the database and Redis answer."""
+    console: Console = request.app.state.console
+    checks: dict[str, str] = {}
+    try:
+        await asyncio.to_thread(_select_one, console.service.store.engine)
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        await console.events.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        checks["redis"] = f"error: {type(exc).__name__}"
+    healthy = all(v == "ok" for v in checks.values())
+    return JSONResponse(checks, status_code=200 if healthy else 503)
 
 
 async def _keep_reconciling(console: Console, every_s: float) -> None:

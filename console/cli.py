@@ -66,15 +66,16 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from console.app import create_app
+    from hotline.logs import configure_logging
 
     settings = load_settings()
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.observability.log_format, settings.observability.log_level)
     logging.getLogger("uvicorn.access").addFilter(_MaskPhoneInAccessLog())
     with redis_for(settings) as url:
         app = create_app(settings, redis_url=url)
         uvicorn.run(app, host=args.host or settings.console.host,
-                    port=args.port or settings.console.port, log_level="info",
+                    port=args.port or settings.console.port, log_config=None,
+                    log_level=settings.observability.log_level.lower(),
                     timeout_graceful_shutdown=3)
     return 0
 

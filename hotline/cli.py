@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 # Packages that contribute commands: each module has register(commands, bench).
 COMMAND_MODULES = ("asr.cli", "bot.cli", "ivr.cli", "tickets.cli", "console.cli",
-                   "manage.cli")
+                   "manage.cli", "ops.cli")
 
 
 class CommandError(Exception):

@@ -219,6 +219,20 @@ class ConsoleSettings(BaseModel):
     )
 
 
+class ObservabilitySettings(BaseModel):
+    """Logs and Prometheus metrics (hotline.logs, hotline.metrics); see docs/deploy.md."""
+
+    log_format: Literal["text", "json"] = Field(
+        "text", description="json: one object a line for a log shipper"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics_host: str = Field("127.0.0.1", description="controller's /metrics listener")
+    metrics_port: int = Field(9346, ge=0, le=65535, description="0: no controller exporter")
+    metrics_token: str = Field(
+        "", description="bearer token the console's /metrics requires (never logged)"
+    )
+
+
 class Settings(BaseSettings):
     """Everything a deployment can tune; each section belongs to one package."""
 
@@ -237,6 +251,7 @@ class Settings(BaseSettings):
     ivr: IvrSettings = IvrSettings()  # type: ignore[call-arg]
     tickets: TicketsSettings = TicketsSettings()  # type: ignore[call-arg]
     console: ConsoleSettings = ConsoleSettings()  # type: ignore[call-arg]
+    observability: ObservabilitySettings = ObservabilitySettings()  # type: ignore[call-arg]
 
     @classmethod
     def settings_customise_sources(

@@ -76,12 +76,11 @@ def _optional(module: str, what: str) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from hotline.logs import configure_logging
     from hotline.settings import load_settings
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     settings = load_settings()
+    configure_logging(settings.observability.log_format, settings.observability.log_level)
     _optional("asr.engines", "the speech engines")
     _optional("bot.dialogue", "the dialogue policy")
     asyncio.run(_serve(settings, args.engine))
@@ -94,9 +93,10 @@ async def _serve(settings: Any, engine_name: str | None) -> None:
     import redis.asyncio as aioredis
 
     from bot.brain import BrainCache
+    from hotline.metrics import METRICS, start_metrics_server
     from ivr.ami import AmiClient
     from ivr.controller import Controller
-    from ivr.journal import heartbeat, recover_orphans
+    from ivr.journal import heartbeat
     from ivr.prompts import PromptLibrary
     from ivr.wiring import (
         LiveBrain,
@@ -109,6 +109,9 @@ async def _serve(settings: Any, engine_name: str | None) -> None:
     )
 
     log = logging.getLogger("hotline")
+    obs = settings.observability
+    if obs.metrics_port:
+        start_metrics_server(obs.metrics_host, obs.metrics_port)
     service = ticket_service(settings)
     watcher = None
     if service is not None and settings.bot.managed_config:
@@ -139,6 +142,7 @@ async def _serve(settings: Any, engine_name: str | None) -> None:
         if tickets is not None:
             ami.on_screen_pop = tickets.screen_pop
         await ami.start()
+        METRICS.ami_connected.set_function(lambda: float(bool(ami and ami.connected)))
     deps = build_deps(settings, LiveBrain(cache, prompts), engine, prompts, tickets=tickets,
                       switchboard=ami, redis=redis, node=socket.gethostname())  # fmt: skip
     if watcher is not None and service is not None:
@@ -156,7 +160,7 @@ async def _serve(settings: Any, engine_name: str | None) -> None:
             asyncio.create_task(heartbeat(redis, lambda: list(controller.sessions), deps.node))
         )
         if tickets is not None:
-            await recover_orphans(redis, lambda d: tickets.intake(d, "general"))
+            background.append(asyncio.create_task(_recover_forever(redis, tickets)))
     log.info("answering on %s:%s", settings.sip.bind_host, settings.sip.bind_port)
     await stop.wait()
     for task in background:
@@ -167,3 +171,18 @@ async def _serve(settings: Any, engine_name: str | None) -> None:
     if watcher is not None:
         watcher.stop()
     engine.close()
+
+
+async def _recover_forever(redis: Any, tickets: Any, every_s: float = 60.0) -> None:
+    """At start and every minute: calls of a dead controller (any node) become tickets."""
+    from hotline.metrics import METRICS
+    from ivr.journal import recover_orphans
+
+    log = logging.getLogger("hotline")
+    while True:
+        try:
+            found = await recover_orphans(redis, lambda d: tickets.intake(d, "general"))
+            METRICS.orphans_recovered.inc(len(found))
+        except Exception as exc:  # Redis restarting: try again next round
+            log.warning("orphan recovery failed, retrying in %.0f s: %s", every_s, exc)
+        await asyncio.sleep(every_s)

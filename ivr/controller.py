@@ -6,13 +6,16 @@ import asyncio
 import contextlib
 import logging
 import sys
+from collections import deque
 
+from hotline.metrics import METRICS
 from ivr.journal import CallRecord
 from ivr.rtp import MediaClock, RtpStream, StreamStats
 from ivr.session import CallSession, SessionDeps
 from ivr.sip import IncomingCall, SipEndpoint
 
 log = logging.getLogger(__name__)
+KEEP_RECENT = 5000
 
 
 class Controller:
@@ -21,8 +24,11 @@ class Controller:
         self.endpoint = SipEndpoint(sip_settings, self._on_call)  # type: ignore[arg-type]
         self.symmetric = bool(getattr(sip_settings, "symmetric_rtp", False))
         self.sessions: dict[str, CallSession] = {}
-        self.records: list[CallRecord] = []
+        # The latest calls only: a controller answering for months must not grow.
+        self.records: deque[CallRecord] = deque(maxlen=KEEP_RECENT)
         self.stream_stats: dict[str, StreamStats] = {}  # call id -> media counters (bench)
+        METRICS.track_calls(lambda: len(self.sessions),
+                            int(getattr(sip_settings, "max_calls", 0)))  # fmt: skip
         self.clock: MediaClock | None = None
         self._tasks: set[asyncio.Task[CallRecord]] = set()
 
@@ -60,6 +66,8 @@ class Controller:
         try:
             record = await session.run()
             self.records.append(record)
+            METRICS.call_ended(record.outcome)
+            METRICS.answer_latency.observe(record.answered_ms / 1000)
             return record
         finally:
             if self.clock:
@@ -68,4 +76,6 @@ class Controller:
                 asyncio.get_running_loop().remove_reader(stream.sock.fileno())
             stream.close()
             self.stream_stats[call.call_id] = stream.stats
+            while len(self.stream_stats) > KEEP_RECENT:  # dicts keep insertion order
+                del self.stream_stats[next(iter(self.stream_stats))]
             self.sessions.pop(call.call_id, None)

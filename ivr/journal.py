@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hotline.metrics import METRICS
 from tickets.draft import RequestType, TicketDraft, TranscriptLine
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ class CallJournal:
         except Exception as exc:  # Redis down: the call goes on; the disk record remains
             if not self.failed:
                 log.warning("call journal for %s unavailable: %s", self.call_id, exc)
+                METRICS.journal_failures.inc()
             self.failed = True
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import queue
 import threading
@@ -48,6 +49,7 @@ from bot.events import (
 )
 from hotline.audio import StreamResampler
 from hotline.audio.frames import FrameBuffer
+from hotline.metrics import METRICS, ReplyClock
 from ivr.journal import CallJournal, CallRecord, mask_number
 from ivr.prompts import Prompt, PromptLibrary
 from ivr.rtp import PCMA, RtpStream
@@ -185,6 +187,7 @@ class CallSession:
         )  # fmt: skip
         self.t0 = time.monotonic()
         self._playing: asyncio.Future[bool] | None = None  # True = played to the end
+        self.reply_clock = ReplyClock(METRICS.reply_latency.observe)
         self._barge_allowed = True
         self._listen: Listen | None = None
         self._silence: asyncio.TimerHandle | None = None
@@ -218,6 +221,7 @@ class CallSession:
                 self._barge_in()
                 self.events.put_nowait(BargeIn())
         elif isinstance(event, Transcript) and event.is_final and event.text.strip():
+            self.reply_clock.turn_ended()
             self._cancel_silence()
             self._line("caller", event.text, event.confidence)
             self.journal.write("utterance", {"text": event.text, "confidence": event.confidence})
@@ -285,8 +289,9 @@ class CallSession:
 
     async def _execute(self, actions: list[Any]) -> None:
         interrupted = False
-        for action in actions:
+        for index, action in enumerate(actions):
             if self._hung_up or self.call.ended.is_set():
+                await self._file_unfinished(actions[index:])
                 return
             if isinstance(action, Say):
                 if not interrupted:
@@ -309,6 +314,16 @@ class CallSession:
         if self._listen is not None and not interrupted:
             self._arm_silence()
 
+    async def _file_unfinished(self, actions: list[Any]) -> None:
+        """The caller hung up before the bot got to its ticket (say, during "transferring
+        you..."): the work order the bot decided on is still filed."""
+        for action in actions:
+            ticket = getattr(action, "ticket", None)
+            if isinstance(action, CreateTicket | Transfer) and ticket is not None \
+                    and not self._ticket_number:
+                queue = action.queue if isinstance(action, Transfer) else "general"
+                await self._intake(self._evidence(ticket.model_copy(deep=True)), queue)
+
     # ---- actions ----
     async def _say(self, say: Say) -> bool:
         prompt = await asyncio.to_thread(self.deps.prompts.get, say.text, say.prompt)
@@ -322,6 +337,7 @@ class CallSession:
         self._barge_allowed = barge_in
         done: asyncio.Future[bool] = self.loop.create_future()
         self._playing = done
+        self.reply_clock.reply_started()
 
         def finished() -> None:
             if not done.done():
@@ -476,22 +492,37 @@ class CallSession:
         await asyncio.to_thread(self.asr.join, 5.0)
         self.record.hangup_by = self.call.hangup_by
         self.record.ended_at = datetime.now(UTC).isoformat()
-        if self.deps.record_audio:
-            path = self._recording_path()
-            await asyncio.to_thread(
-                _write_stereo, path, bytes(self._in_audio), bytes(self._out_audio)
-            )
-            self.record.recording = str(path)
-        turns = getattr(self.dialogue, "turns", None)
-        self.record.turns = [t for t in turns if isinstance(t, dict)] \
-            if isinstance(turns, list) else []
-        await asyncio.to_thread(self.record.save, self.deps.data_dir / "calls")
-        if self.deps.record_sink is not None:
-            try:
-                await asyncio.to_thread(self.deps.record_sink, self.record)
-            except Exception as exc:  # database away: `hotline calls import` catches up
-                log.warning("call %s not recorded in SQL: %s", self.call.call_id, exc)
-        await self.journal.close(self.record.outcome)
+        try:
+            if self.deps.record_audio:
+                path = self._recording_path()
+                await self._save("recording", _write_stereo, path, bytes(self._in_audio),
+                                 bytes(self._out_audio))  # fmt: skip
+                self.record.recording = str(path) if path.exists() else ""
+            turns = getattr(self.dialogue, "turns", None)
+            self.record.turns = [t for t in turns if isinstance(t, dict)] \
+                if isinstance(turns, list) else []
+            await self._save("call record", self.record.save, self.deps.data_dir / "calls")
+            if self.deps.record_sink is not None:
+                try:
+                    await asyncio.to_thread(self.deps.record_sink, self.record)
+                except Exception as exc:  # database away: `hotline calls import` catches up
+                    log.warning("call %s not recorded in SQL: %s", self.call.call_id, exc)
+        finally:
+            # Always: a journal left open would make recover_orphans file a second ticket.
+            await self.journal.close(self.record.outcome)
+
+    async def _save(self, what: str, write: Callable[..., Any], *args: Any) -> None:
+        """Disk full or read-only: say so clearly, count it, and let the call end normally."""
+        try:
+            await asyncio.to_thread(write, *args)
+        except OSError as exc:
+            reason = errno.errorcode.get(exc.errno or 0, "OSError")
+            METRICS.recording_failures.labels(reason=reason).inc()
+            log.error("call %s: %s not saved (%s: %s); the call and its ticket are unaffected",
+                      self.call.call_id, what, reason, exc.strerror or exc)  # fmt: skip
+            if what == "recording":
+                with contextlib.suppress(OSError):  # no half-written WAV left behind
+                    args[0].unlink(missing_ok=True)
 
 
 def _write_stereo(path: Path, caller: bytes, bot: bytes) -> None:

@@ -40,6 +40,7 @@ with warnings.catch_warnings():
     import pyVoIP.VoIP  # noqa: F401
     from pyVoIP import SIP
 
+from hotline.metrics import METRICS
 from hotline.settings import SipSettings
 from ivr.rtp import CODEC_NAMES, PCMA, PCMU, PortPool, RtpError
 
@@ -183,6 +184,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
         self._register_task: asyncio.Task[None] | None = None
         self._pending: dict[str, asyncio.Future[SipMessage]] = {}  # Call-ID+CSeq -> response
         self._tasks: set[asyncio.Task[SipMessage | None]] = set()  # BYE transactions
+        self._malformed_logged_at = -1e9
         self._registrar = SIP.SIPClient(
             settings.registrar_host or "127.0.0.1", settings.registrar_port,
             settings.username, settings.password, phone=None,  # type: ignore[arg-type]
@@ -222,7 +224,13 @@ class SipEndpoint(asyncio.DatagramProtocol):
         try:
             msg = SipMessage(data)
         except Exception as exc:  # pyVoIP raises bare exceptions on malformed input
-            log.warning("unparseable SIP datagram from %s: %s", addr[0], exc)
+            METRICS.sip_malformed.inc()
+            # A flood must not become a flood of log lines: one warning per 10 s.
+            now = time.monotonic()
+            if now - self._malformed_logged_at >= 10.0:
+                self._malformed_logged_at = now
+                log.warning("unparseable SIP datagram from %s: %s (further ones for 10 s "
+                            "only counted: hotline_sip_malformed_packets_total)", addr[0], exc)
             return
         if msg.type == SIP.SIPMessageType.RESPONSE:
             self._response(msg)
@@ -286,6 +294,8 @@ class SipEndpoint(asyncio.DatagramProtocol):
             return
         local_tag = _token()
         if len(self.calls) >= self.settings.max_calls:
+            # Full: 486 makes Asterisk's dialplan try the next controller (docs/deploy.md).
+            METRICS.calls_refused.labels(reason="busy").inc()
             self._reply(msg, addr, 486, "Busy Here", to_tag=local_tag)
             return
         offer = parse_offer(msg, self.preference)
@@ -316,6 +326,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
             call.sock = self.ports.open()
         except RtpError as exc:
             log.error("cannot answer %s: %s", call.call_id, exc)
+            METRICS.calls_refused.labels(reason="no_rtp_port").inc()
             self._reply(call.invite, call.source, 503, "Service Unavailable", to_tag=call.local_tag)
             self._forget(call)
             return

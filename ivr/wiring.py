@@ -11,10 +11,11 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from asr.base import Recognizer, SpeechEngine
 from bot.brain import BotPaths, Brain, BrainCache
+from hotline.metrics import METRICS
 from ivr.prompts import PromptLibrary
 from ivr.session import SessionDeps, TicketSink
 from tickets.draft import TicketDraft
@@ -110,7 +111,8 @@ def build_deps(
     hints = current().hints()
 
     def new_recognizer() -> Recognizer:
-        return engine.recognizer(current().hints())
+        # Timed: each call's real-time factor goes to hotline_asr_rtf.
+        return cast(Recognizer, METRICS.timed_recognizer(engine.recognizer(current().hints())))
 
     return SessionDeps(
         prompts=prompts,

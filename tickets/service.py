@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import redis
 from sqlalchemy import select
 
+from hotline.metrics import METRICS
 from hotline.settings import Settings
 from tickets.accounts import Account
 from tickets.dialer import Dialer, DialerError
@@ -70,6 +71,7 @@ class TicketService:
         ticket = self.store.create_from_draft(draft, skill=skill, actor=actor,
                                               callback_promised=callback_promised)
         self._enqueue(ticket)
+        METRICS.ticket_created(ticket.type)
         return ticket
 
     def _enqueue(self, ticket: Ticket) -> None:

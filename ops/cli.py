@@ -1,0 +1,103 @@
+"""``hotline demo``, ``hotline bench soak`` and ``hotline lint-asterisk``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(commands: Any, bench: Any) -> None:
+    demo = commands.add_parser("demo", help="everything embedded on this machine, three calls")
+    demo.add_argument("--data-dir", type=Path, default=Path("var/demo"),
+                      help="where the demo keeps Redis, SQLite, recordings (var/demo)")
+    demo.add_argument("--audio", type=Path,
+                      help="recorded callers (default ../shared/audio/calls-dev, else espeak-ng)")
+    demo.add_argument("--engine", choices=["auto", "vosk", "whisper"], default="whisper")
+    demo.add_argument("--port", type=int, default=8345, help="console port (8345)")
+    demo.add_argument("--no-wait", action="store_true",
+                      help="stop after the calls instead of serving the console")
+    demo.add_argument("--json", action="store_true", help="also print the result as JSON")
+    demo.set_defaults(handler=cmd_demo)
+
+    soak = bench.add_parser("soak", help="sipp calls for a given time; nothing may be lost")
+    soak.add_argument("--minutes", type=float, default=10.0)
+    soak.add_argument("--concurrency", type=int, default=20)
+    soak.add_argument("--audio", type=Path, help="clips + transcripts.tsv "
+                      "(default ../shared/audio/calls-dev/)")  # fmt: skip
+    soak.add_argument("--kb", type=Path,
+                      help="knowledge base (default ../shared/eval/kb.yaml, else bot.kb)")
+    soak.add_argument("--engine", choices=["auto", "vosk", "whisper"], default="whisper")
+    soak.add_argument("--embedded-redis", action="store_true",
+                      help="a private redis-server even when the configured one answers")
+    soak.add_argument("--json", action="store_true", help="print JSON (the default output)")
+    soak.set_defaults(handler=cmd_soak)
+
+    lint = commands.add_parser("lint-asterisk",
+                               help="check the Asterisk configuration against the hotline's")
+    lint.add_argument("directory", nargs="?", type=Path, default=Path("telephony_config"))
+    lint.add_argument("--manager", type=Path, help="another manager.conf (docker: deploy/asterisk)")
+    lint.set_defaults(handler=cmd_lint)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hotline.cli import CommandError
+    from hotline.logs import configure_logging
+    from hotline.settings import load_settings
+    from ops.demo import DemoError, run_demo
+
+    configure_logging("text", "WARNING")
+    try:
+        result = asyncio.run(run_demo(load_settings(), data_dir=args.data_dir, audio=args.audio,
+                                      engine=args.engine, console_port=args.port,
+                                      wait=not args.no_wait, out=sys.stdout))  # fmt: skip
+    except DemoError as exc:
+        raise CommandError(str(exc)) from exc
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    return 0 if all(c["ok"] for c in result["calls"]) else 1
+
+
+def cmd_soak(args: argparse.Namespace) -> int:
+    from hotline.cli import CommandError
+    from hotline.settings import load_settings
+    from ivr.bench import BenchError, default_path
+    from ops.soak import soak
+
+    logging.basicConfig(level=logging.ERROR)
+    if shutil.which("sipp") is None:
+        raise CommandError("sipp is not installed (apt-get install sip-tester)")
+    if args.minutes <= 0 or args.concurrency < 1:
+        raise CommandError("--minutes must be positive and --concurrency at least 1")
+    audio = args.audio or default_path("../shared/audio/calls-dev")
+    if not (audio / "transcripts.tsv").is_file():
+        raise CommandError(f"{audio} has no transcripts.tsv (filename<TAB>text<TAB>expected)")
+    kb = args.kb
+    if kb is None and default_path("../shared/eval/kb.yaml").is_file():
+        kb = default_path("../shared/eval/kb.yaml")  # the knowledge base the clips ask about
+    try:
+        result = asyncio.run(soak(load_settings(), minutes=args.minutes,
+                                  concurrency=args.concurrency, audio=audio, kb=kb,
+                                  engine=args.engine, embedded_redis=args.embedded_redis))
+    except BenchError as exc:
+        raise CommandError(str(exc)) from exc
+    print(json.dumps(result))
+    return 0 if result["lost"] == 0 else 1
+
+
+def cmd_lint(args: argparse.Namespace) -> int:
+    from hotline.cli import CommandError
+    from ops.asterisk_lint import lint
+
+    if not args.directory.is_dir():
+        raise CommandError(f"{args.directory} is not a folder of Asterisk .conf files")
+    problems = lint(args.directory, manager=args.manager)
+    for problem in problems:
+        print(problem)
+    print(f"{len(problems)} problem(s) in {args.directory}")
+    return 1 if problems else 0

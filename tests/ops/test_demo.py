@@ -1,0 +1,49 @@
+"""`hotline demo` on this machine: three calls through sipp, the real bot and recogniser."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_demo_places_three_calls_and_files_the_complaint(tmp_path: Path) -> None:
+    if shutil.which("sipp") is None:
+        pytest.skip("sipp not installed (apt-get install sip-tester)")
+    env = {**os.environ, "HOTLINE_CONFIG": str(tmp_path / "none.yaml")}
+    (tmp_path / "none.yaml").write_text("{}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "hotline.cli", "demo", "--no-wait", "--json",
+         "--data-dir", str(tmp_path / "demo"), "--port", str(_free_port())],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=400)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    consultation, complaint, night = result["calls"]
+    assert all(call["ok"] for call in result["calls"])
+    assert complaint["ticket"] and complaint["outcome"] == "ticket"
+    # Each caller's words were recognised and the bot answered them.
+    for call in result["calls"]:
+        speakers = [line["speaker"] for line in call["transcript"]]
+        assert "caller" in speakers and speakers.count("bot") >= 2
+    assert any("公积金" in line["text"] for line in consultation["transcript"]
+               if line["speaker"] == "bot")  # fmt: skip
+    assert any("夜间" in line["text"] for line in night["transcript"])
+    assert "login demo-operator / hotline-demo" in done.stdout
+    assert result["console"].startswith("http://127.0.0.1:")
+    # Phone numbers never reach the printed transcript headers in full.
+    assert "13908980001" not in done.stdout
