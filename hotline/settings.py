@@ -123,6 +123,17 @@ class AmiSettings(BaseModel):
     callback_caller_id: str = "12345"
     ping_interval_s: float = Field(10.0, gt=0)
     reconnect_max_s: float = Field(30.0, gt=0)
+    # The one place skill names (the bot's Transfer queues, ticket skills) meet Asterisk's
+    # queue names: [general] in queues.conf is Asterisk's settings section, never a queue.
+    queues: dict[str, str] = Field(
+        default_factory=lambda: {
+            "general": "hotline-general",
+            "social_insurance": "hotline-social-insurance",
+            "real_estate": "hotline-real-estate",
+            "business_environment": "hotline-business-environment",
+        },
+        description="skill -> queue name in queues.conf (Redirect target, seat presence)",
+    )
 
 
 class IvrSettings(BaseModel):
@@ -177,9 +188,9 @@ class TicketsSettings(BaseModel):
             "general": "综合",
             "social_insurance": "社保",
             "real_estate": "不动产",
-            "business": "营商环境",
+            "business_environment": "营商环境",
         },
-        description="skill queue name -> label shown to operators",
+        description="skill queue name (the bot's Transfer queues) -> label shown to operators",
     )
     departments: list[str] = Field(
         default_factory=lambda: [

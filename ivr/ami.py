@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -92,8 +92,11 @@ class AmiClient:
         self, url: str, queue_context: str = "hotline-queues",
         callback_context: str = "hotline-callback", callback_caller_id: str = "12345",
         ping_interval_s: float = 10.0, reconnect_max_s: float = 30.0,
+        queues: Mapping[str, str] | None = None,
     ) -> None:  # fmt: skip
+        """``queues``: skill -> Asterisk queue (settings ``ami.queues``); None: the same name."""
         self.config = parse_url(url)
+        self.queue_names = dict(queues or {})
         self.queue_context = queue_context
         self.callback_context = callback_context
         self.callback_caller_id = callback_caller_id
@@ -226,27 +229,38 @@ class AmiClient:
         if ticket and self.on_screen_pop is not None:
             self.on_screen_pop(ticket, seat, queue)
 
+    def asterisk_queue(self, skill: str) -> str:
+        """The queues.conf name for a skill; an unmapped skill goes to the general queue
+        (a person still answers; ``hotline lint-asterisk`` reports the gap)."""
+        if not self.queue_names:
+            return skill
+        if skill not in self.queue_names:
+            log.warning("skill %r has no queue in ami.queues: using the general queue", skill)
+        return self.queue_names.get(skill) or self.queue_names.get("general", skill)
+
     def seats_available(self, queue: str = "general") -> bool:
-        """False at night (nobody logged in and unpaused): promise a callback instead."""
-        state = self.queues.get(queue)
+        """False at night (nobody logged in and unpaused): promise a callback instead.
+        ``queue`` is a skill name (mapped through ``ami.queues``)."""
+        state = self.queues.get(self.asterisk_queue(queue))
         if state is None:
             return any(s.present for q in self.queues.values() for s in q.seats.values())
         return any(seat.present for seat in state.seats.values())
 
     # ---- actions ----
     async def transfer(self, channel: str, queue: str, ticket: str) -> bool:
-        """Send the caller's channel to a skill queue, with the ticket as a channel variable."""
+        """Send the caller's channel to a skill's queue, with the ticket as a channel variable."""
+        target = self.asterisk_queue(queue)
         try:
             if ticket:
                 await self._expect_ok({"Action": "Setvar", "Channel": channel,
                                        "Variable": "HOTLINE_TICKET", "Value": ticket})  # fmt: skip
             await self._expect_ok({
                 "Action": "Redirect", "Channel": channel,
-                "Context": self.queue_context, "Exten": queue, "Priority": "1",
+                "Context": self.queue_context, "Exten": target, "Priority": "1",
             })  # fmt: skip
             return True
         except (AmiError, TimeoutError) as exc:
-            log.error("transfer of %s to %s failed: %s", channel, queue, exc)
+            log.error("transfer of %s to %s failed: %s", channel, target, exc)
             return False
 
     async def mark_done(self, channel: str) -> None:

@@ -138,7 +138,7 @@ async def _serve(settings: Any, engine_name: str | None) -> None:
     if settings.ami.url:
         ami = AmiClient(settings.ami.url, settings.ami.queue_context, settings.ami.callback_context,
                         settings.ami.callback_caller_id, settings.ami.ping_interval_s,
-                        settings.ami.reconnect_max_s)  # fmt: skip
+                        settings.ami.reconnect_max_s, settings.ami.queues)  # fmt: skip
         if tickets is not None:
             ami.on_screen_pop = tickets.screen_pop
         await ami.start()

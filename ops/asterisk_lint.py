@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 PJSIP_TYPES = {"global", "system", "transport", "endpoint", "aor", "auth", "identify",
                "registration", "domain_alias", "acl", "contact", "phoneprov",
@@ -251,15 +252,21 @@ def lint(directory: Path, *, manager: Path | None = None, repo: Path | None = No
             if "${" not in queue and queue not in queues:
                 problems.append(f"{where}: Queue({queue}) is not in queues.conf")
 
-    # The controller Redirects callers to <queue> in the queue context: each must exist.
-    queue_ctx = "hotline-queues"
-    wanted = bot_queues(repo)
-    if settings is not None:
-        wanted |= set(getattr(getattr(settings, "tickets", None), "skills", {}) or {})
-    for queue in sorted(wanted):
-        if queue not in queues:
-            problems.append(f"queues.conf: no queue [{queue}], which the bot or a ticket skill "
-                            "transfers to")  # fmt: skip
+    # The controller Redirects callers to the queue of a skill (settings ami.queues) in
+    # the queue context: every skill the bot or the ticket store uses must map to a queue
+    # that exists and is routed.
+    from hotline.settings import Settings
+
+    current: Any = settings if settings is not None else Settings.model_construct()
+    queue_ctx = current.ami.queue_context
+    mapping: dict[str, str] = dict(current.ami.queues)
+    for skill in sorted(bot_queues(repo) | set(current.tickets.skills)):
+        queue = mapping.get(skill)
+        if queue is None:
+            problems.append(f"settings ami.queues: no Asterisk queue for skill {skill}, which "
+                            "the bot or a ticket skill transfers to")  # fmt: skip
+        elif queue not in queues:
+            problems.append(f"queues.conf: no queue [{queue}] (skill {skill}, ami.queues)")
         elif not plan.has(queue_ctx, queue, None):
             problems.append(f"extensions.conf: [{queue_ctx}] does not route {queue}")
     for name, s in queues.items():

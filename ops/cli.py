@@ -92,11 +92,12 @@ def cmd_soak(args: argparse.Namespace) -> int:
 
 def cmd_lint(args: argparse.Namespace) -> int:
     from hotline.cli import CommandError
+    from hotline.settings import load_settings
     from ops.asterisk_lint import lint
 
     if not args.directory.is_dir():
         raise CommandError(f"{args.directory} is not a folder of Asterisk .conf files")
-    problems = lint(args.directory, manager=args.manager)
+    problems = lint(args.directory, manager=args.manager, settings=load_settings())
     for problem in problems:
         print(problem)
     print(f"{len(problems)} problem(s) in {args.directory}")

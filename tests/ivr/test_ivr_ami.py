@@ -9,13 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from hotline.settings import AmiSettings
 from ivr.ami import AmiClient, AmiError, parse_url
+
+QUEUES = AmiSettings().queues  # skill -> queues.conf name, as `hotline run` passes them
 
 TRANSCRIPT = Path(__file__).parent / "ami" / "asterisk20-session.txt"
 
 QUEUE_MEMBER_STATUS = """Event: QueueMemberStatus
 Privilege: agent,all
-Queue: general
+Queue: hotline-general
 MemberName: seat-101
 Interface: PJSIP/seat-101
 StateInterface: PJSIP/seat-101
@@ -45,7 +48,7 @@ ConnectedLineName: <unknown>
 Language: zh
 AccountCode:
 Context: hotline-queues
-Exten: general
+Exten: hotline-general
 Priority: 4
 Uniqueid: 1700000200.14
 Linkedid: 1700000200.14
@@ -60,11 +63,11 @@ DestConnectedLineName: <unknown>
 DestLanguage: zh
 DestAccountCode:
 DestContext: seats
-DestExten: general
+DestExten: hotline-general
 DestPriority: 1
 DestUniqueid: 1700000210.16
 DestLinkedid: 1700000200.14
-Queue: general
+Queue: hotline-general
 Interface: PJSIP/seat-101
 MemberName: seat-101
 HoldTime: 3
@@ -150,7 +153,8 @@ def test_transfer_screen_pop_and_night_mode() -> None:
     async def body() -> None:
         ast = ReplayAsterisk()
         port = await ast.start()
-        client = AmiClient(f"ami://hotline:s3cret@127.0.0.1:{port}", ping_interval_s=0.5)
+        client = AmiClient(f"ami://hotline:s3cret@127.0.0.1:{port}", ping_interval_s=0.5,
+                           queues=QUEUES)
         pops: list[tuple[str, str, str]] = []
         client.on_screen_pop = lambda *a: pops.append(a)
         try:
@@ -160,13 +164,13 @@ def test_transfer_screen_pop_and_night_mode() -> None:
             sent = [a for a in ast.actions if a["Action"] in ("Setvar", "Redirect")]
             assert sent[0] == {**sent[0], "Channel": "PJSIP/trunk-00000007",
                                "Variable": "HOTLINE_TICKET", "Value": "2024000042"}  # fmt: skip
-            assert sent[1]["Context"] == "hotline-queues" and sent[1]["Exten"] == "general"
+            assert sent[1]["Context"] == "hotline-queues" and sent[1]["Exten"] == "hotline-general"
             ast.push(AGENT_CONNECT)
             for _ in range(50):
                 if pops:
                     break
                 await asyncio.sleep(0.02)
-            assert pops == [("2024000042", "PJSIP/seat-101", "general")]
+            assert pops == [("2024000042", "PJSIP/seat-101", "hotline-general")]
             # The seat logs off (device unavailable): night mode.
             ast.push(QUEUE_MEMBER_STATUS.format(status=5, paused=0))
             await asyncio.sleep(0.2)
@@ -190,7 +194,8 @@ def test_reconnects_and_resyncs_state() -> None:
     async def body() -> None:
         ast = ReplayAsterisk()
         port = await ast.start()
-        client = AmiClient(f"ami://hotline:s3cret@127.0.0.1:{port}", ping_interval_s=0.3)
+        client = AmiClient(f"ami://hotline:s3cret@127.0.0.1:{port}", ping_interval_s=0.3,
+                           queues=QUEUES)
         try:
             assert await client.start()
             ast.push(QUEUE_MEMBER_STATUS.format(status=5, paused=0))
@@ -216,7 +221,8 @@ def test_half_open_connection_detected_by_ping() -> None:
     async def body() -> None:
         ast = ReplayAsterisk()
         port = await ast.start()
-        client = AmiClient(f"ami://hotline:s3cret@127.0.0.1:{port}", ping_interval_s=0.2)
+        client = AmiClient(f"ami://hotline:s3cret@127.0.0.1:{port}", ping_interval_s=0.2,
+                           queues=QUEUES)
         try:
             assert await client.start()
             ast.silent_ping = True
@@ -236,7 +242,7 @@ def test_wrong_secret_and_bad_url() -> None:
     async def body() -> None:
         ast = ReplayAsterisk()
         port = await ast.start()
-        client = AmiClient(f"ami://hotline:wrong@127.0.0.1:{port}")
+        client = AmiClient(f"ami://hotline:wrong@127.0.0.1:{port}", queues=QUEUES)
         try:
             assert not await client.start(wait_s=1.0)
             assert not await client.transfer("PJSIP/x", "general", "1")
@@ -253,10 +259,10 @@ def test_wrong_secret_and_bad_url() -> None:
 @pytest.mark.skipif(not os.environ.get("HOTLINE_AMI_URL"), reason="HOTLINE_AMI_URL not set")
 def test_live_asterisk_login_and_queue_status() -> None:
     async def body() -> None:
-        client = AmiClient(os.environ["HOTLINE_AMI_URL"])
+        client = AmiClient(os.environ["HOTLINE_AMI_URL"], queues=QUEUES)
         try:
             assert await client.start(wait_s=10)
-            assert "general" in client.queues
+            assert "hotline-general" in client.queues
         finally:
             await client.stop()
 

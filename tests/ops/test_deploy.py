@@ -101,8 +101,11 @@ def _edit(path: Path, old: str, new: str) -> None:
 @pytest.mark.parametrize(("file", "old", "new", "expected"), [
     ("extensions.conf", "GotoIf($[\"${HOTLINE_DONE}\" = \"1\"]?done)",
      "GotoIf($[\"${HOTLINE_DONE}\" = \"1\"]?finished)", "GotoIf branch finished goes nowhere"),
-    ("extensions.conf", "Goto(hotline-queues,general,1)", "Goto(hotline-queue,general,1)",
-     "Goto(hotline-queue,general,1) goes nowhere"),
+    ("extensions.conf", "Goto(hotline-queues,hotline-general,1)",
+     "Goto(hotline-queue,hotline-general,1)", "Goto(hotline-queue,hotline-general,1) goes nowhere"),
+    ("queues.conf", "[hotline-real-estate]", "[real-estate]",
+     "no queue [hotline-real-estate] (skill real_estate, ami.queues)"),
+    ("queues.conf", "[hotline-general]", "[general]", "no queue [hotline-general]"),
     ("extensions.conf", "Dial(PJSIP/hotline-bot,", "Dial(PJSIP/hotline-bots,",
      "Dial(PJSIP/hotline-bots) is not a PJSIP endpoint"),
     ("pjsip.conf", "aors=hotline-bot\n", "aors=hotline-robot\n",
@@ -132,8 +135,17 @@ def test_linter_rejects_unparseable_files(tmp_path: Path) -> None:
     assert lint(conf) == ["queues.conf:2: not a section or key=value: strategy rrmemory"]
 
 
-@pytest.mark.xfail(strict=True, reason="queues.conf names differ from the bot's transfer "
-                   "queues and [general] is Asterisk's settings section, not a queue; "
-                   "reported to the telephony owner")  # fmt: skip
 def test_repository_asterisk_configuration_is_consistent() -> None:
     assert lint(REPO / "telephony_config") == []
+
+
+def test_every_skill_needs_an_asterisk_queue() -> None:
+    """A skill the bot transfers to without an ami.queues entry would reach no queue."""
+    from hotline.settings import Settings
+
+    settings = Settings.model_construct()
+    settings.ami = settings.ami.model_copy(update={"queues": {
+        k: v for k, v in settings.ami.queues.items() if k != "business_environment"}})
+    assert lint(REPO / "telephony_config", settings=settings) == [
+        "settings ami.queues: no Asterisk queue for skill business_environment, which the bot "
+        "or a ticket skill transfers to"]
