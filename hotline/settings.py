@@ -150,6 +150,10 @@ class IvrSettings(BaseModel):
     satisfaction_survey: bool = True
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="write-ahead call journal")
     recordings: bool = True
+    orphan_stale_s: float = Field(
+        30.0, gt=0, le=3600, description="a journal silent this long belongs to a dead controller"
+    )
+    orphan_scan_s: float = Field(60.0, gt=0, le=3600, description="orphan recovery interval")
 
 
 class TicketsSettings(BaseModel):

@@ -160,7 +160,8 @@ async def _serve(settings: Any, engine_name: str | None) -> None:
             asyncio.create_task(heartbeat(redis, lambda: list(controller.sessions), deps.node))
         )
         if tickets is not None:
-            background.append(asyncio.create_task(_recover_forever(redis, tickets)))
+            background.append(asyncio.create_task(_recover_forever(
+                redis, tickets, settings.ivr.orphan_scan_s, settings.ivr.orphan_stale_s)))
     log.info("answering on %s:%s", settings.sip.bind_host, settings.sip.bind_port)
     await stop.wait()
     for task in background:
@@ -173,7 +174,8 @@ async def _serve(settings: Any, engine_name: str | None) -> None:
     engine.close()
 
 
-async def _recover_forever(redis: Any, tickets: Any, every_s: float = 60.0) -> None:
+async def _recover_forever(redis: Any, tickets: Any, every_s: float = 60.0,
+                           stale_s: float = 30.0) -> None:
     """At start and every minute: calls of a dead controller (any node) become tickets."""
     from hotline.metrics import METRICS
     from ivr.journal import recover_orphans
@@ -181,7 +183,8 @@ async def _recover_forever(redis: Any, tickets: Any, every_s: float = 60.0) -> N
     log = logging.getLogger("hotline")
     while True:
         try:
-            found = await recover_orphans(redis, lambda d: tickets.intake(d, "general"))
+            found = await recover_orphans(redis, lambda d: tickets.intake(d, "general"),
+                                          stale_s)  # fmt: skip
             METRICS.orphans_recovered.inc(len(found))
         except Exception as exc:  # Redis restarting: try again next round
             log.warning("orphan recovery failed, retrying in %.0f s: %s", every_s, exc)

@@ -123,6 +123,7 @@ class StreamStats:
     first_in_at: float = 0.0  # monotonic arrival of the first caller packet
     first_audio_out_at: float = 0.0  # monotonic time of the first non-silent packet
     audio_out_times: list[float] = field(default_factory=list)  # start of each prompt
+    foreign_dropped: int = 0  # RTP from another source than the call's (spoofing, floods)
 
 
 class RtpStream:
@@ -158,6 +159,11 @@ class RtpStream:
         self._talking = False
         self._last_dtmf_ts: int | None = None
         self._latched = not symmetric
+        # The address the caller's media comes from: the SDP's (or, symmetric, the first
+        # packet's). RTP from any other address is dropped, so a stranger's packets can
+        # neither speak into the call nor press keys (telephone-events). Ports are not
+        # pinned: peers send DTMF and audio from different ports (sipp does).
+        self.source_host: str | None = None if symmetric else remote[0]
         self.stats = StreamStats()
         self.closed = False
 
@@ -227,6 +233,14 @@ class RtpStream:
     def handle_datagram(self, data: bytes, source: tuple[str, int]) -> None:
         packet = parse_rtp(data)
         if packet is None:
+            return
+        if self.source_host is None:
+            self.source_host = source[0]
+        if source[0] != self.source_host:
+            self.stats.foreign_dropped += 1
+            if self.stats.foreign_dropped == 1:
+                log.warning("RTP from %s dropped: the call's media comes from %s (a peer "
+                            "behind NAT needs sip.symmetric_rtp)", source[0], self.source_host)
             return
         if not self._latched:
             # Symmetric RTP: answer where the media really comes from (NAT, sipp's port).

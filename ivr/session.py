@@ -485,9 +485,9 @@ class CallSession:
             decision = self.dialogue.handle(CallEnded())
             for action in decision.actions:  # e.g. a complaint half told: still a ticket
                 if isinstance(action, CreateTicket) and not self._ticket_number:
-                    await self._intake(
-                        self._evidence(action.ticket.model_copy(deep=True)), "general"
-                    )
+                    draft = self._evidence(action.ticket.model_copy(deep=True))
+                    draft.callback_promised = action.callback_promised  # night: call back
+                    await self._intake(draft, "general")
         self.asr.finish()
         await asyncio.to_thread(self.asr.join, 5.0)
         self.record.hangup_by = self.call.hangup_by

@@ -36,31 +36,43 @@ class Scene:
     label: str  # which clip of transcripts.tsv: its expected label, or its prefix
     text: str  # what a synthesised caller says when no recording is at hand
     night: bool = False
+    # Said after the bot's reply to the first words (label and synthesised text as above).
+    then_label: str = ""
+    then_text: str = ""
 
 
 SCENES = (
     Scene("咨询：知识库直接答复", "kb:", "喂你好我想问一下租房能不能取公积金"),
     Scene("投诉：生成工单", "complaint", "我要投诉我们小区旁边的工地半夜还在施工吵得睡不着"),
-    Scene("夜间转人工：登记回电", "human", "我要找人工", night=True),
+    Scene("夜间转人工：登记回电", "human", "我要找人工", night=True,
+          then_label="complaint", then_text="楼下饭店的油烟太大了熏得窗户都不敢开"),
 )
+REPLY_S = 2.0  # recognition and the start of the bot's reply, on a loaded laptop
 
 
 class DemoError(Exception):
     """The demo cannot start; the message says what to install or free."""
 
 
-def pick_clips(audio: Path | None, work: Path) -> list[CallClip]:
-    """One clip per scene from the recordings, else synthesised with espeak-ng."""
+def pick_clips(audio: Path | None, work: Path) -> list[tuple[CallClip, CallClip | None]]:
+    """The scenes' clips (and second clips) from the recordings, else synthesised with
+    espeak-ng. A scene's second clip is a different recording than any first clip."""
     if audio is not None and (audio / "transcripts.tsv").is_file():
         clips = clips_from(audio, work)
-        chosen = [next((c for c in clips if c.expected.startswith(s.label)), None)
+        firsts = [next((c for c in clips if c.expected.startswith(s.label)), None)
                   for s in SCENES]  # fmt: skip
-        if all(chosen):
-            return [c for c in chosen if c is not None]
-    return [synthesise(scene, i, work) for i, scene in enumerate(SCENES)]
+        seconds = [next((c for c in clips if c.expected.startswith(s.then_label)
+                         and c not in firsts), None) if s.then_label else None
+                   for s in SCENES]  # fmt: skip
+        if all(firsts) and all(c is not None for s, c in zip(SCENES, seconds, strict=True)
+                               if s.then_label):  # fmt: skip
+            return [(f, t) for f, t in zip(firsts, seconds, strict=True) if f is not None]
+    return [(synthesise(scene.text, scene.label, f"scene{i}", work),
+             synthesise(scene.then_text, scene.then_label, f"scene{i}b", work)
+             if scene.then_label else None) for i, scene in enumerate(SCENES)]  # fmt: skip
 
 
-def synthesise(scene: Scene, index: int, work: Path) -> CallClip:
+def synthesise(text: str, label: str, name: str, work: Path) -> CallClip:
     from asr.bench import speech_end_s
     from hotline.audio import read_wav
     from ivr.callers import raw_g711
@@ -69,13 +81,12 @@ def synthesise(scene: Scene, index: int, work: Path) -> CallClip:
     if espeak is None:
         raise DemoError("no recordings and no espeak-ng: apt-get install espeak-ng, "
                         "or pass --audio with a transcripts.tsv folder")  # fmt: skip
-    wav = work / f"scene{index}.wav"
-    subprocess.run([espeak, "-v", "cmn", "-s", "150", "-w", str(wav), scene.text],
+    wav = work / f"{name}.wav"
+    subprocess.run([espeak, "-v", "cmn", "-s", "150", "-w", str(wav), text],
                    check=True, capture_output=True)  # fmt: skip
     pcm16, _ = read_wav(wav, target_rate=16000)
     raw = raw_g711(wav, work, line_s=3.0)
-    return CallClip(wav.name, scene.text, scene.label, raw, len(pcm16) / 32000,
-                    speech_end_s(pcm16))  # fmt: skip
+    return CallClip(wav.name, text, label, raw, len(pcm16) / 32000, speech_end_s(pcm16))
 
 
 def ensure_demo_users(settings: Settings) -> None:
@@ -162,10 +173,13 @@ async def _calls(settings: Settings, audio: Path, engine: str, out: Any) -> dict
         await stack.start()
         calls = []
         try:
-            for i, (scene, clip) in enumerate(zip(SCENES, clips, strict=True)):
+            for i, (scene, (clip, then)) in enumerate(zip(SCENES, clips, strict=True)):
                 stack.switchboard.night = scene.night
                 number = f"1390898{i:04d}"
-                code = await stack.call(clip, number, work)
+                # The second words come once the bot has answered the first.
+                follow = None if then is None else (
+                    REPLY_S + stack.prompt_seconds("human_night"), then)
+                code = await stack.call(clip, number, work, then=follow)
                 await stack.settle()
                 calls.append(_report(stack, scene, clip, number, code, out))
         finally:
@@ -179,6 +193,10 @@ def _report(stack: Stack, scene: Scene, clip: CallClip, number: str, code: int,
     record = next((r for r in stack.controller.records if r.caller == number), None)
     print(f"\n=== {scene.title}  (caller {number[:3]}****{number[-4:]}, clip {clip.name})",
           file=out)  # fmt: skip
+    callback = False
+    if record is not None and record.ticket:
+        ticket = stack.tickets_by_call().get(record.call_id)
+        callback = bool(ticket is not None and ticket.callback_promised)
     if record is None:
         print(f"    the call did not complete (sipp exit {code})", file=out)
         return {"scene": scene.title, "ok": False}
@@ -186,9 +204,10 @@ def _report(stack: Stack, scene: Scene, clip: CallClip, number: str, code: int,
         who = "来电" if line["speaker"] == "caller" else "热线"
         print(f"    [{line['at_s']:6.1f}s] {who}: {line['text']}", file=out)
     print(f"    结果 outcome: {record.outcome}" + (f", 工单 ticket {record.ticket}"
-          if record.ticket else ""), file=out)  # fmt: skip
+          if record.ticket else "") + ("（上班后回电 callback promised）" if callback else ""),
+          file=out)  # fmt: skip
     return {"scene": scene.title, "ok": code == 0 and record.outcome != "error",
-            "outcome": record.outcome, "ticket": record.ticket,
+            "outcome": record.outcome, "ticket": record.ticket, "callback": callback,
             "transcript": record.transcript}  # fmt: skip
 
 

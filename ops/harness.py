@@ -86,6 +86,9 @@ class Stack:
     recorders: dict[str, DialogueRecorder] = field(default_factory=dict)
     greeting_s: float = 0.0
     port: int = 0
+    brain: Any = None
+    # A speech engine loaded once and shared by several stacks (the drills); else its own.
+    shared_engine: Any = None
     _engine: Any = None
     _redis: Any = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -95,8 +98,9 @@ class Stack:
 
         s = self.settings
         self.service = await asyncio.to_thread(TicketService.from_settings, s)
-        brain = await asyncio.to_thread(load_brain, s, self.kb)
-        self._engine = await asyncio.to_thread(load_speech, s, self.engine_name)
+        brain = self.brain = await asyncio.to_thread(load_brain, s, self.kb)
+        self._engine = self.shared_engine or await asyncio.to_thread(
+            load_speech, s, self.engine_name)
         prompts = PromptLibrary.from_settings(s.ivr, s.data_dir)
         await asyncio.to_thread(prerender, prompts, brain)
         greeting = await asyncio.to_thread(prompts.get, brain.prompts.text("greeting"), "greeting")
@@ -129,7 +133,7 @@ class Stack:
             task.cancel()
         if self.controller is not None:
             await self.controller.stop()
-        if self._engine is not None:
+        if self._engine is not None and self._engine is not self.shared_engine:
             self._engine.close()
         if self._redis is not None:
             await self._redis.aclose()
@@ -137,13 +141,32 @@ class Stack:
             self.service.store.dispose()
             self.service.queue.redis.close()
 
-    async def call(self, clip: CallClip, number: str, work: Path,
-                   media_port: int | None = None) -> int:
-        """One sipp caller: waits for the greeting, speaks the clip, waits for the reply."""
+    def prompt_seconds(self, key: str) -> float:
+        """How long the bot's prompt ``key`` (prompts.yaml) plays."""
+        assert self.controller is not None
+        prompts = self.controller.deps.prompts
+        return float(prompts.get(self.brain.prompts.text(key), key).seconds)
+
+    async def call(self, clip: CallClip, number: str, work: Path, media_port: int | None = None,
+                   then: tuple[float, CallClip] | None = None, keys: str = "") -> int:
+        """One sipp caller: waits for the greeting, speaks the clip (or presses ``keys``),
+        waits for the reply. ``then``: after that many more seconds, speaks a second clip."""
         caller = Caller(media_port or free_udp_port(), caller=number)
-        caller.wait(int(self.greeting_s * 1000) + GREETING_GAP_MS).speak(clip.raw)
-        caller.hang_up_unless_bye(int(clip.seconds * 1000) + REPLY_WAIT_MS)
-        timeout = self.greeting_s + clip.seconds + REPLY_WAIT_MS / 1000 + 30
+        caller.wait(int(self.greeting_s * 1000) + GREETING_GAP_MS)
+        for key in keys:
+            caller.key(key).wait(300)
+        speaking = [(0.0, clip)] if not keys else []
+        if then is not None:
+            speaking.append(then)
+        total = self.greeting_s
+        for index, (pause_s, spoken) in enumerate(speaking):
+            if index:
+                caller.wait(int((speaking[index - 1][1].seconds + pause_s) * 1000))
+                total += speaking[index - 1][1].seconds + pause_s
+            caller.speak(spoken.raw)
+        last = speaking[-1][1].seconds if speaking else 0.0
+        caller.hang_up_unless_bye(int(last * 1000) + REPLY_WAIT_MS)
+        timeout = total + last + REPLY_WAIT_MS / 1000 + 30
         cmd = sipp_command(caller.scenario(), ("127.0.0.1", self.port), work, timeout_s=timeout,
                            local_port=free_udp_port(), media_port=caller.media_port,
                            name=number)  # fmt: skip
@@ -177,3 +200,22 @@ def wants_ticket(recorder: DialogueRecorder) -> bool:
 
     return any(isinstance(a, CreateTicket | Transfer) and getattr(a, "ticket", None) is not None
                for _, decision, _ in recorder.turns for a in decision.actions)  # fmt: skip
+
+
+def tally(stack: Stack, results: dict[str, int]) -> dict[str, int]:
+    """Calls placed (number -> sipp exit code): failed ones, and the work orders the bot
+    decided on against those in the store with the call's id."""
+    assert stack.controller is not None
+    records = {r.caller: r for r in stack.controller.records}
+    tickets = stack.tickets_by_call()
+    failed = expected = found = 0
+    for number, code in results.items():
+        record = records.get(number)
+        if code != 0 or record is None or record.outcome == "error":
+            failed += 1
+        recorder = stack.recorders.get(number)
+        if record is not None and recorder is not None and wants_ticket(recorder):
+            expected += 1
+            found += record.call_id in tickets
+    return {"calls": len(results), "failed": failed, "tickets_expected": expected,
+            "tickets_found": found, "lost": expected - found}

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hotline.settings import Settings
-from ops.harness import Stack, clips_from, redis_url_for, stack_settings, wants_ticket
+from ops.harness import Stack, clips_from, redis_url_for, stack_settings, tally
 
 
 async def soak(settings: Settings, *, minutes: float, concurrency: int, audio: Path,
@@ -56,17 +56,4 @@ async def _drive(stack: Stack, clips: list[Any], work: Path, minutes: float,
         await asyncio.sleep(0.1)  # calls arrive spread out, not in one burst
     await asyncio.gather(*loops)
     await stack.settle()
-    assert stack.controller is not None
-    records = {r.caller: r for r in stack.controller.records}
-    tickets = await asyncio.to_thread(stack.tickets_by_call)
-    failed = expected = found = 0
-    for number, code in results.items():
-        record = records.get(number)
-        if code != 0 or record is None or record.outcome == "error":
-            failed += 1
-        recorder = stack.recorders.get(number)
-        if record is not None and recorder is not None and wants_ticket(recorder):
-            expected += 1
-            found += record.call_id in tickets
-    return {"calls": len(results), "failed": failed, "tickets_expected": expected,
-            "tickets_found": found, "lost": expected - found}
+    return await asyncio.to_thread(tally, stack, results)

@@ -43,6 +43,9 @@ def test_demo_places_three_calls_and_files_the_complaint(tmp_path: Path) -> None
     assert any("公积金" in line["text"] for line in consultation["transcript"]
                if line["speaker"] == "bot")  # fmt: skip
     assert any("夜间" in line["text"] for line in night["transcript"])
+    # At night the caller tells the matter after the bot's night reply: a callback ticket.
+    assert night["outcome"] == "ticket" and night["ticket"] and night["callback"]
+    assert [line["speaker"] for line in night["transcript"]].count("caller") >= 2
     assert "login demo-operator / hotline-demo" in done.stdout
     assert result["console"].startswith("http://127.0.0.1:")
     # Phone numbers never reach the printed transcript headers in full.

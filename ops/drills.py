@@ -1,0 +1,742 @@
+"""Fault drills: break one thing while real sipp callers talk to the real controller.
+
+``hotline drill NAME --json`` and ``tests/ops/test_drills.py`` run the same code. Each
+drill starts its own redis-server (AOF, free port), SQLite ticket store and controller,
+places calls with sipp, injects the fault and prints what survived::
+
+    {"drill": ..., "calls": ..., "failed": ..., "tickets_expected": ...,
+     "tickets_found": ..., "lost": ..., "crashed": false, ...drill's own evidence}
+
+``failed``: calls that did not end as the drill expects; ``lost``: work orders the bot
+decided on (or, for a killed controller, the call's journal) that are not in the store.
+What Asterisk adds around the bot leg is not here; ``controller-kill`` reads the
+dialplan's fallback from telephony_config/extensions.conf instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hotline.metrics import METRICS
+from hotline.settings import Settings
+from ivr.bench import CallClip, outcome_label
+from ops.harness import NightSwitchboard, Stack, clips_from, stack_settings, tally
+from tickets.redis_embedded import EmbeddedRedis
+
+log = logging.getLogger(__name__)
+REPO = Path(__file__).resolve().parent.parent
+AMI_TRANSCRIPT = REPO / "tests" / "ivr" / "ami" / "asterisk20-session.txt"
+FLOOD_PACKETS = 10_000
+ATTACKER_HOST = "127.0.0.2"  # loopback, but another address than the caller's media
+
+
+class DrillError(Exception):
+    """The drill could not run (missing tool, controller would not start...)."""
+
+
+class DrillSkipped(Exception):
+    """This machine cannot inject the fault (e.g. no permission to mount a tmpfs)."""
+
+
+@dataclass
+class DrillKit:
+    """What the drills share: settings, callers' clips, one loaded speech engine."""
+
+    settings: Settings
+    work: Path
+    clips: list[CallClip]
+    kb: Path | None = None
+    engine_name: str = "whisper"
+    engine: Any = None  # loaded once, shared by every drill's stack
+    prompt_cache: Path | None = None  # rendered prompts, shared (they are slow to render)
+
+    @classmethod
+    def load(cls, settings: Settings, work: Path, audio: Path, kb: Path | None,
+             engine_name: str = "whisper") -> DrillKit:
+        from ivr.wiring import load_speech
+
+        work.mkdir(parents=True, exist_ok=True)
+        clips = clips_from(audio, work)
+        engine = load_speech(settings, engine_name)
+        return cls(settings, work, clips, kb, engine_name, engine,
+                   settings.data_dir.resolve() / "prompt-cache")  # fmt: skip
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+
+    def clip(self, label: str, nth: int = 0) -> CallClip:
+        found = [c for c in self.clips if c.expected.startswith(label)]
+        if len(found) <= nth:
+            raise DrillError(f"the callers' clips have no {nth + 1}. clip labelled {label!r}")
+        return found[nth]
+
+    def data_dir(self, name: str) -> Path:
+        path = self.work / name
+        path.mkdir(parents=True, exist_ok=True)
+        if self.prompt_cache is not None and not (path / "prompt-cache").exists():
+            self.prompt_cache.mkdir(parents=True, exist_ok=True)
+            (path / "prompt-cache").symlink_to(self.prompt_cache, target_is_directory=True)
+        return path
+
+    def stack(self, name: str, redis_url: str, switchboard: Any = None) -> Stack:
+        data = self.data_dir(name)
+        settings = stack_settings(self.settings, data, redis_url, f"drill-{name}")
+        return Stack(settings, engine_name=self.engine_name, kb=self.kb,
+                     switchboard=switchboard or NightSwitchboard(False), max_calls=8,
+                     shared_engine=self.engine)  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def running(stack: Stack) -> AsyncIterator[Stack]:
+    await stack.start()
+    try:
+        yield stack
+    finally:
+        await stack.stop()
+
+
+def result(name: str, stack: Stack | None, calls: dict[str, int], **extra: Any) -> dict[str, Any]:
+    counts = tally(stack, calls) if stack is not None else {}
+    crashed = stack is not None and not sip_ping(stack.port)
+    return {"drill": name, **counts, "crashed": crashed, **extra}
+
+
+# ---- small tools ----------------------------------------------------------------------
+
+def sip_ping(port: int, host: str = "127.0.0.1", timeout_s: float = 3.0) -> bool:
+    """An OPTIONS request answered (any final response) = the SIP endpoint is alive."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(timeout_s)
+        local = sock.getsockname()[1]
+        tag = random.randrange(10**9)
+        request = (f"OPTIONS sip:hotline@{host}:{port} SIP/2.0\r\n"
+                   f"Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bKdrill{tag}\r\n"
+                   f"From: <sip:drill@127.0.0.1:{local}>;tag={tag}\r\n"
+                   f"To: <sip:hotline@{host}:{port}>\r\nCall-ID: drill-{tag}@127.0.0.1\r\n"
+                   "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+        try:
+            sock.sendto(request.encode(), (host, port))
+            reply, _ = sock.recvfrom(4096)
+        except OSError:
+            return False
+    return reply.startswith(b"SIP/2.0 ")
+
+
+def counter(name: str, **labels: str) -> float:
+    return float(METRICS.registry.get_sample_value(name, labels or None) or 0.0)
+
+
+class LogCapture(logging.Handler):
+    """Log lines of the drill's run, to show the error a fault produced."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.levelname} {record.name}: {record.getMessage()}")
+
+    def __enter__(self) -> LogCapture:
+        logging.getLogger().addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger().removeHandler(self)
+
+
+async def wait_for(check: Callable[[], Awaitable[Any]], timeout_s: float, every_s: float = 0.2,
+                   what: str = "") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = await check()
+        if found:
+            return found
+        await asyncio.sleep(every_s)
+    if what:
+        raise DrillError(f"{what} did not happen within {timeout_s:.0f} s")
+    return None
+
+
+# ---- controller killed mid-call -------------------------------------------------------
+
+def controller_env(kit: DrillKit, data: Path, redis_url: str, sip_port: int,
+                   **extra: str) -> dict[str, str]:  # fmt: skip
+    low = 44000 + (sip_port % 50) * 40
+    env = {**os.environ,
+           "HOTLINE_DATA_DIR": str(data), "HOTLINE_SIP__BIND_HOST": "127.0.0.1",
+           "HOTLINE_SIP__BIND_PORT": str(sip_port), "HOTLINE_SIP__RTP_PORT_LOW": str(low),
+           "HOTLINE_SIP__RTP_PORT_HIGH": str(low + 30), "HOTLINE_SIP__REGISTRAR_HOST": "",
+           "HOTLINE_AMI__URL": "", "HOTLINE_IVR__REDIS_URL": redis_url,
+           "HOTLINE_TICKETS__REDIS_URL": redis_url, "HOTLINE_TICKETS__EMBEDDED_REDIS": "never",
+           "HOTLINE_TICKETS__DATABASE_URL": f"sqlite:///{data / 'tickets.db'}",
+           "HOTLINE_TICKETS__KEY_PREFIX": "drill-kill", "HOTLINE_BOT__MANAGED_CONFIG": "false",
+           "HOTLINE_OBSERVABILITY__METRICS_PORT": "0", "HOTLINE_IVR__SATISFACTION_SURVEY": "false",
+           **extra}  # fmt: skip
+    if kit.kb is not None:
+        env["HOTLINE_BOT__KB"] = str(kit.kb)
+    return env
+
+
+class ControllerProcess:
+    """``hotline run`` in a subprocess, as production runs it."""
+
+    def __init__(self, env: dict[str, str], port: int, log_path: Path, engine: str) -> None:
+        self.env, self.port, self.log_path, self.engine = env, port, log_path, engine
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    async def start(self, timeout_s: float = 120.0) -> ControllerProcess:
+        with self.log_path.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hotline.cli", "run", "--engine", self.engine],
+                cwd=REPO, env=self.env, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+
+        async def answering() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise DrillError(f"hotline run exited ({self.proc.returncode}): {self.tail()}")
+            return await asyncio.to_thread(sip_ping, self.port, "127.0.0.1", 0.3)
+
+        await wait_for(answering, timeout_s, 0.3, what="the controller answering OPTIONS")
+        return self
+
+    def tail(self, lines: int = 15) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    async def stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            return await asyncio.to_thread(self.proc.wait, 20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return await asyncio.to_thread(self.proc.wait, 5)
+
+
+def dialplan_fallback(conf: Path = REPO / "telephony_config" / "extensions.conf") -> str:
+    """Where Asterisk sends a caller whose bot leg died without HOTLINE_DONE=1."""
+    lines = conf.read_text(encoding="utf-8").splitlines()
+    for index, line in enumerate(lines):
+        if "HOTLINE_DONE" in line and "GotoIf" in line:
+            jump = re.search(r"Goto\([^)]*\)", lines[index + 1])
+            if jump:
+                return jump.group(0)
+    return ""
+
+
+async def drill_controller_kill(kit: DrillKit) -> dict[str, Any]:
+    """kill -9 of ``hotline run`` mid-call: the journal's partial transcript becomes a
+    ticket at the next controller start; the caller's leg dies (sipp's BYE goes
+    unanswered), and Asterisk's dialplan would queue the caller for a person."""
+    import redis.asyncio as aioredis
+
+    from ivr.callers import Caller, free_udp_port, sipp_command
+    from ivr.journal import ACTIVE
+    from ivr.prompts import PromptLibrary
+    from ivr.wiring import load_brain
+    from tickets.service import TicketService
+
+    data = kit.data_dir("controller-kill")
+    clip = kit.clip("complaint")
+    with EmbeddedRedis(data / "redis") as server:
+        port = free_udp_port()
+        env = controller_env(kit, data, server.url, port)
+        settings = stack_settings(kit.settings, data, server.url, "drill-kill")
+        # The greeting's length, from the same prompt cache the controller renders into.
+        brain = await asyncio.to_thread(load_brain, settings, kit.kb)
+        prompts = PromptLibrary.from_settings(settings.ivr, data)
+        greeting = await asyncio.to_thread(prompts.get, brain.prompts.text("greeting"),
+                                           "greeting")  # fmt: skip
+        first = await ControllerProcess(env, port, data / "controller-1.log",
+                                        kit.engine_name).start()  # fmt: skip
+        redis = aioredis.from_url(server.url)
+        service = await asyncio.to_thread(TicketService.from_settings, settings)
+        number = "13800990001"
+        caller = Caller(free_udp_port(), caller=number)
+        caller.wait(int(greeting.seconds * 1000) + 300).speak(clip.raw)
+        caller.hang_up_unless_bye(int(clip.seconds * 1000) + 3000)
+        work = kit.work / "controller-kill-sipp"
+        work.mkdir(exist_ok=True)
+        cmd = sipp_command(caller.scenario(), ("127.0.0.1", port), work, local_port=free_udp_port(),
+                           media_port=caller.media_port, name=number,
+                           timeout_s=greeting.seconds + clip.seconds + 40)  # fmt: skip
+        cmd += ["-max_non_invite_retrans", "3"]  # the BYE to a dead peer: give up sooner
+        sipp = await asyncio.create_subprocess_exec(
+            *cmd, cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)  # fmt: skip
+        second: ControllerProcess | None = None
+        try:
+            async def utterance_journaled() -> str:
+                for key in await redis.keys("hotline:call:*"):
+                    for _, fields in await redis.xrange(key):
+                        if fields.get(b"kind") == b"utterance":
+                            return str(key.decode()).split(":", 2)[2]
+                return ""
+
+            call_id = await wait_for(utterance_journaled, 90, what="the caller's words "
+                                     "reaching the journal")  # fmt: skip
+            first.kill()
+            killed = time.monotonic()
+            sipp_exit = await asyncio.wait_for(sipp.wait(), 90)
+            caller_noticed_s = time.monotonic() - killed
+            errors = "".join(p.read_text(errors="replace") for p in work.glob("sipp-errors-*"))
+            await asyncio.sleep(2.5)  # the dead controller's heartbeat is now stale
+            second = await ControllerProcess(
+                {**env, "HOTLINE_IVR__ORPHAN_STALE_S": "2"}, port, data / "controller-2.log",
+                kit.engine_name).start()  # fmt: skip
+
+            async def recovered() -> Any:
+                return await asyncio.to_thread(_ticket_for, service, call_id)
+
+            ticket = await wait_for(recovered, 60)
+            still_active = await redis.hlen(ACTIVE)
+            crashed = second.proc is not None and second.proc.poll() is not None
+        finally:
+            if sipp.returncode is None:
+                sipp.kill()
+            first.kill()
+            if second is not None:
+                await second.stop()
+            await redis.aclose()
+            service.store.dispose()
+            service.queue.redis.close()
+    caller_words = [line["text"] for line in (ticket.transcript if ticket else [])
+                    if line.get("speaker") == "caller"]  # fmt: skip
+    return {
+        "drill": "controller-kill", "calls": 1, "failed": int(ticket is None),
+        "tickets_expected": 1, "tickets_found": int(ticket is not None),
+        "lost": int(ticket is None), "crashed": crashed,
+        "recovered_ticket": ticket.number if ticket else "",
+        "ticket_type": ticket.type if ticket else "", "caller_words_kept": caller_words,
+        "journal_left_active": still_active,
+        "caller_leg": {"sipp_exit": sipp_exit, "bye_answered": "BYE" not in errors
+                       and sipp_exit == 0, "ended_after_kill_s": round(caller_noticed_s, 1),
+                       "sipp_error": _last_error(errors)},
+        "dialplan_fallback": dialplan_fallback(),
+    }  # fmt: skip
+
+
+def _ticket_for(service: Any, call_id: str) -> Any:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from tickets.models import TicketRow
+
+    with Session(service.store.engine, expire_on_commit=False) as db:
+        row = db.execute(select(TicketRow).where(TicketRow.call_id == call_id)).scalars().first()
+        if row is not None:
+            db.expunge(row)
+        return row
+
+
+def _last_error(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:200] if lines else ""
+
+
+# ---- Redis restarted while calls run --------------------------------------------------
+
+async def drill_redis_restart(kit: DrillKit) -> dict[str, Any]:
+    """Redis (AOF) dies and comes back on the same port mid-call: calls go on, every
+    ticket is in SQL and, after ``reconcile``, in the seat queue; no call is left in the
+    journal's active list (it would become a duplicate orphan ticket)."""
+    import redis as sync_redis
+
+    from ivr.journal import ACTIVE
+
+    data = kit.data_dir("redis-restart")
+    server = EmbeddedRedis(data / "redis").start()
+    calls: dict[str, int] = {}
+    failures_before = counter("hotline_journal_failures_total")
+    try:
+        stack = kit.stack("redis-restart", server.url)
+        async with running(stack):
+            work = kit.work / "redis-restart-sipp"
+            work.mkdir(exist_ok=True)
+            plan = [("13800990101", kit.clip("complaint"), ""),
+                    ("13800990102", kit.clip("complaint", 1), ""),
+                    ("13800990103", kit.clip("complaint"), "0")]  # "0": a person, a ticket
+
+            async def place(number: str, clip: CallClip, keys: str) -> None:
+                calls[number] = await stack.call(clip, number, work, keys=keys)
+
+            tasks = [asyncio.create_task(place(*p)) for p in plan]
+            await asyncio.sleep(stack.greeting_s)  # outage from the first key press on
+            assert server.process is not None
+            server.process.kill()  # a crash: no shutdown save, the AOF is what remains
+            await asyncio.to_thread(server.process.wait)
+            down_at = time.monotonic()
+            await asyncio.sleep(3.0)
+            server.start()
+            outage_s = time.monotonic() - down_at
+            await asyncio.gather(*tasks)
+            await stack.settle()
+            assert stack.service is not None
+            report = await asyncio.to_thread(stack.service.reconcile)
+            queued = await asyncio.to_thread(stack.service.queue.queued_tickets)
+            tickets = await asyncio.to_thread(stack.tickets_by_call)
+            client = sync_redis.Redis.from_url(server.url)
+            left_active = int(client.hlen(ACTIVE))
+            client.close()
+            outcome = result("redis-restart", stack, calls)
+            numbers = {t.number for t in tickets.values()}
+            outcome.update({
+                "outage_s": round(outage_s, 1), "requeued_by_reconcile": len(report.requeued),
+                "tickets_in_queue": len(numbers & queued),
+                "tickets_not_in_queue": sorted(numbers - queued),
+                "journal_failures": counter("hotline_journal_failures_total") - failures_before,
+                "journal_left_active": left_active,
+            })  # fmt: skip
+            await asyncio.to_thread(stack.service.queue.drop_all)
+            return outcome
+    finally:
+        server.stop()
+
+
+# ---- AMI connection dropped -----------------------------------------------------------
+
+class ReplayAsterisk:
+    """A TCP server answering AMI actions with Asterisk 20's recorded replies
+    (tests/ivr/ami/asterisk20-session.txt); ``stop`` then ``start`` = Asterisk restarting."""
+
+    def __init__(self, transcript: Path = AMI_TRANSCRIPT, password: str = "drill") -> None:
+        if not transcript.is_file():
+            raise DrillError(f"{transcript} (recorded AMI replies) is missing: run the drill "
+                             "from a source checkout")  # fmt: skip
+        self.replies = _load_replies(transcript)
+        self.password = password
+        self.actions: list[dict[str, str]] = []
+        self.writers: list[asyncio.StreamWriter] = []
+        self.port = 0
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", self.port)
+        self.port = int(self.server.sockets[0].getsockname()[1])
+        return self.port
+
+    async def stop(self) -> None:
+        """Asterisk goes away: the listener closes and every AMI socket is cut."""
+        if self.server is not None:
+            self.server.close()
+        for writer in self.writers:
+            writer.transport.abort()
+        self.writers.clear()
+        if self.server is not None:
+            await self.server.wait_closed()
+            self.server = None
+
+    def push(self, text: str) -> None:
+        for writer in self.writers:
+            writer.write(text.replace("\n", "\r\n").encode())
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.append(writer)
+        writer.write(b"Asterisk Call Manager/9.0.0\r\n")
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                block = await reader.readuntil(b"\r\n\r\n")
+                action = dict(line.split(": ", 1) for line in block.decode().split("\r\n")
+                              if ": " in line)  # fmt: skip
+                self.actions.append(action)
+                name = action.get("Action", "").lower()
+                if name == "login" and action.get("Secret") != self.password:
+                    reply = "Response: Error\nActionID: {id}\nMessage: Authentication failed\n\n"
+                else:
+                    reply = self.replies.get(name, "Response: Error\nActionID: {id}\n"
+                                             "Message: Invalid/unknown command\n\n")  # fmt: skip
+                reply = reply.replace("{id}", action.get("ActionID", ""))
+                writer.write(reply.replace("\n", "\r\n").encode())
+
+
+def _load_replies(path: Path) -> dict[str, str]:
+    replies: dict[str, str] = {}
+    current, lines = "", []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            continue
+        if line.startswith(">> "):
+            if current:
+                replies[current] = "\n".join(lines).strip("\n") + "\n\n"
+            current, lines = line[3:].strip().lower(), []
+        else:
+            lines.append(line)
+    if current:
+        replies[current] = "\n".join(lines).strip("\n") + "\n\n"
+    return replies
+
+
+SEAT_LOGGED_OFF = """Event: QueueMemberStatus
+Privilege: agent,all
+Queue: {queue}
+MemberName: seat-101
+Interface: PJSIP/seat-101
+StateInterface: PJSIP/seat-101
+Membership: static
+Penalty: 0
+CallsTaken: 0
+LastCall: 0
+LastPause: 0
+LoginTime: 1700000000
+InCall: 0
+Status: 5
+Paused: 0
+PausedReason:
+Ringinuse: 0
+Wrapuptime: 0
+
+"""
+
+
+async def drill_ami_drop(kit: DrillKit) -> dict[str, Any]:
+    """Asterisk's AMI goes away while calls run: a caller asking for a person during the
+    outage still gets a ticket and is handed to the dialplan (hang-up without
+    HOTLINE_DONE); the client reconnects with back-off, and QueueStatus after the new
+    login re-syncs seat presence (an event missed during the outage does not stick)."""
+    from ivr.ami import AmiClient
+
+    data = kit.data_dir("ami-drop")
+    asterisk = ReplayAsterisk()
+    port = await asterisk.start()
+    ami = AmiClient(f"ami://hotline:drill@127.0.0.1:{port}", ping_interval_s=0.5,
+                    reconnect_max_s=1.0, queues=kit.settings.ami.queues)  # fmt: skip
+    calls: dict[str, int] = {}
+    with EmbeddedRedis(data / "redis") as server:
+        stack = kit.stack("ami-drop", server.url, switchboard=ami)
+        try:
+            if not await ami.start():
+                raise DrillError("the AMI client could not log in to the replayed Asterisk")
+            seats_before = ami.seats_available("general")
+            async with running(stack):
+                work = kit.work / "ami-drop-sipp"
+                work.mkdir(exist_ok=True)
+                asterisk.push(SEAT_LOGGED_OFF.format(queue=ami.asterisk_queue("general")))
+                await asyncio.sleep(0.3)
+                night_seen = not ami.seats_available("general")
+                await asterisk.stop()  # Asterisk restarts: the socket dies, no listener
+                await wait_for(lambda: _false(ami.connected), 5, what="the AMI loss noticed")
+                calls["13800990201"] = await stack.call(kit.clip("complaint"), "13800990201",
+                                                        work, keys="0")  # fmt: skip
+                await stack.settle()
+                await asterisk.start()  # same port
+                await wait_for(lambda: _true(ami.connected and ami.logins >= 2), 15,
+                               what="the AMI client reconnecting")  # fmt: skip
+                outcome = result("ami-drop", stack, calls)
+                record = next((r for r in stack.controller.records  # type: ignore[union-attr]
+                               if r.caller == "13800990201"), None)  # fmt: skip
+                outcome.update({
+                    "logins": ami.logins,
+                    "queue_status_requests": [a.get("Action") for a in asterisk.actions]
+                    .count("QueueStatus"),
+                    "seats_before": seats_before, "night_seen_before_drop": night_seen,
+                    "seats_after_resync": ami.seats_available("general"),
+                    "redirects_sent": [a.get("Exten") for a in asterisk.actions
+                                       if a.get("Action") == "Redirect"],
+                    "outage_call": {"outcome": record.outcome if record else "",
+                                    "ticket": record.ticket if record else "",
+                                    "hangup_by": record.hangup_by if record else ""},
+                })  # fmt: skip
+                assert stack.service is not None
+                await asyncio.to_thread(stack.service.queue.drop_all)
+                return outcome
+        finally:
+            await ami.stop()
+            await asterisk.stop()
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _false(value: bool) -> bool:
+    return not value
+
+
+# ---- SIP flood and garbage RTP ---------------------------------------------------------
+
+def garbage_sip(rng: random.Random) -> bytes:
+    kinds = (
+        lambda: bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 1400))),
+        lambda: b"INVITE sip:12345@127.0.0.1 SIP/2.0\r\nVia: \r\n\r\n",
+        lambda: b"SIP/2.0 200\r\nCSeq: x\r\n\r\n",
+        lambda: b"OPTIONS sip:\xff\xfe SIP/2.0\r\nContent-Length: 99999\r\n\r\n",
+        lambda: b"\r\n\r\n",
+        lambda: "BYE sip:我@127.0.0.1 SIP/2.0\r\nCall-ID: \r\n\r\n".encode(),
+    )
+    return rng.choice(kinds)()
+
+
+def garbage_rtp(rng: random.Random) -> bytes:
+    """Random bytes, and well-formed RTP carrying noise or telephone-events (keys)."""
+    if rng.random() < 0.5:
+        return bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 400)))
+    pt = rng.choice((0, 8, 101, 13, 96))
+    header = bytes([0x80, pt]) + rng.randbytes(10)
+    return header + rng.randbytes(160 if pt in (0, 8) else 4)
+
+
+def flood(target: tuple[str, int], rtp_target: tuple[str, int] | None, count: int,
+          spread_s: float) -> int:  # fmt: skip
+    """``count`` malformed SIP datagrams (and as many garbage RTP packets) over
+    ``spread_s`` seconds, from another address than the caller's."""
+    rng = random.Random(12345)
+    sent = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((ATTACKER_HOST, 0))
+        burst = 200
+        for start in range(0, count, burst):
+            for _ in range(min(burst, count - start)):
+                with contextlib.suppress(OSError):
+                    sock.sendto(garbage_sip(rng), target)
+                    sent += 1
+                if rtp_target is not None:
+                    with contextlib.suppress(OSError):
+                        sock.sendto(garbage_rtp(rng), rtp_target)
+            time.sleep(spread_s * burst / count)
+    return sent
+
+
+async def drill_sip_flood(kit: DrillKit) -> dict[str, Any]:
+    """10,000 malformed SIP datagrams at the SIP port and garbage RTP at a live call's
+    RTP port while the caller speaks: no crash, the call's audio stays paced and it ends
+    with the outcome its words ask for."""
+    data = kit.data_dir("sip-flood")
+    clip = kit.clip("kb:")
+    malformed_before = counter("hotline_sip_malformed_packets_total")
+    with EmbeddedRedis(data / "redis") as server:
+        stack = kit.stack("sip-flood", server.url)
+        async with running(stack):
+            assert stack.controller is not None and stack.controller.clock is not None
+            work = kit.work / "sip-flood-sipp"
+            work.mkdir(exist_ok=True)
+            number = "13800990301"
+            call = asyncio.create_task(stack.call(clip, number, work))
+            session = await wait_for(lambda: _session(stack), 20, 0.05, what="the call")
+            rtp_port = session.stream.sock.getsockname()[1]
+            late_before = stack.controller.clock.stats.late_ticks
+            await asyncio.sleep(max(0.0, stack.greeting_s - 0.5))  # the caller starts talking
+            sent = await asyncio.to_thread(flood, ("127.0.0.1", stack.port),
+                                           ("127.0.0.1", rtp_port), FLOOD_PACKETS, 3.0)
+            alive_during = await asyncio.to_thread(sip_ping, stack.port)
+            code = await call
+            await stack.settle()
+            late = stack.controller.clock.stats.late_ticks - late_before
+            record = next((r for r in stack.controller.records if r.caller == number), None)
+            stats = stack.controller.stream_stats.get(record.call_id) if record else None
+            answers = {e.answer: e.id for e in stack.brain.kb}
+            label = outcome_label(stack.recorders[number], answers) \
+                if number in stack.recorders else ""
+            outcome = result("sip-flood", stack, {number: code})
+            right = label == clip.expected
+            outcome["failed"] += int(not right and not outcome["failed"])
+            outcome.update({
+                "sip_garbage_sent": sent, "rtp_garbage_sent": sent,
+                "malformed_counted": counter("hotline_sip_malformed_packets_total")
+                - malformed_before,
+                "rtp_foreign_dropped": stats.foreign_dropped if stats else 0,
+                "keys_heard": record.dtmf if record else "",
+                "late_packets": late, "answered_during_flood": alive_during,
+                "expected": clip.expected, "outcome": label,
+                "call_outcome": record.outcome if record else "",
+            })  # fmt: skip
+            assert stack.service is not None
+            await asyncio.to_thread(stack.service.queue.drop_all)
+            return outcome
+
+
+async def _session(stack: Stack) -> Any:
+    sessions = list(stack.controller.sessions.values()) if stack.controller else []
+    return sessions[0] if sessions else None
+
+
+# ---- disk full for recordings ---------------------------------------------------------
+
+def mount_tmpfs(path: Path, size: str = "64k") -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                          capture_output=True, text=True)  # fmt: skip
+    if done.returncode != 0:
+        raise DrillSkipped(f"cannot mount a {size} tmpfs on {path} "
+                           f"({(done.stderr or done.stdout).strip() or 'mount failed'}): "
+                           "run as root (or in a container with CAP_SYS_ADMIN)")  # fmt: skip
+
+
+def unmount(path: Path) -> None:
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+async def drill_disk_full(kit: DrillKit) -> dict[str, Any]:
+    """Recordings go to a 64 KiB tmpfs that a call fills: the failure is logged clearly
+    and counted, no half-written WAV stays, and the calls and their tickets go on."""
+    data = kit.data_dir("disk-full")
+    recordings = data / "recordings"
+    mount_tmpfs(recordings)
+    failures_before = counter("hotline_recording_failures_total", reason="ENOSPC")
+    try:
+        with EmbeddedRedis(data / "redis") as server, LogCapture() as logs:
+            stack = kit.stack("disk-full", server.url)
+            async with running(stack):
+                work = kit.work / "disk-full-sipp"
+                work.mkdir(exist_ok=True)
+                plan = {"13800990401": kit.clip("complaint"), "13800990402": kit.clip("kb:")}
+                codes = await asyncio.gather(*(stack.call(clip, number, work)
+                                               for number, clip in plan.items()))  # fmt: skip
+                await stack.settle()
+                outcome = result("disk-full", stack, dict(zip(plan, codes, strict=True)))
+                wavs = [str(p) for p in recordings.rglob("*.wav")]
+                records = list((data / "calls").rglob("*.json"))
+                errors = [line for line in logs.lines if "ENOSPC" in line]
+                outcome.update({
+                    "recording_failures": counter("hotline_recording_failures_total",
+                                                  reason="ENOSPC") - failures_before,
+                    "error_logged": errors[0] if errors else "",
+                    "wavs_left": wavs, "call_records_saved": len(records),
+                })  # fmt: skip
+                assert stack.service is not None
+                await asyncio.to_thread(stack.service.queue.drop_all)
+                return outcome
+    finally:
+        unmount(recordings)
+
+
+DRILLS: dict[str, Callable[[DrillKit], Awaitable[dict[str, Any]]]] = {
+    "controller-kill": drill_controller_kill,
+    "redis-restart": drill_redis_restart,
+    "ami-drop": drill_ami_drop,
+    "sip-flood": drill_sip_flood,
+    "disk-full": drill_disk_full,
+}
+
+
+async def run_drill(name: str, kit: DrillKit) -> dict[str, Any]:
+    """One drill; a fault this machine cannot inject gives ``{"skipped": reason}``."""
+    try:
+        return await DRILLS[name](kit)
+    except DrillSkipped as exc:
+        return {"drill": name, "skipped": str(exc)}
+
+
+def dumps(result: dict[str, Any]) -> str:
+    return json.dumps(result, ensure_ascii=False)
