@@ -27,6 +27,7 @@ from tickets.draft import RequestType, TicketDraft, TranscriptLine
 log = logging.getLogger(__name__)
 
 ACTIVE = "hotline:calls:active"
+_RETRIES: set[asyncio.Task[None]] = set()  # journals closing once Redis is back
 STREAM = "hotline:call:{}"
 KEEP_S = 7 * 24 * 3600
 
@@ -47,6 +48,7 @@ class CallJournal:
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]] | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.failed = False
+        self._unfinished = False
 
     def start(self, caller: str, channel: str) -> None:
         self._task = asyncio.get_running_loop().create_task(self._writer())
@@ -66,6 +68,12 @@ class CallJournal:
             item = await self._queue.get()
             if item is None:
                 await self._safe(self._finish())
+                if self._unfinished:
+                    # Redis away as the call ended: an entry left in the active list would
+                    # make recover_orphans file the call again. Retry in the background.
+                    task = asyncio.get_running_loop().create_task(self._finish_later())
+                    _RETRIES.add(task)
+                    task.add_done_callback(_RETRIES.discard)
                 return
             kind, data = item
             await self._safe(self._append(kind, data))
@@ -81,8 +89,21 @@ class CallJournal:
     async def _finish(self) -> None:
         if self.redis is None:
             return
+        self._unfinished = True
         await self.redis.hdel(ACTIVE, self.call_id)
         await self.redis.expire(self.key, KEEP_S)
+        self._unfinished = False
+
+    async def _finish_later(self, every_s: float = 2.0, give_up_s: float = 600.0) -> None:
+        deadline = time.monotonic() + give_up_s
+        while time.monotonic() < deadline:
+            await asyncio.sleep(every_s)
+            with contextlib.suppress(Exception):
+                await self._finish()
+                log.info("call journal for %s closed after Redis came back", self.call_id)
+                return
+        log.error("call journal for %s not closed (Redis away for %.0f s): orphan recovery "
+                  "may file the call again", self.call_id, give_up_s)  # fmt: skip
 
     async def _safe(self, op: Awaitable[None]) -> None:
         try:

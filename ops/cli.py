@@ -38,6 +38,18 @@ def register(commands: Any, bench: Any) -> None:
     soak.add_argument("--json", action="store_true", help="print JSON (the default output)")
     soak.set_defaults(handler=cmd_soak)
 
+    drill = commands.add_parser("drill", help="inject a fault while sipp callers talk to the "
+                                "controller; print what survived")  # fmt: skip
+    drill.add_argument("name", choices=["controller-kill", "redis-restart", "ami-drop",
+                                        "sip-flood", "disk-full", "all"])  # fmt: skip
+    drill.add_argument("--audio", type=Path, help="clips + transcripts.tsv "
+                       "(default ../shared/audio/calls-dev/)")  # fmt: skip
+    drill.add_argument("--kb", type=Path,
+                       help="knowledge base (default ../shared/eval/kb.yaml, else bot.kb)")
+    drill.add_argument("--engine", choices=["auto", "vosk", "whisper"], default="whisper")
+    drill.add_argument("--json", action="store_true", help="print JSON (the default output)")
+    drill.set_defaults(handler=cmd_drill)
+
     lint = commands.add_parser("lint-asterisk",
                                help="check the Asterisk configuration against the hotline's")
     lint.add_argument("directory", nargs="?", type=Path, default=Path("telephony_config"))
@@ -102,3 +114,42 @@ def cmd_lint(args: argparse.Namespace) -> int:
         print(problem)
     print(f"{len(problems)} problem(s) in {args.directory}")
     return 1 if problems else 0
+
+
+def cmd_drill(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from hotline.cli import CommandError
+    from hotline.settings import load_settings
+    from ivr.bench import BenchError, default_path
+    from ops.drills import DRILLS, DrillError, DrillKit, dumps, run_drill
+
+    # Warnings reach the drills' own log capture (their evidence), not the terminal.
+    logging.basicConfig(level=logging.WARNING, handlers=[logging.NullHandler()])
+    if shutil.which("sipp") is None:
+        raise CommandError("sipp is not installed (apt-get install sip-tester)")
+    audio = args.audio or default_path("../shared/audio/calls-dev")
+    if not (audio / "transcripts.tsv").is_file():
+        raise CommandError(f"{audio} has no transcripts.tsv (filename<TAB>text<TAB>expected)")
+    kb = args.kb
+    if kb is None and default_path("../shared/eval/kb.yaml").is_file():
+        kb = default_path("../shared/eval/kb.yaml")
+    names = list(DRILLS) if args.name == "all" else [args.name]
+
+    async def drills() -> list[dict[str, Any]]:
+        with tempfile.TemporaryDirectory(prefix="hotline-drill-") as tmp:
+            kit = await asyncio.to_thread(DrillKit.load, load_settings(), Path(tmp), audio, kb,
+                                          args.engine)  # fmt: skip
+            try:
+                return [await run_drill(name, kit) for name in names]
+            finally:
+                kit.close()
+
+    try:
+        results = asyncio.run(drills())
+    except (DrillError, BenchError) as exc:
+        raise CommandError(str(exc)) from exc
+    for result in results:
+        print(dumps(result))
+    bad = [r for r in results if r.get("lost") or r.get("failed") or r.get("crashed")]
+    return 1 if bad else 0

@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parent.parent
 AMI_TRANSCRIPT = REPO / "tests" / "ivr" / "ami" / "asterisk20-session.txt"
 FLOOD_PACKETS = 10_000
-ATTACKER_HOST = "127.0.0.2"  # loopback, but another address than the caller's media
+ATTACKER_HOST = "127.0.0.2"
+REDIS_OUTAGE_S = 10.0  # loopback, but another address than the caller's media
 
 
 class DrillError(Exception):
@@ -111,10 +112,11 @@ async def running(stack: Stack) -> AsyncIterator[Stack]:
         await stack.stop()
 
 
-def result(name: str, stack: Stack | None, calls: dict[str, int], **extra: Any) -> dict[str, Any]:
-    counts = tally(stack, calls) if stack is not None else {}
-    crashed = stack is not None and not sip_ping(stack.port)
-    return {"drill": name, **counts, "crashed": crashed, **extra}
+async def result(name: str, stack: Stack, calls: dict[str, int]) -> dict[str, Any]:
+    """The common counts, and whether the controller still answers SIP (not crashed)."""
+    counts = await asyncio.to_thread(tally, stack, calls)
+    crashed = not await asyncio.to_thread(sip_ping, stack.port)
+    return {"drill": name, **counts, "crashed": crashed}
 
 
 # ---- small tools ----------------------------------------------------------------------
@@ -388,7 +390,9 @@ async def drill_redis_restart(kit: DrillKit) -> dict[str, Any]:
             server.process.kill()  # a crash: no shutdown save, the AOF is what remains
             await asyncio.to_thread(server.process.wait)
             down_at = time.monotonic()
-            await asyncio.sleep(3.0)
+            # Longer than redis-py's own retries (10, backing off to 1 s: ~8 s), so an
+            # intake during the outage really finds Redis away and reconcile must requeue.
+            await asyncio.sleep(REDIS_OUTAGE_S)
             server.start()
             outage_s = time.monotonic() - down_at
             await asyncio.gather(*tasks)
@@ -400,7 +404,7 @@ async def drill_redis_restart(kit: DrillKit) -> dict[str, Any]:
             client = sync_redis.Redis.from_url(server.url)
             left_active = int(client.hlen(ACTIVE))
             client.close()
-            outcome = result("redis-restart", stack, calls)
+            outcome = await result("redis-restart", stack, calls)
             numbers = {t.number for t in tickets.values()}
             outcome.update({
                 "outage_s": round(outage_s, 1), "requeued_by_reconcile": len(report.requeued),
@@ -488,33 +492,12 @@ def _load_replies(path: Path) -> dict[str, str]:
     return replies
 
 
-SEAT_LOGGED_OFF = """Event: QueueMemberStatus
-Privilege: agent,all
-Queue: {queue}
-MemberName: seat-101
-Interface: PJSIP/seat-101
-StateInterface: PJSIP/seat-101
-Membership: static
-Penalty: 0
-CallsTaken: 0
-LastCall: 0
-LastPause: 0
-LoginTime: 1700000000
-InCall: 0
-Status: 5
-Paused: 0
-PausedReason:
-Ringinuse: 0
-Wrapuptime: 0
-
-"""
-
-
 async def drill_ami_drop(kit: DrillKit) -> dict[str, Any]:
     """Asterisk's AMI goes away while calls run: a caller asking for a person during the
     outage still gets a ticket and is handed to the dialplan (hang-up without
-    HOTLINE_DONE); the client reconnects with back-off, and QueueStatus after the new
-    login re-syncs seat presence (an event missed during the outage does not stick)."""
+    HOTLINE_DONE, so Asterisk queues the caller); the client reconnects with back-off, and
+    the QueueStatus after the new login re-syncs seat presence: the seat that logged off
+    while the connection was down (no event reached us) puts the bot in night mode."""
     from ivr.ami import AmiClient
 
     data = kit.data_dir("ami-drop")
@@ -523,6 +506,7 @@ async def drill_ami_drop(kit: DrillKit) -> dict[str, Any]:
     ami = AmiClient(f"ami://hotline:drill@127.0.0.1:{port}", ping_interval_s=0.5,
                     reconnect_max_s=1.0, queues=kit.settings.ami.queues)  # fmt: skip
     calls: dict[str, int] = {}
+    number = "13800990201"
     with EmbeddedRedis(data / "redis") as server:
         stack = kit.stack("ami-drop", server.url, switchboard=ami)
         try:
@@ -532,31 +516,30 @@ async def drill_ami_drop(kit: DrillKit) -> dict[str, Any]:
             async with running(stack):
                 work = kit.work / "ami-drop-sipp"
                 work.mkdir(exist_ok=True)
-                asterisk.push(SEAT_LOGGED_OFF.format(queue=ami.asterisk_queue("general")))
-                await asyncio.sleep(0.3)
-                night_seen = not ami.seats_available("general")
                 await asterisk.stop()  # Asterisk restarts: the socket dies, no listener
                 await wait_for(lambda: _false(ami.connected), 5, what="the AMI loss noticed")
-                calls["13800990201"] = await stack.call(kit.clip("complaint"), "13800990201",
-                                                        work, keys="0")  # fmt: skip
+                calls[number] = await stack.call(kit.clip("complaint"), number, work, keys="0")
                 await stack.settle()
+                # Back, but seat-101 did not log in again: only QueueStatus can tell.
+                status = asterisk.replies["queuestatus"]
+                asterisk.replies["queuestatus"] = status.replace("Status: 1\n", "Status: 5\n")
                 await asterisk.start()  # same port
                 await wait_for(lambda: _true(ami.connected and ami.logins >= 2), 15,
                                what="the AMI client reconnecting")  # fmt: skip
-                outcome = result("ami-drop", stack, calls)
+                outcome = await result("ami-drop", stack, calls)
                 record = next((r for r in stack.controller.records  # type: ignore[union-attr]
-                               if r.caller == "13800990201"), None)  # fmt: skip
+                               if r.caller == number), None)  # fmt: skip
                 outcome.update({
                     "logins": ami.logins,
                     "queue_status_requests": [a.get("Action") for a in asterisk.actions]
                     .count("QueueStatus"),
-                    "seats_before": seats_before, "night_seen_before_drop": night_seen,
+                    "seats_before": seats_before,
                     "seats_after_resync": ami.seats_available("general"),
-                    "redirects_sent": [a.get("Exten") for a in asterisk.actions
-                                       if a.get("Action") == "Redirect"],
                     "outage_call": {"outcome": record.outcome if record else "",
                                     "ticket": record.ticket if record else "",
-                                    "hangup_by": record.hangup_by if record else ""},
+                                    "hangup_by": record.hangup_by if record else "",
+                                    "marked_done": any(a.get("Variable") == "HOTLINE_DONE"
+                                                       for a in asterisk.actions)},
                 })  # fmt: skip
                 assert stack.service is not None
                 await asyncio.to_thread(stack.service.queue.drop_all)
@@ -635,20 +618,21 @@ async def drill_sip_flood(kit: DrillKit) -> dict[str, Any]:
             call = asyncio.create_task(stack.call(clip, number, work))
             session = await wait_for(lambda: _session(stack), 20, 0.05, what="the call")
             rtp_port = session.stream.sock.getsockname()[1]
-            late_before = stack.controller.clock.stats.late_ticks
+            clock = stack.controller.clock.stats
             await asyncio.sleep(max(0.0, stack.greeting_s - 0.5))  # the caller starts talking
+            ticks, late = clock.ticks, clock.late_ticks
             sent = await asyncio.to_thread(flood, ("127.0.0.1", stack.port),
                                            ("127.0.0.1", rtp_port), FLOOD_PACKETS, 3.0)
+            ticks, late = clock.ticks - ticks, clock.late_ticks - late
             alive_during = await asyncio.to_thread(sip_ping, stack.port)
             code = await call
             await stack.settle()
-            late = stack.controller.clock.stats.late_ticks - late_before
             record = next((r for r in stack.controller.records if r.caller == number), None)
             stats = stack.controller.stream_stats.get(record.call_id) if record else None
             answers = {e.answer: e.id for e in stack.brain.kb}
             label = outcome_label(stack.recorders[number], answers) \
                 if number in stack.recorders else ""
-            outcome = result("sip-flood", stack, {number: code})
+            outcome = await result("sip-flood", stack, {number: code})
             right = label == clip.expected
             outcome["failed"] += int(not right and not outcome["failed"])
             outcome.update({
@@ -657,7 +641,8 @@ async def drill_sip_flood(kit: DrillKit) -> dict[str, Any]:
                 - malformed_before,
                 "rtp_foreign_dropped": stats.foreign_dropped if stats else 0,
                 "keys_heard": record.dtmf if record else "",
-                "late_packets": late, "answered_during_flood": alive_during,
+                "media_ticks_during_flood": ticks, "late_ticks_during_flood": late,
+                "max_late_ms": round(clock.max_late_ms, 1), "answered_during_flood": alive_during,
                 "expected": clip.expected, "outcome": label,
                 "call_outcome": record.outcome if record else "",
             })  # fmt: skip
@@ -704,7 +689,7 @@ async def drill_disk_full(kit: DrillKit) -> dict[str, Any]:
                 codes = await asyncio.gather(*(stack.call(clip, number, work)
                                                for number, clip in plan.items()))  # fmt: skip
                 await stack.settle()
-                outcome = result("disk-full", stack, dict(zip(plan, codes, strict=True)))
+                outcome = await result("disk-full", stack, dict(zip(plan, codes, strict=True)))
                 wavs = [str(p) for p in recordings.rglob("*.wav")]
                 records = list((data / "calls").rglob("*.json"))
                 errors = [line for line in logs.lines if "ENOSPC" in line]
