@@ -291,8 +291,9 @@ async def drill_controller_kill(kit: DrillKit) -> dict[str, Any]:
         second: ControllerProcess | None = None
         try:
             async def utterance_journaled() -> str:
-                for key in await redis.keys("hotline:call:*"):
-                    for _, fields in await redis.xrange(key):
+                client: Any = redis
+                for key in await client.keys("hotline:call:*"):
+                    for _, fields in await client.xrange(key):
                         if fields.get(b"kind") == b"utterance":
                             return str(key.decode()).split(":", 2)[2]
                 return ""
@@ -354,8 +355,10 @@ def _ticket_for(service: Any, call_id: str) -> Any:
 
 
 def _last_error(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1][:200] if lines else ""
+    """sipp's error log: timestamped messages, not always one per line; the messages."""
+    parts = re.split(r"\d{4}-\d\d-\d\d\t[\d:.]+\t[\d.]+: ", text)
+    messages = [re.sub(r"Call-Id: \S+, ", "", p.strip())[:90] for p in parts if p.strip()]
+    return " | ".join(messages[-2:])
 
 
 # ---- Redis restarted while calls run --------------------------------------------------
@@ -477,7 +480,7 @@ class ReplayAsterisk:
 
 def _load_replies(path: Path) -> dict[str, str]:
     replies: dict[str, str] = {}
-    current, lines = "", []
+    current, lines = "", list[str]()
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.startswith("#"):
             continue

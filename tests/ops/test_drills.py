@@ -1,0 +1,138 @@
+"""Fault drills over real SIP: sipp callers, the real controller, bot and Whisper, a real
+redis-server (AOF) and SQLite store; one speech engine loaded for all (ops/drills.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hotline.settings import Settings
+from ops.drills import DrillKit, dialplan_fallback, garbage_rtp, run_drill
+
+REPO = Path(__file__).resolve().parents[2]
+AUDIO = REPO.parent / "shared" / "audio" / "calls-dev"
+KB = REPO.parent / "shared" / "eval" / "kb.yaml"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed (sip-tester)"),
+    pytest.mark.skipif(not (AUDIO / "transcripts.tsv").is_file(),
+                       reason="../shared/audio/calls-dev (recorded callers) not available"),
+]
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DrillKit]:
+    work = tmp_path_factory.mktemp("drills")
+    settings = Settings.model_validate({"data_dir": str(work / "var")})
+    loaded = DrillKit.load(settings, work, AUDIO, KB if KB.is_file() else None)
+    yield loaded
+    loaded.close()
+
+
+def drill(name: str, kit: DrillKit) -> dict[str, Any]:
+    result = asyncio.run(asyncio.wait_for(run_drill(name, kit), 180))
+    print(json.dumps(result, ensure_ascii=False))  # shown with -s / on failure
+    return result
+
+
+def assert_nothing_lost(result: dict[str, Any]) -> None:
+    assert result["failed"] == 0, result
+    assert result["lost"] == 0 and result["tickets_found"] == result["tickets_expected"], result
+    assert not result["crashed"], result
+
+
+def test_controller_killed_mid_call_leaves_a_ticket_and_a_dead_leg(kit: DrillKit) -> None:
+    result = drill("controller-kill", kit)
+    assert_nothing_lost(result)
+    assert result["tickets_found"] == 1 and result["recovered_ticket"]
+    # The partial transcript survived: what the caller said before the kill.
+    assert result["caller_words_kept"] and any(w for w in result["caller_words_kept"])
+    assert result["journal_left_active"] == 0  # claimed once, never filed twice
+    leg = result["caller_leg"]
+    assert leg["sipp_exit"] != 0 and not leg["bye_answered"]  # nobody answers the BYE
+    assert "BYE" in leg["sipp_error"] or "timeout" in leg["sipp_error"]
+    # Asterisk would queue the caller for a person (HOTLINE_DONE never set).
+    assert result["dialplan_fallback"] == "Goto(hotline-queues,hotline-general,1)"
+
+
+def test_redis_restart_loses_no_ticket(kit: DrillKit) -> None:
+    result = drill("redis-restart", kit)
+    assert_nothing_lost(result)
+    assert result["tickets_expected"] == 3
+    assert result["outage_s"] >= 9
+    # A ticket made during the outage is in SQL and reconcile put it back in the queue.
+    assert result["requeued_by_reconcile"] >= 1
+    assert result["tickets_not_in_queue"] == [] and result["tickets_in_queue"] == 3
+    assert result["journal_failures"] >= 1
+    # Calls that ended while Redis was away closed their journal once it was back.
+    assert result["journal_left_active"] == 0
+
+
+def test_ami_drop_reconnects_and_resyncs_seats(kit: DrillKit) -> None:
+    result = drill("ami-drop", kit)
+    assert_nothing_lost(result)
+    assert result["logins"] == 2 and result["queue_status_requests"] == 2
+    # The seat logged off while AMI was down: only the resync can know it.
+    assert result["seats_before"] and not result["seats_after_resync"]
+    outage = result["outage_call"]
+    assert outage["outcome"] == "transfer" and outage["ticket"]
+    assert outage["hangup_by"] == "bot" and not outage["marked_done"]  # dialplan -> people
+
+
+def test_sip_flood_and_garbage_rtp_leave_the_call_alone(kit: DrillKit) -> None:
+    result = drill("sip-flood", kit)
+    assert_nothing_lost(result)
+    assert result["sip_garbage_sent"] == 10_000
+    assert result["answered_during_flood"]
+    assert result["malformed_counted"] >= 1000  # CRLF keep-alives and stray replies are not
+    assert result["rtp_foreign_dropped"] >= 1000
+    assert result["keys_heard"] == ""  # forged telephone-events pressed no key
+    assert result["outcome"] == result["expected"]
+    # Paced: at most 2 % of media ticks during the flood left more than 5 ms late.
+    assert result["late_ticks_during_flood"] <= 0.02 * result["media_ticks_during_flood"]
+
+
+def test_disk_full_for_recordings(kit: DrillKit) -> None:
+    result = drill("disk-full", kit)
+    if "skipped" in result:
+        pytest.skip(result["skipped"])
+    assert_nothing_lost(result)
+    assert result["tickets_expected"] >= 1
+    assert result["recording_failures"] >= 1
+    assert "ENOSPC" in result["error_logged"] and "ticket are unaffected" in result["error_logged"]
+    assert result["wavs_left"] == []
+    assert result["call_records_saved"] == 2
+
+
+def test_garbage_rtp_includes_forged_keys() -> None:
+    """The flood carries what could do harm: valid RTP with audio and telephone-events."""
+    import random
+
+    from ivr.rtp import parse_rtp
+
+    rng = random.Random(1)
+    types = {p.payload_type for p in (parse_rtp(garbage_rtp(rng)) for _ in range(400)) if p}
+    assert {0, 8, 101} <= types
+
+
+def test_dialplan_fallback_is_read_from_the_configuration(tmp_path: Path) -> None:
+    conf = tmp_path / "extensions.conf"
+    conf.write_text('same => n,GotoIf($["${HOTLINE_DONE}" = "1"]?done)\n'
+                    " same => n,Goto(hotline-queues,people,1)\n")  # fmt: skip
+    assert dialplan_fallback(conf) == "Goto(hotline-queues,people,1)"
+
+
+def test_drill_command_rejects_unknown_drill() -> None:
+    done = subprocess.run([sys.executable, "-m", "hotline.cli", "drill", "meteor"], cwd=REPO,
+                          env={**os.environ}, capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 2 and "invalid choice" in done.stderr
