@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from asr.base import AsrEvent, Recognizer, SpeechStarted, Transcript
 from asr.endpoint import Endpointer
+from asr.hints import corrector_for
 from hotline.settings import EndpointingSettings
 
 # Endings after which a Mandarin speaker is very likely to go on.
@@ -38,8 +39,9 @@ def looks_complete(text: str) -> bool:
 class VadRecognizer(Recognizer):
     """Template for engines: subclasses decode; this class decides when turns start and end."""
 
-    def __init__(self, endpointing: EndpointingSettings) -> None:
+    def __init__(self, endpointing: EndpointingSettings, hints: Sequence[str] = ()) -> None:
         self.endpointer = Endpointer(endpointing)
+        self._corrector = corrector_for(tuple(hints))
         self._early_end_frames = max(1, endpointing.end_silence_ms // 20)
         self._utterance: list[bytes] = []
         self._voiced_frames = 0  # frames up to and including the last voiced one
@@ -104,6 +106,7 @@ class VadRecognizer(Recognizer):
     def reset(self, hints: Sequence[str] = ()) -> None:
         self.endpointer.reset()
         self._utterance, self._voiced_frames = [], 0
+        self._corrector = corrector_for(tuple(hints))
         self._on_reset(hints)
 
     # ---- helpers for subclasses ----
@@ -117,4 +120,5 @@ class VadRecognizer(Recognizer):
         self._utterance, self._voiced_frames = [], 0
         if decoded is None or not decoded[0]:
             return []
-        return [Transcript(decoded[0], decoded[1], start, end, True, reason)]
+        text = self._corrector.correct(decoded[0])
+        return [Transcript(text, decoded[1], start, end, True, reason)]

@@ -84,7 +84,7 @@ class VoskEngine(SpeechEngine):
 
 class VoskRecognizer(VadRecognizer):
     def __init__(self, engine: VoskEngine, hints: Sequence[str]) -> None:
-        super().__init__(engine.endpointing)
+        super().__init__(engine.endpointing, hints)
         self.engine = engine
         self._hints = tuple(hints)
         self._kaldi: object | None = engine.acquire(self._hints)

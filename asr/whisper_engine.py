@@ -153,7 +153,7 @@ class WhisperRecognizer(VadRecognizer):
     """VAD-cut utterances, each decoded whole; finals only (Whisper has no partials)."""
 
     def __init__(self, engine: WhisperEngine, hints: Sequence[str], realtime: bool = True) -> None:
-        super().__init__(engine.endpointing)
+        super().__init__(engine.endpointing, hints)
         self.engine = engine
         self.realtime = realtime
         silence_ms = engine.settings.speculative_silence_ms

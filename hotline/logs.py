@@ -126,4 +126,6 @@ def configure_logging(fmt: str = "text", level: str | int = "INFO",
         lg = logging.getLogger(name)
         lg.handlers.clear()
         lg.propagate = True
+        lg.setLevel(logging.NOTSET)  # a level uvicorn set would hide records from us
+        lg.disabled = False
     return handler
