@@ -157,6 +157,7 @@ class RtpStream:
         self._ssrc = random.randint(1, 0xFFFFFFFF)
         self._talking = False
         self._last_dtmf_ts: int | None = None
+        self._last_dtmf_at = 0.0
         self._latched = not symmetric
         self.stats = StreamStats()
         self.closed = False
@@ -245,10 +246,18 @@ class RtpStream:
             self.on_audio(_DECODERS[packet.payload_type](packet.payload))
 
     def _telephone_event(self, packet: RtpPacket) -> None:
-        """RFC 2833/4733: one event is many packets with one timestamp; report it once."""
+        """RFC 2833/4733: one event is many packets with one timestamp; report it once.
+
+        A key press sends its packets (and the end's retransmissions) within its duration,
+        50 ms apart; the same timestamp after a second of quiet is a new press from a peer
+        that replays recorded events (an IVR tester, sipp's pcap play).
+        """
         if len(packet.payload) < 4 or packet.payload[0] >= len(DTMF_KEYS):
             return
-        if packet.timestamp == self._last_dtmf_ts:
+        now = time.monotonic()
+        same_event = packet.timestamp == self._last_dtmf_ts and now - self._last_dtmf_at < 1.0
+        self._last_dtmf_at = now
+        if same_event:
             return
         self._last_dtmf_ts = packet.timestamp
         key = DTMF_KEYS[packet.payload[0]]
