@@ -134,6 +134,10 @@ class IvrSettings(BaseModel):
     satisfaction_survey: bool = True
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="write-ahead call journal")
     recordings: bool = True
+    drain_s: float = Field(
+        30.0, ge=0, le=3600,
+        description="on SIGTERM: live calls get this long, then go to the human queue",
+    )
 
 
 class TicketsSettings(BaseModel):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import json
 import logging
 import shutil
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +90,55 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _redis_for(settings: Any) -> Iterator[str]:
+    """The tickets' Redis, or a private embedded one when allowed and none answers."""
+    from hotline.cli import CommandError
+    from tickets.redis_embedded import EmbeddedRedis, EmbeddedRedisError, reachable
+
+    cfg = settings.tickets
+    if cfg.embedded_redis == "never" or (
+        cfg.embedded_redis == "auto" and reachable(cfg.redis_url)
+    ):
+        yield cfg.redis_url
+        return
+    try:
+        with EmbeddedRedis(settings.data_dir / "redis") as server:
+            logging.getLogger("hotline").warning("using embedded Redis at %s", server.url)
+            yield server.url
+    except EmbeddedRedisError as exc:
+        raise CommandError(str(exc)) from exc
+
+
+class _Signals:
+    """SIGTERM/SIGINT: the first starts a graceful shutdown, the second cuts the drain short."""
+
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+        self.now = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._received, sig)
+
+    def _received(self, sig: int) -> None:
+        log = logging.getLogger("hotline")
+        if self.stop.is_set():
+            log.warning("%s again: handing live calls over now", signal.Signals(sig).name)
+            self.now.set()
+        else:
+            log.info("%s: shutting down", signal.Signals(sig).name)
+            self.stop.set()
+
+
 async def _serve(settings: Any, engine_name: str | None) -> None:
+    signals = _Signals()  # before the slow start: a stop while loading the model is clean too
+    with contextlib.ExitStack() as resources:
+        redis_url = resources.enter_context(_redis_for(settings))
+        await _answer_calls(settings, engine_name, redis_url, signals, resources)
+
+
+async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: str,
+                        signals: _Signals, resources: contextlib.ExitStack) -> None:  # fmt: skip
     import socket
 
     import redis.asyncio as aioredis
@@ -96,7 +146,7 @@ async def _serve(settings: Any, engine_name: str | None) -> None:
     from bot.brain import BrainCache
     from ivr.ami import AmiClient
     from ivr.controller import Controller
-    from ivr.journal import heartbeat, recover_orphans
+    from ivr.journal import heartbeat
     from ivr.prompts import PromptLibrary
     from ivr.wiring import (
         LiveBrain,
@@ -111,42 +161,70 @@ async def _serve(settings: Any, engine_name: str | None) -> None:
     log = logging.getLogger("hotline")
     cache = await asyncio.to_thread(BrainCache, bot_paths(settings))
     engine = await asyncio.to_thread(load_speech, settings, engine_name)
+    resources.callback(engine.close)
     prompts = PromptLibrary.from_settings(settings.ivr, settings.data_dir)
     count = await asyncio.to_thread(prerender, prompts, cache.current())
     log.info("%d prompts ready; speech engine %s", count, engine.name)
-    redis = aioredis.from_url(settings.ivr.redis_url) if settings.ivr.redis_url else None
-    service = ticket_service(settings)
-    tickets = ServiceSink(service) if service is not None else None
-    if tickets is None:
-        log.warning("no ticket service in this installation: tickets stay in the call journal")
+    # The journal shares the tickets' Redis when both name the same server (an embedded
+    # one replaces it for both).
+    journal_url = settings.ivr.redis_url
+    if journal_url and journal_url == settings.tickets.redis_url:
+        journal_url = tickets_redis
+    redis = aioredis.from_url(journal_url) if journal_url else None
+    service = await asyncio.to_thread(ticket_service, settings, tickets_redis)
+    resources.callback(service.store.dispose)
+    tickets = ServiceSink(service)
     ami = None
     if settings.ami.url:
         ami = AmiClient(settings.ami.url, settings.ami.queue_context, settings.ami.callback_context,
                         settings.ami.callback_caller_id, settings.ami.ping_interval_s,
                         settings.ami.reconnect_max_s)  # fmt: skip
-        if tickets is not None:
-            ami.on_screen_pop = tickets.screen_pop
+        ami.on_screen_pop = tickets.screen_pop
         await ami.start()
     deps = build_deps(settings, LiveBrain(cache, prompts), engine, prompts, tickets=tickets,
                       switchboard=ami, redis=redis, node=socket.gethostname())  # fmt: skip
     controller = Controller(settings.sip, deps)
-    await controller.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     background: list[asyncio.Task[Any]] = []
-    if redis is not None:
-        background.append(
-            asyncio.create_task(heartbeat(redis, lambda: list(controller.sessions), deps.node))
-        )
-        if tickets is not None:
-            await recover_orphans(redis, lambda d: tickets.intake(d, "general"))
-    log.info("answering on %s:%s", settings.sip.bind_host, settings.sip.bind_port)
-    await stop.wait()
-    for task in background:
-        task.cancel()
-    await controller.stop()
-    if ami is not None:
-        await ami.stop()
-    engine.close()
+    try:
+        if signals.stop.is_set():
+            return
+        try:
+            await controller.start()
+        except OSError as exc:
+            from hotline.cli import CommandError
+
+            sip = settings.sip
+            raise CommandError(f"cannot take SIP on {sip.bind_host}:{sip.bind_port}: "
+                               f"{exc.strerror or exc}") from exc  # fmt: skip
+        if redis is not None:
+            background.append(
+                asyncio.create_task(heartbeat(redis, lambda: list(controller.sessions), deps.node))
+            )
+            background.append(asyncio.create_task(
+                _recover_orphans_forever(redis, lambda d: tickets.intake(d, "general"))
+            ))  # fmt: skip
+        log.info("answering on %s:%s", settings.sip.bind_host, settings.sip.bind_port)
+        await signals.stop.wait()
+        await controller.shutdown(settings.ivr.drain_s, signals.now)
+        log.info("stopped after %d calls", len(controller.records))
+    finally:
+        for task in background:
+            task.cancel()
+        if ami is not None:
+            await ami.stop()
+        if redis is not None:
+            await redis.aclose()
+
+
+async def _recover_orphans_forever(redis: Any, intake: Any, every_s: float = 30.0) -> None:
+    """File tickets for calls a dead peer controller left behind: at start, then every
+    ``every_s`` (a peer may die while this one runs)."""
+    from ivr.journal import recover_orphans
+
+    log = logging.getLogger("hotline")
+    while True:
+        try:
+            await recover_orphans(redis, intake)
+        except Exception as exc:  # Redis or the ticket store down: try again later
+            log.error("orphaned call recovery failed: %s", exc)
+        await asyncio.sleep(every_s)

@@ -421,6 +421,17 @@ class CallSession:
         self._line("bot", text)
         return await self._play(prompt, barge_in)
 
+    def hand_over(self) -> None:
+        """The controller is shutting down: end our leg unmarked, so the dialplan takes the
+        caller to the human queue (what a crash does); the bot files what it took down."""
+        if self._hung_up or self.call.ended.is_set():
+            return
+        log.warning("call %s handed over: controller shutting down", self.call.call_id)
+        self.record.outcome = self.record.outcome or "handover"
+        self._hung_up = True
+        self.journal.write("handover", {"reason": "shutdown"})
+        self.call.hangup()
+
     async def _hangup(self, mark_done: bool = True) -> None:
         if self._hung_up:
             return
