@@ -27,6 +27,9 @@ def register(commands: Any, bench: Any) -> None:
     calls.add_argument("--audio", type=Path, help="clips + transcripts.tsv "
                        "(default ../shared/audio/calls-dev/)")  # fmt: skip
     calls.add_argument("--kb", type=Path, help="knowledge base (default ../shared/eval/kb.yaml)")
+    calls.add_argument("--seed", type=int, default=12345, help="seed of the Poisson arrivals")
+    calls.add_argument("--details", action="store_true",
+                       help="add per-call rows: clip, expected, outcome, what was heard")
     calls.add_argument("--json", action="store_true", help="print JSON (the default output)")
     calls.set_defaults(handler=cmd_bench_calls)
     prompts = commands.add_parser("prompts", help="render the prompt cache ahead of calls")
@@ -48,10 +51,11 @@ def cmd_bench_calls(args: argparse.Namespace) -> int:
     try:
         result = asyncio.run(run_calls(concurrency=args.concurrency, calls=args.calls,
                                        engine_name=args.engine, audio=audio, kb=kb,
-                                       settings=settings))  # fmt: skip
+                                       settings=settings, seed=args.seed,
+                                       details=args.details))  # fmt: skip
     except BenchError as exc:
         raise CommandError(str(exc)) from exc
-    print(json.dumps(result))
+    print(json.dumps(result, ensure_ascii=False))
     return 0
 
 
