@@ -166,10 +166,14 @@ def _decision_label(decision: Decision, ticket: TicketDraft | None, answers: dic
                 return "human"
             if action.prompt is None and action.text in answers:
                 return f"kb:{answers[action.text]}"
-    state = decision.state
-    if (state.startswith("ask:") or state == "readback") and ticket is not None:
+    # Taking a work order down (asking for an element, the caller's name or number, reading
+    # it back): the request was understood as the ticket's type.
+    if ticket is not None and decision.state not in _NOT_TAKING_DOWN:
         return ticket.type.value
     return "unknown"
+
+
+_NOT_TAKING_DOWN = {"", "main", "answered", "rephrase", "submenu", "ended"}
 
 
 def _percentile(values: list[float], q: int) -> float | None:
