@@ -14,8 +14,10 @@ Measures
 - reply_latency_ms: end of the caller's speech -> first RTP packet of the bot's reply.
   The end of speech is the arrival of the caller's first packet plus where the clip's
   speech ends by energy (independent of the VAD under test); the reply's first packet
-  is the first talkspurt the media clock sends after that moment. A call whose reply
-  does not start within REPLY_WAIT_MS counts as failed.
+  is the first talkspurt the media clock sends after that moment. A reply that starts
+  before that moment (the turn ended at a pause, the bot answered what it heard) counts
+  as 0 ms and in replies_before_speech_end. A call without a reply before the caller
+  hangs up (REPLY_WAIT_MS after the clip) counts as failed.
 - asr_final_ms: end of speech -> the recogniser's final transcript reaching the bot (turn
   end detection + decode; the rest of the reply latency is the bot and the clock).
 - cpu_per_call_pct: the controller process's CPU time over the summed call durations
@@ -410,7 +412,7 @@ def _summary(
     asr_ms: list[float] = []
     per_call: list[dict[str, Any]] = []
     call_seconds = 0.0
-    failed = correct = 0
+    failed = correct = early = 0
     for number, clip in numbers.items():
         record = records.get(number)
         recorder = recorders.get(number)
@@ -426,15 +428,21 @@ def _summary(
         reply = None
         if stats is not None and stats.first_in_at:
             speech_end = stats.first_in_at + clip.speech_end_s
-            reply = next((t for t in stats.audio_out_times if t > speech_end), None)
-            if reply is not None:
-                reply_ms.append((reply - speech_end) * 1000)
-                row["reply_ms"] = round((reply - speech_end) * 1000)
             heard = recorder.utterances() if recorder is not None else []
-            final = next((at for at, _ in heard if at > speech_end - clip.speech_end_s), None)
+            final = next((at for at, _ in heard if at > stats.first_in_at), None)
             if final is not None:
                 asr_ms.append((final - speech_end) * 1000)
                 row["asr_final_ms"] = round((final - speech_end) * 1000)
+            # The reply: the first talkspurt after the caller's speech ended, or after the
+            # recogniser's final when that came first (the turn ended at a pause before
+            # the clip's energy end; the bot answered what it heard: 0 ms, counted early).
+            after = min(speech_end, final) if final is not None else speech_end
+            reply = next((t for t in stats.audio_out_times if t > after), None)
+            if reply is not None:
+                latency = max(0.0, reply - speech_end) * 1000
+                reply_ms.append(latency)
+                row["reply_ms"] = round(latency)
+                early += reply < speech_end
         if reply is None:
             failed += 1  # the caller spoke and never heard the bot answer
             row["failed"] = "no reply"
@@ -453,6 +461,7 @@ def _summary(
         "reply_latency_ms_p95": _percentile(reply_ms, 95),
         "asr_final_ms_p50": _percentile(asr_ms, 50),
         "asr_final_ms_p95": _percentile(asr_ms, 95),
+        "replies_before_speech_end": early,
         "cpu_per_call_pct": round(100 * cpu_s / call_seconds, 1) if call_seconds else None,
         "rss_mb_per_call": round(max(0.0, rss_growth_mb) / concurrency, 1),
         "audio_underruns": late_ticks,
