@@ -60,4 +60,8 @@ def _is_user_error(exc: Exception) -> bool:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # ``python -m hotline.cli``: run the importable module's main, so CommandError raised by
+    # other packages (``from hotline.cli import CommandError``) is the class caught here.
+    from hotline.cli import main as _main
+
+    sys.exit(_main())

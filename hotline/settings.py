@@ -154,6 +154,10 @@ class IvrSettings(BaseModel):
         30.0, gt=0, le=3600, description="a journal silent this long belongs to a dead controller"
     )
     orphan_scan_s: float = Field(60.0, gt=0, le=3600, description="orphan recovery interval")
+    drain_s: float = Field(
+        30.0, ge=0, le=3600,
+        description="on SIGTERM: live calls get this long, then go to the human queue",
+    )
 
 
 class TicketsSettings(BaseModel):

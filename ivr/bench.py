@@ -4,18 +4,29 @@ Each call: sipp dials, waits for the greeting, speaks one clip of ``--audio`` (G
 A-law RTP), waits for the bot's reply and hangs up (or takes the bot's BYE when it
 transfers or says goodbye). The controller runs the real bot, recogniser and prompts.
 
+Arrivals: calls arrive as a Poisson process (exponential gaps, seeded) at the rate that
+keeps ``--concurrency`` calls up on average (Little's law: rate = concurrency / mean call
+length), as callers ring a hotline independently; no cap is put on calls up at once.
+The JSON's ``arrival`` gives the model, the rate and the concurrency seen.
+
 Measures
 - answer_ms: INVITE received -> 200 OK sent (the controller's SIP layer).
 - reply_latency_ms: end of the caller's speech -> first RTP packet of the bot's reply.
   The end of speech is the arrival of the caller's first packet plus where the clip's
   speech ends by energy (independent of the VAD under test); the reply's first packet
-  is the first talkspurt the media clock sends after that moment.
+  is the first talkspurt the media clock sends after that moment. A reply that starts
+  before that moment (the turn ended at a pause, the bot answered what it heard) counts
+  as 0 ms and in replies_before_speech_end. A call without a reply before the caller
+  hangs up (REPLY_WAIT_MS after the clip) counts as failed.
+- asr_final_ms: end of speech -> the recogniser's final transcript reaching the bot (turn
+  end detection + decode; the rest of the reply latency is the bot and the clock).
 - cpu_per_call_pct: the controller process's CPU time over the summed call durations
   (100 = one core busy per call); sipp runs in other processes and is not counted.
 - rss_mb_per_call: peak resident memory during the run minus the memory before the
   first call (models loaded), divided by the concurrency.
 - audio_underruns: 20 ms media-clock ticks that went out more than 5 ms late while a
-  call was up (every stream's packet of that tick was late).
+  call was up (every stream's packet of that tick was late); audio_late_max_ms: the
+  latest tick; clock_scheduling: the CPU priority the clock thread got.
 - correct: share of calls whose outcome (answer id, ticket type, transfer to a person,
   emergency, abuse warning, "not understood") matches the clip's label.
 """
@@ -25,9 +36,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import random
 import socket
 import statistics
 import tempfile
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -46,7 +59,7 @@ from ivr.sip import IncomingCall
 from ivr.wiring import build_deps, load_brain, load_speech, prerender
 from tickets.draft import RequestType, TicketDraft
 
-REPLY_WAIT_MS = 4000  # after the clip: time for the bot's reply to start
+REPLY_WAIT_MS = 10000  # after the clip: time for the bot's reply to start
 GREETING_GAP_MS = 300  # the caller starts speaking this long after the greeting ends
 SIPP_SLACK_S = 30.0
 LINE_S = 3.0  # the caller's line keeps carrying (silent) RTP after the clip
@@ -116,11 +129,17 @@ class DialogueRecorder:
 
     inner: Any
     turns: list[tuple[Event, Decision, TicketDraft | None]] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)  # monotonic, one per turn
 
     def handle(self, event: Event) -> Decision:
+        self.times.append(time.monotonic())
         decision: Decision = self.inner.handle(event)
         self.turns.append((event, decision, getattr(self.inner, "ticket", None)))
         return decision
+
+    def utterances(self) -> list[tuple[float, str]]:
+        return [(at, event.text) for at, (event, _, _) in zip(self.times, self.turns, strict=True)
+                if isinstance(event, Utterance)]  # fmt: skip
 
 
 def outcome_label(recorder: DialogueRecorder, answers: dict[str, str]) -> str:
@@ -149,10 +168,14 @@ def _decision_label(decision: Decision, ticket: TicketDraft | None, answers: dic
                 return "human"
             if action.prompt is None and action.text in answers:
                 return f"kb:{answers[action.text]}"
-    state = decision.state
-    if (state.startswith("ask:") or state == "readback") and ticket is not None:
+    # Taking a work order down (asking for an element, the caller's name or number, reading
+    # it back): the request was understood as the ticket's type.
+    if ticket is not None and decision.state not in _NOT_TAKING_DOWN:
         return ticket.type.value
     return "unknown"
+
+
+_NOT_TAKING_DOWN = {"", "main", "answered", "rephrase", "submenu", "ended"}
 
 
 def _percentile(values: list[float], q: int) -> float | None:
@@ -211,8 +234,36 @@ def _warm_up(engine: Any, clip: CallClip, brain: Brain) -> None:
     recognizer.close()
 
 
+@dataclass(frozen=True)
+class Arrivals:
+    """Poisson call arrivals that keep ``concurrency`` calls up on average."""
+
+    concurrency: int
+    mean_hold_s: float
+    seed: int
+
+    @property
+    def rate_per_s(self) -> float:
+        return self.concurrency / self.mean_hold_s
+
+    def offsets(self, calls: int) -> list[float]:
+        """Start time of each call, seconds from the first."""
+        rng = random.Random(self.seed)
+        at, out = 0.0, []
+        for _ in range(calls):
+            out.append(at)
+            at += rng.expovariate(self.rate_per_s)
+        return out
+
+
+def hold_s(clip: CallClip, greeting_s: float) -> float:
+    """How long a caller stays on the line: greeting, clip, then the wait for the reply."""
+    return greeting_s + GREETING_GAP_MS / 1000 + clip.seconds + REPLY_WAIT_MS / 1000
+
+
 async def run_calls(
     *, concurrency: int, calls: int, engine_name: str, audio: Path, kb: Path, settings: Any,
+    seed: int = 12345, details: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     from hotline.settings import SipSettings
 
@@ -232,17 +283,42 @@ async def run_calls(
         await asyncio.to_thread(_warm_up, engine, clips[0], brain)
         greeting = await asyncio.to_thread(prompts.get, brain.prompts.text("greeting"), "greeting")
         answers = {entry.answer: entry.id for entry in brain.kb}
+        numbers = {f"1390{i:07d}": clips[i % len(clips)] for i in range(calls)}
+        mean_hold = statistics.fmean(hold_s(c, greeting.seconds) for c in numbers.values())
+        arrivals = Arrivals(concurrency, mean_hold, seed)
         try:
-            return await _drive(concurrency, calls, clips, brain, engine, prompts, settings,
-                                work, greeting.seconds, answers, SipSettings)  # fmt: skip
+            return await _drive(arrivals, numbers, brain, engine, prompts, settings, work,
+                                greeting.seconds, answers, SipSettings, details)  # fmt: skip
         finally:
             engine.close()
 
 
+class Concurrency:
+    """Calls up at once, sampled as calls start and end."""
+
+    def __init__(self) -> None:
+        self.up = 0
+        self.peak = 0
+        self._area = 0.0
+        self._since = time.monotonic()
+        self._first = self._since
+
+    def change(self, delta: int) -> None:
+        now = time.monotonic()
+        self._area += self.up * (now - self._since)
+        self._since = now
+        self.up += delta
+        self.peak = max(self.peak, self.up)
+
+    def mean(self) -> float:
+        span = self._since - self._first
+        return round(self._area / span, 1) if span > 0 else 0.0
+
+
 async def _drive(
-    concurrency: int, calls: int, clips: list[CallClip], brain: Brain, engine: Any,
+    arrivals: Arrivals, numbers: dict[str, CallClip], brain: Brain, engine: Any,
     prompts: PromptLibrary, settings: Any, work: Path, greeting_s: float,
-    answers: dict[str, str], sip_settings: Any,
+    answers: dict[str, str], sip_settings: Any, details: bool,
 ) -> dict[str, Any]:  # fmt: skip
     collector = DraftCollector()
     recorders: dict[str, DialogueRecorder] = {}
@@ -254,54 +330,56 @@ async def _drive(
         return recorders[call.caller]
 
     deps.new_dialogue = new_dialogue
+    # Poisson arrivals can bunch up: room for three times the mean.
+    room = 3 * arrivals.concurrency + 4
     port = free_udp_port()
-    low = 40000 + (port % 200) * 50
+    low = 40000 + (port % 100) * 100
     sip = sip_settings(bind_host="127.0.0.1", bind_port=port, rtp_port_low=low,
-                       rtp_port_high=low + max(49, 2 * concurrency + 8),
-                       max_calls=concurrency + 4)  # fmt: skip
+                       rtp_port_high=low + 2 * room + 8, max_calls=room)  # fmt: skip
     controller = Controller(sip, deps)
     await controller.start()
     assert controller.clock is not None
     proc = psutil.Process()
-    slots = PortSlots(concurrency)
-    numbers = {f"1390{i:07d}": clips[i % len(clips)] for i in range(calls)}
+    slots = PortSlots(room)
     results: dict[str, int] = {}
+    up = Concurrency()
     peak = [proc.memory_info().rss]
     rss_before = peak[0]
     stop = asyncio.Event()
     sampler = asyncio.create_task(_rss_sampler(proc, peak, stop))
     late_before = controller.clock.stats.late_ticks
     cpu_before = sum(proc.cpu_times()[:2])
-    gate = asyncio.Semaphore(concurrency)
 
-    async def one_call(number: str, clip: CallClip) -> None:
-        async with gate:
-            slot = slots.free.pop()
-            try:
-                caller = Caller(slots.media_port(slot), caller=number)
-                caller.wait(int(greeting_s * 1000) + GREETING_GAP_MS).speak(clip.raw)
-                caller.hang_up_unless_bye(int(clip.seconds * 1000) + REPLY_WAIT_MS)
-                timeout = greeting_s + clip.seconds + REPLY_WAIT_MS / 1000 + SIPP_SLACK_S
-                cmd = sipp_command(caller.scenario(), ("127.0.0.1", port), work,
-                                   timeout_s=timeout, local_port=free_udp_port(),
-                                   media_port=caller.media_port, name=number)  # fmt: skip
-                sipp = await asyncio.create_subprocess_exec(
-                    *cmd, cwd=work, stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-                )  # fmt: skip
-                results[number] = await sipp.wait()
-            finally:
-                slots.free.append(slot)
+    async def one_call(number: str, clip: CallClip, start_at: float) -> None:
+        await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+        slot = slots.free.pop()
+        up.change(+1)
+        try:
+            caller = Caller(slots.media_port(slot), caller=number)
+            caller.wait(int(greeting_s * 1000) + GREETING_GAP_MS).speak(clip.raw)
+            caller.hang_up_unless_bye(int(clip.seconds * 1000) + REPLY_WAIT_MS)
+            timeout = hold_s(clip, greeting_s) + SIPP_SLACK_S
+            cmd = sipp_command(caller.scenario(), ("127.0.0.1", port), work,
+                               timeout_s=timeout, local_port=free_udp_port(),
+                               media_port=caller.media_port, name=number)  # fmt: skip
+            sipp = await asyncio.create_subprocess_exec(
+                *cmd, cwd=work, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            results[number] = await sipp.wait()
+        finally:
+            up.change(-1)
+            slots.free.append(slot)
 
     try:
-        tasks = []
-        for i, (number, clip) in enumerate(numbers.items()):
-            tasks.append(asyncio.create_task(one_call(number, clip)))
-            if i < concurrency:
-                await asyncio.sleep(0.05)  # sipp start-up staggered, as calls arrive
-        await asyncio.gather(*tasks)
+        begin = time.monotonic() + 0.2
+        offsets = arrivals.offsets(len(numbers))
+        await asyncio.gather(*(
+            one_call(number, clip, begin + offset)
+            for (number, clip), offset in zip(numbers.items(), offsets, strict=True)
+        ))  # fmt: skip
         for _ in range(100):  # sessions finish their records after the BYE
-            if len(controller.records) >= calls or not controller.sessions:
+            if len(controller.records) >= len(numbers) or not controller.sessions:
                 break
             await asyncio.sleep(0.1)
     finally:
@@ -310,24 +388,39 @@ async def _drive(
         stop.set()
         await sampler
         await controller.stop()
-    return _summary(controller, numbers, results, recorders, answers, concurrency, cpu,
-                    late, (peak[0] - rss_before) / 2**20)  # fmt: skip
+    summary = _summary(controller, numbers, results, recorders, answers, arrivals.concurrency,
+                       cpu, late, (peak[0] - rss_before) / 2**20, details)  # fmt: skip
+    summary["audio_late_max_ms"] = round(controller.clock.stats.max_late_ms, 1)
+    summary["clock_scheduling"] = controller.clock.stats.scheduling
+    summary["arrival"] = {
+        "model": "poisson", "rate_per_s": round(arrivals.rate_per_s, 3),
+        "mean_hold_s": round(arrivals.mean_hold_s, 1), "seed": arrivals.seed,
+        "span_s": round(offsets[-1], 1), "concurrent_mean": up.mean(),
+        "concurrent_peak": up.peak,
+    }  # fmt: skip
+    return summary
 
 
 def _summary(
     controller: Controller, numbers: dict[str, CallClip], results: dict[str, int],
     recorders: dict[str, DialogueRecorder], answers: dict[str, str], concurrency: int,
-    cpu_s: float, late_ticks: int, rss_growth_mb: float,
+    cpu_s: float, late_ticks: int, rss_growth_mb: float, details: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     records = {r.caller: r for r in controller.records}
     answer_ms: list[float] = []
     reply_ms: list[float] = []
+    asr_ms: list[float] = []
+    per_call: list[dict[str, Any]] = []
     call_seconds = 0.0
-    failed = correct = 0
+    failed = correct = early = 0
     for number, clip in numbers.items():
         record = records.get(number)
+        recorder = recorders.get(number)
+        row: dict[str, Any] = {"clip": clip.name, "expected": clip.expected}
+        per_call.append(row)
         if record is None or results.get(number) != 0 or record.outcome == "error":
             failed += 1
+            row["failed"] = "sipp" if results.get(number) else "no record"
             continue
         answer_ms.append(record.answered_ms)
         call_seconds += _duration_s(record)
@@ -335,15 +428,30 @@ def _summary(
         reply = None
         if stats is not None and stats.first_in_at:
             speech_end = stats.first_in_at + clip.speech_end_s
-            reply = next((t for t in stats.audio_out_times if t > speech_end), None)
+            heard = recorder.utterances() if recorder is not None else []
+            final = next((at for at, _ in heard if at > stats.first_in_at), None)
+            if final is not None:
+                asr_ms.append((final - speech_end) * 1000)
+                row["asr_final_ms"] = round((final - speech_end) * 1000)
+            # The reply: the first talkspurt after the caller's speech ended, or after the
+            # recogniser's final when that came first (the turn ended at a pause before
+            # the clip's energy end; the bot answered what it heard: 0 ms, counted early).
+            after = min(speech_end, final) if final is not None else speech_end
+            reply = next((t for t in stats.audio_out_times if t > after), None)
             if reply is not None:
-                reply_ms.append((reply - speech_end) * 1000)
+                latency = max(0.0, reply - speech_end) * 1000
+                reply_ms.append(latency)
+                row["reply_ms"] = round(latency)
+                early += reply < speech_end
         if reply is None:
             failed += 1  # the caller spoke and never heard the bot answer
-        recorder = recorders.get(number)
-        if recorder is not None and outcome_label(recorder, answers) == clip.expected:
+            row["failed"] = "no reply"
+        outcome = outcome_label(recorder, answers) if recorder is not None else "unknown"
+        row["outcome"] = outcome
+        row["heard"] = [text for _, text in recorder.utterances()] if recorder else []
+        if outcome == clip.expected:
             correct += 1
-    return {
+    summary: dict[str, Any] = {
         "calls": len(numbers),
         "failed": failed,
         "concurrency": concurrency,
@@ -351,8 +459,14 @@ def _summary(
         "answer_ms_p95": _percentile(answer_ms, 95),
         "reply_latency_ms_p50": _percentile(reply_ms, 50),
         "reply_latency_ms_p95": _percentile(reply_ms, 95),
+        "asr_final_ms_p50": _percentile(asr_ms, 50),
+        "asr_final_ms_p95": _percentile(asr_ms, 95),
+        "replies_before_speech_end": early,
         "cpu_per_call_pct": round(100 * cpu_s / call_seconds, 1) if call_seconds else None,
         "rss_mb_per_call": round(max(0.0, rss_growth_mb) / concurrency, 1),
         "audio_underruns": late_ticks,
         "correct": round(correct / len(numbers), 4),
     }
+    if details:
+        summary["details"] = per_call
+    return summary

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import json
 import logging
 import shutil
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,9 @@ def register(commands: Any, bench: Any) -> None:
     calls.add_argument("--audio", type=Path, help="clips + transcripts.tsv "
                        "(default ../shared/audio/calls-dev/)")  # fmt: skip
     calls.add_argument("--kb", type=Path, help="knowledge base (default ../shared/eval/kb.yaml)")
+    calls.add_argument("--seed", type=int, default=12345, help="seed of the Poisson arrivals")
+    calls.add_argument("--details", action="store_true",
+                       help="add per-call rows: clip, expected, outcome, what was heard")
     calls.add_argument("--json", action="store_true", help="print JSON (the default output)")
     calls.set_defaults(handler=cmd_bench_calls)
     prompts = commands.add_parser("prompts", help="render the prompt cache ahead of calls")
@@ -46,10 +51,11 @@ def cmd_bench_calls(args: argparse.Namespace) -> int:
     try:
         result = asyncio.run(run_calls(concurrency=args.concurrency, calls=args.calls,
                                        engine_name=args.engine, audio=audio, kb=kb,
-                                       settings=settings))  # fmt: skip
+                                       settings=settings, seed=args.seed,
+                                       details=args.details))  # fmt: skip
     except BenchError as exc:
         raise CommandError(str(exc)) from exc
-    print(json.dumps(result))
+    print(json.dumps(result, ensure_ascii=False))
     return 0
 
 
@@ -87,7 +93,55 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _redis_for(settings: Any) -> Iterator[str]:
+    """The tickets' Redis, or a private embedded one when allowed and none answers."""
+    from hotline.cli import CommandError
+    from tickets.redis_embedded import EmbeddedRedis, EmbeddedRedisError, reachable
+
+    cfg = settings.tickets
+    if cfg.embedded_redis == "never" or (
+        cfg.embedded_redis == "auto" and reachable(cfg.redis_url)
+    ):
+        yield cfg.redis_url
+        return
+    try:
+        with EmbeddedRedis(settings.data_dir / "redis") as server:
+            logging.getLogger("hotline").warning("using embedded Redis at %s", server.url)
+            yield server.url
+    except EmbeddedRedisError as exc:
+        raise CommandError(str(exc)) from exc
+
+
+class _Signals:
+    """SIGTERM/SIGINT: the first starts a graceful shutdown, the second cuts the drain short."""
+
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+        self.now = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._received, sig)
+
+    def _received(self, sig: int) -> None:
+        log = logging.getLogger("hotline")
+        if self.stop.is_set():
+            log.warning("%s again: handing live calls over now", signal.Signals(sig).name)
+            self.now.set()
+        else:
+            log.info("%s: shutting down", signal.Signals(sig).name)
+            self.stop.set()
+
+
 async def _serve(settings: Any, engine_name: str | None) -> None:
+    signals = _Signals()  # before the slow start: a stop while loading the model is clean too
+    with contextlib.ExitStack() as resources:
+        redis_url = resources.enter_context(_redis_for(settings))
+        await _answer_calls(settings, engine_name, redis_url, signals, resources)
+
+
+async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: str,
+                        signals: _Signals, resources: contextlib.ExitStack) -> None:  # fmt: skip
     import socket
 
     import redis.asyncio as aioredis
@@ -112,9 +166,10 @@ async def _serve(settings: Any, engine_name: str | None) -> None:
     obs = settings.observability
     if obs.metrics_port:
         start_metrics_server(obs.metrics_host, obs.metrics_port)
-    service = ticket_service(settings)
+    service = await asyncio.to_thread(ticket_service, settings, tickets_redis)
+    resources.callback(service.store.dispose)
     watcher = None
-    if service is not None and settings.bot.managed_config:
+    if settings.bot.managed_config:
         # Menu, KB and prompts as managers save them in the console (versioned in SQL,
         # announced on Redis): the next call gets a new version, a live call keeps its own.
         from manage.calls import record_call
@@ -123,69 +178,81 @@ async def _serve(settings: Any, engine_name: str | None) -> None:
 
         watcher = await asyncio.to_thread(
             ConfigWatcher.start_for, ConfigStore(service.store, settings), settings)
+        resources.callback(watcher.stop)
         cache = watcher.cache
     else:
         cache = await asyncio.to_thread(BrainCache, bot_paths(settings))
     engine = await asyncio.to_thread(load_speech, settings, engine_name)
+    resources.callback(engine.close)
     prompts = PromptLibrary.from_settings(settings.ivr, settings.data_dir)
     count = await asyncio.to_thread(prerender, prompts, cache.current())
     log.info("%d prompts ready; speech engine %s", count, engine.name)
-    redis = aioredis.from_url(settings.ivr.redis_url) if settings.ivr.redis_url else None
-    tickets = ServiceSink(service) if service is not None else None
-    if tickets is None:
-        log.warning("no ticket service in this installation: tickets stay in the call journal")
+    # The journal shares the tickets' Redis when both name the same server (an embedded
+    # one replaces it for both).
+    journal_url = settings.ivr.redis_url
+    if journal_url and journal_url == settings.tickets.redis_url:
+        journal_url = tickets_redis
+    redis = aioredis.from_url(journal_url) if journal_url else None
+    tickets = ServiceSink(service)
     ami = None
     if settings.ami.url:
         ami = AmiClient(settings.ami.url, settings.ami.queue_context, settings.ami.callback_context,
                         settings.ami.callback_caller_id, settings.ami.ping_interval_s,
                         settings.ami.reconnect_max_s, settings.ami.queues)  # fmt: skip
-        if tickets is not None:
-            ami.on_screen_pop = tickets.screen_pop
+        ami.on_screen_pop = tickets.screen_pop
         await ami.start()
         METRICS.ami_connected.set_function(lambda: float(bool(ami and ami.connected)))
     deps = build_deps(settings, LiveBrain(cache, prompts), engine, prompts, tickets=tickets,
                       switchboard=ami, redis=redis, node=socket.gethostname())  # fmt: skip
-    if watcher is not None and service is not None:
+    if watcher is not None:
         zone = settings.tickets.timezone
         deps.record_sink = lambda record: record_call(service.store, record, zone)
     controller = Controller(settings.sip, deps)
-    await controller.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     background: list[asyncio.Task[Any]] = []
-    if redis is not None:
-        background.append(
-            asyncio.create_task(heartbeat(redis, lambda: list(controller.sessions), deps.node))
-        )
-        if tickets is not None:
-            background.append(asyncio.create_task(_recover_forever(
-                redis, tickets, settings.ivr.orphan_scan_s, settings.ivr.orphan_stale_s)))
-    log.info("answering on %s:%s", settings.sip.bind_host, settings.sip.bind_port)
-    await stop.wait()
-    for task in background:
-        task.cancel()
-    await controller.stop()
-    if ami is not None:
-        await ami.stop()
-    if watcher is not None:
-        watcher.stop()
-    engine.close()
+    try:
+        if signals.stop.is_set():
+            return
+        try:
+            await controller.start()
+        except OSError as exc:
+            from hotline.cli import CommandError
+
+            sip = settings.sip
+            raise CommandError(f"cannot take SIP on {sip.bind_host}:{sip.bind_port}: "
+                               f"{exc.strerror or exc}") from exc  # fmt: skip
+        if redis is not None:
+            background.append(
+                asyncio.create_task(heartbeat(redis, lambda: list(controller.sessions), deps.node))
+            )
+            background.append(asyncio.create_task(_recover_orphans_forever(
+                redis, lambda d: tickets.intake(d, "general"),
+                settings.ivr.orphan_scan_s, settings.ivr.orphan_stale_s,
+            )))  # fmt: skip
+        log.info("answering on %s:%s", settings.sip.bind_host, settings.sip.bind_port)
+        await signals.stop.wait()
+        await controller.shutdown(settings.ivr.drain_s, signals.now)
+        log.info("stopped after %d calls", len(controller.records))
+    finally:
+        for task in background:
+            task.cancel()
+        if ami is not None:
+            await ami.stop()
+        if redis is not None:
+            await redis.aclose()
 
 
-async def _recover_forever(redis: Any, tickets: Any, every_s: float = 60.0,
-                           stale_s: float = 30.0) -> None:
-    """At start and every minute: calls of a dead controller (any node) become tickets."""
+async def _recover_orphans_forever(redis: Any, intake: Any, every_s: float = 30.0,
+                                   stale_s: float = 30.0) -> None:  # fmt: skip
+    """File tickets for calls a dead peer controller left behind: at start, then every
+    ``every_s`` (a peer may die while this one runs)."""
     from hotline.metrics import METRICS
     from ivr.journal import recover_orphans
 
     log = logging.getLogger("hotline")
     while True:
         try:
-            found = await recover_orphans(redis, lambda d: tickets.intake(d, "general"),
-                                          stale_s)  # fmt: skip
+            found = await recover_orphans(redis, intake, stale_s)
             METRICS.orphans_recovered.inc(len(found))
-        except Exception as exc:  # Redis restarting: try again next round
-            log.warning("orphan recovery failed, retrying in %.0f s: %s", every_s, exc)
+        except Exception as exc:  # Redis or the ticket store down: try again later
+            log.warning("orphaned call recovery failed, retrying in %.0f s: %s", every_s, exc)
         await asyncio.sleep(every_s)

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import sys
 from collections import deque
+from typing import Any
 
 from hotline.metrics import METRICS
 from ivr.journal import CallRecord
@@ -39,7 +40,34 @@ class Controller:
         sys.setswitchinterval(0.001)
         self.clock = MediaClock(loop.call_soon_threadsafe)
         self.clock.start()
-        await self.endpoint.start()
+        try:
+            await self.endpoint.start()
+        except OSError:
+            self.clock.stop()
+            raise
+
+    async def shutdown(self, drain_s: float, now: asyncio.Event | None = None) -> None:
+        """Graceful stop: no new calls, registration withdrawn; live calls get ``drain_s``
+        to finish (or until ``now`` is set, e.g. a second SIGTERM), then are handed over."""
+        await self.endpoint.drain()
+        if self._tasks:
+            log.info("shutting down: waiting up to %.0f s for %d live calls",
+                     drain_s, len(self._tasks))  # fmt: skip
+            waits: set[asyncio.Future[Any]] = set(self._tasks)
+            if now is not None:
+                waits.add(asyncio.ensure_future(now.wait()))
+            deadline = asyncio.get_running_loop().time() + drain_s
+            while self._tasks and (now is None or not now.is_set()):
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    break
+                await asyncio.wait(waits, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                waits = {w for w in waits if not w.done()}
+            for w in waits - set(self._tasks):
+                w.cancel()
+        for session in list(self.sessions.values()):
+            session.hand_over()
+        await self.stop()
 
     async def stop(self) -> None:
         await self.endpoint.stop()

@@ -181,6 +181,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
         self.preference = [PCMA if c == "PCMA" else PCMU for c in settings.codecs]
         self.transport: asyncio.DatagramTransport | None = None
         self.registered = asyncio.Event()
+        self.draining = False  # shutting down: new calls get 503, registration withdrawn
         self._register_task: asyncio.Task[None] | None = None
         self._pending: dict[str, asyncio.Future[SipMessage]] = {}  # Call-ID+CSeq -> response
         self._tasks: set[asyncio.Task[SipMessage | None]] = set()  # BYE transactions
@@ -204,7 +205,23 @@ class SipEndpoint(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
+    async def drain(self, timeout_s: float = 2.0) -> None:
+        """Take no new calls (503: Asterisk's dialplan sends them on) and withdraw the
+        registration, so the registrar stops routing calls here; live calls go on."""
+        self.draining = True
+        if self._register_task:
+            self._register_task.cancel()
+            self._register_task = None
+        if self.registered.is_set():
+            self.registered.clear()
+            try:
+                await asyncio.wait_for(self._register_once(deregister=True), timeout_s)
+                log.info("SIP registration withdrawn")
+            except (TimeoutError, RegistrationError) as exc:
+                log.warning("could not withdraw the SIP registration: %s", exc)
+
     async def stop(self) -> None:
+        self.draining = True
         if self._register_task:
             self._register_task.cancel()
         for call in list(self.calls.values()):
@@ -293,6 +310,10 @@ class SipEndpoint(asyncio.DatagramProtocol):
                 self._send(known.last_response, addr)
             return
         local_tag = _token()
+        if self.draining:
+            self._reply(msg, addr, 503, "Service Unavailable", to_tag=local_tag,
+                        extra={"Retry-After": "30"})  # fmt: skip
+            return
         if len(self.calls) >= self.settings.max_calls:
             # Full: 486 makes Asterisk's dialplan try the next controller (docs/deploy.md).
             METRICS.calls_refused.labels(reason="busy").inc()
@@ -411,8 +432,11 @@ class SipEndpoint(asyncio.DatagramProtocol):
         asyncio.get_running_loop().call_later(32 * T1, self._forget, call)
 
     def _options(self, msg: SipMessage, addr: tuple[str, int]) -> None:
-        busy = len(self.calls) >= self.settings.max_calls
         extra = {"Allow": ALLOW, "Accept": "application/sdp"}
+        if self.draining:  # Asterisk's qualify marks us unavailable at once
+            self._reply(msg, addr, 503, "Service Unavailable", to_tag=_token(), extra=extra)
+            return
+        busy = len(self.calls) >= self.settings.max_calls
         self._reply(msg, addr, 486 if busy else 200, "Busy Here" if busy else "OK",
                     to_tag=_token(), extra=extra)  # fmt: skip
 
@@ -507,14 +531,15 @@ class SipEndpoint(asyncio.DatagramProtocol):
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 60.0)
 
-    async def _register_once(self) -> int:
+    async def _register_once(self, deregister: bool = False) -> int:
         registrar = (self.settings.registrar_host, self.settings.registrar_port)
-        first = self._registrar.gen_first_response()
+        first = self._registrar.gen_first_response(deregister=deregister)
         reply = await self._register_request(first, registrar)
         if int(reply.status) in (401, 407):
             if not self.settings.password:
                 raise RegistrationError("registrar wants authentication; set sip.password")
-            reply = await self._register_request(self._registrar.gen_register(reply), registrar)
+            answer = self._registrar.gen_register(reply, deregister=deregister)
+            reply = await self._register_request(answer, registrar)
         if int(reply.status) != 200:
             raise RegistrationError(f"registrar answered {int(reply.status)}")
         expires = reply.header("Expires")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ from hotline.metrics import METRICS
 from ivr.prompts import PromptLibrary
 from ivr.session import SessionDeps, TicketSink
 from tickets.draft import TicketDraft
+from tickets.service import TicketService
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +140,7 @@ class ServiceSink:
     database never stalls the event loop that carries every call's audio.
     """
 
-    def __init__(self, service: Any) -> None:
+    def __init__(self, service: TicketService) -> None:
         self.service = service
 
     async def intake(self, draft: TicketDraft, skill: str) -> str:
@@ -148,10 +150,21 @@ class ServiceSink:
         return str(getattr(ticket, "number", ticket))
 
     def screen_pop(self, ticket: str, seat: str, queue: str) -> None:
-        """AMI AgentConnect -> the seat's console (called on the event loop)."""
+        """AMI AgentConnect -> the seat's console (called on the event loop).
+
+        ``seat`` is the queue member's interface (``PJSIP/seat-101``); the ticket service
+        and the consoles know a seat by its extension (``101``).
+        """
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(None, self.service.screen_pop, ticket, seat)
+        future = loop.run_in_executor(None, self.service.screen_pop, ticket, seat_extension(seat))
         future.add_done_callback(_log_failure)
+
+
+def seat_extension(interface: str) -> str:
+    """``PJSIP/seat-101`` -> ``101`` (telephony_config's seat naming); else the endpoint."""
+    endpoint = interface.rsplit("/", 1)[-1]
+    digits = re.search(r"(\d+)$", endpoint)
+    return digits.group(1) if digits else endpoint
 
 
 def _log_failure(future: Any) -> None:
@@ -159,10 +172,6 @@ def _log_failure(future: Any) -> None:
         log.error("screen pop failed: %s", future.exception())
 
 
-def ticket_service(settings: Any) -> Any | None:
-    """``tickets.service.TicketService`` when this installation has it, else None."""
-    try:
-        from tickets.service import TicketService  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
-    return TicketService.from_settings(settings)
+def ticket_service(settings: Any, redis_url: str | None = None) -> TicketService:
+    """The ticket service of ``settings.tickets`` (``redis_url``: e.g. an embedded Redis)."""
+    return TicketService.from_settings(settings, redis_url=redis_url)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,31 +24,25 @@ from asr.base import Recognizer, SpeechEngine
 from bot.brain import Brain
 from bot.events import SilenceTimeout, Utterance
 from hotline.audio import alaw_decode, alaw_encode
-from hotline.settings import SipSettings
+from hotline.settings import AmiSettings, SipSettings
+from ivr.ami import AmiClient
 from ivr.bench import DialogueRecorder
 from ivr.callers import Caller, free_udp_port, raw_g711, run_sipp
 from ivr.controller import Controller
 from ivr.journal import CallRecord
 from ivr.prompts import EspeakEngine, PromptLibrary
 from ivr.sip import IncomingCall
-from ivr.wiring import build_deps, load_brain, load_speech
+from ivr.wiring import ServiceSink, build_deps, load_brain, load_speech, ticket_service
+from tests.ivr.ami_replay import QUEUE_MEMBER_STATUS, ReplayAsterisk
 from tests.ivr.rtp_peer import Captured, RtpCapture
+from tests.tickets.support import key_prefix, make_settings, redis_server  # noqa: F401 (fixtures)
 from tickets.draft import RequestType, TicketDraft
+from tickets.service import TicketService
+from tickets.ticket import Ticket
 
 SHORT_GREETING = "一二三四五热线，请讲。"
 SHORT_SILENCE = "请问还在吗？"
 SHORT_MENU = "请按键选择。"
-
-
-class MemoryTickets:
-    """Stands in for tickets.service until the tickets package lands on main."""
-
-    def __init__(self) -> None:
-        self.drafts: list[tuple[TicketDraft, str]] = []
-
-    async def intake(self, draft: TicketDraft, skill: str) -> str:
-        self.drafts.append((draft, skill))
-        return f"2024{len(self.drafts):06d}"
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +50,17 @@ def settings() -> Any:
     from hotline.settings import Settings
 
     return Settings()
+
+
+@pytest.fixture
+def service(tmp_path: Path, redis_server: str, key_prefix: str) -> Iterator[TicketService]:  # noqa: F811
+    """The real ticket service: SQLite in tmp, the machine's Redis under a per-test prefix."""
+    ticket_settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'tickets.db'}",
+                                    redis_server, key_prefix)  # fmt: skip
+    svc = ticket_service(ticket_settings)
+    yield svc
+    svc.store.dispose()
+    svc.queue.redis.close()
 
 
 @pytest.fixture(scope="module")
@@ -93,12 +98,20 @@ def short_prompts(prompt_cache: Path, tmp_path_factory: pytest.TempPathFactory) 
 class Call:
     """One finished call: what the controller recorded, what came back on the wire."""
 
-    def __init__(self, record: CallRecord, capture: RtpCapture, tickets: MemoryTickets,
+    def __init__(self, record: CallRecord, capture: RtpCapture, service: TicketService,
                  dialogue: DialogueRecorder) -> None:  # fmt: skip
         self.record = record
         self.packets = capture.packets
-        self.tickets = tickets
+        self.service = service
         self.dialogue = dialogue
+
+    def tickets(self) -> list[Ticket]:
+        """Every ticket in the SQL store (one test, one database)."""
+        return self.service.store.search(limit=100)
+
+    def queued(self) -> set[str]:
+        """Ticket numbers waiting in the Redis seat queue."""
+        return self.service.queue.queued_tickets()
 
     def bot_lines(self) -> list[str]:
         return [t["text"] for t in self.record.transcript if t["speaker"] == "bot"]
@@ -109,17 +122,18 @@ class Call:
 
 def place_call(
     tmp_path: Path, settings: Any, brain: Brain, engine: SpeechEngine, prompts: PromptLibrary,
-    steps: Callable[[Caller], Caller], silence_s: float = 8.0, answer_delay_ms: int = 0,
-    cancel_after_ms: int | None = None,
+    service: TicketService, steps: Callable[[Caller], Caller], silence_s: float = 8.0,
+    answer_delay_ms: int = 0, cancel_after_ms: int | None = None, night: bool = False,
 ) -> tuple[Controller, Call | None, list[Recognizer]]:  # fmt: skip
+    """One sipp call against a controller; ``night``: AMI (replayed Asterisk) reports
+    every seat logged off, so the bot promises a callback instead of transferring."""
     port = free_udp_port()
     low = 40000 + (port % 500) * 20
     sip = SipSettings(bind_port=port, rtp_port_low=low, rtp_port_high=low + 19,
                       answer_delay_ms=answer_delay_ms)  # type: ignore[call-arg]  # fmt: skip
-    tickets = MemoryTickets()
     dialogues: list[DialogueRecorder] = []
     recognizers: list[Recognizer] = []
-    deps = build_deps(settings, brain, engine, prompts, tickets=tickets,
+    deps = build_deps(settings, brain, engine, prompts, tickets=ServiceSink(service),
                       data_dir=tmp_path / "var")  # fmt: skip
     deps.survey = False
     deps.silence_timeout_s = silence_s
@@ -143,6 +157,17 @@ def place_call(
         scenario = caller.cancel_scenario(cancel_after_ms)
 
     async def main() -> Any:
+        asterisk = ReplayAsterisk() if night else None
+        if asterisk is not None:
+            ami = AmiClient(f"ami://hotline:s3cret@127.0.0.1:{await asterisk.start()}",
+                            queues=AmiSettings().queues)
+            assert await ami.start()
+            asterisk.push(QUEUE_MEMBER_STATUS.format(status=5, paused=0))  # seat logs off
+            for _ in range(50):
+                if not ami.seats_available():
+                    break
+                await asyncio.sleep(0.02)
+            deps.switchboard = ami
         await controller.start()
         try:
             result = await asyncio.to_thread(run_sipp, scenario, ("127.0.0.1", port), tmp_path,
@@ -154,6 +179,9 @@ def place_call(
             return result
         finally:
             await controller.stop()
+            if asterisk is not None:
+                await ami.stop()
+                await asterisk.stop()
 
     try:
         result = asyncio.run(main())
@@ -163,7 +191,7 @@ def place_call(
     if not controller.records:
         return controller, None, recognizers
     assert len(controller.records) == 1
-    return controller, Call(controller.records[0], capture, tickets, dialogues[0]), recognizers
+    return controller, Call(controller.records[0], capture, service, dialogues[0]), recognizers
 
 
 def clip(tmp_path: Path, shared_dir: Path, name: str, line_s: float = 2.0) -> Path:
@@ -180,12 +208,12 @@ def loud(packet: Captured) -> bool:
     return float(np.sqrt(np.mean(pcm * pcm))) > 200
 
 
-def test_consultation_answered_by_voice(tmp_path, shared_dir, settings, brain, engine,
+def test_consultation_answered_by_voice(tmp_path, shared_dir, settings, brain, engine, service,
                                         short_prompts) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
     greeting_ms = int(short_prompts.get(SHORT_GREETING, "greeting").seconds * 1000)
     speech = clip(tmp_path, shared_dir, "001.wav")  # 喂你好我想问一下租房能不能取公积金
     _, call, _ = place_call(
-        tmp_path, settings, brain, engine, short_prompts,
+        tmp_path, settings, brain, engine, short_prompts, service,
         lambda c: c.wait(greeting_ms + 500).speak(speech).wait(7000).hang_up(),
     )  # fmt: skip
     assert call is not None
@@ -201,50 +229,77 @@ def test_consultation_answered_by_voice(tmp_path, shared_dir, settings, brain, e
     assert got == expected
     assert call.record.hangup_by == "caller"
     assert "answered" in call.record.path
-    assert not call.tickets.drafts
+    assert not call.tickets() and not call.queued()
     assert Path(call.record.recording).is_file()
 
 
 def test_complaint_becomes_ticket_with_transcript(tmp_path, shared_dir, settings, brain, engine,
-                                                  tts_prompts) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+                                                  service, tts_prompts) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
     # No RTP after the clip (a trunk with silence suppression): the session fills the gap
     # with silence so the recogniser still sees the turn end.
     speech = clip(tmp_path, shared_dir, "027.wav", line_s=0.0)  # 我要投诉…工地半夜还在施工…
-    _, call, _ = place_call(tmp_path, settings, brain, engine, tts_prompts,
+    _, call, _ = place_call(tmp_path, settings, brain, engine, tts_prompts, service,
                             lambda c: c.wait(1000).speak(speech).wait(11000).hang_up())  # fmt: skip
     assert call is not None
     assert call.record.barge_ins >= 1  # the caller spoke over the greeting
-    assert len(call.tickets.drafts) == 1, call.record.transcript
-    draft, _skill = call.tickets.drafts[0]
-    assert draft.type == RequestType.COMPLAINT
-    assert draft.elements.what_happened
-    caller_said = [t.text for t in draft.transcript if t.speaker == "caller"]
+    # The ticket is in the SQL record with the call's transcript, and queued for the seats.
+    tickets = call.tickets()
+    assert len(tickets) == 1, call.record.transcript
+    ticket = call.service.store.get(tickets[0].number)
+    assert call.record.outcome == "ticket" and call.record.ticket == ticket.number
+    assert ticket.type == RequestType.COMPLAINT
+    assert ticket.elements.what_happened
+    caller_said = [t.text for t in ticket.transcript if t.speaker == "caller"]
     assert caller_said and "投诉" in caller_said[0]
-    assert any(t.speaker == "bot" for t in draft.transcript)
-    assert draft.call_id == call.record.call_id and draft.recording_path
-    assert call.record.outcome == "ticket" and call.record.ticket == "2024000001"
+    assert caller_said == call.caller_lines()
+    assert any(t.speaker == "bot" for t in ticket.transcript)
+    assert ticket.call_id == call.record.call_id and ticket.recording_path
+    assert call.queued() == {ticket.number}
+    entries = call.service.queue.waiting([ticket.skill])
+    assert [e.ticket for e in entries] == [ticket.number]
 
 
-def test_dtmf_zero_goes_to_a_person(tmp_path, settings, brain, engine, tts_prompts) -> None:  # type: ignore[no-untyped-def]
-    _, call, _ = place_call(tmp_path, settings, brain, engine, tts_prompts,
+def test_dtmf_zero_goes_to_a_person(tmp_path, settings, brain, engine, service,
+                                    tts_prompts) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    _, call, _ = place_call(tmp_path, settings, brain, engine, tts_prompts, service,
                             lambda c: c.wait(1500).key("0").expect_bye(20000))  # fmt: skip
     assert call is not None
     assert call.record.dtmf.startswith("0")
     assert call.record.outcome == "transfer" and call.record.hangup_by == "bot"
     assert brain.prompts.text("transfer") in call.bot_lines()
-    draft, skill = call.tickets.drafts[0]
-    assert draft.type == RequestType.HUMAN and draft.dtmf.startswith("0")
-    assert call.record.transfer_queue == skill
+    (ticket,) = call.tickets()
+    assert ticket.type == RequestType.HUMAN and ticket.dtmf.startswith("0")
+    assert call.record.transfer_queue == ticket.skill and call.record.ticket == ticket.number
+    assert call.queued() == {ticket.number}
+
+
+def test_night_callback_ticket_number_read_out(tmp_path, settings, brain, engine, service,
+                                               tts_prompts) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    # Nobody at the seats (AMI): asking for a person twice files a callback ticket.
+    _, call, _ = place_call(tmp_path, settings, brain, engine, tts_prompts, service,
+                            lambda c: c.wait(1500).key("0").wait(2500).key("0").expect_bye(40000),
+                            night=True)  # fmt: skip
+    assert call is not None
+    assert brain.prompts.text("human_night") in call.bot_lines()
+    (ticket,) = call.tickets()
+    assert ticket.callback_promised and ticket.type == RequestType.HUMAN
+    assert call.record.ticket == ticket.number and call.record.hangup_by == "bot"
+    assert call.record.outcome == "ticket" and not call.record.transfer_queue
+    assert call.queued() == {ticket.number}
+    # The caller heard the number: its spoken digits went out on the wire, whole.
+    spoken = tts_prompts.ticket_number(ticket.number).pcm
+    expected = alaw_encode(spoken[: len(spoken) // 320 * 320])
+    assert expected in b"".join(p.payload for p in call.packets)
 
 
 def test_barge_in_stops_prompt_and_is_understood(tmp_path, shared_dir, settings, brain, engine,
-                                                 tts_prompts) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+                                                 service, tts_prompts) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
     speech = clip(tmp_path, shared_dir, "013.wav")  # 我家停水了什么时候有水
     pcm = np.frombuffer(alaw_decode(speech.read_bytes()), dtype="<i2").astype(np.float32)
     frames = pcm[: len(pcm) // 160 * 160].reshape(-1, 160)
     onset_s = int(np.argmax(np.sqrt((frames**2).mean(axis=1)) > 300)) * 0.02
     t_before = time.monotonic()
-    _, call, _ = place_call(tmp_path, settings, brain, engine, tts_prompts,
+    _, call, _ = place_call(tmp_path, settings, brain, engine, tts_prompts, service,
                             lambda c: c.wait(1000).speak(speech).wait(7000).hang_up())  # fmt: skip
     assert call is not None
     assert call.record.barge_ins >= 1
@@ -262,8 +317,9 @@ def test_barge_in_stops_prompt_and_is_understood(tmp_path, shared_dir, settings,
     assert outage is not None and outage.answer in call.bot_lines()
 
 
-def test_silence_is_the_bots_to_handle(tmp_path, settings, brain, engine, short_prompts) -> None:  # type: ignore[no-untyped-def]
-    _, call, _ = place_call(tmp_path, settings, brain, engine, short_prompts,
+def test_silence_is_the_bots_to_handle(tmp_path, settings, brain, engine, service,
+                                       short_prompts) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    _, call, _ = place_call(tmp_path, settings, brain, engine, short_prompts, service,
                             lambda c: c.expect_bye(60000), silence_s=1.5)  # fmt: skip
     assert call is not None
     events = [event for event, _, _ in call.dialogue.turns]
@@ -271,24 +327,61 @@ def test_silence_is_the_bots_to_handle(tmp_path, settings, brain, engine, short_
     assert not any(isinstance(e, Utterance) for e in events)
     assert call.bot_lines()[-1] == brain.prompts.text("silence_end")
     assert call.record.outcome == "silence" and call.record.hangup_by == "bot"
-    assert not call.tickets.drafts
+    assert not call.tickets() and not call.queued()
 
 
-def test_caller_hangs_up_mid_prompt(tmp_path, settings, brain, engine, tts_prompts) -> None:  # type: ignore[no-untyped-def]
-    _, call, recognizers = place_call(tmp_path, settings, brain, engine, tts_prompts,
+def test_caller_hangs_up_mid_prompt(tmp_path, settings, brain, engine, service,
+                                    tts_prompts) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    _, call, recognizers = place_call(tmp_path, settings, brain, engine, tts_prompts, service,
                                       lambda c: c.wait(1200).hang_up())  # fmt: skip
     assert call is not None
     assert call.record.hangup_by == "caller"
     assert call.record.outcome == "abandoned"
-    assert not call.tickets.drafts
+    assert not call.tickets() and not call.queued()
     assert len(recognizers) == 1
 
 
-def test_cancel_before_answer_starts_no_session(tmp_path, settings, brain, engine,
+def test_cancel_before_answer_starts_no_session(tmp_path, settings, brain, engine, service,
                                                 tts_prompts) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
     controller, call, recognizers = place_call(tmp_path, settings, brain, engine, tts_prompts,
-                                               lambda c: c, answer_delay_ms=3000,
+                                               service, lambda c: c, answer_delay_ms=3000,
                                                cancel_after_ms=300)  # fmt: skip
     assert call is None and not controller.records
     assert not recognizers  # no recogniser taken for a call that never connected
     assert not controller.endpoint.calls
+
+
+def test_agent_connect_pops_the_ticket_on_the_seat(tmp_path, service) -> None:  # type: ignore[no-untyped-def]
+    """AMI AgentConnect (replayed Asterisk) -> the ticket is the seat's, the console is told."""
+    from tests.ivr.ami_replay import AGENT_CONNECT
+
+    draft = TicketDraft(type=RequestType.COMPLAINT, summary="夜间施工扰民", call_id="call-pop")
+    ticket = service.intake(draft, skill="general")
+    events = service.queue.redis.pubsub()
+    events.subscribe(f"{service.queue.prefix}:seat:101")
+
+    async def body() -> None:
+        asterisk = ReplayAsterisk()
+        ami = AmiClient(f"ami://hotline:s3cret@127.0.0.1:{await asterisk.start()}",
+                        queues=AmiSettings().queues)
+        ami.on_screen_pop = ServiceSink(service).screen_pop
+        try:
+            assert await ami.start()
+            asterisk.push(AGENT_CONNECT.replace("2024000042", ticket.number))
+            for _ in range(100):
+                if service.pending_pop("101"):
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await ami.stop()
+            await asterisk.stop()
+
+    asyncio.run(asyncio.wait_for(body(), 30))
+    assert service.pending_pop("101") == {**service.pending_pop("101"), "ticket": ticket.number}
+    assert service.store.get(ticket.number).seat == "101"
+    assert not service.queue.waiting(["general"])  # taken off the queue by the seat
+    message = events.get_message(timeout=1)
+    while message and message["type"] != "message":
+        message = events.get_message(timeout=1)
+    assert message and ticket.number in message["data"]
+    events.close()
