@@ -562,46 +562,17 @@ async def _false(value: bool) -> bool:
 
 # ---- SIP flood and garbage RTP ---------------------------------------------------------
 
-def garbage_sip(rng: random.Random) -> bytes:
-    kinds = (
-        lambda: bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 1400))),
-        lambda: b"INVITE sip:12345@127.0.0.1 SIP/2.0\r\nVia: \r\n\r\n",
-        lambda: b"SIP/2.0 200\r\nCSeq: x\r\n\r\n",
-        lambda: b"OPTIONS sip:\xff\xfe SIP/2.0\r\nContent-Length: 99999\r\n\r\n",
-        lambda: b"\r\n\r\n",
-        lambda: "BYE sip:我@127.0.0.1 SIP/2.0\r\nCall-ID: \r\n\r\n".encode(),
-    )
-    return rng.choice(kinds)()
-
-
-def garbage_rtp(rng: random.Random) -> bytes:
-    """Random bytes, and well-formed RTP carrying noise or telephone-events (keys)."""
-    if rng.random() < 0.5:
-        return bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 400)))
-    pt = rng.choice((0, 8, 101, 13, 96))
-    header = bytes([0x80, pt]) + rng.randbytes(10)
-    return header + rng.randbytes(160 if pt in (0, 8) else 4)
-
-
-def flood(target: tuple[str, int], rtp_target: tuple[str, int] | None, count: int,
-          spread_s: float) -> int:  # fmt: skip
-    """``count`` malformed SIP datagrams (and as many garbage RTP packets) over
-    ``spread_s`` seconds, from another address than the caller's."""
-    rng = random.Random(12345)
-    sent = 0
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((ATTACKER_HOST, 0))
-        burst = 200
-        for start in range(0, count, burst):
-            for _ in range(min(burst, count - start)):
-                with contextlib.suppress(OSError):
-                    sock.sendto(garbage_sip(rng), target)
-                    sent += 1
-                if rtp_target is not None:
-                    with contextlib.suppress(OSError):
-                        sock.sendto(garbage_rtp(rng), rtp_target)
-            time.sleep(spread_s * burst / count)
-    return sent
+async def flood_from_outside(sip_port: int, rtp_port: int, count: int, spread_s: float) -> int:
+    """The flood from its own process: an attacker does not share the controller's GIL."""
+    code = (f"from ops.flood import flood; print(flood(('127.0.0.1', {sip_port}), "
+            f"('127.0.0.1', {rtp_port}), {count}, {spread_s}))")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, cwd=REPO, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE)  # fmt: skip
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise DrillError(f"the flood did not run: {err.decode(errors='replace')[-300:]}")
+    return int(out.decode().strip())
 
 
 async def drill_sip_flood(kit: DrillKit) -> dict[str, Any]:
@@ -622,10 +593,13 @@ async def drill_sip_flood(kit: DrillKit) -> dict[str, Any]:
             session = await wait_for(lambda: _session(stack), 20, 0.05, what="the call")
             rtp_port = session.stream.sock.getsockname()[1]
             clock = stack.controller.clock.stats
+            # The same call before the flood (the greeting playing) is the baseline.
+            base_ticks, base_late = clock.ticks, clock.late_ticks
             await asyncio.sleep(max(0.0, stack.greeting_s - 0.5))  # the caller starts talking
             ticks, late = clock.ticks, clock.late_ticks
-            sent = await asyncio.to_thread(flood, ("127.0.0.1", stack.port),
-                                           ("127.0.0.1", rtp_port), FLOOD_PACKETS, 3.0)
+            base_ticks, base_late = ticks - base_ticks, late - base_late
+            worst_before = clock.max_late_ms
+            sent = await flood_from_outside(stack.port, rtp_port, FLOOD_PACKETS, 3.0)
             ticks, late = clock.ticks - ticks, clock.late_ticks - late
             alive_during = await asyncio.to_thread(sip_ping, stack.port)
             code = await call
@@ -644,8 +618,11 @@ async def drill_sip_flood(kit: DrillKit) -> dict[str, Any]:
                 - malformed_before,
                 "rtp_foreign_dropped": stats.foreign_dropped if stats else 0,
                 "keys_heard": record.dtmf if record else "",
+                "media_ticks_before_flood": base_ticks, "late_ticks_before_flood": base_late,
                 "media_ticks_during_flood": ticks, "late_ticks_during_flood": late,
-                "max_late_ms": round(clock.max_late_ms, 1), "answered_during_flood": alive_during,
+                "worst_late_ms_during_flood": round(clock.max_late_ms, 1)
+                if clock.max_late_ms > worst_before else None,
+                "answered_during_flood": alive_during,
                 "expected": clip.expected, "outcome": label,
                 "call_outcome": record.outcome if record else "",
             })  # fmt: skip
