@@ -35,12 +35,12 @@ from typing import Any
 from hotline.metrics import METRICS
 from hotline.settings import Settings
 from ivr.bench import CallClip, outcome_label
+from ops.ami_replay import ReplayAsterisk, ReplayError
 from ops.harness import NightSwitchboard, Stack, clips_from, stack_settings, tally
 from tickets.redis_embedded import EmbeddedRedis
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parent.parent
-AMI_TRANSCRIPT = REPO / "tests" / "ivr" / "ami" / "asterisk20-session.txt"
 FLOOD_PACKETS = 10_000
 ATTACKER_HOST = "127.0.0.2"
 REDIS_OUTAGE_S = 10.0  # loopback, but another address than the caller's media
@@ -424,77 +424,6 @@ async def drill_redis_restart(kit: DrillKit) -> dict[str, Any]:
 
 # ---- AMI connection dropped -----------------------------------------------------------
 
-class ReplayAsterisk:
-    """A TCP server answering AMI actions with Asterisk 20's recorded replies
-    (tests/ivr/ami/asterisk20-session.txt); ``stop`` then ``start`` = Asterisk restarting."""
-
-    def __init__(self, transcript: Path = AMI_TRANSCRIPT, password: str = "drill") -> None:
-        if not transcript.is_file():
-            raise DrillError(f"{transcript} (recorded AMI replies) is missing: run the drill "
-                             "from a source checkout")  # fmt: skip
-        self.replies = _load_replies(transcript)
-        self.password = password
-        self.actions: list[dict[str, str]] = []
-        self.writers: list[asyncio.StreamWriter] = []
-        self.port = 0
-        self.server: asyncio.Server | None = None
-
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._client, "127.0.0.1", self.port)
-        self.port = int(self.server.sockets[0].getsockname()[1])
-        return self.port
-
-    async def stop(self) -> None:
-        """Asterisk goes away: the listener closes and every AMI socket is cut."""
-        if self.server is not None:
-            self.server.close()
-        for writer in self.writers:
-            writer.transport.abort()
-        self.writers.clear()
-        if self.server is not None:
-            await self.server.wait_closed()
-            self.server = None
-
-    def push(self, text: str) -> None:
-        for writer in self.writers:
-            writer.write(text.replace("\n", "\r\n").encode())
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.writers.append(writer)
-        writer.write(b"Asterisk Call Manager/9.0.0\r\n")
-        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
-            while True:
-                block = await reader.readuntil(b"\r\n\r\n")
-                action = dict(line.split(": ", 1) for line in block.decode().split("\r\n")
-                              if ": " in line)  # fmt: skip
-                self.actions.append(action)
-                name = action.get("Action", "").lower()
-                if name == "login" and action.get("Secret") != self.password:
-                    reply = "Response: Error\nActionID: {id}\nMessage: Authentication failed\n\n"
-                else:
-                    reply = self.replies.get(name, "Response: Error\nActionID: {id}\n"
-                                             "Message: Invalid/unknown command\n\n")  # fmt: skip
-                reply = reply.replace("{id}", action.get("ActionID", ""))
-                writer.write(reply.replace("\n", "\r\n").encode())
-
-
-def _load_replies(path: Path) -> dict[str, str]:
-    replies: dict[str, str] = {}
-    current, lines = "", list[str]()
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.startswith("#"):
-            continue
-        if line.startswith(">> "):
-            if current:
-                replies[current] = "\n".join(lines).strip("\n") + "\n\n"
-            current, lines = line[3:].strip().lower(), []
-        else:
-            lines.append(line)
-    if current:
-        replies[current] = "\n".join(lines).strip("\n") + "\n\n"
-    return replies
-
-
 async def drill_ami_drop(kit: DrillKit) -> dict[str, Any]:
     """Asterisk's AMI goes away while calls run: a caller asking for a person during the
     outage still gets a ticket and is handed to the dialplan (hang-up without
@@ -504,7 +433,10 @@ async def drill_ami_drop(kit: DrillKit) -> dict[str, Any]:
     from ivr.ami import AmiClient
 
     data = kit.data_dir("ami-drop")
-    asterisk = ReplayAsterisk()
+    try:
+        asterisk = ReplayAsterisk(password="drill")
+    except ReplayError as exc:
+        raise DrillError(str(exc)) from exc
     port = await asterisk.start()
     ami = AmiClient(f"ami://hotline:drill@127.0.0.1:{port}", ping_interval_s=0.5,
                     reconnect_max_s=1.0, queues=kit.settings.ami.queues)  # fmt: skip
