@@ -9,10 +9,7 @@ HOTLINE_SCREENSHOTS=docs the screenshots are written to docs/.
 from __future__ import annotations
 
 import io
-import os
-import shutil
 import wave
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,30 +23,6 @@ from tests.console.helpers import PASSWORD, make_env
 from tests.tickets.support import make_draft
 from tickets.draft import Address, FiveElements
 from tickets.service import TicketService
-
-CHROMIUM = os.environ.get("HOTLINE_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing in CI: apt-get install chromium")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    target = os.environ.get("HOTLINE_SCREENSHOTS")
-    return (REPO / target) if target else tmp_path
 
 
 def _seed_figures(service: TicketService, settings: Settings) -> None:
