@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import re
-from collections.abc import Iterator
 from typing import Any
 
 from hotline.cli import CommandError
-from hotline.settings import Settings, load_settings
+from hotline.settings import load_settings
+from tickets.redis_embedded import redis_url_for
 
 
 def register(commands: Any, bench: Any) -> None:
@@ -30,25 +29,6 @@ def register(commands: Any, bench: Any) -> None:
                          help="calls per producer handing over tickets at the same time")
     tickets.add_argument("--database-url", help="default: a fresh SQLite file")
     tickets.set_defaults(handler=_bench)
-
-
-@contextlib.contextmanager
-def redis_for(settings: Settings) -> Iterator[str]:
-    """The configured Redis, or a private embedded one when that is allowed and needed."""
-    from tickets.redis_embedded import EmbeddedRedis, EmbeddedRedisError, reachable
-
-    cfg = settings.tickets
-    if cfg.embedded_redis == "never" or (
-        cfg.embedded_redis == "auto" and reachable(cfg.redis_url)
-    ):
-        yield cfg.redis_url
-        return
-    try:
-        with EmbeddedRedis(settings.data_dir / "redis") as server:
-            logging.getLogger(__name__).warning("using embedded Redis at %s", server.url)
-            yield server.url
-    except EmbeddedRedisError as exc:
-        raise CommandError(str(exc)) from exc
 
 
 class _MaskPhoneInAccessLog(logging.Filter):
@@ -71,7 +51,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     configure_logging(settings.observability.log_format, settings.observability.log_level)
     logging.getLogger("uvicorn.access").addFilter(_MaskPhoneInAccessLog())
-    with redis_for(settings) as url:
+    with redis_url_for(settings) as url:
         app = create_app(settings, redis_url=url)
         uvicorn.run(app, host=args.host or settings.console.host,
                     port=args.port or settings.console.port, log_config=None,
@@ -86,7 +66,7 @@ def _bench(args: argparse.Namespace) -> int:
     if min(args.count, args.pops, args.producers, args.threads) < 1:
         raise CommandError("--count, --pops, --producers and --threads must be at least 1")
     settings = load_settings()
-    with redis_for(settings) as url:
+    with redis_url_for(settings) as url:
         result = run_bench(settings, url, count=args.count, pops=args.pops,
                            database_url=args.database_url, producers=args.producers,
                            threads=args.threads)

@@ -53,9 +53,10 @@ def _is_user_error(exc: Exception) -> bool:
     from hotline.cli import CommandError as ImportedCommandError  # also under python -m
     from hotline.settings import SettingsError
     from manage.config import ConfigError
+    from tickets.redis_embedded import EmbeddedRedisError
 
     known = (CommandError, ImportedCommandError, AsrError, AudioFormatError, SettingsError,
-             EvalError, ConfigError, *BOT_DATA_ERRORS)
+             EvalError, ConfigError, EmbeddedRedisError, *BOT_DATA_ERRORS)
     return isinstance(exc, known)
 
 

@@ -10,7 +10,6 @@ import json
 import logging
 import shutil
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,26 +92,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def _redis_for(settings: Any) -> Iterator[str]:
-    """The tickets' Redis, or a private embedded one when allowed and none answers."""
-    from hotline.cli import CommandError
-    from tickets.redis_embedded import EmbeddedRedis, EmbeddedRedisError, reachable
-
-    cfg = settings.tickets
-    if cfg.embedded_redis == "never" or (
-        cfg.embedded_redis == "auto" and reachable(cfg.redis_url)
-    ):
-        yield cfg.redis_url
-        return
-    try:
-        with EmbeddedRedis(settings.data_dir / "redis") as server:
-            logging.getLogger("hotline").warning("using embedded Redis at %s", server.url)
-            yield server.url
-    except EmbeddedRedisError as exc:
-        raise CommandError(str(exc)) from exc
-
-
 class _Signals:
     """SIGTERM/SIGINT: the first starts a graceful shutdown, the second cuts the drain short."""
 
@@ -134,9 +113,11 @@ class _Signals:
 
 
 async def _serve(settings: Any, engine_name: str | None) -> None:
+    from tickets.redis_embedded import redis_url_for
+
     signals = _Signals()  # before the slow start: a stop while loading the model is clean too
     with contextlib.ExitStack() as resources:
-        redis_url = resources.enter_context(_redis_for(settings))
+        redis_url = resources.enter_context(redis_url_for(settings))
         await _answer_calls(settings, engine_name, redis_url, signals, resources)
 
 

@@ -6,13 +6,16 @@ from the system's ``redis-server`` when that package is absent.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import redis
 
@@ -115,3 +118,18 @@ class EmbeddedRedis:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def redis_url_for(settings: Any) -> Iterator[str]:
+    """The configured Redis (``settings.tickets``), or a private embedded one when that is
+    allowed and none answers; it stops when the block ends."""
+    cfg = settings.tickets
+    if cfg.embedded_redis == "never" or (
+        cfg.embedded_redis == "auto" and reachable(cfg.redis_url)
+    ):
+        yield cfg.redis_url
+        return
+    with EmbeddedRedis(settings.data_dir / "redis") as server:
+        log.warning("using embedded Redis at %s", server.url)
+        yield server.url

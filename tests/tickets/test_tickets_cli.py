@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 from alembic import command
 
-from console.cli import redis_for
 from hotline.cli import main
 from hotline.settings import load_settings
 from tickets.db import alembic_config, current_revision, head_revision, make_engine
-from tickets.redis_embedded import reachable
+from tickets.redis_embedded import reachable, redis_url_for
 
 
 @pytest.fixture
@@ -54,9 +53,9 @@ def test_console_starts_its_own_redis_when_none_answers(data_dir: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOTLINE_TICKETS__REDIS_URL", "redis://127.0.0.1:1/0")
     settings = load_settings()
-    with redis_for(settings) as url:
+    with redis_url_for(settings) as url:
         assert url != "redis://127.0.0.1:1/0" and reachable(url)
     assert not reachable(url)  # stopped with the command
     monkeypatch.setenv("HOTLINE_TICKETS__EMBEDDED_REDIS", "never")
-    with redis_for(load_settings()) as url:
+    with redis_url_for(load_settings()) as url:
         assert url == "redis://127.0.0.1:1/0"  # as configured, even if down
