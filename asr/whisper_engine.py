@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,7 +32,6 @@ from hotline.settings import EndpointingSettings, WhisperSettings
 TAIL_PAD_S = 1.0  # the least silence appended before encoding; see the module docstring
 SAMPLE_RATE = 16000
 BASE_PROMPT = "以下是普通话的句子。"
-MAX_HINT_CHARS = 120
 # Below this the caller almost certainly said nothing (cough, line noise).
 NO_SPEECH_PROB = 0.6
 
@@ -73,6 +73,9 @@ class WhisperEngine(SpeechEngine):
             num_workers=workers,
         )
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="whisper")
+        self._workers = workers
+        self._inflight = 0  # decodes queued or running, across all calls
+        self._inflight_lock = threading.Lock()
         tokenizer = self._model.hf_tokenizer
         self._tokenizer = tokenizer
         self._sot_prev = tokenizer.token_to_id("<|startofprev|>")
@@ -92,15 +95,27 @@ class WhisperEngine(SpeechEngine):
     def prompt(self, hints: Sequence[str]) -> WhisperPrompt:
         """Previous-text prompt: steers towards simplified Chinese and the hinted words."""
         text = BASE_PROMPT
-        if hints:
-            text = (BASE_PROMPT + "关键词：" + "、".join(hints))[
-                : len(BASE_PROMPT) + MAX_HINT_CHARS
-            ]
+        chosen = _within(hints, self.settings.hint_prompt_chars)
+        if chosen:
+            text = BASE_PROMPT + "关键词：" + "、".join(chosen)
         previous = self._tokenizer.encode(text, add_special_tokens=False).ids
         return WhisperPrompt(text, (self._sot_prev, *previous, *self._task))
 
     def submit(self, pcm: bytes, prompt: WhisperPrompt) -> Future[Decoded]:
-        return self._executor.submit(self.decode_checked, pcm, prompt)
+        with self._inflight_lock:
+            self._inflight += 1
+        future = self._executor.submit(self.decode_checked, pcm, prompt)
+        future.add_done_callback(self._decode_done)
+        return future
+
+    def has_idle_worker(self) -> bool:
+        """True when a decode submitted now would start at once (no call waits for it)."""
+        with self._inflight_lock:
+            return self._inflight < self._workers
+
+    def _decode_done(self, _future: Future[Decoded]) -> None:
+        with self._inflight_lock:
+            self._inflight -= 1
 
     def decode_checked(self, pcm: bytes, prompt: WhisperPrompt) -> Decoded:
         """Decode; if the result echoes the prompt (a known Whisper failure on hard audio),
@@ -158,6 +173,8 @@ class WhisperRecognizer(VadRecognizer):
         self.realtime = realtime
         silence_ms = engine.settings.speculative_silence_ms
         self._speculate_after = max(1, silence_ms // 20) if silence_ms else 0
+        early_ms = engine.settings.early_speculative_silence_ms
+        self._speculate_early = max(1, early_ms // 20) if early_ms else 0
         self._prompt = engine.prompt(hints)
         self._speculation: tuple[int, Future[Decoded]] | None = None
 
@@ -169,10 +186,7 @@ class WhisperRecognizer(VadRecognizer):
         self._cancel_speculation()
 
     def _on_silence(self) -> None:
-        if (
-            not self._speculate_after
-            or self.endpointer.trailing_silence_frames < self._speculate_after
-        ):
+        if not self._speculation_due():
             return
         if self._speculation and self._speculation[0] == self._voiced_frames:
             return  # already decoding exactly this audio
@@ -180,6 +194,22 @@ class WhisperRecognizer(VadRecognizer):
         self._speculation = (
             self._voiced_frames,
             self.engine.submit(self.speech_audio(), self._prompt),
+        )
+
+    def _speculation_due(self) -> bool:
+        """Decode once the caller has been silent a while; sooner when a worker is idle.
+
+        A decode costs 300-450 ms of one core, so a final that starts only when the turn
+        ends would be that late. Starting at the first short pause wastes the decode when
+        the caller goes on, which is why the early start only takes an idle worker.
+        """
+        silent = self.endpointer.trailing_silence_frames
+        if self._speculate_after and silent >= self._speculate_after:
+            return True
+        return bool(
+            self._speculate_early
+            and silent >= self._speculate_early
+            and self.engine.has_idle_worker()
         )
 
     def _words_complete(self) -> bool:
@@ -228,6 +258,17 @@ def collapse_repeats(text: str) -> str:
             continue
         kept.append(clause)
     return "".join(kept).strip()
+
+
+def _within(hints: Sequence[str], budget: int) -> list[str]:
+    """The leading hints whose characters fit the budget, never half a word."""
+    chosen: list[str] = []
+    for hint in hints:
+        budget -= len(hint)
+        if budget < 0:
+            break
+        chosen.append(hint)
+    return chosen
 
 
 def _echoes(text: str, prompt_text: str, span: int = 4) -> bool:

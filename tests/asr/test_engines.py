@@ -77,6 +77,49 @@ def test_reset_drops_the_utterance_in_progress(whisper_engine, mandarin_calls):
     assert recognizer.finish() == []
 
 
+def _speech_then_silence(recognizer, pcm: bytes, silent_frames: int) -> None:
+    end = int(speech_end_s(pcm) * 16000) * 2
+    for frame in iter_frames(pcm[:end], 16000):
+        recognizer.accept(frame)
+    for _ in range(silent_frames):
+        recognizer.accept(b"\x00" * 640)
+
+
+def test_whisper_starts_decoding_at_a_short_pause_only_when_a_worker_is_idle(
+    whisper_engine, mandarin_calls, monkeypatch
+):
+    pcm = mandarin_calls[2].pcm
+    idle = whisper_engine.recognizer()
+    _speech_then_silence(idle, pcm, silent_frames=4)  # 80 ms: past the early start only
+    assert idle._current_speculation() is not None
+    idle.close()
+
+    monkeypatch.setattr(whisper_engine, "has_idle_worker", lambda: False)
+    busy = whisper_engine.recognizer()
+    _speech_then_silence(busy, pcm, silent_frames=4)
+    assert busy._current_speculation() is None  # would queue behind other calls' decodes
+    for _ in range(6):  # 200 ms in all: the regular start, busy or not
+        busy.accept(b"\x00" * 640)
+    assert busy._current_speculation() is not None
+    busy.close()
+
+
+def test_whisper_counts_decodes_in_flight(whisper_engine, mandarin_calls):
+    assert whisper_engine.has_idle_worker()
+    prompt = whisper_engine.prompt(())
+    futures = [whisper_engine.submit(mandarin_calls[0].pcm, prompt) for _ in range(4)]
+    assert not whisper_engine.has_idle_worker()  # more decodes than workers
+    assert all(f.result().text for f in futures)
+    assert whisper_engine.has_idle_worker()
+
+
+def test_whisper_puts_hints_in_the_prompt_only_within_its_budget(whisper_engine, monkeypatch):
+    hints = ["公积金", "社保卡", "营业执照"]
+    assert whisper_engine.prompt(hints).text == "以下是普通话的句子。"  # default: no hints
+    monkeypatch.setattr(whisper_engine.settings, "hint_prompt_chars", 7)  # whole words only
+    assert whisper_engine.prompt(hints).text == "以下是普通话的句子。关键词：公积金、社保卡"
+
+
 def test_vosk_streams_partials_and_a_final_on_korean_speech(vosk_engine):
     speech = b"\x00" * 16000 + synthesize("저는 서울에 살고 있습니다", "ko") + b"\x00" * 16000
     recognizer = vosk_engine.recognizer()
