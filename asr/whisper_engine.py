@@ -3,7 +3,7 @@
 Why not ``WhisperModel.transcribe``: it pads every input to 30 s of features, so a 3 s
 utterance costs as much encoder time as 30 s (about 1.5 s on one core for the base
 model). CTranslate2 accepts shorter inputs, so we encode the utterance padded with
-silence to ``min_window_s`` (6 s by default; always at least a 1 s tail, without which
+silence to ``min_window_s`` (5 s by default; always at least a 1 s tail, without which
 the decoder tends to repeat itself): a typical utterance costs 3-5 times less, for a
 small loss of accuracy against the full window. We also decode *speculatively*: once the
 caller has been silent for ``speculative_silence_ms`` the utterance is decoded in the
@@ -27,6 +27,7 @@ from rapidfuzz.distance import Levenshtein
 from asr.base import AsrError, Recognizer, SpeechEngine
 from asr.models import install_whisper_base
 from asr.recognizer import VadRecognizer, looks_complete
+from asr.whisper_vocab import VocabularyMap, mandarin_model
 from hotline.settings import EndpointingSettings, WhisperSettings
 
 TAIL_PAD_S = 1.0  # the least silence appended before encoding; see the module docstring
@@ -57,11 +58,15 @@ class WhisperEngine(SpeechEngine):
     ) -> None:
         from faster_whisper import WhisperModel  # heavy import: only when the engine is used
 
-        model_dir = settings.model_dir or install_whisper_base(models_dir)
-        if not (Path(model_dir) / "model.bin").is_file():
+        model_dir = Path(settings.model_dir or install_whisper_base(models_dir))
+        if not (model_dir / "model.bin").is_file():
             raise AsrError(
                 f"{model_dir} is not a CTranslate2 Whisper model directory (no model.bin)"
             )
+        self._vocab: VocabularyMap | None = None
+        if settings.vocabulary == "mandarin" and settings.language == "zh":
+            model_dir = mandarin_model(model_dir, models_dir)
+            self._vocab = VocabularyMap.load(model_dir)
         workers = settings.parallel_decodes or _cpu_count()
         self.settings = settings
         self.endpointing = endpointing
@@ -87,7 +92,7 @@ class WhisperEngine(SpeechEngine):
         ]
         self._eot = tokenizer.token_to_id("<|endoftext|>")
         self._to_simplified = opencc.OpenCC("t2s")
-        self.no_prompt = WhisperPrompt("", tuple(self._task))
+        self.no_prompt = WhisperPrompt("", tuple(self._model_ids(self._task)))
 
     def recognizer(self, hints: Sequence[str] = (), realtime: bool = True) -> Recognizer:
         return WhisperRecognizer(self, hints, realtime)
@@ -99,7 +104,13 @@ class WhisperEngine(SpeechEngine):
         if chosen:
             text = BASE_PROMPT + "关键词：" + "、".join(chosen)
         previous = self._tokenizer.encode(text, add_special_tokens=False).ids
-        return WhisperPrompt(text, (self._sot_prev, *previous, *self._task))
+        return WhisperPrompt(text, tuple(self._model_ids([self._sot_prev, *previous, *self._task])))
+
+    def _model_ids(self, token_ids: list[int]) -> list[int]:
+        return self._vocab.to_model(token_ids) if self._vocab else token_ids
+
+    def _tokenizer_ids(self, model_ids: list[int]) -> list[int]:
+        return self._vocab.to_tokenizer(model_ids) if self._vocab else model_ids
 
     def submit(self, pcm: bytes, prompt: WhisperPrompt) -> Future[Decoded]:
         with self._inflight_lock:
@@ -149,7 +160,7 @@ class WhisperEngine(SpeechEngine):
             return_no_speech_prob=True,
             no_repeat_ngram_size=4,  # stops "我说我说我说..." loops on short noisy cuts
         )[0]
-        tokens = [t for t in result.sequences_ids[0] if t < self._eot]
+        tokens = [t for t in self._tokenizer_ids(result.sequences_ids[0]) if t < self._eot]
         text = collapse_repeats(self._to_simplified.convert(self._tokenizer.decode(tokens)).strip())
         confidence = math.exp(result.scores[0]) if result.scores else 0.0
         return Decoded(text, min(1.0, confidence), result.no_speech_prob)
