@@ -68,6 +68,13 @@ class WhisperSettings(BaseModel):
         description="start decoding after this much silence when a decode worker is idle"
         " (0: never early); spends idle CPU to have the final ready sooner",
     )
+    decode_nice: int = Field(
+        5,
+        ge=0,
+        le=19,
+        description="how much lower the CPU priority of the decode threads is than the"
+        " call's Python threads (0: same); keeps the media clock's GIL holders on a CPU",
+    )
     hint_prompt_chars: int = Field(
         0,
         ge=0,

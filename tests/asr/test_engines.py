@@ -163,3 +163,31 @@ def test_auto_picks_vosk_only_when_a_vosk_model_is_installed(tmp_path):
 def test_missing_vosk_model_names_the_command_that_fixes_it(tmp_path):
     with pytest.raises(AsrError, match=r"hotline models pull vosk-model-small-cn-0\.22"):
         load_engine(AsrSettings(engine="vosk"), tmp_path)
+
+
+def test_whisper_decode_threads_run_below_the_call_threads(monkeypatch):
+    import os
+
+    from asr import whisper_engine
+    from asr.whisper_engine import WhisperEngine
+
+    created: list[set[int]] = []
+    lower = whisper_engine._lower_priority
+    monkeypatch.setattr(whisper_engine, "_lower_priority",
+                        lambda tids, nice: (created.append(tids), lower(tids, nice)))  # fmt: skip
+    settings = AsrSettings()
+    from hotline.settings import load_settings
+
+    engine = WhisperEngine(
+        settings.whisper.model_copy(update={"decode_nice": 7}), settings.endpointing,
+        load_settings().models_dir,
+    )  # fmt: skip
+    try:
+        [decode_threads] = created
+        assert decode_threads  # CTranslate2's workers, one per core
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        for tid in decode_threads:
+            assert os.getpriority(os.PRIO_PROCESS, tid) == min(19, mine + 7)
+        assert os.getpriority(os.PRIO_PROCESS, 0) == mine  # the caller's threads untouched
+    finally:
+        engine.close()
