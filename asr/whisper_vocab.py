@@ -71,12 +71,18 @@ def mandarin_model(source: Path, cache_root: Path) -> Path:
     if stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp:
         return target
     building = cache_root / f".{target.name}.building"
-    shutil.rmtree(building, ignore_errors=True)
-    building.mkdir(parents=True)
-    build_mandarin_model(source, building)
-    (building / SOURCE_STAMP).write_text(json.dumps(stamp))
-    shutil.rmtree(target, ignore_errors=True)
-    building.replace(target)
+    try:
+        shutil.rmtree(building, ignore_errors=True)
+        building.mkdir(parents=True)
+        build_mandarin_model(source, building)
+        (building / SOURCE_STAMP).write_text(json.dumps(stamp))
+        shutil.rmtree(target, ignore_errors=True)
+        building.replace(target)
+    except OSError as exc:
+        raise AsrError(
+            f"cannot build the Mandarin-vocabulary Whisper model in {cache_root}: {exc}. "
+            "Fix: make models_dir writable, or set asr.whisper.vocabulary: full"
+        ) from exc
     return target
 
 

@@ -117,3 +117,10 @@ def test_a_damaged_source_model_is_a_clear_error(base_model, tmp_path):
     (source / "vocabulary.txt").write_text("a\nb\n")
     with pytest.raises(AsrError, match="not a Whisper vocabulary"):
         mandarin_model(source, tmp_path / "cache")
+
+
+def test_a_models_dir_it_cannot_write_is_a_clear_error(base_model, tmp_path):
+    blocker = tmp_path / "models"
+    blocker.write_text("a file where the models folder should be")
+    with pytest.raises(AsrError, match="vocabulary: full"):
+        mandarin_model(base_model, blocker)
