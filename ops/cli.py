@@ -75,23 +75,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if all(c["ok"] for c in result["calls"]) else 1
 
 
-def cmd_soak(args: argparse.Namespace) -> int:
+def _sipp_callers(args: argparse.Namespace) -> tuple[Path, Path | None]:
+    """The clips sipp callers speak and the knowledge base they ask about (soak, drills):
+    ``--audio``/``--kb``, else ../shared's dev clips and sample KB (else the bot's own)."""
     from hotline.cli import CommandError
-    from hotline.settings import load_settings
-    from ivr.bench import BenchError, default_path
-    from ops.soak import soak
+    from ivr.bench import default_path
 
-    logging.basicConfig(level=logging.ERROR)
     if shutil.which("sipp") is None:
         raise CommandError("sipp is not installed (apt-get install sip-tester)")
-    if args.minutes <= 0 or args.concurrency < 1:
-        raise CommandError("--minutes must be positive and --concurrency at least 1")
     audio = args.audio or default_path("../shared/audio/calls-dev")
     if not (audio / "transcripts.tsv").is_file():
         raise CommandError(f"{audio} has no transcripts.tsv (filename<TAB>text<TAB>expected)")
     kb = args.kb
     if kb is None and default_path("../shared/eval/kb.yaml").is_file():
-        kb = default_path("../shared/eval/kb.yaml")  # the knowledge base the clips ask about
+        kb = default_path("../shared/eval/kb.yaml")
+    return audio, kb
+
+
+def cmd_soak(args: argparse.Namespace) -> int:
+    from hotline.cli import CommandError
+    from hotline.settings import load_settings
+    from ivr.bench import BenchError
+    from ops.soak import soak
+
+    logging.basicConfig(level=logging.ERROR)
+    if args.minutes <= 0 or args.concurrency < 1:
+        raise CommandError("--minutes must be positive and --concurrency at least 1")
+    audio, kb = _sipp_callers(args)
     try:
         result = asyncio.run(soak(load_settings(), minutes=args.minutes,
                                   concurrency=args.concurrency, audio=audio, kb=kb,
@@ -121,19 +131,12 @@ def cmd_drill(args: argparse.Namespace) -> int:
 
     from hotline.cli import CommandError
     from hotline.settings import load_settings
-    from ivr.bench import BenchError, default_path
+    from ivr.bench import BenchError
     from ops.drills import DRILLS, DrillError, DrillKit, dumps, run_drill
 
     # Warnings reach the drills' own log capture (their evidence), not the terminal.
     logging.basicConfig(level=logging.WARNING, handlers=[logging.NullHandler()])
-    if shutil.which("sipp") is None:
-        raise CommandError("sipp is not installed (apt-get install sip-tester)")
-    audio = args.audio or default_path("../shared/audio/calls-dev")
-    if not (audio / "transcripts.tsv").is_file():
-        raise CommandError(f"{audio} has no transcripts.tsv (filename<TAB>text<TAB>expected)")
-    kb = args.kb
-    if kb is None and default_path("../shared/eval/kb.yaml").is_file():
-        kb = default_path("../shared/eval/kb.yaml")
+    audio, kb = _sipp_callers(args)
     names = list(DRILLS) if args.name == "all" else [args.name]
 
     async def drills() -> list[dict[str, Any]]:
