@@ -186,10 +186,8 @@ class WhisperRecognizer(VadRecognizer):
         super().__init__(engine.endpointing, hints)
         self.engine = engine
         self.realtime = realtime
-        silence_ms = engine.settings.speculative_silence_ms
-        self._speculate_after = max(1, silence_ms // 20) if silence_ms else 0
-        early_ms = engine.settings.early_speculative_silence_ms
-        self._speculate_early = max(1, early_ms // 20) if early_ms else 0
+        self._speculate_after = _frames(engine.settings.speculative_silence_ms)
+        self._speculate_early = _frames(engine.settings.early_speculative_silence_ms)
         self._prompt = engine.prompt(hints)
         self._speculation: tuple[int, Future[Decoded]] | None = None
 
@@ -273,6 +271,11 @@ def collapse_repeats(text: str) -> str:
             continue
         kept.append(clause)
     return "".join(kept).strip()
+
+
+def _frames(silence_ms: int) -> int:
+    """20 ms frames of silence (at least one); 0 ms means never."""
+    return max(1, silence_ms // 20) if silence_ms else 0
 
 
 def _within(hints: Sequence[str], budget: int) -> list[str]:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import shutil
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,23 +40,20 @@ DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5:
 ASCII_SYMBOLS = set(" ,.!?;:'\"()-%/")
 
 
-@dataclass(frozen=True)
 class VocabularyMap:
     """Token ids of the original tokenizer <-> ids of the derived model."""
 
-    kept: tuple[int, ...]  # model id -> tokenizer id
+    def __init__(self, kept: list[int]) -> None:
+        self.kept = tuple(kept)  # model id -> tokenizer id
+        self._to_model = {t: m for m, t in enumerate(self.kept)}
 
     @classmethod
     def load(cls, model_dir: Path) -> VocabularyMap:
-        return cls(tuple(json.loads((model_dir / KEPT_IDS).read_text(encoding="utf-8"))))
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_to_model", {t: m for m, t in enumerate(self.kept)})
+        return cls(json.loads((model_dir / KEPT_IDS).read_text(encoding="utf-8")))
 
     def to_model(self, token_ids: list[int]) -> list[int]:
         """Tokenizer ids -> model ids; a token the model cannot say is dropped."""
-        to_model: dict[int, int] = self._to_model  # type: ignore[attr-defined]
-        return [to_model[t] for t in token_ids if t in to_model]
+        return [self._to_model[t] for t in token_ids if t in self._to_model]
 
     def to_tokenizer(self, model_ids: list[int]) -> list[int]:
         return [self.kept[m] for m in model_ids]
@@ -94,9 +90,9 @@ def build_mandarin_model(source: Path, target: Path) -> list[int]:
         "\n".join(vocabulary[i] for i in kept) + "\n", encoding="utf-8"
     )
     config = json.loads((source / "config.json").read_text(encoding="utf-8"))
-    to_model = {t: m for m, t in enumerate(kept)}
+    ids = VocabularyMap(kept)
     for key in ("lang_ids", "suppress_ids", "suppress_ids_begin"):
-        config[key] = [to_model[i] for i in config.get(key, []) if i in to_model]
+        config[key] = ids.to_model(config.get(key, []))
     (target / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
     shutil.copyfile(source / "tokenizer.json", target / "tokenizer.json")
     (target / KEPT_IDS).write_text(json.dumps(kept), encoding="utf-8")
