@@ -226,11 +226,18 @@ class WhisperRecognizer(VadRecognizer):
         )
 
     def _words_complete(self) -> bool:
-        # Only a finished decode that ends on a word announcing more holds the turn open;
-        # while the decode still runs we end the turn rather than make the caller wait.
+        """The turn ends early only on a finished decode whose words look complete.
+
+        While the decode of this audio still runs the turn stays open: the final could not
+        come sooner anyway (it waits for that decode), and a caller who goes on meanwhile
+        keeps the turn instead of being cut at a pause. ``max_end_silence_ms`` ends it in
+        any case.
+        """
         current = self._current_speculation()
-        if current is None or (self.realtime and not current.done()):
-            return True
+        if current is None:
+            return True  # nothing decoding (speculation off): end, the final decodes now
+        if self.realtime and not current.done():
+            return False
         decoded = current.result()
         return not self.engine.is_speech(decoded) or looks_complete(decoded.text)
 

@@ -23,6 +23,7 @@ the caller the ticket number and that the morning shift will call back.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 from bot.brain import Brain
@@ -119,6 +120,15 @@ class Dialogue:
         if isinstance(event, Dtmf):
             return self._dtmf(event.digit)
         return self._utterance(event)
+
+    def snapshot(self) -> object:
+        """Everything a turn may change, to take that turn back (see ``restore``)."""
+        return copy.deepcopy((self.s, self.turns, self._turn))
+
+    def restore(self, snapshot: object) -> None:
+        """Undo the turns since ``snapshot``: the session takes back a reply whose turn the
+        caller went on with (they had only paused), to answer the whole sentence instead."""
+        self.s, self.turns, self._turn = copy.deepcopy(snapshot)  # type: ignore[misc]
 
     @property
     def state(self) -> str:

@@ -29,7 +29,7 @@ class EndpointingSettings(BaseModel):
         100, ge=20, le=1000, description="voiced audio before speech starts"
     )
     end_silence_ms: int = Field(
-        400,
+        300,
         ge=100,
         le=5000,
         description="trailing silence that ends a turn whose words look complete",
@@ -135,6 +135,11 @@ class SipSettings(BaseModel):
         False, description="send RTP back to where it comes from (peer behind NAT)"
     )
     answer_delay_ms: int = Field(0, ge=0, le=10000, description="ring this long before answering")
+    media_clock: Literal["process", "thread"] = Field(
+        "process",
+        description="who paces outgoing RTP: a media process of its own (no call's Python"
+        " work can delay a packet) or a thread of the controller",
+    )
     codecs: list[Literal["PCMA", "PCMU"]] = Field(
         default_factory=lambda: ["PCMA", "PCMU"],  # type: ignore[arg-type]
         description="preference order",
@@ -173,6 +178,12 @@ class IvrSettings(BaseModel):
     edge_voice: str = "zh-CN-XiaoxiaoNeural"
     espeak_voice: str = "cmn-latn-pinyin"
     silence_timeout_s: float = Field(8.0, gt=0.5, le=120)
+    turn_continuation_s: float = Field(
+        1.0, ge=0, le=5.0,
+        description="a caller who speaks again this soon after a turn ended had only paused:"
+        " the bot's reply (if it only spoke) is taken back and the whole sentence answered"
+        " (0: every pause the recogniser ends is a turn)",
+    )
     max_call_s: float = Field(900.0, gt=10)
     satisfaction_survey: bool = True
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="write-ahead call journal")

@@ -137,6 +137,15 @@ class DialogueRecorder:
         self.turns.append((event, decision, getattr(self.inner, "ticket", None)))
         return decision
 
+    def snapshot(self) -> object:
+        return (len(self.turns), self.inner.snapshot())
+
+    def restore(self, snapshot: object) -> None:
+        assert isinstance(snapshot, tuple)
+        kept, state = snapshot
+        self.inner.restore(state)
+        del self.turns[kept:], self.times[kept:]
+
     def utterances(self) -> list[tuple[float, str]]:
         return [(at, event.text) for at, (event, _, _) in zip(self.times, self.turns, strict=True)
                 if isinstance(event, Utterance)]  # fmt: skip

@@ -11,6 +11,7 @@ from typing import Any
 
 from hotline.metrics import METRICS
 from ivr.journal import CallRecord
+from ivr.media import MediaProcess
 from ivr.rtp import MediaClock, RtpStream, StreamStats
 from ivr.session import CallSession, SessionDeps
 from ivr.sip import IncomingCall, SipEndpoint
@@ -30,7 +31,8 @@ class Controller:
         self.stream_stats: dict[str, StreamStats] = {}  # call id -> media counters (bench)
         METRICS.track_calls(lambda: len(self.sessions),
                             int(getattr(sip_settings, "max_calls", 0)))  # fmt: skip
-        self.clock: MediaClock | None = None
+        self.media_clock = str(getattr(sip_settings, "media_clock", "process"))
+        self.clock: MediaClock | MediaProcess | None = None
         self._tasks: set[asyncio.Task[CallRecord]] = set()
 
     async def start(self) -> None:
@@ -38,7 +40,10 @@ class Controller:
         # Python threads share the GIL; a short switch interval lets the media clock
         # thread get in within ~1 ms when it wakes, keeping packets on their 20 ms slot.
         sys.setswitchinterval(0.001)
-        self.clock = MediaClock(loop.call_soon_threadsafe)
+        if self.media_clock == "process":
+            self.clock = MediaProcess()
+        else:
+            self.clock = MediaClock(loop.call_soon_threadsafe)
         self.clock.start()
         try:
             await self.endpoint.start()

@@ -201,6 +201,9 @@ class CallRecord:
     satisfaction: int | None = None
     recording: str = ""
     barge_ins: int = 0
+    # Turns the caller went on with after a pause: the bot's reply was taken back and the
+    # whole sentence answered (ivr.session, ivr.turn_continuation_s).
+    continued_turns: int = 0
     codec: str = ""
     # The bot's decision per caller turn (bot.dialogue.Dialogue.turns): KB entry answered
     # and its confidence, questions without an answer; read by manage.calls.record_call.

@@ -37,6 +37,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from hotline.audio import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 
@@ -114,10 +115,92 @@ class PortPool:
         raise RtpError(f"no free RTP port on {self.host}")
 
 
+class Outgoing(Protocol):
+    """Where a stream's outgoing audio waits for the media clock (see ``Playout``)."""
+
+    def extend(self, payload: bytes, done: Any = None) -> None: ...
+
+    def flush(self) -> list[Any]: ...
+
+    @property
+    def busy(self) -> bool: ...
+
+    def retarget(self, remote: tuple[str, int]) -> None: ...
+
+
 @dataclass(slots=True)
 class _Queued:
     payload: bytes
-    done: Callable[[], None] | None = None  # called after the last packet of a prompt
+    done: Any = None  # handed back after the last packet of a prompt
+
+
+class Playout:
+    """One call's outgoing packets: queued 20 ms payloads and the RTP header counters.
+
+    Pure state, no I/O: the media clock (a thread of this process, or the media process
+    of ``ivr.media``) asks it for the packet of each 20 ms tick. ``done`` tokens queued
+    with a prompt come back with its last packet, or from ``flush`` when it is dropped.
+    """
+
+    def __init__(self, payload_type: int, seq: int, ts: int, ssrc: int) -> None:
+        self.payload_type = payload_type
+        self.silence = _ENCODERS[payload_type](b"\x00\x00" * SAMPLES_PER_PACKET)
+        self._queue: deque[_Queued] = deque()
+        self._lock = threading.Lock()
+        self._seq, self._ts, self._ssrc = seq, ts, ssrc
+        self._talking = False
+
+    @classmethod
+    def new(cls, payload_type: int) -> Playout:
+        """Random initial sequence number, timestamp and SSRC (RFC 3550 5.1)."""
+        return cls(payload_type, random.randint(0, 0xFFFF), random.randint(0, 0xFFFFFFFF),
+                   random.randint(1, 0xFFFFFFFF))  # fmt: skip
+
+    @property
+    def counters(self) -> tuple[int, int, int]:
+        return self._seq, self._ts, self._ssrc
+
+    def extend(self, payload: bytes, done: Any = None) -> None:
+        """Queue encoded audio (cut into 20 ms packets, the last padded with silence)."""
+        step = SAMPLES_PER_PACKET
+        chunks = [payload[i : i + step] for i in range(0, len(payload), step)] or [self.silence]
+        if len(chunks[-1]) < step:
+            chunks[-1] += self.silence[: step - len(chunks[-1])]
+        items = [_Queued(c) for c in chunks]
+        items[-1].done = done
+        with self._lock:
+            self._queue.extend(items)
+
+    def flush(self) -> list[Any]:
+        """Drop everything queued; returns the ``done`` tokens of the dropped prompts."""
+        with self._lock:
+            dropped = [q.done for q in self._queue if q.done is not None]
+            self._queue.clear()
+        return dropped
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._queue)
+
+    def retarget(self, remote: tuple[str, int]) -> None:
+        """Nothing to do: the in-process clock sends to the stream's current address."""
+
+    def next_packet(self) -> tuple[bytes, Any, bool]:
+        """The packet for this tick, the ``done`` token it completes, and whether it starts
+        a talkspurt (the first audio packet after silence)."""
+        with self._lock:
+            item = self._queue.popleft() if self._queue else None
+        if item is None:
+            payload, done, marker = self.silence, None, False
+            self._talking = False
+        else:
+            payload, done = item.payload, item.done
+            marker = not self._talking  # first packet of a talkspurt (RFC 3551 4.1)
+            self._talking = True
+        packet = build_rtp(self.payload_type, marker, self._seq, self._ts, self._ssrc, payload)
+        self._seq = (self._seq + 1) & 0xFFFF
+        self._ts = (self._ts + SAMPLES_PER_PACKET) & 0xFFFFFFFF
+        return packet, done, marker
 
 
 @dataclass(slots=True)
@@ -156,13 +239,9 @@ class RtpStream:
         self.on_dtmf = on_dtmf
         self._decode = _DECODERS[payload_type]
         self._encode = _ENCODERS[payload_type]
-        self._silence = self._encode(b"\x00\x00" * SAMPLES_PER_PACKET)
-        self._queue: deque[_Queued] = deque()
-        self._lock = threading.Lock()
-        self._seq = random.randint(0, 0xFFFF)
-        self._ts = random.randint(0, 0xFFFFFFFF)
-        self._ssrc = random.randint(1, 0xFFFFFFFF)
-        self._talking = False
+        # Where outgoing audio is queued: here, for the in-process MediaClock, or a
+        # proxy to the media process (ivr.media.MediaProcess.add replaces it).
+        self.out: Outgoing = Playout.new(payload_type)
         self._last_dtmf_ts: int | None = None
         self._last_dtmf_at = 0.0
         self._latched = not symmetric
@@ -177,53 +256,31 @@ class RtpStream:
     # ---- outgoing ----
     def play(self, pcm8k: bytes, done: Callable[[], None] | None = None) -> None:
         """Queue 8 kHz 16-bit PCM behind what is already queued; ``done`` fires after it."""
-        payload = self._encode(pcm8k)
-        step = SAMPLES_PER_PACKET
-        chunks = [payload[i : i + step] for i in range(0, len(payload), step)] or [self._silence]
-        if len(chunks[-1]) < step:
-            chunks[-1] += self._silence[: step - len(chunks[-1])]
-        items = [_Queued(c) for c in chunks]
-        items[-1].done = done
-        with self._lock:
-            self._queue.extend(items)
+        self.out.extend(self._encode(pcm8k), done)
 
     def flush(self) -> list[Callable[[], None]]:
         """Drop everything queued (barge-in); returns the ``done`` callbacks of dropped prompts."""
-        with self._lock:
-            dropped = [q.done for q in self._queue if q.done is not None]
-            self._queue.clear()
-        return dropped
+        return self.out.flush()
 
     @property
     def playing(self) -> bool:
-        return bool(self._queue)
+        return self.out.busy
 
-    def next_packet(self, now: float) -> tuple[bytes, Callable[[], None] | None]:
-        """Called by the media clock every 20 ms: the packet to send now."""
-        with self._lock:
-            item = self._queue.popleft() if self._queue else None
-        if item is None:
-            payload, done, marker = self._silence, None, False
-            self._talking = False
-        else:
-            payload, done = item.payload, item.done
-            marker = not self._talking  # first packet of a talkspurt (RFC 3551 4.1)
-            if marker:
-                self.stats.audio_out_times.append(now)
-                if not self.stats.first_audio_out_at:
-                    self.stats.first_audio_out_at = now
-            self._talking = True
-        packet = build_rtp(self.payload_type, marker, self._seq, self._ts, self._ssrc, payload)
-        self._seq = (self._seq + 1) & 0xFFFF
-        self._ts = (self._ts + SAMPLES_PER_PACKET) & 0xFFFFFFFF
-        return packet, done
+    def note_sent(self, now: float, talkspurt: bool) -> None:
+        """Count a packet the media clock sent (``talkspurt``: the first of a prompt)."""
+        self.stats.packets_out += 1
+        if talkspurt:
+            self.stats.audio_out_times.append(now)
+            if not self.stats.first_audio_out_at:
+                self.stats.first_audio_out_at = now
 
-    def send(self, packet: bytes) -> None:
+    def send(self, packet: bytes) -> bool:
         try:
             self.sock.sendto(packet, self.remote)
-            self.stats.packets_out += 1
         except OSError as exc:  # peer gone or socket closed under us: the call is ending
             log.debug("RTP send to %s failed: %s", self.remote, exc)
+            return False
+        return True
 
     # ---- incoming ----
     def receive_ready(self) -> None:
@@ -253,6 +310,7 @@ class RtpStream:
             # Symmetric RTP: answer where the media really comes from (NAT, sipp's port).
             self._latched = True
             self.remote = source
+            self.out.retarget(source)
         self.stats.packets_in += 1
         if not self.stats.first_in_at:
             self.stats.first_in_at = time.monotonic()
@@ -328,15 +386,17 @@ class MediaClock:
     def __init__(self, post: Callable[[Callable[[], None]], object], realtime: bool = True) -> None:
         self._post = post
         self.realtime = realtime
-        self._streams: dict[int, RtpStream] = {}
+        self._streams: dict[int, tuple[RtpStream, Playout]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.stats = ClockStats()
 
     def add(self, stream: RtpStream) -> None:
+        if not isinstance(stream.out, Playout):
+            raise RtpError("this stream's audio is played out by another media clock")
         with self._lock:
-            self._streams[id(stream)] = stream
+            self._streams[id(stream)] = (stream, stream.out)
 
     def remove(self, stream: RtpStream) -> None:
         with self._lock:
@@ -356,35 +416,53 @@ class MediaClock:
         if self.stats.scheduling == "normal":
             log.info("media clock at normal CPU priority (no CAP_SYS_NICE): expect late "
                      "packets when the CPUs are busy")  # fmt: skip
-        start = time.monotonic()
-        tick = 0
+        schedule = TickSchedule(self.stats)
         while not self._stop.is_set():
-            tick += 1
-            deadline = start + tick * PACKET_S
-            delay = deadline - time.monotonic()
+            delay = schedule.next_deadline() - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            now = time.monotonic()
-            late = now - deadline
-            self._account(late)
-            if late > 3 * PACKET_S:
-                # Far behind (machine stalled): restart the schedule instead of bursting
-                # several packets at once, which a jitter buffer handles worse.
-                start, tick = now, 0
-                self.stats.resyncs += 1
             with self._lock:
                 streams = list(self._streams.values())
-            for stream in streams:
-                packet, done = stream.next_packet(now)
-                stream.send(packet)
+            now = schedule.arrived(active=bool(streams))
+            for stream, playout in streams:
+                packet, done, talkspurt = playout.next_packet()
+                if stream.send(packet):
+                    stream.note_sent(now, talkspurt)
                 if done is not None:
                     self._post(done)
 
-    def _account(self, late: float) -> None:
+
+class TickSchedule:
+    """The 20 ms deadlines of a media clock, on a drift-free schedule, and their lateness.
+
+    Deadline n is start + n * 20 ms, never "20 ms after the last send", so a late tick
+    does not push the ones after it. Shared by the in-process ``MediaClock`` and the
+    media process (``ivr.media``).
+    """
+
+    def __init__(self, stats: ClockStats) -> None:
+        self.stats = stats
+        self._start = time.monotonic()
+        self._tick = 0
+        self.deadline = self._start
+
+    def next_deadline(self) -> float:
+        self._tick += 1
+        self.deadline = self._start + self._tick * PACKET_S
+        return self.deadline
+
+    def arrived(self, active: bool) -> float:
+        """Account the tick that is due now; returns the time its packets leave."""
+        now = time.monotonic()
+        late = now - self.deadline
         self.stats.ticks += 1
-        with self._lock:
-            active = bool(self._streams)
-        if active and late > TOLERANCE_S:
-            self.stats.late_ticks += 1
         if active:
             self.stats.max_late_ms = max(self.stats.max_late_ms, late * 1000)
+            if late > TOLERANCE_S:
+                self.stats.late_ticks += 1
+        if late > 3 * PACKET_S:
+            # Far behind (machine stalled): restart the schedule instead of bursting
+            # several packets at once, which a jitter buffer handles worse.
+            self._start, self._tick = now, 0
+            self.stats.resyncs += 1
+        return now

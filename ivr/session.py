@@ -62,12 +62,17 @@ SURVEY_TEXT = "请对本次服务进行评价：满意请按1，基本满意请�
 THANKS_TEXT = "感谢您的来电，再见。"
 CALLBACK_TEXT = "现在是非工作时间，我们已为您登记，工作人员上班后会给您回电。"
 SURVEY_WAIT_S = 6.0
+TURN_END_MARKS = "。．.！!？? "
 
 
 class Dialogue(Protocol):
     """The bot's per-call policy (bot/): pure, one decision per event."""
 
     def handle(self, event: Event) -> Decision: ...
+
+    def snapshot(self) -> object: ...
+
+    def restore(self, snapshot: object) -> None: ...
 
 
 class TicketSink(Protocol):
@@ -99,6 +104,7 @@ class SessionDeps:
     data_dir: Path
     node: str = "node-1"
     silence_timeout_s: float = 8.0
+    turn_continuation_s: float = 1.0  # see _OpenTurn; 0: off
     max_call_s: float = 900.0
     survey: bool = True
     record_audio: bool = True
@@ -108,6 +114,24 @@ class SessionDeps:
     record_sink: Callable[[CallRecord], Any] | None = None
 
 
+@dataclass(slots=True)
+class _OpenTurn:
+    """The caller's last turn while they may still be going on with it.
+
+    The recogniser ends a turn after a short pause (300 ms) so the bot answers fast; a
+    caller who had only paused ("我想反映一下。[pause] 我们小区门口的路灯坏了") starts
+    speaking again within ``turn_continuation_s``. If the bot's reply to the first part
+    only spoke (no ticket, transfer or hang-up yet), it is taken back: the dialogue returns
+    to ``snapshot`` and the whole sentence is answered as one turn.
+    """
+
+    snapshot: object
+    utterance: Utterance
+    ended_at: float  # monotonic: when the bot took the turn
+    resumed: bool = False
+
+
+_REVERSIBLE = (Say, Listen)
 GAP_S = 0.1  # how often the recogniser thread looks at a quiet line
 FILL_AFTER_S = 0.3  # no caller packet for this long: the line went quiet (DTX, loss)
 GAP_FILL_S = 2.0  # at most this much silence is filled in after the last packet
@@ -122,7 +146,7 @@ class AsrWorker:
     ``FILL_AFTER_S`` without packets, then catches up at once: packets merely delayed
     (a busy peer or network; measured: 5 of 30 bench calls had 100-200 ms stalls
     mid-speech) must not get fake pauses put into the caller's words, while a real
-    end of speech still reaches the recogniser's 400 ms end-of-turn silence on time.
+    end of speech still reaches the recogniser's end-of-turn silence on time.
     """
 
     def __init__(self, rec: Recognizer, post: Callable[[AsrEvent], None]) -> None:
@@ -211,6 +235,7 @@ class CallSession:
         self.barge_in_ms: list[float] = []
         self._barge_at = 0.0
         self._hints = deps.hints
+        self._open_turn: _OpenTurn | None = None
         self.asr = AsrWorker(deps.new_recognizer(), self._post_asr)
         stream.on_audio = self._on_audio
         stream.on_dtmf = self._on_dtmf
@@ -228,6 +253,7 @@ class CallSession:
     def _on_asr(self, event: AsrEvent) -> None:
         if isinstance(event, SpeechStarted):
             self._cancel_silence()
+            self._note_resumption()
             if self._playing is not None and self._barge_allowed and self.stream.playing:
                 self._barge_in()
                 self.events.put_nowait(BargeIn())
@@ -286,8 +312,43 @@ class CallSession:
             await self._finish()
         return self.record
 
+    def _note_resumption(self) -> None:
+        turn = self._open_turn
+        if turn is None:
+            return
+        if time.monotonic() - turn.ended_at <= self.deps.turn_continuation_s:
+            turn.resumed = True
+        else:
+            self._open_turn = None
+
+    def _continue_turn(self, utterance: Utterance) -> Utterance:
+        """The caller's words, joined to the turn they went on with (see ``_OpenTurn``)."""
+        turn, self._open_turn = self._open_turn, None
+        if turn is None or not turn.resumed:
+            return utterance
+        self.dialogue.restore(turn.snapshot)
+        self.record.continued_turns += 1
+        first = turn.utterance
+        self.journal.write("continued", {"text": first.text})
+        weight = len(first.text) + len(utterance.text) or 1
+        confidence = (first.confidence * len(first.text)
+                      + utterance.confidence * len(utterance.text)) / weight  # fmt: skip
+        return Utterance(first.text.rstrip(TURN_END_MARKS) + "，" + utterance.text, confidence)
+
     async def _dispatch(self, event: Event) -> None:
+        snapshot = None
+        if isinstance(event, Utterance):
+            event = self._continue_turn(event)
+            if self.deps.turn_continuation_s > 0:
+                snapshot = self.dialogue.snapshot()
+        elif not isinstance(event, BargeIn):
+            self._open_turn = None  # a key press or a timeout: the caller has moved on
         decision = self.dialogue.handle(event)
+        if isinstance(event, Utterance):
+            reversible = all(isinstance(a, _REVERSIBLE) for a in decision.actions)
+            self._open_turn = (
+                _OpenTurn(snapshot, event, time.monotonic()) if snapshot and reversible else None
+            )
         if decision.state:
             self.record.path.append(decision.state)
         ticket = next((a.ticket for a in decision.actions if isinstance(a, CreateTicket)), None)

@@ -126,6 +126,7 @@ def build_deps(
         data_dir=data_dir or settings.data_dir,
         node=node,
         silence_timeout_s=settings.ivr.silence_timeout_s,
+        turn_continuation_s=settings.ivr.turn_continuation_s,
         max_call_s=settings.ivr.max_call_s,
         survey=settings.ivr.satisfaction_survey,
         record_audio=settings.ivr.recordings,

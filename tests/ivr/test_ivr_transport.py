@@ -15,7 +15,7 @@ import pytest
 from hotline.audio import alaw_decode, ulaw_decode
 from hotline.settings import SipSettings
 from ivr.callers import Caller, free_udp_port, options_scenario, run_sipp
-from ivr.rtp import MediaClock, RtpStream
+from ivr.rtp import MediaClock, Playout, RtpStream
 from ivr.sip import IncomingCall, SipEndpoint
 from tests.ivr.rtp_peer import RtpCapture
 
@@ -209,13 +209,15 @@ def test_flush_stops_playout_within_one_packet() -> None:
     a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     a.bind(("127.0.0.1", 0))
     stream = RtpStream(a, ("127.0.0.1", 9), 8, 101, lambda _: None, lambda _: None)
+    playout = stream.out
+    assert isinstance(playout, Playout)
     stream.play(tone(1.0))
-    for i in range(5):
-        sent.append(stream.next_packet(float(i))[0])
+    for _ in range(5):
+        sent.append(playout.next_packet()[0])
     dropped = stream.flush()
     assert dropped == [] and not stream.playing
-    packet, _ = stream.next_packet(5.0)
-    assert packet[12:] == stream._silence
+    packet, _, _ = playout.next_packet()
+    assert packet[12:] == playout.silence
     seqs = [struct.unpack("!H", p[2:4])[0] for p in [*sent, packet]]
     assert all((b - a_) & 0xFFFF == 1 for a_, b in itertools.pairwise(seqs))
     a.close()

@@ -1,0 +1,425 @@
+"""The media process: every call's outgoing RTP, paced by a process of its own.
+
+Why a process: the in-process ``MediaClock`` thread needs the GIL for each 20 ms tick,
+and on a full machine the Python thread holding it can be off the CPU (behind decode
+threads or the SIP peers' processes), so ticks went out up to 180 ms late at 40 calls
+(``hotline bench calls --concurrency 40``). This process has its own interpreter and a
+single thread at real-time priority; it does nothing but send packets, so nothing in
+the controller can delay them.
+
+The split: the controller keeps each call's socket (it reads the caller's audio from
+it) and hands the media process a duplicate of its descriptor (``SCM_RIGHTS``), so
+packets leave from the port the SDP announced. Prompts go over a private socket pair
+as encoded G.711; the media process answers with the moment each prompt starts (the
+first packet of a talkspurt) and ends (``done``). Barge-in sends ``flush``; the
+controller resolves the dropped prompts itself at once, and ignores a ``done`` that
+crosses the flush on the way.
+
+If the media process dies, the controller starts a new one and hands it the live calls
+again: the prompts that were queued are reported finished (the callers heard part of
+them), the calls go on. Protocol: one pickled tuple per SOCK_SEQPACKET message, between
+two processes of the same program (never from the network).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import pickle
+import select
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from ivr.rtp import ClockStats, Playout, RtpStream, TickSchedule, raise_thread_priority
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 32_000  # 4 s of G.711 per message: far below the socket buffer
+SOCKET_BUFFER = 4 << 20
+STATS_EVERY_TICKS = 25  # half a second
+SEND_TIMEOUT_S = 1.0  # a media process that takes no command for this long is hung
+MAX_FDS = 1
+RECEIVE_BYTES = 2 * CHUNK_BYTES  # a play message: the chunk and a few bytes of pickle
+RESTARTS_PER_MINUTE = 5  # beyond this the media process is broken, not unlucky
+
+
+class MediaProcessError(Exception):
+    """The media process cannot be started or reached."""
+
+
+# ---------------------------------------------------------------- controller side
+
+
+class RemotePlayout:
+    """A stream's outgoing audio, played by the media process (``Outgoing``)."""
+
+    def __init__(self, media: MediaProcess, key: int, stream: RtpStream) -> None:
+        self.media = media
+        self.key = key
+        self.stream = stream
+        self.pending: dict[int, Callable[[], None] | None] = {}  # token -> done, in order
+        self._tokens = itertools.count(1)
+
+    def extend(self, payload: bytes, done: Any = None) -> None:
+        token = next(self._tokens)
+        self.pending[token] = done
+        step = CHUNK_BYTES
+        chunks = [payload[i : i + step] for i in range(0, len(payload), step)] or [b""]
+        for index, chunk in enumerate(chunks):
+            last = index == len(chunks) - 1
+            self.media.send(("play", self.key, chunk, token if last else 0))
+
+    def flush(self) -> list[Any]:
+        dropped = [done for done in self.pending.values() if done is not None]
+        self.pending.clear()
+        self.media.send(("flush", self.key))
+        return dropped
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.pending)
+
+    def retarget(self, remote: tuple[str, int]) -> None:
+        self.media.send(("retarget", self.key, remote))
+
+    def finished(self, token: int) -> None:
+        done = self.pending.pop(token, None)  # None too when a flush crossed it
+        if done is not None:
+            done()
+
+    def finish_all(self) -> None:
+        """The media process died with these prompts queued: let their waiters go on."""
+        pending = list(self.pending.values())
+        self.pending.clear()
+        for done in pending:
+            if done is not None:
+                done()
+
+
+class MediaProcess:
+    """Drop-in for ``MediaClock``: ``start``, ``add``, ``remove``, ``stop``, ``stats``.
+
+    Runs on the event loop that calls ``start``; ``add``, ``remove`` and the streams'
+    ``play``/``flush`` must be called from that loop.
+    """
+
+    def __init__(self, realtime: bool = True) -> None:
+        self.realtime = realtime
+        self.stats = ClockStats()
+        self.restarts = 0
+        self._playouts: dict[int, RemotePlayout] = {}
+        self._keys = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._sock: socket.socket | None = None
+        self._stopping = False
+        self._restarting = False
+        self._restart_times: list[float] = []
+
+    # ---- lifecycle ----
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._spawn()
+
+    def stop(self) -> None:
+        """Stop the process; its last figures are read first (the bench reports them)."""
+        self._stopping = True
+        sock, proc = self._sock, self._proc
+        if sock is None or proc is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            self._loop.remove_reader(sock.fileno())  # type: ignore[union-attr]
+        with contextlib.suppress(OSError):
+            sock.setblocking(True)
+            sock.settimeout(2.0)
+            sock.sendall(pickle.dumps(("stop",)))
+            while message := sock.recv(65536):
+                self._handle(pickle.loads(message))
+        sock.close()
+        try:
+            proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        self._sock = self._proc = None
+
+    def _spawn(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        for end in (ours, theirs):
+            end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
+            end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
+        command = [sys.executable, "-m", "ivr.media", "--fd", str(theirs.fileno())]
+        if not self.realtime:
+            command.append("--no-realtime")
+        try:
+            self._proc = subprocess.Popen(command, pass_fds=[theirs.fileno()],
+                                          stdin=subprocess.DEVNULL)  # fmt: skip
+        except OSError as exc:
+            raise MediaProcessError(f"cannot start the media process: {exc}") from exc
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        self._sock = ours
+        assert self._loop is not None
+        self._loop.add_reader(ours.fileno(), self._readable)
+
+    # ---- streams ----
+    def add(self, stream: RtpStream) -> None:
+        if not isinstance(stream.out, Playout):
+            raise MediaProcessError("this stream is already played by a media clock")
+        key = next(self._keys)
+        playout = RemotePlayout(self, key, stream)
+        self._playouts[key] = playout
+        self._hand_over(playout, stream.out.counters)
+        stream.out = playout
+
+    def _hand_over(self, playout: RemotePlayout, counters: tuple[int, int, int]) -> None:
+        stream = playout.stream
+        message = ("add", playout.key, stream.payload_type, counters, stream.remote)
+        self._send(message, fds=[stream.sock.fileno()])
+
+    def remove(self, stream: RtpStream) -> None:
+        playout = stream.out
+        if isinstance(playout, RemotePlayout) and playout.key in self._playouts:
+            self.send(("remove", playout.key))
+
+    # ---- messages ----
+    def send(self, message: tuple[Any, ...]) -> None:
+        self._send(message)
+
+    def _send(self, message: tuple[Any, ...], fds: list[int] | None = None) -> None:
+        if self._sock is None:
+            return  # stopped: nothing plays any more
+        data = pickle.dumps(message)
+        try:
+            _send_within(self._sock, data, fds or [], SEND_TIMEOUT_S)
+        except OSError as exc:
+            log.error("media process unreachable (%s): starting a new one", exc)
+            self._restart()
+
+    def _readable(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        while True:
+            try:
+                message = sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                message = b""
+            if not message:
+                if not self._stopping:
+                    log.error("the media process ended (exit %s): starting a new one",
+                              self._proc.poll() if self._proc else "?")  # fmt: skip
+                    self._restart()
+                return
+            self._handle(pickle.loads(message))
+
+    def _handle(self, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "started":
+            _, key, at = message
+            if (playout := self._playouts.get(key)) is not None:
+                playout.stream.stats.audio_out_times.append(at)
+                if not playout.stream.stats.first_audio_out_at:
+                    playout.stream.stats.first_audio_out_at = at
+        elif kind == "done":
+            _, key, token = message
+            if (playout := self._playouts.get(key)) is not None:
+                playout.finished(token)
+        elif kind == "removed":
+            _, key, packets = message
+            if (playout := self._playouts.pop(key, None)) is not None:
+                playout.stream.stats.packets_out += packets
+        elif kind == "stats":
+            _, ticks, late, max_late_ms, resyncs, scheduling = message
+            self.stats.ticks, self.stats.late_ticks = ticks, late
+            self.stats.max_late_ms, self.stats.resyncs = max_late_ms, resyncs
+            self.stats.scheduling = scheduling
+
+    def _restart(self) -> None:
+        now = time.monotonic()
+        self._restart_times = [t for t in self._restart_times if now - t < 60] + [now]
+        if self._restarting or len(self._restart_times) > RESTARTS_PER_MINUTE:
+            log.critical("the media process keeps failing: calls have no outgoing audio")
+            self._stopping = True
+        self._restarting = True
+        try:
+            self._replace_process()
+        finally:
+            self._restarting = False
+
+    def _replace_process(self) -> None:
+        sock, proc = self._sock, self._proc
+        self._sock = self._proc = None
+        if sock is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self._loop.remove_reader(sock.fileno())  # type: ignore[union-attr]
+            sock.close()
+        if proc is not None:
+            with contextlib.suppress(OSError):
+                proc.kill()
+            proc.wait()
+        if self._stopping:
+            return
+        self.restarts += 1
+        # Counters of the dead process are lost: keep what it last reported.
+        self._spawn()
+        for playout in list(self._playouts.values()):
+            playout.finish_all()
+            if not playout.stream.closed:
+                self._hand_over(playout, Playout.new(playout.stream.payload_type).counters)
+
+
+def _send_within(sock: socket.socket, data: bytes, fds: list[int], timeout_s: float) -> None:
+    """Send one message on a non-blocking socket, waiting at most ``timeout_s`` for room
+    (the media process drains it every 20 ms; a full buffer for a second means it hangs)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if fds:
+                socket.send_fds(sock, [data], fds)
+            else:
+                sock.send(data)
+            return
+        except (BlockingIOError, InterruptedError):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the media process takes no commands") from None
+            select.select([], [sock], [], left)
+
+
+# ---------------------------------------------------------------- media process side
+
+
+class _Call:
+    def __init__(self, sock: socket.socket, remote: tuple[str, int], playout: Playout) -> None:
+        self.sock = sock
+        self.remote = remote
+        self.playout = playout
+        self.packets = 0
+
+
+class MediaServer:
+    """The media process's loop: commands between ticks, one packet per call per tick."""
+
+    def __init__(self, control: socket.socket) -> None:
+        self.control = control
+        self.calls: dict[int, _Call] = {}
+        self.stats = ClockStats()
+        self._outbox: deque[bytes] = deque()
+        self._running = True
+
+    def serve(self, realtime: bool) -> None:
+        self.stats.scheduling = raise_thread_priority() if realtime else "normal"
+        schedule = TickSchedule(self.stats)
+        while self._running:
+            deadline = schedule.next_deadline()
+            if not self._commands_until(deadline):
+                return  # the controller is gone: so are its calls
+            now = schedule.arrived(active=bool(self.calls))
+            self._tick(now)
+            if self.stats.ticks % STATS_EVERY_TICKS == 0:
+                self._report_stats()
+            self._flush_outbox()
+        self._report_stats()
+        self._flush_outbox(block=True)
+
+    def _commands_until(self, deadline: float) -> bool:
+        while self._running:
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                return True
+            readable, _, _ = select.select([self.control], [], [], timeout)
+            if not readable:
+                return True
+            try:
+                data, fds, _, _ = socket.recv_fds(self.control, RECEIVE_BYTES, MAX_FDS)
+            except (BlockingIOError, InterruptedError):
+                continue
+            if not data:
+                return False
+            self._command(pickle.loads(data), fds)
+        return True
+
+    def _command(self, message: tuple[Any, ...], fds: list[int]) -> None:
+        kind = message[0]
+        if kind == "add":
+            _, key, payload_type, (seq, ts, ssrc), remote = message
+            sock = socket.socket(fileno=fds[0])
+            self.calls[key] = _Call(sock, remote, Playout(payload_type, seq, ts, ssrc))
+            return
+        for fd in fds:  # never expected with other commands; never leak one
+            os.close(fd)
+        call = self.calls.get(message[1]) if len(message) > 1 else None
+        if kind == "stop":
+            self._running = False
+        elif call is None:
+            return  # a command for a call already removed
+        elif kind == "play":
+            _, key, payload, token = message
+            call.playout.extend(payload, token or None)
+        elif kind == "flush":
+            call.playout.flush()
+        elif kind == "retarget":
+            call.remote = message[2]
+        elif kind == "remove":
+            del self.calls[message[1]]
+            call.sock.close()  # our duplicate only: the controller's socket stays open
+            self._post(("removed", message[1], call.packets))
+
+    def _tick(self, now: float) -> None:
+        for key, call in self.calls.items():
+            packet, token, talkspurt = call.playout.next_packet()
+            try:
+                call.sock.sendto(packet, call.remote)
+                call.packets += 1
+            except OSError:
+                pass  # the peer is gone; the controller ends the call
+            if talkspurt:
+                self._post(("started", key, now))
+            if token is not None:
+                self._post(("done", key, token))
+
+    def _report_stats(self) -> None:
+        s = self.stats
+        self._post(("stats", s.ticks, s.late_ticks, s.max_late_ms, s.resyncs, s.scheduling))
+
+    def _post(self, message: tuple[Any, ...]) -> None:
+        self._outbox.append(pickle.dumps(message))
+
+    def _flush_outbox(self, block: bool = False) -> None:
+        """Send what the controller should know; never wait for it in a tick."""
+        while self._outbox:
+            try:
+                self.control.send(self._outbox[0], 0 if block else socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self._outbox.clear()
+                return
+            self._outbox.popleft()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="hotline media process (started by ivr.media)")
+    parser.add_argument("--fd", type=int, required=True, help="the controller's socket")
+    parser.add_argument("--no-realtime", action="store_true")
+    args = parser.parse_args(argv)
+    control = socket.socket(fileno=args.fd)
+    MediaServer(control).serve(realtime=not args.no_realtime)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
