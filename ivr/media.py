@@ -49,6 +49,7 @@ STATS_EVERY_TICKS = 25  # half a second
 SEND_TIMEOUT_S = 1.0  # a media process that takes no command for this long is hung
 MAX_FDS = 1
 RECEIVE_BYTES = 2 * CHUNK_BYTES  # a play message: the chunk and a few bytes of pickle
+READY_TIMEOUT_S = 10.0
 RESTARTS_PER_MINUTE = 5  # beyond this the media process is broken, not unlucky
 
 
@@ -125,10 +126,20 @@ class MediaProcess:
         self._restarting = False
         self._restart_times: list[float] = []
 
+    @property
+    def pid(self) -> int | None:
+        """The media process's id (benchmarks add its CPU time to the controller's)."""
+        return self._proc.pid if self._proc is not None else None
+
     # ---- lifecycle ----
     def start(self) -> None:
+        """Start the process and wait until it runs (no call is answered before)."""
         self._loop = asyncio.get_running_loop()
         self._spawn()
+        assert self._sock is not None
+        if not _wait_readable(self._sock, READY_TIMEOUT_S):
+            self.stop()
+            raise MediaProcessError(f"the media process did not start in {READY_TIMEOUT_S} s")
 
     def stop(self) -> None:
         """Stop the process; its last figures are read first (the bench reports them)."""
@@ -281,6 +292,11 @@ class MediaProcess:
                 self._hand_over(playout, Playout.new(playout.stream.payload_type).counters)
 
 
+def _wait_readable(sock: socket.socket, timeout_s: float) -> bool:
+    readable, _, _ = select.select([sock], [], [], timeout_s)
+    return bool(readable)
+
+
 def _send_within(sock: socket.socket, data: bytes, fds: list[int], timeout_s: float) -> None:
     """Send one message on a non-blocking socket, waiting at most ``timeout_s`` for room
     (the media process drains it every 20 ms; a full buffer for a second means it hangs)."""
@@ -322,6 +338,8 @@ class MediaServer:
 
     def serve(self, realtime: bool) -> None:
         self.stats.scheduling = raise_thread_priority() if realtime else "normal"
+        self._report_stats()  # the first message says: running
+        self._flush_outbox(block=True)
         schedule = TickSchedule(self.stats)
         while self._running:
             deadline = schedule.next_deadline()

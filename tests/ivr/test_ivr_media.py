@@ -1,0 +1,183 @@
+"""The media process (ivr.media) pacing real UDP sockets over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import socket
+import struct
+from collections.abc import Awaitable, Callable
+
+import numpy as np
+
+from hotline.audio import alaw_encode
+from ivr.media import MediaProcess
+from ivr.rtp import PCMA, RtpStream, parse_rtp
+
+
+def tone(seconds: float, hz: int = 440) -> bytes:
+    t = np.arange(int(seconds * 8000)) / 8000
+    return (np.sin(2 * np.pi * hz * t) * 8000).astype("<i2").tobytes()
+
+
+class Receiver:
+    """The caller's end: every packet with its source port."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setblocking(False)
+        self.packets: list[tuple[bytes, int]] = []
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.sock.getsockname()
+
+    def drain(self) -> None:
+        while True:
+            try:
+                data, source = self.sock.recvfrom(2048)
+            except BlockingIOError:
+                return
+            self.packets.append((data, source[1]))
+
+    def audio_payloads(self) -> list[bytes]:
+        silence = alaw_encode(b"\x00\x00" * 160)
+        return [d[12:] for d, _ in self.packets if d[12:] != silence]
+
+
+def run(body: Callable[[MediaProcess, RtpStream, Receiver], Awaitable[None]]) -> None:
+    async def main() -> None:
+        receiver = Receiver()
+        ours = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        ours.bind(("127.0.0.1", 0))
+        stream = RtpStream(ours, receiver.address, PCMA, 101, lambda _: None, lambda _: None)
+        media = MediaProcess()
+        media.start()
+        try:
+            media.add(stream)
+            await body(media, stream, receiver)
+        finally:
+            media.remove(stream)
+            media.stop()
+            stream.close()
+            receiver.sock.close()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+
+async def played(stream: RtpStream, pcm: bytes) -> asyncio.Future[bool]:
+    done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    stream.play(pcm, done=lambda: done.done() or done.set_result(True))
+    return done
+
+
+def test_prompt_leaves_from_the_calls_port_byte_for_byte_in_order() -> None:
+    async def body(media: MediaProcess, stream: RtpStream, receiver: Receiver) -> None:
+        pcm = tone(1.0)
+        done = await played(stream, pcm)
+        await asyncio.wait_for(done, 5)
+        await asyncio.sleep(0.1)
+        receiver.drain()
+        # The media process sends through a duplicate of the call's own socket: the
+        # source port is the one the SDP announced.
+        assert {port for _, port in receiver.packets} == {stream.local_port}
+        assert b"".join(receiver.audio_payloads()) == alaw_encode(pcm)
+        headers = [parse_rtp(d) for d, _ in receiver.packets]
+        assert all(h is not None and h.payload_type == PCMA for h in headers)
+        seqs = [h.sequence for h in headers if h]
+        stamps = [h.timestamp for h in headers if h]
+        assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))
+        assert all((b - a) & 0xFFFFFFFF == 160 for a, b in itertools.pairwise(stamps))
+        markers = [h.marker for h in headers if h]
+        assert markers.count(True) == 1  # one talkspurt: one marker, on its first packet
+        assert len(stream.stats.audio_out_times) == 1
+
+    run(body)
+
+
+def test_flush_drops_the_rest_of_the_prompt_at_once() -> None:
+    async def body(media: MediaProcess, stream: RtpStream, receiver: Receiver) -> None:
+        done = await played(stream, tone(3.0))
+        await asyncio.sleep(0.3)
+        dropped = stream.flush()
+        receiver.drain()
+        flushed_at = len(receiver.audio_payloads())
+        assert len(dropped) == 1 and not stream.playing
+        await asyncio.sleep(0.5)
+        receiver.drain()
+        sent = len(receiver.audio_payloads())
+        assert 5 <= flushed_at <= sent <= flushed_at + 3  # at most the packets in flight
+        assert not done.done()  # the session resolves a dropped prompt itself
+
+    run(body)
+
+
+def test_a_killed_media_process_is_replaced_and_the_call_goes_on() -> None:
+    async def body(media: MediaProcess, stream: RtpStream, receiver: Receiver) -> None:
+        first = await played(stream, tone(3.0))
+        await asyncio.sleep(0.2)
+        old_pid = media.pid
+        assert old_pid is not None
+        os.kill(old_pid, signal.SIGKILL)
+        # The prompt that was queued is reported finished: the session is not left waiting.
+        assert await asyncio.wait_for(first, 5)
+        assert media.restarts == 1 and media.pid not in (None, old_pid)
+        receiver.drain()
+        before = len(receiver.packets)
+        second = await played(stream, tone(0.5))
+        await asyncio.wait_for(second, 5)
+        await asyncio.sleep(0.1)
+        receiver.drain()
+        assert len(receiver.packets) > before + 20
+        assert {port for _, port in receiver.packets} == {stream.local_port}
+
+    run(body)
+
+
+def test_removed_call_leaves_no_socket_behind_and_stop_reports_the_clock() -> None:
+    receiver = Receiver()
+
+    async def main() -> tuple[int, MediaProcess]:
+        ours = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        ours.bind(("127.0.0.1", 0))
+        port = ours.getsockname()[1]
+        stream = RtpStream(ours, receiver.address, PCMA, 101, lambda _: None, lambda _: None)
+        media = MediaProcess()
+        media.start()
+        media.add(stream)
+        await asyncio.wait_for(await played(stream, tone(0.2)), 5)
+        media.remove(stream)
+        stream.close()
+        await asyncio.sleep(0.2)
+        media.stop()
+        return port, media
+
+    port, media = asyncio.run(main())
+    receiver.sock.close()
+    # Had the media process kept its duplicate, the port would still be bound.
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", port))
+    probe.close()
+    assert media.stats.ticks > 10
+    assert media.stats.scheduling
+    assert media.pid is None
+
+
+def test_rtp_header_of_a_flushed_and_restarted_talkspurt_has_a_new_marker() -> None:
+    async def body(media: MediaProcess, stream: RtpStream, receiver: Receiver) -> None:
+        await played(stream, tone(1.0))
+        await asyncio.sleep(0.2)
+        stream.flush()
+        await asyncio.sleep(0.1)
+        await asyncio.wait_for(await played(stream, tone(0.2)), 5)
+        await asyncio.sleep(0.05)
+        receiver.drain()
+        markers = [struct.unpack_from("!B", d, 1)[0] >> 7 for d, _ in receiver.packets]
+        assert sum(markers) == 2  # the barge-in cut one prompt, the next starts a talkspurt
+        assert len(stream.stats.audio_out_times) == 2
+        assert stream.stats.audio_out_times[1] - stream.stats.audio_out_times[0] > 0.25
+
+    run(body)
