@@ -357,7 +357,10 @@ async def _drive(
     stop = asyncio.Event()
     sampler = asyncio.create_task(_rss_sampler(proc, peak, stop))
     late_before = controller.clock.stats.late_ticks
-    cpu_before = sum(proc.cpu_times()[:2])
+    # The media process's CPU counts too: it is part of what a call costs.
+    media_pid = getattr(controller.clock, "pid", None)
+    procs = [proc] + ([psutil.Process(media_pid)] if media_pid else [])
+    cpu_before = sum(sum(p.cpu_times()[:2]) for p in procs)
 
     async def one_call(number: str, clip: CallClip, start_at: float) -> None:
         await asyncio.sleep(max(0.0, start_at - time.monotonic()))
@@ -392,7 +395,7 @@ async def _drive(
                 break
             await asyncio.sleep(0.1)
     finally:
-        cpu = sum(proc.cpu_times()[:2]) - cpu_before
+        cpu = sum(sum(p.cpu_times()[:2]) for p in procs if p.is_running()) - cpu_before
         late = controller.clock.stats.late_ticks - late_before
         stop.set()
         await sampler

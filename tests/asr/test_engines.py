@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from asr.base import AsrError, SpeechStarted, Transcript
@@ -191,3 +193,56 @@ def test_whisper_decode_threads_run_below_the_call_threads(monkeypatch):
         assert os.getpriority(os.PRIO_PROCESS, 0) == mine  # the caller's threads untouched
     finally:
         engine.close()
+
+
+def _silent_frames(recognizer, count: int) -> list:
+    events: list = []
+    for _ in range(count):
+        events += recognizer.accept(b"\x00" * 640)
+    return events
+
+
+@pytest.mark.parametrize(
+    ("words", "ends_after_frames"),
+    [
+        ("我想问一下公积金怎么提取。", 1),  # complete: ends as soon as the decode is in
+        ("我想问一下那个", None),  # announces more: waits for max_end_silence_ms
+    ],
+)
+def test_whisper_holds_the_turn_open_until_its_decode_is_in(
+    whisper_engine, mandarin_calls, monkeypatch, words, ends_after_frames
+):
+    from concurrent.futures import Future
+
+    from asr.whisper_engine import Decoded
+
+    decodes: list[Future] = []
+
+    def submit(pcm, prompt):
+        future: Future = Future()
+        # A recogniser that blocks on a running decode gets a wrong text, not a hang.
+        timer = threading.Timer(3, lambda: future.done() or future.set_result(late))
+        timer.daemon = True
+        timer.start()
+        decodes.append(future)
+        return future
+
+    late = Decoded("过了三秒", 0.9, 0.01)
+
+    monkeypatch.setattr(whisper_engine, "submit", submit)
+    recognizer = whisper_engine.recognizer()
+    end_frames = whisper_engine.endpointing.end_silence_ms // 20
+    _speech_then_silence(recognizer, mandarin_calls[2].pcm, silent_frames=end_frames + 5)
+    # Past end_silence_ms, but the decode of these words is still running: the turn stays
+    # open (a caller going on now keeps it) rather than end on words not yet known.
+    assert decodes and not finals(_silent_frames(recognizer, 2))
+    decodes[-1].set_result(Decoded(words, 0.9, 0.01))
+    events = _silent_frames(recognizer, 1)
+    if ends_after_frames:
+        assert [t.text for t in finals(events)] == [words]
+    else:
+        assert not finals(events)
+        waited = (end_frames + 5 + 3) * 20
+        left = (whisper_engine.endpointing.max_end_silence_ms - waited) // 20
+        assert not finals(_silent_frames(recognizer, left - 1))
+        assert [t.text for t in finals(_silent_frames(recognizer, 2))] == [words]

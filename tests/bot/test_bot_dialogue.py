@@ -254,3 +254,21 @@ def test_silence_barge_in_and_hangup(brain: Brain) -> None:
     created = ended.actions[0]
     assert isinstance(created, CreateTicket) and "hung up" in created.ticket.handover_reason
     assert d.handle(Utterance("还在吗")).actions == []
+
+
+def test_restore_takes_a_turn_back_completely(brain: Brain) -> None:
+    d, _ = _call(brain)
+    before = d.snapshot()
+    fragment = d.handle(Utterance("我要投诉。", 0.9))  # starts a complaint ticket
+    assert d.ticket is not None and d.state.startswith("ask:") and len(d.turns) == 1
+    assert _kinds(fragment)[-1] == "Listen"
+    d.restore(before)
+    assert d.ticket is None and d.state == "main" and d.turns == []
+    # The same dialogue then takes the whole sentence as one turn, as a fresh call would.
+    fresh, _ = _call(brain)
+    whole = "我要投诉，我们小区旁边的工地半夜还在施工"
+    assert _said(d.handle(Utterance(whole, 0.9))) == _said(fresh.handle(Utterance(whole, 0.9)))
+    assert d.state == fresh.state and len(d.turns) == 1
+    # A snapshot is a copy: what happens after it does not change it.
+    d.restore(before)
+    assert d.ticket is None

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from asr.base import Recognizer, SpeechEngine
+from asr.base import AsrEvent, Recognizer, SpeechEngine, SpeechStarted, Transcript
 from bot.brain import Brain
 from bot.events import SilenceTimeout, Utterance
 from hotline.audio import alaw_decode, alaw_encode
@@ -124,6 +124,7 @@ def place_call(
     tmp_path: Path, settings: Any, brain: Brain, engine: SpeechEngine, prompts: PromptLibrary,
     service: TicketService, steps: Callable[[Caller], Caller], silence_s: float = 8.0,
     answer_delay_ms: int = 0, cancel_after_ms: int | None = None, night: bool = False,
+    recognizer: Callable[[], Recognizer] | None = None,
 ) -> tuple[Controller, Call | None, list[Recognizer]]:  # fmt: skip
     """One sipp call against a controller; ``night``: AMI (replayed Asterisk) reports
     every seat logged off, so the bot promises a callback instead of transferring."""
@@ -137,7 +138,7 @@ def place_call(
                       data_dir=tmp_path / "var")  # fmt: skip
     deps.survey = False
     deps.silence_timeout_s = silence_s
-    make_recognizer = deps.new_recognizer
+    make_recognizer = recognizer or deps.new_recognizer
 
     def new_recognizer() -> Recognizer:
         recognizers.append(make_recognizer())
@@ -385,3 +386,62 @@ def test_agent_connect_pops_the_ticket_on_the_seat(tmp_path, service) -> None:  
         message = events.get_message(timeout=1)
     assert message and ticket.number in message["data"]
     events.close()
+
+
+class ScriptedRecognizer(Recognizer):
+    """Emits recogniser events at fixed 20 ms frames of the caller's audio: the timing
+    of a caller who pauses is what matters here, not what Whisper makes of the words."""
+
+    def __init__(self, script: dict[int, AsrEvent]) -> None:
+        self.script = script
+        self.frames = 0
+
+    def accept(self, frame: bytes) -> list[AsrEvent]:
+        self.frames += 1
+        event = self.script.get(self.frames)
+        return [event] if event is not None else []
+
+    def finish(self) -> list[AsrEvent]:
+        return []
+
+    def reset(self, hints: Any = ()) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("resume_after_frames", "continued"), [(20, True), (75, False)])
+def test_caller_who_only_paused_gets_one_answer_to_the_whole_sentence(
+    tmp_path, shared_dir, settings, brain, engine, service, short_prompts,
+    resume_after_frames, continued,
+) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    # "你好。" [pause] "租房能不能提取公积金": the recogniser ends the turn at the pause,
+    # and the bot starts "sorry, I did not catch that"; the caller goes on 0.4 s later.
+    first_end = 40
+    resumed = first_end + resume_after_frames
+    script: dict[int, AsrEvent] = {
+        5: SpeechStarted(0.1),
+        first_end: Transcript("你好。", 0.9, 0.1, 0.8, True, "silence"),
+        resumed: SpeechStarted(resumed * 0.02),
+        resumed + 50: Transcript("租房能不能提取公积金", 0.9, resumed * 0.02, 3.0, True, "silence"),
+    }
+    greeting_ms = int(short_prompts.get(SHORT_GREETING, "greeting").seconds * 1000)
+    speech = clip(tmp_path, shared_dir, "001.wav", line_s=3.0)
+    _, call, _ = place_call(
+        tmp_path, settings, brain, engine, short_prompts, service,
+        lambda c: c.wait(greeting_ms + 500).speak(speech).wait(6000).hang_up(),
+        recognizer=lambda: ScriptedRecognizer(script),
+    )  # fmt: skip
+    assert call is not None
+    answer = brain.kb.get("gjj-rent")
+    assert answer is not None
+    heard = [e.text for e, _, _ in call.dialogue.turns if isinstance(e, Utterance)]
+    rephrase = brain.prompts.text("rephrase")
+    assert call.bot_lines()[1].startswith(rephrase[:4])  # the reply to "你好。" started
+    assert call.record.barge_ins >= 1  # ... and the caller's going on cut it
+    assert answer.answer in call.bot_lines()
+    if continued:
+        assert heard == ["你好，租房能不能提取公积金"]  # "你好。" was taken back
+        assert call.record.continued_turns == 1
+    else:
+        assert heard == ["你好。", "租房能不能提取公积金"]
+        assert call.record.continued_turns == 0
+    assert call.caller_lines() == ["你好。", "租房能不能提取公积金"]  # what was said, as said
