@@ -37,6 +37,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ivr.rtp import ClockStats, Playout, RtpStream, TickSchedule, raise_thread_priority
@@ -77,7 +78,9 @@ class RemotePlayout:
         chunks = [payload[i : i + step] for i in range(0, len(payload), step)] or [b""]
         for index, chunk in enumerate(chunks):
             last = index == len(chunks) - 1
-            self.media.send(("play", self.key, chunk, token if last else 0))
+            if not self.media.send(("play", self.key, chunk, token if last else 0)):
+                self.finish_all()  # no media process: nobody must wait for this prompt
+                return
 
     def flush(self) -> list[Any]:
         dropped = [done for done in self.pending.values() if done is not None]
@@ -118,6 +121,7 @@ class MediaProcess:
         self.stats = ClockStats()
         self.restarts = 0
         self._playouts: dict[int, RemotePlayout] = {}
+        self._leaving: dict[int, RtpStream] = {}  # removed, final counters not yet back
         self._keys = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -171,9 +175,13 @@ class MediaProcess:
         command = [sys.executable, "-m", "ivr.media", "--fd", str(theirs.fileno())]
         if not self.realtime:
             command.append("--no-realtime")
+        # The child imports this package: from where this file is, installed or not.
+        source_root = str(Path(__file__).resolve().parents[1])
+        path = os.pathsep.join(p for p in (source_root, os.environ.get("PYTHONPATH")) if p)
         try:
             self._proc = subprocess.Popen(command, pass_fds=[theirs.fileno()],
-                                          stdin=subprocess.DEVNULL)  # fmt: skip
+                                          stdin=subprocess.DEVNULL,
+                                          env={**os.environ, "PYTHONPATH": path})  # fmt: skip
         except OSError as exc:
             raise MediaProcessError(f"cannot start the media process: {exc}") from exc
         finally:
@@ -201,21 +209,26 @@ class MediaProcess:
     def remove(self, stream: RtpStream) -> None:
         playout = stream.out
         if isinstance(playout, RemotePlayout) and playout.key in self._playouts:
+            del self._playouts[playout.key]
+            self._leaving[playout.key] = stream  # until its packet count comes back
             self.send(("remove", playout.key))
 
     # ---- messages ----
-    def send(self, message: tuple[Any, ...]) -> None:
-        self._send(message)
+    def send(self, message: tuple[Any, ...]) -> bool:
+        return self._send(message)
 
-    def _send(self, message: tuple[Any, ...], fds: list[int] | None = None) -> None:
+    def _send(self, message: tuple[Any, ...], fds: list[int] | None = None) -> bool:
+        """Hand a command to the media process; False when there is none to take it."""
         if self._sock is None:
-            return  # stopped: nothing plays any more
+            return False  # stopped, or given up on: nothing plays any more
         data = pickle.dumps(message)
         try:
             _send_within(self._sock, data, fds or [], SEND_TIMEOUT_S)
         except OSError as exc:
             log.error("media process unreachable (%s): starting a new one", exc)
             self._restart()
+            return False
+        return True
 
     def _readable(self) -> None:
         sock = self._sock
@@ -250,8 +263,8 @@ class MediaProcess:
                 playout.finished(token)
         elif kind == "removed":
             _, key, packets = message
-            if (playout := self._playouts.pop(key, None)) is not None:
-                playout.stream.stats.packets_out += packets
+            if (stream := self._leaving.pop(key, None)) is not None:
+                stream.stats.packets_out += packets
         elif kind == "stats":
             _, ticks, late, max_late_ms, resyncs, scheduling = message
             self.stats.ticks, self.stats.late_ticks = ticks, late
@@ -281,13 +294,21 @@ class MediaProcess:
             with contextlib.suppress(OSError):
                 proc.kill()
             proc.wait()
+        # What was queued is gone with the process: its waiters go on (the callers heard
+        # part of it); counters of the dead process are lost, its last report is kept.
+        for playout in list(self._playouts.values()):
+            playout.finish_all()
+        self._leaving.clear()
         if self._stopping:
             return
         self.restarts += 1
-        # Counters of the dead process are lost: keep what it last reported.
-        self._spawn()
+        try:
+            self._spawn()
+        except MediaProcessError:
+            log.critical("no media process: calls have no outgoing audio", exc_info=True)
+            self._stopping = True
+            return
         for playout in list(self._playouts.values()):
-            playout.finish_all()
             if not playout.stream.closed:
                 self._hand_over(playout, Playout.new(playout.stream.payload_type).counters)
 
@@ -372,7 +393,7 @@ class MediaServer:
 
     def _command(self, message: tuple[Any, ...], fds: list[int]) -> None:
         kind = message[0]
-        if kind == "add":
+        if kind == "add" and len(fds) == 1:
             _, key, payload_type, (seq, ts, ssrc), remote = message
             sock = socket.socket(fileno=fds[0])
             self.calls[key] = _Call(sock, remote, Playout(payload_type, seq, ts, ssrc))
