@@ -181,3 +181,25 @@ def test_rtp_header_of_a_flushed_and_restarted_talkspurt_has_a_new_marker() -> N
         assert stream.stats.audio_out_times[1] - stream.stats.audio_out_times[0] > 0.25
 
     run(body)
+
+
+def test_when_the_media_process_cannot_be_replaced_no_call_waits_on_a_prompt(
+    monkeypatch,
+) -> None:  # type: ignore[no-untyped-def]
+    import ivr.media
+
+    monkeypatch.setattr(ivr.media, "RESTARTS_PER_MINUTE", 0)  # the first death is final
+
+    async def body(media: MediaProcess, stream: RtpStream, receiver: Receiver) -> None:
+        first = await played(stream, tone(3.0))
+        pid = media.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        assert await asyncio.wait_for(first, 5)  # released, not left hanging
+        assert media.pid is None and media.restarts == 0
+        # Later prompts finish at once: the session goes on to its next step (and the
+        # controller's log says, at CRITICAL, that calls have no outgoing audio).
+        later = await played(stream, tone(1.0))
+        assert later.done()
+
+    run(body)
