@@ -41,10 +41,12 @@ class Controller:
         # thread get in within ~1 ms when it wakes, keeping packets on their 20 ms slot.
         sys.setswitchinterval(0.001)
         if self.media_clock == "process":
-            self.clock = MediaProcess()
+            self.clock = media = MediaProcess()
+            media.start()
+            await media.ready()
         else:
             self.clock = MediaClock(loop.call_soon_threadsafe)
-        self.clock.start()
+            self.clock.start()
         try:
             await self.endpoint.start()
         except OSError:

@@ -129,6 +129,7 @@ class MediaProcess:
         self._sock: socket.socket | None = None
         self._stopping = False
         self._restarting = False
+        self._ready: asyncio.Future[None] | None = None
         self._restart_times: list[float] = []
 
     @property
@@ -138,13 +139,20 @@ class MediaProcess:
 
     # ---- lifecycle ----
     def start(self) -> None:
-        """Start the process and wait until it runs (no call is answered before)."""
+        """Start the process; ``ready`` waits until it runs."""
         self._loop = asyncio.get_running_loop()
+        self._ready = self._loop.create_future()
         self._spawn()
-        assert self._sock is not None
-        if not _wait_readable(self._sock, READY_TIMEOUT_S):
+
+    async def ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
+        """Wait (without blocking the loop) for the process's first report: the controller
+        answers no call before its audio can be played."""
+        assert self._ready is not None, "start() first"
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ready), timeout_s)
+        except TimeoutError:
             self.stop()
-            raise MediaProcessError(f"the media process did not start in {READY_TIMEOUT_S} s")
+            raise MediaProcessError(f"the media process did not start in {timeout_s} s") from None
 
     def stop(self) -> None:
         """Stop the process; its last figures are read first (the bench reports them)."""
@@ -267,6 +275,8 @@ class MediaProcess:
             if (stream := self._leaving.pop(key, None)) is not None:
                 stream.stats.packets_out += packets
         elif kind == "stats":
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_result(None)
             _, ticks, late, max_late_ms, resyncs, scheduling = message
             self.stats.ticks, self.stats.late_ticks = ticks, late
             self.stats.max_late_ms, self.stats.resyncs = max_late_ms, resyncs
@@ -312,11 +322,6 @@ class MediaProcess:
         for playout in list(self._playouts.values()):
             if not playout.stream.closed:
                 self._hand_over(playout, Playout.new(playout.stream.payload_type).counters)
-
-
-def _wait_readable(sock: socket.socket, timeout_s: float) -> bool:
-    readable, _, _ = select.select([sock], [], [], timeout_s)
-    return bool(readable)
 
 
 def _send_within(sock: socket.socket, data: bytes, fds: list[int], timeout_s: float) -> None:

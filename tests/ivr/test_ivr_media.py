@@ -56,6 +56,7 @@ def run(body: Callable[[MediaProcess, RtpStream, Receiver], Awaitable[None]]) ->
         stream = RtpStream(ours, receiver.address, PCMA, 101, lambda _: None, lambda _: None)
         media = MediaProcess()
         media.start()
+        await media.ready()
         try:
             media.add(stream)
             await body(media, stream, receiver)
@@ -147,6 +148,7 @@ def test_removed_call_leaves_no_socket_behind_and_stop_reports_the_clock() -> No
         stream = RtpStream(ours, receiver.address, PCMA, 101, lambda _: None, lambda _: None)
         media = MediaProcess()
         media.start()
+        await media.ready()
         media.add(stream)
         await asyncio.wait_for(await played(stream, tone(0.2)), 5)
         media.remove(stream)
