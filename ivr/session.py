@@ -316,10 +316,12 @@ class CallSession:
         turn = self._open_turn
         if turn is None:
             return
-        if time.monotonic() - turn.ended_at <= self.deps.turn_continuation_s:
-            turn.resumed = True
-        else:
+        # A second start with no words in between (a cough, line noise) or a start after
+        # the window is new speech, not the sentence going on.
+        if turn.resumed or time.monotonic() - turn.ended_at > self.deps.turn_continuation_s:
             self._open_turn = None
+        else:
+            turn.resumed = True
 
     def _continue_turn(self, utterance: Utterance) -> Utterance:
         """The caller's words, joined to the turn they went on with (see ``_OpenTurn``)."""
