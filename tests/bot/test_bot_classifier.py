@@ -65,3 +65,19 @@ def test_noise_is_seeded_and_keeps_pinyin() -> None:
 def test_hints_include_kb_terms_and_person(brain: Brain) -> None:
     hints = brain.hints()
     assert "人工" in hints and "公积金" in hints and "幸福里社区" in hints
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("我家找火了", "emergency"),  # 着火 heard as 找火 (same toneless pinyin)
+        ("楼下七火了", "emergency"),  # 起火了
+        ("有人运到了快不行了", "emergency"),  # 有人晕倒了
+        ("快递什么时候运到", "unknown"),  # 运到 alone stays a delivery
+        ("我想找一下火车站怎么走", "unknown"),
+    ],
+)
+def test_emergencies_survive_a_homophone_without_reading_one_into_everyday_words(
+    brain: Brain, text: str, label: str
+) -> None:
+    assert brain.classify(text).eval_label == label
