@@ -213,7 +213,7 @@ class MediaProcess:
     def _hand_over(self, playout: RemotePlayout, counters: tuple[int, int, int]) -> None:
         stream = playout.stream
         message = ("add", playout.key, stream.payload_type, counters, stream.remote)
-        self._send(message, fds=[stream.sock.fileno()])
+        self.send(message, fds=[stream.sock.fileno()])
 
     def remove(self, stream: RtpStream) -> None:
         playout = stream.out
@@ -223,10 +223,7 @@ class MediaProcess:
             self.send(("remove", playout.key))
 
     # ---- messages ----
-    def send(self, message: tuple[Any, ...]) -> bool:
-        return self._send(message)
-
-    def _send(self, message: tuple[Any, ...], fds: list[int] | None = None) -> bool:
+    def send(self, message: tuple[Any, ...], fds: list[int] | None = None) -> bool:
         """Hand a command to the media process; False when there is none to take it."""
         if self._sock is None:
             return False  # stopped, or given up on: nothing plays any more
@@ -263,9 +260,7 @@ class MediaProcess:
         if kind == "started":
             _, key, at = message
             if (playout := self._playouts.get(key)) is not None:
-                playout.stream.stats.audio_out_times.append(at)
-                if not playout.stream.stats.first_audio_out_at:
-                    playout.stream.stats.first_audio_out_at = at
+                playout.stream.note_talkspurt(at)
         elif kind == "done":
             _, key, token = message
             if (playout := self._playouts.get(key)) is not None:

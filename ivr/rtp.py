@@ -270,9 +270,13 @@ class RtpStream:
         """Count a packet the media clock sent (``talkspurt``: the first of a prompt)."""
         self.stats.packets_out += 1
         if talkspurt:
-            self.stats.audio_out_times.append(now)
-            if not self.stats.first_audio_out_at:
-                self.stats.first_audio_out_at = now
+            self.note_talkspurt(now)
+
+    def note_talkspurt(self, at: float) -> None:
+        """A prompt's first packet left at ``at`` (monotonic): reply latency starts here."""
+        self.stats.audio_out_times.append(at)
+        if not self.stats.first_audio_out_at:
+            self.stats.first_audio_out_at = at
 
     def send(self, packet: bytes) -> bool:
         try:

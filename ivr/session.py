@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from asr.base import AsrEvent, Recognizer, SpeechStarted, Transcript
+from asr.recognizer import TRAILING_MARKS
 from bot.events import (
     BargeIn,
     CallEnded,
@@ -62,7 +63,6 @@ SURVEY_TEXT = "请对本次服务进行评价：满意请按1，基本满意请�
 THANKS_TEXT = "感谢您的来电，再见。"
 CALLBACK_TEXT = "现在是非工作时间，我们已为您登记，工作人员上班后会给您回电。"
 SURVEY_WAIT_S = 6.0
-TURN_END_MARKS = "。．.！!？? "
 
 
 class Dialogue(Protocol):
@@ -335,7 +335,7 @@ class CallSession:
         weight = len(first.text) + len(utterance.text) or 1
         confidence = (first.confidence * len(first.text)
                       + utterance.confidence * len(utterance.text)) / weight  # fmt: skip
-        return Utterance(first.text.rstrip(TURN_END_MARKS) + "，" + utterance.text, confidence)
+        return Utterance(first.text.rstrip(TRAILING_MARKS) + "，" + utterance.text, confidence)
 
     async def _dispatch(self, event: Event) -> None:
         snapshot = None
@@ -349,7 +349,9 @@ class CallSession:
         if isinstance(event, Utterance):
             reversible = all(isinstance(a, _REVERSIBLE) for a in decision.actions)
             self._open_turn = (
-                _OpenTurn(snapshot, event, time.monotonic()) if snapshot and reversible else None
+                _OpenTurn(snapshot, event, time.monotonic())
+                if snapshot is not None and reversible
+                else None
             )
         if decision.state:
             self.record.path.append(decision.state)
