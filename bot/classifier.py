@@ -1,124 +1,117 @@
 """What a caller wants: the request type, and for consultations the knowledge-base entry.
 
-Order of decisions (first that applies wins), all driven by ``cues.yaml``:
+The learned model (``bot.understanding``) reads the sentence; a few rules stay where a
+rule is the right tool. Order of decisions (first that applies wins):
 
-1. emergency cues (fire, injury, violence ...)            -> emergency
-2. asks for a person (人工, 真人 ...)                      -> human
-3. abuse with no matter in it                             -> abusive
-4. the caller names a work-order type (我要投诉 ...)       -> that type
-   (not when it is a question: 工资不发到哪里投诉 is a consultation)
-5. a knowledge-base match with high confidence (unless strong work-order cues
-   in a statement: 物业乱收停车费 is a complaint)        -> consultation answered
-6. work-order cues strong enough                          -> that type
-7. a knowledge-base match above the threshold             -> consultation answered
-8. an emergency cue deferred to the knowledge base that it does not answer -> emergency
-9. weak work-order cues (non-question)                    -> that type
-10. otherwise                                             -> consultation not answerable
+1. danger to life (``bot.safety``: model or cue)          -> emergency (or ask, if unsure)
+2. asks for a person (人工, 真人 ...), by cue or model    -> human
+3. the caller names a work-order type (我要投诉 ...)       -> that type
+   (not in a how/where question: 工资不发到哪里投诉 is a consultation)
+4. the model's most probable label:
+   a knowledge-base entry: answered at ``bands.answer`` or above, confirmed first
+   (「您是想问……吗？」) between ``bands.confirm`` and it, not answered below;
+   a work-order type, ``abusive`` or ``unknown``: that label.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from bot.kb import KnowledgeBase
 from bot.lexicon import WORK_ORDER_TYPES, Lexicon
-from bot.retrieval import Match, Retriever
+from bot.retrieval import Match
+from bot.safety import Danger, Level, SafetyCheck
 from bot.text import Prepared
+from bot.understanding import Prediction, Understanding
 
-KB_THRESHOLD = 0.35  # below: never answer (ask to rephrase, then hand over)
-KB_HIGH = 0.85  # above: answer even if some work-order cues are present
-TYPE_STRONG = 2.0
-TYPE_WEAK = 1.0
-QUESTION_FACTOR = 0.7  # work-order cues count less in a question
-EXPLICIT_SCORE = 3.0
+ANSWER = "answer"
+CONFIRM = "confirm"
 
 
 @dataclass(slots=True)
 class Intent:
-    label: str  # a RequestType value, or "unknown" (consultation the KB cannot answer)
+    label: str  # a RequestType value, "unknown", or "emergency_check" (ask about danger)
     confidence: float
     match: Match | None = None  # the KB entry, when label == "consultation"
     candidates: list[Match] = field(default_factory=list)
     scores: dict[str, float] = field(default_factory=dict)
     cue: str = ""  # the cue that decided, for logs and the handover reason
     question: bool = False
+    band: str = ""  # for a consultation: "answer" (read out) or "confirm" (ask first)
+    danger: Danger = Danger.GENERAL
 
     @property
     def eval_label(self) -> str:
         """The label used by ``hotline bot eval`` (``kb:<id>`` for an answered consultation)."""
         if self.label == "consultation" and self.match is not None:
             return f"kb:{self.match.entry.id}"
+        if self.label == "emergency_check":
+            return "emergency"  # the caller is asked, and yes hands over at once
         return self.label
 
 
 class Classifier:
-    def __init__(self, lexicon: Lexicon, retriever: Retriever) -> None:
+    def __init__(self, lexicon: Lexicon, kb: KnowledgeBase, model: Understanding) -> None:
         self.lexicon = lexicon
-        self.retriever = retriever
+        self.kb = kb
+        self.model = model
+        self.safety = SafetyCheck(lexicon, model.bands)
 
-    def type_scores(self, p: Prepared, question: bool) -> tuple[dict[str, float], dict[str, str]]:
-        scores: dict[str, float] = {}
-        explicit: dict[str, str] = {}
-        for kind in WORK_ORDER_TYPES:
-            score = 0.0
-            named = p.any(self.lexicon.explicit.get(kind, ()))
-            if named is not None and p.any(self.lexicon.consult_markers) is None:
-                explicit[kind] = named.text
-                score += EXPLICIT_SCORE
-            claimed = [False] * len(p.text)
-            for phrase, weight in self.lexicon.cues.get(kind, []):
-                span = p.find(phrase)
-                if span is None or all(claimed[span[0] : span[1]]):
-                    continue  # a shorter cue inside a longer one already counted
-                for i in range(*span):
-                    claimed[i] = True
-                score += weight
-            scores[kind] = score * (QUESTION_FACTOR if question else 1.0)
-        return scores, explicit
-
-    def classify(self, text: str) -> Intent:
+    def classify(self, text: str, exclude: Iterable[str] = ()) -> Intent:
+        """``exclude``: entry ids the caller has just said they did not mean."""
         p = Prepared.of(text)
         if not p.text:
             return Intent("unknown", 0.0)
+        prediction = self.model.predict(text)
+        return self.decide(p, prediction, exclude)
+
+    def decide(self, p: Prepared, prediction: Prediction, exclude: Iterable[str] = ()) -> Intent:
         lx = self.lexicon
-        cue = p.any(lx.emergency)
-        if cue is not None:
-            return Intent("emergency", 1.0, cue=cue.text)
-        cue = p.any(lx.human)
-        if cue is not None:
-            return Intent("human", 1.0, cue=cue.text)
+        bands = self.model.bands
+        candidates = self._candidates(prediction, exclude)
+        top = candidates[0] if candidates else None
         question = p.any(lx.question_markers) is not None
-        scores, explicit = self.type_scores(p, question)
-        cue = p.any(lx.abusive)
-        if cue is not None and not explicit and max(scores.values(), default=0.0) < TYPE_STRONG:
-            return Intent("abusive", 1.0, scores=scores, cue=cue.text)
-        # A statement with strong work-order cues (楼下饭店油烟太大) is not worth the
-        # sentence encoder's 20-40 ms: words decide whether the KB answers it anyway.
-        strong_statement = not question and max(scores.values(), default=0.0) >= TYPE_STRONG
-        matches = self.retriever.search(p, semantic=not strong_statement)
-        top = matches[0] if matches else None
-        kb_conf = top.confidence if top else 0.0
-        best_type = max(scores, key=lambda k: scores[k]) if scores else ""
-        best_score = scores.get(best_type, 0.0)
+        scores = {label: round(prob, 4) for label, prob in prediction.ranked}
+        kb_sure = top is not None and top.confidence >= bands.answer
+        verdict = self.safety.check(p, prediction, kb_answers_it=kb_sure)
+        if verdict.level is Level.ACT:
+            return Intent("emergency", 1.0, cue=verdict.cue, candidates=candidates,
+                          scores=scores, danger=verdict.danger)  # fmt: skip
+        cue = p.any(lx.human)
+        if cue is not None or prediction.label == "human":
+            return Intent("human", 1.0, cue=cue.text if cue else "model", scores=scores)
+        if verdict.level is Level.ASK:
+            return Intent("emergency_check", verdict.probability, candidates=candidates,
+                          scores=scores, danger=verdict.danger, cue="model")  # fmt: skip
+        named = self._named_type(p)
+        if named:
+            return Intent(named, 1.0, None, candidates, scores, cue="named", question=question)
+        label, prob = prediction.label, prediction.probability
+        if label.startswith("kb:") or label == "unknown":
+            if top is not None and top.confidence >= bands.confirm:
+                band = ANSWER if top.confidence >= bands.answer else CONFIRM
+                return Intent("consultation", top.confidence, top, candidates, scores,
+                              question=question, band=band)  # fmt: skip
+            return Intent("unknown", prob, None, candidates, scores, question=question)
+        return Intent(label, prob, None, candidates, scores, question=question)
 
-        def answered() -> Intent:
-            return Intent("consultation", kb_conf, top, matches, scores, question=question)
+    def _named_type(self, p: Prepared) -> str:
+        """A type the caller names (我要投诉), unless it is a how/where question."""
+        if p.any(self.lexicon.consult_markers) is not None:
+            return ""
+        for kind in WORK_ORDER_TYPES:
+            if p.any(self.lexicon.explicit.get(kind, ())) is not None:
+                return kind
+        return ""
 
-        def work_order(cue_text: str = "") -> Intent:
-            conf = min(1.0, best_score / (TYPE_STRONG * 2))
-            return Intent(best_type, conf, None, matches, scores, cue=cue_text, question=question)
-
-        if explicit:
-            best_type = max(explicit, key=lambda k: scores[k])
-            return work_order(explicit[best_type])
-        if top is not None and kb_conf >= KB_HIGH and (question or best_score < TYPE_STRONG + 1):
-            return answered()
-        if best_score >= TYPE_STRONG:
-            return work_order()
-        if top is not None and kb_conf >= KB_THRESHOLD:
-            return answered()
-        deferred = p.any(lx.emergency_deferred)
-        if deferred is not None:
-            return Intent("emergency", 1.0, cue=deferred.text, candidates=matches)
-        if best_score >= TYPE_WEAK and not question:
-            return work_order()
-        return Intent("unknown", 1.0 - kb_conf, None, matches, scores, question=question)
+    def _candidates(self, prediction: Prediction, exclude: Iterable[str]) -> list[Match]:
+        skip = set(exclude)
+        out: list[Match] = []
+        for label, prob in prediction.ranked:
+            if not label.startswith("kb:") or label[3:] in skip:
+                continue
+            entry = self.kb.get(label[3:])
+            if entry is not None:
+                out.append(Match(entry, prob, 0.0, 0.0, entry.question))
+        return out

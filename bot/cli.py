@@ -35,7 +35,10 @@ def register(commands: Any, bench: Any) -> None:
 
     ev = sub.add_parser("eval", help="accuracy on a TSV of text<TAB>expected")
     _data_args(ev)
-    ev.add_argument("--cases", required=True, help="TSV file: text<TAB>expected")
+    ev.add_argument("--cases", default=None, help="TSV file: text<TAB>expected")
+    ev.add_argument(
+        "--cv", type=int, default=0, metavar="K", help="K-fold cross-validation over the corpus"
+    )
     ev.add_argument("--noise", choices=["none", "homophone"], default="none")
     ev.add_argument("--noise-rate", type=float, default=0.1)
     ev.add_argument("--seed", type=int, default=12345)
@@ -96,14 +99,27 @@ def _eval(args: argparse.Namespace) -> int:
     from bot.evaluate import evaluate, load_cases
 
     brain = _brain(args)
-    result = evaluate(brain, load_cases(args.cases, brain), args.noise, args.noise_rate, args.seed)
+    if args.cv:
+        from bot.evaluate import cross_validate
+
+        result = cross_validate(brain, args.cv, args.seed)
+    elif args.cases:
+        cases = load_cases(args.cases, brain)
+        result = evaluate(brain, cases, args.noise, args.noise_rate, args.seed)
+    else:
+        print("hotline bot eval: give --cases FILE or --cv K", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
         return 0
     print(f"cases {result['cases']}  accuracy {result['accuracy']}  kb_top1 {result['kb_top1']}"
-          f"  false_answers {result['false_answers']}")  # fmt: skip
+          f"  emergency_recall {result['emergency_recall']}"
+          f"  false_answers {result['false_answers']} ({result['false_answer_rate']})"
+          f"  wrong_confirms {result['wrong_confirms']}")  # fmt: skip
+    print("per-label recall and confusion (row: expected, columns: what the bot did):")
     for label, acc in result["per_label"].items():
-        print(f"  {label:12} {acc}")
+        row = "  ".join(f"{k} {v}" for k, v in result["confusion"][label].items())
+        print(f"  {label:12} {acc:<7} {row}")
     for err in result["errors"]:
         print(f"  line {err['line']}: {err['text']}  expected {err['expected']}  got {err['got']}")
     return 0

@@ -103,38 +103,117 @@ def homophone_noise(text: str, rate: float, rng: random.Random) -> str:
 def evaluate(
     brain: Brain, cases: list[Case], noise: str = "none", rate: float = 0.1, seed: int = 12345
 ) -> dict[str, Any]:
+    """Run every case through the brain's classifier (all of its rules and bands)."""
     rng = random.Random(seed)
-    per_label: dict[str, list[bool]] = defaultdict(list)
-    kb_total = kb_right = false_answers = correct = 0
-    errors: list[dict[str, str]] = []
+    texts = [homophone_noise(c.text, rate, rng) if noise == "homophone" else c.text for c in cases]
     timings: list[float] = []
-    for case in cases:
-        text = homophone_noise(case.text, rate, rng) if noise == "homophone" else case.text
+    got: list[tuple[str, str]] = []
+    for text in texts:
         t0 = time.perf_counter()
-        got = brain.classify(text).eval_label
+        intent = brain.classify(text)
         timings.append((time.perf_counter() - t0) * 1000)
-        ok = got == case.expected
+        got.append((intent.eval_label, intent.band))
+    result = score(cases, texts, got)
+    result["noise"] = noise if noise == "none" else f"{noise}@{rate}"
+    result["median_ms"] = round(statistics.median(timings), 3)
+    result["p95_ms"] = round(sorted(timings)[int(0.95 * (len(timings) - 1))], 3)
+    return result
+
+
+def group_of(label: str) -> str:
+    return "kb" if label.startswith("kb:") else label
+
+
+def score(cases: list[Case], texts: list[str], got: list[tuple[str, str]]) -> dict[str, Any]:
+    """Figures from (expected, (label, band)) pairs.
+
+    ``false_answers``: a knowledge-base answer read out as certain (band "answer") that is
+    wrong (the wrong entry, or nothing should have been answered). ``wrong_confirms``: a
+    wrong entry offered as 「您是想问……吗？」 (the caller can say no). ``emergency_recall``:
+    emergencies handed over or asked about (「现在有人有生命危险吗？」).
+    """
+    per_label: dict[str, list[bool]] = defaultdict(list)
+    confusion: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    kb_total = kb_right = false_answers = wrong_confirms = correct = 0
+    errors: list[dict[str, str]] = []
+    for case, text, (label, band) in zip(cases, texts, got, strict=True):
+        ok = label == case.expected
         correct += ok
-        group = "kb" if case.expected.startswith("kb:") else case.expected
-        per_label[group].append(ok)
+        per_label[group_of(case.expected)].append(ok)
+        confusion[group_of(case.expected)][_confusion_column(case.expected, label)] += 1
         if case.expected.startswith("kb:"):
             kb_total += 1
             kb_right += ok
-        if got.startswith("kb:") and not ok:
-            false_answers += 1
+        if label.startswith("kb:") and not ok:
+            if band == "confirm":
+                wrong_confirms += 1
+            else:
+                false_answers += 1
         if not ok:
-            errors.append(
-                {"line": str(case.line), "text": text, "expected": case.expected, "got": got}
-            )
+            errors.append({"line": str(case.line), "text": text, "expected": case.expected,
+                           "got": label + (f" ({band})" if band else "")})  # fmt: skip
     n = len(cases)
+    emergencies = per_label.get("emergency", [])
     return {
         "cases": n,
         "accuracy": round(correct / n, 4),
         "kb_top1": round(kb_right / kb_total, 4) if kb_total else None,
+        "emergency_recall": round(sum(emergencies) / len(emergencies), 4) if emergencies else None,
         "false_answers": false_answers,
         "false_answer_rate": round(false_answers / n, 4),
+        "wrong_confirms": wrong_confirms,
         "per_label": {k: round(sum(v) / len(v), 4) for k, v in sorted(per_label.items())},
-        "noise": noise if noise == "none" else f"{noise}@{rate}",
-        "median_ms": round(statistics.median(timings), 3),
+        "confusion": {k: dict(sorted(v.items())) for k, v in sorted(confusion.items())},
         "errors": errors,
     }
+
+
+def _confusion_column(expected: str, got: str) -> str:
+    """kb rows: "kb" when right, "kb(wrong entry)" when another entry; else the group."""
+    if expected.startswith("kb:") and got.startswith("kb:"):
+        return "kb" if got == expected else "kb(wrong entry)"
+    return group_of(got)
+
+
+def cross_validate(brain: Brain, folds: int = 5, seed: int = 12345) -> dict[str, Any]:
+    """K-fold cross-validation over the brain's training set (corpus + KB phrasings):
+    each fold is classified, with every rule and band, by a model (and bands) trained on
+    the other folds only. The knowledge base's own phrasings stay in every training fold
+    (they are the KB, not callers' words) and are not scored."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from bot.classifier import Classifier
+    from bot.text import Prepared
+    from bot.understanding import (
+        KB_PHRASING_WEIGHT,
+        Understanding,
+        _fit,
+        fit_bands,
+        load_corpus,
+        training_set,
+    )
+
+    examples, links = training_set(brain.kb, load_corpus())
+    kb_rows = [e for e in examples if e.weight == KB_PHRASING_WEIGHT]
+    callers = sorted((e for e in examples if e.weight != KB_PHRASING_WEIGHT),
+                     key=lambda e: (e.label, e.text))  # fmt: skip
+    labels = [e.label for e in callers]
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    cases: list[Case] = []
+    got: list[tuple[str, str]] = []
+    for train_idx, test_idx in splitter.split(labels, labels):
+        train_rows = [callers[i] for i in train_idx] + kb_rows
+        feats, model = _fit(train_rows)
+        bands, temperature = fit_bands(train_rows, folds=3)
+        fold_model = Understanding(feats, model, bands, temperature, links)
+        classifier = Classifier(brain.lexicon, brain.kb, fold_model)
+        texts = [callers[i].text for i in test_idx]
+        for i, text, prediction in zip(test_idx, texts, fold_model.predict_many(texts),
+                                       strict=True):  # fmt: skip
+            intent = classifier.decide(Prepared.of(text), prediction)
+            cases.append(Case(text, callers[i].label, int(i)))
+            got.append((intent.eval_label, intent.band))
+    result = score(cases, [c.text for c in cases], got)
+    result["folds"] = folds
+    result["errors"] = result["errors"][:50]
+    return result
