@@ -110,8 +110,8 @@ class Brain:
 
         return Dialogue(self)
 
-    def classify(self, text: str, exclude: tuple[str, ...] = ()) -> Intent:
-        return self.classifier.classify(text, exclude)
+    def classify(self, text: str, exclude: tuple[str, ...] = (), ask: bool = True) -> Intent:
+        return self.classifier.classify(text, exclude, ask)
 
     def hints(self) -> tuple[str, ...]:
         """Phrase hints for the recogniser: key terms of the KB, menu labels, cue words."""

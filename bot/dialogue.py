@@ -24,6 +24,7 @@ the caller the ticket number and that the morning shift will call back.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 
 from bot.brain import Brain
@@ -42,11 +43,14 @@ from bot.events import (
     Listen,
     Say,
     SilenceTimeout,
+    TicketLookup,
     Transfer,
     Utterance,
 )
-from bot.intake import DEFAULT_WANTS, ELEMENT_NAMES, REQUIRED, summary
+from bot.intake import DEFAULT_WANTS, ELEMENT_NAMES, REQUIRED, spoken_summary, summary
+from bot.kb import Entry
 from bot.menu import MenuOption
+from bot.safety import Danger
 from bot.text import Prepared
 from tickets.draft import Caller, RequestType, TicketDraft, Urgency
 
@@ -82,6 +86,13 @@ class _CallState:
     asked: list[str] = field(default_factory=list)
     contact_asked: bool = False
     number_keys: str = ""
+    last_says: list[Say] = field(default_factory=list)  # what "再说一遍" repeats
+    last_entry: str = ""  # the entry answered last (follow-ups are read against it)
+    not_meant: list[str] = field(default_factory=list)  # entries the caller said no to
+    pending_text: str = ""  # the words behind 「现在有人有生命危险吗？」
+    confirm_nos: int = 0
+    ticket_tries: int = 0
+    failed_corrections: int = 0
 
 
 class Dialogue:
@@ -94,8 +105,9 @@ class Dialogue:
     for: the list of entries to write next).
     """
 
-    def __init__(self, brain: Brain) -> None:
+    def __init__(self, brain: Brain, lookup: TicketLookup | None = None) -> None:
         self.brain = brain
+        self.lookup = lookup  # the ticket store, for callers asking after a work order
         self.s = _CallState()
         self.turns: list[dict[str, object]] = []
         self._turn: dict[str, object] = {}
@@ -103,6 +115,7 @@ class Dialogue:
     # ---- entry points ----
     def start(self, event: CallStarted) -> Decision:
         self.s = _CallState(night=not event.seats_available, caller=event.caller_number)
+        self.turns, self._turn = [], {}
         prompt = "greeting_night" if self.s.night else "greeting"
         return self._decide([self._say(prompt), self._listen()], "main")
 
@@ -144,26 +157,32 @@ class Dialogue:
         s.silences = 0
         text = u.text.strip()
         if not text:
-            return self._not_understood("empty utterance")
+            return self._not_understood("empty utterance", heard=False)
         s.words.append(text)
         if s.ticket is not None:
             s.ticket.caller_words.append(text)
-        intent = self.brain.classify(text)
-        top = intent.candidates[0] if intent.candidates else None
-        self._turn = {"input": "speech", "text": text, "confidence": round(u.confidence, 3),
-                      "state": s.state, "intent": intent.label,
-                      "kb_id": top.entry.id if top else "",
-                      "kb_confidence": round(top.confidence, 3) if top else 0.0,
-                      "answered": False, "unanswered": False}  # fmt: skip
-        self.turns.append(self._turn)
+        intent = self.brain.classify(text, tuple(s.not_meant), ask=s.state in _OPEN_STATES)
+        self._record_turn(text, u.confidence, intent)
+        # Safety first, in every state: danger to life goes to a person at once.
         if intent.label == "emergency":
             return self._emergency(intent)
+        if s.state == "emergency_check":
+            return self._danger_reply(text)
+        if intent.label == "emergency_check":
+            s.pending_text = text
+            return self._decide([self._say("emergency_check"), self._listen()], "emergency_check")
         if intent.label == "human":
             return self._human(f"caller asked for a person ({intent.cue})")
+        p = Prepared.of(text)
+        if p.any(self.brain.lexicon.repeat) is not None and len(p.text) <= 10:
+            return self._repeat()
         if s.state.startswith("contact:"):
             return self._contact_reply(s.state[8:], text)
-        if u.confidence < MIN_ASR_CONFIDENCE and not s.state.startswith(("ask:", "fix:")):
-            return self._not_understood(f"recogniser confidence {u.confidence:.2f}")
+        if s.state == "status:number":
+            return self._ticket_number(text)
+        low_confidence = u.confidence < MIN_ASR_CONFIDENCE
+        if low_confidence and not s.state.startswith(("ask:", "fix:")):
+            return self._not_understood(f"recogniser confidence {u.confidence:.2f}", heard=False)
         if s.state.startswith("ask:"):
             return self._answer_element(s.state[4:], text)
         if s.state == "readback":
@@ -171,16 +190,93 @@ class Dialogue:
         if s.state == "correct":
             return self._correction(text)
         if s.state.startswith("fix:"):
-            self.brain.extractor.set_element(s.state[4:], text, self._ticket().elements)
-            return self._readback()
-        p = Prepared.of(text)
-        if (
-            s.state == "answered"
-            and self.brain.is_closing(p)
-            and (intent.label != "consultation" or len(p.text) <= 6)
-        ):
-            return self._decide([HangUp("answered")], "ended")
+            return self._fixed(s.state[4:], text)
+        if self._closing(p, intent):
+            return self._decide([self._say("goodbye"), HangUp("answered")], "ended")
+        if s.state.startswith("confirm:"):
+            return self._confirm_reply(s.state[8:], text, p, intent)
+        if s.state == "answered" and s.last_entry:
+            intent = self._in_context(text, p, intent)
         return self._request(intent, text)
+
+    def _record_turn(self, text: str, confidence: float, intent: Intent) -> None:
+        top = intent.candidates[0] if intent.candidates else None
+        self._turn = {"input": "speech", "text": text, "confidence": round(confidence, 3),
+                      "state": self.s.state, "intent": intent.label,
+                      "kb_id": top.entry.id if top else "",
+                      "kb_confidence": round(top.confidence, 3) if top else 0.0,
+                      "answered": False, "unanswered": False}  # fmt: skip
+        self.turns.append(self._turn)
+
+    def _closing(self, p: Prepared, intent: Intent) -> bool:
+        """谢谢 / 知道了 / 没有了: a polite end, unless the words carry a new request."""
+        if not self.brain.is_closing(p):
+            return False
+        if self.s.state == "main" and not self.s.kb_answers and len(p.text) > 4:
+            return False
+        return intent.band != "answer" or len(p.text) <= 6
+
+    # ---- context: repeat, follow-up, correction, confirmation ----
+    def _repeat(self) -> Decision:
+        """The last prompt again, more slowly (the session renders ``slow`` at a slower pace)."""
+        says = [Say(x.text, x.prompt, x.barge_in, slow=True) for x in self.s.last_says]
+        if not says:
+            says = [self._say("listen_again")]
+        return Decision([*says, self._listen()], self.s.state)
+
+    def _in_context(self, text: str, p: Prepared, intent: Intent) -> Intent:
+        """A follow-up (那要带什么材料) or a correction (不是身份证，我问的是驾照) read
+        against the entry answered last."""
+        s = self.s
+        lx = self.brain.lexicon
+        if p.text.startswith(("不是", "不对", "错了")) or _CORRECTION_LEAD.search(p.text):
+            if s.last_entry not in s.not_meant:
+                s.not_meant.append(s.last_entry)
+            rest = _after_correction(text)
+            if not rest:
+                return Intent("ask_again", 0.0, cue="correction without a new question")
+            return self.brain.classify(rest, tuple(s.not_meant))
+        if intent.band == "answer":
+            return intent
+        if p.any(lx.follow_up) is not None or len(p.text) <= 8:
+            last = self.brain.kb.get(s.last_entry)
+            if last is not None:
+                joined = self.brain.classify(f"{last.question} {text}", tuple(s.not_meant))
+                if joined.label == "consultation":
+                    return joined
+        return intent
+
+    def _confirm_reply(self, entry_id: str, text: str, p: Prepared, intent: Intent) -> Decision:
+        s = self.s
+        lx = self.brain.lexicon
+        denied = p.any(lx.deny) is not None or "不" in p.text[:2] or "没" in p.text[:2]
+        if not denied and p.any(lx.confirm) is not None and len(p.text) <= 8:
+            entry = self.brain.kb.get(entry_id)
+            if entry is not None:
+                return self._answer(entry, confidence=1.0)
+        if not denied:
+            return self._request(intent, text)  # a new question instead of yes or no
+        s.not_meant.append(entry_id)
+        s.confirm_nos += 1
+        rest = _after_correction(text)
+        if len(Prepared.of(rest).text) >= 4:
+            return self._request(self.brain.classify(rest, tuple(s.not_meant)), rest)
+        if s.confirm_nos >= 2:
+            return self._hand_over_unanswered("caller said no to two suggested answers")
+        return self._decide([self._say("ask_again"), self._listen()], "rephrase")
+
+    def _danger_reply(self, text: str) -> Decision:
+        s = self.s
+        p = Prepared.of(text)
+        lx = self.brain.lexicon
+        if p.any(lx.danger_no) is None and p.any(lx.danger_yes) is not None:
+            intent = Intent("emergency", 1.0, cue=f"caller confirmed danger: {s.pending_text}")
+            intent.danger = self.brain.classify(s.pending_text).danger
+            return self._emergency(intent)
+        original, s.pending_text = s.pending_text, ""
+        s.state = "main"
+        intent = self.brain.classifier.classify(original, tuple(s.not_meant), ask=False)
+        return self._request(intent, original)
 
     def _request(self, intent: Intent, text: str) -> Decision:
         s = self.s
@@ -189,30 +285,90 @@ class Dialogue:
                 return self._decide([self._say("abusive_end"), HangUp("abusive")], "ended")
             s.warned = True
             return self._decide([self._say("abusive_warning"), self._listen()], "main")
+        if intent.label == "ask_again":
+            return self._decide([self._say("ask_again"), self._listen()], "rephrase")
+        if self.lookup is not None and self._asks_after_ticket(text, intent):
+            return self._ticket_number(text, first=True)
         if intent.label == "consultation" and intent.match is not None:
             entry = intent.match.entry
-            s.kb_answers.append(entry.id)
-            self._turn.update(kb_id=entry.id, kb_confidence=round(intent.match.confidence, 3),
-                              answered=True)  # fmt: skip
-            s.rephrased = False
-            return self._decide(
-                [Say(entry.answer), self._say("answer_followup"), self._listen()], "answered"
-            )
+            if intent.band == "confirm":
+                question = self.brain.prompts.text("confirm_kb", question=entry.question)
+                return self._decide([Say(question, "confirm_kb"), self._listen()],
+                                    f"confirm:{entry.id}")  # fmt: skip
+            return self._answer(entry, intent.match.confidence)
         if intent.label in REQUIRED:
             return self._start_intake(intent, text)
         if intent.label in ("unknown", "consultation"):
             self._turn["unanswered"] = True
         return self._not_understood("no knowledge-base answer", intent)
 
+    def _answer(self, entry: Entry, confidence: float) -> Decision:
+        s = self.s
+        s.kb_answers.append(entry.id)
+        s.last_entry = entry.id
+        s.rephrased = False
+        s.confirm_nos = 0
+        self._turn.update(kb_id=entry.id, kb_confidence=round(confidence, 3), answered=True)
+        return self._decide(
+            [Say(entry.answer), self._say("answer_followup"), self._listen()], "answered"
+        )
+
+    # ---- asking after an earlier work order (the session's ticket lookup) ----
+    def _asks_after_ticket(self, text: str, intent: Intent) -> bool:
+        p = Prepared.of(text)
+        if p.any(self.brain.lexicon.ticket_query) is not None:
+            return True
+        return _ticket_number_in(text) is not None and intent.label in ("unknown", "consultation")
+
+    def _ticket_number(self, text: str, first: bool = False) -> Decision:
+        s = self.s
+        number = _ticket_number_in(text)
+        if number is None:
+            if first:
+                return self._decide([self._say("ask_ticket_number"), self._listen()],
+                                    "status:number")  # fmt: skip
+            return self._ticket_not_found()
+        assert self.lookup is not None
+        found = self.lookup.ticket_status(number)
+        if found is None:
+            return self._ticket_not_found()
+        s.ticket_tries = 0
+        spoken = " ".join(found.number.replace("-", ""))  # read digit by digit
+        say = self._say("ticket_status", ticket_no=spoken, status=found.status)
+        return self._decide([say, self._say("answer_followup"), self._listen()], "answered")
+
+    def _ticket_not_found(self) -> Decision:
+        s = self.s
+        s.ticket_tries += 1
+        if s.ticket_tries >= 2:
+            return self._human("work order number not found twice")
+        return self._decide([self._say("ticket_not_found"), self._listen()], "status:number")
+
     def _dtmf(self, digit: str) -> Decision:
         s = self.s
         s.dtmf += digit
         s.silences = 0
-        self.turns.append({"input": "dtmf", "text": digit, "confidence": 1.0, "state": s.state,
-                           "intent": "human" if digit == "0" else "key", "kb_id": "",
-                           "kb_confidence": 0.0, "answered": False, "unanswered": False})
+        self.turns.append(
+            {
+                "input": "dtmf",
+                "text": digit,
+                "confidence": 1.0,
+                "state": s.state,
+                "intent": "human" if digit == "0" else "key",
+                "kb_id": "",
+                "kb_confidence": 0.0,
+                "answered": False,
+                "unanswered": False,
+            }
+        )
         if s.state in ("contact:number", "contact:digits"):
             return self._callback_key(digit)
+        if s.state == "status:number" and digit != "0":
+            if digit in "*#":
+                keys, s.number_keys = s.number_keys, ""
+                return self._ticket_number(keys)
+            s.number_keys += digit
+            return self._decide([], s.state)
         if digit == "0":
             return self._human("caller pressed 0")
         if s.state == "readback" and digit in "12":
@@ -265,17 +421,21 @@ class Dialogue:
 
     # ---- hand-over paths ----
     def _emergency(self, intent: Intent) -> Decision:
+        """Advice that fits the danger, then a person at once, day and night (never a
+        morning callback). What an intake had taken down goes along with the caller."""
         s = self.s
-        ticket = self._new_ticket(RequestType.EMERGENCY, f"emergency: {intent.cue}")
+        reason = f"emergency: {intent.cue}"
+        ticket = s.ticket or self._new_ticket(RequestType.EMERGENCY, reason)
+        ticket.type = RequestType.EMERGENCY
         ticket.urgency = Urgency.EMERGENCY
-        ticket.elements.what_happened = s.words[-1] if s.words else ""
-        prompt = "emergency_night" if s.night else "emergency"
-        say = self._say(prompt, barge_in=False)
-        if s.night:
-            return self._decide(
-                [say, CreateTicket(ticket, callback_promised=True), HangUp("emergency")], "ended"
-            )
-        return self._decide([say, Transfer("general", ticket.handover_reason, ticket)], "ended")
+        ticket.handover_reason = reason
+        if not ticket.elements.what_happened:
+            ticket.elements.what_happened = s.words[-1] if s.words else ""
+        if s.pending_text and s.pending_text not in ticket.elements.what_happened:
+            ticket.elements.what_happened = f"{s.pending_text}；{ticket.elements.what_happened}"
+        self._complete(ticket)
+        advice = self._say(EMERGENCY_PROMPTS[intent.danger], barge_in=False)
+        return self._decide([advice, Transfer("general", reason, ticket)], "ended")
 
     def _human(self, reason: str) -> Decision:
         s = self.s
@@ -294,14 +454,21 @@ class Dialogue:
         queue = self.brain.lexicon.queue_for(ticket.department, ticket.topic)
         return self._hand_over(ticket, reason, queue)
 
-    def _not_understood(self, reason: str, intent: Intent | None = None) -> Decision:
+    def _not_understood(
+        self, reason: str, intent: Intent | None = None, heard: bool = True
+    ) -> Decision:
+        """Once: 「没听清」 when the recogniser was unsure (``heard`` False), otherwise the
+        truth (「这个问题我暂时答不了」) and a rephrase; the second time a person."""
         s = self.s
         if not s.rephrased:
             s.rephrased = True
-            return self._decide([self._say("rephrase"), self._listen()], "rephrase")
-        ticket = self._new_ticket(
-            RequestType.CONSULTATION, f"not answered after rephrasing: {reason}"
-        )
+            prompt = "cannot_answer" if heard else "rephrase"
+            return self._decide([self._say(prompt), self._listen()], "rephrase")
+        return self._hand_over_unanswered(f"not answered after rephrasing: {reason}", intent)
+
+    def _hand_over_unanswered(self, reason: str, intent: Intent | None = None) -> Decision:
+        s = self.s
+        ticket = self._new_ticket(RequestType.CONSULTATION, reason)
         if intent is not None and intent.candidates:
             ticket.topic = intent.candidates[0].entry.topic
         ticket.elements.what_happened = "；".join(s.words[-2:])
@@ -442,8 +609,34 @@ class Dialogue:
             if t.type.value == name and not t.elements.caller_wants:
                 t.elements.caller_wants = default
         t.summary = summary(TYPE_NAMES[t.type.value], t.elements)
-        say = self._say("readback", summary=t.summary)
+        say = self._say("readback", summary=self._spoken_readback(t))
         return self._decide([*(before or []), say, self._listen()], "readback")
+
+    def _spoken_readback(self, t: TicketDraft) -> str:
+        """The short read-back, then the name and the callback number digit by digit."""
+        text = spoken_summary(TYPE_NAMES[t.type.value], t.elements)
+        if t.caller.name:
+            text += f"；联系人{t.caller.name}"
+        if t.caller.callback_number and not t.caller.anonymous:
+            text += "，回电号码" + " ".join(t.caller.callback_number)
+        return text
+
+    def _fixed(self, name: str, value: str) -> Decision:
+        """A corrected element: re-read only what changed."""
+        elements = self._ticket().elements
+        self.brain.extractor.set_element(name, value, elements)
+        self._ticket().summary = summary(TYPE_NAMES[self._ticket().type.value], elements)
+        change = f"{ELEMENT_NAMES[name]}改为{getattr(elements, name)}"
+        return self._decide(
+            [self._say("readback_changed", changes=change), self._listen()], "readback"
+        )
+
+    def _correction_failed(self) -> Decision:
+        """A correction the bot did not understand: ask once more, then a person."""
+        self.s.failed_corrections += 1
+        if self.s.failed_corrections >= 2:
+            return self._human("two corrections not understood")
+        return self._decide([self._say("ask_correction"), self._listen()], "correct")
 
     def _readback_reply(self, text: str) -> Decision:
         lx = self.brain.lexicon
@@ -453,8 +646,7 @@ class Dialogue:
             if target is not None:
                 value = self.brain.extractor.correction_value(text, target)
                 if len(value) >= 2:
-                    self.brain.extractor.set_element(target, value, self._ticket().elements)
-                    return self._readback()
+                    return self._fixed(target, value)
                 return self._decide(
                     [
                         self._say("ask_correction_field", field_name=ELEMENT_NAMES[target]),
@@ -465,16 +657,15 @@ class Dialogue:
             return self._decide([self._say("ask_correction"), self._listen()], "correct")
         if p.any(lx.confirm) is not None:
             return self._finish_ticket("")
-        return self._decide([self._say("ask_correction"), self._listen()], "correct")
+        return self._correction_failed()
 
     def _correction(self, text: str) -> Decision:
         target = self.brain.extractor.correction_target(text)
         if target is None:
-            return self._decide([self._say("ask_correction"), self._listen()], "correct")
+            return self._correction_failed()
         value = self.brain.extractor.correction_value(text, target)
         if len(value) >= 2 and value not in ELEMENT_NAMES.values():
-            self.brain.extractor.set_element(target, value, self._ticket().elements)
-            return self._readback()
+            return self._fixed(target, value)
         return self._decide(
             [self._say("ask_correction_field", field_name=ELEMENT_NAMES[target]), self._listen()],
             f"fix:{target}",
@@ -534,4 +725,46 @@ class Dialogue:
 
     def _decide(self, actions: list[Action], state: str) -> Decision:
         self.s.state = state
+        says = [a for a in actions if isinstance(a, Say)]
+        if says:
+            self.s.last_says = says
         return Decision(actions, state)
+
+
+# States where the caller says what they called about (not answering one of our
+# questions): only here does an uncertain danger signal earn 「现在有人有生命危险吗？」;
+# while a work order is taken down, cues and a confident model still hand over at once.
+_OPEN_STATES = ("main", "answered", "rephrase", "submenu")
+
+EMERGENCY_PROMPTS = {
+    Danger.FIRE: "emergency_fire",
+    Danger.MEDICAL: "emergency_medical",
+    Danger.POLICE: "emergency_police",
+    Danger.TRAFFIC: "emergency_traffic",
+    Danger.WATER: "emergency_water",
+    Danger.GENERAL: "emergency",
+}
+_CORRECTION_LEAD = re.compile(
+    r"(?:我问的是|我说的是|我是问|我是说|我想问的是|我要问的是|是想问|我问)(.*)$"
+)
+_TICKET_DIGITS = str.maketrans("零〇洞幺一二两三四五六七八九", "00011223456789")
+_TICKET_NUMBER = re.compile(r"(20\d{6})-?(\d{4})")
+
+
+def _after_correction(text: str) -> str:
+    """What the caller asks instead: the part after 我问的是 (不是身份证，我问的是驾照),
+    or after the first pause when the correction leads (不是这个，驾照到期怎么换)."""
+    m = _CORRECTION_LEAD.search(text)
+    if m:
+        return m.group(1).strip(" ，,。")
+    parts = re.split(r"[，,。 ]+", text.strip(), maxsplit=1)
+    if len(parts) == 2 and parts[0].startswith(("不是", "不对", "错了")):
+        return parts[1].strip()
+    return ""
+
+
+def _ticket_number_in(text: str) -> str | None:
+    """A work-order number (20261122-0042) spoken digit by digit or typed, or None."""
+    digits = re.sub(r"[^0-9-]", "", text.translate(_TICKET_DIGITS))
+    m = _TICKET_NUMBER.search(digits)
+    return f"{m.group(1)}-{m.group(2)}" if m else None

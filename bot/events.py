@@ -8,6 +8,7 @@ re-render) or free text (knowledge-base answers); the session renders and plays 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from tickets.draft import TicketDraft
 
@@ -46,6 +47,22 @@ class CallEnded:
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class TicketStatus:
+    """What a caller may hear about an earlier work order (no personal data in it)."""
+
+    number: str
+    status: str  # spoken status, e.g. 已转交市城市管理局办理
+    department: str = ""
+
+
+class TicketLookup(Protocol):
+    """The ticket store as the dialogue sees it: the session provides one (tickets/);
+    the bot itself does no I/O."""
+
+    def ticket_status(self, number: str) -> TicketStatus | None: ...
+
+
 Event = CallStarted | Utterance | Dtmf | SilenceTimeout | BargeIn | CallEnded
 
 # ---- actions: bot -> session ----
@@ -56,6 +73,7 @@ class Say:
     text: str
     prompt: str | None = None  # a named prompt id; text is its current wording
     barge_in: bool = True  # False for emergency advice the caller must hear
+    slow: bool = False  # the caller asked to hear it again, more slowly
 
 
 @dataclass(frozen=True, slots=True)

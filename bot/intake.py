@@ -195,6 +195,32 @@ class Extractor:
         return norm
 
 
+# Spoken read-back: at most about 60 characters (what, where, when, the wish), so a
+# caller hears it in ten seconds instead of forty; the ticket keeps the full summary.
+_SPOKEN_LIMITS = (("what_happened", 22), ("where", 16), ("when", 8), ("caller_wants", 12))
+
+
+def spoken_summary(type_name: str, e: FiveElements) -> str:
+    parts = [_clip(getattr(e, name), limit) for name, limit in _SPOKEN_LIMITS]
+    what, where, when, wants = parts
+    out = f"{type_name}：{what}" if what else type_name
+    if where:
+        out += f"，地点{where}"
+    if when:
+        out += f"，{when}"
+    if wants:
+        out += f"，{wants}"
+    return out
+
+
+_LEAD_WORDS = re.compile(r"^(?:我要投诉|我要举报|我想反映|我要反映|还有|那个|就是|喂|你好)+[，,]?")
+
+
+def _clip(value: str, limit: int) -> str:
+    value = re.sub(_LEAD_WORDS, "", value or "")
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
 def summary(type_name: str, e: FiveElements) -> str:
     parts = [f"{ELEMENT_NAMES[n]}：{getattr(e, n)}" for n in ELEMENTS if getattr(e, n)]
     return f"{type_name}，" + "；".join(parts)

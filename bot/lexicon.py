@@ -65,6 +65,14 @@ class LexiconFile(_Strict):
     deny: list[str] = Field(default_factory=list)
     dont_know: list[str] = Field(default_factory=list)
     anonymous: list[str] = Field(default_factory=list)
+    # Context of a conversation (bot.dialogue): say that again / slower; a follow-up on
+    # the last answer; a correction (不是X，我问的是Y); asking after an earlier work order.
+    repeat: list[str] = Field(default_factory=list)
+    follow_up: list[str] = Field(default_factory=list)
+    correction: list[str] = Field(default_factory=list)
+    ticket_query: list[str] = Field(default_factory=list)
+    danger_yes: list[str] = Field(default_factory=list)
+    danger_no: list[str] = Field(default_factory=list)
     emergency: EmergencyCues
     human: list[str]
     abusive: list[str] = Field(default_factory=list)
@@ -134,6 +142,12 @@ class Lexicon:
         self.deny = phrases(data.deny)
         self.dont_know = phrases(data.dont_know)
         self.anonymous = phrases(data.anonymous)
+        self.repeat = phrases(data.repeat)
+        self.follow_up = phrases(data.follow_up)
+        self.correction = phrases(data.correction)
+        self.ticket_query = phrases(data.ticket_query)
+        self.danger_yes = phrases(data.danger_yes)
+        self.danger_no = phrases(data.danger_no)
         # Two-syllable emergency and abuse cues match by characters only: by sound,
         # 拿到 would be 拿刀 and 出生 would be 畜生.
         self.emergency = phrases(data.emergency.cues, min_sound=3)

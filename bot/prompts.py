@@ -44,6 +44,25 @@ REQUIRED = (
 )
 
 
+# Prompts added after cities wrote their own prompt files: a file without them still
+# loads, and the shipped wording is used (see parse_prompts).
+OPTIONAL = (
+    "emergency_fire",
+    "emergency_medical",
+    "emergency_police",
+    "emergency_traffic",
+    "emergency_water",
+    "emergency_check",
+    "confirm_kb",
+    "cannot_answer",
+    "ask_again",
+    "ask_ticket_number",
+    "ticket_status",
+    "ticket_not_found",
+    "readback_changed",
+)
+
+
 class PromptsError(ValueError):
     """A prompts file that lacks a prompt or is malformed."""
 
@@ -82,4 +101,12 @@ def parse_prompts(raw: Any, source: str = "prompts") -> Prompts:
     missing = [p for p in REQUIRED if not isinstance(raw.get(p), str) or not raw[p].strip()]
     if missing:
         raise PromptsError(f"{source}: prompt(s) missing or empty: {', '.join(missing)}")
-    return Prompts({str(k): str(v) for k, v in raw.items()})
+    texts = {str(k): str(v) for k, v in raw.items()}
+    missing_optional = [p for p in OPTIONAL if not str(texts.get(p) or "").strip()]
+    if missing_optional:
+        shipped = yaml.safe_load(
+            resources.files("bot").joinpath("data/prompts.yaml").read_text(encoding="utf-8")
+        )
+        for prompt_id in missing_optional:
+            texts[prompt_id] = str(shipped[prompt_id])
+    return Prompts(texts)

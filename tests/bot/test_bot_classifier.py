@@ -33,7 +33,7 @@ def test_fuzzy_pinyin_absorbs_whisper_errors() -> None:
         ("卻仍公佛物", "human"),
         ("我家厨房着火了", "emergency"),
         ("有人打架流了很多血", "emergency"),
-        ("请问月亮上有没有水", "unknown"),
+        ("请问火星上能种菜吗", "unknown"),
         ("你们这群废物", "abusive"),
         ("老板拖欠工资到哪里投诉", "kb:wage-unpaid"),
     ],
@@ -73,11 +73,15 @@ def test_hints_include_kb_terms_and_person(brain: Brain) -> None:
         ("我家找火了", "emergency"),  # 着火 heard as 找火 (same toneless pinyin)
         ("楼下七火了", "emergency"),  # 起火了
         ("有人运到了快不行了", "emergency"),  # 有人晕倒了
-        ("快递什么时候运到", "unknown"),  # 运到 alone stays a delivery
-        ("我想找一下火车站怎么走", "unknown"),
+        ("快递什么时候运到", "not handed over"),  # 运到 sounds like 晕倒: may ask, never acts
+        ("我想找一下火车站怎么走", "not handed over"),
     ],
 )
 def test_emergencies_survive_a_homophone_without_reading_one_into_everyday_words(
     brain: Brain, text: str, label: str
 ) -> None:
-    assert brain.classify(text).eval_label == label
+    intent = brain.classify(text)
+    if label == "emergency":
+        assert intent.label == "emergency", intent
+    else:
+        assert intent.label != "emergency", intent

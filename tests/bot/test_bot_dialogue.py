@@ -54,12 +54,14 @@ def test_kb_answer_then_closing(brain: Brain) -> None:
 def test_unknown_asks_once_then_hands_over(brain: Brain) -> None:
     d, _ = _call(brain)
     first = d.handle(Utterance("火星上能种菜吗"))
-    assert first.state == "rephrase" and "换个说法" in _said(first)
-    second = d.handle(Utterance("月亮上有水吗"))
+    # The bot heard fine: it says it cannot answer, not that it did not hear.
+    assert first.state == "rephrase" and "暂时答不了" in _said(first)
+    assert "没有听清" not in _said(first)
+    second = d.handle(Utterance("明年的高考政策有什么变化"))
     transfer = second.actions[-1]
     assert isinstance(transfer, Transfer) and transfer.ticket is not None
     assert "not answered" in transfer.reason
-    assert transfer.ticket.caller_words == ["火星上能种菜吗", "月亮上有水吗"]
+    assert transfer.ticket.caller_words == ["火星上能种菜吗", "明年的高考政策有什么变化"]
 
 
 def test_low_asr_confidence_is_not_guessed(brain: Brain) -> None:
@@ -79,10 +81,10 @@ def test_emergency_advises_and_hands_over_at_once(brain: Brain) -> None:
         transfer.ticket.urgency == Urgency.EMERGENCY
         and transfer.ticket.type == RequestType.EMERGENCY
     )
-    # At night: advice, a ticket, and the call ends.
+    # At night too: advice that fits the danger and a person at once, never a callback.
     d, _ = _call(brain, night=True)
     night = d.handle(Utterance("有人晕倒了快不行了"))
-    assert _kinds(night) == ["Say", "CreateTicket", "HangUp"]
+    assert _kinds(night) == ["Say", "Transfer"] and "一二零" in _said(night)
 
 
 def test_abusive_warns_once_then_ends(brain: Brain) -> None:
