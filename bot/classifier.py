@@ -26,6 +26,7 @@ from bot.text import Prepared
 from bot.understanding import Prediction, Understanding
 
 ANSWER = "answer"
+SHORT_TEXT = 4
 CONFIRM = "confirm"
 
 
@@ -100,7 +101,10 @@ class Classifier:
         # (5-fold cross-validation: accuracy 0.874 against 0.868).
         if label.startswith("kb:") and label[3:] not in set(exclude):
             if top is not None and top.confidence >= bands.confirm:
-                band = ANSWER if top.confidence >= bands.answer else CONFIRM
+                # Four characters or fewer (补贴的事) name a topic, not a question: the
+                # model is sure of a topic it cannot be sure of, so the caller confirms.
+                sure = top.confidence >= bands.answer and len(p.text) > SHORT_TEXT
+                band = ANSWER if sure else CONFIRM
                 return Intent("consultation", top.confidence, top, candidates, scores,
                               question=question, band=band)  # fmt: skip
             return Intent("unknown", prob, None, candidates, scores, question=question)

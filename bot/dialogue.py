@@ -171,11 +171,12 @@ class Dialogue:
         if intent.label == "emergency_check":
             s.pending_text = text
             return self._decide([self._say("emergency_check"), self._listen()], "emergency_check")
+        p = Prepared.of(text)
+        asks_again = p.any(self.brain.lexicon.repeat) is not None and len(p.text) <= 10
+        if asks_again and p.any(self.brain.lexicon.human) is None:  # 没听清，转人工: a person
+            return self._repeat()
         if intent.label == "human":
             return self._human(f"caller asked for a person ({intent.cue})")
-        p = Prepared.of(text)
-        if p.any(self.brain.lexicon.repeat) is not None and len(p.text) <= 10:
-            return self._repeat()
         if s.state.startswith("contact:"):
             return self._contact_reply(s.state[8:], text)
         if s.state == "status:number":
@@ -212,9 +213,7 @@ class Dialogue:
         """谢谢 / 知道了 / 没有了: a polite end, unless the words carry a new request."""
         if not self.brain.is_closing(p):
             return False
-        if self.s.state == "main" and not self.s.kb_answers and len(p.text) > 4:
-            return False
-        return intent.band != "answer" or len(p.text) <= 6
+        return intent.label == "unknown" or (intent.band != "answer" and len(p.text) <= 6)
 
     # ---- context: repeat, follow-up, correction, confirmation ----
     def _repeat(self) -> Decision:
@@ -363,7 +362,7 @@ class Dialogue:
         )
         if s.state in ("contact:number", "contact:digits"):
             return self._callback_key(digit)
-        if s.state == "status:number" and digit != "0":
+        if s.state == "status:number":  # keys are the number's digits here, 0 included
             if digit in "*#":
                 keys, s.number_keys = s.number_keys, ""
                 return self._ticket_number(keys)

@@ -22,7 +22,6 @@ from bot.lexicon import Lexicon
 from bot.text import Prepared, phrases
 from bot.understanding import Bands, Prediction
 
-
 ANSWER_SURE = 0.8  # model-only hand-over threshold for answers to the bot's questions
 
 
