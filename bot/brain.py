@@ -104,11 +104,12 @@ class Brain:
             BotPaths(b.kb, b.cues, b.gazetteer, b.menu, b.prompts, b.synonyms, b.semantic)
         )
 
-    def new_dialogue(self) -> Any:
-        """A fresh per-call dialogue sharing this brain."""
+    def new_dialogue(self, lookup: Any = None) -> Any:
+        """A fresh per-call dialogue sharing this brain (``lookup``: the ticket store's
+        :class:`bot.events.TicketLookup`, for callers asking after a work order)."""
         from bot.dialogue import Dialogue
 
-        return Dialogue(self)
+        return Dialogue(self, lookup)
 
     def classify(self, text: str, exclude: tuple[str, ...] = (), ask: bool = True) -> Intent:
         return self.classifier.classify(text, exclude, ask)

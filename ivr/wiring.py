@@ -14,13 +14,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from asr.base import Recognizer, SpeechEngine
 from bot.brain import BotPaths, Brain, BrainCache
+from bot.events import TicketStatus
 from hotline.metrics import METRICS
 from ivr.prompts import PromptLibrary
 from ivr.session import SessionDeps, TicketSink
 from tickets.draft import TicketDraft
 from tickets.service import TicketService
+from tickets.ticket import STATUS_LABELS, TicketNotFound
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +123,10 @@ def build_deps(
     return SessionDeps(
         prompts=prompts,
         new_recognizer=new_recognizer,
-        new_dialogue=lambda call: current().new_dialogue(),
+        # The ticket store answers callers asking after an earlier work order.
+        new_dialogue=lambda call: current().new_dialogue(
+            lookup=tickets if isinstance(tickets, ServiceSink) else None
+        ),
         tickets=tickets,
         switchboard=switchboard,
         redis=redis,
@@ -149,6 +156,19 @@ class ServiceSink:
             self.service.intake, draft, skill=skill, callback_promised=draft.callback_promised
         )
         return str(getattr(ticket, "number", ticket))
+
+    def ticket_status(self, number: str) -> TicketStatus | None:
+        """For the dialogue (bot.events.TicketLookup): one indexed SQL read by number, on
+        the event loop (a caller asking after a work order is rare, the read ~1 ms)."""
+        try:
+            ticket = self.service.store.get(number, with_history=False)
+        except (TicketNotFound, SQLAlchemyError) as exc:
+            if not isinstance(exc, TicketNotFound):
+                log.error("ticket status lookup failed: %s", exc)
+            return None
+        label = STATUS_LABELS[ticket.status]
+        where = f"由{ticket.department}" if ticket.department else ""
+        return TicketStatus(ticket.number, f"目前{where}处于{label}阶段", ticket.department)
 
     def screen_pop(self, ticket: str, seat: str, queue: str) -> None:
         """AMI AgentConnect -> the seat's console (called on the event loop).

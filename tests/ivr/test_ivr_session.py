@@ -445,3 +445,14 @@ def test_caller_who_only_paused_gets_one_answer_to_the_whole_sentence(
         assert heard == ["你好。", "租房能不能提取公积金"]
         assert call.record.continued_turns == 0
     assert call.caller_lines() == ["你好。", "租房能不能提取公积金"]  # what was said, as said
+
+
+def test_ticket_status_lookup_reads_the_store(service) -> None:  # type: ignore[no-untyped-def]
+    """The dialogue's TicketLookup port, on the real ticket store."""
+    sink = ServiceSink(service)
+    ticket = service.intake(TicketDraft(type=RequestType.COMPLAINT, topic="噪声扰民",
+                                        department="市生态环境局"), skill="general")  # fmt: skip
+    found = sink.ticket_status(ticket.number)
+    assert found is not None and found.number == ticket.number
+    assert "市生态环境局" in found.status and "受理" in found.status
+    assert sink.ticket_status("20000101-9999") is None
