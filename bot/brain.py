@@ -100,9 +100,9 @@ class Brain:
     def from_settings(cls, settings: Any) -> Brain:
         """Load from ``hotline.settings.Settings().bot`` (paths or None for the samples)."""
         b = settings.bot
-        return cls.load(
-            BotPaths(b.kb, b.cues, b.gazetteer, b.menu, b.prompts, b.synonyms, b.semantic)
-        )
+        paths = BotPaths(b.kb, b.cues, b.gazetteer, b.menu, b.prompts, b.synonyms, b.semantic,
+                         b.corpus, b.unanswered)  # fmt: skip
+        return cls.load(paths)
 
     def new_dialogue(self, lookup: Any = None) -> Any:
         """A fresh per-call dialogue sharing this brain (``lookup``: the ticket store's

