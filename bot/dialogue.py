@@ -291,12 +291,16 @@ class Dialogue:
         if intent.label == "consultation" and intent.match is not None:
             entry = intent.match.entry
             if intent.band == "confirm":
-                question = self.brain.prompts.text("confirm_kb", question=entry.question)
+                asked = entry.question.rstrip("？?。 ").removesuffix("吗").removesuffix("呢")
+                question = self.brain.prompts.text("confirm_kb", question=asked)
                 return self._decide([Say(question, "confirm_kb"), self._listen()],
                                     f"confirm:{entry.id}")  # fmt: skip
             return self._answer(entry, intent.match.confidence)
         if intent.label in REQUIRED:
             return self._start_intake(intent, text)
+        if not self.brain.lexicon.strip_fillers(Prepared.of(text)):
+            # 喂 / 你好 alone: nothing was asked yet, so nothing is "not answered".
+            return self._decide([self._say("listen_again"), self._listen()], self.s.state)
         if intent.label in ("unknown", "consultation"):
             self._turn["unanswered"] = True
         return self._not_understood("no knowledge-base answer", intent)
