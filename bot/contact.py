@@ -54,9 +54,14 @@ def _name_in(text: str) -> str:
     return ""
 
 
+def spoken_digits(text: str) -> str:
+    """``text`` with spoken digits (幺三八, 洞, 两) written as 0-9."""
+    return text.translate(_DIGITS)
+
+
 def parse_phone(text: str) -> str | None:
     """A 7-12 digit number spoken or typed in ``text`` (幺三八… included), or None."""
-    digits = normalise(text).translate(_DIGITS)
+    digits = spoken_digits(normalise(text))
     digits = re.sub(r"(?<=\d)[^\d]{1,2}(?=\d)", "", digits)  # 138 一二 (pauses, 杠)
     m = _PHONE.search(digits)
     return m.group(0) if m else None

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from bot.brain import Brain
 from bot.classifier import Intent
-from bot.contact import parse_name, parse_phone
+from bot.contact import parse_name, parse_phone, spoken_digits
 from bot.events import (
     Action,
     BargeIn,
@@ -50,7 +50,7 @@ from bot.events import (
 from bot.intake import DEFAULT_WANTS, ELEMENT_NAMES, REQUIRED, spoken_summary, summary
 from bot.kb import Entry
 from bot.menu import MenuOption
-from bot.safety import Danger
+from bot.safety import Danger, danger_of
 from bot.text import Prepared
 from tickets.draft import Caller, RequestType, TicketDraft, Urgency
 
@@ -270,7 +270,7 @@ class Dialogue:
         lx = self.brain.lexicon
         if p.any(lx.danger_no) is None and p.any(lx.danger_yes) is not None:
             intent = Intent("emergency", 1.0, cue=f"caller confirmed danger: {s.pending_text}")
-            intent.danger = self.brain.classify(s.pending_text).danger
+            intent.danger = danger_of(Prepared.of(s.pending_text))
             return self._emergency(intent)
         original, s.pending_text = s.pending_text, ""
         s.state = "main"
@@ -750,7 +750,6 @@ EMERGENCY_PROMPTS = {
 _CORRECTION_LEAD = re.compile(
     r"(?:我问的是|我说的是|我是问|我是说|我想问的是|我要问的是|是想问|我问)(.*)$"
 )
-_TICKET_DIGITS = str.maketrans("零〇洞幺一二两三四五六七八九", "00011223456789")
 _TICKET_NUMBER = re.compile(r"(20\d{6})-?(\d{4})")
 
 
@@ -768,6 +767,6 @@ def _after_correction(text: str) -> str:
 
 def _ticket_number_in(text: str) -> str | None:
     """A work-order number (20261122-0042) spoken digit by digit or typed, or None."""
-    digits = re.sub(r"[^0-9-]", "", text.translate(_TICKET_DIGITS))
+    digits = re.sub(r"[^0-9-]", "", spoken_digits(text))
     m = _TICKET_NUMBER.search(digits)
     return f"{m.group(1)}-{m.group(2)}" if m else None

@@ -155,13 +155,9 @@ def read_examples(path: str | Path) -> list[Example]:
 # ---- features ----
 
 
-def _sound_tokens(text: str) -> list[str]:
-    return syllables(text)
-
-
 def _sound_analyzer(text: str) -> list[str]:
     """Fuzzy pinyin 1-3-grams (the vectoriser gets the normalised text)."""
-    sounds = _sound_tokens(text)
+    sounds = syllables(text)
     grams = list(sounds)
     grams += [f"{a}_{b}" for a, b in itertools.pairwise(sounds)]
     grams += [f"{a}_{b}_{c}" for a, b, c in zip(sounds, sounds[1:], sounds[2:], strict=False)]
