@@ -39,6 +39,9 @@ def register(commands: Any, bench: Any) -> None:
     ev.add_argument(
         "--cv", type=int, default=0, metavar="K", help="K-fold cross-validation over the corpus"
     )
+    ev.add_argument(
+        "--departments", default=None, help="TSV of work-order sentences: text<TAB>department"
+    )
     ev.add_argument("--noise", choices=["none", "homophone"], default="none")
     ev.add_argument("--noise-rate", type=float, default=0.1)
     ev.add_argument("--seed", type=int, default=12345)
@@ -103,11 +106,17 @@ def _eval(args: argparse.Namespace) -> int:
         from bot.evaluate import cross_validate
 
         result = cross_validate(brain, args.cv, args.seed)
+    elif args.departments:
+        from bot.evaluate import evaluate_departments
+
+        departments = evaluate_departments(brain, args.departments)
+        print(json.dumps(departments, ensure_ascii=False, indent=2 if args.json else None))
+        return 0
     elif args.cases:
         cases = load_cases(args.cases, brain)
         result = evaluate(brain, cases, args.noise, args.noise_rate, args.seed)
     else:
-        print("hotline bot eval: give --cases FILE or --cv K", file=sys.stderr)
+        print("hotline bot eval: give --cases FILE, --departments FILE or --cv K", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))

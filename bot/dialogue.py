@@ -7,6 +7,8 @@ States (``Decision.state``):
     rephrase      the bot did not understand and asked once to rephrase
     submenu       the caller is in a second-level keypad menu
     ask:<element> taking a work order down: asking for one missing element
+    where:area    the place is vague: asking for the street, road or community
+    where:spot    the area is known: asking for the building, gate or landmark
     readback      the summary was read back; waiting for yes or a correction
     correct       the caller said it is wrong; waiting for what to correct
     fix:<element> waiting for the new value of one element
@@ -27,6 +29,7 @@ import copy
 import re
 from dataclasses import dataclass, field
 
+from bot.address import Gap, gap
 from bot.brain import Brain
 from bot.classifier import Intent
 from bot.contact import parse_name, parse_phone, spoken_digits
@@ -93,6 +96,7 @@ class _CallState:
     confirm_nos: int = 0
     ticket_tries: int = 0
     failed_corrections: int = 0
+    address_asks: int = 0  # questions about a vague address so far (at most two)
 
 
 class Dialogue:
@@ -182,10 +186,12 @@ class Dialogue:
         if s.state == "status:number":
             return self._ticket_number(text)
         low_confidence = u.confidence < MIN_ASR_CONFIDENCE
-        if low_confidence and not s.state.startswith(("ask:", "fix:")):
+        if low_confidence and not s.state.startswith(("ask:", "fix:", "where:")):
             return self._not_understood(f"recogniser confidence {u.confidence:.2f}", heard=False)
         if s.state.startswith("ask:"):
             return self._answer_element(s.state[4:], text)
+        if s.state.startswith("where:"):
+            return self._address_reply(text)
         if s.state == "readback":
             return self._readback_reply(text)
         if s.state == "correct":
@@ -522,9 +528,9 @@ class Dialogue:
             if p.any(keywords) is not None:
                 ticket.topic, ticket.department = rule.topic, rule.department
                 break
-        else:
-            if intent.candidates and intent.candidates[0].confidence >= 0.2:
-                entry = intent.candidates[0].entry
+        else:  # the knowledge-base entry the matter is closest to, when clearly closest
+            entry = self.brain.closest_entry(text)
+            if entry is not None:
                 ticket.topic, ticket.department = entry.topic, entry.department
         if p.any(lx.urgent) is not None:
             ticket.urgency = Urgency.URGENT
@@ -540,6 +546,11 @@ class Dialogue:
         ]
 
     def _next_question(self, before: list[Action]) -> Decision:
+        vague = self._address_gap()
+        if vague is not Gap.NONE:
+            self.s.address_asks += 1
+            prompt = f"ask_where_{vague.value}"
+            return self._decide([*before, self._say(prompt), self._listen()], f"where:{vague}")
         missing = self._missing()
         if missing:
             name = missing[0]
@@ -551,6 +562,27 @@ class Dialogue:
                 [*before, self._say("ask_caller_name"), self._listen()], "contact:name"
             )
         return self._readback(before)
+
+    def _address_gap(self) -> Gap:
+        """The missing part of a place a department must go to, asked at most twice."""
+        t = self._ticket()
+        e = t.elements
+        if "where" not in REQUIRED.get(t.type.value, ()) or not e.where or e.where == "不清楚":
+            return Gap.NONE
+        if self.s.address_asks >= 2:
+            return Gap.NONE
+        return gap(e.where, e.address, e.who_what)
+
+    def _address_reply(self, text: str) -> Decision:
+        t = self._ticket()
+        p = Prepared.of(text)
+        if p.any(self.brain.lexicon.dont_know) is not None:
+            self.s.address_asks = 2  # the caller does not know more: do not press
+        else:
+            within = self.s.state == f"where:{Gap.SPOT}"
+            self.brain.extractor.add_to_where(text, t.elements, within)
+        self.brain.extractor.fill(text, t.elements)  # a caller often answers more than asked
+        return self._next_question([])
 
     # ---- the caller's name and callback number (optional; anonymous on request) ----
     def _contact_reply(self, step: str, text: str) -> Decision:

@@ -217,3 +217,58 @@ def cross_validate(brain: Brain, folds: int = 5, seed: int = 12345) -> dict[str,
     result["folds"] = folds
     result["errors"] = result["errors"][:50]
     return result
+
+
+def evaluate_departments(brain: Brain, path: str | Path) -> dict[str, Any]:
+    """Where first sentences of work orders would be dispatched. ``path``: TSV
+    ``text<TAB>department`` (a header line ``text<TAB>department`` is allowed).
+
+    ``right``/``wrong``/``unassigned`` count only calls that became work orders
+    (``unassigned``: left to the operator to dispatch); ``no_ticket`` counts first
+    sentences the bot took for something else (a question, an emergency)."""
+    from bot.events import CallStarted, Utterance  # here: the evaluation drives a dialogue
+
+    rows = _department_rows(path)
+    counts = {"right": 0, "wrong": 0, "unassigned": 0, "no_ticket": 0}
+    errors: list[dict[str, str]] = []
+    for text, expected in rows:
+        dialogue = brain.new_dialogue()
+        dialogue.handle(CallStarted("", seats_available=True))
+        dialogue.handle(Utterance(text))
+        ticket = dialogue.ticket
+        got = _department_name(ticket.department) if ticket is not None else ""
+        outcome = (
+            "no_ticket" if ticket is None
+            else "right" if got == _department_name(expected)
+            else "unassigned" if not got or "政务服务热线" in got
+            else "wrong"
+        )  # fmt: skip
+        counts[outcome] += 1
+        if outcome != "right":
+            errors.append({"text": text, "expected": expected, "got": got or outcome})
+    tickets = len(rows) - counts["no_ticket"]
+    return {
+        "cases": len(rows),
+        **counts,
+        "right_of_tickets": round(counts["right"] / max(tickets, 1), 3),
+        "wrong_of_tickets": round(counts["wrong"] / max(tickets, 1), 3),
+        "errors": errors,
+    }
+
+
+def _department_name(name: str) -> str:
+    """青川市教育局 and 市教育局 are the same department: compare without the city."""
+    at = name.find("市")
+    return name[at:] if 0 < at <= 4 else name
+
+
+def _department_rows(path: str | Path) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#") or line == "text\tdepartment":
+            continue
+        parts = line.split("\t")
+        if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+            raise EvalError(f"{path}:{number}: expected text<TAB>department")
+        rows.append((parts[0].strip(), parts[1].strip()))
+    return rows

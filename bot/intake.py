@@ -14,7 +14,7 @@ import re
 from bot.gazetteer import Gazetteer
 from bot.lexicon import Lexicon
 from bot.text import Prepared, normalise
-from tickets.draft import FiveElements
+from tickets.draft import Address, FiveElements
 
 ELEMENTS = ("what_happened", "where", "when", "who_what", "caller_wants")
 ELEMENT_NAMES = {
@@ -50,8 +50,11 @@ _TIME = re.compile(
     rf"{_NUM}+月{_NUM}+[日号])+"
 )
 _PLACE = re.compile(
-    r"([\u4e00-\u9fff0-9]{0,10}?(?:小区|社区|花园|家园|新村|公寓|大厦|广场|公园|市场|医院|学校|大道|路口|路|街|巷|村|镇|"
-    r"号楼|楼下|楼上|楼道|楼|单元|栋|幢|门口|附近|旁边|对面|隔壁|河边|桥下)+)"
+    r"(?P<place>[\u4e00-\u9fff0-9]{0,10}?(?:小区|社区|花园|家园|新村|公寓|大厦|广场|公园|市场|医院|学校|"
+    r"大道|路口|路边|路|街|巷|村|镇|号楼|楼下|楼上|楼道|楼|单元|栋|幢|门口|大门|[东南西北]门|附近|旁边|对面|隔壁|"
+    r"河边|桥下|[0-9零一二三四五六七八九十百两]+(?:号楼|栋|幢|单元|号院|号|层|室))+)"
+    # the facility beside the place is part of where: 阳光花园旁边的工地
+    r"(?P<beside>的?(?:那个|那家)?(?:工地|饭店|餐馆|烧烤店|超市|商店|工厂|停车场|菜场|垃圾站|公厕))?"
 )
 _WANTS = re.compile(
     r"((?:希望|要求|请求|请你们|请|麻烦你们|赶紧|尽快|赶快|能不能|能否|帮忙|帮我们|让他们|给我)[\u4e00-\u9fff0-9]*)"
@@ -69,8 +72,25 @@ _LEAD = re.compile(
 
 # Places relative to the caller: kept in the detail, but they are not an address.
 _RELATIVE = re.compile(
-    r"^(?:楼下|楼上|楼道|隔壁|旁边|对面|附近|门口|家门口|这里|那里|河边|桥下|路口|楼)+$"
+    r"^(?:楼下|楼上|楼道|隔壁|旁边|对面|附近|门口|家门口|这里|那里|河边|桥下|路口|路边|楼)+$"
 )
+
+
+def _said(level: str, spoken: str) -> bool:
+    """Whether the caller named this gazetteer level (东湖 for 东湖区, 湖滨 for 湖滨街道)."""
+    core = re.sub(r"(?:街道|社区|区)$", "", level)
+    return core[:2] in spoken
+
+
+def _merged(old: Address, new: Address, within: bool) -> Address:
+    """A place that agrees with the old one refines it; one that contradicts it replaces
+    it, unless the caller was only asked for the spot inside the old one."""
+    levels = ("district", "street", "community", "building")
+    if all(not getattr(old, f) or not getattr(new, f) or getattr(old, f) == getattr(new, f)
+           for f in levels):  # fmt: skip
+        update = {f: getattr(new, f) for f in levels if getattr(new, f)}
+        return old.model_copy(update=update)
+    return old if within else new
 
 
 def _trim(span: str) -> str:
@@ -84,20 +104,32 @@ class Extractor:
         self.gazetteer = gazetteer
 
     def where(self, text: str, elements: FiveElements) -> str:
+        """The place in ``text`` in the caller's own words; the gazetteer only adds the
+        levels the caller left out, in brackets (阳光花园旁边的工地（东湖区湖滨街道）),
+        and fills the structured address."""
         address = self.gazetteer.find(text)
         place = _PLACE.search(normalise(text))
-        if address is not None:
-            elements.address = address
-            spoken = place.group(1) if place else ""
-            spoken = _trim(spoken)
-            rest = spoken
-            for part in (address.district, address.street, address.community, address.building):
-                for piece in (part, part[:-1], part[:-2]):
-                    if len(piece) >= 2:
-                        rest = rest.replace(piece, "")
-            return address.text() + (f"（{spoken}）" if len(rest) >= 2 else "")
-        spoken = _trim(place.group(1)) if place else ""
-        return "" if _RELATIVE.match(spoken) else spoken
+        spoken = _trim(place["place"]) + (place["beside"] or "") if place else ""
+        if _RELATIVE.match(spoken):
+            spoken = ""
+        if address is None:
+            return spoken
+        elements.address = address
+        if not spoken:
+            return address.text()
+        unsaid = [part for part in (address.district, address.street) if not _said(part, spoken)]
+        return spoken + (f"（{''.join(unsaid)}）" if unsaid else "")
+
+    def add_to_where(self, text: str, elements: FiveElements, within: bool) -> None:
+        """The caller's answer to 「具体在哪」: it adds to the place already taken down.
+        ``within``: the answer names a spot inside the area already known (三号楼 is
+        that area's building, even if the gazetteer knows a 三号楼 elsewhere)."""
+        more = FiveElements()
+        found = self.where(text, more) or normalise(text)
+        if more.address.text():
+            elements.address = _merged(elements.address, more.address, within)
+        if found and found not in elements.where:
+            elements.where = f"{elements.where}，{found}" if elements.where else found
 
     def fill(self, text: str, elements: FiveElements, first: bool = False) -> None:
         """Fill the empty elements ``text`` mentions (never overwrite what the caller said)."""
@@ -156,6 +188,7 @@ class Extractor:
         if any(p.text in normalise(text) for p in self.lexicon.dont_know):
             value = "不清楚"
         if name == "where":
+            elements.address = Address()  # a new place replaces the old one, fields too
             found = self.where(text, elements)
             value = found if found and len(found) >= len(normalise(text)) // 2 else (found or value)
             if found and found not in value:
@@ -197,11 +230,15 @@ class Extractor:
 
 # Spoken read-back: at most about 60 characters (what, where, when, the wish), so a
 # caller hears it in ten seconds instead of forty; the ticket keeps the full summary.
-_SPOKEN_LIMITS = (("what_happened", 22), ("where", 16), ("when", 8), ("caller_wants", 12))
+_SPOKEN_LIMITS = (("what_happened", 22), ("where", 18), ("when", 8), ("caller_wants", 12))
+
+
+_BRACKETED = re.compile(r"（[^）]*）")
 
 
 def spoken_summary(type_name: str, e: FiveElements) -> str:
-    parts = [_clip(getattr(e, name), limit) for name, limit in _SPOKEN_LIMITS]
+    # The gazetteer's bracketed levels are for the department, not worth the caller's time.
+    parts = [_clip(_BRACKETED.sub("", getattr(e, name)), limit) for name, limit in _SPOKEN_LIMITS]
     what, where, when, wants = parts
     out = f"{type_name}：{what}" if what else type_name
     if where:

@@ -161,7 +161,7 @@ class Lexicon:
             for t, c in data.types.items()
         }
         self.urgent = phrases(data.urgent)
-        self.topics = [(rule, phrases(rule.keywords)) for rule in data.topics]
+        self.topics = [(rule, phrases(rule.keywords, min_sound=3)) for rule in data.topics]
 
     def strip_fillers(self, prepared: Prepared) -> str:
         """The text without filler phrases and multi-character function words."""

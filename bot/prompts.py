@@ -56,6 +56,8 @@ OPTIONAL = (
     "confirm_kb",
     "cannot_answer",
     "ask_again",
+    "ask_where_area",
+    "ask_where_spot",
     "ask_ticket_number",
     "ticket_status",
     "ticket_not_found",

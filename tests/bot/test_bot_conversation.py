@@ -168,7 +168,7 @@ def test_status_of_an_earlier_work_order_is_looked_up(brain: Brain) -> None:
 def test_read_back_is_short_and_a_fix_rereads_only_the_change(brain: Brain) -> None:
     d = _call(brain)
     answers = {
-        "ask:where": "北山区翠湖苑小区三号楼门口",
+        "where:area": "北山区翠湖苑小区三号楼门口",
         "ask:when": "每天晚上十点以后",
         "ask:who_what": "楼下那家烧烤店",
         "ask:caller_wants": "希望让他们装个油烟净化器不要再熏我们了",
@@ -204,3 +204,73 @@ def test_two_failed_corrections_hand_over(brain: Brain) -> None:
     assert first.state == "correct"
     second = d.handle(Utterance("那个那个"))
     assert _transfer(second).ticket is not None
+
+
+def test_a_vague_address_gets_exactly_the_missing_part_asked(brain: Brain) -> None:
+    d = _call(brain)
+    out = d.handle(Utterance("我要投诉小区旁边有人半夜施工吵得睡不着"))
+    assert out.state == "where:area" and "街道" in _said(out)  # 「小区旁边」 is nowhere
+    out = d.handle(Utterance("东湖区的阳光花园小区"))
+    assert out.state == "where:spot" and "几号楼" in _said(out)  # the area, not the spot
+    out = d.handle(Utterance("三号楼后面那个工地"))
+    assert not out.state.startswith("where:")
+    assert d.ticket is not None
+    e = d.ticket.elements
+    assert "阳光花园" in e.where and "三号楼" in e.where
+    assert e.address.community == "阳光花园" and e.address.district == "东湖区"
+
+
+def test_a_still_vague_address_is_asked_once_more_then_taken_as_said(brain: Brain) -> None:
+    d = _call(brain, night=True)
+    out = d.handle(Utterance("我要投诉楼下烧烤店油烟太大熏得窗户都不敢开"))
+    assert out.state == "where:area"
+    out = d.handle(Utterance("就在我家楼下"))
+    assert out.state == "where:area"  # once more, still vague
+    out = d.handle(Utterance("就是那一片"))
+    assert not out.state.startswith("where:")  # no third time: an operator calls back
+    assert d.ticket is not None and "楼下" in d.ticket.elements.where
+
+
+def test_a_caller_who_does_not_know_more_is_not_pressed(brain: Brain) -> None:
+    d = _call(brain)
+    assert d.handle(Utterance("我要投诉小区旁边有人半夜施工")).state == "where:area"
+    assert not d.handle(Utterance("我也说不清楚")).state.startswith("where:")
+
+
+def test_the_place_the_caller_named_wins_over_the_gazetteer(brain: Brain) -> None:
+    d = _call(brain)
+    d.handle(Utterance("我要投诉锦绣华庭小区五栋的电梯老是坏"))
+    assert d.ticket is not None
+    e = d.ticket.elements
+    assert e.where.startswith("锦绣华庭小区五栋")  # not the gazetteer's 锦绣家园
+    assert e.address.community != "锦绣家园"
+    d = _call(brain)
+    d.handle(Utterance("万达广场门口天天有人摆摊占道"))
+    assert d.ticket is not None and d.ticket.elements.address.community != "人民广场"
+    assert "万达广场门口" in d.ticket.elements.where
+
+
+def test_a_spoken_address_correction_updates_the_structured_fields(brain: Brain) -> None:
+    d = _call(brain)
+    answers = {"ask:when": "每天晚上", "ask:caller_wants": "希望他们晚上别施工",
+               "contact:name": "匿名"}  # fmt: skip
+    out = d.handle(Utterance("我要投诉阳光花园旁边的工地半夜施工"))
+    while out.state in answers:
+        out = d.handle(Utterance(answers[out.state]))
+    assert out.state == "readback" and d.ticket is not None
+    assert d.ticket.elements.address.district == "东湖区"
+    fix = d.handle(Utterance("不对，地点是北山区翠湖苑小区五号楼"))
+    assert fix.state == "readback" and "翠湖苑" in _said(fix)
+    address = d.ticket.elements.address
+    assert (address.district, address.community) == ("北山区", "翠湖苑")
+
+
+def test_the_department_comes_from_the_matter(brain: Brain) -> None:
+    for words, department in (
+        ("我要投诉我家暖气一点都不热，屋里冷得穿棉袄", "市住房和城乡建设局"),
+        ("投诉一下快递老是把我的件弄丢", "市市场监督管理局"),
+        ("老板三个月没发工资了我要投诉", "市人力资源和社会保障局"),
+    ):
+        d = _call(brain)
+        d.handle(Utterance(words))
+        assert d.ticket is not None and d.ticket.department == department, words

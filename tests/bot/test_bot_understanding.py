@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bot.brain import BotPaths, Brain
-from bot.evaluate import cross_validate, evaluate, load_cases
+from bot.evaluate import cross_validate, evaluate, evaluate_departments, load_cases
 from bot.kb import load_kb
 from bot.understanding import load_corpus, train
 
@@ -78,3 +78,12 @@ def test_cross_validation_reports_every_label(brain: Brain) -> None:
     assert result["folds"] == 2 and result["cases"] > 4000
     assert result["accuracy"] >= 0.8 and result["emergency_recall"] >= 0.9
     assert {"kb", "complaint", "emergency", "unknown", "human"} <= set(result["confusion"])
+
+
+def test_held_out_work_orders_go_to_the_right_department(brain: Brain) -> None:
+    """Written without reading the topic keywords; never used to tune them. A department
+    the bot is not sure of is left to the operator rather than guessed."""
+    result = evaluate_departments(brain, HELD_OUT / "department-heldout.tsv")
+    assert result["cases"] >= 100
+    assert result["right_of_tickets"] >= 0.7, result["errors"]
+    assert result["wrong_of_tickets"] <= 0.1, result["errors"]
