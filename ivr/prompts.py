@@ -132,6 +132,28 @@ class EdgeTtsEngine:
                 raise PromptError(f"sox cannot convert edge-tts output: {result.stderr.strip()}")
 
 
+SLOW_TEMPO = 0.8  # a repeated prompt plays at 80 % speed: slower, still natural
+
+
+def stretch(pcm: bytes, tempo: float) -> bytes:
+    """16-bit mono PCM at RATE played at ``tempo`` speed with its pitch kept. sox's
+    WSOLA ``tempo`` effect does it well; without sox the prompt plays at normal speed."""
+    if shutil.which("sox") is None:
+        log.warning("sox is not installed: a slow repeat plays at normal speed")
+        return pcm
+    with tempfile.TemporaryDirectory() as tmp:
+        source, target = Path(tmp) / "in.wav", Path(tmp) / "out.wav"
+        write_wav(source, pcm, RATE)
+        result = subprocess.run(["sox", str(source), str(target), "tempo", "-s", str(tempo)],
+                                capture_output=True, text=True, timeout=60)  # fmt: skip
+        if result.returncode != 0:
+            log.warning("sox tempo failed (%s): a slow repeat plays at normal speed",
+                        result.stderr.strip()[:200])  # fmt: skip
+            return pcm
+        stretched, _ = read_wav(target, target_rate=RATE)
+    return stretched
+
+
 def to_pinyin(text: str) -> str:
     """Chinese -> 'ni3 hao3' (tone digits), what espeak-ng's cmn-latn-pinyin voice reads."""
     from pypinyin import Style, lazy_pinyin
@@ -170,8 +192,12 @@ class PromptLibrary:
                 return engine
         raise PromptError("no text-to-speech engine works: install espeak-ng (apt) or edge-tts")
 
-    def get(self, text: str, prompt_id: str | None = None) -> Prompt:
-        """The audio for a prompt: recorded > cached > rendered now (then cached)."""
+    def get(self, text: str, prompt_id: str | None = None, slow: bool = False) -> Prompt:
+        """The audio for a prompt: recorded > cached > rendered now (then cached).
+        ``slow``: the same words stretched in time, same pitch, for a caller who asked
+        「慢一点」「再说一遍」."""
+        if slow:
+            return self._slowed(self.get(text, prompt_id), text)
         if prompt_id:
             recorded = self.recorded_dir / f"{prompt_id}.wav"
             if recorded.is_file():
@@ -191,6 +217,24 @@ class PromptLibrary:
         with self._lock:
             self._memory[key] = prompt
         return prompt
+
+    def _slowed(self, prompt: Prompt, text: str) -> Prompt:
+        key = "slow-" + content_key(prompt.engine, prompt.voice, text)
+        with self._lock:
+            if key in self._memory:
+                return self._memory[key]
+        wav = self.cache_dir / f"{key}.wav"
+        if wav.is_file():
+            pcm, _ = read_wav(wav, target_rate=RATE)
+        else:
+            pcm = stretch(prompt.pcm, SLOW_TEMPO)
+            tmp_wav = wav.with_suffix(".tmp")
+            write_wav(tmp_wav, pcm, RATE)
+            tmp_wav.replace(wav)
+        slowed = Prompt(pcm, prompt.source, prompt.engine, prompt.voice)
+        with self._lock:
+            self._memory[key] = slowed
+        return slowed
 
     def _render(self, engine: TtsEngine, text: str, wav: Path, key: str) -> Prompt:
         with tempfile.TemporaryDirectory() as tmp:

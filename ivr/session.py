@@ -395,14 +395,17 @@ class CallSession:
         you..."): the work order the bot decided on is still filed."""
         for action in actions:
             ticket = getattr(action, "ticket", None)
-            if isinstance(action, CreateTicket | Transfer) and ticket is not None \
-                    and not self._ticket_number:
+            if (
+                isinstance(action, CreateTicket | Transfer)
+                and ticket is not None
+                and not self._ticket_number
+            ):
                 queue = action.queue if isinstance(action, Transfer) else "general"
                 await self._intake(self._evidence(ticket.model_copy(deep=True)), queue)
 
     # ---- actions ----
     async def _say(self, say: Say) -> bool:
-        prompt = await asyncio.to_thread(self.deps.prompts.get, say.text, say.prompt)
+        prompt = await asyncio.to_thread(self.deps.prompts.get, say.text, say.prompt, say.slow)
         self._line("bot", say.text)
         self.journal.write("say", {"text": say.text, "prompt": say.prompt or ""})
         return await self._play(prompt, say.barge_in)
@@ -586,8 +589,9 @@ class CallSession:
                                  bytes(self._out_audio))  # fmt: skip
                 self.record.recording = str(path) if path.exists() else ""
             turns = getattr(self.dialogue, "turns", None)
-            self.record.turns = [t for t in turns if isinstance(t, dict)] \
-                if isinstance(turns, list) else []
+            self.record.turns = (
+                [t for t in turns if isinstance(t, dict)] if isinstance(turns, list) else []
+            )
             await self._save("call record", self.record.save, self.deps.data_dir / "calls")
             if self.deps.record_sink is not None:
                 try:
