@@ -24,7 +24,11 @@ _MOBILE = r"(?:\+?86[- ]?)?1[3-9]\d(?:[- ]?\d{4}){2}"
 _LANDLINE = r"(?:\+?86[- ]?)?0\d{2,3}[- ]?\d{7,8}"
 PHONE_RE = re.compile(rf"(?<![\d.])(?:{_MOBILE}|{_LANDLINE})(?![\d])")
 # Credentials inside URLs (ami://user:secret@host, redis://:pw@host) and key=value text.
-_URL_SECRET_RE = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+(?P<at>@)", re.I)
+# Bounded repeats: an unbounded scheme made masking quadratic in a long run of letters
+# (a 60 KB junk SIP datagram in a log line took 20 s and deafened the controller).
+_URL_SECRET_RE = re.compile(
+    r"(?P<head>\b[a-z][a-z0-9+.-]{0,31}://[^:/@\s]{0,256}:)[^@\s]{1,512}(?P<at>@)", re.I
+)
 _KV_SECRET_RE = re.compile(
     r"(?P<key>\b(?:password|passwd|secret|token|api[_-]?key|authorization)\b[\"']?\s*[=:]\s*"
     r"[\"']?)(?P<value>[^\s,;\"'&]+)",

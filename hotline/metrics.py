@@ -69,6 +69,14 @@ class Metrics:
             ["reason"], registry=r)  # fmt: skip
         self.sip_malformed = Counter("hotline_sip_malformed_packets",
                                      "SIP datagrams that did not parse", registry=r)  # fmt: skip
+        self.sip_refused = Counter(
+            "hotline_sip_refused_datagrams",
+            "SIP datagrams refused (oversized, not-sip, too-many-headers, header-too-long, "
+            "unparseable)", ["reason"], registry=r)  # fmt: skip
+        self.media_failures = Counter(
+            "hotline_media_failures",
+            "Media process failures: restarted (it died and was replaced with its calls), "
+            "rejected (a stream it refused)", ["reason"], registry=r)  # fmt: skip
         self.ami_connected = Gauge("hotline_ami_connected", "1 while logged in to Asterisk AMI",
                                    registry=r)  # fmt: skip
         self.orphans_recovered = Counter(

@@ -41,6 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hotline.metrics import METRICS
 from ivr.rtp import ClockStats, Playout, RtpStream, TickSchedule, raise_thread_priority
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ MAX_FDS = 1
 RECEIVE_BYTES = 2 * CHUNK_BYTES  # a play message: the chunk and a few bytes of pickle
 READY_TIMEOUT_S = 10.0
 RESTARTS_PER_MINUTE = 5  # beyond this the media process is broken, not unlucky
+RESTART_PAUSE_S = 10.0
 
 
 class MediaProcessError(Exception):
@@ -129,6 +131,7 @@ class MediaProcess:
         self._sock: socket.socket | None = None
         self._stopping = False
         self._restarting = False
+        self._paused = False  # restarted too often: waiting RESTART_PAUSE_S before the next
         self._ready: asyncio.Future[None] | None = None
         self._restart_times: list[float] = []
 
@@ -200,6 +203,13 @@ class MediaProcess:
         assert self._loop is not None
         self._loop.add_reader(ours.fileno(), self._readable)
 
+    def _resume(self) -> None:
+        if self._stopping or not self._paused:
+            return
+        self._paused = False
+        self._restart_times.clear()
+        self._replace_process()
+
     # ---- streams ----
     def add(self, stream: RtpStream) -> None:
         if not isinstance(stream.out, Playout):
@@ -265,6 +275,11 @@ class MediaProcess:
             _, key, token = message
             if (playout := self._playouts.get(key)) is not None:
                 playout.finished(token)
+        elif kind == "rejected":
+            _, key, why = message
+            log.error("the media process refused a call's stream (%s): it has no outgoing audio",
+                      why)  # fmt: skip
+            METRICS.media_failures.labels(reason="rejected").inc()
         elif kind == "removed":
             _, key, packets = message
             if (stream := self._leaving.pop(key, None)) is not None:
@@ -281,8 +296,13 @@ class MediaProcess:
         now = time.monotonic()
         self._restart_times = [t for t in self._restart_times if now - t < 60] + [now]
         if self._restarting or len(self._restart_times) > RESTARTS_PER_MINUTE:
-            log.critical("the media process keeps failing: calls have no outgoing audio")
-            self._stopping = True
+            # Not forever: a process that kept dying is tried again after a pause, so a
+            # burst of failures never leaves every later call without audio.
+            log.critical("the media process keeps failing: calls have no outgoing audio "
+                         "for %.0f s, then it is started again", RESTART_PAUSE_S)  # fmt: skip
+            self._paused = True
+            assert self._loop is not None
+            self._loop.call_later(RESTART_PAUSE_S, self._resume)
         self._restarting = True
         try:
             self._replace_process()
@@ -305,9 +325,10 @@ class MediaProcess:
         for playout in list(self._playouts.values()):
             playout.finish_all()
         self._leaving.clear()
-        if self._stopping:
+        if self._stopping or self._paused:
             return
         self.restarts += 1
+        METRICS.media_failures.labels(reason="restarted").inc()
         try:
             self._spawn()
         except MediaProcessError:
@@ -338,6 +359,18 @@ def _send_within(sock: socket.socket, data: bytes, fds: list[int], timeout_s: fl
 
 
 # ---------------------------------------------------------------- media process side
+
+
+def _valid_remote(remote: object) -> bool:
+    """(host, port) a datagram can go to: one bad address must not end every call's audio
+    (an SDP port 99999 once raised OverflowError in the tick and killed this process)."""
+    return (
+        isinstance(remote, tuple)
+        and len(remote) == 2
+        and isinstance(remote[0], str)
+        and isinstance(remote[1], int)
+        and 0 < remote[1] < 65536
+    )
 
 
 class _Call:
@@ -397,6 +430,10 @@ class MediaServer:
         if kind == "add" and len(fds) == 1:
             _, key, payload_type, (seq, ts, ssrc), remote = message
             sock = socket.socket(fileno=fds[0])
+            if not _valid_remote(remote):  # refused, never a reason to die
+                sock.close()
+                self._post(("rejected", key, f"bad remote {remote!r:.60}"))
+                return
             self.calls[key] = _Call(sock, remote, Playout(payload_type, seq, ts, ssrc))
             return
         for fd in fds:  # never expected with other commands; never leak one
@@ -412,7 +449,8 @@ class MediaServer:
         elif kind == "flush":
             call.playout.flush()
         elif kind == "retarget":
-            call.remote = message[2]
+            if _valid_remote(message[2]):
+                call.remote = message[2]
         elif kind == "remove":
             del self.calls[message[1]]
             call.sock.close()  # our duplicate only: the controller's socket stays open
@@ -424,8 +462,8 @@ class MediaServer:
             try:
                 call.sock.sendto(packet, call.remote)
                 call.packets += 1
-            except OSError:
-                pass  # the peer is gone; the controller ends the call
+            except (OSError, OverflowError, ValueError, TypeError):
+                pass  # the peer is gone or unreachable; the controller ends the call
             if talkspurt:
                 self._post(("started", key, now))
             if token is not None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import random
 import re
@@ -52,6 +53,28 @@ ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"
 COMPACT = {"v": "Via", "f": "From", "t": "To", "i": "Call-ID", "m": "Contact",
            "l": "Content-Length", "c": "Content-Type", "k": "Supported"}  # fmt: skip
 USER_AGENT = "hotline12345"
+# Input limits checked before any parsing, so the cost of junk is bounded and linear.
+# RFC 3261 18.1.1 sends anything near the MTU over TCP; real INVITEs with SDP are 1-3 KB.
+MAX_DATAGRAM = 8192
+MAX_HEADER_LINES = 100
+MAX_HEADER_LINE = 2048
+_START_LINE = re.compile(
+    rb"^(?:[A-Z]{3,16} \S{1,512} SIP/2\.0|SIP/2\.0 [1-6]\d\d [^\r\n]{0,256})\r?\n"
+)
+
+
+def refusal(data: bytes) -> str:
+    """Why a datagram is refused before parsing ("" = parse it): size, start line, headers."""
+    if len(data) > MAX_DATAGRAM:
+        return "oversized"
+    if not _START_LINE.match(data):
+        return "not-sip"
+    head = data.split(b"\r\n\r\n", 1)[0]
+    if head.count(b"\n") > MAX_HEADER_LINES:
+        return "too-many-headers"
+    if any(len(line) > MAX_HEADER_LINE for line in head.split(b"\n")):
+        return "header-too-long"
+    return ""
 
 
 class SipMessage(SIP.SIPMessage):
@@ -155,6 +178,8 @@ def parse_offer(msg: SipMessage, preference: list[int]) -> MediaOffer | None:
     if not audio or not conns:
         return None
     media = audio[0]
+    if not _usable_rtp_address(conns[0].get("address"), media.get("port")):
+        return None  # 488: port 0 or 99999, or an address that is not one
     names: dict[int, str] = {}
     for pt in media["methods"]:
         rtpmap = media["attributes"].get(pt, {}).get("rtpmap")
@@ -167,6 +192,19 @@ def parse_offer(msg: SipMessage, preference: list[int]) -> MediaOffer | None:
     if chosen is None:
         return None
     return MediaOffer(conns[0]["address"], media["port"], chosen, offered.get("TELEPHONE-EVENT"))
+
+
+def _usable_rtp_address(address: object, port: object) -> bool:
+    """An SDP connection address and audio port we can send RTP to: a unicast IP and a
+    port in 1-65535. Odd ports are accepted: RFC 3550 only recommends even ones, and
+    sipp's -mp or a NAT may offer an odd one."""
+    if not isinstance(port, int) or not 1 <= port <= 65535:
+        return False
+    try:
+        ip = ipaddress.ip_address(str(address))
+    except ValueError:
+        return False
+    return not (ip.is_multicast or ip.is_unspecified)
 
 
 class SipEndpoint(asyncio.DatagramProtocol):
@@ -238,16 +276,14 @@ class SipEndpoint(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if data.strip() in (b"", b"\x00\x00\x00\x00"):
             return  # keep-alive
+        reason = refusal(data)
+        if reason:
+            self._malformed(addr, reason, len(data))
+            return
         try:
             msg = SipMessage(data)
         except Exception as exc:  # pyVoIP raises bare exceptions on malformed input
-            METRICS.sip_malformed.inc()
-            # A flood must not become a flood of log lines: one warning per 10 s.
-            now = time.monotonic()
-            if now - self._malformed_logged_at >= 10.0:
-                self._malformed_logged_at = now
-                log.warning("unparseable SIP datagram from %s: %s (further ones for 10 s "
-                            "only counted: hotline_sip_malformed_packets_total)", addr[0], exc)
+            self._malformed(addr, "unparseable", len(data), str(exc))
             return
         if msg.type == SIP.SIPMessageType.RESPONSE:
             self._response(msg)
@@ -260,6 +296,18 @@ class SipEndpoint(asyncio.DatagramProtocol):
             self._reply(msg, addr, 501, "Not Implemented", extra={"Allow": ALLOW})
         else:
             handler(msg, addr)
+
+    def _malformed(self, addr: tuple[str, int], reason: str, size: int, detail: str = "") -> None:
+        METRICS.sip_malformed.inc()
+        METRICS.sip_refused.labels(reason=reason).inc()
+        # A flood must not become a flood of log lines: one warning per 10 s, and never
+        # the datagram itself (it may be 8 KB of junk, or a caller's number).
+        now = time.monotonic()
+        if now - self._malformed_logged_at >= 10.0:
+            self._malformed_logged_at = now
+            log.warning("SIP datagram refused from %s: %s, %d bytes %s(further ones for 10 s "
+                        "only counted: hotline_sip_malformed_packets_total)", addr[0], reason,
+                        size, f"({detail[:80]}) " if detail else "")  # fmt: skip
 
     def _response(self, msg: SipMessage) -> None:
         key = f"{msg.header('Call-ID')} {msg.header('CSeq')}"

@@ -205,3 +205,55 @@ def test_when_the_media_process_cannot_be_replaced_no_call_waits_on_a_prompt(
         assert later.done()
 
     run(body)
+
+
+def test_after_a_pause_a_media_process_that_kept_dying_is_started_again(
+    monkeypatch,
+) -> None:  # type: ignore[no-untyped-def]
+    import ivr.media
+
+    monkeypatch.setattr(ivr.media, "RESTARTS_PER_MINUTE", 0)
+    monkeypatch.setattr(ivr.media, "RESTART_PAUSE_S", 0.5)
+
+    async def body(media: MediaProcess, stream: RtpStream, receiver: Receiver) -> None:
+        pid = media.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        await asyncio.sleep(0.2)
+        assert media.pid is None  # paused: no audio for a moment
+        await asyncio.sleep(0.8)
+        assert media.pid not in (None, pid)  # back, with the live call handed over again
+        receiver.drain()
+        before = len(receiver.packets)
+        done = await played(stream, tone(0.5))
+        await asyncio.wait_for(done, 5)
+        await asyncio.sleep(0.1)
+        receiver.drain()
+        assert len(receiver.packets) > before + 20
+
+    run(body)
+
+
+def test_a_stream_with_an_impossible_port_is_refused_and_other_calls_keep_their_audio() -> None:
+    async def body(media: MediaProcess, stream: RtpStream, receiver: Receiver) -> None:
+        bad_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        bad_sock.bind(("127.0.0.1", 0))
+        bad = RtpStream(bad_sock, ("127.0.0.1", 99999), PCMA, 101, lambda _: None,
+                        lambda _: None)  # fmt: skip
+        pid = media.pid
+        media.add(bad)
+        bad.play(tone(0.5))
+        stream.out.retarget(("127.0.0.1", 99999))  # a re-INVITE naming it: ignored
+        await asyncio.sleep(0.3)
+        assert media.pid == pid and media.restarts == 0  # not killed by it
+        receiver.drain()
+        before = len(receiver.packets)
+        done = await played(stream, tone(0.5))
+        await asyncio.wait_for(done, 5)
+        await asyncio.sleep(0.1)
+        receiver.drain()
+        assert len(receiver.packets) > before + 20
+        media.remove(bad)
+        bad.close()
+
+    run(body)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
+import logging
 import math
+import socket
 import struct
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -222,3 +226,88 @@ def test_flush_stops_playout_within_one_packet() -> None:
     assert all((b - a_) & 0xFFFF == 1 for a_, b in itertools.pairwise(seqs))
     a.close()
     assert threading.active_count() >= 1
+
+
+def _invite(port: int, media_port: int) -> bytes:
+    body = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            f"m=audio {media_port} RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n"
+            "a=rtpmap:101 telephone-event/8000\r\n")  # fmt: skip
+    return (f"INVITE sip:12345@127.0.0.1:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKsdp{media_port}\r\n"
+            "From: <sip:13800000000@127.0.0.1>;tag=caller\r\nTo: <sip:12345@127.0.0.1>\r\n"
+            f"Call-ID: sdp-{media_port}@127.0.0.1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n"
+            "Contact: <sip:13800000000@127.0.0.1:5999>\r\nContent-Type: application/sdp\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n{body}").encode()  # fmt: skip
+
+
+def _exchange(port: int, data: bytes, timeout_s: float = 2.0) -> bytes:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout_s)
+        sock.sendto(data, ("127.0.0.1", port))
+        try:
+            return sock.recvfrom(65536)[0]
+        except TimeoutError:
+            return b""
+
+
+@pytest.mark.parametrize("media_port", [99999, 0])
+def test_an_offer_with_an_impossible_audio_port_gets_488(media_port: int) -> None:
+    h = Harness(settings())
+
+    async def body() -> None:
+        reply = await asyncio.to_thread(_exchange, h.settings.bind_port,
+                                        _invite(h.settings.bind_port, media_port))  # fmt: skip
+        assert reply.startswith(b"SIP/2.0 488 "), reply[:80]
+        assert not h.endpoint.calls  # no call, no media stream
+
+    asyncio.run(h.run(body))
+
+
+def test_a_60kb_junk_datagram_is_refused_before_parsing_and_options_stay_fast() -> None:
+    from hotline.logs import MaskingFilter
+    from ivr.sip import refusal
+
+    rng = np.random.default_rng(0)
+    junk = bytes(rng.integers(ord("A"), ord("z"), 60_000, dtype=np.uint8))
+    assert refusal(junk) == "oversized"
+    assert refusal(b"INVITE sip:a@b SIP/2.0\r\n" + b"X: y\r\n" * 200 + b"\r\n") == (
+        "too-many-headers"
+    )
+    assert refusal(b"hello world\r\n\r\n") == "not-sip"
+    h = Harness(settings())
+    handler = logging.StreamHandler(io.StringIO())
+    handler.addFilter(MaskingFilter())  # production logging, masking included
+    logging.getLogger("ivr.sip").addHandler(handler)
+
+    async def body() -> None:
+        port = h.settings.bind_port
+        for _ in range(5):
+            await asyncio.to_thread(_exchange, port, junk, 0.05)
+            reply = await asyncio.to_thread(
+                _exchange, port,
+                (f"OPTIONS sip:12345@127.0.0.1:{port} SIP/2.0\r\n"
+                 "Via: SIP/2.0/UDP 127.0.0.1:5998;branch=z9hG4bKopt\r\n"
+                 "From: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:12345@127.0.0.1>\r\n"
+                 "Call-ID: probe@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+                 ).encode(),
+            )  # fmt: skip
+            assert reply.startswith(b"SIP/2.0 200 ")  # answered right after each bomb
+        assert h.endpoint is not None
+
+    try:
+        asyncio.run(h.run(body))
+    finally:
+        logging.getLogger("ivr.sip").removeHandler(handler)
+    assert len(handler.stream.getvalue()) < 1000  # the junk itself is never logged
+
+
+def test_masking_a_log_line_is_linear_in_its_length() -> None:
+    from hotline.logs import mask_text
+
+    rng = np.random.default_rng(1)
+    letters = bytes(rng.integers(ord("a"), ord("z"), 60_000, dtype=np.uint8)).decode()
+    started = time.perf_counter()
+    mask_text(letters)
+    # Not a speed target: a hang check (it took 20 s, quadratic in a run of letters).
+    assert time.perf_counter() - started < 2.0
+    assert mask_text("redis://:pw@host") == "redis://:***@host"
