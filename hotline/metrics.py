@@ -77,6 +77,15 @@ class Metrics:
             "hotline_media_failures",
             "Media process failures: restarted (it died and was replaced with its calls), "
             "rejected (a stream it refused)", ["reason"], registry=r)  # fmt: skip
+        self.spooled_drafts = Counter(
+            "hotline_spooled_drafts", "Work orders kept in the local spool because SQL was "
+            "unavailable", registry=r)  # fmt: skip
+        self.spooled_filed = Counter(
+            "hotline_spooled_drafts_filed", "Spooled work orders filed once SQL was back",
+            registry=r)  # fmt: skip
+        self.tickets_requeued = Counter(
+            "hotline_tickets_requeued", "Work orders put back on the seat queue by the "
+            "automatic reconcile (after a Redis restart)", registry=r)  # fmt: skip
         self.ami_connected = Gauge("hotline_ami_connected", "1 while logged in to Asterisk AMI",
                                    registry=r)  # fmt: skip
         self.orphans_recovered = Counter(

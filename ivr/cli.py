@@ -174,7 +174,9 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
     if journal_url and journal_url == settings.tickets.redis_url:
         journal_url = tickets_redis
     redis = aioredis.from_url(journal_url) if journal_url else None
-    tickets = ServiceSink(service)
+    from tickets.spool import DraftSpool
+
+    tickets = ServiceSink(service, DraftSpool(settings.data_dir / "spool"))
     ami = None
     if settings.ami.url:
         ami = AmiClient(settings.ami.url, settings.ami.queue_context, settings.ami.callback_context,
@@ -209,6 +211,7 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
                 redis, lambda d: tickets.intake(d, "general"),
                 settings.ivr.orphan_scan_s, settings.ivr.orphan_stale_s,
             )))  # fmt: skip
+        background.append(asyncio.create_task(_keep_tickets_safe(tickets)))
         log.info("answering on %s:%s", settings.sip.bind_host, settings.sip.bind_port)
         await signals.stop.wait()
         await controller.shutdown(settings.ivr.drain_s, signals.now)
@@ -220,6 +223,33 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
             await ami.stop()
         if redis is not None:
             await redis.aclose()
+
+
+async def _keep_tickets_safe(tickets: Any, spool_every_s: float = 5.0,
+                             reconcile_every_s: float = 30.0) -> None:  # fmt: skip
+    """Background (``tickets``: the ivr.wiring.ServiceSink): file spooled work orders once
+    SQL is back, and reconcile the seat
+    queue with SQL (a Redis restart empties it) without anyone running a command."""
+    from hotline.metrics import METRICS
+
+    log = logging.getLogger("hotline")
+    since_reconcile = reconcile_every_s  # reconcile once at start
+    while True:
+        await tickets.file_spooled()
+        if since_reconcile >= reconcile_every_s:
+            since_reconcile = 0.0
+            try:
+                report = await asyncio.to_thread(tickets.service.reconcile)
+            except Exception as exc:  # Redis or SQL still away: next round
+                log.warning("seat queue reconcile failed, retrying in %.0f s: %s",
+                            reconcile_every_s, exc)  # fmt: skip
+            else:
+                requeued = len(report.requeued)
+                if requeued:
+                    METRICS.tickets_requeued.inc(requeued)
+                    log.warning("seat queue healed: %d work orders queued again", requeued)
+        await asyncio.sleep(spool_every_s)
+        since_reconcile += spool_every_s
 
 
 async def _recover_orphans_forever(redis: Any, intake: Any, every_s: float = 30.0,

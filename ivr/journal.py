@@ -49,6 +49,7 @@ class CallJournal:
         self._task: asyncio.Task[None] | None = None
         self.failed = False
         self._unfinished = False
+        self._keep_active = False
 
     def start(self, caller: str, channel: str) -> None:
         self._task = asyncio.get_running_loop().create_task(self._writer())
@@ -57,8 +58,12 @@ class CallJournal:
     def write(self, kind: str, data: dict[str, Any]) -> None:
         self._queue.put_nowait((kind, data))
 
-    async def close(self, outcome: str) -> None:
+    async def close(self, outcome: str, for_recovery: bool = False) -> None:
+        """End the journal. ``for_recovery``: the call's work order could not be filed or
+        spooled, so the journal stays in the active list and orphan recovery files it
+        from here (filing is idempotent per call, so never twice)."""
         self.write("ended", {"outcome": outcome})
+        self._keep_active = for_recovery
         self._queue.put_nowait(None)
         if self._task is not None:
             await self._task
@@ -67,6 +72,8 @@ class CallJournal:
         while True:
             item = await self._queue.get()
             if item is None:
+                if self._keep_active:
+                    return
                 await self._safe(self._finish())
                 if self._unfinished:
                     # Redis away as the call ended: an entry left in the active list would

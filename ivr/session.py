@@ -229,6 +229,8 @@ class CallSession:
         self._survey: asyncio.Future[str] | None = None
         self._transferred = False
         self._ticket_number = ""
+        self._spooled = False  # the work order waits in the durable spool (SQL was away)
+        self._unfiled = False  # not even spooled: the journal keeps it for orphan recovery
         self._hung_up = False
         self._in_audio = bytearray()
         self._out_audio = bytearray()
@@ -456,9 +458,10 @@ class CallSession:
         draft = self._evidence(action.ticket.model_copy(deep=True))
         draft.callback_promised = action.callback_promised
         number = await self._intake(draft, "general")
-        if number and action.callback_promised:
-            await self._play_text(CALLBACK_TEXT)
-            await self._play(await asyncio.to_thread(self.deps.prompts.ticket_number, number))
+        if action.callback_promised and (number or self._spooled):
+            await self._play_text(CALLBACK_TEXT)  # a spooled draft is kept: the promise holds
+            if number:
+                await self._play(await asyncio.to_thread(self.deps.prompts.ticket_number, number))
         return number
 
     async def _intake(self, draft: TicketDraft, skill: str) -> str:
@@ -466,7 +469,20 @@ class CallSession:
             log.error("no ticket store configured: ticket for %s kept in the journal only",
                       self.call.call_id)  # fmt: skip
             return ""
-        number = await self.deps.tickets.intake(draft, skill)
+        try:
+            number = await self.deps.tickets.intake(draft, skill)
+        except Exception:
+            # Neither SQL nor the spool took it: the journal stays open, so orphan
+            # recovery files the work order from it later. Never lost with the call.
+            self._unfiled = True
+            log.critical("call %s: work order neither filed nor spooled; kept in the call "
+                         "journal for recovery", self.call.call_id, exc_info=True)  # fmt: skip
+            return ""
+        if not number:  # kept in the durable spool (SQL away): filed when it returns
+            self._spooled = True
+            self.record.outcome = "ticket"
+            self.journal.write("ticket", {"number": "", "spooled": True})
+            return ""
         self._ticket_number = number
         self.record.ticket = number
         self.record.outcome = "ticket"
@@ -600,7 +616,7 @@ class CallSession:
                     log.warning("call %s not recorded in SQL: %s", self.call.call_id, exc)
         finally:
             # Always: a journal left open would make recover_orphans file a second ticket.
-            await self.journal.close(self.record.outcome)
+            await self.journal.close(self.record.outcome, for_recovery=self._unfiled)
 
     async def _save(self, what: str, write: Callable[..., Any], *args: Any) -> None:
         """Disk full or read-only: say so clearly, count it, and let the call end normally."""

@@ -24,6 +24,7 @@ from ivr.prompts import PromptLibrary
 from ivr.session import SessionDeps, TicketSink
 from tickets.draft import TicketDraft
 from tickets.service import TicketService
+from tickets.spool import DraftSpool
 from tickets.ticket import STATUS_LABELS, TicketNotFound
 
 log = logging.getLogger(__name__)
@@ -149,14 +150,57 @@ class ServiceSink:
     database never stalls the event loop that carries every call's audio.
     """
 
-    def __init__(self, service: TicketService) -> None:
+    def __init__(
+        self, service: TicketService, spool: DraftSpool | None = None,
+        retry_delays_s: tuple[float, ...] = (0.2, 0.5, 1.0),
+    ) -> None:  # fmt: skip
         self.service = service
+        self.spool = spool
+        self.retry_delays_s = retry_delays_s
 
     async def intake(self, draft: TicketDraft, skill: str) -> str:
-        ticket = await asyncio.to_thread(
-            self.service.intake, draft, skill=skill, callback_promised=draft.callback_promised
-        )
+        """File the work order: retried with back-off; if SQL stays away, the draft goes
+        to the durable spool (filed by ``file_spooled`` later) and "" is returned (no
+        number to read out yet). Raises only when even the spool cannot keep it."""
+        for delay in (*self.retry_delays_s, None):
+            try:
+                return await asyncio.to_thread(self._file, draft, skill)
+            except SQLAlchemyError as exc:
+                if delay is None:
+                    return await self._spool(draft, skill, exc)
+                log.warning("work order for call %s not filed (%s): retrying in %.1f s",
+                            draft.call_id, type(exc).__name__, delay)  # fmt: skip
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _file(self, draft: TicketDraft, skill: str) -> str:
+        ticket = self.service.intake(draft, skill=skill, callback_promised=draft.callback_promised)
         return str(getattr(ticket, "number", ticket))
+
+    async def _spool(self, draft: TicketDraft, skill: str, cause: Exception) -> str:
+        if self.spool is None:
+            raise cause
+        await asyncio.to_thread(self.spool.put, draft, skill)  # OSError: nowhere to keep it
+        METRICS.spooled_drafts.inc()
+        log.error("SQL unavailable (%s): work order for call %s spooled to %s, filed when "
+                  "the database is back", type(cause).__name__, draft.call_id,
+                  self.spool.folder)  # fmt: skip
+        return ""
+
+    async def file_spooled(self) -> list[str]:
+        """File what the spool holds (a background task calls this every few seconds)."""
+        if self.spool is None or not len(self.spool):
+            return []
+        try:
+            filed = await asyncio.to_thread(self.spool.file_all, self._file)
+        except SQLAlchemyError as exc:
+            log.warning("%d spooled work orders still waiting for SQL: %s", len(self.spool),
+                        type(exc).__name__)  # fmt: skip
+            return []
+        if filed:
+            METRICS.spooled_filed.inc(len(filed))
+            log.info("%d spooled work orders filed: %s", len(filed), ", ".join(filed))
+        return filed
 
     def ticket_status(self, number: str) -> TicketStatus | None:
         """For the dialogue (bot.events.TicketLookup): one indexed SQL read by number, on

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     event,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -96,7 +97,12 @@ class TicketRow(Base):
     satisfaction: Mapped[str] = mapped_column(String(20), default="")
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
-    __table_args__ = (Index("ix_tickets_topic_place", "topic", "place_key"),)
+    __table_args__ = (
+        Index("ix_tickets_topic_place", "topic", "place_key"),
+        # One work order per call (migration 0003); calls without an id are not keyed.
+        Index("ux_tickets_call_id", "call_id", unique=True,
+              sqlite_where=text("call_id != ''"), postgresql_where=text("call_id != ''")),
+    )  # fmt: skip
 
 
 class TicketEventRow(Base):

@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, bindparam, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hotline.settings import Settings, TicketsSettings
@@ -118,7 +119,33 @@ class TicketStore:
         actor: str = "bot",
         callback_promised: bool | None = None,
     ) -> Ticket:
-        """A new work order in status 受理, numbered, with its due date and first history row."""
+        """A new work order in status 受理, numbered, with its due date and first history row.
+
+        Idempotent per call: a draft whose call already has a work order returns that one
+        (a retry after a lost reply, a spooled draft, an orphan of a crashed controller)."""
+        if draft.call_id:
+            existing = self._number_for_call(draft.call_id)
+            if existing is not None:
+                log.info("call already filed as ticket %s: not filed again", existing)
+                return self.get(existing)
+        try:
+            return self._create(draft, skill, actor, callback_promised)
+        except IntegrityError:
+            existing = self._number_for_call(draft.call_id) if draft.call_id else None
+            if existing is None:
+                raise
+            return self.get(existing)  # another process filed the same call just now
+
+    def _number_for_call(self, call_id: str) -> str | None:
+        with self._write_engine.connect() as connection:
+            found = connection.execute(
+                select(TicketRow.number).where(TicketRow.call_id == call_id).limit(1)
+            ).first()
+        return None if found is None else str(found.number)
+
+    def _create(
+        self, draft: TicketDraft, skill: str, actor: str, callback_promised: bool | None
+    ) -> Ticket:
         now = self.clock()
         promised = draft.callback_promised if callback_promised is None else callback_promised
         due_at = self.calendar.due_at(now, self.time_limit(draft.type))

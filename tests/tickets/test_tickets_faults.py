@@ -26,22 +26,23 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def seat(name: str, extension: str) -> Account:
-    return Account(id=0, username=name, display_name=name, role=Role.OPERATOR,
-                   extension=extension, skills=[])
+    return Account(
+        id=0, username=name, display_name=name, role=Role.OPERATOR, extension=extension, skills=[]
+    )
 
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
     """A redis-server of our own (AOF on, fsync always) that the test may kill."""
     binary = shutil.which("redis-server") or redis_binary()
-    server = EmbeddedRedis(tmp_path / "redis", port=free_port(), binary=binary,
-                           appendfsync="always").start()
+    server = EmbeddedRedis(
+        tmp_path / "redis", port=free_port(), binary=binary, appendfsync="always"
+    ).start()
     yield server
     server.stop()
 
 
-def test_seat_process_killed_between_claim_and_ack(service: TicketService,
-                                                   sqlite_url: str) -> None:
+def test_seat_process_killed_between_claim_and_ack(service: TicketService, sqlite_url: str) -> None:
     """A console process claims a ticket and dies: the ticket returns to the next seat."""
     numbers = [service.intake(make_draft(i)).number for i in range(3)]
     kw = service.queue.redis.connection_pool.connection_kwargs
@@ -61,8 +62,13 @@ def test_seat_process_killed_between_claim_and_ack(service: TicketService,
         print(ticket.number, flush=True)
         time.sleep(60)
     """)
-    child = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE,
-                             text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    child = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     try:
         assert child.stdout is not None
         claimed = child.stdout.readline().strip()
@@ -85,8 +91,9 @@ def test_seat_process_killed_between_claim_and_ack(service: TicketService,
     assert service.queue.entries() == []
 
 
-def test_redis_killed_and_restarted_keeps_queue_and_claims(tmp_path: Path,
-                                                           own_redis: EmbeddedRedis) -> None:
+def test_redis_killed_and_restarted_keeps_queue_and_claims(
+    tmp_path: Path, own_redis: EmbeddedRedis
+) -> None:
     store = TicketStore.from_url(f"sqlite:///{tmp_path / 't.db'}")
     store.migrate()
     queue = SeatQueue.from_url(own_redis.url, SKILLS, prefix="hotline", claim_idle_s=30)
@@ -110,8 +117,7 @@ def test_redis_killed_and_restarted_keeps_queue_and_claims(tmp_path: Path,
     store.dispose()
 
 
-def test_redis_down_during_intake_then_reconcile(tmp_path: Path,
-                                                 own_redis: EmbeddedRedis) -> None:
+def test_redis_down_during_intake_then_reconcile(tmp_path: Path, own_redis: EmbeddedRedis) -> None:
     store = TicketStore.from_url(f"sqlite:///{tmp_path / 't.db'}")
     store.migrate()
     queue = SeatQueue.from_url(own_redis.url, SKILLS, prefix="hotline", claim_idle_s=0.3)
@@ -146,3 +152,62 @@ def test_redis_data_loss_is_repaired_from_the_record(service: TicketService) -> 
     while (t := service.claim_next(seat("b", "802"))) is not None:
         claimed.append(t.number)
     assert sorted(claimed) == sorted([*numbers[1:], orphan])
+
+
+def test_filing_is_idempotent_per_call(service: TicketService) -> None:
+    """A retry, a spooled draft filed later or an orphan recovered after a crash: one work
+    order per call, on SQLite and PostgreSQL."""
+    first = service.intake(make_draft(41))
+    again = service.intake(make_draft(41, summary="同一通电话，再次提交"))
+    other = service.intake(make_draft(42))
+    assert again.number == first.number and other.number != first.number
+    calls = [t.call_id for t in service.store.search(limit=500) if t.call_id == "call-41"]
+    assert calls == ["call-41"]
+
+
+def test_sql_outage_spools_the_work_order_and_files_it_when_sql_returns(
+    service: TicketService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from sqlalchemy.exc import OperationalError
+
+    from ivr.wiring import ServiceSink
+    from tickets.spool import DraftSpool
+
+    real_intake = service.intake
+    down = True
+
+    def intake(*args: object, **kwargs: object) -> object:
+        if down:  # the database is unreachable, as when PostgreSQL is stopped
+            raise OperationalError("INSERT", {}, ConnectionRefusedError("connection refused"))
+        return real_intake(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service, "intake", intake)
+    sink = ServiceSink(service, DraftSpool(tmp_path / "spool"), retry_delays_s=(0.01, 0.01))
+    drafts = [make_draft(50 + i) for i in range(3)]
+
+    async def outage() -> list[str]:
+        return [await sink.intake(d, "general") for d in drafts]
+
+    assert asyncio.run(outage()) == ["", "", ""]  # no number yet, nothing raised
+    assert len(sink.spool or []) == 3
+    assert asyncio.run(sink.file_spooled()) == []  # still down: kept
+    down = False
+    filed = asyncio.run(sink.file_spooled())
+    assert len(filed) == 3 and sink.spool is not None and len(sink.spool) == 0
+    for draft, number in zip(drafts, filed, strict=True):
+        assert service.store.get(number).call_id == draft.call_id
+    # A crash between filing and removing the file files it once more: still one order.
+    sink.spool.put(drafts[0], "general")
+    assert asyncio.run(sink.file_spooled()) == [filed[0]]
+
+
+def test_a_torn_spool_file_is_set_aside_not_fatal(tmp_path: Path) -> None:
+    from tickets.spool import DraftSpool
+
+    spool = DraftSpool(tmp_path / "spool")
+    spool.put(make_draft(60), "general")
+    (tmp_path / "spool" / "broken.json").write_text('{"skill": ', encoding="utf-8")
+    assert [s.draft.call_id for s in spool.pending()] == ["call-60"]
+    assert (tmp_path / "spool" / "broken.unreadable").exists()
