@@ -8,6 +8,7 @@ redis-server when none answers.
 
 from __future__ import annotations
 
+import itertools
 import os
 import uuid
 from collections.abc import Iterator
@@ -34,6 +35,9 @@ SKILLS = {"general": "综合", "social_insurance": "社保", "real_estate": "不
           "business": "营商环境"}
 
 
+_CALLS = itertools.count(1)
+
+
 def make_draft(i: int = 0, **changes: object) -> TicketDraft:
     draft = TicketDraft(
         type=RequestType.COMPLAINT, topic="夜间施工噪音", department="市城市管理局",
@@ -43,7 +47,8 @@ def make_draft(i: int = 0, **changes: object) -> TicketDraft:
             address=Address(district="美兰区", street="海甸五西路", building=f"{i}号"),
         ),
         caller=Caller(number="13907551234", name="王先生"),
-        summary="工地夜间施工扰民", handover_reason="投诉需人工登记", call_id=f"call-{i}",
+        summary="工地夜间施工扰民", handover_reason="投诉需人工登记",
+        call_id=f"call-{i}-{next(_CALLS)}",  # each draft its own call (filing is per call)
         menu_path=["main", "complaint"], dtmf="2", kb_answers=["kb-noise-01"],
         transcript=[TranscriptLine(speaker="caller", text="工地晚上施工太吵了", confidence=0.9)],
     )

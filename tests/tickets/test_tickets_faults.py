@@ -157,9 +157,9 @@ def test_redis_data_loss_is_repaired_from_the_record(service: TicketService) -> 
 def test_filing_is_idempotent_per_call(service: TicketService) -> None:
     """A retry, a spooled draft filed later or an orphan recovered after a crash: one work
     order per call, on SQLite and PostgreSQL."""
-    first = service.intake(make_draft(41))
-    again = service.intake(make_draft(41, summary="同一通电话，再次提交"))
-    other = service.intake(make_draft(42))
+    first = service.intake(make_draft(41, call_id="call-41"))
+    again = service.intake(make_draft(41, call_id="call-41", summary="同一通电话，再次提交"))
+    other = service.intake(make_draft(42, call_id="call-42"))
     assert again.number == first.number and other.number != first.number
     calls = [t.call_id for t in service.store.search(limit=500) if t.call_id == "call-41"]
     assert calls == ["call-41"]
@@ -196,8 +196,7 @@ def test_sql_outage_spools_the_work_order_and_files_it_when_sql_returns(
     down = False
     filed = asyncio.run(sink.file_spooled())
     assert len(filed) == 3 and sink.spool is not None and len(sink.spool) == 0
-    for draft, number in zip(drafts, filed, strict=True):
-        assert service.store.get(number).call_id == draft.call_id
+    assert {service.store.get(n).call_id for n in filed} == {d.call_id for d in drafts}
     # A crash between filing and removing the file files it once more: still one order.
     sink.spool.put(drafts[0], "general")
     assert asyncio.run(sink.file_spooled()) == [filed[0]]
@@ -207,7 +206,8 @@ def test_a_torn_spool_file_is_set_aside_not_fatal(tmp_path: Path) -> None:
     from tickets.spool import DraftSpool
 
     spool = DraftSpool(tmp_path / "spool")
-    spool.put(make_draft(60), "general")
+    draft = make_draft(60)
+    spool.put(draft, "general")
     (tmp_path / "spool" / "broken.json").write_text('{"skill": ', encoding="utf-8")
-    assert [s.draft.call_id for s in spool.pending()] == ["call-60"]
+    assert [s.draft.call_id for s in spool.pending()] == [draft.call_id]
     assert (tmp_path / "spool" / "broken.unreadable").exists()
