@@ -18,7 +18,7 @@ from typing import Any
 from bot.classifier import Classifier, Intent
 from bot.gazetteer import Gazetteer, GazetteerError, load_gazetteer
 from bot.intake import Extractor
-from bot.kb import Entry, KnowledgeBase, KnowledgeBaseError, load_kb
+from bot.kb import KnowledgeBase, KnowledgeBaseError, load_kb
 from bot.lexicon import Lexicon, LexiconError, load_lexicon
 from bot.menu import Menu, MenuError, load_menu
 from bot.prompts import Prompts, PromptsError, load_prompts
@@ -27,10 +27,6 @@ from bot.text import Prepared
 from bot.understanding import CorpusError, Understanding, load_corpus, train
 
 DEFAULT_KB = "data/kb.yaml"
-# A matter goes to the department of its closest knowledge-base entry only when that
-# entry has most of the entries' probability (暖气不热 -> 供暖 0.69; 快递丢件 -> 0.30, no
-# entry is about it, so an operator dispatches it).
-TOPIC_MIN_SHARE = 0.6
 # Errors in manager-edited data files: shown as one line by the ``hotline`` command.
 BOT_DATA_ERRORS = (
     KnowledgeBaseError,
@@ -117,17 +113,6 @@ class Brain:
 
     def classify(self, text: str, exclude: tuple[str, ...] = (), ask: bool = True) -> Intent:
         return self.classifier.classify(text, exclude, ask)
-
-    def closest_entry(self, text: str) -> Entry | None:
-        """The knowledge-base entry a matter is clearly about, for its topic and department
-        when no topic keyword names one; None when no entry clearly stands out."""
-        share = self.understanding.predict(text).entry_share()
-        if share is None or share[1] < TOPIC_MIN_SHARE:
-            return None
-        entry = self.kb.get(share[0])
-        if entry is None or "政务服务热线" in entry.department:  # the hotline is not a department
-            return None
-        return entry
 
     def hints(self) -> tuple[str, ...]:
         """Phrase hints for the recogniser: key terms of the KB, menu labels, cue words."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from bot.kb import KnowledgeBase
+from bot.kb import Entry, KnowledgeBase
 from bot.lexicon import WORK_ORDER_TYPES, Lexicon
 from bot.retrieval import Match
 from bot.safety import Danger, Level, SafetyCheck
@@ -28,6 +28,10 @@ from bot.understanding import Prediction, Understanding
 ANSWER = "answer"
 SHORT_TEXT = 4
 CONFIRM = "confirm"
+# A matter goes to the department of its closest knowledge-base entry only when that
+# entry has most of the entries' probability (暖气不热 -> 供暖 0.69; 快递丢件 -> 0.30, no
+# entry is about it, so an operator dispatches it).
+TOPIC_MIN_SHARE = 0.6
 
 
 @dataclass(slots=True)
@@ -41,6 +45,17 @@ class Intent:
     question: bool = False
     band: str = ""  # for a consultation: "answer" (read out) or "confirm" (ask first)
     danger: Danger = Danger.GENERAL
+
+    def closest_entry(self) -> Entry | None:
+        """The knowledge-base entry the matter is clearly about, for a work order's topic
+        and department when no topic keyword names one: the best candidate when it has
+        most of the entries' probability together (暖气不热 is about 供暖 although the
+        caller asks nothing); None when no entry clearly stands out."""
+        total = sum(match.confidence for match in self.candidates)
+        if not self.candidates or total <= 0:
+            return None
+        best = self.candidates[0]  # ranked, best first
+        return best.entry if best.confidence / total >= TOPIC_MIN_SHARE else None
 
     @property
     def eval_label(self) -> str:

@@ -529,8 +529,8 @@ class Dialogue:
                 ticket.topic, ticket.department = rule.topic, rule.department
                 break
         else:  # the knowledge-base entry the matter is closest to, when clearly closest
-            entry = self.brain.closest_entry(text)
-            if entry is not None:
+            entry = intent.closest_entry()
+            if entry is not None and "政务服务热线" not in entry.department:  # not a department
                 ticket.topic, ticket.department = entry.topic, entry.department
         if p.any(lx.urgent) is not None:
             ticket.urgency = Urgency.URGENT

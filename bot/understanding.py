@@ -108,17 +108,6 @@ class Prediction:
                 return p
         return 0.0
 
-    def entry_share(self) -> tuple[str, float] | None:
-        """The closest knowledge-base entry id and its share of the probability the
-        entries have together: what a complaint is *about*, even when the caller is not
-        asking the entry's question (暖气不热 is about 供暖)."""
-        entries = [(name[3:], p) for name, p in self.ranked if name.startswith("kb:")]
-        total = sum(p for _, p in entries)
-        if not entries or total <= 0:
-            return None
-        best = max(entries, key=lambda item: item[1])
-        return best[0], best[1] / total
-
     def best_entry(self, exclude: Iterable[str] = ()) -> tuple[str, float] | None:
         """The most probable knowledge-base entry id (not in ``exclude``) and its probability."""
         skip = set(exclude)
