@@ -21,6 +21,7 @@ from pypinyin import Style, lazy_pinyin
 from pypinyin.pinyin_dict import pinyin_dict
 
 from bot.brain import Brain
+from bot.understanding import tsv_pairs
 
 LABELS = (
     "complaint",
@@ -51,20 +52,14 @@ def load_cases(path: str | Path, brain: Brain | None = None) -> list[Case]:
     if not path.is_file():
         raise EvalError(f"cases {path}: file not found")
     cases: list[Case] = []
-    for number, raw in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
-        if not raw.strip() or raw.lstrip().startswith("#"):
-            continue
-        parts = raw.split("\t")
-        if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
-            raise EvalError(f"cases {path}: line {number}: expected 'text<TAB>expected'")
-        expected = parts[1].strip()
+    for number, text, expected in tsv_pairs(path, f"cases {path}", "expected", EvalError):
         if not (expected.startswith("kb:") or expected in LABELS):
             raise EvalError(f"cases {path}: line {number}: unknown expected label {expected!r}")
         if brain is not None and expected.startswith("kb:") and brain.kb.get(expected[3:]) is None:
             raise EvalError(
                 f"cases {path}: line {number}: {expected!r} is not in the knowledge base"
             )
-        cases.append(Case(parts[0].strip(), expected, number))
+        cases.append(Case(text, expected, number))
     if not cases:
         raise EvalError(f"cases {path}: no cases")
     return cases
@@ -263,12 +258,6 @@ def _department_name(name: str) -> str:
 
 
 def _department_rows(path: str | Path) -> list[tuple[str, str]]:
-    rows: list[tuple[str, str]] = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip() or line.startswith("#") or line == "text\tdepartment":
-            continue
-        parts = line.split("\t")
-        if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
-            raise EvalError(f"{path}:{number}: expected text<TAB>department")
-        rows.append((parts[0].strip(), parts[1].strip()))
-    return rows
+    path = Path(path)
+    rows = tsv_pairs(path, f"departments {path}", "department", EvalError, header=True)
+    return [(text, department) for _, text, department in rows]

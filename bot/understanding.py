@@ -136,19 +136,33 @@ def load_corpus(folder: str | Path | None = None) -> list[Example]:
     return examples
 
 
-def read_examples(path: str | Path) -> list[Example]:
-    path = Path(path)
-    out: list[Example] = []
+def tsv_pairs(
+    path: Path, what: str, second: str, error: type[Exception], header: bool = False
+) -> list[tuple[int, str, str]]:
+    """The ``text<TAB>{second}`` lines of a file the project reads (corpus, eval cases,
+    department cases) as (line number, text, second), blank and ``#`` lines skipped;
+    ``header``: a first line ``text<TAB>{second}`` is a header. A malformed line raises
+    ``error`` naming ``what`` and the line."""
+    rows: list[tuple[int, str, str]] = []
     for number, raw in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
         if not raw.strip() or raw.lstrip().startswith("#"):
             continue
+        if header and number == 1 and raw == f"text\t{second}":
+            continue
         parts = raw.split("\t")
         if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
-            raise CorpusError(f"corpus {path.name}: line {number}: expected 'text<TAB>label'")
-        label = parts[1].strip()
+            raise error(f"{what}: line {number}: expected 'text<TAB>{second}'")
+        rows.append((number, parts[0].strip(), parts[1].strip()))
+    return rows
+
+
+def read_examples(path: str | Path) -> list[Example]:
+    path = Path(path)
+    out: list[Example] = []
+    for number, text, label in tsv_pairs(path, f"corpus {path.name}", "label", CorpusError):
         if not (label.startswith(("kb:", "intent:")) or label in TYPE_LABELS + OTHER_LABELS):
             raise CorpusError(f"corpus {path.name}: line {number}: unknown label {label!r}")
-        out.append(Example(parts[0].strip(), label))
+        out.append(Example(text, label))
     return out
 
 
