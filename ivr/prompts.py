@@ -27,7 +27,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -154,6 +154,13 @@ def stretch(pcm: bytes, tempo: float) -> bytes:
     return stretched
 
 
+def _write_atomically(wav: Path, pcm: bytes) -> None:
+    """A cache file is whole or absent: a reader never sees half a prompt."""
+    tmp_wav = wav.with_suffix(".tmp")
+    write_wav(tmp_wav, pcm, RATE)
+    tmp_wav.replace(wav)
+
+
 def to_pinyin(text: str) -> str:
     """Chinese -> 'ni3 hao3' (tone digits), what espeak-ng's cmn-latn-pinyin voice reads."""
     from pypinyin import Style, lazy_pinyin
@@ -205,36 +212,39 @@ class PromptLibrary:
                 return Prompt(pcm, "recorded", "recording", str(recorded.name))
         engine = self._engine()
         key = content_key(engine.name, engine.voice, text)
-        with self._lock:
-            if key in self._memory:
-                return self._memory[key]
+        return self._memoised(key, lambda: self._cached_or_rendered(engine, text, key))
+
+    def _cached_or_rendered(self, engine: TtsEngine, text: str, key: str) -> Prompt:
         wav = self.cache_dir / f"{key}.wav"
         if wav.is_file():
             pcm, _ = read_wav(wav, target_rate=RATE)
-            prompt = Prompt(pcm, "cache", engine.name, engine.voice)
-        else:
-            prompt = self._render(engine, text, wav, key)
-        with self._lock:
-            self._memory[key] = prompt
-        return prompt
+            return Prompt(pcm, "cache", engine.name, engine.voice)
+        return self._render(engine, text, wav, key)
 
     def _slowed(self, prompt: Prompt, text: str) -> Prompt:
         key = "slow-" + content_key(prompt.engine, prompt.voice, text)
+
+        def load() -> Prompt:
+            wav = self.cache_dir / f"{key}.wav"
+            if wav.is_file():
+                pcm, _ = read_wav(wav, target_rate=RATE)
+            else:
+                pcm = stretch(prompt.pcm, SLOW_TEMPO)
+                _write_atomically(wav, pcm)
+            return Prompt(pcm, prompt.source, prompt.engine, prompt.voice)
+
+        return self._memoised(key, load)
+
+    def _memoised(self, key: str, load: Callable[[], Prompt]) -> Prompt:
+        """The prompt kept in memory under ``key``, loaded once (outside the lock: a
+        render takes seconds)."""
         with self._lock:
             if key in self._memory:
                 return self._memory[key]
-        wav = self.cache_dir / f"{key}.wav"
-        if wav.is_file():
-            pcm, _ = read_wav(wav, target_rate=RATE)
-        else:
-            pcm = stretch(prompt.pcm, SLOW_TEMPO)
-            tmp_wav = wav.with_suffix(".tmp")
-            write_wav(tmp_wav, pcm, RATE)
-            tmp_wav.replace(wav)
-        slowed = Prompt(pcm, prompt.source, prompt.engine, prompt.voice)
+        prompt = load()
         with self._lock:
-            self._memory[key] = slowed
-        return slowed
+            self._memory[key] = prompt
+        return prompt
 
     def _render(self, engine: TtsEngine, text: str, wav: Path, key: str) -> Prompt:
         with tempfile.TemporaryDirectory() as tmp:
@@ -242,9 +252,7 @@ class PromptLibrary:
             engine.render(text, raw)
             pcm, _ = read_wav(raw, target_rate=RATE)
         pcm = _trim_and_level(pcm)
-        tmp_wav = wav.with_suffix(".tmp")
-        write_wav(tmp_wav, pcm, RATE)
-        tmp_wav.replace(wav)
+        _write_atomically(wav, pcm)
         sidecar = {"text": text, "engine": engine.name, "voice": engine.voice, "key": key}
         wav.with_suffix(".json").write_text(json.dumps(sidecar, ensure_ascii=False, indent=1))
         return Prompt(pcm, "rendered", engine.name, engine.voice)
