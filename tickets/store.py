@@ -123,34 +123,30 @@ class TicketStore:
 
         Idempotent per call: a draft whose call already has a work order returns that one
         (a retry after a lost reply, a spooled draft, an orphan of a crashed controller)."""
-        if draft.call_id:
-            existing = self._number_for_call(draft.call_id)
-            if existing is not None:
-                log.info("call already filed as ticket %s: not filed again", existing)
-                return self.get(existing)
+        filed: Ticket | str | None
         try:
-            return self._create(draft, skill, actor, callback_promised)
-        except IntegrityError:
-            existing = self._number_for_call(draft.call_id) if draft.call_id else None
-            if existing is None:
+            filed = self._create(draft, skill, actor, callback_promised)
+        except IntegrityError:  # another process filed the same call just now
+            with self._write_engine.connect() as connection:
+                filed = _number_for_call(connection, draft.call_id) if draft.call_id else None
+            if filed is None:
                 raise
-            return self.get(existing)  # another process filed the same call just now
-
-    def _number_for_call(self, call_id: str) -> str | None:
-        with self._write_engine.connect() as connection:
-            found = connection.execute(
-                select(TicketRow.number).where(TicketRow.call_id == call_id).limit(1)
-            ).first()
-        return None if found is None else str(found.number)
+        if isinstance(filed, Ticket):
+            return filed
+        log.info("call already filed as ticket %s: not filed again", filed)
+        return self.get(filed)
 
     def _create(
         self, draft: TicketDraft, skill: str, actor: str, callback_promised: bool | None
-    ) -> Ticket:
+    ) -> Ticket | str:
+        """The new work order, or the number of the one this call already has."""
         now = self.clock()
         promised = draft.callback_promised if callback_promised is None else callback_promised
         due_at = self.calendar.due_at(now, self.time_limit(draft.type))
         # A bare connection, not an ORM session: intake is the hot path (hundreds a second).
         with self._write_lock, self._write_engine.begin() as connection:
+            if draft.call_id and (filed := _number_for_call(connection, draft.call_id)):
+                return filed
             number = self._next_number(connection, now)
             values: dict[str, Any] = {
                 "number": number, "created_at": now, "updated_at": now,
@@ -447,6 +443,13 @@ class TicketStore:
             follow_up_result=row.follow_up_result, satisfaction=row.satisfaction,
             closed_at=row.closed_at, history=history,
         )
+
+
+def _number_for_call(connection: Connection, call_id: str) -> str | None:
+    found = connection.execute(
+        select(TicketRow.number).where(TicketRow.call_id == call_id).limit(1)
+    ).first()
+    return None if found is None else str(found.number)
 
 
 def _next_number_statement(dialect_insert: Any) -> Any:
