@@ -93,20 +93,27 @@ class _TooLarge(Exception):
     pass
 
 
-def create_app(settings: Settings, service: TicketService | None = None,
-               dialer: Dialer | None = None, redis_url: str | None = None,
-               reconcile_every_s: float = 30.0) -> FastAPI:
+def create_app(
+    settings: Settings,
+    service: TicketService | None = None,
+    dialer: Dialer | None = None,
+    redis_url: str | None = None,
+    reconcile_every_s: float = 30.0,
+) -> FastAPI:
     if service is None:
         dialer = dialer or load_dialer(settings.console.dialer, settings)
         service = TicketService.from_settings(settings, redis_url=redis_url, dialer=dialer)
     elif dialer is not None:
         service.dialer = dialer
-    accounts = AccountStore(service.store,
-                            timedelta(minutes=settings.console.session_lifetime_min))
+    accounts = AccountStore(service.store, timedelta(minutes=settings.console.session_lifetime_min))
     pool_kwargs = service.queue.redis.connection_pool.connection_kwargs
-    events = aioredis.Redis(host=pool_kwargs.get("host", "127.0.0.1"),
-                            port=pool_kwargs.get("port", 6379), db=pool_kwargs.get("db", 0),
-                            password=pool_kwargs.get("password"), decode_responses=True)
+    events = aioredis.Redis(
+        host=pool_kwargs.get("host", "127.0.0.1"),
+        port=pool_kwargs.get("port", 6379),
+        db=pool_kwargs.get("db", 0),
+        password=pool_kwargs.get("password"),
+        decode_responses=True,
+    )
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     from console import views
 
@@ -189,21 +196,38 @@ def _install_error_handlers(app: FastAPI) -> None:
     from tickets.ticket import InvalidTransition, TicketError, TicketNotFound
 
     status_of: list[tuple[type[Exception], int]] = [
-        (TicketNotFound, 404), (InvalidTransition, 409), (TicketError, 422),
-        (AccountError, 422), (QueueError, 422), (DialerError, 503),
+        (TicketNotFound, 404),
+        (InvalidTransition, 409),
+        (TicketError, 422),
+        (AccountError, 422),
+        (QueueError, 422),
+        (DialerError, 503),
         (redis.RedisError, 503),
     ]
 
     def handler_for(code: int) -> Callable[[Request, Exception], Awaitable[Response]]:
         async def handle(request: Request, exc: Exception) -> Response:
-            message = str(exc) if code != 503 or not isinstance(exc, redis.RedisError) \
+            message = (
+                str(exc)
+                if code != 503 or not isinstance(exc, redis.RedisError)
                 else "队列服务暂时不可用，请稍后重试"
+            )
             if not request.url.path.startswith("/api/"):
                 console: Console = request.app.state.console
                 return console.templates.TemplateResponse(
-                    request, "error.html", {"status": code, "detail": message, "account": None,
-                                            "login": None, "csrf": "", "msg": "", "err": ""},
-                    status_code=code)
+                    request,
+                    "error.html",
+                    {
+                        "status": code,
+                        "detail": message,
+                        "account": None,
+                        "login": None,
+                        "csrf": "",
+                        "msg": "",
+                        "err": "",
+                    },
+                    status_code=code,
+                )
             return JSONResponse({"detail": message}, status_code=code)
 
         return handle

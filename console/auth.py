@@ -43,8 +43,9 @@ async def _csrf_ok(request: Request, login: LoginSession) -> bool:
     return bool(sent) and secrets.compare_digest(sent, login.csrf_token)
 
 
-async def api_login(request: Request,
-                    console: Annotated[Console, Depends(get_console)]) -> LoginSession:
+async def api_login(
+    request: Request, console: Annotated[Console, Depends(get_console)]
+) -> LoginSession:
     """For the REST API: bearer token, or the browser's cookie plus CSRF on changes."""
     token = _bearer(request)
     if token:
@@ -60,8 +61,9 @@ async def api_login(request: Request,
     return login
 
 
-async def page_login(request: Request,
-                     console: Annotated[Console, Depends(get_console)]) -> LoginSession:
+async def page_login(
+    request: Request, console: Annotated[Console, Depends(get_console)]
+) -> LoginSession:
     """For HTML pages: the cookie session, CSRF-checked on every change."""
     login = console.accounts.session(request.cookies.get(SESSION_COOKIE, ""))
     if login is None:

@@ -42,14 +42,20 @@ def sample_draft(i: int) -> TicketDraft:
         topic=("夜间施工噪音", "路灯不亮", "消防通道占用")[i % 3],
         department="市城市管理局",
         elements=FiveElements(
-            where=f"龙华区滨海大道{i}号", when="昨晚十点以后", who_what="工地",
-            what_happened="工地夜间施工噪音很大，影响休息", caller_wants="希望停止夜间施工",
+            where=f"龙华区滨海大道{i}号",
+            when="昨晚十点以后",
+            who_what="工地",
+            what_happened="工地夜间施工噪音很大，影响休息",
+            caller_wants="希望停止夜间施工",
             address=Address(district="龙华区", street="滨海大道", building=f"{i}号"),
         ),
         caller=Caller(number=f"1380000{i % 10000:04d}"),
-        summary="夜间施工扰民", handover_reason="投诉需人工登记", call_id=f"bench-{i}",
-        transcript=[TranscriptLine(speaker="caller", text="工地晚上一直施工太吵了",
-                                   confidence=0.9)],
+        summary="夜间施工扰民",
+        handover_reason="投诉需人工登记",
+        call_id=f"bench-{i}",
+        transcript=[
+            TranscriptLine(speaker="caller", text="工地晚上一直施工太吵了", confidence=0.9)
+        ],
     )
 
 
@@ -58,8 +64,9 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _produce(settings: Settings, first: int, count: int, threads: int, start: Any,
-             out: Any) -> None:
+def _produce(
+    settings: Settings, first: int, count: int, threads: int, start: Any, out: Any
+) -> None:
     """One producer process (a controller node, its calls on ``threads`` worker threads as
     the call sessions' ``asyncio.to_thread`` would run them): waits, then intakes."""
     service = TicketService.from_settings(settings)
@@ -72,16 +79,18 @@ def _produce(settings: Settings, first: int, count: int, threads: int, start: An
     out.put(("done", numbers))
 
 
-def create_concurrently(settings: Settings, count: int, producers: int,
-                        threads: int = 4) -> tuple[list[str], float]:
+def create_concurrently(
+    settings: Settings, count: int, producers: int, threads: int = 4
+) -> tuple[list[str], float]:
     """Tickets created by ``producers`` processes at once; returns numbers and tickets/s."""
     context = multiprocessing.get_context("spawn")  # the caller has threads: no fork
     start, out = context.Event(), context.Queue()
     shares = [count // producers + (1 if i < count % producers else 0) for i in range(producers)]
     firsts = [sum(shares[:i]) for i in range(producers)]
-    workers = [context.Process(target=_produce, args=(settings, f, n, threads, start, out),
-                               daemon=True)
-               for f, n in zip(firsts, shares, strict=True)]
+    workers = [
+        context.Process(target=_produce, args=(settings, f, n, threads, start, out), daemon=True)
+        for f, n in zip(firsts, shares, strict=True)
+    ]
     for worker in workers:
         worker.start()
     for _ in workers:
@@ -97,14 +106,24 @@ def create_concurrently(settings: Settings, count: int, producers: int,
     return numbers, count / elapsed
 
 
-def run_bench(settings: Settings, redis_url: str, *, count: int, pops: int,
-              database_url: str | None = None, producers: int = 1,
-              threads: int = 4) -> dict[str, Any]:
+def run_bench(
+    settings: Settings,
+    redis_url: str,
+    *,
+    count: int,
+    pops: int,
+    database_url: str | None = None,
+    producers: int = 1,
+    threads: int = 4,
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hotline-bench-") as tmp:
-        cfg = settings.tickets.model_copy(update={
-            "database_url": database_url or f"sqlite:///{Path(tmp) / 'bench.db'}",
-            "redis_url": redis_url, "key_prefix": f"bench-{uuid.uuid4().hex[:8]}",
-        })
+        cfg = settings.tickets.model_copy(
+            update={
+                "database_url": database_url or f"sqlite:///{Path(tmp) / 'bench.db'}",
+                "redis_url": redis_url,
+                "key_prefix": f"bench-{uuid.uuid4().hex[:8]}",
+            }
+        )
         bench_settings = settings.model_copy(update={"tickets": cfg, "data_dir": Path(tmp)})
         service = TicketService.from_settings(bench_settings)
         try:
@@ -122,8 +141,9 @@ def _serve_console(settings: Settings, port: int, started: Any, stop: Any) -> No
         stop.wait()
 
 
-def _measure(settings: Settings, service: TicketService, count: int, pops: int,
-             producers: int, threads: int) -> dict[str, Any]:
+def _measure(
+    settings: Settings, service: TicketService, count: int, pops: int, producers: int, threads: int
+) -> dict[str, Any]:
     accounts = AccountStore(service.store, timedelta(hours=1))
     password = uuid.uuid4().hex
     username = f"bench-{uuid.uuid4().hex[:8]}"  # the database may be reused between runs
@@ -132,20 +152,23 @@ def _measure(settings: Settings, service: TicketService, count: int, pops: int,
     context = multiprocessing.get_context("spawn")
     started, stop = context.Event(), context.Event()
     port = free_port()
-    server = context.Process(target=_serve_console, args=(settings, port, started, stop),
-                             daemon=True)
+    server = context.Process(
+        target=_serve_console, args=(settings, port, started, stop), daemon=True
+    )
     server.start()
     base = f"http://127.0.0.1:{port}"
     try:
         if not started.wait(60):
             raise RuntimeError("the console did not start")
-        token = httpx.post(f"{base}/api/v1/auth/token",
-                           json={"username": username, "password": password}).json()["token"]
+        token = httpx.post(
+            f"{base}/api/v1/auth/token", json={"username": username, "password": password}
+        ).json()["token"]
         received: dict[str, float] = {}
         arrived = threading.Condition()
         ready = threading.Event()
-        client = httpx.Client(base_url=base, cookies={"hotline_session": token},
-                              timeout=httpx.Timeout(5.0, read=None))
+        client = httpx.Client(
+            base_url=base, cookies={"hotline_session": token}, timeout=httpx.Timeout(5.0, read=None)
+        )
 
         def listen() -> None:
             event = ""

@@ -23,10 +23,18 @@ def register(commands: Any, bench: Any) -> None:
     tickets.add_argument("--json", action="store_true", help="print JSON only")
     tickets.add_argument("--count", type=int, default=3000, help="tickets for the creation rate")
     tickets.add_argument("--pops", type=int, default=300, help="screen pops timed")
-    tickets.add_argument("--producers", type=int, default=1,
-                         help="processes creating tickets at once (controller nodes)")
-    tickets.add_argument("--threads", type=int, default=4,
-                         help="calls per producer handing over tickets at the same time")
+    tickets.add_argument(
+        "--producers",
+        type=int,
+        default=1,
+        help="processes creating tickets at once (controller nodes)",
+    )
+    tickets.add_argument(
+        "--threads",
+        type=int,
+        default=4,
+        help="calls per producer handing over tickets at the same time",
+    )
     tickets.add_argument("--database-url", help="default: a fresh SQLite file")
     tickets.set_defaults(handler=_bench)
 
@@ -53,10 +61,14 @@ def _serve(args: argparse.Namespace) -> int:
     logging.getLogger("uvicorn.access").addFilter(_MaskPhoneInAccessLog())
     with redis_url_for(settings) as url:
         app = create_app(settings, redis_url=url)
-        uvicorn.run(app, host=args.host or settings.console.host,
-                    port=args.port or settings.console.port, log_config=None,
-                    log_level=settings.observability.log_level.lower(),
-                    timeout_graceful_shutdown=3)
+        uvicorn.run(
+            app,
+            host=args.host or settings.console.host,
+            port=args.port or settings.console.port,
+            log_config=None,
+            log_level=settings.observability.log_level.lower(),
+            timeout_graceful_shutdown=3,
+        )
     return 0
 
 
@@ -67,9 +79,15 @@ def _bench(args: argparse.Namespace) -> int:
         raise CommandError("--count, --pops, --producers and --threads must be at least 1")
     settings = load_settings()
     with redis_url_for(settings) as url:
-        result = run_bench(settings, url, count=args.count, pops=args.pops,
-                           database_url=args.database_url, producers=args.producers,
-                           threads=args.threads)
+        result = run_bench(
+            settings,
+            url,
+            count=args.count,
+            pops=args.pops,
+            database_url=args.database_url,
+            producers=args.producers,
+            threads=args.threads,
+        )
     if args.json:
         print(json.dumps(result))
     else:

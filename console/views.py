@@ -21,9 +21,18 @@ from tickets.ticket import (
 )
 
 ACTION_LABELS = {
-    "created": "受理登记", "edited": "修改", "assigned": "分配坐席", "released": "退回队列",
-    "dispatch": "转办", "accept": "签收办理", "supervise": "督办", "reply": "登记反馈",
-    "follow_up": "回访", "close": "办结", "note": "备注", "call_placed": "点击回拨",
+    "created": "受理登记",
+    "edited": "修改",
+    "assigned": "分配坐席",
+    "released": "退回队列",
+    "dispatch": "转办",
+    "accept": "签收办理",
+    "supervise": "督办",
+    "reply": "登记反馈",
+    "follow_up": "回访",
+    "close": "办结",
+    "note": "备注",
+    "call_placed": "点击回拨",
     "duplicate_linked": "关联重复件",
 }
 

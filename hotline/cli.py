@@ -12,8 +12,15 @@ import sys
 from collections.abc import Sequence
 
 # Packages that contribute commands: each module has register(commands, bench).
-COMMAND_MODULES = ("asr.cli", "bot.cli", "ivr.cli", "tickets.cli", "console.cli",
-                   "manage.cli", "ops.cli")
+COMMAND_MODULES = (
+    "asr.cli",
+    "bot.cli",
+    "ivr.cli",
+    "tickets.cli",
+    "console.cli",
+    "manage.cli",
+    "ops.cli",
+)
 
 
 class CommandError(Exception):
@@ -55,8 +62,17 @@ def _is_user_error(exc: Exception) -> bool:
     from manage.config import ConfigError
     from tickets.redis_embedded import EmbeddedRedisError
 
-    known = (CommandError, ImportedCommandError, AsrError, AudioFormatError, SettingsError,
-             EvalError, ConfigError, EmbeddedRedisError, *BOT_DATA_ERRORS)
+    known = (
+        CommandError,
+        ImportedCommandError,
+        AsrError,
+        AudioFormatError,
+        SettingsError,
+        EvalError,
+        ConfigError,
+        EmbeddedRedisError,
+        *BOT_DATA_ERRORS,
+    )
     return isinstance(exc, known)
 
 

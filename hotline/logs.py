@@ -111,8 +111,9 @@ def json_formatter() -> logging.Formatter:
     )
 
 
-def configure_logging(fmt: str = "text", level: str | int = "INFO",
-                      stream: TextIO | None = None) -> logging.Handler:
+def configure_logging(
+    fmt: str = "text", level: str | int = "INFO", stream: TextIO | None = None
+) -> logging.Handler:
     """One handler on the root logger (replacing others), masking every record."""
     handler = logging.StreamHandler(stream or sys.stderr)
     if fmt == "json":

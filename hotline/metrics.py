@@ -142,8 +142,9 @@ class TimedRecognizer:
     """Wraps any ``asr.base.Recognizer``: times ``accept``/``finish`` against the audio fed
     and reports the call's real-time factor when it is closed. Frames are 16-bit PCM."""
 
-    def __init__(self, inner: Any, observe: Callable[[float], None],
-                 sample_rate: int = 16000) -> None:
+    def __init__(
+        self, inner: Any, observe: Callable[[float], None], sample_rate: int = 16000
+    ) -> None:
         self.inner = inner
         self._observe = observe
         self._bytes_per_s = 2 * sample_rate
@@ -191,8 +192,9 @@ class ReplyClock:
             self._turn_ended = None
 
 
-def start_metrics_server(host: str, port: int,
-                         registry: CollectorRegistry = REGISTRY) -> tuple[Any, threading.Thread]:
+def start_metrics_server(
+    host: str, port: int, registry: CollectorRegistry = REGISTRY
+) -> tuple[Any, threading.Thread]:
     """``/metrics`` on its own port for the controller (a daemon thread)."""
     server, thread = start_http_server(port, addr=host, registry=registry)
     log.info("metrics on http://%s:%d/metrics", host, server.server_port)
@@ -235,4 +237,3 @@ def _default() -> Metrics:
 
 
 METRICS = _default()
-

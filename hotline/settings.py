@@ -185,7 +185,9 @@ class IvrSettings(BaseModel):
     espeak_voice: str = "cmn-latn-pinyin"
     silence_timeout_s: float = Field(8.0, gt=0.5, le=120)
     turn_continuation_s: float = Field(
-        1.0, ge=0, le=5.0,
+        1.0,
+        ge=0,
+        le=5.0,
         description="a caller who speaks again this soon after a turn ended had only paused:"
         " the bot's reply (if it only spoke) is taken back and the whole sentence answered"
         " (0: every pause the recogniser ends is a turn)",
@@ -199,7 +201,9 @@ class IvrSettings(BaseModel):
     )
     orphan_scan_s: float = Field(60.0, gt=0, le=3600, description="orphan recovery interval")
     drain_s: float = Field(
-        30.0, ge=0, le=3600,
+        30.0,
+        ge=0,
+        le=3600,
         description="on SIGTERM: live calls get this long, then go to the human queue",
     )
 

@@ -82,7 +82,8 @@ SIP/2.0 200 OK
 Content-Length: 0
 ]]></send>
 """
-_BYE_EITHER_WAY = """  <recv request="BYE" timeout="{timeout_ms}" ontimeout="caller_bye"/>
+_BYE_EITHER_WAY = (
+    """  <recv request="BYE" timeout="{timeout_ms}" ontimeout="caller_bye"/>
   <send next="done"><![CDATA[
 SIP/2.0 200 OK
 [last_Via:]
@@ -93,8 +94,11 @@ SIP/2.0 200 OK
 Content-Length: 0
 ]]></send>
   <label id="caller_bye"/>
-""" + _BYE + """  <label id="done"/>
 """
+    + _BYE
+    + """  <label id="done"/>
+"""
+)
 _CANCEL = """  <recv response="100" optional="true"/>
   <recv response="180"/>
   <pause milliseconds="{ms}"/>

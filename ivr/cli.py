@@ -27,8 +27,11 @@ def register(commands: Any, bench: Any) -> None:
                        "(default ../shared/audio/calls-dev/)")  # fmt: skip
     calls.add_argument("--kb", type=Path, help="knowledge base (default ../shared/eval/kb.yaml)")
     calls.add_argument("--seed", type=int, default=12345, help="seed of the Poisson arrivals")
-    calls.add_argument("--details", action="store_true",
-                       help="add per-call rows: clip, expected, outcome, what was heard")
+    calls.add_argument(
+        "--details",
+        action="store_true",
+        help="add per-call rows: clip, expected, outcome, what was heard",
+    )
     calls.add_argument("--json", action="store_true", help="print JSON (the default output)")
     calls.set_defaults(handler=cmd_bench_calls)
     prompts = commands.add_parser("prompts", help="render the prompt cache ahead of calls")
@@ -158,7 +161,8 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
         from manage.reload import ConfigWatcher
 
         watcher = await asyncio.to_thread(
-            ConfigWatcher.start_for, ConfigStore(service.store, settings), settings)
+            ConfigWatcher.start_for, ConfigStore(service.store, settings), settings
+        )
         resources.callback(watcher.stop)
         cache = watcher.cache
     else:

@@ -307,8 +307,12 @@ class RtpStream:
         if source[0] != self.source_host:
             self.stats.foreign_dropped += 1
             if self.stats.foreign_dropped == 1:
-                log.warning("RTP from %s dropped: the call's media comes from %s (a peer "
-                            "behind NAT needs sip.symmetric_rtp)", source[0], self.source_host)
+                log.warning(
+                    "RTP from %s dropped: the call's media comes from %s (a peer "
+                    "behind NAT needs sip.symmetric_rtp)",
+                    source[0],
+                    self.source_host,
+                )
             return
         if not self._latched:
             # Symmetric RTP: answer where the media really comes from (NAT, sipp's port).

@@ -39,9 +39,13 @@ class CheckedRecording:
     leading_silence_s: float
 
     def info(self) -> dict[str, float | int]:
-        return {"seconds": round(self.seconds, 2), "source_rate": self.source_rate,
-                "peak_dbfs": round(self.peak_dbfs, 1), "rms_dbfs": round(self.rms_dbfs, 1),
-                "leading_silence_s": round(self.leading_silence_s, 2)}
+        return {
+            "seconds": round(self.seconds, 2),
+            "source_rate": self.source_rate,
+            "peak_dbfs": round(self.peak_dbfs, 1),
+            "rms_dbfs": round(self.rms_dbfs, 1),
+            "leading_silence_s": round(self.leading_silence_s, 2),
+        }
 
 
 def _dbfs(value: float) -> float:
@@ -63,24 +67,30 @@ def check_recording(data: bytes, name: str = "upload") -> CheckedRecording:
     # Clipping is judged on the original channels (a mix-down can hide it).
     clipped = int(np.sum(np.abs(samples) >= FULL_SCALE))
     if clipped > MAX_CLIPPED:
-        raise RecordingError(f"{name}: clipped: {clipped} samples at full scale; record again"
-                             " about 6 dB quieter")
+        raise RecordingError(
+            f"{name}: clipped: {clipped} samples at full scale; record again about 6 dB quieter"
+        )
     mono = samples.mean(axis=1).astype("<i2").tobytes()
     pcm = resample(mono, rate, RATE) if rate != RATE else mono
     out = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
     seconds = out.size / RATE
     if seconds > MAX_SECONDS:
-        raise RecordingError(f"{name}: {seconds:.0f} s long; a prompt should be under"
-                             f" {MAX_SECONDS:.0f} s")
+        raise RecordingError(
+            f"{name}: {seconds:.0f} s long; a prompt should be under {MAX_SECONDS:.0f} s"
+        )
     rms = float(np.sqrt(np.mean(out**2))) if out.size else 0.0
     if _dbfs(rms) < MIN_RMS_DBFS:
-        raise RecordingError(f"{name}: almost silent (level {_dbfs(rms):.0f} dBFS); check the"
-                             " microphone and record again")
+        raise RecordingError(
+            f"{name}: almost silent (level {_dbfs(rms):.0f} dBFS); check the"
+            " microphone and record again"
+        )
     loud = np.nonzero(np.abs(out) > SILENCE_LEVEL)[0]
     leading = loud[0] / RATE if loud.size else seconds
     if leading > MAX_LEADING_SILENCE_S:
-        raise RecordingError(f"{name}: starts with {leading:.1f} s of silence; trim it to under"
-                             f" {MAX_LEADING_SILENCE_S:.0f} s so callers do not hear a dead line")
+        raise RecordingError(
+            f"{name}: starts with {leading:.1f} s of silence; trim it to under"
+            f" {MAX_LEADING_SILENCE_S:.0f} s so callers do not hear a dead line"
+        )
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as wav:
         wav.setnchannels(1)

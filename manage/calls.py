@@ -89,12 +89,20 @@ def record_call(store: Any, record: Any, timezone: str = "Asia/Shanghai") -> boo
     kept = {k: v for k, v in data.items() if k != "caller"}
     kept["caller"] = mask_phone(str(data.get("caller") or ""))
     row = CallRow(
-        call_id=call_id[:100], caller=mask_phone(str(data.get("caller") or ""))[:40],
-        started_at=started, ended_at=ended, local_day=local.strftime("%Y-%m-%d"),
-        local_hour=local.hour, answered_ms=float(data.get("answered_ms") or 0.0),
-        outcome=outcome[:20], handled_by=handled_by(outcome, turns, ticket),
-        transfer_queue=str(data.get("transfer_queue") or "")[:40], ticket=ticket[:20],
-        type=kind[:20], topic=topic[:100], district=district[:60],
+        call_id=call_id[:100],
+        caller=mask_phone(str(data.get("caller") or ""))[:40],
+        started_at=started,
+        ended_at=ended,
+        local_day=local.strftime("%Y-%m-%d"),
+        local_hour=local.hour,
+        answered_ms=float(data.get("answered_ms") or 0.0),
+        outcome=outcome[:20],
+        handled_by=handled_by(outcome, turns, ticket),
+        transfer_queue=str(data.get("transfer_queue") or "")[:40],
+        ticket=ticket[:20],
+        type=kind[:20],
+        topic=topic[:100],
+        district=district[:60],
         satisfaction=int(satisfaction) if satisfaction in (1, 2, 3, "1", "2", "3") else None,
         seat_wait_s=float(wait) if isinstance(wait, int | float) else None,
         record=json.loads(json.dumps(kept, default=str)),
@@ -120,8 +128,9 @@ def record_call(store: Any, record: Any, timezone: str = "Asia/Shanghai") -> boo
     return True
 
 
-def _classify(store: Any, data: dict[str, Any], ticket: str,
-              turns: list[dict[str, Any]]) -> tuple[str, str, str]:
+def _classify(
+    store: Any, data: dict[str, Any], ticket: str, turns: list[dict[str, Any]]
+) -> tuple[str, str, str]:
     kind, topic, district = (str(data.get(k) or "") for k in ("type", "topic", "district"))
     if ticket and not (kind and topic and district):
         with store.reading() as s:
@@ -136,9 +145,12 @@ def _classify(store: Any, data: dict[str, Any], ticket: str,
         kind = kind or "consultation"
         if not topic:
             with store.reading() as s:
-                data_row = s.scalar(select(KbEntryVersionRow.data)
-                                    .where(KbEntryVersionRow.entry_id == answered[0])
-                                    .order_by(KbEntryVersionRow.revision.desc()).limit(1))
+                data_row = s.scalar(
+                    select(KbEntryVersionRow.data)
+                    .where(KbEntryVersionRow.entry_id == answered[0])
+                    .order_by(KbEntryVersionRow.revision.desc())
+                    .limit(1)
+                )
             topic = str((data_row or {}).get("topic") or "")
     return kind, topic, district
 

@@ -64,8 +64,9 @@ def _import(args: argparse.Namespace) -> int:
         raise CommandError(f"{folder}: no such directory")
     store = TicketStore.from_settings(settings)
     result = import_records(store, folder, settings.tickets.timezone)
-    print(f"imported {result.imported}, already known {result.known}, "
-          f"unreadable {len(result.errors)}")
+    print(
+        f"imported {result.imported}, already known {result.known}, unreadable {len(result.errors)}"
+    )
     for error in result.errors[:20]:
         print(f"  {error}", file=sys.stderr)
     return 0

@@ -110,13 +110,20 @@ def validate_document(kind: str, content: str) -> None:
 
 
 def kb_entry_data(entry: Any) -> dict[str, Any]:
-    return {"id": entry.id, "topic": entry.topic, "department": entry.department,
-            "question": entry.question, "also": list(entry.also), "answer": entry.answer}
+    return {
+        "id": entry.id,
+        "topic": entry.topic,
+        "department": entry.department,
+        "question": entry.question,
+        "also": list(entry.also),
+        "answer": entry.answer,
+    }
 
 
 class ConfigStore:
-    def __init__(self, store: TicketStore, settings: Settings,
-                 redis_client: redis.Redis | None = None) -> None:
+    def __init__(
+        self, store: TicketStore, settings: Settings, redis_client: redis.Redis | None = None
+    ) -> None:
         self.store = store
         self.settings = settings
         self.redis = redis_client
@@ -127,8 +134,12 @@ class ConfigStore:
 
     def versions(self, kind: str, limit: int = 50) -> list[Version]:
         with self.store.reading() as s:
-            rows = s.scalars(select(ConfigVersionRow).where(ConfigVersionRow.kind == kind)
-                             .order_by(ConfigVersionRow.version.desc()).limit(limit)).all()
+            rows = s.scalars(
+                select(ConfigVersionRow)
+                .where(ConfigVersionRow.kind == kind)
+                .order_by(ConfigVersionRow.version.desc())
+                .limit(limit)
+            ).all()
             return [_version(r) for r in rows]
 
     def active(self, kind: str) -> Version | None:
@@ -137,8 +148,11 @@ class ConfigStore:
 
     def version(self, kind: str, number: int) -> Version:
         with self.store.reading() as s:
-            row = s.scalar(select(ConfigVersionRow).where(ConfigVersionRow.kind == kind,
-                                                          ConfigVersionRow.version == number))
+            row = s.scalar(
+                select(ConfigVersionRow).where(
+                    ConfigVersionRow.kind == kind, ConfigVersionRow.version == number
+                )
+            )
             if row is None:
                 raise ConfigError(f"{kind}: no version {number}")
             return _version(row)
@@ -148,10 +162,22 @@ class ConfigStore:
         for attempt in range(3):  # two saves at once: the loser takes the next number
             try:
                 with self.store.writing() as s:
-                    last = s.scalar(select(func.max(ConfigVersionRow.version))
-                                    .where(ConfigVersionRow.kind == kind)) or 0
-                    row = ConfigVersionRow(kind=kind, version=last + 1, content=content,
-                                           author=author, created_at=utcnow(), note=note[:200])
+                    last = (
+                        s.scalar(
+                            select(func.max(ConfigVersionRow.version)).where(
+                                ConfigVersionRow.kind == kind
+                            )
+                        )
+                        or 0
+                    )
+                    row = ConfigVersionRow(
+                        kind=kind,
+                        version=last + 1,
+                        content=content,
+                        author=author,
+                        created_at=utcnow(),
+                        note=note[:200],
+                    )
                     s.add(row)
                     s.flush()
                     saved = _version(row)
@@ -170,13 +196,22 @@ class ConfigStore:
 
     def kb_states(self, include_retired: bool = False) -> list[KbState]:
         with self.store.reading() as s:
-            newest = (select(KbEntryVersionRow.entry_id,
-                             func.max(KbEntryVersionRow.revision).label("rev"))
-                      .group_by(KbEntryVersionRow.entry_id).subquery())
-            rows = s.scalars(select(KbEntryVersionRow).join(
-                newest, (KbEntryVersionRow.entry_id == newest.c.entry_id)
-                & (KbEntryVersionRow.revision == newest.c.rev))
-                .order_by(KbEntryVersionRow.id)).all()
+            newest = (
+                select(
+                    KbEntryVersionRow.entry_id, func.max(KbEntryVersionRow.revision).label("rev")
+                )
+                .group_by(KbEntryVersionRow.entry_id)
+                .subquery()
+            )
+            rows = s.scalars(
+                select(KbEntryVersionRow)
+                .join(
+                    newest,
+                    (KbEntryVersionRow.entry_id == newest.c.entry_id)
+                    & (KbEntryVersionRow.revision == newest.c.rev),
+                )
+                .order_by(KbEntryVersionRow.id)
+            ).all()
             states = [_kb_state(r) for r in rows]
         return [k for k in states if include_retired or not k.retired]
 
@@ -186,9 +221,12 @@ class ConfigStore:
 
     def kb_history(self, entry_id: str, limit: int = 50) -> list[KbState]:
         with self.store.reading() as s:
-            rows = s.scalars(select(KbEntryVersionRow)
-                             .where(KbEntryVersionRow.entry_id == entry_id)
-                             .order_by(KbEntryVersionRow.revision.desc()).limit(limit)).all()
+            rows = s.scalars(
+                select(KbEntryVersionRow)
+                .where(KbEntryVersionRow.entry_id == entry_id)
+                .order_by(KbEntryVersionRow.revision.desc())
+                .limit(limit)
+            ).all()
             return [_kb_state(r) for r in rows]
 
     def kb_search(self, query: str, include_retired: bool = False) -> list[KbState]:
@@ -200,17 +238,27 @@ class ConfigStore:
                 out.append(state)
         return out
 
-    def kb_save(self, items: Iterable[dict[str, Any]], author: str, note: str = "",
-                retire: Iterable[str] = ()) -> int:
+    def kb_save(
+        self,
+        items: Iterable[dict[str, Any]],
+        author: str,
+        note: str = "",
+        retire: Iterable[str] = (),
+    ) -> int:
         """Add or change entries (and retire others) as one validated change; returns how
         many entries got a new revision (unchanged entries are skipped)."""
         items = list(items)
         retire = set(retire)
         current = {k.entry_id: k for k in self.kb_states(include_retired=True)}
         try:
-            incoming = parse_entries([(f"entry {d.get('id', i + 1)}", d)
-                                      for i, d in enumerate(items)], "knowledge base") \
-                if items else ()
+            incoming = (
+                parse_entries(
+                    [(f"entry {d.get('id', i + 1)}", d) for i, d in enumerate(items)],
+                    "knowledge base",
+                )
+                if items
+                else ()
+            )
         except KnowledgeBaseError as exc:
             raise ConfigError(str(exc)) from exc
         changes: list[tuple[str, dict[str, Any], bool]] = []
@@ -240,11 +288,25 @@ class ConfigStore:
             return 0
         with self.store.writing() as s:
             for entry_id, data, retired in changes:
-                last = s.scalar(select(func.max(KbEntryVersionRow.revision))
-                                .where(KbEntryVersionRow.entry_id == entry_id)) or 0
-                s.add(KbEntryVersionRow(entry_id=entry_id, revision=last + 1, data=data,
-                                        retired=retired, author=author, created_at=utcnow(),
-                                        note=note[:200]))
+                last = (
+                    s.scalar(
+                        select(func.max(KbEntryVersionRow.revision)).where(
+                            KbEntryVersionRow.entry_id == entry_id
+                        )
+                    )
+                    or 0
+                )
+                s.add(
+                    KbEntryVersionRow(
+                        entry_id=entry_id,
+                        revision=last + 1,
+                        data=data,
+                        retired=retired,
+                        author=author,
+                        created_at=utcnow(),
+                        note=note[:200],
+                    )
+                )
         self.publish("kb", len(changes), author)
         return len(changes)
 
@@ -258,8 +320,7 @@ class ConfigStore:
         return [k.data for k in self.kb_states()]
 
     def kb_yaml(self) -> str:
-        return yaml.safe_dump(self.kb_documents(), allow_unicode=True, sort_keys=False,
-                              width=1000)
+        return yaml.safe_dump(self.kb_documents(), allow_unicode=True, sort_keys=False, width=1000)
 
     def kb_csv(self) -> str:
         out = io.StringIO()
@@ -271,17 +332,32 @@ class ConfigStore:
 
     # ---- recordings ----
 
-    def save_recording(self, prompt_id: str, wav: bytes, info: dict[str, Any],
-                       author: str) -> None:
+    def save_recording(self, prompt_id: str, wav: bytes, info: dict[str, Any], author: str) -> None:
         with self.store.writing() as s:
-            s.add(PromptRecordingRow(prompt_id=prompt_id, wav=wav, removed=False, info=info,
-                                     author=author, created_at=utcnow()))
+            s.add(
+                PromptRecordingRow(
+                    prompt_id=prompt_id,
+                    wav=wav,
+                    removed=False,
+                    info=info,
+                    author=author,
+                    created_at=utcnow(),
+                )
+            )
         self.publish("recording", 0, author)
 
     def remove_recording(self, prompt_id: str, author: str) -> None:
         with self.store.writing() as s:
-            s.add(PromptRecordingRow(prompt_id=prompt_id, wav=b"", removed=True, info={},
-                                     author=author, created_at=utcnow()))
+            s.add(
+                PromptRecordingRow(
+                    prompt_id=prompt_id,
+                    wav=b"",
+                    removed=True,
+                    info={},
+                    author=author,
+                    created_at=utcnow(),
+                )
+            )
         self.publish("recording", 0, author)
 
     def recordings(self) -> dict[str, PromptRecordingRow]:
@@ -298,8 +374,10 @@ class ConfigStore:
     def seed(self) -> None:
         """First start: the files the deployment uses today become version 1."""
         bot = self.settings.bot
-        defaults = {"menu": bot.menu or _packaged("data/menu.yaml"),
-                    "prompts": bot.prompts or _packaged("data/prompts.yaml")}
+        defaults = {
+            "menu": bot.menu or _packaged("data/menu.yaml"),
+            "prompts": bot.prompts or _packaged("data/prompts.yaml"),
+        }
         for kind, path in defaults.items():
             if self.active(kind) is None and Path(path).resolve() != self._target(kind):
                 self.save(kind, Path(path).read_text(encoding="utf-8"), SYSTEM, "初始版本")
@@ -344,10 +422,17 @@ class ConfigStore:
     def bot_paths(self) -> BotPaths:
         """Where the bot loads from: the materialised versions, the rest from settings."""
         b = self.settings.bot
-        return BotPaths(kb=self.dir / "kb.yaml", cues=b.cues, gazetteer=b.gazetteer,
-                        menu=self.dir / "menu.yaml", prompts=self.dir / "prompts.yaml",
-                        synonyms=b.synonyms, semantic=b.semantic, corpus=b.corpus,
-                        unanswered=b.unanswered)
+        return BotPaths(
+            kb=self.dir / "kb.yaml",
+            cues=b.cues,
+            gazetteer=b.gazetteer,
+            menu=self.dir / "menu.yaml",
+            prompts=self.dir / "prompts.yaml",
+            synonyms=b.synonyms,
+            semantic=b.semantic,
+            corpus=b.corpus,
+            unanswered=b.unanswered,
+        )
 
     def publish(self, kind: str, version: int, author: str) -> None:
         self.materialise()
@@ -383,8 +468,15 @@ def _version(row: ConfigVersionRow) -> Version:
 
 
 def _kb_state(row: KbEntryVersionRow) -> KbState:
-    return KbState(row.entry_id, row.revision, dict(row.data), row.retired, row.author,
-                   row.created_at, row.note)
+    return KbState(
+        row.entry_id,
+        row.revision,
+        dict(row.data),
+        row.retired,
+        row.author,
+        row.created_at,
+        row.note,
+    )
 
 
 def parse_kb_upload(name: str, raw: bytes) -> list[dict[str, Any]]:
@@ -409,5 +501,8 @@ def iter_levels(menu_raw: dict[str, Any]) -> Iterator[tuple[str, str, list[dict[
     yield "menu", str(menu_raw.get("prompt") or ""), list(menu_raw.get("options") or [])
     for option in menu_raw.get("options") or []:
         if isinstance(option, dict) and isinstance(option.get("submenu"), list):
-            yield (f"{option.get('key')}:{option.get('label')}", str(option.get("prompt") or ""),
-                   option["submenu"])
+            yield (
+                f"{option.get('key')}:{option.get('label')}",
+                str(option.get("prompt") or ""),
+                option["submenu"],
+            )

@@ -49,8 +49,10 @@ def period_bounds(period: str, day: date | None, timezone: str) -> tuple[datetim
         last = (first + timedelta(days=32)).replace(day=1)
     else:
         first, last = day, day + timedelta(days=1)
-    return (datetime.combine(first, time(), zone).astimezone(UTC),
-            datetime.combine(last, time(), zone).astimezone(UTC))
+    return (
+        datetime.combine(first, time(), zone).astimezone(UTC),
+        datetime.combine(last, time(), zone).astimezone(UTC),
+    )
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -86,16 +88,20 @@ class FigureSet:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "calls": self.calls, "connect_rate_15s": self.connect_rate_15s,
+            "calls": self.calls,
+            "connect_rate_15s": self.connect_rate_15s,
             "handled_bot": self.handled.get("bot", 0),
             "handled_person": self.handled.get("person", 0),
             "abandoned": self.handled.get("abandoned", 0),
             "direct_answer_rate": self.direct_answer_rate,
             "satisfaction_rate": self.satisfaction_rate,
             "follow_up_satisfaction_rate": self.follow_up_satisfaction_rate,
-            "tickets_created": self.tickets_created, "tickets_closed": self.tickets_closed,
-            "tickets_overdue": self.tickets_overdue, "on_time_rate": self.on_time_rate,
-            "avg_seat_wait_s": self.avg_seat_wait_s, "avg_ticket_wait_s": self.avg_ticket_wait_s,
+            "tickets_created": self.tickets_created,
+            "tickets_closed": self.tickets_closed,
+            "tickets_overdue": self.tickets_overdue,
+            "on_time_rate": self.on_time_rate,
+            "avg_seat_wait_s": self.avg_seat_wait_s,
+            "avg_ticket_wait_s": self.avg_ticket_wait_s,
         }
 
     def rows(self) -> list[tuple[str, str, Any]]:
@@ -128,17 +134,27 @@ class Figures:
         self.store = store
         self.timezone = timezone
 
-    def compute(self, start: datetime, end: datetime, now: datetime | None = None,
-                top: int = 15) -> FigureSet:
+    def compute(
+        self, start: datetime, end: datetime, now: datetime | None = None, top: int = 15
+    ) -> FigureSet:
         now = now or datetime.now(UTC)
         f = FigureSet(start, end, self.timezone)
         in_period = (CallRow.started_at >= start) & (CallRow.started_at < end)
         with self.store.reading() as s:
-            calls = s.execute(select(CallRow.local_hour, CallRow.local_day, CallRow.type,
-                                     CallRow.topic, CallRow.district, CallRow.handled_by,
-                                     CallRow.answered_ms, CallRow.satisfaction,
-                                     CallRow.seat_wait_s, CallRow.ticket)
-                              .where(in_period)).all()
+            calls = s.execute(
+                select(
+                    CallRow.local_hour,
+                    CallRow.local_day,
+                    CallRow.type,
+                    CallRow.topic,
+                    CallRow.district,
+                    CallRow.handled_by,
+                    CallRow.answered_ms,
+                    CallRow.satisfaction,
+                    CallRow.seat_wait_s,
+                    CallRow.ticket,
+                ).where(in_period)
+            ).all()
             f.calls = len(calls)
             for c in calls:
                 f.per_hour[c.local_hour] += 1
@@ -150,8 +166,7 @@ class Figures:
             f.connect_rate_15s = _rate(sum(1 for c in calls if c.answered_ms <= 15000), f.calls)
             f.satisfaction = dict(Counter(c.satisfaction for c in calls if c.satisfaction))
             rated = sum(f.satisfaction.values())
-            f.satisfaction_rate = _rate(f.satisfaction.get(1, 0) + f.satisfaction.get(2, 0),
-                                        rated)
+            f.satisfaction_rate = _rate(f.satisfaction.get(1, 0) + f.satisfaction.get(2, 0), rated)
             waits = [c.seat_wait_s for c in calls if c.seat_wait_s is not None]
             f.avg_seat_wait_s = round(sum(waits) / len(waits), 1) if waits else None
             f.direct_answer_rate = self._direct(s, calls)
@@ -165,56 +180,106 @@ class Figures:
         closed: set[str] = set()
         dispatched: set[str] = set()
         for chunk in range(0, len(numbers), 500):
-            part = numbers[chunk:chunk + 500]
-            closed |= set(s.scalars(select(TicketRow.number).where(
-                TicketRow.number.in_(part), TicketRow.status == CLOSED)).all())
-            dispatched |= set(s.scalars(
-                select(TicketRow.number)
-                .join(TicketEventRow, TicketEventRow.ticket_id == TicketRow.id)
-                .where(TicketRow.number.in_(part), TicketEventRow.action == "dispatch")).all())
-        direct = sum(1 for c in settled if c.handled_by == "bot"
-                     or (c.ticket in closed and c.ticket not in dispatched))
+            part = numbers[chunk : chunk + 500]
+            closed |= set(
+                s.scalars(
+                    select(TicketRow.number).where(
+                        TicketRow.number.in_(part), TicketRow.status == CLOSED
+                    )
+                ).all()
+            )
+            dispatched |= set(
+                s.scalars(
+                    select(TicketRow.number)
+                    .join(TicketEventRow, TicketEventRow.ticket_id == TicketRow.id)
+                    .where(TicketRow.number.in_(part), TicketEventRow.action == "dispatch")
+                ).all()
+            )
+        direct = sum(
+            1
+            for c in settled
+            if c.handled_by == "bot" or (c.ticket in closed and c.ticket not in dispatched)
+        )
         return _rate(direct, len(settled))
 
-    def _tickets(self, s: Any, f: FigureSet, start: datetime, end: datetime,
-                 now: datetime) -> None:
-        f.tickets_created = int(s.scalar(select(func.count(TicketRow.id)).where(
-            TicketRow.created_at >= start, TicketRow.created_at < end)) or 0)
+    def _tickets(self, s: Any, f: FigureSet, start: datetime, end: datetime, now: datetime) -> None:
+        f.tickets_created = int(
+            s.scalar(
+                select(func.count(TicketRow.id)).where(
+                    TicketRow.created_at >= start, TicketRow.created_at < end
+                )
+            )
+            or 0
+        )
         cutoff = min(end, now)
-        f.tickets_overdue = int(s.scalar(select(func.count(TicketRow.id)).where(
-            TicketRow.created_at < end, TicketRow.due_at < cutoff,
-            (TicketRow.closed_at.is_(None)) | (TicketRow.closed_at >= cutoff))) or 0)
-        closed = s.execute(select(TicketRow.closed_at, TicketRow.due_at, TicketRow.satisfaction)
-                           .where(TicketRow.closed_at >= start, TicketRow.closed_at < end)).all()
+        f.tickets_overdue = int(
+            s.scalar(
+                select(func.count(TicketRow.id)).where(
+                    TicketRow.created_at < end,
+                    TicketRow.due_at < cutoff,
+                    (TicketRow.closed_at.is_(None)) | (TicketRow.closed_at >= cutoff),
+                )
+            )
+            or 0
+        )
+        closed = s.execute(
+            select(TicketRow.closed_at, TicketRow.due_at, TicketRow.satisfaction).where(
+                TicketRow.closed_at >= start, TicketRow.closed_at < end
+            )
+        ).all()
         f.tickets_closed = len(closed)
         f.on_time_rate = _rate(sum(1 for c in closed if c.closed_at <= c.due_at), len(closed))
         rated = [c for c in closed if c.satisfaction in RATED]
         f.follow_up_satisfaction_rate = _rate(
-            sum(1 for c in rated if c.satisfaction in SATISFIED), len(rated))
-        first_assign = (select(TicketEventRow.ticket_id, func.min(TicketEventRow.at).label("at"))
-                        .where(TicketEventRow.action == "assigned")
-                        .group_by(TicketEventRow.ticket_id).subquery())
-        waits = s.execute(select(TicketRow.created_at, first_assign.c.at)
-                          .join(first_assign, first_assign.c.ticket_id == TicketRow.id)
-                          .where(TicketRow.created_at >= start, TicketRow.created_at < end)).all()
+            sum(1 for c in rated if c.satisfaction in SATISFIED), len(rated)
+        )
+        first_assign = (
+            select(TicketEventRow.ticket_id, func.min(TicketEventRow.at).label("at"))
+            .where(TicketEventRow.action == "assigned")
+            .group_by(TicketEventRow.ticket_id)
+            .subquery()
+        )
+        waits = s.execute(
+            select(TicketRow.created_at, first_assign.c.at)
+            .join(first_assign, first_assign.c.ticket_id == TicketRow.id)
+            .where(TicketRow.created_at >= start, TicketRow.created_at < end)
+        ).all()
         values = [(_aware(at) - created).total_seconds() for created, at in waits]
         f.avg_ticket_wait_s = round(sum(values) / len(values), 1) if values else None
 
     def _kb(self, s: Any, f: FigureSet, start: datetime, end: datetime, top: int) -> None:
         when = (CallTurnRow.started_at >= start) & (CallTurnRow.started_at < end)
         count = func.count(CallTurnRow.id)
-        f.kb_hits = [(k, int(n)) for k, n in s.execute(
-            select(CallTurnRow.kb_id, count).where(when, CallTurnRow.kb_id != "")
-            .group_by(CallTurnRow.kb_id).order_by(count.desc(), CallTurnRow.kb_id)
-            .limit(top)).all()]
-        f.unanswered = [(k, int(n)) for k, n in s.execute(
-            select(CallTurnRow.text, count).where(when, CallTurnRow.unanswered.is_(True))
-            .group_by(CallTurnRow.text).order_by(count.desc(), CallTurnRow.text)
-            .limit(top)).all()]
-        f.followed_by_human = [(k, int(n)) for k, n in s.execute(
-            select(CallTurnRow.kb_id, count).where(when, CallTurnRow.followed_by_human.is_(True))
-            .group_by(CallTurnRow.kb_id).order_by(count.desc(), CallTurnRow.kb_id)
-            .limit(top)).all()]
+        f.kb_hits = [
+            (k, int(n))
+            for k, n in s.execute(
+                select(CallTurnRow.kb_id, count)
+                .where(when, CallTurnRow.kb_id != "")
+                .group_by(CallTurnRow.kb_id)
+                .order_by(count.desc(), CallTurnRow.kb_id)
+                .limit(top)
+            ).all()
+        ]
+        f.unanswered = [
+            (k, int(n))
+            for k, n in s.execute(
+                select(CallTurnRow.text, count)
+                .where(when, CallTurnRow.unanswered.is_(True))
+                .group_by(CallTurnRow.text)
+                .order_by(count.desc(), CallTurnRow.text)
+                .limit(top)
+            ).all()
+        ]
+        f.followed_by_human = [
+            (k, int(n))
+            for k, n in s.execute(
+                select(CallTurnRow.kb_id, count)
+                .where(when, CallTurnRow.followed_by_human.is_(True))
+                .group_by(CallTurnRow.kb_id)
+                .order_by(count.desc(), CallTurnRow.kb_id)
+                .limit(top)
+            ).all()
+        ]
 
 
 def _aware(moment: datetime) -> datetime:

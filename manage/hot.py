@@ -51,16 +51,29 @@ def _place(elements: dict[str, Any]) -> tuple[str, str]:
     return spoken, "s:" + place_key(spoken)
 
 
-def hot_topics(store: Any, now: datetime | None = None, days: int = 7, recent_hours: int = 24,
-               min_size: int = 3) -> list[Cluster]:
+def hot_topics(
+    store: Any,
+    now: datetime | None = None,
+    days: int = 7,
+    recent_hours: int = 24,
+    min_size: int = 3,
+) -> list[Cluster]:
     now = now or datetime.now(UTC)
     since = now - timedelta(days=days)
     with store.reading() as s:
-        rows = s.execute(select(TicketRow.number, TicketRow.created_at, TicketRow.topic,
-                                TicketRow.elements, TicketRow.summary)
-                         .where(TicketRow.created_at >= since, TicketRow.created_at <= now,
-                                TicketRow.topic != "")
-                         .order_by(TicketRow.created_at)).all()
+        rows = s.execute(
+            select(
+                TicketRow.number,
+                TicketRow.created_at,
+                TicketRow.topic,
+                TicketRow.elements,
+                TicketRow.summary,
+            )
+            .where(
+                TicketRow.created_at >= since, TicketRow.created_at <= now, TicketRow.topic != ""
+            )
+            .order_by(TicketRow.created_at)
+        ).all()
     clusters: dict[tuple[str, str], Cluster] = {}
     for number, created, topic, elements, summary in rows:
         text, key = _place(elements or {})
@@ -83,7 +96,10 @@ def _similar(clusters: dict[tuple[str, str], Cluster], topic: str, key: str) -> 
     if not key.startswith("s:"):
         return None
     for (other_topic, other_key), cluster in clusters.items():
-        if other_topic == topic and other_key.startswith("s:") \
-                and fuzz.ratio(key[2:], other_key[2:]) >= SIMILAR_PLACE:
+        if (
+            other_topic == topic
+            and other_key.startswith("s:")
+            and fuzz.ratio(key[2:], other_key[2:]) >= SIMILAR_PLACE
+        ):
             return cluster
     return None

@@ -34,8 +34,14 @@ log = logging.getLogger(__name__)
 
 
 class ConfigWatcher:
-    def __init__(self, config: ConfigStore, cache: BrainCache, redis_url: str,
-                 channel_name: str, sync_every_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        config: ConfigStore,
+        cache: BrainCache,
+        redis_url: str,
+        channel_name: str,
+        sync_every_s: float = 60.0,
+    ) -> None:
         self.config = config
         self.cache = cache
         self.redis_url = redis_url
@@ -48,13 +54,13 @@ class ConfigWatcher:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def start_for(cls, config: ConfigStore, settings: Settings,
-                  sync_every_s: float = 60.0) -> ConfigWatcher:
+    def start_for(
+        cls, config: ConfigStore, settings: Settings, sync_every_s: float = 60.0
+    ) -> ConfigWatcher:
         config.seed()
         config.materialise()
         cache = BrainCache(config.bot_paths(), check_every=3600.0)  # refreshed on messages
-        watcher = cls(config, cache, settings.tickets.redis_url, channel(settings),
-                      sync_every_s)
+        watcher = cls(config, cache, settings.tickets.redis_url, channel(settings), sync_every_s)
         watcher.start()
         return watcher
 
@@ -80,8 +86,10 @@ class ConfigWatcher:
                 self.reloads += 1
                 log.info("configuration reloaded (brain version %d)", self.cache.version)
             if self.cache.last_error:
-                log.error("new configuration does not load; keeping the last good one: %s",
-                          self.cache.last_error)
+                log.error(
+                    "new configuration does not load; keeping the last good one: %s",
+                    self.cache.last_error,
+                )
         except Exception as exc:  # the database away: calls go on with what they have
             self.last_error = str(exc)
             log.warning("configuration sync failed: %s", exc)
@@ -90,8 +98,9 @@ class ConfigWatcher:
         while not self._stop.is_set():
             client: Any = None
             try:
-                client = redis.Redis.from_url(self.redis_url, socket_timeout=None,
-                                              socket_connect_timeout=5)
+                client = redis.Redis.from_url(
+                    self.redis_url, socket_timeout=None, socket_connect_timeout=5
+                )
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(self.channel)
                 self._subscribed.set()

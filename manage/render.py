@@ -55,8 +55,9 @@ class RenderJob:
                 return self.progress
             todo = missing_texts(self.library, texts)
             self.progress = RenderProgress(total=len(todo), running=True, started=time.time())
-            self._thread = threading.Thread(target=self._run, args=(todo, self.progress),
-                                            name="prompt-render", daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, args=(todo, self.progress), name="prompt-render", daemon=True
+            )
             self._thread.start()
             return self.progress
 

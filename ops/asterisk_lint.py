@@ -95,11 +95,12 @@ def _pattern_matches(pattern: str, exten: str) -> bool:
         c = chars[i]
         if c == "[":
             end = chars.index("]", i)
-            regex += "[" + chars[i + 1:end] + "]"
+            regex += "[" + chars[i + 1 : end] + "]"
             i = end
         else:
             regex += {"X": "[0-9]", "Z": "[1-9]", "N": "[2-9]", ".": ".+", "!": ".*"}.get(
-                c, re.escape(c))
+                c, re.escape(c)
+            )
         i += 1
     return re.fullmatch(regex, exten) is not None
 
@@ -138,8 +139,10 @@ def dialplan(sections: list[Section]) -> tuple[Dialplan, list[str]]:
                     problems.append(f"extensions.conf:{number}: exten needs name,priority,app")
                     continue
                 exten, prio, app = parts
-                if prio.split("(")[0].strip() not in ("1", "n", "hint") and \
-                        not prio.strip()[0].isdigit():
+                if (
+                    prio.split("(")[0].strip() not in ("1", "n", "hint")
+                    and not prio.strip()[0].isdigit()
+                ):
                     problems.append(f"extensions.conf:{number}: odd priority {prio!r}")
             elif key == "same":
                 if exten is None:
@@ -181,8 +184,13 @@ def bot_queues(repo: Path) -> set[str]:
     return names
 
 
-def lint(directory: Path, *, manager: Path | None = None, repo: Path | None = None,
-         settings: object | None = None) -> list[str]:
+def lint(
+    directory: Path,
+    *,
+    manager: Path | None = None,
+    repo: Path | None = None,
+    settings: object | None = None,
+) -> list[str]:
     """Problems found, one readable line each; an empty list means the files hang together."""
     repo = repo or Path(__file__).resolve().parent.parent
     problems: list[str] = []
@@ -243,8 +251,12 @@ def lint(directory: Path, *, manager: Path | None = None, repo: Path | None = No
             for leg in target.split("&"):
                 tech, _, rest = leg.partition("/")
                 name = rest.split("@")[0]
-                if tech.upper() == "PJSIP" and "${" not in leg and "@" not in rest \
-                        and name not in endpoints:
+                if (
+                    tech.upper() == "PJSIP"
+                    and "${" not in leg
+                    and "@" not in rest
+                    and name not in endpoints
+                ):
                     problems.append(f"{where}: Dial({leg}) is not a PJSIP endpoint")
                 if tech.upper() == "PJSIP" and "@" in rest and rest.split("@")[1] not in endpoints:
                     problems.append(f"{where}: Dial({leg}) goes through an unknown endpoint")
@@ -302,5 +314,3 @@ def lint(directory: Path, *, manager: Path | None = None, repo: Path | None = No
             problems.append(f"pjsip.conf: [hotline-bot-auth] username={bot[0].get('username')} "
                             f"but sip.username={sip.username}")  # fmt: skip
     return problems
-
-

@@ -14,14 +14,22 @@ from typing import Any
 
 def register(commands: Any, bench: Any) -> None:
     demo = commands.add_parser("demo", help="everything embedded on this machine, three calls")
-    demo.add_argument("--data-dir", type=Path, default=Path("var/demo"),
-                      help="where the demo keeps Redis, SQLite, recordings (var/demo)")
-    demo.add_argument("--audio", type=Path,
-                      help="recorded callers (default ../shared/audio/calls-dev, else espeak-ng)")
+    demo.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("var/demo"),
+        help="where the demo keeps Redis, SQLite, recordings (var/demo)",
+    )
+    demo.add_argument(
+        "--audio",
+        type=Path,
+        help="recorded callers (default ../shared/audio/calls-dev, else espeak-ng)",
+    )
     demo.add_argument("--engine", choices=["auto", "vosk", "whisper"], default="whisper")
     demo.add_argument("--port", type=int, default=8345, help="console port (8345)")
-    demo.add_argument("--no-wait", action="store_true",
-                      help="stop after the calls instead of serving the console")
+    demo.add_argument(
+        "--no-wait", action="store_true", help="stop after the calls instead of serving the console"
+    )
     demo.add_argument("--json", action="store_true", help="also print the result as JSON")
     demo.set_defaults(handler=cmd_demo)
 
@@ -30,11 +38,15 @@ def register(commands: Any, bench: Any) -> None:
     soak.add_argument("--concurrency", type=int, default=20)
     soak.add_argument("--audio", type=Path, help="clips + transcripts.tsv "
                       "(default ../shared/audio/calls-dev/)")  # fmt: skip
-    soak.add_argument("--kb", type=Path,
-                      help="knowledge base (default ../shared/eval/kb.yaml, else bot.kb)")
+    soak.add_argument(
+        "--kb", type=Path, help="knowledge base (default ../shared/eval/kb.yaml, else bot.kb)"
+    )
     soak.add_argument("--engine", choices=["auto", "vosk", "whisper"], default="whisper")
-    soak.add_argument("--embedded-redis", action="store_true",
-                      help="a private redis-server even when the configured one answers")
+    soak.add_argument(
+        "--embedded-redis",
+        action="store_true",
+        help="a private redis-server even when the configured one answers",
+    )
     soak.add_argument("--json", action="store_true", help="print JSON (the default output)")
     soak.set_defaults(handler=cmd_soak)
 
@@ -44,14 +56,16 @@ def register(commands: Any, bench: Any) -> None:
                                         "sip-flood", "disk-full", "all"])  # fmt: skip
     drill.add_argument("--audio", type=Path, help="clips + transcripts.tsv "
                        "(default ../shared/audio/calls-dev/)")  # fmt: skip
-    drill.add_argument("--kb", type=Path,
-                       help="knowledge base (default ../shared/eval/kb.yaml, else bot.kb)")
+    drill.add_argument(
+        "--kb", type=Path, help="knowledge base (default ../shared/eval/kb.yaml, else bot.kb)"
+    )
     drill.add_argument("--engine", choices=["auto", "vosk", "whisper"], default="whisper")
     drill.add_argument("--json", action="store_true", help="print JSON (the default output)")
     drill.set_defaults(handler=cmd_drill)
 
-    lint = commands.add_parser("lint-asterisk",
-                               help="check the Asterisk configuration against the hotline's")
+    lint = commands.add_parser(
+        "lint-asterisk", help="check the Asterisk configuration against the hotline's"
+    )
     lint.add_argument("directory", nargs="?", type=Path, default=Path("telephony_config"))
     lint.add_argument("--manager", type=Path, help="another manager.conf (docker: deploy/asterisk)")
     lint.set_defaults(handler=cmd_lint)
@@ -103,9 +117,17 @@ def cmd_soak(args: argparse.Namespace) -> int:
         raise CommandError("--minutes must be positive and --concurrency at least 1")
     audio, kb = _sipp_callers(args)
     try:
-        result = asyncio.run(soak(load_settings(), minutes=args.minutes,
-                                  concurrency=args.concurrency, audio=audio, kb=kb,
-                                  engine=args.engine, embedded_redis=args.embedded_redis))
+        result = asyncio.run(
+            soak(
+                load_settings(),
+                minutes=args.minutes,
+                concurrency=args.concurrency,
+                audio=audio,
+                kb=kb,
+                engine=args.engine,
+                embedded_redis=args.embedded_redis,
+            )
+        )
     except BenchError as exc:
         raise CommandError(str(exc)) from exc
     print(json.dumps(result))

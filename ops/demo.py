@@ -44,8 +44,14 @@ class Scene:
 SCENES = (
     Scene("咨询：知识库直接答复", "kb:", "喂你好我想问一下租房能不能取公积金"),
     Scene("投诉：生成工单", "complaint", "我要投诉我们小区旁边的工地半夜还在施工吵得睡不着"),
-    Scene("夜间转人工：登记回电", "human", "我要找人工", night=True,
-          then_label="complaint", then_text="楼下饭店的油烟太大了熏得窗户都不敢开"),
+    Scene(
+        "夜间转人工：登记回电",
+        "human",
+        "我要找人工",
+        night=True,
+        then_label="complaint",
+        then_text="楼下饭店的油烟太大了熏得窗户都不敢开",
+    ),
 )
 REPLY_S = 2.0  # recognition and the start of the bot's reply, on a loaded laptop
 
@@ -133,8 +139,16 @@ class ConsoleThread:
         self.thread.join(10)
 
 
-async def run_demo(settings: Settings, *, data_dir: Path, audio: Path | None, engine: str,
-                   console_port: int, wait: bool, out: Any) -> dict[str, Any]:
+async def run_demo(
+    settings: Settings,
+    *,
+    data_dir: Path,
+    audio: Path | None,
+    engine: str,
+    console_port: int,
+    wait: bool,
+    out: Any,
+) -> dict[str, Any]:
     from tickets.redis_embedded import EmbeddedRedis, EmbeddedRedisError
 
     if shutil.which("sipp") is None:
@@ -177,8 +191,9 @@ async def _calls(settings: Settings, audio: Path, engine: str, out: Any) -> dict
                 stack.switchboard.night = scene.night
                 number = f"1390898{i:04d}"
                 # The second words come once the bot has answered the first.
-                follow = None if then is None else (
-                    REPLY_S + stack.prompt_seconds("human_night"), then)
+                follow = (
+                    None if then is None else (REPLY_S + stack.prompt_seconds("human_night"), then)
+                )
                 code = await stack.call(clip, number, work, then=follow)
                 await stack.settle()
                 calls.append(_report(stack, scene, clip, number, code, out))
@@ -187,8 +202,9 @@ async def _calls(settings: Settings, audio: Path, engine: str, out: Any) -> dict
     return {"calls": calls}
 
 
-def _report(stack: Stack, scene: Scene, clip: CallClip, number: str, code: int,
-            out: Any) -> dict[str, Any]:
+def _report(
+    stack: Stack, scene: Scene, clip: CallClip, number: str, code: int, out: Any
+) -> dict[str, Any]:
     assert stack.controller is not None
     record = next((r for r in stack.controller.records if r.caller == number), None)
     print(f"\n=== {scene.title}  (caller {number[:3]}****{number[-4:]}, clip {clip.name})",

@@ -67,8 +67,14 @@ class DrillKit:
     prompt_cache: Path | None = None  # rendered prompts, shared (they are slow to render)
 
     @classmethod
-    def load(cls, settings: Settings, work: Path, audio: Path, kb: Path | None,
-             engine_name: str = "whisper") -> DrillKit:
+    def load(
+        cls,
+        settings: Settings,
+        work: Path,
+        audio: Path,
+        kb: Path | None,
+        engine_name: str = "whisper",
+    ) -> DrillKit:
         from ivr.wiring import load_speech
 
         work.mkdir(parents=True, exist_ok=True)
@@ -121,6 +127,7 @@ async def result(name: str, stack: Stack, calls: dict[str, int]) -> dict[str, An
 
 # ---- small tools ----------------------------------------------------------------------
 
+
 def sip_ping(port: int, host: str = "127.0.0.1", timeout_s: float = 3.0) -> bool:
     """An OPTIONS request answered (any final response) = the SIP endpoint is alive."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -128,11 +135,13 @@ def sip_ping(port: int, host: str = "127.0.0.1", timeout_s: float = 3.0) -> bool
         sock.settimeout(timeout_s)
         local = sock.getsockname()[1]
         tag = random.randrange(10**9)
-        request = (f"OPTIONS sip:hotline@{host}:{port} SIP/2.0\r\n"
-                   f"Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bKdrill{tag}\r\n"
-                   f"From: <sip:drill@127.0.0.1:{local}>;tag={tag}\r\n"
-                   f"To: <sip:hotline@{host}:{port}>\r\nCall-ID: drill-{tag}@127.0.0.1\r\n"
-                   "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+        request = (
+            f"OPTIONS sip:hotline@{host}:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bKdrill{tag}\r\n"
+            f"From: <sip:drill@127.0.0.1:{local}>;tag={tag}\r\n"
+            f"To: <sip:hotline@{host}:{port}>\r\nCall-ID: drill-{tag}@127.0.0.1\r\n"
+            "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
         try:
             sock.sendto(request.encode(), (host, port))
             reply, _ = sock.recvfrom(4096)
@@ -163,8 +172,9 @@ class LogCapture(logging.Handler):
         logging.getLogger().removeHandler(self)
 
 
-async def wait_for(check: Callable[[], Awaitable[Any]], timeout_s: float, every_s: float = 0.2,
-                   what: str = "") -> Any:
+async def wait_for(
+    check: Callable[[], Awaitable[Any]], timeout_s: float, every_s: float = 0.2, what: str = ""
+) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         found = await check()
@@ -177,6 +187,7 @@ async def wait_for(check: Callable[[], Awaitable[Any]], timeout_s: float, every_
 
 
 # ---- controller killed mid-call -------------------------------------------------------
+
 
 def controller_env(kit: DrillKit, data: Path, redis_url: str, sip_port: int,
                    **extra: str) -> dict[str, str]:  # fmt: skip
@@ -207,7 +218,12 @@ class ControllerProcess:
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "hotline.cli", "run", "--engine", self.engine],
-                cwd=REPO, env=self.env, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+                cwd=REPO,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+            )
 
         async def answering() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
@@ -290,6 +306,7 @@ async def drill_controller_kill(kit: DrillKit) -> dict[str, Any]:
             stderr=subprocess.DEVNULL)  # fmt: skip
         second: ControllerProcess | None = None
         try:
+
             async def utterance_journaled() -> str:
                 client: Any = redis
                 for key in await client.keys("hotline:call:*"):
@@ -363,6 +380,7 @@ def _last_error(text: str) -> str:
 
 # ---- Redis restarted while calls run --------------------------------------------------
 
+
 async def drill_redis_restart(kit: DrillKit) -> dict[str, Any]:
     """Redis (AOF) dies and comes back on the same port mid-call: calls go on, every
     ticket is in SQL and, after ``reconcile``, in the seat queue; no call is left in the
@@ -380,9 +398,11 @@ async def drill_redis_restart(kit: DrillKit) -> dict[str, Any]:
         async with running(stack):
             work = kit.work / "redis-restart-sipp"
             work.mkdir(exist_ok=True)
-            plan = [("13800990101", kit.clip("complaint"), ""),
-                    ("13800990102", kit.clip("complaint", 1), ""),
-                    ("13800990103", kit.clip("complaint"), "0")]  # "0": a person, a ticket
+            plan = [
+                ("13800990101", kit.clip("complaint"), ""),
+                ("13800990102", kit.clip("complaint", 1), ""),
+                ("13800990103", kit.clip("complaint"), "0"),
+            ]  # "0": a person, a ticket
 
             async def place(number: str, clip: CallClip, keys: str) -> None:
                 calls[number] = await stack.call(clip, number, work, keys=keys)
@@ -423,6 +443,7 @@ async def drill_redis_restart(kit: DrillKit) -> dict[str, Any]:
 
 
 # ---- AMI connection dropped -----------------------------------------------------------
+
 
 async def drill_ami_drop(kit: DrillKit) -> dict[str, Any]:
     """Asterisk's AMI goes away while calls run: a caller asking for a person during the
@@ -494,10 +515,13 @@ async def _false(value: bool) -> bool:
 
 # ---- SIP flood and garbage RTP ---------------------------------------------------------
 
+
 async def flood_from_outside(sip_port: int, rtp_port: int, count: int, spread_s: float) -> int:
     """The flood from its own process: an attacker does not share the controller's GIL."""
-    code = (f"from ops.flood import flood; print(flood(('127.0.0.1', {sip_port}), "
-            f"('127.0.0.1', {rtp_port}), {count}, {spread_s}))")
+    code = (
+        f"from ops.flood import flood; print(flood(('127.0.0.1', {sip_port}), "
+        f"('127.0.0.1', {rtp_port}), {count}, {spread_s}))"
+    )
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", code, cwd=REPO, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE)  # fmt: skip
@@ -539,8 +563,9 @@ async def drill_sip_flood(kit: DrillKit) -> dict[str, Any]:
             record = next((r for r in stack.controller.records if r.caller == number), None)
             stats = stack.controller.stream_stats.get(record.call_id) if record else None
             answers = {e.answer: e.id for e in stack.brain.kb}
-            label = outcome_label(stack.recorders[number], answers) \
-                if number in stack.recorders else ""
+            label = (
+                outcome_label(stack.recorders[number], answers) if number in stack.recorders else ""
+            )
             outcome = await result("sip-flood", stack, {number: code})
             right = label == clip.expected
             outcome["failed"] += int(not right and not outcome["failed"])
@@ -569,6 +594,7 @@ async def _session(stack: Stack) -> Any:
 
 
 # ---- disk full for recordings ---------------------------------------------------------
+
 
 def mount_tmpfs(path: Path, size: str = "64k") -> None:
     path.mkdir(parents=True, exist_ok=True)

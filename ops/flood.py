@@ -54,5 +54,3 @@ def flood(target: tuple[str, int], rtp_target: tuple[str, int] | None, count: in
                         sock.sendto(garbage_rtp(rng), rtp_target)
             time.sleep(spread_s * burst / count)
     return sent
-
-

@@ -100,7 +100,8 @@ class Stack:
         self.service = await asyncio.to_thread(TicketService.from_settings, s)
         brain = self.brain = await asyncio.to_thread(load_brain, s, self.kb)
         self._engine = self.shared_engine or await asyncio.to_thread(
-            load_speech, s, self.engine_name)
+            load_speech, s, self.engine_name
+        )
         prompts = PromptLibrary.from_settings(s.ivr, s.data_dir)
         await asyncio.to_thread(prerender, prompts, brain)
         greeting = await asyncio.to_thread(prompts.get, brain.prompts.text("greeting"), "greeting")
@@ -147,8 +148,15 @@ class Stack:
         prompts = self.controller.deps.prompts
         return float(prompts.get(self.brain.prompts.text(key), key).seconds)
 
-    async def call(self, clip: CallClip, number: str, work: Path, media_port: int | None = None,
-                   then: tuple[float, CallClip] | None = None, keys: str = "") -> int:
+    async def call(
+        self,
+        clip: CallClip,
+        number: str,
+        work: Path,
+        media_port: int | None = None,
+        then: tuple[float, CallClip] | None = None,
+        keys: str = "",
+    ) -> int:
         """One sipp caller: waits for the greeting, speaks the clip (or presses ``keys``),
         waits for the reply. ``then``: after that many more seconds, speaks a second clip."""
         caller = Caller(media_port or free_udp_port(), caller=number)
@@ -217,5 +225,10 @@ def tally(stack: Stack, results: dict[str, int]) -> dict[str, int]:
         if record is not None and recorder is not None and wants_ticket(recorder):
             expected += 1
             found += record.call_id in tickets
-    return {"calls": len(results), "failed": failed, "tickets_expected": expected,
-            "tickets_found": found, "lost": expected - found}
+    return {
+        "calls": len(results),
+        "failed": failed,
+        "tickets_expected": expected,
+        "tickets_found": found,
+        "lost": expected - found,
+    }

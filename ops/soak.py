@@ -18,8 +18,16 @@ from hotline.settings import Settings
 from ops.harness import Stack, clips_from, redis_url_for, stack_settings, tally
 
 
-async def soak(settings: Settings, *, minutes: float, concurrency: int, audio: Path,
-               kb: Path | None, engine: str, embedded_redis: bool = False) -> dict[str, Any]:
+async def soak(
+    settings: Settings,
+    *,
+    minutes: float,
+    concurrency: int,
+    audio: Path,
+    kb: Path | None,
+    engine: str,
+    embedded_redis: bool = False,
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hotline-soak-") as tmp:
         work = Path(tmp)
         with redis_url_for(settings, work, embedded_redis) as url:
@@ -35,8 +43,9 @@ async def soak(settings: Settings, *, minutes: float, concurrency: int, audio: P
                 await stack.stop()
 
 
-async def _drive(stack: Stack, clips: list[Any], work: Path, minutes: float,
-                 concurrency: int) -> dict[str, Any]:
+async def _drive(
+    stack: Stack, clips: list[Any], work: Path, minutes: float, concurrency: int
+) -> dict[str, Any]:
     deadline = time.monotonic() + minutes * 60
     numbers = (f"1380{i:07d}" for i in itertools.count())
     results: dict[str, int] = {}

@@ -72,8 +72,16 @@ class AccountStore:
         # Compared against when the user does not exist, so timing does not reveal names.
         self._dummy_hash = self.hasher.hash(secrets.token_hex(8))
 
-    def add(self, username: str, password: str, role: Role, *, display_name: str = "",
-            extension: str = "", skills: list[str] | None = None) -> Account:
+    def add(
+        self,
+        username: str,
+        password: str,
+        role: Role,
+        *,
+        display_name: str = "",
+        extension: str = "",
+        skills: list[str] | None = None,
+    ) -> Account:
         if not USERNAME.match(username):
             raise AccountError("用户名只能用 2-40 个字母、数字、下划线、点或连字符")
         if len(password) < 8:
@@ -81,10 +89,16 @@ class AccountStore:
         with self.store.writing() as session:
             if session.scalar(select(UserRow.id).where(UserRow.username == username)):
                 raise AccountError(f"用户 {username} 已存在")
-            row = UserRow(username=username, display_name=display_name or username,
-                          password_hash=self.hasher.hash(password), role=Role(role).value,
-                          extension=extension, skills=list(skills or []), active=True,
-                          created_at=utcnow())
+            row = UserRow(
+                username=username,
+                display_name=display_name or username,
+                password_hash=self.hasher.hash(password),
+                role=Role(role).value,
+                extension=extension,
+                skills=list(skills or []),
+                active=True,
+                created_at=utcnow(),
+            )
             session.add(row)
             session.flush()
             return _account(row)
@@ -107,7 +121,8 @@ class AccountStore:
     def by_seat(self, seat: str) -> Account | None:
         with self.store.reading() as session:
             row = session.scalars(
-                select(UserRow).where((UserRow.extension == seat) | (UserRow.username == seat))
+                select(UserRow)
+                .where((UserRow.extension == seat) | (UserRow.username == seat))
                 .order_by(UserRow.extension.desc())
             ).first()
             return _account(row) if row else None
@@ -141,9 +156,16 @@ class AccountStore:
         csrf = secrets.token_urlsafe(24)
         now = utcnow()
         with self.store.writing() as session:
-            session.add(SessionRow(token_hash=_hash_token(token), user_id=account.id, kind=kind,
-                                   csrf_token=csrf, created_at=now,
-                                   expires_at=now + self.lifetime))
+            session.add(
+                SessionRow(
+                    token_hash=_hash_token(token),
+                    user_id=account.id,
+                    kind=kind,
+                    csrf_token=csrf,
+                    created_at=now,
+                    expires_at=now + self.lifetime,
+                )
+            )
         return LoginSession(token, account, csrf, now + self.lifetime, kind)
 
     def session(self, token: str) -> LoginSession | None:
@@ -169,6 +191,12 @@ class AccountStore:
 
 
 def _account(row: UserRow) -> Account:
-    return Account(id=row.id, username=row.username, display_name=row.display_name,
-                   role=Role(row.role), extension=row.extension, skills=list(row.skills),
-                   active=row.active)
+    return Account(
+        id=row.id,
+        username=row.username,
+        display_name=row.display_name,
+        role=Role(row.role),
+        extension=row.extension,
+        skills=list(row.skills),
+        active=row.active,
+    )

@@ -35,7 +35,8 @@ def register(commands: Any, bench: Any) -> None:
     tickets = commands.add_parser("tickets", help="the ticket store and seat queue")
     tickets_cmd = tickets.add_subparsers(dest="tickets_command", metavar="ACTION", required=True)
     tickets_cmd.add_parser("migrate", help="create or upgrade the database schema").set_defaults(
-        handler=_migrate)
+        handler=_migrate
+    )
     tickets_cmd.add_parser(
         "reconcile", help="re-queue tickets Redis lost, drop finished ones from the queue"
     ).set_defaults(handler=_reconcile)
@@ -61,9 +62,14 @@ def _password(given: str | None) -> str:
 def _add_user(args: argparse.Namespace) -> int:
     skills = [s.strip() for s in args.skills.split(",") if s.strip()]
     try:
-        account = _accounts().add(args.name, _password(args.password), Role(args.role),
-                                  display_name=args.display_name, extension=args.extension,
-                                  skills=skills)
+        account = _accounts().add(
+            args.name,
+            _password(args.password),
+            Role(args.role),
+            display_name=args.display_name,
+            extension=args.extension,
+            skills=skills,
+        )
     except AccountError as exc:
         raise CommandError(str(exc)) from exc
     print(f"added {account.username} ({account.role.value})")
@@ -81,8 +87,10 @@ def _set_password(args: argparse.Namespace) -> int:
 
 def _list_users(args: argparse.Namespace) -> int:
     for a in _accounts().list():
-        print(f"{a.username}\t{a.role.value}\t{a.extension}\t{','.join(a.skills)}"
-              f"\t{'active' if a.active else 'disabled'}")
+        print(
+            f"{a.username}\t{a.role.value}\t{a.extension}\t{','.join(a.skills)}"
+            f"\t{'active' if a.active else 'disabled'}"
+        )
     return 0
 
 
@@ -96,6 +104,8 @@ def _reconcile(args: argparse.Namespace) -> int:
     from tickets.service import TicketService
 
     report = TicketService.from_settings(load_settings()).reconcile()
-    print(f"requeued {len(report.requeued)}, acked {len(report.acked)}, "
-          f"returned {len(report.returned)}")
+    print(
+        f"requeued {len(report.requeued)}, acked {len(report.acked)}, "
+        f"returned {len(report.returned)}"
+    )
     return 0

@@ -136,8 +136,9 @@ class SeatQueue:
         for skill in self.skills:
             for priority in PRIORITIES:
                 try:
-                    self.redis.xgroup_create(self.stream(skill, priority), GROUP, id="0",
-                                             mkstream=True)
+                    self.redis.xgroup_create(
+                        self.stream(skill, priority), GROUP, id="0", mkstream=True
+                    )
                 except redis.ResponseError as exc:
                     if "BUSYGROUP" not in str(exc):
                         raise
@@ -195,8 +196,9 @@ class SeatQueue:
     def _take(self, seat: str, skill: str, priority: str) -> QueueEntry | None:
         stream = self.stream(skill, priority)
         # XAUTOCLAIM: entries whose seat went silent come back before new ones.
-        _, claimed, *_ = self.redis.xautoclaim(stream, GROUP, seat, self.claim_idle_ms,
-                                               start_id="0-0", count=1)
+        _, claimed, *_ = self.redis.xautoclaim(
+            stream, GROUP, seat, self.claim_idle_ms, start_id="0-0", count=1
+        )
         for entry_id, fields in claimed:
             if fields:  # None when the entry was deleted under us
                 return self._entry(entry_id, fields, skill, priority, seat)
@@ -207,11 +209,23 @@ class SeatQueue:
         return None
 
     @staticmethod
-    def _entry(entry_id: str, fields: dict[str, str], skill: str, priority: str,
-               seat: str | None, idle_ms: int = 0) -> QueueEntry:
-        return QueueEntry(ticket=fields["ticket"], skill=skill, priority=priority,
-                          entry_id=entry_id, enqueued_ms=int(fields.get("enqueued_ms", 0)),
-                          seat=seat, idle_ms=idle_ms)
+    def _entry(
+        entry_id: str,
+        fields: dict[str, str],
+        skill: str,
+        priority: str,
+        seat: str | None,
+        idle_ms: int = 0,
+    ) -> QueueEntry:
+        return QueueEntry(
+            ticket=fields["ticket"],
+            skill=skill,
+            priority=priority,
+            entry_id=entry_id,
+            enqueued_ms=int(fields.get("enqueued_ms", 0)),
+            seat=seat,
+            idle_ms=idle_ms,
+        )
 
     def _where(self, ticket: str) -> tuple[str, str, str] | None:
         """(skill, priority, entry id) of a ticket waiting or claimed in a lane, else None."""
@@ -246,11 +260,13 @@ class SeatQueue:
             if where is None:
                 continue
             skill, priority, entry_id = where
-            pending = self.redis.xpending_range(self.stream(skill, priority), GROUP,
-                                                min=entry_id, max=entry_id, count=1)
+            pending = self.redis.xpending_range(
+                self.stream(skill, priority), GROUP, min=entry_id, max=entry_id, count=1
+            )
             if pending and pending[0]["consumer"] == seat:
-                self.redis.xclaim(self.stream(skill, priority), GROUP, seat, 0, [entry_id],
-                                  justid=True)
+                self.redis.xclaim(
+                    self.stream(skill, priority), GROUP, seat, 0, [entry_id], justid=True
+                )
                 held += 1
         return held
 
@@ -267,8 +283,9 @@ class SeatQueue:
             return False
         skill, priority, entry_id = where
         idle = self.claim_idle_ms + 1
-        self.redis.xclaim(self.stream(skill, priority), GROUP, RETURNED, 0, [entry_id],
-                          idle=idle, justid=True)
+        self.redis.xclaim(
+            self.stream(skill, priority), GROUP, RETURNED, 0, [entry_id], idle=idle, justid=True
+        )
         self.redis.publish(self.events_channel, f"released {ticket}")
         return True
 
@@ -285,9 +302,12 @@ class SeatQueue:
         """Give one specific queued ticket to ``seat`` (its call was connected there)."""
         if seat == RETURNED:
             raise QueueError("reserved seat name")
-        done = bool(self._take_over(keys=[self._queued_key],
-                                    args=[ticket, self.prefix, GROUP, seat,
-                                          int(time.time() * 1000)]))
+        done = bool(
+            self._take_over(
+                keys=[self._queued_key],
+                args=[ticket, self.prefix, GROUP, seat, int(time.time() * 1000)],
+            )
+        )
         if done:
             self.redis.publish(self.events_channel, f"claimed {ticket}")
         return done
@@ -310,8 +330,9 @@ class SeatQueue:
                 stream = self.stream(skill, priority)
                 holders = {
                     p["message_id"]: (p["consumer"], p["time_since_delivered"])
-                    for p in self.redis.xpending_range(stream, GROUP, min="-", max="+",
-                                                       count=10_000)
+                    for p in self.redis.xpending_range(
+                        stream, GROUP, min="-", max="+", count=10_000
+                    )
                 }
                 for entry_id, fields in self.redis.xrange(stream, count=10_000):
                     seat, idle = holders.get(entry_id, (None, 0))
@@ -323,9 +344,17 @@ class SeatQueue:
         for ticket, (seat, ms, lane) in self._direct().items():
             skill, priority = lane.rsplit(":", 1)
             if skill in wanted:
-                result.append(QueueEntry(ticket=ticket, skill=skill, priority=priority,
-                                         entry_id="", enqueued_ms=ms, seat=seat,
-                                         idle_ms=now_ms - ms))
+                result.append(
+                    QueueEntry(
+                        ticket=ticket,
+                        skill=skill,
+                        priority=priority,
+                        entry_id="",
+                        enqueued_ms=ms,
+                        seat=seat,
+                        idle_ms=now_ms - ms,
+                    )
+                )
         return result
 
     def waiting(self, skills: Iterable[str] | None = None) -> list[QueueEntry]:

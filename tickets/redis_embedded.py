@@ -51,8 +51,9 @@ def free_port() -> int:
 
 def reachable(url: str, timeout_s: float = 0.5) -> bool:
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s,
-                                      socket_timeout=timeout_s)
+        client = redis.Redis.from_url(
+            url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s
+        )
         return bool(client.ping())
     except (redis.RedisError, OSError):
         return False
@@ -61,8 +62,13 @@ def reachable(url: str, timeout_s: float = 0.5) -> bool:
 class EmbeddedRedis:
     """``with EmbeddedRedis(dir) as server: server.url`` — stops the server on exit."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, binary: str | None = None,
-                 appendfsync: str = "everysec") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        binary: str | None = None,
+        appendfsync: str = "everysec",
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.binary = binary or redis_binary()
@@ -76,13 +82,29 @@ class EmbeddedRedis:
     def start(self, timeout_s: float = 10.0) -> EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
-            self.binary, "--bind", "127.0.0.1", "--port", str(self.port),
-            "--dir", str(self.data_dir.resolve()), "--appendonly", "yes",
-            "--appendfsync", self.appendfsync, "--save", "", "--daemonize", "no",
-            "--protected-mode", "yes", "--logfile", str((self.data_dir / "redis.log").resolve()),
+            self.binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.data_dir.resolve()),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            self.appendfsync,
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+            "--logfile",
+            str((self.data_dir / "redis.log").resolve()),
         ]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -115,8 +137,12 @@ class EmbeddedRedis:
     def __enter__(self) -> EmbeddedRedis:
         return self.start() if self.process is None else self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
 
@@ -125,9 +151,7 @@ def redis_url_for(settings: Any) -> Iterator[str]:
     """The configured Redis (``settings.tickets``), or a private embedded one when that is
     allowed and none answers; it stops when the block ends."""
     cfg = settings.tickets
-    if cfg.embedded_redis == "never" or (
-        cfg.embedded_redis == "auto" and reachable(cfg.redis_url)
-    ):
+    if cfg.embedded_redis == "never" or (cfg.embedded_redis == "auto" and reachable(cfg.redis_url)):
         yield cfg.redis_url
         return
     with EmbeddedRedis(settings.data_dir / "redis") as server:

@@ -52,32 +52,43 @@ class TicketService:
         self.dialer = dialer
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, redis_url: str | None = None,
-                      dialer: Dialer | None = None) -> TicketService:
+    def from_settings(
+        cls, settings: Settings, *, redis_url: str | None = None, dialer: Dialer | None = None
+    ) -> TicketService:
         cfg = settings.tickets
         store = TicketStore.from_settings(settings)
-        queue = SeatQueue(redis.Redis.from_url(redis_url or cfg.redis_url, decode_responses=True),
-                          cfg.skills, prefix=cfg.key_prefix, claim_idle_s=cfg.claim_idle_s)
+        queue = SeatQueue(
+            redis.Redis.from_url(redis_url or cfg.redis_url, decode_responses=True),
+            cfg.skills,
+            prefix=cfg.key_prefix,
+            claim_idle_s=cfg.claim_idle_s,
+        )
         return cls(store, queue, dialer)
 
     # ---- the call side ----
 
-    def intake(self, draft: TicketDraft, *, skill: str = "general",
-               callback_promised: bool | None = None, actor: str = "bot") -> Ticket:
+    def intake(
+        self,
+        draft: TicketDraft,
+        *,
+        skill: str = "general",
+        callback_promised: bool | None = None,
+        actor: str = "bot",
+    ) -> Ticket:
         """Record a work order from the bot's draft and queue it for the seats of ``skill``."""
         if skill not in self.queue.skills:
             log.warning("unknown skill %r: queued on %r", skill, self.queue.skills[0])
             skill = self.queue.skills[0]
-        ticket = self.store.create_from_draft(draft, skill=skill, actor=actor,
-                                              callback_promised=callback_promised)
+        ticket = self.store.create_from_draft(
+            draft, skill=skill, actor=actor, callback_promised=callback_promised
+        )
         self._enqueue(ticket)
         METRICS.ticket_created(ticket.type)
         return ticket
 
     def _enqueue(self, ticket: Ticket) -> None:
         try:
-            self.queue.enqueue(ticket.number, ticket.skill,
-                               urgent=ticket.urgency != Urgency.NORMAL)
+            self.queue.enqueue(ticket.number, ticket.skill, urgent=ticket.urgency != Urgency.NORMAL)
         except redis.RedisError:
             # The record is safe in SQL; reconcile queues it once Redis is back.
             log.exception("ticket %s recorded but not queued (Redis down)", ticket.number)
@@ -91,8 +102,9 @@ class TicketService:
         self.queue.take_over(seat, ticket_number)
         username = account.username if account else self._user_at_seat(seat)
         self.store.assign(ticket_number, username, seat, actor=f"seat:{seat}")
-        event = json.dumps({"type": "pop", "ticket": ticket_number, "seat": seat,
-                            "sent_ms": time.time() * 1000})
+        event = json.dumps(
+            {"type": "pop", "ticket": ticket_number, "seat": seat, "sent_ms": time.time() * 1000}
+        )
         pipe = self.queue.redis.pipeline(transaction=False)
         pipe.publish(pop_channel(self.queue.prefix, seat), event)
         pipe.set(pop_key(self.queue.prefix, seat), event, ex=POP_TTL_S)
@@ -103,7 +115,8 @@ class TicketService:
             return session.scalar(
                 select(UserRow.username)
                 .where((UserRow.extension == seat) | (UserRow.username == seat))
-                .order_by(UserRow.extension.desc()).limit(1)
+                .order_by(UserRow.extension.desc())
+                .limit(1)
             )
 
     def pending_pop(self, seat: str) -> dict[str, object] | None:
@@ -130,12 +143,17 @@ class TicketService:
             if ticket.status != Status.INTAKE:
                 self.queue.ack(entry.ticket)  # already handled elsewhere
                 continue
-            return self.store.assign(ticket.number, account.username, account.seat,
-                                     actor=account.username)
+            return self.store.assign(
+                ticket.number, account.username, account.seat, actor=account.username
+            )
 
     def keep_alive(self, account: Account) -> int:
-        mine = [t.number for t in self.store.search(assigned_to=account.username,
-                                                    status=Status.INTAKE, limit=200)]
+        mine = [
+            t.number
+            for t in self.store.search(
+                assigned_to=account.username, status=Status.INTAKE, limit=200
+            )
+        ]
         return self.queue.touch(account.seat, mine) if mine else 0
 
     def release(self, number: str, account: Account) -> Ticket:
@@ -152,8 +170,9 @@ class TicketService:
         self._done(number)
         return ticket
 
-    def close(self, number: str, satisfaction: Satisfaction, account: Account,
-              note: str = "") -> Ticket:
+    def close(
+        self, number: str, satisfaction: Satisfaction, account: Account, note: str = ""
+    ) -> Ticket:
         ticket = self.store.close(number, satisfaction, account.username, note)
         self._done(number)
         return ticket
@@ -174,8 +193,9 @@ class TicketService:
         if not target:
             raise DialerError("工单没有可回拨的号码")
         self.dialer.originate(account.extension, target, number)
-        return self.store.note(number, f"回拨 {account.extension}", account.username,
-                               action="call_placed")
+        return self.store.note(
+            number, f"回拨 {account.extension}", account.username, action="call_placed"
+        )
 
     def _done(self, number: str) -> None:
         try:
@@ -201,6 +221,10 @@ class TicketService:
         still_waiting = {number for number, _, _ in waiting}
         acked = [n for n in queued - still_waiting if self.queue.ack(n)]
         if requeued or acked or returned:
-            log.warning("reconcile: requeued %d, acked %d, returned %d",
-                        len(requeued), len(acked), len(returned))
+            log.warning(
+                "reconcile: requeued %d, acked %d, returned %d",
+                len(requeued),
+                len(acked),
+                len(returned),
+            )
         return ReconcileReport(requeued, acked, returned)

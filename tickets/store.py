@@ -71,7 +71,8 @@ class TicketStore:
         # SQLite takes one writer at a time; threads of this process queue on a lock rather
         # than on SQLite's busy handler, which sleeps in steps of milliseconds.
         self._write_lock: AbstractContextManager[object] = (
-            threading.Lock() if engine.dialect.name == "sqlite" else nullcontext())
+            threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, *, run_migrations: bool = True) -> TicketStore:
@@ -86,8 +87,13 @@ class TicketStore:
     def from_url(cls, url: str, cfg: TicketsSettings | None = None) -> TicketStore:
         cfg = cfg or TicketsSettings()  # type: ignore[call-arg]
         calendar = WorkCalendar.build(cfg.timezone, cfg.holidays, cfg.extra_workdays)
-        return cls(make_engine(url), calendar, cfg.time_limits, cfg.default_time_limit,
-                   cfg.duplicate_window_days)
+        return cls(
+            make_engine(url),
+            calendar,
+            cfg.time_limits,
+            cfg.default_time_limit,
+            cfg.duplicate_window_days,
+        )
 
     def migrate(self) -> None:
         migrate(self.engine)
@@ -149,20 +155,36 @@ class TicketStore:
                 return filed
             number = self._next_number(connection, now)
             values: dict[str, Any] = {
-                "number": number, "created_at": now, "updated_at": now,
-                "status": Status.INTAKE.value, "type": draft.type.value, "topic": draft.topic,
-                "department": draft.department, "urgency": draft.urgency.value, "skill": skill,
+                "number": number,
+                "created_at": now,
+                "updated_at": now,
+                "status": Status.INTAKE.value,
+                "type": draft.type.value,
+                "topic": draft.topic,
+                "department": draft.department,
+                "urgency": draft.urgency.value,
+                "skill": skill,
                 "caller": draft.caller.model_dump(mode="json"),
                 "elements": draft.elements.model_dump(mode="json"),
-                "summary": draft.summary, "handover_reason": draft.handover_reason,
-                "kb_answers": list(draft.kb_answers), "caller_words": list(draft.caller_words),
-                "call_id": draft.call_id, "call_started_at": _aware(draft.started_at),
-                "call_ended_at": _aware(draft.ended_at), "menu_path": list(draft.menu_path),
+                "summary": draft.summary,
+                "handover_reason": draft.handover_reason,
+                "kb_answers": list(draft.kb_answers),
+                "caller_words": list(draft.caller_words),
+                "call_id": draft.call_id,
+                "call_started_at": _aware(draft.started_at),
+                "call_ended_at": _aware(draft.ended_at),
+                "menu_path": list(draft.menu_path),
                 "dtmf": draft.dtmf,
                 "transcript": [line.model_dump(mode="json") for line in draft.transcript],
-                "recording_path": draft.recording_path, "callback_promised": promised,
-                "due_at": due_at, "assigned_to": None, "seat": None, "department_reply": "",
-                "follow_up_result": "", "satisfaction": "", "closed_at": None,
+                "recording_path": draft.recording_path,
+                "callback_promised": promised,
+                "due_at": due_at,
+                "assigned_to": None,
+                "seat": None,
+                "department_reply": "",
+                "follow_up_result": "",
+                "satisfaction": "",
+                "closed_at": None,
             }
             values.update(_copies(values))
             values["duplicate_of"] = self._find_duplicate(connection, values, now)
@@ -171,30 +193,65 @@ class TicketStore:
             duplicate_of = values["duplicate_of"]
             if duplicate_of:
                 detail["duplicate_of"] = duplicate_of
-            created = HistoryEntry(at=now, actor=actor, action="created", from_status="",
-                                   to_status=Status.INTAKE.value, detail=detail)
+            created = HistoryEntry(
+                at=now,
+                actor=actor,
+                action="created",
+                from_status="",
+                to_status=Status.INTAKE.value,
+                detail=detail,
+            )
             self._insert_event(connection, ticket_id, created)
             if duplicate_of:
                 original = connection.execute(
                     select(TicketRow.id, TicketRow.status).where(TicketRow.number == duplicate_of)
                 ).one()
-                self._insert_event(connection, original.id, HistoryEntry(
-                    at=now, actor=actor, action="duplicate_linked", from_status=original.status,
-                    to_status=original.status, detail={"duplicate": number}))
+                self._insert_event(
+                    connection,
+                    original.id,
+                    HistoryEntry(
+                        at=now,
+                        actor=actor,
+                        action="duplicate_linked",
+                        from_status=original.status,
+                        to_status=original.status,
+                        detail={"duplicate": number},
+                    ),
+                )
         ticket = Ticket(
-            number=number, status=Status.INTAKE, created_at=now, updated_at=now, due_at=due_at,
-            type=draft.type, topic=draft.topic, department=draft.department,
-            urgency=draft.urgency, skill=skill, caller=draft.caller, elements=draft.elements,
-            summary=draft.summary, handover_reason=draft.handover_reason,
-            kb_answers=list(draft.kb_answers), caller_words=list(draft.caller_words),
-            call_id=draft.call_id, call_started_at=values["call_started_at"],
-            call_ended_at=values["call_ended_at"], menu_path=list(draft.menu_path),
-            dtmf=draft.dtmf, transcript=list(draft.transcript),
-            recording_path=draft.recording_path, callback_promised=promised,
-            duplicate_of=duplicate_of, history=[created],
+            number=number,
+            status=Status.INTAKE,
+            created_at=now,
+            updated_at=now,
+            due_at=due_at,
+            type=draft.type,
+            topic=draft.topic,
+            department=draft.department,
+            urgency=draft.urgency,
+            skill=skill,
+            caller=draft.caller,
+            elements=draft.elements,
+            summary=draft.summary,
+            handover_reason=draft.handover_reason,
+            kb_answers=list(draft.kb_answers),
+            caller_words=list(draft.caller_words),
+            call_id=draft.call_id,
+            call_started_at=values["call_started_at"],
+            call_ended_at=values["call_ended_at"],
+            menu_path=list(draft.menu_path),
+            dtmf=draft.dtmf,
+            transcript=list(draft.transcript),
+            recording_path=draft.recording_path,
+            callback_promised=promised,
+            duplicate_of=duplicate_of,
+            history=[created],
         )
-        log.info("ticket %s created (%s, caller %s)", number, draft.type.value,
-                 mask_phone(draft.caller.number))
+        log.info(
+            "ticket %s created (%s, caller %s)",
+            number,
+            draft.type.value,
+            mask_phone(draft.caller.number),
+        )
         return ticket
 
     def _next_number(self, connection: Connection, now: datetime) -> str:
@@ -204,15 +261,20 @@ class TicketStore:
         last = connection.execute(statement, {"day": day}).scalar_one()
         return f"{day}-{last:04d}"
 
-    def _find_duplicate(self, connection: Connection, values: dict[str, Any],
-                        now: datetime) -> str | None:
+    def _find_duplicate(
+        self, connection: Connection, values: dict[str, Any], now: datetime
+    ) -> str | None:
         """The open ticket with the same topic at the same place within the window, if any."""
         if not values["topic"] or not values["place_key"]:
             return None
-        found = connection.execute(_FIND_DUPLICATE, {
-            "topic": values["topic"], "place_key": values["place_key"],
-            "since": now - self.duplicate_window,
-        }).first()
+        found = connection.execute(
+            _FIND_DUPLICATE,
+            {
+                "topic": values["topic"],
+                "place_key": values["place_key"],
+                "since": now - self.duplicate_window,
+            },
+        ).first()
         if found is None:
             return None
         return found.duplicate_of or found.number  # link to the first report, not a chain
@@ -251,10 +313,12 @@ class TicketStore:
         if phone:
             digits = re.sub(r"\D", "", phone)
             if digits:
-                query = query.where(or_(
-                    TicketRow.caller_number.contains(digits, autoescape=True),
-                    TicketRow.callback_number.contains(digits, autoescape=True),
-                ))
+                query = query.where(
+                    or_(
+                        TicketRow.caller_number.contains(digits, autoescape=True),
+                        TicketRow.callback_number.contains(digits, autoescape=True),
+                    )
+                )
         if number:
             query = query.where(TicketRow.number.startswith(number.strip(), autoescape=True))
         if status is not None:
@@ -287,9 +351,10 @@ class TicketStore:
         found: set[str] = set()
         with self.reading() as session:
             for start in range(0, len(numbers), 500):
-                chunk = numbers[start:start + 500]
-                found.update(session.scalars(
-                    select(TicketRow.number).where(TicketRow.number.in_(chunk))))
+                chunk = numbers[start : start + 500]
+                found.update(
+                    session.scalars(select(TicketRow.number).where(TicketRow.number.in_(chunk)))
+                )
         return found
 
     def count(self) -> int:
@@ -311,8 +376,16 @@ class TicketStore:
             diff = {k: [before[k], after[k]] for k in after if before[k] != after[k]}
             if diff:
                 row.updated_at = self.clock()
-                self._append(session, row, actor, "edited", row.status, row.status,
-                             {"changes": diff}, row.updated_at)
+                self._append(
+                    session,
+                    row,
+                    actor,
+                    "edited",
+                    row.status,
+                    row.status,
+                    {"changes": diff},
+                    row.updated_at,
+                )
             return self._to_ticket(session, row, with_history=True)
 
     def assign(self, number: str, username: str | None, seat: str | None, actor: str) -> Ticket:
@@ -323,15 +396,28 @@ class TicketStore:
             row.assigned_to, row.seat = username, seat
             row.updated_at = self.clock()
             action = "assigned" if username else "released"
-            self._append(session, row, actor, action, row.status, row.status,
-                         {"user": username, "seat": seat}, row.updated_at)
+            self._append(
+                session,
+                row,
+                actor,
+                action,
+                row.status,
+                row.status,
+                {"user": username, "seat": seat},
+                row.updated_at,
+            )
             return self._to_ticket(session, row, with_history=True)
 
     def dispatch(self, number: str, department: str, actor: str, note: str = "") -> Ticket:
         if not department.strip():
             raise TicketError("转办需要选择承办单位")
-        return self._step(number, "dispatch", actor, {"department": department, "note": note},
-                          department=department.strip())
+        return self._step(
+            number,
+            "dispatch",
+            actor,
+            {"department": department, "note": note},
+            department=department.strip(),
+        )
 
     def accept(self, number: str, actor: str, note: str = "") -> Ticket:
         return self._step(number, "accept", actor, {"note": note})
@@ -348,20 +434,27 @@ class TicketStore:
         return self._step(number, "follow_up", actor, {"result": result}, follow_up_result=result)
 
     def close(self, number: str, satisfaction: Satisfaction, actor: str, note: str = "") -> Ticket:
-        return self._step(number, "close", actor, {"satisfaction": satisfaction.value,
-                                                   "note": note},
-                          satisfaction=satisfaction.value, closed_at=self.clock())
+        return self._step(
+            number,
+            "close",
+            actor,
+            {"satisfaction": satisfaction.value, "note": note},
+            satisfaction=satisfaction.value,
+            closed_at=self.clock(),
+        )
 
     def note(self, number: str, text: str, actor: str, action: str = "note") -> Ticket:
         """Append a free note (e.g. a click-to-call was placed) without changing the status."""
         with self.writing() as session:
             row = self._row(session, number, lock=True)
-            self._append(session, row, actor, action, row.status, row.status, {"note": text},
-                         self.clock())
+            self._append(
+                session, row, actor, action, row.status, row.status, {"note": text}, self.clock()
+            )
             return self._to_ticket(session, row, with_history=True)
 
-    def _step(self, number: str, step: str, actor: str, detail: dict[str, Any],
-              **fields: Any) -> Ticket:
+    def _step(
+        self, number: str, step: str, actor: str, detail: dict[str, Any], **fields: Any
+    ) -> Ticket:
         allowed, target = TRANSITIONS[step]
         with self.writing() as session:
             row = self._row(session, number, lock=True)
@@ -389,18 +482,42 @@ class TicketStore:
         return row
 
     @staticmethod
-    def _append(session: Session, row: TicketRow, actor: str, action: str, from_status: str,
-                to_status: str, detail: dict[str, Any], at: datetime) -> None:
-        session.add(TicketEventRow(ticket_id=row.id, at=at, actor=actor, action=action,
-                                   from_status=str(from_status), to_status=str(to_status),
-                                   detail=detail))
+    def _append(
+        session: Session,
+        row: TicketRow,
+        actor: str,
+        action: str,
+        from_status: str,
+        to_status: str,
+        detail: dict[str, Any],
+        at: datetime,
+    ) -> None:
+        session.add(
+            TicketEventRow(
+                ticket_id=row.id,
+                at=at,
+                actor=actor,
+                action=action,
+                from_status=str(from_status),
+                to_status=str(to_status),
+                detail=detail,
+            )
+        )
 
     @staticmethod
     def _insert_event(connection: Connection, ticket_id: int, entry: HistoryEntry) -> None:
-        connection.execute(_INSERT_EVENT, {
-            "ticket_id": ticket_id, "at": entry.at, "actor": entry.actor, "action": entry.action,
-            "from_status": entry.from_status, "to_status": entry.to_status,
-            "detail": entry.detail})
+        connection.execute(
+            _INSERT_EVENT,
+            {
+                "ticket_id": ticket_id,
+                "at": entry.at,
+                "actor": entry.actor,
+                "action": entry.action,
+                "from_status": entry.from_status,
+                "to_status": entry.to_status,
+                "detail": entry.detail,
+            },
+        )
 
     @staticmethod
     def _snapshot(row: TicketRow) -> dict[str, Any]:
@@ -417,31 +534,62 @@ class TicketStore:
         history: list[HistoryEntry] = []
         if with_history:
             events = session.scalars(
-                select(TicketEventRow).where(TicketEventRow.ticket_id == row.id)
+                select(TicketEventRow)
+                .where(TicketEventRow.ticket_id == row.id)
                 .order_by(TicketEventRow.id)
             )
-            history = [HistoryEntry(at=e.at, actor=e.actor, action=e.action,
-                                    from_status=e.from_status, to_status=e.to_status,
-                                    detail=e.detail) for e in events]
-        duplicates = list(session.scalars(
-            select(TicketRow.number).where(TicketRow.duplicate_of == row.number)
-            .order_by(TicketRow.id)
-        ))
+            history = [
+                HistoryEntry(
+                    at=e.at,
+                    actor=e.actor,
+                    action=e.action,
+                    from_status=e.from_status,
+                    to_status=e.to_status,
+                    detail=e.detail,
+                )
+                for e in events
+            ]
+        duplicates = list(
+            session.scalars(
+                select(TicketRow.number)
+                .where(TicketRow.duplicate_of == row.number)
+                .order_by(TicketRow.id)
+            )
+        )
         return Ticket(
-            number=row.number, status=Status(row.status), created_at=row.created_at,
-            updated_at=row.updated_at, due_at=row.due_at, type=RequestType(row.type),
-            topic=row.topic, department=row.department, urgency=Urgency(row.urgency),
-            skill=row.skill, caller=row.caller, elements=row.elements,  # type: ignore[arg-type]
-            summary=row.summary, handover_reason=row.handover_reason, kb_answers=row.kb_answers,
-            caller_words=row.caller_words, call_id=row.call_id,
-            call_started_at=row.call_started_at, call_ended_at=row.call_ended_at,
-            menu_path=row.menu_path, dtmf=row.dtmf,
+            number=row.number,
+            status=Status(row.status),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            due_at=row.due_at,
+            type=RequestType(row.type),
+            topic=row.topic,
+            department=row.department,
+            urgency=Urgency(row.urgency),
+            skill=row.skill,
+            caller=row.caller,  # type: ignore[arg-type]
+            elements=row.elements,  # type: ignore[arg-type]
+            summary=row.summary,
+            handover_reason=row.handover_reason,
+            kb_answers=row.kb_answers,
+            caller_words=row.caller_words,
+            call_id=row.call_id,
+            call_started_at=row.call_started_at,
+            call_ended_at=row.call_ended_at,
+            menu_path=row.menu_path,
+            dtmf=row.dtmf,
             transcript=row.transcript,  # type: ignore[arg-type]
-            recording_path=row.recording_path, callback_promised=row.callback_promised,
-            assigned_to=row.assigned_to, seat=row.seat, duplicate_of=row.duplicate_of,
-            duplicates=duplicates, department_reply=row.department_reply,
-            follow_up_result=row.follow_up_result, satisfaction=row.satisfaction,
-            closed_at=row.closed_at, history=history,
+            recording_path=row.recording_path,
+            callback_promised=row.callback_promised,
+            assigned_to=row.assigned_to,
+            seat=row.seat,
+            duplicate_of=row.duplicate_of,
+            duplicates=duplicates,
+            department_reply=row.department_reply,
+            follow_up_result=row.follow_up_result,
+            satisfaction=row.satisfaction,
+            closed_at=row.closed_at,
+            history=history,
         )
 
 
@@ -463,8 +611,10 @@ def _next_number_statement(dialect_insert: Any) -> Any:
 
 
 # Statements built once: the intake path runs them hundreds of times a second.
-_NEXT_NUMBER = {"sqlite": _next_number_statement(sqlite.insert),
-                "postgresql": _next_number_statement(postgresql.insert)}
+_NEXT_NUMBER = {
+    "sqlite": _next_number_statement(sqlite.insert),
+    "postgresql": _next_number_statement(postgresql.insert),
+}
 _TICKET_COLUMNS = [c.key for c in TicketRow.__table__.columns if c.key != "id"]
 _TICKETS = cast(Table, TicketRow.__table__)
 _INSERT_TICKET = insert(_TICKETS).returning(_TICKETS.c.id)
@@ -478,8 +628,14 @@ _FIND_DUPLICATE = (
     .limit(1)
 )
 
-_STEP_LABELS = {"dispatch": "转办", "accept": "签收办理", "supervise": "督办",
-                "reply": "登记反馈", "follow_up": "回访", "close": "办结"}
+_STEP_LABELS = {
+    "dispatch": "转办",
+    "accept": "签收办理",
+    "supervise": "督办",
+    "reply": "登记反馈",
+    "follow_up": "回访",
+    "close": "办结",
+}
 
 
 def _label(status: Status) -> str:
@@ -494,8 +650,11 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC)  # the call session records UTC
 
 
-_CALLER_EDITS = {"caller_name": "name", "callback_number": "callback_number",
-                 "confidential": "confidential"}
+_CALLER_EDITS = {
+    "caller_name": "name",
+    "callback_number": "callback_number",
+    "confidential": "confidential",
+}
 _ELEMENT_EDITS = ("where", "when", "who_what", "what_happened", "caller_wants")
 
 
@@ -517,9 +676,17 @@ def _copies(values: dict[str, Any]) -> dict[str, Any]:
     caller, elements = values["caller"], values["elements"]
     address = elements.get("address") or {}
     place = "".join(address.get(k, "") for k in ("district", "street", "community", "building"))
-    parts = [values["number"], values["topic"], values["department"], values["summary"],
-             caller.get("name", ""), *(str(elements.get(k, "")) for k in _ELEMENT_EDITS),
-             place, address.get("detail", ""), *values["caller_words"]]
+    parts = [
+        values["number"],
+        values["topic"],
+        values["department"],
+        values["summary"],
+        caller.get("name", ""),
+        *(str(elements.get(k, "")) for k in _ELEMENT_EDITS),
+        place,
+        address.get("detail", ""),
+        *values["caller_words"],
+    ]
     return {
         "place_key": place_key(place or elements.get("where", "") or address.get("detail", "")),
         "caller_number": re.sub(r"\D", "", caller.get("number", ""))[:40],

@@ -74,8 +74,9 @@ class CloseRequest(BaseModel):
 
 
 class ScreenPopRequest(BaseModel):
-    seat: Annotated[str, StringConstraints(min_length=1, max_length=40,
-                                           pattern=r"^[A-Za-z0-9_.@-]+$")]
+    seat: Annotated[
+        str, StringConstraints(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.@-]+$")
+    ]
 
 
 class QueueItem(BaseModel):
@@ -98,7 +99,8 @@ class UserCreate(BaseModel):
     display_name: Annotated[str, StringConstraints(max_length=80, pattern=NO_NUL)] = ""
     extension: Annotated[str, StringConstraints(max_length=40, pattern=r"^[A-Za-z0-9_.-]*$")] = ""
     skills: list[Annotated[str, StringConstraints(max_length=40, pattern=NO_NUL)]] = Field(
-        default_factory=list, max_length=20)
+        default_factory=list, max_length=20
+    )
 
 
 class UserView(BaseModel):
@@ -111,20 +113,35 @@ class UserView(BaseModel):
 
 
 def _user_view(account: Account) -> UserView:
-    return UserView(username=account.username, display_name=account.display_name,
-                    role=account.role, extension=account.extension,
-                    skills=account.skills, active=account.active)
+    return UserView(
+        username=account.username,
+        display_name=account.display_name,
+        role=account.role,
+        extension=account.extension,
+        skills=account.skills,
+        active=account.active,
+    )
 
 
 def _item(entry: QueueEntry) -> QueueItem:
-    return QueueItem(ticket=entry.ticket, skill=entry.skill, priority=entry.priority,
-                     seat=entry.seat, enqueued_ms=entry.enqueued_ms)
+    return QueueItem(
+        ticket=entry.ticket,
+        skill=entry.skill,
+        priority=entry.priority,
+        seat=entry.seat,
+        enqueued_ms=entry.enqueued_ms,
+    )
 
 
 # ---- auth ----
 
-@router.post("/auth/token", response_model=TokenResponse, tags=["认证"],
-             responses={401: {"description": "用户名或密码错误"}})
+
+@router.post(
+    "/auth/token",
+    response_model=TokenResponse,
+    tags=["认证"],
+    responses={401: {"description": "用户名或密码错误"}},
+)
 def issue_token(body: TokenRequest, console: Ctx) -> TokenResponse:
     account = console.accounts.authenticate(body.username, body.password)
     if account is None:
@@ -141,9 +158,11 @@ def revoke_token(console: Ctx, login: Annotated[LoginSession, Depends(api_login)
 
 # ---- tickets ----
 
+
 @router.get("/tickets", response_model=list[Ticket])
 def search_tickets(
-    console: Ctx, login: Operator,
+    console: Ctx,
+    login: Operator,
     number: Annotated[str, Query(max_length=20, pattern=r"^[\d-]*$")] = "",
     phone: Annotated[str, Query(max_length=40, pattern=NO_NUL)] = "",
     text: Annotated[str, Query(max_length=200, pattern=NO_NUL)] = "",
@@ -154,9 +173,16 @@ def search_tickets(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[Ticket]:
     """按编号、电话、文字、状态、日期查询工单（不含处理记录）。"""
-    return console.service.store.search(number=number, phone=phone, text=text, status=status,
-                                        date_from=date_from, date_to=date_to, limit=limit,
-                                        offset=offset)
+    return console.service.store.search(
+        number=number,
+        phone=phone,
+        text=text,
+        status=status,
+        date_from=date_from,
+        date_to=date_to,
+        limit=limit,
+        offset=offset,
+    )
 
 
 @router.post("/tickets", response_model=Ticket, status_code=201)
@@ -164,19 +190,26 @@ def create_ticket(body: TicketCreate, console: Ctx, login: Operator) -> Ticket:
     """由草稿受理一张新工单并放入技能队列。"""
     if "\\u0000" in body.model_dump_json():
         raise HTTPException(422, "文本中不能含 NUL 字符")
-    return console.service.intake(body.draft, skill=body.skill,
-                                  callback_promised=body.callback_promised,
-                                  actor=login.account.username)
+    return console.service.intake(
+        body.draft,
+        skill=body.skill,
+        callback_promised=body.callback_promised,
+        actor=login.account.username,
+    )
 
 
-@router.get("/tickets/{number}", response_model=Ticket,
-            responses={404: {"description": "没有这个工单"}})
+@router.get(
+    "/tickets/{number}", response_model=Ticket, responses={404: {"description": "没有这个工单"}}
+)
 def get_ticket(number: TicketNumber, console: Ctx, login: Operator) -> Ticket:
     return console.service.store.get(number)
 
 
-@router.get("/tickets/{number}/history", response_model=list[HistoryEntry],
-            responses={404: {"description": "没有这个工单"}})
+@router.get(
+    "/tickets/{number}/history",
+    response_model=list[HistoryEntry],
+    responses={404: {"description": "没有这个工单"}},
+)
 def ticket_history(number: TicketNumber, console: Ctx, login: Operator) -> list[HistoryEntry]:
     return console.service.store.history(number)
 
@@ -196,50 +229,53 @@ def edit_ticket(number: TicketNumber, body: TicketEdit, console: Ctx, login: Ope
 
 
 @router.post("/tickets/{number}/dispatch", response_model=Ticket, responses=_CHANGE_ERRORS)
-def dispatch_ticket(number: TicketNumber, body: DispatchRequest, console: Ctx,
-                    login: Operator) -> Ticket:
+def dispatch_ticket(
+    number: TicketNumber, body: DispatchRequest, console: Ctx, login: Operator
+) -> Ticket:
     """转办：派给承办单位。"""
     return console.service.dispatch(number, body.department, login.account, body.note)
 
 
 @router.post("/tickets/{number}/accept", response_model=Ticket, responses=_CHANGE_ERRORS)
-def accept_ticket(number: TicketNumber, body: NoteRequest, console: Ctx,
-                  login: Operator) -> Ticket:
+def accept_ticket(number: TicketNumber, body: NoteRequest, console: Ctx, login: Operator) -> Ticket:
     """办理：承办单位已签收。"""
     return console.service.store.accept(number, login.account.username, body.note)
 
 
 @router.post("/tickets/{number}/supervise", response_model=Ticket, responses=_CHANGE_ERRORS)
-def supervise_ticket(number: TicketNumber, body: NoteRequest, console: Ctx,
-                     login: Manager) -> Ticket:
+def supervise_ticket(
+    number: TicketNumber, body: NoteRequest, console: Ctx, login: Manager
+) -> Ticket:
     """督办（班长及以上）。"""
     return console.service.store.supervise(number, login.account.username, body.note)
 
 
 @router.post("/tickets/{number}/reply", response_model=Ticket, responses=_CHANGE_ERRORS)
-def record_reply(number: TicketNumber, body: ReplyRequest, console: Ctx,
-                 login: Operator) -> Ticket:
+def record_reply(number: TicketNumber, body: ReplyRequest, console: Ctx, login: Operator) -> Ticket:
     """反馈：登记承办单位的答复。"""
     return console.service.store.record_reply(number, body.reply, login.account.username)
 
 
-@router.post("/tickets/{number}/call", response_model=Ticket,
-             responses={**_CHANGE_ERRORS, 503: {"description": "外呼不可用"}})
+@router.post(
+    "/tickets/{number}/call",
+    response_model=Ticket,
+    responses={**_CHANGE_ERRORS, 503: {"description": "外呼不可用"}},
+)
 def call_caller(number: TicketNumber, console: Ctx, login: Operator) -> Ticket:
     """点击回拨：先振铃本坐席分机，接起后呼叫市民。"""
     return console.service.call_back(number, login.account)
 
 
 @router.post("/tickets/{number}/follow-up", response_model=Ticket, responses=_CHANGE_ERRORS)
-def follow_up_ticket(number: TicketNumber, body: FollowUpRequest, console: Ctx,
-                     login: Operator) -> Ticket:
+def follow_up_ticket(
+    number: TicketNumber, body: FollowUpRequest, console: Ctx, login: Operator
+) -> Ticket:
     """回访：记录回访结果。"""
     return console.service.follow_up(number, body.result, login.account)
 
 
 @router.post("/tickets/{number}/close", response_model=Ticket, responses=_CHANGE_ERRORS)
-def close_ticket(number: TicketNumber, body: CloseRequest, console: Ctx,
-                 login: Operator) -> Ticket:
+def close_ticket(number: TicketNumber, body: CloseRequest, console: Ctx, login: Operator) -> Ticket:
     """办结，记录市民满意度。"""
     return console.service.close(number, body.satisfaction, login.account, body.note)
 
@@ -251,8 +287,9 @@ def release_ticket(number: TicketNumber, console: Ctx, login: Operator) -> Ticke
 
 
 @router.post("/tickets/{number}/screen-pop", status_code=204, responses=_CHANGE_ERRORS)
-def screen_pop(number: TicketNumber, body: ScreenPopRequest, console: Ctx,
-               login: Operator) -> Response:
+def screen_pop(
+    number: TicketNumber, body: ScreenPopRequest, console: Ctx, login: Operator
+) -> Response:
     """来电已接通到坐席：把工单交给该坐席并弹屏。"""
     console.service.store.get(number, with_history=False)  # 404 when unknown
     account = console.accounts.by_seat(body.seat)
@@ -262,16 +299,23 @@ def screen_pop(number: TicketNumber, body: ScreenPopRequest, console: Ctx,
 
 # ---- queue ----
 
+
 @router.get("/queue", response_model=QueueView, tags=["队列"])
 def queue_view(console: Ctx, login: Operator) -> QueueView:
     entries = console.service.queue.entries(login.account.skills or None)
     seat = login.account.seat
-    return QueueView(waiting=[_item(e) for e in entries if e.seat is None],
-                     mine=[_item(e) for e in entries if e.seat == seat])
+    return QueueView(
+        waiting=[_item(e) for e in entries if e.seat is None],
+        mine=[_item(e) for e in entries if e.seat == seat],
+    )
 
 
-@router.post("/queue/claim", response_model=Ticket, tags=["队列"],
-             responses={204: {"description": "队列为空"}})
+@router.post(
+    "/queue/claim",
+    response_model=Ticket,
+    tags=["队列"],
+    responses={204: {"description": "队列为空"}},
+)
 def claim_ticket(console: Ctx, login: Operator) -> Ticket | Response:
     ticket = console.service.claim_next(login.account)
     return ticket if ticket is not None else Response(status_code=204)
@@ -279,15 +323,26 @@ def claim_ticket(console: Ctx, login: Operator) -> Ticket | Response:
 
 # ---- users ----
 
+
 @router.get("/users", response_model=list[UserView], tags=["用户"])
 def list_users(console: Ctx, login: Admin) -> list[UserView]:
     return [_user_view(a) for a in console.accounts.list()]
 
 
-@router.post("/users", response_model=UserView, status_code=201, tags=["用户"],
-             responses={422: {"description": "用户名已存在或无效"}})
+@router.post(
+    "/users",
+    response_model=UserView,
+    status_code=201,
+    tags=["用户"],
+    responses={422: {"description": "用户名已存在或无效"}},
+)
 def add_user(body: UserCreate, console: Ctx, login: Admin) -> UserView:
-    account = console.accounts.add(body.username, body.password, body.role,
-                                   display_name=body.display_name, extension=body.extension,
-                                   skills=body.skills)
+    account = console.accounts.add(
+        body.username,
+        body.password,
+        body.role,
+        display_name=body.display_name,
+        extension=body.extension,
+        skills=body.skills,
+    )
     return _user_view(account)

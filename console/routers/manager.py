@@ -43,16 +43,39 @@ Ctx = Annotated[Console, Depends(get_console)]
 ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 MAX_SUB_ROWS = 9
 MAX_UPLOAD = 20_000_000
-ACTION_LABELS = {"ask": "请来电人说话（咨询）", "intake": "登记工单", "transfer": "转人工专席",
-                 "submenu": "进入下级菜单", "repeat": "重听菜单"}
-INTAKE_LABELS = {"complaint": "投诉", "help": "求助", "report": "举报", "suggestion": "建议",
-                 "praise": "表扬"}
-QUEUE_LABELS = {"general": "综合", "social_insurance": "社保医保", "real_estate": "不动产住房",
-                "business_environment": "营商环境"}
+ACTION_LABELS = {
+    "ask": "请来电人说话（咨询）",
+    "intake": "登记工单",
+    "transfer": "转人工专席",
+    "submenu": "进入下级菜单",
+    "repeat": "重听菜单",
+}
+INTAKE_LABELS = {
+    "complaint": "投诉",
+    "help": "求助",
+    "report": "举报",
+    "suggestion": "建议",
+    "praise": "表扬",
+}
+QUEUE_LABELS = {
+    "general": "综合",
+    "social_insurance": "社保医保",
+    "real_estate": "不动产住房",
+    "business_environment": "营商环境",
+}
 HANDLED_LABELS = {"bot": "机器人答复", "person": "转人工/工单", "abandoned": "未办结挂机"}
-TYPE_NAMES = {"consultation": "咨询", "help": "求助", "complaint": "投诉", "report": "举报",
-              "suggestion": "建议", "praise": "表扬", "human": "转人工", "emergency": "紧急",
-              "abusive": "不文明", "unknown": "未分类"}
+TYPE_NAMES = {
+    "consultation": "咨询",
+    "help": "求助",
+    "complaint": "投诉",
+    "report": "举报",
+    "suggestion": "建议",
+    "praise": "表扬",
+    "human": "转人工",
+    "emergency": "紧急",
+    "abusive": "不文明",
+    "unknown": "未分类",
+}
 
 
 @dataclass
@@ -107,6 +130,7 @@ State = Annotated[ManagerState, Depends(get_manager)]
 
 # ---- menu editor ----
 
+
 def menu_to_form(raw: dict[str, Any]) -> dict[str, Any]:
     """The menu as the editor's tree: named submenus written inline, blank rows to add."""
     named = raw.get("submenus") or {}
@@ -119,8 +143,9 @@ def menu_to_form(raw: dict[str, Any]) -> dict[str, Any]:
         if isinstance(sub, str) and isinstance(named.get(sub), dict):
             option["prompt"] = option["prompt"] or str(named[sub].get("prompt") or "")
             sub = named[sub].get("options")
-        option["sub"] = [_form_option(s) for s in sub if isinstance(s, dict)] \
-            if isinstance(sub, list) else []
+        option["sub"] = (
+            [_form_option(s) for s in sub if isinstance(s, dict)] if isinstance(sub, list) else []
+        )
         options.append(option)
     return {"prompt": str(raw.get("prompt") or ""), "options": options}
 
@@ -128,9 +153,14 @@ def menu_to_form(raw: dict[str, Any]) -> dict[str, Any]:
 def _form_option(item: dict[str, Any]) -> dict[str, Any]:
     action = next((a for a in ACTIONS if a in item), "")
     value = item.get(action, "") if action not in ("submenu", "repeat") else ""
-    return {"key": str(item.get("key", "")), "label": str(item.get("label", "")),
-            "action": action, "value": str(value or ""), "prompt": str(item.get("prompt") or ""),
-            "sub": []}
+    return {
+        "key": str(item.get("key", "")),
+        "label": str(item.get("label", "")),
+        "action": action,
+        "value": str(value or ""),
+        "prompt": str(item.get("prompt") or ""),
+        "sub": [],
+    }
 
 
 def form_to_menu(form: FormData) -> dict[str, Any]:
@@ -183,34 +213,51 @@ def _levels(raw: dict[str, Any]) -> list[tuple[str, str]]:
     return levels
 
 
-def _editor(state: ManagerState, raw: dict[str, Any], problems: list[Any],
-            checked: bool) -> dict[str, Any]:
+def _editor(
+    state: ManagerState, raw: dict[str, Any], problems: list[Any], checked: bool
+) -> dict[str, Any]:
     form = menu_to_form(raw)
     for option in form["options"]:
         option["sub"] = option["sub"] + [_form_option({})]
     form["options"].append({**_form_option({}), "sub": [_form_option({})]})
     levels = _levels(raw) if checked and not problems else []
-    return {"form": form, "problems": problems, "checked": checked, "levels": levels,
-            "versions": state.config.versions("menu", limit=30), "ACTIONS": ACTIONS,
-            "ACTION_LABELS": ACTION_LABELS, "INTAKE_TYPES": INTAKE_TYPES,
-            "INTAKE_LABELS": INTAKE_LABELS, "QUEUES": QUEUES, "QUEUE_LABELS": QUEUE_LABELS,
-            "yaml_text": dump_menu(raw)}
+    return {
+        "form": form,
+        "problems": problems,
+        "checked": checked,
+        "levels": levels,
+        "versions": state.config.versions("menu", limit=30),
+        "ACTIONS": ACTIONS,
+        "ACTION_LABELS": ACTION_LABELS,
+        "INTAKE_TYPES": INTAKE_TYPES,
+        "INTAKE_LABELS": INTAKE_LABELS,
+        "QUEUES": QUEUES,
+        "QUEUE_LABELS": QUEUE_LABELS,
+        "yaml_text": dump_menu(raw),
+    }
 
 
 @router.get("/menu", response_class=HTMLResponse)
 def menu_page(request: Request, console: Ctx, login: Manager, state: State) -> Response:
     active = state.config.active("menu")
     raw = yaml.safe_load(active.content) if active else {"options": []}
-    return render(console, request, "manage_menu.html", login, active=active,
-                  **_editor(state, raw, [], checked=False))
+    return render(
+        console,
+        request,
+        "manage_menu.html",
+        login,
+        active=active,
+        **_editor(state, raw, [], checked=False),
+    )
 
 
 @router.post("/menu/check", response_class=HTMLResponse)
 async def menu_check(request: Request, console: Ctx, login: Manager, state: State) -> Response:
     raw = form_to_menu(await request.form())
     problems = menu_problems(raw)
-    return render(console, request, "_menu_editor.html", login,
-                  **_editor(state, raw, problems, checked=True))
+    return render(
+        console, request, "_menu_editor.html", login, **_editor(state, raw, problems, checked=True)
+    )
 
 
 @router.post("/menu/save", response_class=HTMLResponse)
@@ -222,9 +269,14 @@ async def menu_save(request: Request, console: Ctx, login: Manager, state: State
 
 
 @router.post("/menu/yaml", response_class=HTMLResponse)
-def menu_yaml(request: Request, console: Ctx, login: Manager, state: State,
-              content: Annotated[str, Form(max_length=200_000)],
-              note: Annotated[str, Form(max_length=200)] = "") -> Response:
+def menu_yaml(
+    request: Request,
+    console: Ctx,
+    login: Manager,
+    state: State,
+    content: Annotated[str, Form(max_length=200_000)],
+    note: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
     try:
         raw = yaml.safe_load(content)
     except yaml.YAMLError as exc:
@@ -234,14 +286,27 @@ def menu_yaml(request: Request, console: Ctx, login: Manager, state: State,
     return _save_menu(request, console, login, state, raw, content, note)
 
 
-def _save_menu(request: Request, console: Console, login: LoginSession, state: ManagerState,
-               raw: dict[str, Any], content: str, note: str) -> Response:
+def _save_menu(
+    request: Request,
+    console: Console,
+    login: LoginSession,
+    state: ManagerState,
+    raw: dict[str, Any],
+    content: str,
+    note: str,
+) -> Response:
     try:
         version = state.config.save("menu", content, login.account.username, note)
     except MenuInvalid as exc:
-        return render(console, request, "manage_menu.html", login, status_code=422,
-                      active=state.config.active("menu"),
-                      **_editor(state, raw, exc.problems, checked=True))
+        return render(
+            console,
+            request,
+            "manage_menu.html",
+            login,
+            status_code=422,
+            active=state.config.active("menu"),
+            **_editor(state, raw, exc.problems, checked=True),
+        )
     except ConfigError as exc:
         return back("/manage/menu", err=str(exc))
     state.changed()
@@ -259,15 +324,20 @@ def menu_rollback(console: Ctx, login: Manager, state: State, number: int) -> Re
 
 
 @router.get("/tts")
-def tts(login: Manager, state: State, text: Annotated[str, Query(min_length=1, max_length=600)],
-        prompt: Annotated[str, Query(max_length=64)] = "") -> Response:
+def tts(
+    login: Manager,
+    state: State,
+    text: Annotated[str, Query(min_length=1, max_length=600)],
+    prompt: Annotated[str, Query(max_length=64)] = "",
+) -> Response:
     """The audio a caller would hear for ``text`` (a recording wins for a named prompt)."""
     try:
         audio = state.library.get(text, prompt or None)
     except PromptError as exc:
         raise HTTPException(503, str(exc)) from exc
-    return Response(_wav(audio.pcm), media_type="audio/wav",
-                    headers={"Cache-Control": "private, max-age=300"})
+    return Response(
+        _wav(audio.pcm), media_type="audio/wav", headers={"Cache-Control": "private, max-age=300"}
+    )
 
 
 def _wav(pcm: bytes) -> bytes:
@@ -285,15 +355,28 @@ def _wav(pcm: bytes) -> bytes:
 
 # ---- call simulator ----
 
+
 @router.get("/simulator", response_class=HTMLResponse)
 def simulator(request: Request, console: Ctx, login: Manager, state: State) -> Response:
-    return render(console, request, "manage_simulator.html", login, sim=None, sim_id="",
-                  brain_error=state.cache.last_error)
+    return render(
+        console,
+        request,
+        "manage_simulator.html",
+        login,
+        sim=None,
+        sim_id="",
+        brain_error=state.cache.last_error,
+    )
 
 
 @router.post("/simulator/start", response_class=HTMLResponse)
-def simulator_start(request: Request, console: Ctx, login: Manager, state: State,
-                    night: Annotated[bool, Form()] = False) -> Response:
+def simulator_start(
+    request: Request,
+    console: Ctx,
+    login: Manager,
+    state: State,
+    night: Annotated[bool, Form()] = False,
+) -> Response:
     brain = state.cache.current()
     sim = Simulation(login.account.username, Dialogue(brain), state.cache.version)
     with state.lock:
@@ -306,9 +389,15 @@ def simulator_start(request: Request, console: Ctx, login: Manager, state: State
 
 
 @router.post("/simulator/{sim_id}/turn", response_class=HTMLResponse)
-def simulator_turn(request: Request, console: Ctx, login: Manager, state: State, sim_id: str,
-                   text: Annotated[str, Form(max_length=500)] = "",
-                   key: Annotated[str, Form(max_length=1, pattern=r"^[0-9*#]?$")] = "") -> Response:
+def simulator_turn(
+    request: Request,
+    console: Ctx,
+    login: Manager,
+    state: State,
+    sim_id: str,
+    text: Annotated[str, Form(max_length=500)] = "",
+    key: Annotated[str, Form(max_length=1, pattern=r"^[0-9*#]?$")] = "",
+) -> Response:
     sim = state.simulation(sim_id, login)
     if not sim.ended:
         if key:
@@ -326,14 +415,22 @@ def _run(sim: Simulation, event: Any) -> None:
         if isinstance(action, Say):
             sim.lines.append(("bot", action.text))
         elif isinstance(action, Transfer):
-            sim.lines.append(("system", f"转接人工：{QUEUE_LABELS.get(action.queue, action.queue)}"
-                                        f"（{action.reason}）"))
+            sim.lines.append(
+                (
+                    "system",
+                    f"转接人工：{QUEUE_LABELS.get(action.queue, action.queue)}（{action.reason}）",
+                )
+            )
             sim.ended = True
         elif isinstance(action, CreateTicket):
             t = action.ticket
-            sim.lines.append(("system", f"生成工单：{TYPE_NAMES.get(t.type.value, t.type.value)}"
-                                        f" {t.topic}" + ("，承诺回电" if action.callback_promised
-                                                        else "")))
+            sim.lines.append(
+                (
+                    "system",
+                    f"生成工单：{TYPE_NAMES.get(t.type.value, t.type.value)}"
+                    f" {t.topic}" + ("，承诺回电" if action.callback_promised else ""),
+                )
+            )
         elif isinstance(action, HangUp):
             sim.lines.append(("system", "挂机"))
             sim.ended = True
@@ -343,78 +440,124 @@ def _run(sim: Simulation, event: Any) -> None:
 
 # ---- knowledge base ----
 
+
 def _recent(days: int = 30) -> tuple[datetime, datetime]:
     now = datetime.now(UTC)
     return now - timedelta(days=days), now + timedelta(minutes=1)
 
 
 @router.get("/kb", response_class=HTMLResponse)
-def kb_page(request: Request, console: Ctx, login: Manager, state: State,
-            q: Annotated[str, Query(max_length=100)] = "",
-            retired: Annotated[bool, Query()] = False) -> Response:
+def kb_page(
+    request: Request,
+    console: Ctx,
+    login: Manager,
+    state: State,
+    q: Annotated[str, Query(max_length=100)] = "",
+    retired: Annotated[bool, Query()] = False,
+) -> Response:
     entries = state.config.kb_search(q, include_retired=retired)
     start, end = _recent()
     figures = Figures(console.service.store, console.settings.tickets.timezone)
     stats = figures.compute(start, end, top=30)
     hits = dict(stats.kb_hits)
-    return render(console, request, "manage_kb.html", login, entries=entries, q=q,
-                  retired=retired, hits=hits, stats=stats,
-                  total=len(state.config.kb_states()))
+    return render(
+        console,
+        request,
+        "manage_kb.html",
+        login,
+        entries=entries,
+        q=q,
+        retired=retired,
+        hits=hits,
+        stats=stats,
+        total=len(state.config.kb_states()),
+    )
 
 
 @router.get("/kb/new", response_class=HTMLResponse)
 def kb_new(request: Request, console: Ctx, login: Manager) -> Response:
-    return render(console, request, "manage_kb_entry.html", login, entry=None, history=[],
-                  data={"id": "", "topic": "", "department": "", "question": "", "also": [],
-                        "answer": ""})
+    return render(
+        console,
+        request,
+        "manage_kb_entry.html",
+        login,
+        entry=None,
+        history=[],
+        data={"id": "", "topic": "", "department": "", "question": "", "also": [], "answer": ""},
+    )
 
 
 @router.get("/kb/export.{fmt}")
 def kb_export(login: Manager, state: State, fmt: str) -> Response:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
     if fmt == "csv":
-        return Response("\ufeff" + state.config.kb_csv(), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="kb-{stamp}.csv"'})
+        return Response(
+            "\ufeff" + state.config.kb_csv(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="kb-{stamp}.csv"'},
+        )
     if fmt in ("yaml", "yml"):
-        return Response(state.config.kb_yaml(), media_type="application/yaml; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="kb-{stamp}.yaml"'})
+        return Response(
+            state.config.kb_yaml(),
+            media_type="application/yaml; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="kb-{stamp}.yaml"'},
+        )
     raise HTTPException(404, "导出格式应为 csv 或 yaml")
 
 
 @router.get("/kb/{entry_id}", response_class=HTMLResponse)
-def kb_entry(request: Request, console: Ctx, login: Manager, state: State,
-             entry_id: str) -> Response:
+def kb_entry(
+    request: Request, console: Ctx, login: Manager, state: State, entry_id: str
+) -> Response:
     history = state.config.kb_history(entry_id)
     if not history:
         raise HTTPException(404, "没有这个知识条目")
-    return render(console, request, "manage_kb_entry.html", login, entry=history[0],
-                  history=history, data=history[0].data)
+    return render(
+        console,
+        request,
+        "manage_kb_entry.html",
+        login,
+        entry=history[0],
+        history=history,
+        data=history[0].data,
+    )
 
 
 @router.post("/kb/save")
-def kb_save(console: Ctx, login: Manager, state: State,
-            id: Annotated[str, Form(max_length=64)],
-            topic: Annotated[str, Form(max_length=100)] = "",
-            department: Annotated[str, Form(max_length=100)] = "",
-            question: Annotated[str, Form(max_length=500)] = "",
-            also: Annotated[str, Form(max_length=5000)] = "",
-            answer: Annotated[str, Form(max_length=5000)] = "",
-            note: Annotated[str, Form(max_length=200)] = "",
-            is_new: Annotated[bool, Form()] = False) -> Response:
+def kb_save(
+    console: Ctx,
+    login: Manager,
+    state: State,
+    id: Annotated[str, Form(max_length=64)],
+    topic: Annotated[str, Form(max_length=100)] = "",
+    department: Annotated[str, Form(max_length=100)] = "",
+    question: Annotated[str, Form(max_length=500)] = "",
+    also: Annotated[str, Form(max_length=5000)] = "",
+    answer: Annotated[str, Form(max_length=5000)] = "",
+    note: Annotated[str, Form(max_length=200)] = "",
+    is_new: Annotated[bool, Form()] = False,
+) -> Response:
     entry_id = id.strip()
     if is_new and state.config.kb_state(entry_id) is not None:
         return back("/manage/kb/new", err=f"编号 {entry_id} 已存在，请换一个编号")
-    data = {"id": entry_id, "topic": topic, "department": department, "question": question,
-            "also": [line.strip() for line in also.splitlines() if line.strip()],
-            "answer": answer}
+    data = {
+        "id": entry_id,
+        "topic": topic,
+        "department": department,
+        "question": question,
+        "also": [line.strip() for line in also.splitlines() if line.strip()],
+        "answer": answer,
+    }
     target = "/manage/kb/new" if is_new else f"/manage/kb/{quote(entry_id)}"
     try:
         changed = state.config.kb_save([data], login.account.username, note)
     except ConfigError as exc:
         return back(target, err=str(exc))
     state.changed()
-    return back(f"/manage/kb/{quote(entry_id)}", msg="已保存，新来电即按新答案回答" if changed
-                else "内容没有变化")
+    return back(
+        f"/manage/kb/{quote(entry_id)}",
+        msg="已保存，新来电即按新答案回答" if changed else "内容没有变化",
+    )
 
 
 @router.post("/kb/{entry_id}/retire")
@@ -428,8 +571,9 @@ def kb_retire(console: Ctx, login: Manager, state: State, entry_id: str) -> Resp
 
 
 @router.post("/kb/{entry_id}/restore/{revision}")
-def kb_restore(console: Ctx, login: Manager, state: State, entry_id: str,
-               revision: int) -> Response:
+def kb_restore(
+    console: Ctx, login: Manager, state: State, entry_id: str, revision: int
+) -> Response:
     try:
         state.config.kb_restore(entry_id, revision, login.account.username)
     except ConfigError as exc:
@@ -445,8 +589,7 @@ async def kb_import(login: Manager, state: State, file: UploadFile) -> Response:
         return back("/manage/kb", err="文件过大")
     try:
         items = parse_kb_upload(file.filename or "upload", raw)
-        changed = state.config.kb_save(items, login.account.username,
-                                       f"导入 {file.filename}"[:200])
+        changed = state.config.kb_save(items, login.account.username, f"导入 {file.filename}"[:200])
     except ConfigError as exc:
         return back("/manage/kb", err=str(exc))
     state.changed()
@@ -455,13 +598,22 @@ async def kb_import(login: Manager, state: State, file: UploadFile) -> Response:
 
 # ---- prompts ----
 
+
 @router.get("/prompts", response_class=HTMLResponse)
 def prompts_page(request: Request, console: Ctx, login: Manager, state: State) -> Response:
     active = state.config.active("prompts")
     texts: dict[str, str] = yaml.safe_load(active.content) if active else {}
     recordings = state.config.recordings()
-    return render(console, request, "manage_prompts.html", login, texts=texts,
-                  recordings=recordings, progress=state.render_job.progress, active=active)
+    return render(
+        console,
+        request,
+        "manage_prompts.html",
+        login,
+        texts=texts,
+        recordings=recordings,
+        progress=state.render_job.progress,
+        active=active,
+    )
 
 
 @router.post("/prompts/save")
@@ -475,20 +627,23 @@ async def prompts_save(request: Request, login: Manager, state: State) -> Respon
             texts[name] = value.strip()
     content = yaml.safe_dump(texts, allow_unicode=True, sort_keys=False, width=1000)
     try:
-        version = state.config.save("prompts", content, login.account.username,
-                                    str(form.get("note", ""))[:200])
+        version = state.config.save(
+            "prompts", content, login.account.username, str(form.get("note", ""))[:200]
+        )
     except ConfigError as exc:
         return back("/manage/prompts", err=str(exc))
     state.changed()
     _start_render(state)
-    return back("/manage/prompts",
-                msg=f"提示语已保存为版本 {version.version}，正在后台重新生成语音")
+    return back(
+        "/manage/prompts", msg=f"提示语已保存为版本 {version.version}，正在后台重新生成语音"
+    )
 
 
 def _start_render(state: ManagerState) -> None:
     brain = state.cache.current()
-    state.render_job.start(spoken_texts(brain.prompts.texts, brain.menu,
-                                        [e.answer for e in brain.kb]))
+    state.render_job.start(
+        spoken_texts(brain.prompts.texts, brain.menu, [e.answer for e in brain.kb])
+    )
 
 
 @router.post("/prompts/render", response_class=HTMLResponse)
@@ -497,14 +652,16 @@ def prompts_render(request: Request, console: Ctx, login: Manager, state: State)
         _start_render(state)
     except PromptError as exc:
         return back("/manage/prompts", err=str(exc))
-    return render(console, request, "_render_progress.html", login,
-                  progress=state.render_job.progress)
+    return render(
+        console, request, "_render_progress.html", login, progress=state.render_job.progress
+    )
 
 
 @router.get("/prompts/progress", response_class=HTMLResponse)
 def prompts_progress(request: Request, console: Ctx, login: Manager, state: State) -> Response:
-    return render(console, request, "_render_progress.html", login,
-                  progress=state.render_job.progress)
+    return render(
+        console, request, "_render_progress.html", login, progress=state.render_job.progress
+    )
 
 
 @router.get("/prompts/{prompt_id}/audio")
@@ -521,9 +678,9 @@ def prompt_audio(login: Manager, state: State, prompt_id: str) -> Response:
 
 
 @router.post("/prompts/upload")
-async def prompt_upload(login: Manager, state: State,
-                        prompt_id: Annotated[str, Form(max_length=64)],
-                        file: UploadFile) -> Response:
+async def prompt_upload(
+    login: Manager, state: State, prompt_id: Annotated[str, Form(max_length=64)], file: UploadFile
+) -> Response:
     import re
 
     if not re.match(ID, prompt_id) or prompt_id not in state.cache.current().prompts.texts:
@@ -536,8 +693,10 @@ async def prompt_upload(login: Manager, state: State,
     except RecordingError as exc:
         return back("/manage/prompts", err=f"录音未采用：{exc}")
     state.config.save_recording(prompt_id, checked.wav, checked.info(), login.account.username)
-    return back("/manage/prompts", msg=f"{prompt_id} 已使用真人录音（{checked.seconds:.1f} 秒，"
-                                       f"已转为 8 kHz）")
+    return back(
+        "/manage/prompts",
+        msg=f"{prompt_id} 已使用真人录音（{checked.seconds:.1f} 秒，已转为 8 kHz）",
+    )
 
 
 @router.post("/prompts/{prompt_id}/remove")
@@ -550,8 +709,10 @@ def prompt_remove(login: Manager, state: State, prompt_id: str) -> Response:
 
 # ---- figures ----
 
-def _period(console: Console, period: str, day: str, date_from: str,
-            date_to: str) -> tuple[datetime, datetime, str]:
+
+def _period(
+    console: Console, period: str, day: str, date_from: str, date_to: str
+) -> tuple[datetime, datetime, str]:
     tz = console.settings.tickets.timezone
     try:
         chosen = date.fromisoformat(day) if day else None
@@ -565,8 +726,7 @@ def _period(console: Console, period: str, day: str, date_from: str,
             return start, end, f"{first} 至 {last}"
     except ValueError as exc:
         raise HTTPException(422, "日期格式应为 YYYY-MM-DD，且截止日期不早于起始日期") from exc
-    start, end = period_bounds(period if period in ("day", "week", "month") else "day",
-                               chosen, tz)
+    start, end = period_bounds(period if period in ("day", "week", "month") else "day", chosen, tz)
     from zoneinfo import ZoneInfo
 
     zone = ZoneInfo(tz)
@@ -581,14 +741,32 @@ DayQ = Annotated[str, Query(max_length=10)]
 
 
 @router.get("/figures", response_class=HTMLResponse)
-def figures_page(request: Request, console: Ctx, login: Manager, period: PeriodQ = "week",
-                 day: DayQ = "", date_from: DayQ = "", date_to: DayQ = "") -> Response:
+def figures_page(
+    request: Request,
+    console: Ctx,
+    login: Manager,
+    period: PeriodQ = "week",
+    day: DayQ = "",
+    date_from: DayQ = "",
+    date_to: DayQ = "",
+) -> Response:
     start, end, label = _period(console, period, day, date_from, date_to)
     f = Figures(console.service.store, console.settings.tickets.timezone).compute(start, end)
     query = request.url.query
-    return render(console, request, "manage_figures.html", login, f=f, label=label,
-                  period=period, day=day, date_from=date_from, date_to=date_to, query=query,
-                  **_charts(f))
+    return render(
+        console,
+        request,
+        "manage_figures.html",
+        login,
+        f=f,
+        label=label,
+        period=period,
+        day=day,
+        date_from=date_from,
+        date_to=date_to,
+        query=query,
+        **_charts(f),
+    )
 
 
 def _charts(f: Any) -> dict[str, Any]:
@@ -597,42 +775,73 @@ def _charts(f: Any) -> dict[str, Any]:
         "chart_types": charts.bars([(TYPE_NAMES.get(k, k), n) for k, n in f.by_type], "按类型"),
         "chart_topics": charts.bars(f.by_topic, "按主题"),
         "chart_districts": charts.bars(f.by_district, "按区域"),
-        "chart_handled": charts.share([(HANDLED_LABELS[k], f.handled.get(k, 0))
-                                       for k in HANDLED_LABELS], "机器人答复与转人工"),
-        "chart_days": charts.columns(list(f.per_day.values()),
-                                     [d[5:] for d in f.per_day], "每日来电量"),
+        "chart_handled": charts.share(
+            [(HANDLED_LABELS[k], f.handled.get(k, 0)) for k in HANDLED_LABELS], "机器人答复与转人工"
+        ),
+        "chart_days": charts.columns(
+            list(f.per_day.values()), [d[5:] for d in f.per_day], "每日来电量"
+        ),
     }
 
 
 @router.get("/figures.csv")
-def figures_csv(console: Ctx, login: Manager, period: PeriodQ = "week", day: DayQ = "",
-                date_from: DayQ = "", date_to: DayQ = "") -> Response:
+def figures_csv(
+    console: Ctx,
+    login: Manager,
+    period: PeriodQ = "week",
+    day: DayQ = "",
+    date_from: DayQ = "",
+    date_to: DayQ = "",
+) -> Response:
     start, end, label = _period(console, period, day, date_from, date_to)
     f = Figures(console.service.store, console.settings.tickets.timezone).compute(start, end)
     name = f"hotline-figures-{label.replace(' 至 ', '_')}.csv"
-    return Response("\ufeff" + f.csv(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(
+        "\ufeff" + f.csv(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @router.get("/report", response_class=HTMLResponse)
-def report(request: Request, console: Ctx, login: Manager,
-           period: Annotated[str, Query(pattern=r"^(day|week|month)$")] = "day",
-           day: DayQ = "") -> Response:
+def report(
+    request: Request,
+    console: Ctx,
+    login: Manager,
+    period: Annotated[str, Query(pattern=r"^(day|week|month)$")] = "day",
+    day: DayQ = "",
+) -> Response:
     start, end, label = _period(console, period, day, "", "")
     f = Figures(console.service.store, console.settings.tickets.timezone).compute(start, end)
     clusters = hot_topics(console.service.store, now=min(end, datetime.now(UTC)))
     title = {"day": "日报", "week": "周报", "month": "月报"}[period]
-    return render(console, request, "manage_report.html", login, f=f, label=label,
-                  title=title, clusters=clusters[:10], TYPE_NAMES=TYPE_NAMES,
-                  HANDLED_LABELS=HANDLED_LABELS, **_charts(f))
+    return render(
+        console,
+        request,
+        "manage_report.html",
+        login,
+        f=f,
+        label=label,
+        title=title,
+        clusters=clusters[:10],
+        TYPE_NAMES=TYPE_NAMES,
+        HANDLED_LABELS=HANDLED_LABELS,
+        **_charts(f),
+    )
 
 
 # ---- hot topics ----
 
+
 @router.get("/hot", response_class=HTMLResponse)
-def hot(request: Request, console: Ctx, login: Manager,
-        days: Annotated[int, Query(ge=1, le=60)] = 7,
-        min_size: Annotated[int, Query(ge=2, le=100)] = 3) -> Response:
+def hot(
+    request: Request,
+    console: Ctx,
+    login: Manager,
+    days: Annotated[int, Query(ge=1, le=60)] = 7,
+    min_size: Annotated[int, Query(ge=2, le=100)] = 3,
+) -> Response:
     clusters = hot_topics(console.service.store, days=days, min_size=min_size)
-    return render(console, request, "manage_hot.html", login, clusters=clusters, days=days,
-                  min_size=min_size)
+    return render(
+        console, request, "manage_hot.html", login, clusters=clusters, days=days, min_size=min_size
+    )

@@ -43,12 +43,21 @@ Login = Annotated[LoginSession, Depends(page_login)]
 Ctx = Annotated[Console, Depends(get_console)]
 
 
-def render(console: Console, request: Request, name: str, login: LoginSession | None,
-           status_code: int = 200, **context: Any) -> HTMLResponse:
-    context.update(login=login, account=login.account if login else None,
-                   csrf=login.csrf_token if login else "",
-                   msg=request.query_params.get("msg", "")[:200],
-                   err=request.query_params.get("err", "")[:300])
+def render(
+    console: Console,
+    request: Request,
+    name: str,
+    login: LoginSession | None,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    context.update(
+        login=login,
+        account=login.account if login else None,
+        csrf=login.csrf_token if login else "",
+        msg=request.query_params.get("msg", "")[:200],
+        err=request.query_params.get("err", "")[:300],
+    )
     return console.templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
@@ -67,21 +76,30 @@ def _check_number(number: str) -> str:
 
 # ---- login ----
 
+
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, console: Ctx, next: str = "/") -> Response:
     token = secrets.token_urlsafe(24)
-    response = render(console, request, "login.html", None, login_csrf=token,
-                      next=_safe_next(next))
-    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https")
+    response = render(console, request, "login.html", None, login_csrf=token, next=_safe_next(next))
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
     return response
 
 
 @router.post("/login")
-def login(request: Request, console: Ctx, username: Annotated[str, Form(max_length=80)],
-          password: Annotated[str, Form(max_length=200)],
-          csrf_token: Annotated[str, Form(max_length=100)] = "",
-          next: Annotated[str, Form(max_length=300)] = "/") -> Response:
+def login(
+    request: Request,
+    console: Ctx,
+    username: Annotated[str, Form(max_length=80)],
+    password: Annotated[str, Form(max_length=200)],
+    csrf_token: Annotated[str, Form(max_length=100)] = "",
+    next: Annotated[str, Form(max_length=300)] = "/",
+) -> Response:
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not secrets.compare_digest(expected, csrf_token):
         return back("/login", err="页面已过期，请重新登录")
@@ -90,9 +108,14 @@ def login(request: Request, console: Ctx, username: Annotated[str, Form(max_leng
         return back("/login", err="用户名或密码错误")
     session = console.accounts.open_session(account, "web")
     response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(SESSION_COOKIE, session.token, httponly=True, samesite="lax",
-                        secure=request.url.scheme == "https",
-                        max_age=console.settings.console.session_lifetime_min * 60)
+    response.set_cookie(
+        SESSION_COOKIE,
+        session.token,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        max_age=console.settings.console.session_lifetime_min * 60,
+    )
     response.delete_cookie(LOGIN_CSRF_COOKIE)
     return response
 
@@ -113,6 +136,7 @@ def _safe_next(target: str) -> str:
 
 # ---- workbench ----
 
+
 @router.get("/", response_class=HTMLResponse)
 def workbench(request: Request, console: Ctx, login: Login) -> Response:
     return render(console, request, "workbench.html", login, **_queues(console, login))
@@ -126,8 +150,11 @@ def queues_fragment(request: Request, console: Ctx, login: Login) -> Response:
 def _queues(console: Console, login: LoginSession) -> dict[str, Any]:
     account = login.account
     service = console.service
-    mine = [t for t in service.store.search(assigned_to=account.username, limit=100)
-            if t.status != Status.CLOSED]
+    mine = [
+        t
+        for t in service.store.search(assigned_to=account.username, limit=100)
+        if t.status != Status.CLOSED
+    ]
     skills = account.skills or None
     waiting = service.queue.waiting(skills)
     tickets = {}
@@ -137,8 +164,13 @@ def _queues(console: Console, login: LoginSession) -> dict[str, Any]:
         except TicketError:
             continue
     follow_ups = service.store.search(status=Status.REPORTED, limit=50)
-    return {"mine": mine, "waiting": waiting[:200], "waiting_total": len(waiting),
-            "waiting_tickets": tickets, "follow_ups": follow_ups}
+    return {
+        "mine": mine,
+        "waiting": waiting[:200],
+        "waiting_total": len(waiting),
+        "waiting_tickets": tickets,
+        "follow_ups": follow_ups,
+    }
 
 
 @router.post("/claim")
@@ -184,11 +216,15 @@ async def events(request: Request, console: Ctx, login: Login) -> StreamingRespo
             await pubsub.unsubscribe()
             await pubsub.aclose()
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 # ---- one ticket ----
+
 
 @router.get("/tickets/{number}", response_class=HTMLResponse)
 def ticket_page(request: Request, console: Ctx, login: Login, number: str) -> Response:
@@ -196,9 +232,15 @@ def ticket_page(request: Request, console: Ctx, login: Login, number: str) -> Re
     pop = console.service.pending_pop(login.account.seat)
     if pop and pop.get("ticket") == number:
         console.service.clear_pop(login.account.seat)
-    return render(console, request, "ticket.html", login, ticket=ticket,
-                  can_supervise=login.account.has(Role.MANAGER),
-                  dialer_ready=console.service.dialer is not None)
+    return render(
+        console,
+        request,
+        "ticket.html",
+        login,
+        ticket=ticket,
+        can_supervise=login.account.has(Role.MANAGER),
+        dialer_ready=console.service.dialer is not None,
+    )
 
 
 @router.get("/tickets/{number}/pop", response_class=HTMLResponse)
@@ -221,79 +263,129 @@ def recording(console: Ctx, login: Login, number: str) -> Response:
 
 
 @router.post("/tickets/{number}/edit")
-def edit(console: Ctx, login: Login, number: str,
-         type: Annotated[RequestType, Form()], urgency: Annotated[Urgency, Form()],
-         topic: Annotated[str, Form(max_length=100)] = "",
-         department: Annotated[str, Form(max_length=100)] = "",
-         skill: Annotated[str, Form(max_length=40)] = "general",
-         caller_name: Annotated[str, Form(max_length=80)] = "",
-         callback_number: Annotated[str, Form(max_length=40)] = "",
-         confidential: Annotated[bool, Form()] = False,
-         where: Annotated[str, Form(max_length=500)] = "",
-         when: Annotated[str, Form(max_length=200)] = "",
-         who_what: Annotated[str, Form(max_length=500)] = "",
-         what_happened: Annotated[str, Form(max_length=5000)] = "",
-         caller_wants: Annotated[str, Form(max_length=2000)] = "",
-         summary: Annotated[str, Form(max_length=5000)] = "") -> Response:
+def edit(
+    console: Ctx,
+    login: Login,
+    number: str,
+    type: Annotated[RequestType, Form()],
+    urgency: Annotated[Urgency, Form()],
+    topic: Annotated[str, Form(max_length=100)] = "",
+    department: Annotated[str, Form(max_length=100)] = "",
+    skill: Annotated[str, Form(max_length=40)] = "general",
+    caller_name: Annotated[str, Form(max_length=80)] = "",
+    callback_number: Annotated[str, Form(max_length=40)] = "",
+    confidential: Annotated[bool, Form()] = False,
+    where: Annotated[str, Form(max_length=500)] = "",
+    when: Annotated[str, Form(max_length=200)] = "",
+    who_what: Annotated[str, Form(max_length=500)] = "",
+    what_happened: Annotated[str, Form(max_length=5000)] = "",
+    caller_wants: Annotated[str, Form(max_length=2000)] = "",
+    summary: Annotated[str, Form(max_length=5000)] = "",
+) -> Response:
     path = f"/tickets/{_check_number(number)}"
-    changes = TicketEdit(type=type, urgency=urgency, topic=topic.strip(),
-                         department=department.strip(), skill=skill, caller_name=caller_name,
-                         callback_number=callback_number, confidential=confidential,
-                         where=where, when=when, who_what=who_what,
-                         what_happened=what_happened, caller_wants=caller_wants,
-                         summary=summary)
+    changes = TicketEdit(
+        type=type,
+        urgency=urgency,
+        topic=topic.strip(),
+        department=department.strip(),
+        skill=skill,
+        caller_name=caller_name,
+        callback_number=callback_number,
+        confidential=confidential,
+        where=where,
+        when=when,
+        who_what=who_what,
+        what_happened=what_happened,
+        caller_wants=caller_wants,
+        summary=summary,
+    )
     return _do(path, "已保存", lambda: console.service.edit(number, changes, login.account))
 
 
 @router.post("/tickets/{number}/dispatch")
-def dispatch(console: Ctx, login: Login, number: str,
-             department: Annotated[str, Form(max_length=100)],
-             note: Annotated[str, Form(max_length=2000)] = "") -> Response:
-    return _do(f"/tickets/{_check_number(number)}", f"已转办至 {department}",
-               lambda: console.service.dispatch(number, department, login.account, note))
+def dispatch(
+    console: Ctx,
+    login: Login,
+    number: str,
+    department: Annotated[str, Form(max_length=100)],
+    note: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    return _do(
+        f"/tickets/{_check_number(number)}",
+        f"已转办至 {department}",
+        lambda: console.service.dispatch(number, department, login.account, note),
+    )
 
 
 @router.post("/tickets/{number}/accept")
-def accept(console: Ctx, login: Login, number: str,
-           note: Annotated[str, Form(max_length=2000)] = "") -> Response:
-    return _do(f"/tickets/{_check_number(number)}", "已登记承办单位签收",
-               lambda: console.service.store.accept(number, login.account.username, note))
+def accept(
+    console: Ctx, login: Login, number: str, note: Annotated[str, Form(max_length=2000)] = ""
+) -> Response:
+    return _do(
+        f"/tickets/{_check_number(number)}",
+        "已登记承办单位签收",
+        lambda: console.service.store.accept(number, login.account.username, note),
+    )
 
 
 @router.post("/tickets/{number}/supervise")
-def supervise(console: Ctx, login: Annotated[LoginSession, Depends(page_role(Role.MANAGER))],
-              number: str, note: Annotated[str, Form(max_length=2000)] = "") -> Response:
-    return _do(f"/tickets/{_check_number(number)}", "已督办",
-               lambda: console.service.store.supervise(number, login.account.username, note))
+def supervise(
+    console: Ctx,
+    login: Annotated[LoginSession, Depends(page_role(Role.MANAGER))],
+    number: str,
+    note: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    return _do(
+        f"/tickets/{_check_number(number)}",
+        "已督办",
+        lambda: console.service.store.supervise(number, login.account.username, note),
+    )
 
 
 @router.post("/tickets/{number}/reply")
-def reply(console: Ctx, login: Login, number: str,
-          reply: Annotated[str, Form(max_length=5000)]) -> Response:
-    return _do(f"/tickets/{_check_number(number)}", "已登记承办单位反馈",
-               lambda: console.service.store.record_reply(number, reply,
-                                                          login.account.username))
+def reply(
+    console: Ctx, login: Login, number: str, reply: Annotated[str, Form(max_length=5000)]
+) -> Response:
+    return _do(
+        f"/tickets/{_check_number(number)}",
+        "已登记承办单位反馈",
+        lambda: console.service.store.record_reply(number, reply, login.account.username),
+    )
 
 
 @router.post("/tickets/{number}/call")
 def call(console: Ctx, login: Login, number: str) -> Response:
-    return _do(f"/tickets/{_check_number(number)}", "正在呼叫：请接起您的话机",
-               lambda: console.service.call_back(number, login.account))
+    return _do(
+        f"/tickets/{_check_number(number)}",
+        "正在呼叫：请接起您的话机",
+        lambda: console.service.call_back(number, login.account),
+    )
 
 
 @router.post("/tickets/{number}/follow-up")
-def follow_up(console: Ctx, login: Login, number: str,
-              result: Annotated[str, Form(max_length=5000)]) -> Response:
-    return _do(f"/tickets/{_check_number(number)}", "已记录回访结果",
-               lambda: console.service.follow_up(number, result, login.account))
+def follow_up(
+    console: Ctx, login: Login, number: str, result: Annotated[str, Form(max_length=5000)]
+) -> Response:
+    return _do(
+        f"/tickets/{_check_number(number)}",
+        "已记录回访结果",
+        lambda: console.service.follow_up(number, result, login.account),
+    )
 
 
 @router.post("/tickets/{number}/close")
-def close(console: Ctx, login: Login, number: str,
-          satisfaction: Annotated[Satisfaction, Form()],
-          note: Annotated[str, Form(max_length=2000)] = "") -> Response:
-    return _do(f"/tickets/{_check_number(number)}", "工单已办结",
-               lambda: console.service.close(number, satisfaction, login.account, note))
+def close(
+    console: Ctx,
+    login: Login,
+    number: str,
+    satisfaction: Annotated[Satisfaction, Form()],
+    note: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    return _do(
+        f"/tickets/{_check_number(number)}",
+        "工单已办结",
+        lambda: console.service.close(number, satisfaction, login.account, note),
+    )
 
 
 @router.post("/tickets/{number}/release")
@@ -316,14 +408,19 @@ def _do(path: str, success: str, action: Any) -> Response:
 
 # ---- search ----
 
+
 @router.get("/search", response_class=HTMLResponse)
-def search(request: Request, console: Ctx, login: Login,
-           number: Annotated[str, Query(max_length=20)] = "",
-           phone: Annotated[str, Query(max_length=40)] = "",
-           text: Annotated[str, Query(max_length=200)] = "",
-           status: Annotated[str, Query(max_length=20)] = "",
-           date_from: Annotated[str, Query(max_length=10)] = "",
-           date_to: Annotated[str, Query(max_length=10)] = "") -> Response:
+def search(
+    request: Request,
+    console: Ctx,
+    login: Login,
+    number: Annotated[str, Query(max_length=20)] = "",
+    phone: Annotated[str, Query(max_length=40)] = "",
+    text: Annotated[str, Query(max_length=200)] = "",
+    status: Annotated[str, Query(max_length=20)] = "",
+    date_from: Annotated[str, Query(max_length=10)] = "",
+    date_to: Annotated[str, Query(max_length=10)] = "",
+) -> Response:
     errors = []
     try:
         start = date.fromisoformat(date_from) if date_from else None
@@ -333,14 +430,36 @@ def search(request: Request, console: Ctx, login: Login,
         errors.append("日期格式应为 YYYY-MM-DD")
     chosen = Status(status) if status in {s.value for s in Status} else None
     asked = any((number, phone, text, status, date_from, date_to))
-    results = console.service.store.search(
-        number=number, phone=phone, text=text, status=chosen, date_from=start, date_to=end,
-        limit=200,
-    ) if asked and not errors else []
-    return render(console, request, "search.html", login, results=results, asked=asked,
-                  form={"number": number, "phone": phone, "text": text, "status": status,
-                        "date_from": date_from, "date_to": date_to},
-                  search_errors=errors)
+    results = (
+        console.service.store.search(
+            number=number,
+            phone=phone,
+            text=text,
+            status=chosen,
+            date_from=start,
+            date_to=end,
+            limit=200,
+        )
+        if asked and not errors
+        else []
+    )
+    return render(
+        console,
+        request,
+        "search.html",
+        login,
+        results=results,
+        asked=asked,
+        form={
+            "number": number,
+            "phone": phone,
+            "text": text,
+            "status": status,
+            "date_from": date_from,
+            "date_to": date_to,
+        },
+        search_errors=errors,
+    )
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -359,10 +478,19 @@ def install_handlers(app: FastAPI) -> None:
             return await http_exception_handler(request, exc)
         console: Console = request.app.state.console
         return console.templates.TemplateResponse(
-            request, "error.html", {"status": exc.status_code, "detail": exc.detail,
-                                    "account": None, "login": None, "csrf": "",
-                                    "msg": "", "err": ""},
-            status_code=exc.status_code)
+            request,
+            "error.html",
+            {
+                "status": exc.status_code,
+                "detail": exc.detail,
+                "account": None,
+                "login": None,
+                "csrf": "",
+                "msg": "",
+                "err": "",
+            },
+            status_code=exc.status_code,
+        )
 
     app.add_exception_handler(LoginRequired, to_login)
     app.add_exception_handler(StarletteHTTPException, http_error)

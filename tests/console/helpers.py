@@ -25,8 +25,7 @@ class ConsoleEnv:
     dialer: RecordingDialer
 
     def token(self, client: TestClient, user: str) -> dict[str, str]:
-        response = client.post("/api/v1/auth/token",
-                               json={"username": user, "password": PASSWORD})
+        response = client.post("/api/v1/auth/token", json={"username": user, "password": PASSWORD})
         assert response.status_code == 200, response.text
         return {"Authorization": f"Bearer {response.json()['token']}"}
 

@@ -51,8 +51,9 @@ def test_the_whole_workflow_through_the_api(env: ConsoleEnv, client: TestClient)
     assert client.post("/api/v1/queue/claim", headers=op).status_code == 204
     queue = client.get("/api/v1/queue", headers=op).json()
     assert [i["ticket"] for i in queue["mine"]] == [number] and queue["waiting"] == []
-    patched = client.patch(f"/api/v1/tickets/{number}", headers=op,
-                           json={"topic": "建筑噪音", "caller_name": "王建国"})
+    patched = client.patch(
+        f"/api/v1/tickets/{number}", headers=op, json={"topic": "建筑噪音", "caller_name": "王建国"}
+    )
     assert patched.json()["caller"]["name"] == "王建国"
     steps = [
         ("dispatch", {"department": "市生态环境局", "note": "30 分钟内转办"}, op),
@@ -69,8 +70,14 @@ def test_the_whole_workflow_through_the_api(env: ConsoleEnv, client: TestClient)
     assert ticket["status"] == "closed" and ticket["satisfaction"] == "satisfied"
     history = client.get(f"/api/v1/tickets/{number}/history", headers=op).json()
     assert [(h["actor"], h["action"]) for h in history] == [
-        ("op", "created"), ("op", "assigned"), ("op", "edited"), ("op", "dispatch"),
-        ("op", "accept"), ("boss", "supervise"), ("op", "reply"), ("op", "follow_up"),
+        ("op", "created"),
+        ("op", "assigned"),
+        ("op", "edited"),
+        ("op", "dispatch"),
+        ("op", "accept"),
+        ("boss", "supervise"),
+        ("op", "reply"),
+        ("op", "follow_up"),
         ("op", "close"),
     ]
     assert env.service.queue.entries() == []
@@ -82,17 +89,22 @@ def test_roles_are_enforced(env: ConsoleEnv, client: TestClient) -> None:
     op, boss, root = (env.token(client, u) for u in ("op", "boss", "root"))
     number = env.service.intake(make_draft()).number
     env.service.store.dispatch(number, "市水务局", "op")
-    assert client.post(f"/api/v1/tickets/{number}/supervise", json={}, headers=op
-                       ).status_code == 403
-    assert client.post(f"/api/v1/tickets/{number}/supervise", json={}, headers=boss
-                       ).status_code == 200
+    assert (
+        client.post(f"/api/v1/tickets/{number}/supervise", json={}, headers=op).status_code == 403
+    )
+    assert (
+        client.post(f"/api/v1/tickets/{number}/supervise", json={}, headers=boss).status_code == 200
+    )
     new_user = {"username": "newbie", "password": "long-enough-1", "role": "operator"}
     assert client.post("/api/v1/users", json=new_user, headers=boss).status_code == 403
     assert client.post("/api/v1/users", json=new_user, headers=root).status_code == 201
     assert client.post("/api/v1/users", json=new_user, headers=root).status_code == 422
     assert "newbie" in [u["username"] for u in client.get("/api/v1/users", headers=root).json()]
-    stored = env.accounts.store.engine.connect().exec_driver_sql(
-        "SELECT password_hash FROM users WHERE username='newbie'").scalar_one()
+    stored = (
+        env.accounts.store.engine.connect()
+        .exec_driver_sql("SELECT password_hash FROM users WHERE username='newbie'")
+        .scalar_one()
+    )
     assert stored.startswith("$argon2id$") and "long-enough-1" not in stored
 
 
@@ -103,8 +115,7 @@ def test_invalid_steps_and_unknown_tickets(env: ConsoleEnv, client: TestClient) 
     assert conflict.status_code == 409 and "不能" in conflict.json()["detail"]
     assert client.get("/api/v1/tickets/20000101-0001", headers=op).status_code == 404
     assert client.get("/api/v1/tickets/not-a-number", headers=op).status_code == 422
-    empty = client.post(f"/api/v1/tickets/{number}/dispatch", json={"department": ""},
-                        headers=op)
+    empty = client.post(f"/api/v1/tickets/{number}/dispatch", json={"department": ""}, headers=op)
     assert empty.status_code == 422
     assert client.post(f"/api/v1/tickets/{number}/call", headers=op).status_code == 200
     assert env.dialer.calls == [("8001", "13907551234", number)]
@@ -112,8 +123,9 @@ def test_invalid_steps_and_unknown_tickets(env: ConsoleEnv, client: TestClient) 
 
 def test_malformed_and_oversized_requests(env: ConsoleEnv, client: TestClient) -> None:
     op = env.token(client, "op")
-    broken = client.post("/api/v1/tickets", content=b"{not json", headers={
-        **op, "Content-Type": "application/json"})
+    broken = client.post(
+        "/api/v1/tickets", content=b"{not json", headers={**op, "Content-Type": "application/json"}
+    )
     assert broken.status_code == 422
     wrong_type = client.post("/api/v1/tickets", json={"draft": {"type": "weather"}}, headers=op)
     assert wrong_type.status_code == 422
@@ -123,23 +135,31 @@ def test_malformed_and_oversized_requests(env: ConsoleEnv, client: TestClient) -
     huge = draft_body()
     huge["draft"]["summary"] = "吵" * 1_000_000  # type: ignore[index]
     assert client.post("/api/v1/tickets", json=huge, headers=op).status_code == 413
-    assert client.get("/api/v1/tickets", params={"date_from": "2026-13-40"}, headers=op
-                      ).status_code == 422
-    assert client.get("/api/v1/tickets", params={"limit": 10_000}, headers=op
-                      ).status_code == 422
+    assert (
+        client.get("/api/v1/tickets", params={"date_from": "2026-13-40"}, headers=op).status_code
+        == 422
+    )
+    assert client.get("/api/v1/tickets", params={"limit": 10_000}, headers=op).status_code == 422
     assert env.service.store.count() == 0  # nothing half-created
 
 
 def test_cookie_sessions_need_csrf_and_expire(env: ConsoleEnv, client: TestClient) -> None:
     login_page = client.get("/login")
     csrf_login = login_page.cookies.get("hotline_login_csrf") or client.cookies.get(
-        "hotline_login_csrf")
+        "hotline_login_csrf"
+    )
     assert csrf_login
-    bad = client.post("/login", data={"username": "op", "password": PASSWORD,
-                                      "csrf_token": "forged"}, follow_redirects=False)
+    bad = client.post(
+        "/login",
+        data={"username": "op", "password": PASSWORD, "csrf_token": "forged"},
+        follow_redirects=False,
+    )
     assert bad.status_code == 303 and "/login" in bad.headers["location"]
-    ok = client.post("/login", data={"username": "op", "password": PASSWORD,
-                                     "csrf_token": csrf_login}, follow_redirects=False)
+    ok = client.post(
+        "/login",
+        data={"username": "op", "password": PASSWORD, "csrf_token": csrf_login},
+        follow_redirects=False,
+    )
     assert ok.status_code == 303 and ok.headers["location"] == "/"
     assert "httponly" in ok.headers["set-cookie"].lower()
     number = env.service.intake(make_draft()).number
@@ -150,14 +170,18 @@ def test_cookie_sessions_need_csrf_and_expire(env: ConsoleEnv, client: TestClien
     assert page_forged.status_code == 403
     login = env.accounts.session(client.cookies["hotline_session"])
     assert login is not None
-    allowed = client.post(f"/api/v1/tickets/{number}/dispatch", json={"department": "市水务局"},
-                          headers={"X-CSRF-Token": login.csrf_token})
+    allowed = client.post(
+        f"/api/v1/tickets/{number}/dispatch",
+        json={"department": "市水务局"},
+        headers={"X-CSRF-Token": login.csrf_token},
+    )
     assert allowed.status_code == 200
     assert client.get("/api/v1/tickets").status_code == 200
     # Expire the session: the next request is refused and the page asks for a login.
     with env.accounts.store.writing() as session:
-        session.execute(update(SessionRow).values(
-            expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+        session.execute(
+            update(SessionRow).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
     assert client.get("/api/v1/tickets").status_code == 401
     page = client.get("/", follow_redirects=False)
     assert page.status_code == 303 and page.headers["location"].startswith("/login")
@@ -167,8 +191,13 @@ def test_cookie_sessions_need_csrf_and_expire(env: ConsoleEnv, client: TestClien
 def test_openapi_documents_the_operations(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     paths = spec["paths"]
-    for path in ("/api/v1/tickets", "/api/v1/tickets/{number}/dispatch",
-                 "/api/v1/tickets/{number}/close", "/api/v1/queue/claim", "/api/v1/auth/token"):
+    for path in (
+        "/api/v1/tickets",
+        "/api/v1/tickets/{number}/dispatch",
+        "/api/v1/tickets/{number}/close",
+        "/api/v1/queue/claim",
+        "/api/v1/auth/token",
+    ):
         assert path in paths
     assert not any(p.startswith("/tickets") for p in paths)  # pages stay out of the API docs
     assert client.get("/docs").status_code == 200

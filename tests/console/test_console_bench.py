@@ -12,9 +12,12 @@ import redis
 from hotline.cli import main
 
 
-def test_bench_tickets_prints_the_four_figures(tmp_path: Path, redis_server: str,
-                                               monkeypatch: pytest.MonkeyPatch,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_tickets_prints_the_four_figures(
+    tmp_path: Path,
+    redis_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.setenv("HOTLINE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("HOTLINE_TICKETS__REDIS_URL", redis_server)
     monkeypatch.setenv("HOTLINE_TICKETS__EMBEDDED_REDIS", "never")
@@ -33,8 +36,14 @@ def test_access_log_hides_phone_numbers_searched_for() -> None:
 
     from console.cli import _MaskPhoneInAccessLog
 
-    record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d',
-                               ("127.0.0.1:1", "GET", "/search?phone=13907551234&text=x",
-                                "1.1", 200), None)
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        "",
+        0,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:1", "GET", "/search?phone=13907551234&text=x", "1.1", 200),
+        None,
+    )
     assert _MaskPhoneInAccessLog().filter(record)
     assert "13907551234" not in record.getMessage() and "phone=***&text=x" in record.getMessage()

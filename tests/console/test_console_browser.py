@@ -20,8 +20,9 @@ from tickets.service import TicketService
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_operator_pops_edits_dispatches_and_closes(browser: object, settings: Settings,
-                                                   service: TicketService, shots: Path) -> None:
+def test_operator_pops_edits_dispatches_and_closes(
+    browser: object, settings: Settings, service: TicketService, shots: Path
+) -> None:
     env = make_env(settings, service)
     night = service.intake(make_draft(11, summary="夜间来电，承诺早班回电"), callback_promised=True)
     service.intake(make_draft(12, topic="路灯不亮", urgency="urgent"), skill="general")
@@ -40,19 +41,29 @@ def test_operator_pops_edits_dispatches_and_closes(browser: object, settings: Se
         page.screenshot(path=str(shots / "console-workbench.png"), full_page=True)
 
         # A call carrying a ticket is connected to this operator's seat (8001).
-        draft = make_draft(14, transcript=[
-            TranscriptLine(speaker="bot", text="您好，这里是12345，请讲。"),
-            TranscriptLine(speaker="caller", text="海甸五西路工地半夜还在施工", confidence=0.55,
-                           words=[TranscriptWord(text="海甸", confidence=0.35),
-                                  TranscriptWord(text="五西路工地半夜还在施工", confidence=0.9)]),
-            TranscriptLine(speaker="bot", text="好的，已为您登记，正在转接人工。"),
-        ])
+        draft = make_draft(
+            14,
+            transcript=[
+                TranscriptLine(speaker="bot", text="您好，这里是12345，请讲。"),
+                TranscriptLine(
+                    speaker="caller",
+                    text="海甸五西路工地半夜还在施工",
+                    confidence=0.55,
+                    words=[
+                        TranscriptWord(text="海甸", confidence=0.35),
+                        TranscriptWord(text="五西路工地半夜还在施工", confidence=0.9),
+                    ],
+                ),
+                TranscriptLine(speaker="bot", text="好的，已为您登记，正在转接人工。"),
+            ],
+        )
         popped = service.intake(draft)
         service.screen_pop(popped.number, "8001")  # as the call session does
         page.wait_for_selector("#pop-card", timeout=5000)
         assert popped.number in page.inner_text("#pop-card")
         page.wait_for_function(  # the live refresh moved it into "my tickets"
-            f"document.querySelector('#queues .card').innerText.includes('{popped.number}')")
+            f"document.querySelector('#queues .card').innerText.includes('{popped.number}')"
+        )
         page.wait_for_timeout(300)  # let the slide-in animation finish for the picture
         page.screenshot(path=str(shots / "console-screen-pop.png"))
         page.click("#pop-open")
@@ -83,5 +94,11 @@ def test_operator_pops_edits_dispatches_and_closes(browser: object, settings: Se
     ticket = service.store.get(popped.number)
     assert ticket.status == "closed" and ticket.caller.name == "王建国"
     assert [h.action for h in ticket.history] == [
-        "created", "assigned", "edited", "dispatch", "reply", "close"]
+        "created",
+        "assigned",
+        "edited",
+        "dispatch",
+        "reply",
+        "close",
+    ]
     assert all(h.actor == "op" for h in ticket.history[2:])

@@ -24,8 +24,14 @@ def env(settings: Settings, service: TicketService) -> ConsoleEnv:
 def client(env: ConsoleEnv) -> Iterator[TestClient]:
     with TestClient(env.app) as client:
         client.get("/login")
-        client.post("/login", data={"username": "op", "password": PASSWORD,
-                                    "csrf_token": client.cookies["hotline_login_csrf"]})
+        client.post(
+            "/login",
+            data={
+                "username": "op",
+                "password": PASSWORD,
+                "csrf_token": client.cookies["hotline_login_csrf"],
+            },
+        )
         yield client
 
 
@@ -39,9 +45,14 @@ def test_login_page_and_wrong_password(env: ConsoleEnv) -> None:
     with TestClient(env.app) as anonymous:
         page = anonymous.get("/login")
         assert "坐席登录" in page.text
-        wrong = anonymous.post("/login", data={
-            "username": "op", "password": "bad", "csrf_token": anonymous.cookies[
-                "hotline_login_csrf"]})
+        wrong = anonymous.post(
+            "/login",
+            data={
+                "username": "op",
+                "password": "bad",
+                "csrf_token": anonymous.cookies["hotline_login_csrf"],
+            },
+        )
         assert "用户名或密码错误" in wrong.text
         assert anonymous.get("/search", follow_redirects=False).status_code == 303
 
@@ -53,33 +64,53 @@ def test_workbench_shows_queues_and_claims(env: ConsoleEnv, client: TestClient) 
     assert "共享队列" in page.text and "我的工单" in page.text
     assert page.text.index(urgent.number) < page.text.index(night.number)  # urgent first
     assert "需回电" in page.text
-    claimed = client.post("/claim", data={"csrf_token": csrf(page.text)},
-                          follow_redirects=False)
+    claimed = client.post("/claim", data={"csrf_token": csrf(page.text)}, follow_redirects=False)
     assert claimed.headers["location"] == f"/tickets/{urgent.number}"
     fragment = client.get("/fragments/queues").text
     assert urgent.number in fragment.split("共享队列")[0]  # now in "my tickets"
 
 
 def test_ticket_page_marks_doubtful_words_and_runs_the_workflow(
-        env: ConsoleEnv, client: TestClient) -> None:
-    draft = make_draft(3, transcript=[
-        TranscriptLine(speaker="caller", text="海甸五西路工地", confidence=0.5, words=[
-            TranscriptWord(text="海甸", confidence=0.3), TranscriptWord(text="五西路工地")]),
-        TranscriptLine(speaker="bot", text="请问您要反映什么问题", confidence=1.0),
-    ])
+    env: ConsoleEnv, client: TestClient
+) -> None:
+    draft = make_draft(
+        3,
+        transcript=[
+            TranscriptLine(
+                speaker="caller",
+                text="海甸五西路工地",
+                confidence=0.5,
+                words=[
+                    TranscriptWord(text="海甸", confidence=0.3),
+                    TranscriptWord(text="五西路工地"),
+                ],
+            ),
+            TranscriptLine(speaker="bot", text="请问您要反映什么问题", confidence=1.0),
+        ],
+    )
     number = env.service.intake(draft).number
     page = client.get(f"/tickets/{number}")
     assert "<mark" in page.text and ">海甸</mark>" in page.text
     assert "五西路工地</mark>" not in page.text
     assert "30 分钟内送达承办单位" in page.text  # Haikou's dispatch rule, while in intake
     token = csrf(page.text)
-    edit = client.post(f"/tickets/{number}/edit", data={
-        "csrf_token": token, "type": "complaint", "urgency": "normal", "skill": "general",
-        "topic": "施工噪音", "caller_name": "王建国", "where": "美兰区海甸五西路3号",
-        "what_happened": "夜间施工"})
+    edit = client.post(
+        f"/tickets/{number}/edit",
+        data={
+            "csrf_token": token,
+            "type": "complaint",
+            "urgency": "normal",
+            "skill": "general",
+            "topic": "施工噪音",
+            "caller_name": "王建国",
+            "where": "美兰区海甸五西路3号",
+            "what_happened": "夜间施工",
+        },
+    )
     assert "已保存" in edit.text
-    dispatched = client.post(f"/tickets/{number}/dispatch", data={
-        "csrf_token": token, "department": "市生态环境局"})
+    dispatched = client.post(
+        f"/tickets/{number}/dispatch", data={"csrf_token": token, "department": "市生态环境局"}
+    )
     assert "已转办至 市生态环境局" in dispatched.text
     assert "30 分钟内送达承办单位" not in dispatched.text
     client.post(f"/tickets/{number}/reply", data={"csrf_token": token, "reply": "已停工"})
@@ -87,15 +118,24 @@ def test_ticket_page_marks_doubtful_words_and_runs_the_workflow(
     assert "正在呼叫" in called.text
     assert env.dialer.calls[-1] == ("8001", "13907551234", number)
     client.post(f"/tickets/{number}/follow-up", data={"csrf_token": token, "result": "满意"})
-    closed = client.post(f"/tickets/{number}/close", data={
-        "csrf_token": token, "satisfaction": "satisfied"})
+    closed = client.post(
+        f"/tickets/{number}/close", data={"csrf_token": token, "satisfaction": "satisfied"}
+    )
     assert "工单已办结" in closed.text
     ticket = env.service.store.get(number)
     assert ticket.status == "closed" and ticket.caller.name == "王建国"
     assert [h.action for h in ticket.history] == [
-        "created", "edited", "dispatch", "reply", "call_placed", "follow_up", "close"]
-    refused = client.post(f"/tickets/{number}/dispatch", data={
-        "csrf_token": token, "department": "市水务局"})
+        "created",
+        "edited",
+        "dispatch",
+        "reply",
+        "call_placed",
+        "follow_up",
+        "close",
+    ]
+    refused = client.post(
+        f"/tickets/{number}/dispatch", data={"csrf_token": token, "department": "市水务局"}
+    )
     assert "不能转办" in refused.text
 
 
@@ -110,8 +150,9 @@ def test_search_page(env: ConsoleEnv, client: TestClient) -> None:
     assert client.get("/tickets/20000101-0001").status_code == 404
 
 
-def test_recording_is_served_only_from_the_data_dir(env: ConsoleEnv, client: TestClient,
-                                                    settings: Settings) -> None:
+def test_recording_is_served_only_from_the_data_dir(
+    env: ConsoleEnv, client: TestClient, settings: Settings
+) -> None:
     wav = settings.data_dir / "recordings" / "c1.wav"
     wav.parent.mkdir(parents=True)
     wav.write_bytes(b"RIFF....WAVE")

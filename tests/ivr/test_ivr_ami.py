@@ -23,8 +23,9 @@ def test_transfer_screen_pop_and_night_mode() -> None:
     async def body() -> None:
         ast = ReplayAsterisk()
         port = await ast.start()
-        client = AmiClient(f"ami://hotline:s3cret@127.0.0.1:{port}", ping_interval_s=0.5,
-                           queues=QUEUES)
+        client = AmiClient(
+            f"ami://hotline:s3cret@127.0.0.1:{port}", ping_interval_s=0.5, queues=QUEUES
+        )
         pops: list[tuple[str, str, str]] = []
         client.on_screen_pop = lambda *a: pops.append(a)
         try:
@@ -64,8 +65,9 @@ def test_reconnects_and_resyncs_state() -> None:
     async def body() -> None:
         ast = ReplayAsterisk()
         port = await ast.start()
-        client = AmiClient(f"ami://hotline:s3cret@127.0.0.1:{port}", ping_interval_s=0.3,
-                           queues=QUEUES)
+        client = AmiClient(
+            f"ami://hotline:s3cret@127.0.0.1:{port}", ping_interval_s=0.3, queues=QUEUES
+        )
         try:
             assert await client.start()
             ast.push(QUEUE_MEMBER_STATUS.format(status=5, paused=0))
@@ -91,8 +93,9 @@ def test_half_open_connection_detected_by_ping() -> None:
     async def body() -> None:
         ast = ReplayAsterisk()
         port = await ast.start()
-        client = AmiClient(f"ami://hotline:s3cret@127.0.0.1:{port}", ping_interval_s=0.2,
-                           queues=QUEUES)
+        client = AmiClient(
+            f"ami://hotline:s3cret@127.0.0.1:{port}", ping_interval_s=0.2, queues=QUEUES
+        )
         try:
             assert await client.start()
             ast.silent_ping = True

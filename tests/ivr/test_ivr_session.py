@@ -160,8 +160,10 @@ def place_call(
     async def main() -> Any:
         asterisk = ReplayAsterisk() if night else None
         if asterisk is not None:
-            ami = AmiClient(f"ami://hotline:s3cret@127.0.0.1:{await asterisk.start()}",
-                            queues=AmiSettings().queues)
+            ami = AmiClient(
+                f"ami://hotline:s3cret@127.0.0.1:{await asterisk.start()}",
+                queues=AmiSettings().queues,
+            )
             assert await ami.start()
             asterisk.push(QUEUE_MEMBER_STATUS.format(status=5, paused=0))  # seat logs off
             for _ in range(50):
@@ -363,8 +365,9 @@ def test_agent_connect_pops_the_ticket_on_the_seat(tmp_path, service) -> None:  
 
     async def body() -> None:
         asterisk = ReplayAsterisk()
-        ami = AmiClient(f"ami://hotline:s3cret@127.0.0.1:{await asterisk.start()}",
-                        queues=AmiSettings().queues)
+        ami = AmiClient(
+            f"ami://hotline:s3cret@127.0.0.1:{await asterisk.start()}", queues=AmiSettings().queues
+        )
         ami.on_screen_pop = ServiceSink(service).screen_pop
         try:
             assert await ami.start()

@@ -19,8 +19,12 @@ from tests.tickets.support import (  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str, redis_server: str,  # noqa: F811
-             key_prefix: str) -> Settings:  # noqa: F811
+def settings(
+    tmp_path: Path,
+    database_url: str,  # noqa: F811
+    redis_server: str,  # noqa: F811
+    key_prefix: str,  # noqa: F811
+) -> Settings:
     """Ticket settings plus the managers' parts: words-only bot (fast to rebuild), offline
     voice, prompts and config under the test's directory."""
     base = make_settings(tmp_path, database_url, redis_server, key_prefix)

@@ -27,18 +27,34 @@ from tickets.service import TicketService
 
 def _seed_figures(service: TicketService, settings: Settings) -> None:
     now = datetime.now(UTC)
-    lane = FiveElements(where="翠湖苑消防通道", what_happened="车辆堵塞消防通道",
-                        address=Address(district="北山区", street="北山街道", community="翠湖苑"))
-    tickets = [service.intake(make_draft(200 + i, topic="消防通道占用", elements=lane))
-               for i in range(3)]
-    turns = [{"input": "speech", "text": "社保卡丢了怎么办", "intent": "consultation",
-              "kb_id": "si-card-lost", "answered": True}]
+    lane = FiveElements(
+        where="翠湖苑消防通道",
+        what_happened="车辆堵塞消防通道",
+        address=Address(district="北山区", street="北山街道", community="翠湖苑"),
+    )
+    tickets = [
+        service.intake(make_draft(200 + i, topic="消防通道占用", elements=lane)) for i in range(3)
+    ]
+    turns = [
+        {
+            "input": "speech",
+            "text": "社保卡丢了怎么办",
+            "intent": "consultation",
+            "kb_id": "si-card-lost",
+            "answered": True,
+        }
+    ]
     for i in range(12):
-        record = {"call_id": f"b{i}", "caller": "13800000000",
-                  "started_at": (now - timedelta(minutes=5 * i)).isoformat(),
-                  "answered_ms": 1500, "outcome": "answered" if i % 3 else "transfer",
-                  "satisfaction": 1 if i % 4 else 2, "turns": turns if i % 3 else [],
-                  "ticket": tickets[i % 3].number if i % 3 == 0 else ""}
+        record = {
+            "call_id": f"b{i}",
+            "caller": "13800000000",
+            "started_at": (now - timedelta(minutes=5 * i)).isoformat(),
+            "answered_ms": 1500,
+            "outcome": "answered" if i % 3 else "transfer",
+            "satisfaction": 1 if i % 4 else 2,
+            "turns": turns if i % 3 else [],
+            "ticket": tickets[i % 3].number if i % 3 == 0 else "",
+        }
         record_call(service.store, record, settings.tickets.timezone)
 
 
@@ -59,14 +75,15 @@ def _ask(page: object, text: str) -> str:
     count = page.locator("#sim-lines p").count()  # type: ignore[attr-defined]
     page.click("#sim-say")  # type: ignore[attr-defined]
     page.wait_for_function(  # type: ignore[attr-defined]
-        f"document.querySelectorAll('#sim-lines p').length > {count + 1}")
+        f"document.querySelectorAll('#sim-lines p').length > {count + 1}"
+    )
     return page.inner_text("#sim-lines")  # type: ignore[attr-defined, no-any-return]
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_manager_edits_menu_kb_and_reads_figures(browser: object, settings: Settings,
-                                                 service: TicketService, shots: Path,
-                                                 tmp_path: Path) -> None:
+def test_manager_edits_menu_kb_and_reads_figures(
+    browser: object, settings: Settings, service: TicketService, shots: Path, tmp_path: Path
+) -> None:
     env = make_env(settings, service)
     _seed_figures(service, settings)
     with serve_in_thread(env.app) as base:

@@ -27,18 +27,36 @@ def at(hour: int, minute: int = 0, days: int = 0) -> datetime:
 
 
 def kb_turn(kb_id: str, text: str = "社保卡丢了怎么办") -> dict[str, object]:
-    return {"input": "speech", "text": text, "intent": "consultation", "kb_id": kb_id,
-            "kb_confidence": 0.9, "answered": True, "unanswered": False}
+    return {
+        "input": "speech",
+        "text": text,
+        "intent": "consultation",
+        "kb_id": kb_id,
+        "kb_confidence": 0.9,
+        "answered": True,
+        "unanswered": False,
+    }
 
 
-HUMAN = {"input": "speech", "text": "我要人工", "intent": "human", "kb_id": "",
-         "answered": False, "unanswered": False}
+HUMAN = {
+    "input": "speech",
+    "text": "我要人工",
+    "intent": "human",
+    "kb_id": "",
+    "answered": False,
+    "unanswered": False,
+}
 
 
 def call(call_id: str, start: datetime, **fields: object) -> dict[str, object]:
-    return {"call_id": call_id, "caller": "13812345678", "started_at": start.isoformat(),
-            "ended_at": (start + timedelta(minutes=2)).isoformat(), "answered_ms": 2000.0,
-            **fields}
+    return {
+        "call_id": call_id,
+        "caller": "13812345678",
+        "started_at": start.isoformat(),
+        "ended_at": (start + timedelta(minutes=2)).isoformat(),
+        "answered_ms": 2000.0,
+        **fields,
+    }
 
 
 def at_clock(store: TicketStore, moment: datetime) -> None:
@@ -60,17 +78,42 @@ def seed(store: TicketStore, settings: Settings) -> dict[str, str]:
     store.create_from_draft(make_draft(3, type=RequestType.COMPLAINT, topic="路灯不亮"))
     store.clock = lambda: datetime.now(UTC)
     records = [
-        call("c1", at(8, 10), outcome="answered", satisfaction=1, answered_ms=3000,
-             turns=[kb_turn("si-card-lost")]),
-        call("c2", at(8, 40), outcome="transfer", ticket=t1.number, seat_wait_s=20,
-             turns=[kb_turn("si-card-lost"), HUMAN]),
-        call("c3", at(9, 5), outcome="transfer", ticket=t2.number, seat_wait_s=40,
-             answered_ms=20000, turns=[
-                 {"input": "speech", "text": "驾照怎么换", "intent": "unknown",
-                  "unanswered": True}, HUMAN]),
+        call(
+            "c1",
+            at(8, 10),
+            outcome="answered",
+            satisfaction=1,
+            answered_ms=3000,
+            turns=[kb_turn("si-card-lost")],
+        ),
+        call(
+            "c2",
+            at(8, 40),
+            outcome="transfer",
+            ticket=t1.number,
+            seat_wait_s=20,
+            turns=[kb_turn("si-card-lost"), HUMAN],
+        ),
+        call(
+            "c3",
+            at(9, 5),
+            outcome="transfer",
+            ticket=t2.number,
+            seat_wait_s=40,
+            answered_ms=20000,
+            turns=[
+                {"input": "speech", "text": "驾照怎么换", "intent": "unknown", "unanswered": True},
+                HUMAN,
+            ],
+        ),
         call("c4", at(9, 30), outcome="abandoned", answered_ms=1000),
-        call("c5", at(14), outcome="answered", satisfaction=3,
-             turns=[kb_turn("si-card-lost", "社保卡掉了")]),
+        call(
+            "c5",
+            at(14),
+            outcome="answered",
+            satisfaction=3,
+            turns=[kb_turn("si-card-lost", "社保卡掉了")],
+        ),
         call("c6", at(23, 30, days=-1), outcome="answered", turns=[kb_turn("si-card-lost")]),
     ]
     for record in records:
@@ -105,20 +148,24 @@ def test_figures_match_the_seeded_answers(store: TicketStore, settings: Settings
     assert "summary,direct_answer_rate,0.75" in csv_text
     assert "calls_per_hour,08,2" in csv_text and "unanswered,驾照怎么换,1" in csv_text
 
-    week = Figures(store, "Asia/Shanghai").compute(*period_bounds("week", DAY.date(),
-                                                                  "Asia/Shanghai"), now=at(18))
+    week = Figures(store, "Asia/Shanghai").compute(
+        *period_bounds("week", DAY.date(), "Asia/Shanghai"), now=at(18)
+    )
     assert week.calls == 5  # c6 was on Sunday, the week before
-    month = Figures(store, "Asia/Shanghai").compute(*period_bounds("month", DAY.date(),
-                                                                   "Asia/Shanghai"), now=at(18))
+    month = Figures(store, "Asia/Shanghai").compute(
+        *period_bounds("month", DAY.date(), "Asia/Shanghai"), now=at(18)
+    )
     assert month.calls == 6 and month.per_day == {"2026-03-01": 1, "2026-03-02": 5}
 
 
-def test_call_records_import_and_bad_records(store: TicketStore, settings: Settings,
-                                             tmp_path: Path) -> None:
+def test_call_records_import_and_bad_records(
+    store: TicketStore, settings: Settings, tmp_path: Path
+) -> None:
     folder = tmp_path / "calls" / "2026-03-02"
     folder.mkdir(parents=True)
-    (folder / "a.json").write_text(json.dumps(call("x1", at(10), outcome="answered",
-                                                   turns=[kb_turn("si-card-lost")])))
+    (folder / "a.json").write_text(
+        json.dumps(call("x1", at(10), outcome="answered", turns=[kb_turn("si-card-lost")]))
+    )
     (folder / "b.json").write_text("{not json")
     (folder / "c.json").write_text(json.dumps({"call_id": "x3"}))
     result = import_records(store, tmp_path / "calls")
@@ -136,25 +183,38 @@ def test_call_records_import_and_bad_records(store: TicketStore, settings: Setti
 
 def test_hot_topics_flag_growing_clusters(store: TicketStore) -> None:
     now = at(20)
-    lane = FiveElements(where="翠湖苑小区消防通道", what_happened="车辆堵塞消防通道",
-                        address=Address(district="北山区", street="北山街道", community="翠湖苑"))
-    plan = [(-40, lane, "消防通道占用"), (-5, lane, "消防通道占用"), (-3, lane, "消防通道占用"),
-            (-1, lane, "消防通道占用")]
+    lane = FiveElements(
+        where="翠湖苑小区消防通道",
+        what_happened="车辆堵塞消防通道",
+        address=Address(district="北山区", street="北山街道", community="翠湖苑"),
+    )
+    plan = [
+        (-40, lane, "消防通道占用"),
+        (-5, lane, "消防通道占用"),
+        (-3, lane, "消防通道占用"),
+        (-1, lane, "消防通道占用"),
+    ]
     noise = FiveElements(where="海甸五西路28号工地", what_happened="夜间施工")
-    plan += [(-30, noise, "夜间施工噪音"), (-29, noise, "夜间施工噪音"),
-             (-28, noise.model_copy(update={"where": "海甸五西路28号工地旁边"}), "夜间施工噪音")]
+    plan += [
+        (-30, noise, "夜间施工噪音"),
+        (-29, noise, "夜间施工噪音"),
+        (-28, noise.model_copy(update={"where": "海甸五西路28号工地旁边"}), "夜间施工噪音"),
+    ]
     plan += [(-2, lane, "路灯不亮")]  # same place, another topic: not in the cluster
     for i, (hours, elements, topic) in enumerate(plan):
         at_clock(store, now + timedelta(hours=hours))
         store.create_from_draft(make_draft(100 + i, topic=topic, elements=elements))
     clusters = hot_topics(store, now=now.astimezone(UTC), days=7, min_size=3)
     assert [(c.topic, c.count, c.recent, c.previous, c.growing) for c in clusters] == [
-        ("消防通道占用", 4, 3, 1, True), ("夜间施工噪音", 3, 0, 3, False)]
+        ("消防通道占用", 4, 3, 1, True),
+        ("夜间施工噪音", 3, 0, 3, False),
+    ]
     assert clusters[0].place == "北山区北山街道翠湖苑"
 
 
-def test_a_real_dialogue_record_reaches_the_kb_figures(store: TicketStore,
-                                                      settings: Settings) -> None:
+def test_a_real_dialogue_record_reaches_the_kb_figures(
+    store: TicketStore, settings: Settings
+) -> None:
     """The controller's path: Dialogue.turns -> CallRecord -> record_call -> KB figures."""
     from bot.brain import BotPaths, Brain
     from bot.dialogue import Dialogue
@@ -165,9 +225,13 @@ def test_a_real_dialogue_record_reaches_the_kb_figures(store: TicketStore,
     dialogue.handle(CallStarted("13800000000"))
     dialogue.handle(Utterance("社保卡丢了怎么办", 0.9))
     dialogue.handle(Utterance("转人工", 0.9))
-    record = CallRecord(call_id="live-1", caller="13800000000",
-                        started_at=datetime.now(UTC).isoformat(), outcome="transfer",
-                        turns=list(dialogue.turns))  # type: ignore[arg-type]
+    record = CallRecord(
+        call_id="live-1",
+        caller="13800000000",
+        started_at=datetime.now(UTC).isoformat(),
+        outcome="transfer",
+        turns=list(dialogue.turns),
+    )  # type: ignore[arg-type]
     assert record_call(store, record, "Asia/Shanghai")
     now = datetime.now(UTC)
     f = Figures(store).compute(now - timedelta(hours=1), now + timedelta(hours=1))

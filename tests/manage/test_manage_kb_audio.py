@@ -29,8 +29,10 @@ def test_entry_edits_are_versioned_and_reach_the_bot_files(config: ConfigStore) 
     assert config.kb_save([changed], "boss", "新政策") == 1
     assert config.kb_save([changed], "boss") == 0  # unchanged: no new revision
     history = config.kb_history("si-card-lost")
-    assert [(h.revision, h.author, h.note) for h in history] == [(2, "boss", "新政策"),
-                                                                  (1, "system", "初始版本")]
+    assert [(h.revision, h.author, h.note) for h in history] == [
+        (2, "boss", "新政策"),
+        (1, "system", "初始版本"),
+    ]
     assert "请拨打人社服务电话挂失" in (config.dir / "kb.yaml").read_text(encoding="utf-8")
 
     config.kb_save([], "boss", retire=["si-card-lost"])
@@ -47,11 +49,14 @@ def test_entry_edits_are_versioned_and_reach_the_bot_files(config: ConfigStore) 
 def test_bad_changes_are_refused_with_the_field(config: ConfigStore) -> None:
     before = len(config.kb_states())
     with pytest.raises(ConfigError, match="field 'answer' is missing or empty"):
-        config.kb_save([{"id": "new-one", "topic": "t", "department": "d",
-                         "question": "q"}], "boss")
+        config.kb_save(
+            [{"id": "new-one", "topic": "t", "department": "d", "question": "q"}], "boss"
+        )
     with pytest.raises(ConfigError, match="field 'id' must be letters"):
-        config.kb_save([{"id": "有 空格", "topic": "t", "department": "d", "question": "q",
-                         "answer": "a"}], "boss")
+        config.kb_save(
+            [{"id": "有 空格", "topic": "t", "department": "d", "question": "q", "answer": "a"}],
+            "boss",
+        )
     with pytest.raises(ConfigError, match="has no entries"):
         config.kb_save([], "boss", retire=[k.entry_id for k in config.kb_states()])
     assert len(config.kb_states()) == before
@@ -100,11 +105,14 @@ def test_recording_is_converted_to_8k_mono() -> None:
     assert checked.source_rate == 44100 and -15 < checked.peak_dbfs < -10
 
 
-@pytest.mark.parametrize(("samples", "message"), [
-    (np.clip(tone(16000, 1.0, 60000), -32767, 32767), "clipped"),
-    (tone(16000, 1.0, 20), "almost silent"),
-    (tone(16000, 1.0, 8000, lead_s=2.5), "starts with 2.5 s of silence"),
-])
+@pytest.mark.parametrize(
+    ("samples", "message"),
+    [
+        (np.clip(tone(16000, 1.0, 60000), -32767, 32767), "clipped"),
+        (tone(16000, 1.0, 20), "almost silent"),
+        (tone(16000, 1.0, 8000, lead_s=2.5), "starts with 2.5 s of silence"),
+    ],
+)
 def test_bad_recordings_are_refused(samples: np.ndarray, message: str) -> None:
     with pytest.raises(RecordingError, match=message):
         check_recording(wav_bytes(samples, 16000), "x.wav")

@@ -14,10 +14,12 @@ from manage.config import ConfigError, ConfigStore, MenuInvalid
 from manage.reload import ConfigWatcher
 from tickets.service import TicketService
 
-NEW_MENU = {"options": [
-    {"key": "1", "label": "政策咨询", "ask": "请说出您要咨询的问题。"},
-    {"key": "2", "label": "公积金专席", "transfer": "real_estate"},
-]}
+NEW_MENU = {
+    "options": [
+        {"key": "1", "label": "政策咨询", "ask": "请说出您要咨询的问题。"},
+        {"key": "2", "label": "公积金专席", "transfer": "real_estate"},
+    ]
+}
 
 
 def _key(dialogue: Dialogue, key: str) -> list[object]:
@@ -34,8 +36,9 @@ def _wait(predicate: object, timeout: float = 10.0) -> bool:
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_live_call_keeps_old_menu_next_call_gets_new(settings: Settings,
-                                                     service: TicketService) -> None:
+def test_live_call_keeps_old_menu_next_call_gets_new(
+    settings: Settings, service: TicketService
+) -> None:
     # The console's side: its own store writes the version and announces it.
     console_side = ConfigStore(service.store, settings, service.queue.redis)
     # The controller's side: another ConfigStore (its own node), a watcher and a cache.
@@ -49,8 +52,9 @@ def test_live_call_keeps_old_menu_next_call_gets_new(settings: Settings,
         live.handle(CallStarted("13800000000"))
         old_version = watcher.cache.version
 
-        console_side.save("menu", yaml.safe_dump(NEW_MENU, allow_unicode=True), "boss",
-                          "公积金专席")
+        console_side.save(
+            "menu", yaml.safe_dump(NEW_MENU, allow_unicode=True), "boss", "公积金专席"
+        )
         assert _wait(lambda: watcher.cache.version > old_version), "no reload after publish"
 
         # The live call still has the old menu: key 2 starts a complaint intake.
@@ -61,8 +65,9 @@ def test_live_call_keeps_old_menu_next_call_gets_new(settings: Settings,
         nxt.handle(CallStarted("13900000000"))
         actions = _key(nxt, "2")
         assert any(isinstance(a, Transfer) and a.queue == "real_estate" for a in actions)
-        assert (controller_dir / "config" / "menu.yaml").read_text(encoding="utf-8") \
-            == console_side.active("menu").content  # type: ignore[union-attr]
+        assert (controller_dir / "config" / "menu.yaml").read_text(
+            encoding="utf-8"
+        ) == console_side.active("menu").content  # type: ignore[union-attr]
 
         # Roll back: the call after that is back on the original menu.
         version = watcher.cache.version

@@ -29,8 +29,10 @@ def compose_cli() -> list[str] | None:
 def test_compose_config_validates_without_an_engine() -> None:
     cli = compose_cli()
     if cli is None:
-        pytest.skip("neither `docker compose` nor docker-compose is installed "
-                    "(apt-get install docker-compose)")
+        pytest.skip(
+            "neither `docker compose` nor docker-compose is installed "
+            "(apt-get install docker-compose)"
+        )
     args = [*cli, "--env-file", "deploy/env.example", "config", "-q"]
     done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -53,8 +55,10 @@ def test_compose_has_the_services_health_checks_and_volumes() -> None:
     for name in ("asterisk", "redis", "postgres", "controller", "console"):
         assert "healthcheck" in services[name], name
     assert "--appendonly" in services["redis"]["command"]
-    assert services["redis"]["command"][services["redis"]["command"].index("--appendonly") + 1] \
+    assert (
+        services["redis"]["command"][services["redis"]["command"].index("--appendonly") + 1]
         == "yes"
+    )
     assert {"models", "prompts", "recordings"} <= set(spec["volumes"])
     mounts = [v.split(":")[0] for v in services["asterisk"]["volumes"]]
     for source in (m for m in mounts if m.startswith("./")):
@@ -73,8 +77,9 @@ def test_docker_manager_conf_differs_only_in_where_ami_listens() -> None:
                 if line.strip() and not line.startswith(";")
                 and not line.startswith(("bindaddr", "permit"))]  # fmt: skip
 
-    assert settings(REPO / "deploy/asterisk/manager.conf") == \
-        settings(REPO / "telephony_config/manager.conf")
+    assert settings(REPO / "deploy/asterisk/manager.conf") == settings(
+        REPO / "telephony_config/manager.conf"
+    )
 
 
 def test_dockerfile_copies_every_package() -> None:
@@ -98,29 +103,69 @@ def _edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
-@pytest.mark.parametrize(("file", "old", "new", "expected"), [
-    ("extensions.conf", "GotoIf($[\"${HOTLINE_DONE}\" = \"1\"]?done)",
-     "GotoIf($[\"${HOTLINE_DONE}\" = \"1\"]?finished)", "GotoIf branch finished goes nowhere"),
-    ("extensions.conf", "Goto(hotline-queues,hotline-general,1)",
-     "Goto(hotline-queue,hotline-general,1)", "Goto(hotline-queue,hotline-general,1) goes nowhere"),
-    ("queues.conf", "[hotline-real-estate]", "[real-estate]",
-     "no queue [hotline-real-estate] (skill real_estate, ami.queues)"),
-    ("queues.conf", "[hotline-general]", "[general]", "no queue [hotline-general]"),
-    ("extensions.conf", "Dial(PJSIP/hotline-bot,", "Dial(PJSIP/hotline-bots,",
-     "Dial(PJSIP/hotline-bots) is not a PJSIP endpoint"),
-    ("pjsip.conf", "aors=hotline-bot\n", "aors=hotline-robot\n",
-     "aors=hotline-robot is not a defined aor"),
-    ("pjsip.conf", "context=hotline-from-bot", "context=from-bot",
-     "context=from-bot is not in extensions.conf"),
-    ("manager.conf", "channelvars=HOTLINE_TICKET", "channelvars=OTHER",
-     "channelvars lacks HOTLINE_TICKET"),
-    ("queues.conf", "member => PJSIP/seat-101,1,seat-101", "member => PJSIP/seat-109,1,seat-109",
-     "member PJSIP/seat-109 is not an endpoint"),
-    ("extensions.conf", "[hotline-bot-headers]\nexten => s,1,",
-     "[hotline-bot-headers]\nexten => t,1,", "pre-dial handler hotline-bot-headers^s^1"),
-])
-def test_linter_finds_what_would_break_calls(tmp_path: Path, file: str, old: str, new: str,
-                                             expected: str) -> None:
+@pytest.mark.parametrize(
+    ("file", "old", "new", "expected"),
+    [
+        (
+            "extensions.conf",
+            'GotoIf($["${HOTLINE_DONE}" = "1"]?done)',
+            'GotoIf($["${HOTLINE_DONE}" = "1"]?finished)',
+            "GotoIf branch finished goes nowhere",
+        ),
+        (
+            "extensions.conf",
+            "Goto(hotline-queues,hotline-general,1)",
+            "Goto(hotline-queue,hotline-general,1)",
+            "Goto(hotline-queue,hotline-general,1) goes nowhere",
+        ),
+        (
+            "queues.conf",
+            "[hotline-real-estate]",
+            "[real-estate]",
+            "no queue [hotline-real-estate] (skill real_estate, ami.queues)",
+        ),
+        ("queues.conf", "[hotline-general]", "[general]", "no queue [hotline-general]"),
+        (
+            "extensions.conf",
+            "Dial(PJSIP/hotline-bot,",
+            "Dial(PJSIP/hotline-bots,",
+            "Dial(PJSIP/hotline-bots) is not a PJSIP endpoint",
+        ),
+        (
+            "pjsip.conf",
+            "aors=hotline-bot\n",
+            "aors=hotline-robot\n",
+            "aors=hotline-robot is not a defined aor",
+        ),
+        (
+            "pjsip.conf",
+            "context=hotline-from-bot",
+            "context=from-bot",
+            "context=from-bot is not in extensions.conf",
+        ),
+        (
+            "manager.conf",
+            "channelvars=HOTLINE_TICKET",
+            "channelvars=OTHER",
+            "channelvars lacks HOTLINE_TICKET",
+        ),
+        (
+            "queues.conf",
+            "member => PJSIP/seat-101,1,seat-101",
+            "member => PJSIP/seat-109,1,seat-109",
+            "member PJSIP/seat-109 is not an endpoint",
+        ),
+        (
+            "extensions.conf",
+            "[hotline-bot-headers]\nexten => s,1,",
+            "[hotline-bot-headers]\nexten => t,1,",
+            "pre-dial handler hotline-bot-headers^s^1",
+        ),
+    ],
+)
+def test_linter_finds_what_would_break_calls(
+    tmp_path: Path, file: str, old: str, new: str, expected: str
+) -> None:
     conf = _copy_config(tmp_path)
     before = set(lint(conf))
     _edit(conf / file, old, new)
@@ -144,8 +189,12 @@ def test_every_skill_needs_an_asterisk_queue() -> None:
     from hotline.settings import Settings
 
     settings = Settings.model_construct()
-    settings.ami = settings.ami.model_copy(update={"queues": {
-        k: v for k, v in settings.ami.queues.items() if k != "business_environment"}})
+    settings.ami = settings.ami.model_copy(
+        update={
+            "queues": {k: v for k, v in settings.ami.queues.items() if k != "business_environment"}
+        }
+    )
     assert lint(REPO / "telephony_config", settings=settings) == [
         "settings ami.queues: no Asterisk queue for skill business_environment, which the bot "
-        "or a ticket skill transfers to"]
+        "or a ticket skill transfers to"
+    ]

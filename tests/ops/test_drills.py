@@ -26,8 +26,10 @@ KB = REPO.parent / "shared" / "eval" / "kb.yaml"
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed (sip-tester)"),
-    pytest.mark.skipif(not (AUDIO / "transcripts.tsv").is_file(),
-                       reason="../shared/audio/calls-dev (recorded callers) not available"),
+    pytest.mark.skipif(
+        not (AUDIO / "transcripts.tsv").is_file(),
+        reason="../shared/audio/calls-dev (recorded callers) not available",
+    ),
 ]
 
 

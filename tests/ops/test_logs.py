@@ -27,26 +27,32 @@ def lines(out: io.StringIO) -> list[dict[str, object]]:
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
 
-@pytest.mark.parametrize(("text", "hidden"), [
-    ("call from 13907551234 answered", "13907551234"),
-    ("来电 +86 139-0755-1234 已接通", "139-0755-1234"),
-    ("sip:8613907551234@10.0.0.2", "13907551234"),
-    ("回电号码 0898-66881234", "66881234"),
-    ("landline 02164381234 busy", "64381234"),
-    ("mobile 139 0755 1234.", "0755 1234"),
-])
+@pytest.mark.parametrize(
+    ("text", "hidden"),
+    [
+        ("call from 13907551234 answered", "13907551234"),
+        ("来电 +86 139-0755-1234 已接通", "139-0755-1234"),
+        ("sip:8613907551234@10.0.0.2", "13907551234"),
+        ("回电号码 0898-66881234", "66881234"),
+        ("landline 02164381234 busy", "64381234"),
+        ("mobile 139 0755 1234.", "0755 1234"),
+    ],
+)
 def test_phone_numbers_in_text_are_masked(text: str, hidden: str) -> None:
     masked = mask_text(text)
     assert hidden not in masked
     assert "****" in masked
 
 
-@pytest.mark.parametrize("text", [
-    "ticket 20261122-0042 queued",
-    "took 1731234567.123 s",
-    "rtp seq 65535 ts 4294967295",
-    "call-id 7f3a9c1e-14d2-4e55-9b1a-2c1d0e0f1234@10.0.0.5",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ticket 20261122-0042 queued",
+        "took 1731234567.123 s",
+        "rtp seq 65535 ts 4294967295",
+        "call-id 7f3a9c1e-14d2-4e55-9b1a-2c1d0e0f1234@10.0.0.5",
+    ],
+)
 def test_ticket_numbers_times_and_ids_are_left_alone(text: str) -> None:
     assert mask_text(text) == text
 
@@ -59,9 +65,18 @@ def test_mask_number_keeps_prefix_and_last_four() -> None:
 
 def test_json_lines_mask_message_args_and_extra_fields(json_log) -> None:
     log, out = json_log
-    log.info("call %s from %s", "c-1", "13907551234",
-             extra={"caller": "13907551234", "callback_number": "0898-66881234",
-                    "caller_name": "王小明", "call_id": "c-1", "queue": "general"})
+    log.info(
+        "call %s from %s",
+        "c-1",
+        "13907551234",
+        extra={
+            "caller": "13907551234",
+            "callback_number": "0898-66881234",
+            "caller_name": "王小明",
+            "call_id": "c-1",
+            "queue": "general",
+        },
+    )
     record = lines(out)[0]
     text = json.dumps(record, ensure_ascii=False)
     assert "13907551234" not in text and "66881234" not in text and "小明" not in text
@@ -74,9 +89,14 @@ def test_json_lines_mask_message_args_and_extra_fields(json_log) -> None:
 
 def test_secrets_never_reach_the_log(json_log) -> None:
     log, out = json_log
-    log.warning("AMI login ami://hotline:s3cr3t-ami@10.0.0.2:5038 failed; password=hunter2x",
-                extra={"sip_password": "bot-pass-1", "token": "tok-abc", "nested": {
-                    "api_key": "k-123", "phone": "13907551234"}})
+    log.warning(
+        "AMI login ami://hotline:s3cr3t-ami@10.0.0.2:5038 failed; password=hunter2x",
+        extra={
+            "sip_password": "bot-pass-1",
+            "token": "tok-abc",
+            "nested": {"api_key": "k-123", "phone": "13907551234"},
+        },
+    )
     text = out.getvalue()
     for secret in ("s3cr3t-ami", "hunter2x", "bot-pass-1", "tok-abc", "k-123", "13907551234"):
         assert secret not in text
@@ -99,8 +119,14 @@ def test_tracebacks_are_masked(json_log) -> None:
 
 def test_other_libraries_records_are_masked_too(json_log) -> None:
     _, out = json_log
-    logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "127.0.0.1", "GET",
-                                             "/api/v1/tickets?phone=13907551234", "1.1", 200)
+    logging.getLogger("uvicorn.access").info(
+        '%s - "%s %s HTTP/%s" %d',
+        "127.0.0.1",
+        "GET",
+        "/api/v1/tickets?phone=13907551234",
+        "1.1",
+        200,
+    )
     assert "13907551234" not in out.getvalue()
     assert "139****1234" in out.getvalue()
 

@@ -119,8 +119,7 @@ def test_queue_depth_is_absent_not_zero_while_redis_is_down() -> None:
 
 def test_intake_counts_tickets_by_type(service: TicketService) -> None:
     def complaints() -> float:
-        return counts(METRICS.registry, "hotline_tickets_total").get(
-            (("type", "complaint"),), 0.0)
+        return counts(METRICS.registry, "hotline_tickets_total").get((("type", "complaint"),), 0.0)
 
     before = complaints()
     service.intake(make_draft(7))
@@ -139,8 +138,13 @@ def test_console_serves_metrics(settings: Settings, service: TicketService) -> N
 
 
 def test_console_metrics_token(settings: Settings, service: TicketService) -> None:
-    guarded = settings.model_copy(update={"observability": settings.observability.model_copy(
-        update={"metrics_token": "scrape-me"})})
+    guarded = settings.model_copy(
+        update={
+            "observability": settings.observability.model_copy(
+                update={"metrics_token": "scrape-me"}
+            )
+        }
+    )
     env = make_env(guarded, service)
     with TestClient(env.app) as client:
         assert client.get("/metrics/").status_code == 401
@@ -165,8 +169,9 @@ def test_standalone_exporter_for_the_controller() -> None:
     assert 'hotline_calls_total{outcome="transfer"} 1.0' in body
 
 
-def test_console_health_reports_database_and_redis(settings: Settings,
-                                                   service: TicketService) -> None:
+def test_console_health_reports_database_and_redis(
+    settings: Settings, service: TicketService
+) -> None:
     import redis.asyncio as aioredis
 
     env = make_env(settings, service)

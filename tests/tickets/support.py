@@ -31,8 +31,12 @@ from tickets.store import TicketStore
 
 PG_SERVER = os.environ.get("HOTLINE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_SERVER = os.environ.get("HOTLINE_TEST_REDIS", "redis://127.0.0.1:6379/0")
-SKILLS = {"general": "综合", "social_insurance": "社保", "real_estate": "不动产",
-          "business": "营商环境"}
+SKILLS = {
+    "general": "综合",
+    "social_insurance": "社保",
+    "real_estate": "不动产",
+    "business": "营商环境",
+}
 
 
 _CALLS = itertools.count(1)
@@ -40,16 +44,24 @@ _CALLS = itertools.count(1)
 
 def make_draft(i: int = 0, **changes: object) -> TicketDraft:
     draft = TicketDraft(
-        type=RequestType.COMPLAINT, topic="夜间施工噪音", department="市城市管理局",
+        type=RequestType.COMPLAINT,
+        topic="夜间施工噪音",
+        department="市城市管理局",
         elements=FiveElements(
-            where=f"美兰区海甸五西路{i}号", when="每天晚上十一点以后", who_what="建筑工地",
-            what_happened="工地夜间施工，噪音很大", caller_wants="要求停止夜间施工",
+            where=f"美兰区海甸五西路{i}号",
+            when="每天晚上十一点以后",
+            who_what="建筑工地",
+            what_happened="工地夜间施工，噪音很大",
+            caller_wants="要求停止夜间施工",
             address=Address(district="美兰区", street="海甸五西路", building=f"{i}号"),
         ),
         caller=Caller(number="13907551234", name="王先生"),
-        summary="工地夜间施工扰民", handover_reason="投诉需人工登记",
+        summary="工地夜间施工扰民",
+        handover_reason="投诉需人工登记",
         call_id=f"call-{i}-{next(_CALLS)}",  # each draft its own call (filing is per call)
-        menu_path=["main", "complaint"], dtmf="2", kb_answers=["kb-noise-01"],
+        menu_path=["main", "complaint"],
+        dtmf="2",
+        kb_answers=["kb-noise-01"],
         transcript=[TranscriptLine(speaker="caller", text="工地晚上施工太吵了", confidence=0.9)],
     )
     return TicketDraft.model_validate({**dict(draft), **changes})
@@ -113,10 +125,16 @@ def key_prefix(redis_server: str) -> Iterator[str]:
     client.close()
 
 
-def make_settings(data_dir: Path, database_url: str, redis_url: str, prefix: str,
-                  **tickets: object) -> Settings:
-    cfg = TicketsSettings(database_url=database_url, redis_url=redis_url,  # type: ignore[call-arg]
-                          key_prefix=prefix, skills=SKILLS, embedded_redis="never")
+def make_settings(
+    data_dir: Path, database_url: str, redis_url: str, prefix: str, **tickets: object
+) -> Settings:
+    cfg = TicketsSettings(
+        database_url=database_url,
+        redis_url=redis_url,  # type: ignore[call-arg]
+        key_prefix=prefix,
+        skills=SKILLS,
+        embedded_redis="never",
+    )
     return Settings(data_dir=data_dir, tickets=cfg.model_copy(update=tickets))  # type: ignore[call-arg]
 
 

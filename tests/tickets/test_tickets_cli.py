@@ -20,10 +20,27 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_users_add_list_and_clear_errors(data_dir: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["users", "add", "li", "--role", "manager", "--password", "long-enough-1",
-                 "--extension", "8001", "--skills", "general,real_estate"]) == 0
+def test_users_add_list_and_clear_errors(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            [
+                "users",
+                "add",
+                "li",
+                "--role",
+                "manager",
+                "--password",
+                "long-enough-1",
+                "--extension",
+                "8001",
+                "--skills",
+                "general,real_estate",
+            ]
+        )
+        == 0
+    )
     assert main(["users", "list"]) == 0
     out = capsys.readouterr().out
     assert "li\tmanager\t8001\tgeneral,real_estate" in out
@@ -49,8 +66,9 @@ def test_migrations_go_down_and_up_again(data_dir: Path) -> None:
     engine.dispose()
 
 
-def test_console_starts_its_own_redis_when_none_answers(data_dir: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_console_starts_its_own_redis_when_none_answers(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HOTLINE_TICKETS__REDIS_URL", "redis://127.0.0.1:1/0")
     settings = load_settings()
     with redis_url_for(settings) as url:

@@ -51,8 +51,7 @@ def test_two_seats_claiming_at_once_never_share_a_ticket(queue: SeatQueue) -> No
     got: dict[str, list[str]] = {"a": [], "b": []}
 
     def seat(name: str) -> None:
-        other = SeatQueue.from_url(_url(queue), queue.skills, prefix=queue.prefix,
-                                   claim_idle_s=60)
+        other = SeatQueue.from_url(_url(queue), queue.skills, prefix=queue.prefix, claim_idle_s=60)
         while (entry := other.claim(name)) is not None:
             got[name].append(entry.ticket)
 

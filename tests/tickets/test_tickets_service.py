@@ -16,8 +16,9 @@ from tickets.redis_embedded import EmbeddedRedis
 from tickets.service import TicketService, pop_channel
 from tickets.ticket import Satisfaction, Status
 
-OPERATOR = Account(id=0, username="li", display_name="李", role=Role.OPERATOR,
-                   extension="8001", skills=["general"])
+OPERATOR = Account(
+    id=0, username="li", display_name="李", role=Role.OPERATOR, extension="8001", skills=["general"]
+)
 
 
 def test_intake_records_and_queues_on_the_skill_lane(service: TicketService) -> None:
@@ -25,8 +26,7 @@ def test_intake_records_and_queues_on_the_skill_lane(service: TicketService) -> 
     normal = service.intake(make_draft(2), skill="nonexistent", callback_promised=True)
     assert normal.skill == "general" and normal.callback_promised
     lanes = {e.ticket: (e.skill, e.priority) for e in service.queue.entries()}
-    assert lanes == {urgent.number: ("real_estate", "urgent"),
-                     normal.number: ("general", "normal")}
+    assert lanes == {urgent.number: ("real_estate", "urgent"), normal.number: ("general", "normal")}
     assert service.store.get(normal.number).callback_promised
 
 
@@ -72,16 +72,18 @@ def test_dispatch_and_close_take_the_ticket_off_the_queue(service: TicketService
 
 def test_click_to_call_goes_through_the_dialer(service: TicketService) -> None:
     # An in-process dialer that records requests: the AMI one lives with the telephony code.
-    ticket = service.intake(make_draft(1, caller=make_draft().caller.model_copy(
-        update={"callback_number": "13800002222"})))
+    ticket = service.intake(
+        make_draft(
+            1, caller=make_draft().caller.model_copy(update={"callback_number": "13800002222"})
+        )
+    )
     with pytest.raises(DialerError):
         service.call_back(ticket.number, OPERATOR)  # no dialer configured
     service.dialer = RecordingDialer()
     service.call_back(ticket.number, OPERATOR)
     assert service.dialer.calls == [("8001", "13800002222", ticket.number)]
     assert service.store.get(ticket.number).history[-1].action == "call_placed"
-    no_extension = Account(id=0, username="x", display_name="", role=Role.OPERATOR,
-                           extension="")
+    no_extension = Account(id=0, username="x", display_name="", role=Role.OPERATOR, extension="")
     with pytest.raises(DialerError):
         service.call_back(ticket.number, no_extension)
 

@@ -28,19 +28,32 @@ def test_schema_is_migrated_and_matches_the_models(store: TicketStore) -> None:
 
 
 def test_create_from_draft_numbers_dates_and_records(store: TicketStore) -> None:
-    draft = make_draft(1, transcript=[TranscriptLine(
-        speaker="caller", text="海甸五西路工地", confidence=0.5,
-        words=[TranscriptWord(text="海甸", confidence=0.4), TranscriptWord(text="五西路工地")])])
+    draft = make_draft(
+        1,
+        transcript=[
+            TranscriptLine(
+                speaker="caller",
+                text="海甸五西路工地",
+                confidence=0.5,
+                words=[
+                    TranscriptWord(text="海甸", confidence=0.4),
+                    TranscriptWord(text="五西路工地"),
+                ],
+            )
+        ],
+    )
     first = store.create_from_draft(draft, skill="general", actor="bot")
     second = store.create_from_draft(make_draft(2, type=RequestType.CONSULTATION))
     assert re.fullmatch(r"\d{8}-0001", first.number)
     assert second.number == first.number[:9] + "0002"
     assert first.status == Status.INTAKE
     local_created = first.created_at.astimezone(store.calendar.timezone).date()
-    assert first.due_at.astimezone(store.calendar.timezone).date() == \
-        store.calendar.add_workdays(local_created, 15)
-    assert second.due_at.astimezone(store.calendar.timezone).date() == \
-        store.calendar.add_workdays(local_created, 2)
+    assert first.due_at.astimezone(store.calendar.timezone).date() == store.calendar.add_workdays(
+        local_created, 15
+    )
+    assert second.due_at.astimezone(store.calendar.timezone).date() == store.calendar.add_workdays(
+        local_created, 2
+    )
     loaded = store.get(first.number)
     assert loaded.caller.number == "13907551234"
     assert loaded.elements.address.street == "海甸五西路"
@@ -48,7 +61,8 @@ def test_create_from_draft_numbers_dates_and_records(store: TicketStore) -> None
     assert loaded.menu_path == ["main", "complaint"] and loaded.dtmf == "2"
     assert loaded.kb_answers == ["kb-noise-01"]
     assert [(h.actor, h.action, h.to_status) for h in loaded.history] == [
-        ("bot", "created", "intake")]
+        ("bot", "created", "intake")
+    ]
 
 
 def test_numbers_stay_unique_with_concurrent_writers(store: TicketStore) -> None:
@@ -168,16 +182,25 @@ def test_closed_or_old_tickets_are_not_duplicates(store: TicketStore) -> None:
     first = store.create_from_draft(make_draft(3))
     store.close(first.number, Satisfaction.NOT_NEEDED, "op")
     assert store.create_from_draft(make_draft(3)).duplicate_of is None
-    later = TicketStore(store.engine, store.calendar, store.time_limits,
-                        duplicate_window_days=7,
-                        clock=lambda: datetime.now(UTC) + timedelta(days=8))
+    later = TicketStore(
+        store.engine,
+        store.calendar,
+        store.time_limits,
+        duplicate_window_days=7,
+        clock=lambda: datetime.now(UTC) + timedelta(days=8),
+    )
     assert later.create_from_draft(make_draft(3)).duplicate_of is None
 
 
 def test_edit_keeps_search_copies_in_step(store: TicketStore) -> None:
     number = store.create_from_draft(make_draft(4)).number
-    store.edit(number, TicketEdit(where="龙华区滨海大道1号", callback_number="13800001111",
-                                  urgency=Urgency.URGENT), "op")
+    store.edit(
+        number,
+        TicketEdit(
+            where="龙华区滨海大道1号", callback_number="13800001111", urgency=Urgency.URGENT
+        ),
+        "op",
+    )
     assert [t.number for t in store.search(text="滨海大道")] == [number]
     assert [t.number for t in store.search(phone="13800001111")] == [number]
     assert store.get(number).urgency == Urgency.URGENT

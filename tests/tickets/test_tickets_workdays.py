@@ -4,8 +4,11 @@ from tickets.workdays import WorkCalendar
 
 
 def test_working_days_skip_weekends_and_holidays_but_count_adjusted_weekends() -> None:
-    cal = WorkCalendar.build("Asia/Shanghai", holidays=[date(2026, 10, 1), date(2026, 10, 2)],
-                             extra_workdays=[date(2026, 10, 10)])
+    cal = WorkCalendar.build(
+        "Asia/Shanghai",
+        holidays=[date(2026, 10, 1), date(2026, 10, 2)],
+        extra_workdays=[date(2026, 10, 10)],
+    )
     # Monday 2026-09-28 + 2 working days -> Wednesday 09-30.
     assert cal.add_workdays(date(2026, 9, 28), 2) == date(2026, 9, 30)
     # Wednesday 09-30 + 1: Thu/Fri are holidays, weekend off -> Monday 10-05.
