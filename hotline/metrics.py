@@ -77,11 +77,17 @@ class Metrics:
             "hotline_media_failures",
             "Media process failures: restarted (it died and was replaced with its calls), "
             "rejected (a stream it refused)", ["reason"], registry=r)  # fmt: skip
+        self.media_stalled = Counter(
+            "hotline_media_stalled_calls",
+            "Calls handed to a person because their audio stopped flowing: out (the bot's "
+            "prompt never finished playing), in (no packet from the caller)", ["direction"],
+            registry=r)  # fmt: skip
         self.spooled_drafts = Counter(
-            "hotline_spooled_drafts", "Work orders kept in the local spool because SQL was "
-            "unavailable", registry=r)  # fmt: skip
+            "hotline_spooled_drafts", "Work orders kept because SQL was unavailable: in the "
+            "local spool (disk) or, when the spool's disk refused them too, in memory and the "
+            "call journal (memory)", ["where"], registry=r)  # fmt: skip
         self.spooled_filed = Counter(
-            "hotline_spooled_drafts_filed", "Spooled work orders filed once SQL was back",
+            "hotline_spooled_drafts_filed", "Spooled or held work orders filed once SQL was back",
             registry=r)  # fmt: skip
         self.tickets_requeued = Counter(
             "hotline_tickets_requeued", "Work orders put back on the seat queue by the "

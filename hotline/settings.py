@@ -196,6 +196,20 @@ class IvrSettings(BaseModel):
     satisfaction_survey: bool = True
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="write-ahead call journal")
     recordings: bool = True
+    media_stall_s: float = Field(
+        30.0,
+        gt=1,
+        le=600,
+        description="no RTP from the caller for this long (a trunk sends it continuously,"
+        " silence included): the call's media is broken and the caller goes to a person",
+    )
+    recordings_reserve_mb: float = Field(
+        256.0,
+        ge=0,
+        le=1_000_000,
+        description="recordings stop when the data disk has less than this free: the space"
+        " left is for work orders (SQLite, the spool), which a full disk must never refuse",
+    )
     orphan_stale_s: float = Field(
         30.0, gt=0, le=3600, description="a journal silent this long belongs to a dead controller"
     )

@@ -134,7 +134,7 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
     from hotline.metrics import METRICS, start_metrics_server
     from ivr.ami import AmiClient
     from ivr.controller import Controller
-    from ivr.journal import heartbeat
+    from ivr.journal import heartbeat, recover_orphans_forever
     from ivr.prompts import PromptLibrary
     from ivr.wiring import (
         LiveBrain,
@@ -211,11 +211,11 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
             background.append(
                 asyncio.create_task(heartbeat(redis, lambda: list(controller.sessions), deps.node))
             )
-            background.append(asyncio.create_task(_recover_orphans_forever(
+            background.append(asyncio.create_task(recover_orphans_forever(
                 redis, lambda d: tickets.intake(d, "general"),
                 settings.ivr.orphan_scan_s, settings.ivr.orphan_stale_s,
             )))  # fmt: skip
-        background.append(asyncio.create_task(_keep_tickets_safe(tickets)))
+        background.append(asyncio.create_task(tickets.keep_safe()))
         log.info("answering on %s:%s", settings.sip.bind_host, settings.sip.bind_port)
         await signals.stop.wait()
         await controller.shutdown(settings.ivr.drain_s, signals.now)
@@ -227,47 +227,3 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
             await ami.stop()
         if redis is not None:
             await redis.aclose()
-
-
-async def _keep_tickets_safe(tickets: Any, spool_every_s: float = 5.0,
-                             reconcile_every_s: float = 30.0) -> None:  # fmt: skip
-    """Background (``tickets``: the ivr.wiring.ServiceSink): file spooled work orders once
-    SQL is back, and reconcile the seat
-    queue with SQL (a Redis restart empties it) without anyone running a command."""
-    from hotline.metrics import METRICS
-
-    log = logging.getLogger("hotline")
-    since_reconcile = reconcile_every_s  # reconcile once at start
-    while True:
-        await tickets.file_spooled()
-        if since_reconcile >= reconcile_every_s:
-            since_reconcile = 0.0
-            try:
-                report = await asyncio.to_thread(tickets.service.reconcile)
-            except Exception as exc:  # Redis or SQL still away: next round
-                log.warning("seat queue reconcile failed, retrying in %.0f s: %s",
-                            reconcile_every_s, exc)  # fmt: skip
-            else:
-                requeued = len(report.requeued)
-                if requeued:
-                    METRICS.tickets_requeued.inc(requeued)
-                    log.warning("seat queue healed: %d work orders queued again", requeued)
-        await asyncio.sleep(spool_every_s)
-        since_reconcile += spool_every_s
-
-
-async def _recover_orphans_forever(redis: Any, intake: Any, every_s: float = 30.0,
-                                   stale_s: float = 30.0) -> None:  # fmt: skip
-    """File tickets for calls a dead peer controller left behind: at start, then every
-    ``every_s`` (a peer may die while this one runs)."""
-    from hotline.metrics import METRICS
-    from ivr.journal import recover_orphans
-
-    log = logging.getLogger("hotline")
-    while True:
-        try:
-            found = await recover_orphans(redis, intake, stale_s)
-            METRICS.orphans_recovered.inc(len(found))
-        except Exception as exc:  # Redis or the ticket store down: try again later
-            log.warning("orphaned call recovery failed, retrying in %.0f s: %s", every_s, exc)
-        await asyncio.sleep(every_s)

@@ -147,11 +147,33 @@ async def recover_orphans(
         if not await redis.hdel(ACTIVE, call_id):
             continue
         draft = draft_from_journal(call_id, await redis.xrange(STREAM.format(call_id)))
-        number = await intake(draft)
+        try:
+            number = await intake(draft)
+        except BaseException:
+            # Not filed (SQL and the spool both away): the claim is given back, so the
+            # next scan tries again instead of the call being forgotten.
+            await redis.hset(ACTIVE, call_id, raw)
+            raise
         await redis.expire(STREAM.format(call_id), KEEP_S)
         recovered.append(number)
         log.warning("call %s ended without its controller: ticket %s", call_id, number)
     return recovered
+
+
+async def recover_orphans_forever(
+    redis: Any, intake: Callable[[TicketDraft], Awaitable[str]], every_s: float = 30.0,
+    stale_s: float = 30.0,
+) -> None:  # fmt: skip
+    """File tickets for calls a dead controller (a peer, or this one before a restart)
+    left behind, and calls whose work order nothing else took: at start, then every
+    ``every_s`` (a peer may die while this one runs)."""
+    while True:
+        try:
+            found = await recover_orphans(redis, intake, stale_s)
+            METRICS.orphans_recovered.inc(len(found))
+        except Exception as exc:  # Redis or the ticket store down: try again later
+            log.warning("orphaned call recovery failed, retrying in %.0f s: %s", every_s, exc)
+        await asyncio.sleep(every_s)
 
 
 def draft_from_journal(call_id: str, entries: list[tuple[Any, dict[Any, Any]]]) -> TicketDraft:

@@ -20,6 +20,7 @@ import contextlib
 import errno
 import logging
 import queue
+import shutil
 import threading
 import time
 import wave
@@ -63,6 +64,10 @@ SURVEY_TEXT = "请对本次服务进行评价：满意请按1，基本满意请�
 THANKS_TEXT = "感谢您的来电，再见。"
 CALLBACK_TEXT = "现在是非工作时间，我们已为您登记，工作人员上班后会给您回电。"
 SURVEY_WAIT_S = 6.0
+# A prompt whose playout has not finished this long after it should have (its length x
+# PLAYOUT_SLACK + PLAYOUT_GRACE_S) is not being sent: the media process died or stalled.
+PLAYOUT_SLACK = 1.5
+PLAYOUT_GRACE_S = 3.0
 
 
 class Dialogue(Protocol):
@@ -73,6 +78,11 @@ class Dialogue(Protocol):
     def snapshot(self) -> object: ...
 
     def restore(self, snapshot: object) -> None: ...
+
+
+class WorkOrderHeld(Exception):
+    """``TicketSink.intake``: neither SQL nor the spool took the work order; the sink holds
+    it in memory and files it later (the session keeps its journal open meanwhile)."""
 
 
 class TicketSink(Protocol):
@@ -104,10 +114,12 @@ class SessionDeps:
     data_dir: Path
     node: str = "node-1"
     silence_timeout_s: float = 8.0
+    media_stall_s: float = 30.0  # no caller RTP this long: the media is broken
     turn_continuation_s: float = 1.0  # see _OpenTurn; 0: off
     max_call_s: float = 900.0
     survey: bool = True
     record_audio: bool = True
+    recordings_reserve_bytes: int = 0  # a data disk with less free keeps no recordings
     hints: tuple[str, ...] = ()  # what new_recognizer() was built with
     # Called (in a worker thread) with the finished CallRecord: manage.calls.record_call,
     # so the managers' figures see the call at once (the JSON file stays the fallback).
@@ -290,6 +302,7 @@ class CallSession:
                  mask_number(self.call.caller), self.call.answer_ms)  # fmt: skip
         self.journal.start(self.call.caller, self.call.asterisk_channel)
         ended = asyncio.ensure_future(self.call.ended.wait())
+        watcher = asyncio.ensure_future(self._watch_inbound())
         try:
             seats = self.deps.switchboard.seats_available() if self.deps.switchboard else True
             await self._dispatch(CallStarted(self.call.caller, seats))
@@ -311,6 +324,7 @@ class CallSession:
             await self._hangup(mark_done=False)  # dialplan falls back to the human queue
         finally:
             ended.cancel()
+            watcher.cancel()
             await self._finish()
         return self.record
 
@@ -429,12 +443,41 @@ class CallSession:
         self.stream.play(prompt.pcm, done=finished)
         ended: asyncio.Future[Any] = asyncio.ensure_future(self.call.ended.wait())
         waiting: list[asyncio.Future[Any]] = [done, ended]
+        deadline = len(prompt.pcm) / 16000 * PLAYOUT_SLACK + PLAYOUT_GRACE_S
         try:
-            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiting, timeout=deadline, return_when=asyncio.FIRST_COMPLETED)
         finally:
             ended.cancel()
             self._playing = None
+        if not done.done() and not self.call.ended.is_set():
+            await self._media_lost("out", f"a {len(prompt.pcm) / 16000:.1f} s prompt was "
+                                   f"still not played after {deadline:.1f} s")  # fmt: skip
         return done.done() and done.result()
+
+    async def _watch_inbound(self) -> None:
+        """A trunk sends RTP all through a call, silence included: none for
+        ``media_stall_s`` means the caller's audio no longer reaches us."""
+        seen, since = self.stream.stats.packets_in, time.monotonic()
+        while not self._hung_up and not self.call.ended.is_set():
+            await asyncio.sleep(1.0)
+            if self.stream.stats.packets_in != seen:
+                seen, since = self.stream.stats.packets_in, time.monotonic()
+            elif time.monotonic() - since >= self.deps.media_stall_s:
+                await self._media_lost("in", f"no RTP from the caller for "
+                                       f"{self.deps.media_stall_s:.0f} s")  # fmt: skip
+                return
+
+    async def _media_lost(self, direction: str, why: str) -> None:
+        """The call's audio is not flowing: the bot can neither hear nor be heard, so the
+        caller goes to a person (hang-up unmarked: the dialplan queues them) with the work
+        order of what was said so far."""
+        if self._hung_up:
+            return
+        METRICS.media_stalled.labels(direction=direction).inc()
+        log.error("call %s: media not flowing (%s): handed to a person", self.call.call_id, why)
+        self.record.outcome = "media-lost"
+        self.journal.write("handover", {"reason": f"media-{direction}"})
+        await self._hangup(mark_done=False)
 
     def _arm_silence(self) -> None:
         self._cancel_silence()
@@ -471,12 +514,15 @@ class CallSession:
             return ""
         try:
             number = await self.deps.tickets.intake(draft, skill)
-        except Exception:
+        except Exception as exc:
             # Neither SQL nor the spool took it: the journal stays open, so orphan
             # recovery files the work order from it later. Never lost with the call.
             self._unfiled = True
-            log.critical("call %s: work order neither filed nor spooled; kept in the call "
-                         "journal for recovery", self.call.call_id, exc_info=True)  # fmt: skip
+            held = isinstance(exc, WorkOrderHeld)  # the sink files it itself later
+            self._spooled = held
+            log.critical("call %s: work order neither filed nor spooled (%s); kept in the "
+                         "call journal for recovery", self.call.call_id, exc,
+                         exc_info=not held)  # fmt: skip
             return ""
         if not number:  # kept in the durable spool (SQL away): filed when it returns
             self._spooled = True
@@ -599,7 +645,7 @@ class CallSession:
         self.record.hangup_by = self.call.hangup_by
         self.record.ended_at = datetime.now(UTC).isoformat()
         try:
-            if self.deps.record_audio:
+            if self.deps.record_audio and self._room_for_recording():
                 path = self._recording_path()
                 await self._save("recording", _write_stereo, path, bytes(self._in_audio),
                                  bytes(self._out_audio))  # fmt: skip
@@ -617,6 +663,22 @@ class CallSession:
         finally:
             # Always: a journal left open would make recover_orphans file a second ticket.
             await self.journal.close(self.record.outcome, for_recovery=self._unfiled)
+
+    def _room_for_recording(self) -> bool:
+        """Recordings are the first thing a filling data disk refuses, so the space left
+        keeps taking work orders (SQLite and the spool live on the same disk)."""
+        try:
+            free = shutil.disk_usage(self.deps.data_dir).free
+        except OSError:
+            return True  # no data dir yet: the write itself reports what is wrong
+        if free >= self.deps.recordings_reserve_bytes:
+            return True
+        METRICS.recording_failures.labels(reason="reserve").inc()
+        log.error("call %s: recording not saved: %.0f MB free on the data disk, below the "
+                  "%.0f MB kept for work orders; the call and its ticket are unaffected",
+                  self.call.call_id, free / 1e6,
+                  self.deps.recordings_reserve_bytes / 1e6)  # fmt: skip
+        return False
 
     async def _save(self, what: str, write: Callable[..., Any], *args: Any) -> None:
         """Disk full or read-only: say so clearly, count it, and let the call end normally."""

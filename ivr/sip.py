@@ -283,7 +283,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
         try:
             msg = SipMessage(data)
         except Exception as exc:  # pyVoIP raises bare exceptions on malformed input
-            self._malformed(addr, "unparseable", len(data), str(exc))
+            self._unreadable(data, addr, str(exc))
             return
         if msg.type == SIP.SIPMessageType.RESPONSE:
             self._response(msg)
@@ -296,6 +296,21 @@ class SipEndpoint(asyncio.DatagramProtocol):
             self._reply(msg, addr, 501, "Not Implemented", extra={"Allow": ALLOW})
         else:
             handler(msg, addr)
+
+    def _unreadable(self, data: bytes, addr: tuple[str, int], detail: str) -> None:
+        """Counted and dropped; but an INVITE whose headers parse and whose SDP does not
+        gets 488 (RFC 3261 21.4.26), so the peer stops retransmitting and knows why."""
+        self._malformed(addr, "unparseable", len(data), detail)
+        head = data.split(b"\r\n\r\n", 1)[0]
+        if not head.startswith(b"INVITE ") or head == data:
+            return
+        try:
+            msg = SipMessage(re.sub(rb"(?im)^content-length:.*$", b"Content-Length: 0", head)
+                             + b"\r\n\r\n")  # fmt: skip
+        except Exception:  # the headers are broken too: nothing to answer to
+            return
+        self._reply(msg, addr, 488, "Not Acceptable Here",
+                    extra={"Warning": '399 hotline "unreadable SDP"'})  # fmt: skip
 
     def _malformed(self, addr: tuple[str, int], reason: str, size: int, detail: str = "") -> None:
         METRICS.sip_malformed.inc()

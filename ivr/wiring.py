@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
+from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from asr.base import Recognizer, SpeechEngine
@@ -21,7 +22,7 @@ from bot.brain import BotPaths, Brain, BrainCache
 from bot.events import TicketStatus
 from hotline.metrics import METRICS
 from ivr.prompts import PromptLibrary
-from ivr.session import SessionDeps, TicketSink
+from ivr.session import SessionDeps, TicketSink, WorkOrderHeld
 from tickets.draft import TicketDraft
 from tickets.service import TicketService
 from tickets.spool import DraftSpool
@@ -135,10 +136,12 @@ def build_deps(
         data_dir=data_dir or settings.data_dir,
         node=node,
         silence_timeout_s=settings.ivr.silence_timeout_s,
+        media_stall_s=settings.ivr.media_stall_s,
         turn_continuation_s=settings.ivr.turn_continuation_s,
         max_call_s=settings.ivr.max_call_s,
         survey=settings.ivr.satisfaction_survey,
         record_audio=settings.ivr.recordings,
+        recordings_reserve_bytes=int(settings.ivr.recordings_reserve_mb * 1e6),
         hints=hints,
     )
 
@@ -148,6 +151,12 @@ class ServiceSink:
 
     The service is synchronous (SQL + Redis); it runs in a worker thread so a slow
     database never stalls the event loop that carries every call's audio.
+
+    A work order goes, in this order of preference, to SQL; to the durable spool (SQL
+    away); to memory (the spool's disk refuses it too, e.g. a full data disk), where
+    ``keep_safe`` files it once SQL or the disk is back and the call's journal keeps it
+    across a crash (orphan recovery). Filing is idempotent per call id, so a work order
+    filed by two of these paths is still one.
     """
 
     def __init__(
@@ -157,11 +166,13 @@ class ServiceSink:
         self.service = service
         self.spool = spool
         self.retry_delays_s = retry_delays_s
+        self.held: dict[str, tuple[TicketDraft, str]] = {}  # call id -> draft, skill
 
     async def intake(self, draft: TicketDraft, skill: str) -> str:
         """File the work order: retried with back-off; if SQL stays away, the draft goes
         to the durable spool (filed by ``file_spooled`` later) and "" is returned (no
-        number to read out yet). Raises only when even the spool cannot keep it."""
+        number to read out yet). When even the spool refuses it, the draft is held in
+        memory and ``WorkOrderHeld`` raised: the caller's session keeps its journal open."""
         for delay in (*self.retry_delays_s, None):
             try:
                 return await asyncio.to_thread(self._file, draft, skill)
@@ -179,28 +190,91 @@ class ServiceSink:
 
     async def _spool(self, draft: TicketDraft, skill: str, cause: Exception) -> str:
         if self.spool is None:
-            raise cause
-        await asyncio.to_thread(self.spool.put, draft, skill)  # OSError: nowhere to keep it
-        METRICS.spooled_drafts.inc()
+            return self._hold(draft, skill, cause)
+        try:
+            await asyncio.to_thread(self.spool.put, draft, skill)
+        except OSError as exc:  # the spool's disk is full or gone as well
+            return self._hold(draft, skill, exc)
+        METRICS.spooled_drafts.labels(where="disk").inc()
         log.error("SQL unavailable (%s): work order for call %s spooled to %s, filed when "
                   "the database is back", type(cause).__name__, draft.call_id,
                   self.spool.folder)  # fmt: skip
         return ""
 
+    def _hold(self, draft: TicketDraft, skill: str, cause: Exception) -> str:
+        self.held[draft.call_id or f"held-{len(self.held)}"] = (draft, skill)
+        METRICS.spooled_drafts.labels(where="memory").inc()
+        log.critical("work order for call %s neither filed nor spooled (%s): held in memory "
+                     "and in the call journal until SQL or the disk takes it",
+                     draft.call_id, cause)  # fmt: skip
+        raise WorkOrderHeld(str(cause)) from cause
+
     async def file_spooled(self) -> list[str]:
-        """File what the spool holds (a background task calls this every few seconds)."""
+        """File what the spool and memory hold (``keep_safe`` calls this every few s)."""
+        filed = await self._file_held()
         if self.spool is None or not len(self.spool):
-            return []
+            return filed
         try:
-            filed = await asyncio.to_thread(self.spool.file_all, self._file)
+            from_disk = await asyncio.to_thread(self.spool.file_all, self._file)
         except SQLAlchemyError as exc:
             log.warning("%d spooled work orders still waiting for SQL: %s", len(self.spool),
                         type(exc).__name__)  # fmt: skip
-            return []
-        if filed:
-            METRICS.spooled_filed.inc(len(filed))
-            log.info("%d spooled work orders filed: %s", len(filed), ", ".join(filed))
+            return filed
+        if from_disk:
+            METRICS.spooled_filed.inc(len(from_disk))
+            log.info("%d spooled work orders filed: %s", len(from_disk), ", ".join(from_disk))
+        return filed + from_disk
+
+    async def _file_held(self) -> list[str]:
+        filed: list[str] = []
+        for call_id, (draft, skill) in list(self.held.items()):
+            try:
+                filed.append(await asyncio.to_thread(self._file, draft, skill))
+            except SQLAlchemyError as exc:
+                log.warning("%d work orders held in memory still waiting for SQL: %s",
+                            len(self.held), type(exc).__name__)  # fmt: skip
+                break
+            del self.held[call_id]
+            METRICS.spooled_filed.inc()
+            log.info("work order held in memory filed: %s", filed[-1])
         return filed
+
+    async def keep_safe(self, every_s: float = 5.0, reconcile_every_s: float = 30.0) -> None:
+        """Background, for the controller's life: file spooled and held work orders once
+        SQL is back, and reconcile the seat queue with SQL on a timer and as soon as Redis
+        comes back or restarts (a restart empties the queue), without anyone running
+        ``hotline tickets reconcile``."""
+        last_seen = ""  # the Redis server's run_id; "" = not reachable
+        since_reconcile = reconcile_every_s  # reconcile once at start
+        while True:
+            await self.file_spooled()
+            seen = await asyncio.to_thread(self._redis_run_id)
+            if seen and (seen != last_seen or since_reconcile >= reconcile_every_s):
+                why = "timer" if seen == last_seen else "redis back" if last_seen else "start"
+                if await self._reconcile(why):
+                    since_reconcile = 0.0
+            last_seen = seen
+            await asyncio.sleep(every_s)
+            since_reconcile += every_s
+
+    def _redis_run_id(self) -> str:
+        try:
+            info = self.service.queue.redis.info("server")
+        except RedisError:
+            return ""
+        return str(info.get("run_id", "") or "")
+
+    async def _reconcile(self, why: str) -> bool:
+        try:
+            report = await asyncio.to_thread(self.service.reconcile)
+        except (RedisError, SQLAlchemyError) as exc:  # one of them still away: next round
+            log.warning("seat queue reconcile (%s) failed, retried: %s", why, exc)
+            return False
+        if report.requeued:
+            METRICS.tickets_requeued.inc(len(report.requeued))
+            log.warning("seat queue healed (%s): %d work orders queued again", why,
+                        len(report.requeued))  # fmt: skip
+        return True
 
     def ticket_status(self, number: str) -> TicketStatus | None:
         """For the dialogue (bot.events.TicketLookup): one indexed SQL read by number, on

@@ -94,16 +94,28 @@ class DrillKit:
         return found[nth]
 
     def data_dir(self, name: str) -> Path:
-        path = self.work / name
+        return self._with_prompts(self.work / name)
+
+    def _with_prompts(self, path: Path) -> Path:
         path.mkdir(parents=True, exist_ok=True)
         if self.prompt_cache is not None and not (path / "prompt-cache").exists():
             self.prompt_cache.mkdir(parents=True, exist_ok=True)
             (path / "prompt-cache").symlink_to(self.prompt_cache, target_is_directory=True)
         return path
 
-    def stack(self, name: str, redis_url: str, switchboard: Any = None) -> Stack:
-        data = self.data_dir(name)
+    def stack(
+        self, name: str, redis_url: str, switchboard: Any = None, *,
+        database_url: str = "", data_dir: Path | None = None, ivr: dict[str, Any] | None = None,
+    ) -> Stack:  # fmt: skip
+        """``database_url``: else SQLite in the data folder; ``data_dir``: else the
+        drill's own folder; ``ivr``: settings of ``ivr`` to change."""
+        data = self._with_prompts(data_dir) if data_dir else self.data_dir(name)
         settings = stack_settings(self.settings, data, redis_url, f"drill-{name}")
+        if database_url:
+            tickets = settings.tickets.model_copy(update={"database_url": database_url})
+            settings = settings.model_copy(update={"tickets": tickets})
+        if ivr:
+            settings = settings.model_copy(update={"ivr": settings.ivr.model_copy(update=ivr)})
         return Stack(settings, engine_name=self.engine_name, kb=self.kb,
                      switchboard=switchboard or NightSwitchboard(False), max_calls=8,
                      shared_engine=self.engine)  # fmt: skip
@@ -383,16 +395,19 @@ def _last_error(text: str) -> str:
 
 async def drill_redis_restart(kit: DrillKit) -> dict[str, Any]:
     """Redis (AOF) dies and comes back on the same port mid-call: calls go on, every
-    ticket is in SQL and, after ``reconcile``, in the seat queue; no call is left in the
-    journal's active list (it would become a duplicate orphan ticket)."""
+    ticket is in SQL and, without anyone running ``reconcile``, back in the seat queue
+    (the controller reconciles when Redis returns); no call is left in the journal's
+    active list (it would become a duplicate orphan ticket)."""
     import redis as sync_redis
 
     from ivr.journal import ACTIVE
+    from ops.faults import OptionsProbe
 
     data = kit.data_dir("redis-restart")
     server = EmbeddedRedis(data / "redis").start()
     calls: dict[str, int] = {}
     failures_before = counter("hotline_journal_failures_total")
+    requeued_before = counter("hotline_tickets_requeued_total")
     try:
         stack = kit.stack("redis-restart", server.url)
         async with running(stack):
@@ -409,32 +424,34 @@ async def drill_redis_restart(kit: DrillKit) -> dict[str, Any]:
 
             tasks = [asyncio.create_task(place(*p)) for p in plan]
             await asyncio.sleep(stack.greeting_s)  # outage from the first key press on
-            assert server.process is not None
-            server.process.kill()  # a crash: no shutdown save, the AOF is what remains
-            await asyncio.to_thread(server.process.wait)
-            down_at = time.monotonic()
-            # Longer than redis-py's own retries (10, backing off to 1 s: ~8 s), so an
-            # intake during the outage really finds Redis away and reconcile must requeue.
-            await asyncio.sleep(REDIS_OUTAGE_S)
-            server.start()
-            outage_s = time.monotonic() - down_at
-            await asyncio.gather(*tasks)
-            await stack.settle()
+            with OptionsProbe(stack.port) as probe:
+                assert server.process is not None
+                server.process.kill()  # a crash: no shutdown save, the AOF is what remains
+                await asyncio.to_thread(server.process.wait)
+                down_at = time.monotonic()
+                # Longer than redis-py's own retries (10, backing off to 1 s: ~8 s), so an
+                # intake during the outage really finds Redis away and the queue must heal.
+                await asyncio.sleep(REDIS_OUTAGE_S)
+                server.start()
+                outage_s = time.monotonic() - down_at
+                await asyncio.gather(*tasks)
+            outcome = await accounted("redis-restart", stack, calls)
             assert stack.service is not None
-            report = await asyncio.to_thread(stack.service.reconcile)
             queued = await asyncio.to_thread(stack.service.queue.queued_tickets)
             tickets = await asyncio.to_thread(stack.tickets_by_call)
             client = sync_redis.Redis.from_url(server.url)
             left_active = int(client.hlen(ACTIVE))
             client.close()
-            outcome = await result("redis-restart", stack, calls)
             numbers = {t.number for t in tickets.values()}
+            outcome.update(await calls_after_fault(stack, kit, work, 110))
             outcome.update({
-                "outage_s": round(outage_s, 1), "requeued_by_reconcile": len(report.requeued),
-                "tickets_in_queue": len(numbers & queued),
+                "outage_s": round(outage_s, 1),
+                "requeued_by_controller": counter("hotline_tickets_requeued_total")
+                - requeued_before,
                 "tickets_not_in_queue": sorted(numbers - queued),
                 "journal_failures": counter("hotline_journal_failures_total") - failures_before,
                 "journal_left_active": left_active,
+                "options_during_fault": probe.summary(),
             })  # fmt: skip
             await asyncio.to_thread(stack.service.queue.drop_all)
             return outcome
@@ -644,12 +661,301 @@ async def drill_disk_full(kit: DrillKit) -> dict[str, Any]:
         unmount(recordings)
 
 
+# ---- issue-13 drills: every one accounts for the calls the same way ------------------
+
+
+def accounting(stack: Stack, calls: dict[str, int]) -> dict[str, Any]:
+    """Calls placed (number -> sipp exit) against SQL and the seat queue, counted by the
+    caller's number (each drill call has its own), not by the bot's own records only:
+    ``filed``: calls with a work order; ``queued``: of those, on the seat queue;
+    ``duplicated``: work orders beyond one per call; ``lost``: decided on, not in SQL."""
+    from collections import Counter
+
+    counts = tally(stack, calls)
+    assert stack.service is not None
+    rows = [r for r in stack.tickets_by_call().values() if r.caller_number in calls]
+    per_caller = Counter(r.caller_number for r in rows)
+    queued = stack.service.queue.queued_tickets()
+    return {
+        "placed": len(calls), "failed": counts["failed"],
+        "tickets_expected": counts["tickets_expected"], "tickets_found": counts["tickets_found"],
+        "filed": len(per_caller), "queued": sum(r.number in queued for r in rows),
+        "duplicated": sum(n - 1 for n in per_caller.values()), "lost": counts["lost"],
+    }  # fmt: skip
+
+
+async def accounted(name: str, stack: Stack, calls: dict[str, int],
+                    settle_s: float = 20.0) -> dict[str, Any]:  # fmt: skip
+    """The accounting once every decided work order is filed and queued (the spool and
+    the queue heal in the background) or ``settle_s`` has passed."""
+    await stack.settle()
+
+    async def complete() -> bool:
+        counts = await asyncio.to_thread(accounting, stack, calls)
+        return counts["lost"] == 0 and counts["queued"] >= counts["filed"]
+
+    await wait_for(complete, settle_s, 0.5)
+    counts = await asyncio.to_thread(accounting, stack, calls)
+    crashed = not await asyncio.to_thread(sip_ping, stack.port)
+    return {"drill": name, **counts, "crashed": crashed}
+
+
+async def calls_after_fault(stack: Stack, kit: DrillKit, work: Path, first: int,
+                            count: int = 2) -> dict[str, Any]:  # fmt: skip
+    """Consultation calls once the fault is over: two-way audio = the caller's words were
+    heard (the bot gave the clip's expected answer) and the bot's audio was sent (at
+    least 80 % of the greeting's packets)."""
+    assert stack.controller is not None
+    clip = kit.clip("kb:")
+    numbers = [f"138009{first + n:05d}" for n in range(count)]
+    codes = await asyncio.gather(*(stack.call(clip, n, work) for n in numbers))
+    await stack.settle()
+    await asyncio.sleep(0.5)  # the media process reports a finished call's packets
+    answers = {e.answer: e.id for e in stack.brain.kb}
+    records = {r.caller: r for r in stack.controller.records}
+    two_way = 0
+    for number, code in zip(numbers, codes, strict=True):
+        record = records.get(number)
+        stats = stack.controller.stream_stats.get(record.call_id) if record else None
+        heard = number in stack.recorders and (
+            outcome_label(stack.recorders[number], answers) == clip.expected
+        )
+        sent = stats is not None and stats.packets_out >= 50 * stack.greeting_s * 0.8
+        two_way += int(code == 0 and heard and sent and stats is not None
+                       and stats.packets_in >= 50)  # fmt: skip
+    return {"calls_after": count, "two_way_after": two_way}
+
+
+async def bomb_from_outside(sip_port: int, duration_s: float, every_s: float) -> int:
+    code = (f"from ops.flood import sip_bomb; "
+            f"print(sip_bomb(('127.0.0.1', {sip_port}), {duration_s}, {every_s}))")  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, cwd=REPO, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE)  # fmt: skip
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise DrillError(f"the SIP bomb did not run: {err.decode(errors='replace')[-300:]}")
+    return int(out.decode().strip())
+
+
+def refused_counts() -> dict[str, float]:
+    reasons = ("oversized", "not-sip", "too-many-headers", "header-too-long", "unparseable")
+    return {r: counter("hotline_sip_refused_datagrams_total", reason=r) for r in reasons}
+
+
+async def drill_sip_bomb(kit: DrillKit) -> dict[str, Any]:
+    """Datagrams as large as UDP allows (and 8 KB ones with thousands of header lines or
+    one endless header) every 50 ms at the SIP port while two complaint calls run:
+    OPTIONS keep being answered within milliseconds, the calls file one work order each."""
+    from ops.faults import OptionsProbe
+
+    data = kit.data_dir("sip-bomb")
+    refused_before = refused_counts()
+    with EmbeddedRedis(data / "redis") as server:
+        stack = kit.stack("sip-bomb", server.url)
+        async with running(stack):
+            work = kit.work / "sip-bomb-sipp"
+            work.mkdir(exist_ok=True)
+            plan = {"13800990501": kit.clip("complaint"), "13800990502": kit.clip("complaint", 1)}
+            calls = [asyncio.create_task(stack.call(clip, n, work)) for n, clip in plan.items()]
+            with OptionsProbe(stack.port) as probe:
+                sent = await bomb_from_outside(stack.port, stack.greeting_s + 10, 0.05)
+            codes = await asyncio.gather(*calls)
+            outcome = await accounted("sip-bomb", stack, dict(zip(plan, codes, strict=True)))
+            outcome.update(await calls_after_fault(stack, kit, work, 510))
+            refused = {r: n - refused_before[r] for r, n in refused_counts().items()}
+            outcome.update({"bomb_datagrams_sent": sent, "refused": refused,
+                            "options_during_fault": probe.summary()})  # fmt: skip
+            assert stack.service is not None
+            await asyncio.to_thread(stack.service.queue.drop_all)
+            return outcome
+
+
+async def drill_sdp_bad(kit: DrillKit) -> dict[str, Any]:
+    """INVITEs with impossible SDP (port 99999, no codec in common, a hostname...) while a
+    call runs, then the media process killed (-9) under that call: each INVITE gets 488,
+    the media process is replaced with the live call, and later calls have two-way audio."""
+    from ops.faults import OptionsProbe, bad_offers, send_invite
+
+    data = kit.data_dir("sdp-bad")
+    restarts_before = counter("hotline_media_failures_total", reason="restarted")
+    with EmbeddedRedis(data / "redis") as server:
+        stack = kit.stack("sdp-bad", server.url)
+        async with running(stack):
+            assert stack.controller is not None
+            work = kit.work / "sdp-bad-sipp"
+            work.mkdir(exist_ok=True)
+            number = "13800990601"
+            live = asyncio.create_task(stack.call(kit.clip("kb:"), number, work))
+            await wait_for(lambda: _session(stack), 20, 0.05, what="the live call")
+            with OptionsProbe(stack.port) as probe:
+                answers = {name: await asyncio.to_thread(send_invite, stack.port, sdp)
+                           for name, sdp in bad_offers().items()}  # fmt: skip
+                media = stack.controller.clock
+                pid = getattr(media, "pid", None)
+                if pid:
+                    os.kill(pid, signal.SIGKILL)  # "dies for any reason"
+                    await wait_for(lambda: _true(getattr(media, "pid", None) not in (None, pid)),
+                                   10, 0.1, what="the media process being replaced")  # fmt: skip
+                code = await live
+            outcome = await accounted("sdp-bad", stack, {number: code})
+            kb_answers = {e.answer: e.id for e in stack.brain.kb}
+            heard = outcome_label(stack.recorders[number], kb_answers)
+            outcome.update(await calls_after_fault(stack, kit, work, 610))
+            outcome.update({
+                "invites": answers, "media_process_killed": bool(pid),
+                "media_restarts": counter("hotline_media_failures_total", reason="restarted")
+                - restarts_before,
+                "live_call": {"expected": kit.clip("kb:").expected, "outcome": heard},
+                "options_during_fault": probe.summary(),
+            })  # fmt: skip
+            assert stack.service is not None
+            await asyncio.to_thread(stack.service.queue.drop_all)
+            return outcome
+
+
+def postgres_server() -> str:
+    """The PostgreSQL the sql-down drill borrows (a database of its own on it)."""
+    default = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    return os.environ.get("HOTLINE_DRILL_PG", os.environ.get("HOTLINE_TEST_PG", default))
+
+
+@contextlib.contextmanager
+def drill_database(server_url: str, name: str) -> Any:
+    """A fresh database on ``server_url`` for one drill, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        raise DrillSkipped(f"no PostgreSQL to stop at {make_url(server_url).host}:"
+                           f"{make_url(server_url).port} ({exc.orig})") from exc  # fmt: skip
+    try:
+        yield make_url(server_url).set(database=name)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+SQL_OUTAGE_S = 30.0
+
+
+async def drill_sql_down(kit: DrillKit) -> dict[str, Any]:
+    """PostgreSQL stops for 30 s while complaint calls end (their work orders are filed
+    at the end of the call): filing retries, then spools; the spool is filed when SQL is
+    back, one work order per call, each on the seat queue."""
+    from ops.faults import OptionsProbe, TcpOutage
+
+    data = kit.data_dir("sql-down")
+    spooled_before = counter("hotline_spooled_drafts_total", where="disk")
+    with contextlib.ExitStack() as exit_stack:
+        server = exit_stack.enter_context(EmbeddedRedis(data / "redis"))
+        base = exit_stack.enter_context(drill_database(postgres_server(), "hotline_drill_sql_down"))
+        relay = TcpOutage((base.host or "127.0.0.1", base.port or 5432))
+        await relay.start()
+        url = base.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False)
+        stack = kit.stack("sql-down", server.url, database_url=url)
+        try:
+            async with running(stack):
+                work = kit.work / "sql-down-sipp"
+                work.mkdir(exist_ok=True)
+                plan = {"13800990701": (kit.clip("complaint"), ""),
+                        "13800990702": (kit.clip("complaint", 1), ""),
+                        "13800990703": (kit.clip("complaint"), "0")}  # fmt: skip
+                calls = [asyncio.create_task(stack.call(clip, n, work, keys=keys))
+                         for n, (clip, keys) in plan.items()]  # fmt: skip
+                await asyncio.sleep(stack.greeting_s)
+                with OptionsProbe(stack.port) as probe:
+                    await relay.cut()
+                    down_at = time.monotonic()
+                    codes = await asyncio.gather(*calls)
+                    await stack.settle()
+                    spooled = counter("hotline_spooled_drafts_total", where="disk") - spooled_before
+                    await asyncio.sleep(max(0.0, SQL_OUTAGE_S - (time.monotonic() - down_at)))
+                    await relay.restore()
+                    outage_s = time.monotonic() - down_at
+                outcome = await accounted("sql-down", stack, dict(zip(plan, codes, strict=True)))
+                outcome.update(await calls_after_fault(stack, kit, work, 710))
+                assert stack.sink is not None and stack.sink.spool is not None
+                outcome.update({
+                    "outage_s": round(outage_s, 1), "spooled_during_outage": spooled,
+                    "spool_left": len(stack.sink.spool), "held_in_memory": len(stack.sink.held),
+                    "options_during_fault": probe.summary(),
+                })  # fmt: skip
+                assert stack.service is not None
+                await asyncio.to_thread(stack.service.queue.drop_all)
+                return outcome
+        finally:
+            await relay.stop()
+
+
+async def drill_disk_full_sql(kit: DrillKit) -> dict[str, Any]:
+    """The data disk (SQLite, spool, recordings on one file system) fills up. Nearly full
+    (under the recordings reserve): recordings are refused, work orders filed. Completely
+    full: SQLite and the spool refuse the work order, it is held in memory (and in the
+    call journal) and filed as soon as space is freed."""
+    from ops.faults import OptionsProbe, fill_disk
+
+    reserve_mb = 4.0
+    disk = kit.work / "disk-full-sql-disk"
+    mount_tmpfs(disk, "24m")
+    refused_before = counter("hotline_recording_failures_total", reason="reserve")
+    held_before = counter("hotline_spooled_drafts_total", where="memory")
+    try:
+        with EmbeddedRedis(kit.data_dir("disk-full-sql") / "redis") as server:
+            stack = kit.stack("disk-full-sql", server.url, data_dir=disk,
+                              ivr={"recordings_reserve_mb": reserve_mb})  # fmt: skip
+            async with running(stack):
+                work = kit.work / "disk-full-sql-sipp"
+                work.mkdir(exist_ok=True)
+                with OptionsProbe(stack.port) as probe:
+                    await asyncio.to_thread(fill_disk, disk, int(reserve_mb * 1e6 / 2))
+                    nearly = {"13800990801": kit.clip("complaint")}
+                    codes = [await stack.call(nearly["13800990801"], "13800990801", work)]
+                    await stack.settle()
+                    await asyncio.to_thread(fill_disk, disk, 0)
+                    full = {"13800990802": kit.clip("complaint", 1)}
+                    codes.append(await stack.call(full["13800990802"], "13800990802", work))
+                    await stack.settle()
+                    assert stack.sink is not None
+                    held = len(stack.sink.held)
+                    (disk / "filler.bin").unlink()  # the operator frees space
+                calls = dict(zip([*nearly, *full], codes, strict=True))
+                outcome = await accounted("disk-full-sql", stack, calls)
+                outcome.update(await calls_after_fault(stack, kit, work, 810))
+                outcome.update({
+                    "recordings_refused": counter("hotline_recording_failures_total",
+                                                  reason="reserve") - refused_before,
+                    "held_when_full": held,
+                    "held_counted": counter("hotline_spooled_drafts_total", where="memory")
+                    - held_before,
+                    "held_left": len(stack.sink.held),
+                    "options_during_fault": probe.summary(),
+                })  # fmt: skip
+                assert stack.service is not None
+                await asyncio.to_thread(stack.service.queue.drop_all)
+                return outcome
+    finally:
+        unmount(disk)
+
+
 DRILLS: dict[str, Callable[[DrillKit], Awaitable[dict[str, Any]]]] = {
     "controller-kill": drill_controller_kill,
     "redis-restart": drill_redis_restart,
     "ami-drop": drill_ami_drop,
     "sip-flood": drill_sip_flood,
     "disk-full": drill_disk_full,
+    "sip-bomb": drill_sip_bomb,
+    "sdp-bad": drill_sdp_bad,
+    "sql-down": drill_sql_down,
+    "disk-full-sql": drill_disk_full_sql,
 }
 
 

@@ -54,3 +54,34 @@ def flood(target: tuple[str, int], rtp_target: tuple[str, int] | None, count: in
                         sock.sendto(garbage_rtp(rng), rtp_target)
             time.sleep(spread_s * burst / count)
     return sent
+
+
+def bomb_datagrams() -> list[tuple[str, bytes]]:
+    """What made the controller deaf or slow before its input limits: each as large as a
+    UDP datagram gets (~60 KB), shaped to hit a different parser cost."""
+    letters = (b"abcdefghijklmnopqrstuvwxyz" * 2400)[:60_000]
+    many_headers = b"OPTIONS sip:a@b SIP/2.0\r\n" + b"X: a\r\n" * 9_900 + b"\r\n"
+    long_header = b"OPTIONS sip:a@b SIP/2.0\r\nSubject: " + b"a" * 59_000 + b"\r\n\r\n"
+    secret_like = b"INVITE sip:a@b SIP/2.0\r\nX: redis://" + b"a:" * 29_000 + b"\r\n\r\n"
+    large = [("letters", letters), ("header-lines", many_headers),
+             ("header-length", long_header), ("url-like", secret_like)]  # fmt: skip
+    # The same shapes under the size limit (8 KB), for the header and line limits.
+    under = [(f"{name}-8k", data[:7_990] + b"\r\n\r\n") for name, data in large]
+    return large + under
+
+
+def sip_bomb(target: tuple[str, int], duration_s: float, every_s: float) -> int:
+    """One of ``bomb_datagrams`` every ``every_s`` for ``duration_s``, from another address
+    than the callers'; returns how many were sent."""
+    kinds = bomb_datagrams()
+    sent = 0
+    end = time.monotonic() + duration_s
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        sock.bind((ATTACKER_HOST, 0))
+        while time.monotonic() < end:
+            with contextlib.suppress(OSError):
+                sock.sendto(kinds[sent % len(kinds)][1], target)
+                sent += 1
+            time.sleep(every_s)
+    return sent

@@ -23,13 +23,14 @@ from hotline.settings import Settings, SipSettings
 from ivr.bench import CallClip, DialogueRecorder, load_call_clips
 from ivr.callers import Caller, free_udp_port, sipp_command
 from ivr.controller import Controller
-from ivr.journal import heartbeat
+from ivr.journal import heartbeat, recover_orphans_forever
 from ivr.prompts import PromptLibrary
 from ivr.sip import IncomingCall
 from ivr.wiring import ServiceSink, build_deps, load_brain, load_speech, prerender
 from tickets.models import TicketRow
 from tickets.redis_embedded import EmbeddedRedis, reachable
 from tickets.service import TicketService
+from tickets.spool import DraftSpool
 
 GREETING_GAP_MS = 300
 REPLY_WAIT_MS = 6000
@@ -89,6 +90,8 @@ class Stack:
     brain: Any = None
     # A speech engine loaded once and shared by several stacks (the drills); else its own.
     shared_engine: Any = None
+    upkeep_every_s: float = 1.0  # spool filing / queue healing (``hotline run``: 5 s)
+    sink: ServiceSink | None = None
     _engine: Any = None
     _redis: Any = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -107,7 +110,9 @@ class Stack:
         greeting = await asyncio.to_thread(prompts.get, brain.prompts.text("greeting"), "greeting")
         self.greeting_s = greeting.seconds
         self._redis = aioredis.from_url(s.ivr.redis_url)
-        deps = build_deps(s, brain, self._engine, prompts, tickets=ServiceSink(self.service),
+        # As ``hotline run`` keeps work orders: the spool, held drafts, the queue healed.
+        sink = self.sink = ServiceSink(self.service, DraftSpool(s.data_dir / "spool"))
+        deps = build_deps(s, brain, self._engine, prompts, tickets=sink,
                           switchboard=self.switchboard,
                           redis=self._redis, node="demo")  # fmt: skip
         deps.survey = False
@@ -127,6 +132,10 @@ class Stack:
         self._tasks.append(asyncio.create_task(
             heartbeat(self._redis, lambda: list(self.controller.sessions) if self.controller
                       else [], "demo")))  # fmt: skip
+        self._tasks.append(asyncio.create_task(sink.keep_safe(self.upkeep_every_s)))
+        self._tasks.append(asyncio.create_task(recover_orphans_forever(
+            self._redis, lambda d: sink.intake(d, "general"), self.upkeep_every_s * 5,
+            s.ivr.orphan_stale_s)))  # fmt: skip
         return self
 
     async def stop(self) -> None:

@@ -21,6 +21,7 @@ from hotline.settings import SipSettings
 from ivr.callers import Caller, free_udp_port, options_scenario, run_sipp
 from ivr.rtp import MediaClock, Playout, RtpStream
 from ivr.sip import IncomingCall, SipEndpoint
+from ops.faults import bad_offers, send_invite
 from tests.ivr.rtp_peer import RtpCapture
 
 TONE_HZ = 440
@@ -259,6 +260,21 @@ def test_an_offer_with_an_impossible_audio_port_gets_488(media_port: int) -> Non
                                         _invite(h.settings.bind_port, media_port))  # fmt: skip
         assert reply.startswith(b"SIP/2.0 488 "), reply[:80]
         assert not h.endpoint.calls  # no call, no media stream
+
+    asyncio.run(h.run(body))
+
+
+@pytest.mark.parametrize("what", sorted(bad_offers()))
+def test_every_nonsense_offer_gets_488_without_a_call(what: str) -> None:
+    """Unreadable SDP too (a port that is a word, binary junk): the headers still parse,
+    so the peer gets its 488 instead of retransmitting into silence."""
+    h = Harness(settings())
+    sdp = bad_offers()[what]
+
+    async def body() -> None:
+        code = await asyncio.to_thread(send_invite, h.settings.bind_port, sdp, 2.0)
+        assert code == 488, what
+        assert not h.endpoint.calls
 
     asyncio.run(h.run(body))
 
