@@ -53,6 +53,9 @@ SEND_TIMEOUT_S = 1.0  # a media process that takes no command for this long is h
 MAX_FDS = 1
 RECEIVE_BYTES = 2 * CHUNK_BYTES  # a play message: the chunk and a few bytes of pickle
 READY_TIMEOUT_S = 10.0
+# It reports every 0.5 s; silent this long, it is hung (stopped, stuck in the kernel)
+# though alive, and its calls get no audio: it is replaced like a dead one.
+HUNG_AFTER_S = 5.0
 RESTARTS_PER_MINUTE = 5  # beyond this the media process is broken, not unlucky
 RESTART_PAUSE_S = 10.0
 
@@ -82,7 +85,11 @@ class RemotePlayout:
         for index, chunk in enumerate(chunks):
             last = index == len(chunks) - 1
             if not self.media.send(("play", self.key, chunk, token if last else 0)):
-                self.finish_all()  # no media process: nobody must wait for this prompt
+                # No media process. Stopping: nobody must wait for this prompt. Paused
+                # (it kept failing): the prompt stays unplayed, so the session's playout
+                # deadline hands the caller to a person rather than talking into silence.
+                if not self.media.paused:
+                    self.finish_all()
                 return
 
     def flush(self) -> list[Any]:
@@ -134,6 +141,7 @@ class MediaProcess:
         self._paused = False  # restarted too often: waiting RESTART_PAUSE_S before the next
         self._ready: asyncio.Future[None] | None = None
         self._restart_times: list[float] = []
+        self._last_heard = time.monotonic()  # the last message from the process
 
     @property
     def pid(self) -> int | None:
@@ -146,6 +154,24 @@ class MediaProcess:
         self._loop = asyncio.get_running_loop()
         self._ready = self._loop.create_future()
         self._spawn()
+        self._loop.call_later(1.0, self._watch)
+
+    @property
+    def paused(self) -> bool:
+        """No media process for now (it kept failing): nothing is being played."""
+        return self._paused
+
+    def _watch(self) -> None:
+        if self._stopping or self._loop is None:
+            return
+        self._loop.call_later(1.0, self._watch)
+        ready = self._ready is not None and self._ready.done()
+        silent_s = time.monotonic() - self._last_heard
+        if ready and self._proc is not None and not self._paused and silent_s > HUNG_AFTER_S:
+            log.error("the media process is hung (no report for %.1f s): replacing it",
+                      silent_s)  # fmt: skip
+            METRICS.media_failures.labels(reason="hung").inc()
+            self._restart()
 
     async def ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
         """Wait (without blocking the loop) for the process's first report: the controller
@@ -199,6 +225,7 @@ class MediaProcess:
         finally:
             theirs.close()
         ours.setblocking(False)
+        self._last_heard = time.monotonic()
         self._sock = ours
         assert self._loop is not None
         self._loop.add_reader(ours.fileno(), self._readable)
@@ -257,6 +284,7 @@ class MediaProcess:
                 return
             except OSError:
                 message = b""
+            self._last_heard = time.monotonic()
             if not message:
                 if not self._stopping:
                     log.error("the media process ended (exit %s): starting a new one",

@@ -53,7 +53,8 @@ def register(commands: Any, bench: Any) -> None:
     drill = commands.add_parser("drill", help="inject a fault while sipp callers talk to the "
                                 "controller; print what survived")  # fmt: skip
     drill.add_argument("name", choices=["controller-kill", "redis-restart", "ami-drop",
-                                        "sip-flood", "disk-full", "all"])  # fmt: skip
+                                        "sip-flood", "disk-full", "sip-bomb", "sdp-bad",
+                                        "sql-down", "disk-full-sql", "all"])  # fmt: skip
     drill.add_argument("--audio", type=Path, help="clips + transcripts.tsv "
                        "(default ../shared/audio/calls-dev/)")  # fmt: skip
     drill.add_argument(
@@ -176,5 +177,6 @@ def cmd_drill(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from exc
     for result in results:
         print(dumps(result))
-    bad = [r for r in results if r.get("lost") or r.get("failed") or r.get("crashed")]
+    harm = ("lost", "duplicated", "failed", "crashed")
+    bad = [r for r in results if any(r.get(key) for key in harm)]
     return 1 if bad else 0

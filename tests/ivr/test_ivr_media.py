@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import signal
@@ -191,7 +192,7 @@ def test_rtp_header_of_a_flushed_and_restarted_talkspurt_has_a_new_marker() -> N
     run(body)
 
 
-def test_when_the_media_process_cannot_be_replaced_no_call_waits_on_a_prompt(
+def test_while_no_media_process_runs_a_new_prompt_is_not_reported_played(
     monkeypatch,
 ) -> None:  # type: ignore[no-untyped-def]
     import ivr.media
@@ -204,11 +205,13 @@ def test_when_the_media_process_cannot_be_replaced_no_call_waits_on_a_prompt(
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
         assert await asyncio.wait_for(first, 5)  # released, not left hanging
-        assert media.pid is None and media.restarts == 0
-        # Later prompts finish at once: the session goes on to its next step (and the
-        # controller's log says, at CRITICAL, that calls have no outgoing audio).
+        assert media.pid is None and media.restarts == 0 and media.paused
+        # A later prompt is not reported played: nobody hears it, so the session's
+        # playout deadline hands the caller to a person instead of talking on into
+        # silence (the controller's log says, at CRITICAL, that calls have no audio).
         later = await played(stream, tone(1.0))
-        assert later.done()
+        await asyncio.sleep(0.3)
+        assert not later.done()
 
     run(body)
 
@@ -229,6 +232,38 @@ def test_after_a_pause_a_media_process_that_kept_dying_is_started_again(
         assert media.pid is None  # paused: no audio for a moment
         await asyncio.sleep(0.8)
         assert media.pid not in (None, pid)  # back, with the live call handed over again
+        assert await packets_of_a_half_second_prompt(stream, receiver) > 20
+
+    run(body)
+
+
+def test_a_hung_media_process_is_replaced_and_the_call_gets_its_audio_back(
+    monkeypatch,
+) -> None:  # type: ignore[no-untyped-def]
+    import ivr.media
+    from hotline.metrics import METRICS
+
+    monkeypatch.setattr(ivr.media, "HUNG_AFTER_S", 1.0)
+
+    def hung() -> float:
+        sample = METRICS.registry.get_sample_value("hotline_media_failures_total",
+                                                   {"reason": "hung"})  # fmt: skip
+        return float(sample or 0.0)
+
+    async def body(media: MediaProcess, stream: RtpStream, receiver: Receiver) -> None:
+        before = hung()
+        pid = media.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)  # alive, but it sends and reports nothing
+        try:
+            for _ in range(40):
+                if media.pid not in (None, pid):
+                    break
+                await asyncio.sleep(0.1)
+            assert media.pid not in (None, pid) and hung() == before + 1
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         assert await packets_of_a_half_second_prompt(stream, receiver) > 20
 
     run(body)

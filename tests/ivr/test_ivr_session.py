@@ -125,6 +125,7 @@ def place_call(
     service: TicketService, steps: Callable[[Caller], Caller], silence_s: float = 8.0,
     answer_delay_ms: int = 0, cancel_after_ms: int | None = None, night: bool = False,
     recognizer: Callable[[], Recognizer] | None = None,
+    after_start: Callable[[Controller], None] | None = None,
 ) -> tuple[Controller, Call | None, list[Recognizer]]:  # fmt: skip
     """One sipp call against a controller; ``night``: AMI (replayed Asterisk) reports
     every seat logged off, so the bot promises a callback instead of transferring."""
@@ -172,6 +173,8 @@ def place_call(
                 await asyncio.sleep(0.02)
             deps.switchboard = ami
         await controller.start()
+        if after_start is not None:
+            after_start(controller)
         try:
             result = await asyncio.to_thread(run_sipp, scenario, ("127.0.0.1", port), tmp_path,
                                              media_port=free_udp_port(), timeout_s=90)  # fmt: skip
@@ -331,6 +334,40 @@ def test_silence_is_the_bots_to_handle(tmp_path, settings, brain, engine, servic
     assert call.bot_lines()[-1] == brain.prompts.text("silence_end")
     assert call.record.outcome == "silence" and call.record.hangup_by == "bot"
     assert not call.tickets() and not call.queued()
+
+
+def test_a_call_whose_audio_cannot_be_sent_goes_to_a_person_and_is_counted(
+    tmp_path, settings, brain, engine, service, short_prompts, monkeypatch,
+) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    """The media process is gone for good (it kept dying): the greeting never plays, so
+    the session hands the caller over (hang-up unmarked: the dialplan's human queue)."""
+    import os
+    import signal
+
+    import ivr.media
+    from hotline.metrics import METRICS
+
+    monkeypatch.setattr(ivr.media, "RESTARTS_PER_MINUTE", 0)  # the first death is final
+    monkeypatch.setattr(ivr.media, "RESTART_PAUSE_S", 120.0)
+
+    def stalled() -> float:
+        value = METRICS.registry.get_sample_value("hotline_media_stalled_calls_total",
+                                                  {"direction": "out"})  # fmt: skip
+        return float(value or 0.0)
+
+    def kill_media(controller: Controller) -> None:
+        pid = getattr(controller.clock, "pid", None)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+
+    before = stalled()
+    started = time.monotonic()
+    _, call, _ = place_call(tmp_path, settings, brain, engine, short_prompts, service,
+                            lambda c: c.expect_bye(30000), after_start=kill_media)  # fmt: skip
+    assert call is not None
+    assert call.record.outcome == "media-lost" and call.record.hangup_by == "bot"
+    assert stalled() == before + 1
+    assert time.monotonic() - started < 20  # the greeting's length x 1.5 + 3 s, not never
 
 
 def test_caller_hangs_up_mid_prompt(tmp_path, settings, brain, engine, service,

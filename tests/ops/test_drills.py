@@ -202,3 +202,12 @@ def test_drill_command_rejects_unknown_drill() -> None:
     done = subprocess.run([sys.executable, "-m", "hotline.cli", "drill", "meteor"], cwd=REPO,
                           env={**os.environ}, capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 2 and "invalid choice" in done.stderr
+
+
+def test_drill_command_offers_every_drill() -> None:
+    done = subprocess.run([sys.executable, "-m", "hotline.cli", "drill", "--help"], cwd=REPO,
+                          capture_output=True, text=True)  # fmt: skip
+    from ops.drills import DRILLS
+
+    offered = done.stdout.split("positional arguments:")[1].split("{", 1)[1].split("}")[0]
+    assert set(offered.split(",")) == {*DRILLS, "all"}

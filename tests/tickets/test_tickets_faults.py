@@ -211,3 +211,74 @@ def test_a_torn_spool_file_is_set_aside_not_fatal(tmp_path: Path) -> None:
     (tmp_path / "spool" / "broken.json").write_text('{"skill": ', encoding="utf-8")
     assert [s.draft.call_id for s in spool.pending()] == [draft.call_id]
     assert (tmp_path / "spool" / "broken.unreadable").exists()
+
+
+def test_when_sql_and_the_spool_disk_both_refuse_the_work_order_is_held_then_filed(
+    service: TicketService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full data disk: SQLite and the spool on it both fail. The draft is held in memory
+    (the session keeps its journal open) and filed, once, as soon as SQL takes it."""
+    import asyncio
+
+    from sqlalchemy.exc import OperationalError
+
+    from ivr.session import WorkOrderHeld
+    from ivr.wiring import ServiceSink
+    from tickets.spool import DraftSpool
+
+    real_intake = service.intake
+    full = True
+
+    def intake(*args: object, **kwargs: object) -> object:
+        if full:
+            raise OperationalError("INSERT", {}, Exception("database or disk is full"))
+        return real_intake(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service, "intake", intake)
+    (tmp_path / "spool").write_text("a file where the spool folder should be")  # mkdir fails
+    sink = ServiceSink(service, DraftSpool(tmp_path / "spool"), retry_delays_s=(0.01,))
+    draft = make_draft(70)
+    with pytest.raises(WorkOrderHeld):
+        asyncio.run(sink.intake(draft, "general"))
+    assert list(sink.held) == [draft.call_id]
+    assert asyncio.run(sink.file_spooled()) == []  # still full: still held
+    full = False
+    filed = asyncio.run(sink.file_spooled())
+    assert len(filed) == 1 and not sink.held
+    assert service.store.get(filed[0]).call_id == draft.call_id
+    # The journal's copy, recovered later, files nothing new.
+    assert asyncio.run(sink.intake(draft, "general")) == filed[0]
+
+
+def test_the_seat_queue_heals_as_soon_as_redis_is_back(
+    tmp_path: Path, own_redis: EmbeddedRedis
+) -> None:
+    """No timer, no command: the controller's upkeep reconciles when Redis returns."""
+    import asyncio
+    import time
+
+    from ivr.wiring import ServiceSink
+
+    store = TicketStore.from_url(f"sqlite:///{tmp_path / 't.db'}")
+    store.migrate()
+    queue = SeatQueue.from_url(own_redis.url, SKILLS, prefix="hotline", claim_idle_s=30)
+    service = TicketService(store, queue)
+    sink = ServiceSink(service)
+
+    async def scenario() -> tuple[set[str], set[str], float]:
+        keeper = asyncio.create_task(sink.keep_safe(every_s=0.2, reconcile_every_s=3600))
+        await asyncio.sleep(0.5)  # the keeper has seen Redis once
+        own_redis.stop(kill=True)
+        during = {service.intake(make_draft(i)).number for i in range(80, 83)}
+        own_redis.start()
+        back = time.monotonic()
+        while not during <= queue.queued_tickets() and time.monotonic() - back < 20:
+            await asyncio.sleep(0.2)
+        keeper.cancel()
+        return during, queue.queued_tickets(), time.monotonic() - back
+
+    during, queued, healed_s = asyncio.run(scenario())
+    assert during <= queued, (during, queued)
+    assert healed_s < 15  # well before the 3600 s timer
+    queue.redis.close()
+    store.dispose()
