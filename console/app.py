@@ -103,8 +103,11 @@ def create_app(
     if service is None:
         dialer = dialer or load_dialer(settings.console.dialer, settings)
         service = TicketService.from_settings(settings, redis_url=redis_url, dialer=dialer)
-    elif dialer is not None:
-        service.dialer = dialer
+    else:
+        if dialer is not None:
+            service.dialer = dialer
+        # What the console offers to dispatch to is what the service accepts.
+        service.departments = list(settings.tickets.departments)
     accounts = AccountStore(service.store, timedelta(minutes=settings.console.session_lifetime_min))
     pool_kwargs = service.queue.redis.connection_pool.connection_kwargs
     events = aioredis.Redis(
@@ -193,9 +196,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     from tickets.accounts import AccountError
     from tickets.dialer import DialerError
     from tickets.queue import QueueError
-    from tickets.ticket import InvalidTransition, TicketError, TicketNotFound
+    from tickets.ticket import InvalidTransition, TicketError, TicketForbidden, TicketNotFound
 
     status_of: list[tuple[type[Exception], int]] = [
+        (TicketForbidden, 403),
         (TicketNotFound, 404),
         (InvalidTransition, 409),
         (TicketError, 422),

@@ -18,13 +18,31 @@ from tickets.store import TicketStore
 
 
 class Role(StrEnum):
+    """What a console user may do.
+
+    ``SERVICE`` is the call controller's service identity, for a controller (or a bridge
+    in front of it) that files work orders and screen pops over the REST API instead of
+    calling ``TicketService`` in process. It is an ordinary account created by an
+    administrator (``hotline users add controller --role service``) that signs in with
+    ``POST /api/v1/auth/token`` like any API client. Only this identity may file a draft
+    carrying call evidence (call id, transcript, recording, see
+    ``tickets.draft.evidence_fields``) and pop a ticket onto any seat; for everything
+    else it ranks as an operator, never as a 班长.
+    """
+
     OPERATOR = "operator"
     MANAGER = "manager"
     ADMIN = "admin"
+    SERVICE = "service"
 
 
-ROLE_RANK = {Role.OPERATOR: 1, Role.MANAGER: 2, Role.ADMIN: 3}
-ROLE_LABELS = {Role.OPERATOR: "话务员", Role.MANAGER: "班长", Role.ADMIN: "管理员"}
+ROLE_RANK = {Role.OPERATOR: 1, Role.SERVICE: 1, Role.MANAGER: 2, Role.ADMIN: 3}
+ROLE_LABELS = {
+    Role.OPERATOR: "话务员",
+    Role.MANAGER: "班长",
+    Role.ADMIN: "管理员",
+    Role.SERVICE: "呼叫中控（系统账号）",
+}
 USERNAME = re.compile(r"^[A-Za-z0-9_.-]{2,40}$")
 
 
@@ -44,6 +62,16 @@ class Account:
 
     def has(self, role: Role) -> bool:
         return ROLE_RANK[self.role] >= ROLE_RANK[role]
+
+    @property
+    def is_controller(self) -> bool:
+        """The call controller's service identity (see :class:`Role`)."""
+        return self.role == Role.SERVICE
+
+    @property
+    def leads_shift(self) -> bool:
+        """班长 and 管理员: they may reassign any ticket and act on it."""
+        return self.has(Role.MANAGER)
 
     @property
     def seat(self) -> str:

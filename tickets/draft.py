@@ -102,3 +102,32 @@ class TicketDraft(BaseModel):
     transcript: list[TranscriptLine] = Field(default_factory=list)
     recording_path: str = ""
     callback_promised: bool = False
+
+
+# What only the call itself witnessed: the network's caller ID, what was said and keyed,
+# what the bot answered, the recording. Anyone else could forge a call with them, so only
+# the call controller may file a draft that carries any (console.routers.api checks).
+EVIDENCE_FIELDS = (
+    "call_id",
+    "started_at",
+    "ended_at",
+    "menu_path",
+    "dtmf",
+    "transcript",
+    "recording_path",
+    "caller_words",
+    "kb_answers",
+)
+
+
+def evidence_fields(draft: TicketDraft) -> list[str]:
+    """The evidence this draft carries: the fields above set off their defaults."""
+    fields = TicketDraft.model_fields
+    found = [
+        name
+        for name in EVIDENCE_FIELDS
+        if getattr(draft, name) != fields[name].get_default(call_default_factory=True)
+    ]
+    if draft.caller.number:  # the caller ID; a number a person took down is callback_number
+        found.append("caller.number")
+    return found

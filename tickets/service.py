@@ -10,24 +10,39 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import redis
 from sqlalchemy import select
 
 from hotline.metrics import METRICS
-from hotline.settings import Settings
-from tickets.accounts import Account
+from hotline.settings import Settings, TicketsSettings
+from tickets import access
+from tickets.accounts import Account, Role
 from tickets.dialer import Dialer, DialerError
 from tickets.draft import TicketDraft, Urgency
 from tickets.models import UserRow
 from tickets.queue import SeatQueue
 from tickets.store import TicketStore
-from tickets.ticket import Satisfaction, Status, Ticket, TicketEdit, TicketError
+from tickets.ticket import (
+    Holding,
+    InvalidTransition,
+    Satisfaction,
+    Status,
+    Ticket,
+    TicketEdit,
+    TicketError,
+)
 
 log = logging.getLogger(__name__)
 
 POP_TTL_S = 120  # a console that (re)connects within this time still gets the pop
+
+
+def _holding(ticket: Ticket) -> Holding:
+    return Holding(ticket.assigned_to, ticket.seat, ticket.skill)
 
 
 def pop_channel(prefix: str, seat: str) -> str:
@@ -46,10 +61,25 @@ class ReconcileReport:
 
 
 class TicketService:
-    def __init__(self, store: TicketStore, queue: SeatQueue, dialer: Dialer | None = None) -> None:
+    """Seat work takes the console user's ``Account`` and is refused (TicketForbidden)
+    on tickets that user may not work on: see ``tickets.access``."""
+
+    def __init__(
+        self,
+        store: TicketStore,
+        queue: SeatQueue,
+        dialer: Dialer | None = None,
+        departments: Sequence[str] | None = None,
+    ) -> None:
         self.store = store
         self.queue = queue
         self.dialer = dialer
+        # The units a ticket may be dispatched to (settings.tickets.departments).
+        self.departments = list(
+            TicketsSettings().departments  # type: ignore[call-arg]
+            if departments is None
+            else departments
+        )
 
     @classmethod
     def from_settings(
@@ -63,7 +93,7 @@ class TicketService:
             prefix=cfg.key_prefix,
             claim_idle_s=cfg.claim_idle_s,
         )
-        return cls(store, queue, dialer)
+        return cls(store, queue, dialer, cfg.departments)
 
     # ---- the call side ----
 
@@ -93,15 +123,29 @@ class TicketService:
             # The record is safe in SQL; reconcile queues it once Redis is back.
             log.exception("ticket %s recorded but not queued (Redis down)", ticket.number)
 
-    def screen_pop(self, ticket_number: str, seat: str, account: Account | None = None) -> None:
+    def screen_pop(
+        self,
+        ticket_number: str,
+        seat: str,
+        account: Account | None = None,
+        *,
+        requested_by: Account | None = None,
+    ) -> None:
         """A call carrying ``ticket_number`` reached ``seat``: hand it over and pop it up.
 
         ``seat`` is the operator's extension (or user name); the operator logged in there
-        becomes the ticket's owner.
+        becomes the ticket's owner. ``requested_by`` is the console user who asked over the
+        API, held to ``tickets.access.check_may_pop``; None is the call controller in this
+        process, which connected the call and is trusted.
         """
+        guard = None
+        if requested_by is not None:
+            access.check_may_pop(requested_by, seat, self._holding(ticket_number))
+            guard = partial(access.check_may_pop, requested_by, seat)
         self.queue.take_over(seat, ticket_number)
         username = account.username if account else self._user_at_seat(seat)
-        self.store.assign(ticket_number, username, seat, actor=f"seat:{seat}")
+        actor = requested_by.username if requested_by else f"seat:{seat}"
+        self.store.assign(ticket_number, username, seat, actor=actor, guard=guard)
         event = json.dumps(
             {"type": "pop", "ticket": ticket_number, "seat": seat, "sent_ms": time.time() * 1000}
         )
@@ -157,30 +201,79 @@ class TicketService:
         return self.queue.touch(account.seat, mine) if mine else 0
 
     def release(self, number: str, account: Account) -> Ticket:
+        guard = access.guard_for(account)
         ticket = self.store.get(number, with_history=False)
+        guard(_holding(ticket))  # before the queue is touched
         if ticket.status == Status.INTAKE:
             self.queue.release(number)
-        return self.store.assign(number, None, None, actor=account.username)
+        return self.store.assign(number, None, None, actor=account.username, guard=guard)
+
+    def reassign(self, number: str, username: str, account: Account) -> Ticket:
+        """A 班长 hands a ticket to another person (e.g. its holder's shift ended)."""
+        access.check_leads_shift(account, "改派工单")
+        seat = self._seat_of(username)
+        ticket = self.store.get(number, with_history=False)
+        if not ticket.is_open:
+            raise InvalidTransition(f"工单 {number} 已办结，不能改派")
+        if ticket.status == Status.INTAKE:
+            self.queue.take_over(seat, number)  # off the shared queue, held by that seat
+        return self.store.assign(number, username, seat, actor=account.username)
+
+    def _seat_of(self, username: str) -> str:
+        """The seat of an active person who works tickets; TicketError when there is none."""
+        with self.store.reading() as session:
+            row = session.scalars(select(UserRow).where(UserRow.username == username)).first()
+        if row is None or not row.active or row.role == Role.SERVICE.value:
+            raise TicketError(f"没有可接办工单的在岗用户 {username}")
+        return row.extension or row.username
 
     def edit(self, number: str, changes: TicketEdit, account: Account) -> Ticket:
-        return self.store.edit(number, changes, account.username)
+        return self.store.edit(number, changes, account.username, guard=access.guard_for(account))
 
     def dispatch(self, number: str, department: str, account: Account, note: str = "") -> Ticket:
-        ticket = self.store.dispatch(number, department, account.username, note)
+        department = department.strip()
+        if department and department not in self.departments:
+            raise TicketError(f"「{department}」不是已配置的承办单位，请从承办单位列表中选择")
+        ticket = self.store.dispatch(
+            number, department, account.username, note, guard=access.guard_for(account)
+        )
         self._done(number)
         return ticket
+
+    def accept(self, number: str, account: Account, note: str = "") -> Ticket:
+        """The department signed for the ticket (recorded by the seat working on it)."""
+        return self.store.accept(number, account.username, note, guard=access.guard_for(account))
+
+    def supervise(self, number: str, account: Account, note: str = "") -> Ticket:
+        access.check_leads_shift(account, "督办")  # on anyone's ticket
+        return self.store.supervise(number, account.username, note)
+
+    def record_reply(self, number: str, reply: str, account: Account) -> Ticket:
+        return self.store.record_reply(
+            number, reply, account.username, guard=access.guard_for(account)
+        )
 
     def close(
         self, number: str, satisfaction: Satisfaction, account: Account, note: str = ""
     ) -> Ticket:
-        ticket = self.store.close(number, satisfaction, account.username, note)
+        ticket = self.store.close(
+            number, satisfaction, account.username, note, guard=access.guard_for(account)
+        )
         self._done(number)
         return ticket
 
     def follow_up(self, number: str, result: str, account: Account) -> Ticket:
-        ticket = self.store.follow_up(number, result, account.username)
+        ticket = self.store.follow_up(
+            number, result, account.username, guard=access.guard_for(account)
+        )
         self._done(number)
         return ticket
+
+    def may_work_on(self, ticket: Ticket, account: Account) -> bool:
+        return access.may_work_on(account, _holding(ticket))
+
+    def _holding(self, number: str) -> Holding:
+        return _holding(self.store.get(number, with_history=False))
 
     def call_back(self, number: str, account: Account) -> Ticket:
         """Click to call: ring the operator's seat, then the caller's callback number."""
@@ -188,13 +281,15 @@ class TicketService:
             raise DialerError("未配置外呼（console.dialer），无法点击呼叫")
         if not account.extension:
             raise DialerError("您的账号没有分机号，无法外呼")
+        guard = access.guard_for(account)
         ticket = self.store.get(number, with_history=False)
+        guard(_holding(ticket))  # before the phone rings
         target = ticket.caller.callback_number or ticket.caller.number
         if not target:
             raise DialerError("工单没有可回拨的号码")
         self.dialer.originate(account.extension, target, number)
         return self.store.note(
-            number, f"回拨 {account.extension}", account.username, action="call_placed"
+            number, f"回拨 {account.extension}", account.username, action="call_placed", guard=guard
         )
 
     def _done(self, number: str) -> None:

@@ -26,7 +26,9 @@ from tickets.draft import RequestType, TicketDraft, Urgency
 from tickets.models import TicketCounterRow, TicketEventRow, TicketRow, UTCDateTime, utcnow
 from tickets.ticket import (
     TRANSITIONS,
+    Guard,
     HistoryEntry,
+    Holding,
     InvalidTransition,
     Satisfaction,
     Status,
@@ -363,10 +365,12 @@ class TicketStore:
 
     # ---- changes ----
 
-    def edit(self, number: str, changes: TicketEdit, actor: str) -> Ticket:
+    def edit(
+        self, number: str, changes: TicketEdit, actor: str, *, guard: Guard | None = None
+    ) -> Ticket:
         values = changes.model_dump(exclude_none=True)
         with self.writing() as session:
-            row = self._row(session, number, lock=True)
+            row = self._row(session, number, lock=True, guard=guard)
             if row.status == Status.CLOSED.value:
                 raise InvalidTransition(f"工单 {number} 已办结，不能修改")
             before = self._snapshot(row)
@@ -388,9 +392,17 @@ class TicketStore:
                 )
             return self._to_ticket(session, row, with_history=True)
 
-    def assign(self, number: str, username: str | None, seat: str | None, actor: str) -> Ticket:
+    def assign(
+        self,
+        number: str,
+        username: str | None,
+        seat: str | None,
+        actor: str,
+        *,
+        guard: Guard | None = None,
+    ) -> Ticket:
         with self.writing() as session:
-            row = self._row(session, number, lock=True)
+            row = self._row(session, number, lock=True, guard=guard)
             if row.assigned_to == username and row.seat == seat:
                 return self._to_ticket(session, row, with_history=True)
             row.assigned_to, row.seat = username, seat
@@ -408,7 +420,15 @@ class TicketStore:
             )
             return self._to_ticket(session, row, with_history=True)
 
-    def dispatch(self, number: str, department: str, actor: str, note: str = "") -> Ticket:
+    def dispatch(
+        self,
+        number: str,
+        department: str,
+        actor: str,
+        note: str = "",
+        *,
+        guard: Guard | None = None,
+    ) -> Ticket:
         if not department.strip():
             raise TicketError("转办需要选择承办单位")
         return self._step(
@@ -416,48 +436,82 @@ class TicketStore:
             "dispatch",
             actor,
             {"department": department, "note": note},
+            guard,
             department=department.strip(),
         )
 
-    def accept(self, number: str, actor: str, note: str = "") -> Ticket:
-        return self._step(number, "accept", actor, {"note": note})
+    def accept(
+        self, number: str, actor: str, note: str = "", *, guard: Guard | None = None
+    ) -> Ticket:
+        return self._step(number, "accept", actor, {"note": note}, guard)
 
-    def supervise(self, number: str, actor: str, note: str = "") -> Ticket:
-        return self._step(number, "supervise", actor, {"note": note})
+    def supervise(
+        self, number: str, actor: str, note: str = "", *, guard: Guard | None = None
+    ) -> Ticket:
+        return self._step(number, "supervise", actor, {"note": note}, guard)
 
-    def record_reply(self, number: str, reply: str, actor: str) -> Ticket:
+    def record_reply(
+        self, number: str, reply: str, actor: str, *, guard: Guard | None = None
+    ) -> Ticket:
         if not reply.strip():
             raise TicketError("请填写承办单位的答复")
-        return self._step(number, "reply", actor, {"reply": reply}, department_reply=reply)
+        return self._step(number, "reply", actor, {"reply": reply}, guard, department_reply=reply)
 
-    def follow_up(self, number: str, result: str, actor: str) -> Ticket:
-        return self._step(number, "follow_up", actor, {"result": result}, follow_up_result=result)
+    def follow_up(
+        self, number: str, result: str, actor: str, *, guard: Guard | None = None
+    ) -> Ticket:
+        return self._step(
+            number, "follow_up", actor, {"result": result}, guard, follow_up_result=result
+        )
 
-    def close(self, number: str, satisfaction: Satisfaction, actor: str, note: str = "") -> Ticket:
+    def close(
+        self,
+        number: str,
+        satisfaction: Satisfaction,
+        actor: str,
+        note: str = "",
+        *,
+        guard: Guard | None = None,
+    ) -> Ticket:
         return self._step(
             number,
             "close",
             actor,
             {"satisfaction": satisfaction.value, "note": note},
+            guard,
             satisfaction=satisfaction.value,
             closed_at=self.clock(),
         )
 
-    def note(self, number: str, text: str, actor: str, action: str = "note") -> Ticket:
+    def note(
+        self,
+        number: str,
+        text: str,
+        actor: str,
+        action: str = "note",
+        *,
+        guard: Guard | None = None,
+    ) -> Ticket:
         """Append a free note (e.g. a click-to-call was placed) without changing the status."""
         with self.writing() as session:
-            row = self._row(session, number, lock=True)
+            row = self._row(session, number, lock=True, guard=guard)
             self._append(
                 session, row, actor, action, row.status, row.status, {"note": text}, self.clock()
             )
             return self._to_ticket(session, row, with_history=True)
 
     def _step(
-        self, number: str, step: str, actor: str, detail: dict[str, Any], **fields: Any
+        self,
+        number: str,
+        step: str,
+        actor: str,
+        detail: dict[str, Any],
+        guard: Guard | None = None,
+        **fields: Any,
     ) -> Ticket:
         allowed, target = TRANSITIONS[step]
         with self.writing() as session:
-            row = self._row(session, number, lock=True)
+            row = self._row(session, number, lock=True, guard=guard)
             current = Status(row.status)
             if current not in allowed:
                 raise InvalidTransition(
@@ -472,13 +526,17 @@ class TicketStore:
 
     # ---- helpers ----
 
-    def _row(self, session: Session, number: str, lock: bool = False) -> TicketRow:
+    def _row(
+        self, session: Session, number: str, lock: bool = False, guard: Guard | None = None
+    ) -> TicketRow:
         query = select(TicketRow).where(TicketRow.number == number)
         if lock:
             query = query.with_for_update()
         row = session.scalars(query).first()
         if row is None:
             raise TicketNotFound(f"没有工单 {number}")
+        if guard is not None:
+            guard(Holding(row.assigned_to, row.seat, row.skill))
         return row
 
     @staticmethod

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -87,6 +89,24 @@ class TicketNotFound(TicketError):
 
 class InvalidTransition(TicketError):
     pass
+
+
+class TicketForbidden(TicketError):
+    """The ticket is someone else's to work on (the API answers 403)."""
+
+
+@dataclass(frozen=True)
+class Holding:
+    """Who holds a ticket, read inside the transaction that changes it."""
+
+    assigned_to: str | None
+    seat: str | None
+    skill: str
+
+
+# Checked by the store under the row lock, so nobody takes the ticket between the check
+# and the change; raises TicketForbidden to refuse.
+Guard = Callable[[Holding], None]
 
 
 class HistoryEntry(BaseModel):

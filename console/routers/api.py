@@ -2,6 +2,11 @@
 
 Authenticate with ``POST /api/v1/auth/token`` and send ``Authorization: Bearer <token>``.
 Every change lands in the ticket's append-only history with the caller's user name.
+
+Operators work only on the tickets they hold or that wait in their skill queues, and pop
+tickets only onto their own seat; a 班长 acts on any ticket and reassigns it
+(``tickets.access``). Call evidence in a new ticket (call id, transcript, recording...)
+is accepted only from the call controller's service identity (``Role.SERVICE``).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from console.app import Console, get_console
 from console.auth import api_login, api_role
 from tickets.accounts import Account, LoginSession, Role
-from tickets.draft import TicketDraft
+from tickets.draft import TicketDraft, evidence_fields
 from tickets.queue import QueueEntry
 from tickets.ticket import HistoryEntry, Satisfaction, Status, Ticket, TicketEdit
 
@@ -71,6 +76,10 @@ class FollowUpRequest(BaseModel):
 class CloseRequest(BaseModel):
     satisfaction: Satisfaction
     note: Text = ""
+
+
+class AssignRequest(BaseModel):
+    username: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{2,40}$")]
 
 
 class ScreenPopRequest(BaseModel):
@@ -185,11 +194,24 @@ def search_tickets(
     )
 
 
-@router.post("/tickets", response_model=Ticket, status_code=201)
+@router.post(
+    "/tickets",
+    response_model=Ticket,
+    status_code=201,
+    responses={403: {"description": "只有呼叫中控系统账号可以提交通话证据字段"}},
+)
 def create_ticket(body: TicketCreate, console: Ctx, login: Operator) -> Ticket:
-    """由草稿受理一张新工单并放入技能队列。"""
+    """由草稿受理一张新工单并放入技能队列。
+
+    通话证据（来电号码、通话编号、转写、录音等）只接受呼叫中控系统账号提交。"""
     if "\\u0000" in body.model_dump_json():
         raise HTTPException(422, "文本中不能含 NUL 字符")
+    evidence = evidence_fields(body.draft)
+    if evidence and not login.account.is_controller:
+        raise HTTPException(
+            403,
+            "通话证据只能由呼叫中控系统账号提交，请去掉这些字段：" + "、".join(evidence),
+        )
     return console.service.intake(
         body.draft,
         skill=body.skill,
@@ -215,6 +237,7 @@ def ticket_history(number: TicketNumber, console: Ctx, login: Operator) -> list[
 
 
 _CHANGE_ERRORS: dict[int | str, dict[str, str]] = {
+    403: {"description": "本工单不归您办理"},
     404: {"description": "没有这个工单"},
     409: {"description": "当前状态不允许此操作"},
     422: {"description": "请求内容无效"},
@@ -239,7 +262,7 @@ def dispatch_ticket(
 @router.post("/tickets/{number}/accept", response_model=Ticket, responses=_CHANGE_ERRORS)
 def accept_ticket(number: TicketNumber, body: NoteRequest, console: Ctx, login: Operator) -> Ticket:
     """办理：承办单位已签收。"""
-    return console.service.store.accept(number, login.account.username, body.note)
+    return console.service.accept(number, login.account, body.note)
 
 
 @router.post("/tickets/{number}/supervise", response_model=Ticket, responses=_CHANGE_ERRORS)
@@ -247,13 +270,13 @@ def supervise_ticket(
     number: TicketNumber, body: NoteRequest, console: Ctx, login: Manager
 ) -> Ticket:
     """督办（班长及以上）。"""
-    return console.service.store.supervise(number, login.account.username, body.note)
+    return console.service.supervise(number, login.account, body.note)
 
 
 @router.post("/tickets/{number}/reply", response_model=Ticket, responses=_CHANGE_ERRORS)
 def record_reply(number: TicketNumber, body: ReplyRequest, console: Ctx, login: Operator) -> Ticket:
     """反馈：登记承办单位的答复。"""
-    return console.service.store.record_reply(number, body.reply, login.account.username)
+    return console.service.record_reply(number, body.reply, login.account)
 
 
 @router.post(
@@ -286,14 +309,24 @@ def release_ticket(number: TicketNumber, console: Ctx, login: Operator) -> Ticke
     return console.service.release(number, login.account)
 
 
+@router.post("/tickets/{number}/assign", response_model=Ticket, responses=_CHANGE_ERRORS)
+def reassign_ticket(
+    number: TicketNumber, body: AssignRequest, console: Ctx, login: Manager
+) -> Ticket:
+    """改派（班长及以上）：把工单交给另一位坐席办理。"""
+    return console.service.reassign(number, body.username, login.account)
+
+
 @router.post("/tickets/{number}/screen-pop", status_code=204, responses=_CHANGE_ERRORS)
 def screen_pop(
     number: TicketNumber, body: ScreenPopRequest, console: Ctx, login: Operator
 ) -> Response:
-    """来电已接通到坐席：把工单交给该坐席并弹屏。"""
+    """来电已接通到坐席：把工单交给该坐席并弹屏。
+
+    话务员只能弹屏到本人坐席；呼叫中控系统账号和班长可弹屏到任意坐席。"""
     console.service.store.get(number, with_history=False)  # 404 when unknown
     account = console.accounts.by_seat(body.seat)
-    console.service.screen_pop(number, body.seat, account)
+    console.service.screen_pop(number, body.seat, account, requested_by=login.account)
     return Response(status_code=204)
 
 

@@ -30,11 +30,12 @@ from console.auth import (
     page_login,
     page_role,
 )
+from console.recordings import find_recording
 from tickets.accounts import LoginSession, Role
 from tickets.dialer import DialerError
 from tickets.draft import RequestType, Urgency
 from tickets.service import pop_channel
-from tickets.ticket import Satisfaction, Status, TicketEdit, TicketError
+from tickets.ticket import Satisfaction, Status, Ticket, TicketEdit, TicketError
 
 router = APIRouter(include_in_schema=False)
 NUMBER = r"^\d{8}-\d{4,6}$"
@@ -163,7 +164,11 @@ def _queues(console: Console, login: LoginSession) -> dict[str, Any]:
             tickets[entry.ticket] = service.store.get(entry.ticket, with_history=False)
         except TicketError:
             continue
-    follow_ups = service.store.search(status=Status.REPORTED, limit=50)
+    follow_ups = [
+        t
+        for t in service.store.search(status=Status.REPORTED, limit=50)
+        if service.may_work_on(t, account)
+    ]
     return {
         "mine": mine,
         "waiting": waiting[:200],
@@ -232,15 +237,26 @@ def ticket_page(request: Request, console: Ctx, login: Login, number: str) -> Re
     pop = console.service.pending_pop(login.account.seat)
     if pop and pop.get("ticket") == number:
         console.service.clear_pop(login.account.seat)
+    leads_shift = login.account.leads_shift
     return render(
         console,
         request,
         "ticket.html",
         login,
         ticket=ticket,
-        can_supervise=login.account.has(Role.MANAGER),
+        can_supervise=leads_shift,
+        can_act=console.service.may_work_on(ticket, login.account),
+        assignable=[a for a in console.accounts.list() if a.active and not a.is_controller]
+        if leads_shift
+        else [],
+        has_recording=_recording_of(console, ticket) is not None,
         dialer_ready=console.service.dialer is not None,
     )
+
+
+def _recording_of(console: Console, ticket: Ticket) -> Path | None:
+    """Found by the call id, never by the stored path (see console.recordings)."""
+    return find_recording(console.settings.data_dir, ticket.call_id, ticket.call_started_at)
 
 
 @router.get("/tickets/{number}/pop", response_class=HTMLResponse)
@@ -252,14 +268,12 @@ def ticket_pop(request: Request, console: Ctx, login: Login, number: str) -> Res
 @router.get("/tickets/{number}/recording")
 def recording(console: Ctx, login: Login, number: str) -> Response:
     ticket = console.service.store.get(_check_number(number), with_history=False)
-    if not ticket.recording_path:
+    if not ticket.call_id:
         raise HTTPException(404, "本工单没有录音")
-    root = console.settings.data_dir.resolve()
-    path = Path(ticket.recording_path)
-    path = (path if path.is_absolute() else root / path).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
+    path = _recording_of(console, ticket)
+    if path is None:
         raise HTTPException(404, "录音文件不存在")
-    return FileResponse(path, media_type="audio/wav" if path.suffix == ".wav" else None)
+    return FileResponse(path, media_type="audio/wav")
 
 
 @router.post("/tickets/{number}/edit")
@@ -324,7 +338,7 @@ def accept(
     return _do(
         f"/tickets/{_check_number(number)}",
         "已登记承办单位签收",
-        lambda: console.service.store.accept(number, login.account.username, note),
+        lambda: console.service.accept(number, login.account, note),
     )
 
 
@@ -338,7 +352,7 @@ def supervise(
     return _do(
         f"/tickets/{_check_number(number)}",
         "已督办",
-        lambda: console.service.store.supervise(number, login.account.username, note),
+        lambda: console.service.supervise(number, login.account, note),
     )
 
 
@@ -349,7 +363,7 @@ def reply(
     return _do(
         f"/tickets/{_check_number(number)}",
         "已登记承办单位反馈",
-        lambda: console.service.store.record_reply(number, reply, login.account.username),
+        lambda: console.service.record_reply(number, reply, login.account),
     )
 
 
@@ -396,6 +410,20 @@ def release(console: Ctx, login: Login, number: str) -> Response:
     except TicketError as exc:
         return back(f"/tickets/{number}", err=str(exc))
     return back("/", msg=f"工单 {number} 已退回队列")
+
+
+@router.post("/tickets/{number}/assign")
+def reassign(
+    console: Ctx,
+    login: Annotated[LoginSession, Depends(page_role(Role.MANAGER))],
+    number: str,
+    username: Annotated[str, Form(max_length=40)],
+) -> Response:
+    return _do(
+        f"/tickets/{_check_number(number)}",
+        f"已改派给 {username}",
+        lambda: console.service.reassign(number, username, login.account),
+    )
 
 
 def _do(path: str, success: str, action: Any) -> Response:

@@ -12,6 +12,7 @@ from sqlalchemy import update
 from hotline.settings import Settings
 from tests.console.helpers import PASSWORD, ConsoleEnv, make_env
 from tests.tickets.support import make_draft
+from tickets.draft import EVIDENCE_FIELDS
 from tickets.models import SessionRow
 from tickets.service import TicketService
 
@@ -28,7 +29,11 @@ def client(env: ConsoleEnv) -> Iterator[TestClient]:
 
 
 def draft_body(i: int = 1) -> dict[str, object]:
-    return {"draft": make_draft(i).model_dump(mode="json"), "skill": "general"}
+    """A draft as a person files it: no call evidence, which only the call controller's
+    service identity may send (see test_console_security_tickets)."""
+    typed = make_draft(i).model_dump(mode="json", exclude=set(EVIDENCE_FIELDS))
+    typed["caller"] = {"name": "王先生", "callback_number": "13907551234"}
+    return {"draft": typed, "skill": "general"}
 
 
 def test_requires_login_and_rejects_bad_tokens(client: TestClient) -> None:

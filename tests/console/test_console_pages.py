@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -150,13 +151,15 @@ def test_search_page(env: ConsoleEnv, client: TestClient) -> None:
     assert client.get("/tickets/20000101-0001").status_code == 404
 
 
-def test_recording_is_served_only_from_the_data_dir(
+def test_recording_is_served_only_from_the_recordings_folder(
     env: ConsoleEnv, client: TestClient, settings: Settings
 ) -> None:
-    wav = settings.data_dir / "recordings" / "c1.wav"
+    # Where the controller writes call c-1's recording; the stored path is not used.
+    wav = settings.data_dir / "recordings" / "2026-11-22" / "c_1.wav"
     wav.parent.mkdir(parents=True)
     wav.write_bytes(b"RIFF....WAVE")
-    good = env.service.intake(make_draft(1, recording_path="recordings/c1.wav")).number
+    started = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
+    good = env.service.intake(make_draft(1, call_id="c-1", started_at=started)).number
     evil = env.service.intake(make_draft(2, recording_path="/etc/passwd")).number
     assert client.get(f"/tickets/{good}/recording").content == b"RIFF....WAVE"
     assert client.get(f"/tickets/{evil}/recording").status_code == 404
