@@ -32,6 +32,7 @@ from console.auth import (
     LoginRequired,
     page_login,
     page_role,
+    same_token,
 )
 from console.refusals import PAGE_DETAILS, error_page, refuse_nul
 from console.streams import StreamSlots
@@ -119,7 +120,7 @@ def login(
     next: Annotated[str, Form(max_length=300)] = "/",
 ) -> Response:
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not expected or not secrets.compare_digest(expected, csrf_token):
+    if not expected or not same_token(csrf_token, expected):
         return back("/login", err="login_expired")
     account = console.accounts.authenticate(username.strip(), password)
     if account is None:

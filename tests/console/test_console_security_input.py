@@ -235,7 +235,45 @@ def test_nul_characters_in_pages_are_refused_before_the_database(
     assert reply.status_code == 422 and "提交的内容无效" in reply.text
     searched = client.get("/search", params={"text": "海甸\x00"})
     assert_clean_refusal(searched)
+    anonymous = TestClient(env.app, raise_server_exceptions=False)
+    anonymous.get("/login")
+    nul_login = anonymous.post(
+        "/login",
+        data={
+            "username": "op\x00",
+            "password": "x",
+            "csrf_token": anonymous.cookies["hotline_login_csrf"],
+        },
+    )
+    assert_clean_refusal(nul_login)
     assert env.service.store.get(number).department_reply in ("", None)
+
+
+def test_forged_tokens_outside_ascii_are_refused_not_a_500(
+    env: ConsoleEnv, anonymous: TestClient, operator: tuple[TestClient, str]
+) -> None:
+    """The token comparison took only ASCII text and raised on anything else."""
+    anonymous.get("/login")
+    login = anonymous.post(
+        "/login",
+        data={"username": "op", "password": PASSWORD, "csrf_token": "伪造的令牌"},
+        follow_redirects=False,
+    )
+    assert login.status_code == 303 and login.headers["location"] == "/login?err=login_expired"
+    client, _ = operator
+    number = env.service.intake(make_draft()).number
+    forged = {"csrf_token": "伪造", "department": "x"}
+    form = client.post(f"/tickets/{number}/dispatch", data=forged)
+    assert_clean_refusal(form)
+    assert form.status_code == 403
+    header = client.post(
+        f"/api/v1/tickets/{number}/dispatch",
+        json={"department": "x"},
+        headers={"X-CSRF-Token": "é".encode("latin-1")},  # type: ignore[dict-item]
+    )
+    assert_clean_refusal(header)
+    assert header.status_code == 403
+    assert env.service.store.get(number).department != "x"
 
 
 # ---- item 6: banners only from the catalogue ----
