@@ -187,10 +187,12 @@ def _too_large(console: Console, scope: Scope, limit: int) -> Response:
     """413: JSON for the API; for a browser's form a page that says the limit."""
     if scope["path"].startswith("/api/"):
         return _json_refusal(scope, limit)
+    size = f"{limit / 1_000_000:g} MB"
     if scope["path"] in UPLOAD_PATHS:
-        detail = f"上传的文件过大（上限 {MAX_UPLOAD // 1_000_000} MB），请压缩或拆分后重试"
+        size = f"{MAX_UPLOAD / 1_000_000:g} MB"  # the file's limit, as the form says it
+        detail = f"上传的文件过大（上限 {size}），请压缩或拆分后重试"
     else:
-        detail = f"请求内容过大（上限 {max(1, limit // 1_000_000)} MB），请缩短内容后重试"
+        detail = f"请求内容过大（上限 {size}），请缩短内容后重试"
     from console.refusals import error_page
 
     return error_page(Request(scope), 413, detail)

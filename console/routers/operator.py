@@ -212,9 +212,6 @@ async def events(request: Request, console: Ctx, login: Login) -> Response:
 
     At most ``console.max_streams_per_session`` per login (console.streams): one more is
     refused with 429 while the others stay open."""
-    seat = login.account.seat
-    pops = pop_channel(console.prefix, seat)
-    touch_every = max(1.0, console.settings.tickets.claim_idle_s / 3)
     slots = StreamSlots(
         console.events, console.prefix, console.settings.console.max_streams_per_session
     )
@@ -225,42 +222,46 @@ async def events(request: Request, console: Ctx, login: Login) -> Response:
             status_code=429,
             headers={"Retry-After": "30"},
         )
-
-    async def stream() -> AsyncIterator[str]:
-        pubsub = console.events.pubsub()
-        try:
-            await pubsub.subscribe(f"{console.prefix}:events", pops)
-            yield "retry: 2000\n\n"
-            pending = await asyncio.to_thread(console.service.pending_pop, seat)
-            if pending:
-                yield f"event: pop\ndata: {json.dumps(pending)}\n\n"
-            last_touch = last_seen = time.monotonic()
-            last_touch -= touch_every + 1  # touch at once
-            while not await request.is_disconnected() and not console.closing.is_set():
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                if message is not None:
-                    kind = "pop" if message["channel"] == pops else "queue"
-                    yield f"event: {kind}\ndata: {message['data']}\n\n"
-                if time.monotonic() - last_seen > slots.heartbeat_s:
-                    last_seen = time.monotonic()
-                    await slots.seen(login.token, slot)
-                if time.monotonic() - last_touch > touch_every:
-                    last_touch = time.monotonic()
-                    await asyncio.to_thread(console.service.keep_alive, login.account)
-                    yield ": alive\n\n"
-        finally:
-            # Shielded: when the client's going away cancels this task, the place must
-            # still be given back (else it counts until it goes stale).
-            with anyio.CancelScope(shield=True):
-                await slots.release(login.token, slot)
-                await pubsub.unsubscribe()
-                await pubsub.aclose()
-
     return StreamingResponse(
-        stream(),
+        _event_stream(request, console, login, slots, slot),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+async def _event_stream(
+    request: Request, console: Console, login: LoginSession, slots: StreamSlots, slot: str
+) -> AsyncIterator[str]:
+    seat = login.account.seat
+    pops = pop_channel(console.prefix, seat)
+    touch_every = max(1.0, console.settings.tickets.claim_idle_s / 3)
+    pubsub = console.events.pubsub()
+    try:
+        await pubsub.subscribe(f"{console.prefix}:events", pops)
+        yield "retry: 2000\n\n"
+        pending = await asyncio.to_thread(console.service.pending_pop, seat)
+        if pending:
+            yield f"event: pop\ndata: {json.dumps(pending)}\n\n"
+        last_touch, last_seen = 0.0, time.monotonic()
+        while not await request.is_disconnected() and not console.closing.is_set():
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            if message is not None:
+                kind = "pop" if message["channel"] == pops else "queue"
+                yield f"event: {kind}\ndata: {message['data']}\n\n"
+            if time.monotonic() - last_seen > slots.heartbeat_s:
+                last_seen = time.monotonic()
+                await slots.seen(login.token, slot)
+            if time.monotonic() - last_touch > touch_every:
+                last_touch = time.monotonic()
+                await asyncio.to_thread(console.service.keep_alive, login.account)
+                yield ": alive\n\n"
+    finally:
+        # Shielded: when the client's going away cancels this task, the place must still
+        # be given back (else it counts until it goes stale).
+        with anyio.CancelScope(shield=True):
+            await slots.release(login.token, slot)
+            await pubsub.unsubscribe()
+            await pubsub.aclose()
 
 
 # ---- one ticket ----
