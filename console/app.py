@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -36,6 +36,10 @@ from tickets.service import TicketService
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
+MAX_UPLOAD = 20_000_000  # a recorded prompt or a knowledge-base file (the forms say 20 MB)
+# The upload forms: the file plus the form around it (CSRF token, field names, boundaries).
+UPLOAD_PATHS = ("/manage/prompts/upload", "/manage/kb/import")
+UPLOAD_FORM_ROOM = 64_000
 
 
 @dataclass
@@ -59,19 +63,37 @@ def get_console(request: Request) -> Console:
     return request.app.state.console
 
 
-class BodyLimit:
-    """Refuse request bodies over the limit with 413 before anything reads them."""
+Refusal = Callable[[Scope, int], Response]
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+
+def _json_refusal(scope: Scope, limit: int) -> Response:
+    return JSONResponse({"detail": "请求体过大"}, status_code=413)
+
+
+class BodyLimit:
+    """Refuse request bodies over the limit with 413 before anything reads them.
+
+    ``uploads`` gives paths a larger limit of their own (the upload forms); ``refusal``
+    builds the 413 answer (a page for browsers, JSON for the API)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        uploads: Mapping[str, int] | None = None,
+        refusal: Refusal = _json_refusal,
+    ) -> None:
         self.app, self.max_bytes = app, max_bytes
+        self.uploads, self.refusal = dict(uploads or {}), refusal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.uploads.get(scope["path"], self.max_bytes)
         length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await JSONResponse({"detail": "请求体过大"}, status_code=413)(scope, receive, send)
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            await self.refusal(scope, limit)(scope, receive, send)
             return
         received = 0
 
@@ -79,14 +101,14 @@ class BodyLimit:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_bytes:
+            if received > limit:
                 raise _TooLarge
             return message  # type: ignore[return-value]
 
         try:
             await self.app(scope, limited, send)
         except _TooLarge:
-            await JSONResponse({"detail": "请求体过大"}, status_code=413)(scope, receive, send)
+            await self.refusal(scope, limit)(scope, receive, send)
 
 
 class _TooLarge(Exception):
@@ -121,6 +143,7 @@ def create_app(
     from console import views
 
     views.install_filters(templates, settings)
+    templates.env.globals.update(MAX_UPLOAD_BYTES=MAX_UPLOAD, MAX_UPLOAD_MB=MAX_UPLOAD // 1_000_000)
     console = Console(settings, service, accounts, templates, events)
 
     @asynccontextmanager
@@ -150,12 +173,32 @@ def create_app(
     app.include_router(manager.router)
     operator.install_handlers(app)
     _install_error_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.console.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.console.max_body_bytes,
+        uploads=dict.fromkeys(UPLOAD_PATHS, MAX_UPLOAD + UPLOAD_FORM_ROOM),
+        refusal=lambda scope, limit: _too_large(console, scope, limit),
+    )
     # Prometheus: process figures, tickets, and the seat queues' depth read per scrape.
     METRICS.watch_queue(service.queue)
     app.mount("/metrics", metrics_asgi_app(token=settings.observability.metrics_token))
     app.add_api_route("/healthz", _health, include_in_schema=False)
     return app
+
+
+def _too_large(console: Console, scope: Scope, limit: int) -> Response:
+    """413: JSON for the API; for a browser's form a page that says the limit."""
+    if scope["path"].startswith("/api/"):
+        return _json_refusal(scope, limit)
+    size = f"{limit / 1_000_000:g} MB"
+    if scope["path"] in UPLOAD_PATHS:
+        size = f"{MAX_UPLOAD / 1_000_000:g} MB"  # the file's limit, as the form says it
+        detail = f"上传的文件过大（上限 {size}），请压缩或拆分后重试"
+    else:
+        detail = f"请求内容过大（上限 {size}），请缩短内容后重试"
+    from console.refusals import error_page
+
+    return error_page(Request(scope), 413, detail)
 
 
 def _select_one(engine: Any) -> None:
@@ -193,6 +236,9 @@ async def _keep_reconciling(console: Console, every_s: float) -> None:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    from fastapi.exceptions import RequestValidationError
+
+    from console.refusals import server_failed, validation_failed
     from tickets.accounts import AccountError
     from tickets.dialer import DialerError
     from tickets.queue import QueueError
@@ -238,3 +284,5 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     for exc_type, code in status_of:
         app.add_exception_handler(exc_type, handler_for(code))
+    app.add_exception_handler(RequestValidationError, validation_failed)
+    app.add_exception_handler(Exception, server_failed)

@@ -40,7 +40,13 @@ async def _csrf_ok(request: Request, login: LoginSession) -> bool:
     ):
         form = await request.form()
         sent = str(form.get("csrf_token", ""))
-    return bool(sent) and secrets.compare_digest(sent, login.csrf_token)
+    return bool(sent) and same_token(sent, login.csrf_token)
+
+
+def same_token(sent: str, expected: str) -> bool:
+    """Constant-time comparison of a token a client sent. As bytes: compare_digest refuses
+    text outside ASCII with a TypeError, and a forged token may be anything."""
+    return secrets.compare_digest(sent.encode("utf-8", "replace"), expected.encode())
 
 
 async def api_login(

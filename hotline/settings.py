@@ -295,6 +295,9 @@ class ConsoleSettings(BaseModel):
     session_lifetime_min: int = Field(12 * 60, ge=1, le=7 * 24 * 60)
     low_confidence: float = Field(0.6, ge=0.0, le=1.0, description="words below are marked")
     max_body_bytes: int = Field(1_000_000, ge=1024, le=100_000_000)
+    max_streams_per_session: int = Field(
+        3, ge=1, le=50, description="open live-event streams (/events) per login; more get 429"
+    )
     dialer: str = Field(
         "", description="'module:attribute' of a tickets.dialer.Dialer factory for click-to-call"
     )

@@ -38,6 +38,7 @@ from bot.kb import KnowledgeBaseError, load_kb, parse_entries
 from bot.menu import MenuError, MenuProblem, menu_problems, read_menu_text
 from bot.prompts import PromptsError, parse_prompts
 from hotline.settings import Settings
+from manage.spreadsheet import escape_cell, unescape_cell
 from tickets.models import ConfigVersionRow, KbEntryVersionRow, PromptRecordingRow, utcnow
 from tickets.store import TicketStore
 
@@ -327,7 +328,8 @@ class ConfigStore:
         writer = csv.DictWriter(out, fieldnames=list(KB_FIELDS), lineterminator="\n")
         writer.writeheader()
         for data in self.kb_documents():
-            writer.writerow({**data, "also": "|".join(data.get("also", []))})
+            row = {**data, "also": "|".join(data.get("also", []))}
+            writer.writerow({name: escape_cell(value) for name, value in row.items()})
         return out.getvalue()
 
     # ---- recordings ----
@@ -493,7 +495,20 @@ def parse_kb_upload(name: str, raw: bytes) -> list[dict[str, Any]]:
             kb = load_kb(path)
         except KnowledgeBaseError as exc:
             raise ConfigError(str(exc).replace(str(path), name)) from exc
-    return [kb_entry_data(e) for e in kb]
+    entries = [kb_entry_data(e) for e in kb]
+    return [_unescaped(e) for e in entries] if suffix == ".csv" else entries
+
+
+def _unescaped(data: dict[str, Any]) -> dict[str, Any]:
+    """An entry read from CSV without the quotes our export put before formula-like text."""
+    return {
+        name: [unescape_cell(v) for v in value]
+        if isinstance(value, list)
+        else unescape_cell(value)
+        if isinstance(value, str)
+        else value
+        for name, value in data.items()
+    }
 
 
 def iter_levels(menu_raw: dict[str, Any]) -> Iterator[tuple[str, str, list[dict[str, Any]]]]:

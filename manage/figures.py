@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from manage.spreadsheet import escape_cell
 from tickets.models import CallRow, CallTurnRow, TicketEventRow, TicketRow
 
 CLOSED = "closed"
@@ -125,7 +126,9 @@ class FigureSet:
         writer.writerow(["period", "start", self.start.astimezone(zone).isoformat()])
         writer.writerow(["period", "end", self.end.astimezone(zone).isoformat()])
         for section, key, value in self.rows():
-            writer.writerow([section, key, "" if value is None else value])
+            # Keys include what callers said (unanswered questions): no formulas.
+            cells = [section, key, "" if value is None else value]
+            writer.writerow([escape_cell(cell) for cell in cells])
         return out.getvalue()
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import Enum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class RequestType(str, Enum):  # noqa: UP042 (str() of members is relied on)
@@ -66,14 +66,22 @@ class FiveElements(BaseModel):
         return [name for name in names if not getattr(self, name)]
 
 
+# NaN and infinities are no numbers to SQL: PostgreSQL refused the ticket, SQLite stored null.
+FINITE = ConfigDict(allow_inf_nan=False)
+
+
 class TranscriptWord(BaseModel):
     """One recognised word with the recogniser's confidence (for marking doubtful words)."""
+
+    model_config = FINITE
 
     text: str
     confidence: float = 1.0
 
 
 class TranscriptLine(BaseModel):
+    model_config = FINITE
+
     speaker: str  # caller | bot
     text: str
     confidence: float = 1.0

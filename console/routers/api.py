@@ -19,12 +19,14 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from console.app import Console, get_console
 from console.auth import api_login, api_role
+from console.refusals import StrictJSONRoute
 from tickets.accounts import Account, LoginSession, Role
 from tickets.draft import TicketDraft, evidence_fields
 from tickets.queue import QueueEntry
 from tickets.ticket import HistoryEntry, Satisfaction, Status, Ticket, TicketEdit
 
-router = APIRouter(prefix="/api/v1", tags=["工单 API"])
+# Strict JSON (console.refusals): no lone surrogates, NaN or infinities reach a handler.
+router = APIRouter(prefix="/api/v1", tags=["工单 API"], route_class=StrictJSONRoute)
 
 NUMBER = r"^\d{8}-\d{4,6}$"
 NO_NUL = r"^[^\x00]*$"

@@ -26,8 +26,9 @@ from bot.dialogue import Dialogue
 from bot.events import CallStarted, CreateTicket, Dtmf, HangUp, Say, Transfer, Utterance
 from bot.menu import ACTIONS, INTAKE_TYPES, QUEUES, menu_problems, parse_menu
 from console import charts
-from console.app import Console, get_console
+from console.app import MAX_UPLOAD, Console, get_console
 from console.auth import page_role
+from console.refusals import refuse_nul
 from console.routers.operator import back, render
 from ivr.prompts import PromptError, PromptLibrary
 from manage.audio import RecordingError, check_recording
@@ -37,12 +38,11 @@ from manage.hot import hot_topics
 from manage.render import RenderJob, spoken_texts
 from tickets.accounts import LoginSession, Role
 
-router = APIRouter(prefix="/manage", include_in_schema=False)
+router = APIRouter(prefix="/manage", include_in_schema=False, dependencies=[Depends(refuse_nul)])
 Manager = Annotated[LoginSession, Depends(page_role(Role.MANAGER))]
 Ctx = Annotated[Console, Depends(get_console)]
 ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 MAX_SUB_ROWS = 9
-MAX_UPLOAD = 20_000_000
 ACTION_LABELS = {
     "ask": "请来电人说话（咨询）",
     "intake": "登记工单",
@@ -280,9 +280,10 @@ def menu_yaml(
     try:
         raw = yaml.safe_load(content)
     except yaml.YAMLError as exc:
-        return back("/manage/menu", err=f"YAML 格式错误：{str(exc).splitlines()[0]}")
+        error = f"YAML 格式错误：{str(exc).splitlines()[0]}"
+        return _menu_refused(request, console, login, state, error, content)
     if not isinstance(raw, dict):
-        return back("/manage/menu", err="菜单应为包含 options 的映射")
+        return _menu_refused(request, console, login, state, "菜单应为包含 options 的映射", content)
     return _save_menu(request, console, login, state, raw, content, note)
 
 
@@ -308,19 +309,41 @@ def _save_menu(
             **_editor(state, raw, exc.problems, checked=True),
         )
     except ConfigError as exc:
-        return back("/manage/menu", err=str(exc))
+        return _menu_refused(request, console, login, state, str(exc), content)
     state.changed()
-    return back("/manage/menu", msg=f"菜单已保存为版本 {version.version}，新来电即生效")
+    return back("/manage/menu", msg="menu_saved", version=version.version)
+
+
+def _menu_refused(
+    request: Request,
+    console: Console,
+    login: LoginSession,
+    state: ManagerState,
+    error: str,
+    content: str | None = None,
+) -> Response:
+    """The menu page with the reason on top and the manager's text kept to fix it (the
+    reason quotes their text, so it is shown here, never carried in a URL)."""
+    active = state.config.active("menu")
+    raw = yaml.safe_load(active.content) if active else {"options": []}
+    page = _editor(state, raw, [], checked=False)
+    if content is not None:
+        page.update(yaml_text=content, yaml_open=True)
+    return render(
+        console, request, "manage_menu.html", login, 422, error=error, active=active, **page
+    )
 
 
 @router.post("/menu/rollback/{number}")
-def menu_rollback(console: Ctx, login: Manager, state: State, number: int) -> Response:
+def menu_rollback(
+    request: Request, console: Ctx, login: Manager, state: State, number: int
+) -> Response:
     try:
         version = state.config.rollback("menu", number, login.account.username)
     except ConfigError as exc:
-        return back("/manage/menu", err=str(exc))
+        return _menu_refused(request, console, login, state, str(exc))
     state.changed()
-    return back("/manage/menu", msg=f"已回滚到版本 {number}（保存为版本 {version.version}）")
+    return back("/manage/menu", msg="menu_rolled_back", target=number, version=version.version)
 
 
 @router.get("/tts")
@@ -455,6 +478,19 @@ def kb_page(
     q: Annotated[str, Query(max_length=100)] = "",
     retired: Annotated[bool, Query()] = False,
 ) -> Response:
+    return _kb_list(request, console, login, state, q, retired)
+
+
+def _kb_list(
+    request: Request,
+    console: Console,
+    login: LoginSession,
+    state: ManagerState,
+    q: str = "",
+    retired: bool = False,
+    status_code: int = 200,
+    error: str = "",
+) -> Response:
     entries = state.config.kb_search(q, include_retired=retired)
     start, end = _recent()
     figures = Figures(console.service.store, console.settings.tickets.timezone)
@@ -465,6 +501,8 @@ def kb_page(
         request,
         "manage_kb.html",
         login,
+        status_code,
+        error=error,
         entries=entries,
         q=q,
         retired=retired,
@@ -509,22 +547,39 @@ def kb_export(login: Manager, state: State, fmt: str) -> Response:
 def kb_entry(
     request: Request, console: Ctx, login: Manager, state: State, entry_id: str
 ) -> Response:
-    history = state.config.kb_history(entry_id)
-    if not history:
+    return _kb_entry_page(request, console, login, state, entry_id)
+
+
+def _kb_entry_page(
+    request: Request,
+    console: Console,
+    login: LoginSession,
+    state: ManagerState,
+    entry_id: str,
+    data: dict[str, Any] | None = None,
+    error: str = "",
+) -> Response:
+    """An entry's form and history; with ``error`` the refused change's form (status 422),
+    showing what the manager typed (``data``) so nothing is lost."""
+    history = state.config.kb_history(entry_id) if entry_id else []
+    if entry_id and not history:
         raise HTTPException(404, "没有这个知识条目")
     return render(
         console,
         request,
         "manage_kb_entry.html",
         login,
-        entry=history[0],
+        422 if error else 200,
+        error=error,
+        entry=history[0] if history else None,
         history=history,
-        data=history[0].data,
+        data=data if data is not None else history[0].data,
     )
 
 
 @router.post("/kb/save")
 def kb_save(
+    request: Request,
     console: Ctx,
     login: Manager,
     state: State,
@@ -538,8 +593,6 @@ def kb_save(
     is_new: Annotated[bool, Form()] = False,
 ) -> Response:
     entry_id = id.strip()
-    if is_new and state.config.kb_state(entry_id) is not None:
-        return back("/manage/kb/new", err=f"编号 {entry_id} 已存在，请换一个编号")
     data = {
         "id": entry_id,
         "topic": topic,
@@ -548,52 +601,57 @@ def kb_save(
         "also": [line.strip() for line in also.splitlines() if line.strip()],
         "answer": answer,
     }
-    target = "/manage/kb/new" if is_new else f"/manage/kb/{quote(entry_id)}"
+    form_of = "" if is_new else entry_id  # which form the refusal shows: new, or this entry
+    if is_new and state.config.kb_state(entry_id) is not None:
+        error = f"编号 {entry_id} 已存在，请换一个编号"
+        return _kb_entry_page(request, console, login, state, form_of, data, error)
     try:
         changed = state.config.kb_save([data], login.account.username, note)
     except ConfigError as exc:
-        return back(target, err=str(exc))
+        return _kb_entry_page(request, console, login, state, form_of, data, str(exc))
     state.changed()
-    return back(
-        f"/manage/kb/{quote(entry_id)}",
-        msg="已保存，新来电即按新答案回答" if changed else "内容没有变化",
-    )
+    return back(f"/manage/kb/{quote(entry_id)}", msg="kb_saved" if changed else "kb_unchanged")
 
 
 @router.post("/kb/{entry_id}/retire")
-def kb_retire(console: Ctx, login: Manager, state: State, entry_id: str) -> Response:
+def kb_retire(
+    request: Request, console: Ctx, login: Manager, state: State, entry_id: str
+) -> Response:
     try:
         state.config.kb_save([], login.account.username, "停用", retire=[entry_id])
     except ConfigError as exc:
-        return back(f"/manage/kb/{quote(entry_id)}", err=str(exc))
+        return _kb_entry_page(request, console, login, state, entry_id, error=str(exc))
     state.changed()
-    return back("/manage/kb", msg=f"条目 {entry_id} 已停用")
+    return back("/manage/kb", msg="kb_retired", entry=entry_id)
 
 
 @router.post("/kb/{entry_id}/restore/{revision}")
 def kb_restore(
-    console: Ctx, login: Manager, state: State, entry_id: str, revision: int
+    request: Request, console: Ctx, login: Manager, state: State, entry_id: str, revision: int
 ) -> Response:
     try:
         state.config.kb_restore(entry_id, revision, login.account.username)
     except ConfigError as exc:
-        return back(f"/manage/kb/{quote(entry_id)}", err=str(exc))
+        return _kb_entry_page(request, console, login, state, entry_id, error=str(exc))
     state.changed()
-    return back(f"/manage/kb/{quote(entry_id)}", msg=f"已恢复第 {revision} 版内容")
+    return back(f"/manage/kb/{quote(entry_id)}", msg="kb_restored", revision=revision)
 
 
 @router.post("/kb/import")
-async def kb_import(login: Manager, state: State, file: UploadFile) -> Response:
+async def kb_import(
+    request: Request, console: Ctx, login: Manager, state: State, file: UploadFile
+) -> Response:
     raw = await file.read(MAX_UPLOAD + 1)
     if len(raw) > MAX_UPLOAD:
-        return back("/manage/kb", err="文件过大")
+        return back("/manage/kb", err="file_too_large")
     try:
         items = parse_kb_upload(file.filename or "upload", raw)
         changed = state.config.kb_save(items, login.account.username, f"导入 {file.filename}"[:200])
     except ConfigError as exc:
-        return back("/manage/kb", err=str(exc))
+        # The reason names rows and fields of the file: shown here, not carried in a URL.
+        return _kb_list(request, console, login, state, status_code=422, error=str(exc))
     state.changed()
-    return back("/manage/kb", msg=f"已导入：{changed} 条新增或修改，{len(items) - changed} 条未变")
+    return back("/manage/kb", msg="kb_imported", changed=changed, unchanged=len(items) - changed)
 
 
 # ---- prompts ----
@@ -601,6 +659,16 @@ async def kb_import(login: Manager, state: State, file: UploadFile) -> Response:
 
 @router.get("/prompts", response_class=HTMLResponse)
 def prompts_page(request: Request, console: Ctx, login: Manager, state: State) -> Response:
+    return _prompts_page(request, console, login, state)
+
+
+def _prompts_page(
+    request: Request,
+    console: Console,
+    login: LoginSession,
+    state: ManagerState,
+    error: str = "",
+) -> Response:
     active = state.config.active("prompts")
     texts: dict[str, str] = yaml.safe_load(active.content) if active else {}
     recordings = state.config.recordings()
@@ -609,6 +677,8 @@ def prompts_page(request: Request, console: Ctx, login: Manager, state: State) -
         request,
         "manage_prompts.html",
         login,
+        422 if error else 200,
+        error=error,
         texts=texts,
         recordings=recordings,
         progress=state.render_job.progress,
@@ -617,7 +687,7 @@ def prompts_page(request: Request, console: Ctx, login: Manager, state: State) -
 
 
 @router.post("/prompts/save")
-async def prompts_save(request: Request, login: Manager, state: State) -> Response:
+async def prompts_save(request: Request, console: Ctx, login: Manager, state: State) -> Response:
     form = await request.form()
     active = state.config.active("prompts")
     texts: dict[str, str] = dict(yaml.safe_load(active.content)) if active else {}
@@ -631,12 +701,10 @@ async def prompts_save(request: Request, login: Manager, state: State) -> Respon
             "prompts", content, login.account.username, str(form.get("note", ""))[:200]
         )
     except ConfigError as exc:
-        return back("/manage/prompts", err=str(exc))
+        return _prompts_page(request, console, login, state, str(exc))
     state.changed()
     _start_render(state)
-    return back(
-        "/manage/prompts", msg=f"提示语已保存为版本 {version.version}，正在后台重新生成语音"
-    )
+    return back("/manage/prompts", msg="prompts_saved", version=version.version)
 
 
 def _start_render(state: ManagerState) -> None:
@@ -651,7 +719,16 @@ def prompts_render(request: Request, console: Ctx, login: Manager, state: State)
     try:
         _start_render(state)
     except PromptError as exc:
-        return back("/manage/prompts", err=str(exc))
+        # Status 200: htmx swaps only successful answers into the page, and this one
+        # carries the reason where the progress would have been.
+        return render(
+            console,
+            request,
+            "_render_progress.html",
+            login,
+            progress=state.render_job.progress,
+            render_error=str(exc),
+        )
     return render(
         console, request, "_render_progress.html", login, progress=state.render_job.progress
     )
@@ -679,32 +756,35 @@ def prompt_audio(login: Manager, state: State, prompt_id: str) -> Response:
 
 @router.post("/prompts/upload")
 async def prompt_upload(
-    login: Manager, state: State, prompt_id: Annotated[str, Form(max_length=64)], file: UploadFile
+    request: Request,
+    console: Ctx,
+    login: Manager,
+    state: State,
+    prompt_id: Annotated[str, Form(max_length=64)],
+    file: UploadFile,
 ) -> Response:
     import re
 
     if not re.match(ID, prompt_id) or prompt_id not in state.cache.current().prompts.texts:
-        return back("/manage/prompts", err="没有这个提示语")
+        return back("/manage/prompts", err="no_such_prompt")
     raw = await file.read(MAX_UPLOAD + 1)
     if len(raw) > MAX_UPLOAD:
-        return back("/manage/prompts", err="文件过大（上限 20 MB）")
+        return back("/manage/prompts", err="file_too_large")
     try:
         checked = check_recording(raw, file.filename or "upload.wav")
     except RecordingError as exc:
-        return back("/manage/prompts", err=f"录音未采用：{exc}")
+        return _prompts_page(request, console, login, state, f"录音未采用：{exc}")
     state.config.save_recording(prompt_id, checked.wav, checked.info(), login.account.username)
-    return back(
-        "/manage/prompts",
-        msg=f"{prompt_id} 已使用真人录音（{checked.seconds:.1f} 秒，已转为 8 kHz）",
-    )
+    seconds = f"{checked.seconds:.1f}"
+    return back("/manage/prompts", msg="recording_taken", prompt=prompt_id, seconds=seconds)
 
 
 @router.post("/prompts/{prompt_id}/remove")
 def prompt_remove(login: Manager, state: State, prompt_id: str) -> Response:
     if prompt_id not in state.config.recordings():
-        return back("/manage/prompts", err="这个提示语没有录音")
+        return back("/manage/prompts", err="no_recording")
     state.config.remove_recording(prompt_id, login.account.username)
-    return back("/manage/prompts", msg=f"{prompt_id} 已恢复为合成语音")
+    return back("/manage/prompts", msg="recording_removed", prompt=prompt_id)
 
 
 # ---- figures ----

@@ -6,22 +6,25 @@ import asyncio
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
+import anyio
 from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import (
     FileResponse,
     HTMLResponse,
+    PlainTextResponse,
     RedirectResponse,
     Response,
     StreamingResponse,
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from console import messages
 from console.app import Console, get_console
 from console.auth import (
     LOGIN_CSRF_COOKIE,
@@ -29,15 +32,27 @@ from console.auth import (
     LoginRequired,
     page_login,
     page_role,
+    same_token,
 )
 from console.recordings import find_recording
+from console.refusals import PAGE_DETAILS, error_page, refuse_nul
+from console.streams import StreamSlots
 from tickets.accounts import LoginSession, Role
 from tickets.dialer import DialerError
 from tickets.draft import RequestType, Urgency
 from tickets.service import pop_channel
-from tickets.ticket import Satisfaction, Status, Ticket, TicketEdit, TicketError
+from tickets.ticket import (
+    InvalidTransition,
+    Satisfaction,
+    Status,
+    Ticket,
+    TicketEdit,
+    TicketError,
+    TicketForbidden,
+    TicketNotFound,
+)
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(refuse_nul)])
 NUMBER = r"^\d{8}-\d{4,6}$"
 Number = Annotated[str, Query(pattern=NUMBER)]
 Login = Annotated[LoginSession, Depends(page_login)]
@@ -50,21 +65,27 @@ def render(
     name: str,
     login: LoginSession | None,
     status_code: int = 200,
+    *,
+    error: str = "",
+    details: Mapping[str, str] | None = None,
     **context: Any,
 ) -> HTMLResponse:
+    """A page; its banners come from the catalogue by the query's keys (see
+    console.messages), or ``error`` when this very response reports a refusal."""
+    query = request.query_params
     context.update(
         login=login,
         account=login.account if login else None,
         csrf=login.csrf_token if login else "",
-        msg=request.query_params.get("msg", "")[:200],
-        err=request.query_params.get("err", "")[:300],
+        msg=messages.banner(messages.NOTICES, query.get("msg", ""), query, details),
+        err=error or messages.banner(messages.PROBLEMS, query.get("err", ""), query, details),
     )
     return console.templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
-def back(path: str, msg: str = "", err: str = "") -> RedirectResponse:
-    query = f"?msg={quote(msg)}" if msg else f"?err={quote(err)}" if err else ""
-    return RedirectResponse(path + query, status_code=303)
+def back(path: str, msg: str = "", err: str = "", **details: object) -> RedirectResponse:
+    """Redirect (303) to ``path`` with a message key from console.messages, never text."""
+    return RedirectResponse(messages.link(path, msg, err, **details), status_code=303)
 
 
 def _check_number(number: str) -> str:
@@ -102,11 +123,11 @@ def login(
     next: Annotated[str, Form(max_length=300)] = "/",
 ) -> Response:
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not expected or not secrets.compare_digest(expected, csrf_token):
-        return back("/login", err="页面已过期，请重新登录")
+    if not expected or not same_token(csrf_token, expected):
+        return back("/login", err="login_expired")
     account = console.accounts.authenticate(username.strip(), password)
     if account is None:
-        return back("/login", err="用户名或密码错误")
+        return back("/login", err="bad_login")
     session = console.accounts.open_session(account, "web")
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(
@@ -182,7 +203,7 @@ def _queues(console: Console, login: LoginSession) -> dict[str, Any]:
 def claim(request: Request, console: Ctx, login: Login) -> Response:
     ticket = console.service.claim_next(login.account)
     if ticket is None:
-        return _redirect(request, "/?msg=" + quote("队列中暂无待接工单"))
+        return _redirect(request, messages.link("/", msg="queue_empty"))
     return _redirect(request, f"/tickets/{ticket.number}")
 
 
@@ -193,39 +214,61 @@ def _redirect(request: Request, target: str) -> Response:
 
 
 @router.get("/events")
-async def events(request: Request, console: Ctx, login: Login) -> StreamingResponse:
-    """Server-sent events: 'pop' when a call with a ticket reaches my seat, 'queue' on change."""
-    seat = login.account.seat
-    pops = pop_channel(console.prefix, seat)
-    touch_every = max(1.0, console.settings.tickets.claim_idle_s / 3)
+async def events(request: Request, console: Ctx, login: Login) -> Response:
+    """Server-sent events: 'pop' when a call with a ticket reaches my seat, 'queue' on change.
 
-    async def stream() -> AsyncIterator[str]:
-        pubsub = console.events.pubsub()
-        await pubsub.subscribe(f"{console.prefix}:events", pops)
-        try:
-            yield "retry: 2000\n\n"
-            pending = await asyncio.to_thread(console.service.pending_pop, seat)
-            if pending:
-                yield f"event: pop\ndata: {json.dumps(pending)}\n\n"
-            last_touch = 0.0
-            while not await request.is_disconnected() and not console.closing.is_set():
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                if message is not None:
-                    kind = "pop" if message["channel"] == pops else "queue"
-                    yield f"event: {kind}\ndata: {message['data']}\n\n"
-                if time.monotonic() - last_touch > touch_every:
-                    last_touch = time.monotonic()
-                    await asyncio.to_thread(console.service.keep_alive, login.account)
-                    yield ": alive\n\n"
-        finally:
-            await pubsub.unsubscribe()
-            await pubsub.aclose()
-
+    At most ``console.max_streams_per_session`` per login (console.streams): one more is
+    refused with 429 while the others stay open."""
+    slots = StreamSlots(
+        console.events, console.prefix, console.settings.console.max_streams_per_session
+    )
+    slot = await slots.admit(login.token)
+    if slot is None:
+        return PlainTextResponse(
+            f"实时连接过多：同一登录最多同时打开 {slots.per_session} 个，请关闭多余的窗口",
+            status_code=429,
+            headers={"Retry-After": "30"},
+        )
     return StreamingResponse(
-        stream(),
+        _event_stream(request, console, login, slots, slot),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+async def _event_stream(
+    request: Request, console: Console, login: LoginSession, slots: StreamSlots, slot: str
+) -> AsyncIterator[str]:
+    seat = login.account.seat
+    pops = pop_channel(console.prefix, seat)
+    touch_every = max(1.0, console.settings.tickets.claim_idle_s / 3)
+    pubsub = console.events.pubsub()
+    try:
+        await pubsub.subscribe(f"{console.prefix}:events", pops)
+        yield "retry: 2000\n\n"
+        pending = await asyncio.to_thread(console.service.pending_pop, seat)
+        if pending:
+            yield f"event: pop\ndata: {json.dumps(pending)}\n\n"
+        last_touch, last_seen = 0.0, time.monotonic()
+        while not await request.is_disconnected() and not console.closing.is_set():
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            if message is not None:
+                kind = "pop" if message["channel"] == pops else "queue"
+                yield f"event: {kind}\ndata: {message['data']}\n\n"
+            if time.monotonic() - last_seen > slots.heartbeat_s:
+                last_seen = time.monotonic()
+                await slots.seen(login.token, slot)
+            if time.monotonic() - last_touch > touch_every:
+                last_touch = time.monotonic()
+                await asyncio.to_thread(console.service.keep_alive, login.account)
+                yield ": alive\n\n"
+    finally:
+        # Shielded: when the client's going away cancels this task, the place must still
+        # be given back (else it counts until it goes stale).
+        with anyio.CancelScope(shield=True):
+            await slots.release(login.token, slot)
+            await pubsub.unsubscribe()
+            await pubsub.aclose()
 
 
 # ---- one ticket ----
@@ -233,16 +276,33 @@ async def events(request: Request, console: Ctx, login: Login) -> StreamingRespo
 
 @router.get("/tickets/{number}", response_class=HTMLResponse)
 def ticket_page(request: Request, console: Ctx, login: Login, number: str) -> Response:
-    ticket = console.service.store.get(_check_number(number))
+    response = _ticket_page(request, console, login, _check_number(number))
     pop = console.service.pending_pop(login.account.seat)
     if pop and pop.get("ticket") == number:
         console.service.clear_pop(login.account.seat)
+    return response
+
+
+def _ticket_page(
+    request: Request,
+    console: Console,
+    login: LoginSession,
+    number: str,
+    status_code: int = 200,
+    error: str = "",
+) -> Response:
+    ticket = console.service.store.get(number)
     leads_shift = login.account.leads_shift
     return render(
         console,
         request,
         "ticket.html",
         login,
+        status_code,
+        error=error,
+        # Filled into "已转办至 {department}" / "已改派给 {assignee}" from the record, not
+        # from the URL.
+        details={"department": ticket.department, "assignee": ticket.assigned_to or ""},
         ticket=ticket,
         can_supervise=leads_shift,
         can_act=console.service.may_work_on(ticket, login.account),
@@ -278,6 +338,7 @@ def recording(console: Ctx, login: Login, number: str) -> Response:
 
 @router.post("/tickets/{number}/edit")
 def edit(
+    request: Request,
     console: Ctx,
     login: Login,
     number: str,
@@ -296,7 +357,6 @@ def edit(
     caller_wants: Annotated[str, Form(max_length=2000)] = "",
     summary: Annotated[str, Form(max_length=5000)] = "",
 ) -> Response:
-    path = f"/tickets/{_check_number(number)}"
     changes = TicketEdit(
         type=type,
         urgency=urgency,
@@ -313,125 +373,145 @@ def edit(
         caller_wants=caller_wants,
         summary=summary,
     )
-    return _do(path, "已保存", lambda: console.service.edit(number, changes, login.account))
+    act = _Act(request, console, login, number)
+    return act("saved", lambda: console.service.edit(number, changes, login.account))
 
 
 @router.post("/tickets/{number}/dispatch")
 def dispatch(
+    request: Request,
     console: Ctx,
     login: Login,
     number: str,
     department: Annotated[str, Form(max_length=100)],
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    return _do(
-        f"/tickets/{_check_number(number)}",
-        f"已转办至 {department}",
-        lambda: console.service.dispatch(number, department, login.account, note),
+    act = _Act(request, console, login, number)
+    return act(
+        "dispatched", lambda: console.service.dispatch(number, department, login.account, note)
     )
 
 
 @router.post("/tickets/{number}/accept")
 def accept(
-    console: Ctx, login: Login, number: str, note: Annotated[str, Form(max_length=2000)] = ""
+    request: Request,
+    console: Ctx,
+    login: Login,
+    number: str,
+    note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    return _do(
-        f"/tickets/{_check_number(number)}",
-        "已登记承办单位签收",
-        lambda: console.service.accept(number, login.account, note),
-    )
+    act = _Act(request, console, login, number)
+    return act("accepted", lambda: console.service.accept(number, login.account, note))
 
 
 @router.post("/tickets/{number}/supervise")
 def supervise(
+    request: Request,
     console: Ctx,
     login: Annotated[LoginSession, Depends(page_role(Role.MANAGER))],
     number: str,
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    return _do(
-        f"/tickets/{_check_number(number)}",
-        "已督办",
-        lambda: console.service.supervise(number, login.account, note),
-    )
+    act = _Act(request, console, login, number)
+    return act("supervised", lambda: console.service.supervise(number, login.account, note))
 
 
 @router.post("/tickets/{number}/reply")
 def reply(
-    console: Ctx, login: Login, number: str, reply: Annotated[str, Form(max_length=5000)]
+    request: Request,
+    console: Ctx,
+    login: Login,
+    number: str,
+    reply: Annotated[str, Form(max_length=5000)],
 ) -> Response:
-    return _do(
-        f"/tickets/{_check_number(number)}",
-        "已登记承办单位反馈",
-        lambda: console.service.record_reply(number, reply, login.account),
-    )
+    act = _Act(request, console, login, number)
+    return act("replied", lambda: console.service.record_reply(number, reply, login.account))
 
 
 @router.post("/tickets/{number}/call")
-def call(console: Ctx, login: Login, number: str) -> Response:
-    return _do(
-        f"/tickets/{_check_number(number)}",
-        "正在呼叫：请接起您的话机",
-        lambda: console.service.call_back(number, login.account),
-    )
+def call(request: Request, console: Ctx, login: Login, number: str) -> Response:
+    act = _Act(request, console, login, number)
+    return act("calling", lambda: console.service.call_back(number, login.account))
 
 
 @router.post("/tickets/{number}/follow-up")
 def follow_up(
-    console: Ctx, login: Login, number: str, result: Annotated[str, Form(max_length=5000)]
+    request: Request,
+    console: Ctx,
+    login: Login,
+    number: str,
+    result: Annotated[str, Form(max_length=5000)],
 ) -> Response:
-    return _do(
-        f"/tickets/{_check_number(number)}",
-        "已记录回访结果",
-        lambda: console.service.follow_up(number, result, login.account),
-    )
+    act = _Act(request, console, login, number)
+    return act("followed_up", lambda: console.service.follow_up(number, result, login.account))
 
 
 @router.post("/tickets/{number}/close")
 def close(
+    request: Request,
     console: Ctx,
     login: Login,
     number: str,
     satisfaction: Annotated[Satisfaction, Form()],
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    return _do(
-        f"/tickets/{_check_number(number)}",
-        "工单已办结",
-        lambda: console.service.close(number, satisfaction, login.account, note),
-    )
+    act = _Act(request, console, login, number)
+    return act("closed", lambda: console.service.close(number, satisfaction, login.account, note))
 
 
 @router.post("/tickets/{number}/release")
-def release(console: Ctx, login: Login, number: str) -> Response:
-    _check_number(number)
-    try:
-        console.service.release(number, login.account)
-    except TicketError as exc:
-        return back(f"/tickets/{number}", err=str(exc))
-    return back("/", msg=f"工单 {number} 已退回队列")
+def release(request: Request, console: Ctx, login: Login, number: str) -> Response:
+    act = _Act(request, console, login, number)
+    refused = act.attempt(lambda: console.service.release(number, login.account))
+    return refused or back("/", msg="released", ticket=number)
 
 
 @router.post("/tickets/{number}/assign")
 def reassign(
+    request: Request,
     console: Ctx,
     login: Annotated[LoginSession, Depends(page_role(Role.MANAGER))],
     number: str,
     username: Annotated[str, Form(max_length=40)],
 ) -> Response:
-    return _do(
-        f"/tickets/{_check_number(number)}",
-        f"已改派给 {username}",
-        lambda: console.service.reassign(number, username, login.account),
-    )
+    act = _Act(request, console, login, number)
+    return act("reassigned", lambda: console.service.reassign(number, username, login.account))
 
 
-def _do(path: str, success: str, action: Any) -> Response:
-    try:
-        action()
-    except (TicketError, DialerError) as exc:
-        return back(path, err=str(exc))
-    return back(path, msg=success)
+class _Act:
+    """One change to a ticket from its page: on success back to the page with the
+    catalogue's message; when refused, the page itself with the reason (the reason can
+    name the ticket's state, so it is shown here rather than carried in a URL)."""
+
+    def __init__(
+        self, request: Request, console: Console, login: LoginSession, number: str
+    ) -> None:
+        self.request, self.console, self.login = request, console, login
+        self.number = _check_number(number)
+
+    def __call__(self, success: str, action: Callable[[], object]) -> Response:
+        refused = self.attempt(action)
+        return refused or back(f"/tickets/{self.number}", msg=success)
+
+    def attempt(self, action: Callable[[], object]) -> Response | None:
+        try:
+            action()
+        except TicketNotFound:
+            raise  # the app's handler: the 404 page
+        except (TicketError, DialerError) as exc:
+            return _ticket_page(
+                self.request, self.console, self.login, self.number, _refusal(exc), str(exc)
+            )
+        return None
+
+
+def _refusal(exc: Exception) -> int:
+    """The status a refused change answers with, as the API's error handlers do."""
+    if isinstance(exc, DialerError):
+        return 503
+    if isinstance(exc, TicketForbidden):
+        return 403
+    return 409 if isinstance(exc, InvalidTransition) else 422
 
 
 # ---- search ----
@@ -504,21 +584,8 @@ def install_handlers(app: FastAPI) -> None:
             from fastapi.exception_handlers import http_exception_handler
 
             return await http_exception_handler(request, exc)
-        console: Console = request.app.state.console
-        return console.templates.TemplateResponse(
-            request,
-            "error.html",
-            {
-                "status": exc.status_code,
-                "detail": exc.detail,
-                "account": None,
-                "login": None,
-                "csrf": "",
-                "msg": "",
-                "err": "",
-            },
-            status_code=exc.status_code,
-        )
+        detail = str(exc.detail)
+        return error_page(request, exc.status_code, PAGE_DETAILS.get(detail, detail))
 
     app.add_exception_handler(LoginRequired, to_login)
     app.add_exception_handler(StarletteHTTPException, http_error)

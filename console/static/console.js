@@ -1,5 +1,6 @@
 // Live updates over server-sent events: queue changes refresh the lists (at most once a
-// second), a screen pop shows the ticket of the call that just reached this seat.
+// second), a screen pop shows the ticket of the call that just reached this seat; upload
+// forms check the size limit they state.
 (function () {
   "use strict";
   var live = document.getElementById("live");
@@ -14,7 +15,12 @@
   function connect() {
     var source = new EventSource("/events");
     source.onopen = function () { live.className = "live on"; };
-    source.onerror = function () { live.className = "live off"; };
+    source.onerror = function () {
+      live.className = "live off";
+      // The browser retries a dropped stream by itself, but not a refused one (429: this
+      // login has its streams open in other windows); try again once one may have closed.
+      if (source.readyState === EventSource.CLOSED) setTimeout(connect, 30000);
+    };
     source.addEventListener("queue", refreshQueues);
     source.addEventListener("pop", function (event) {
       var data = JSON.parse(event.data);
@@ -25,4 +31,20 @@
     });
   }
   connect();
+
+  // Upload forms state their limit (data-max-bytes): say so before sending a file that
+  // the server would refuse only after the whole upload.
+  document.addEventListener("submit", function (event) {
+    var inputs = event.target.querySelectorAll("input[type=file][data-max-bytes]");
+    for (var i = 0; i < inputs.length; i++) {
+      var limit = Number(inputs[i].dataset.maxBytes);
+      var file = inputs[i].files && inputs[i].files[0];
+      if (file && file.size > limit) {
+        event.preventDefault();
+        alert("文件过大：上限 " + Math.round(limit / 1000000) + " MB，所选文件约 "
+              + (file.size / 1000000).toFixed(1) + " MB。请压缩或拆分后再上传。");
+        return;
+      }
+    }
+  });
 })();
