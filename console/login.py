@@ -43,7 +43,7 @@ log = logging.getLogger("console.login")
 # Entries the in-process fallback keeps at most: a flood from many addresses while Redis
 # is down must not grow the console's memory without bound.
 MEMORY_ENTRIES_MAX = 50_000
-# Logins allowed to wait for a hashing thread, per thread, before new ones get 503.
+# Logins a hashing thread may have in hand (checking or queued) before new ones get 503.
 WAITING_PER_WORKER = 8
 
 
@@ -166,18 +166,17 @@ class LoginThrottle:
     def beside(cls, queue_redis: redis.Redis, prefix: str, policy: Policy) -> LoginThrottle:
         """On the queue's Redis, with short timeouts and no retries: a login never waits
         long for Redis, it falls back to this process's counts instead."""
-        kwargs = queue_redis.connection_pool.connection_kwargs
-        client = redis.Redis(
-            host=kwargs.get("host", "127.0.0.1"),
-            port=kwargs.get("port", 6379),
-            db=kwargs.get("db", 0),
-            username=kwargs.get("username"),
-            password=kwargs.get("password"),
-            socket_timeout=0.5,
-            socket_connect_timeout=0.5,
-            retry=Retry(NoBackoff(), 0),
+        pool = queue_redis.connection_pool
+        own_pool = redis.ConnectionPool(  # same server, TLS or socket as the queue's
+            connection_class=pool.connection_class,
+            **{
+                **pool.connection_kwargs,
+                "socket_timeout": 0.5,
+                "socket_connect_timeout": 0.5,
+                "retry": Retry(NoBackoff(), 0),
+            },
         )
-        return cls(client, prefix, policy)
+        return cls(redis.Redis(connection_pool=own_pool), prefix, policy)
 
     def counters(self, username: str, address: str) -> list[Counter]:
         return [
@@ -367,7 +366,7 @@ class LoginGuard:
 
     def close(self) -> None:
         self.passwords.close()
-        self.throttle.redis.close()
+        self.throttle.redis.connection_pool.disconnect()  # reconnects if the app restarts
 
 
 def client_address(host: str | None) -> str:
