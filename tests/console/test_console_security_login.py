@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from hotline.logs import mask_name
 from hotline.settings import Settings
 from tests.console.helpers import PASSWORD, ConsoleEnv, make_env
+from tests.tickets.support import make_draft
 from tickets.redis_embedded import free_port
 from tickets.service import TicketService
 
@@ -200,6 +201,31 @@ def test_without_redis_each_worker_still_throttles_and_says_so(
         assert api_login(client, "op", PASSWORD).status_code == 429
     degraded = [r for r in caplog.records if getattr(r, "event", "") == "login_throttle_degraded"]
     assert len(degraded) == 1 and degraded[0].levelno >= logging.ERROR  # once, loudly
+
+
+def test_locks_double_with_each_failure_up_to_the_limit_and_run_out() -> None:
+    """The back-off itself, on the in-process counts with a clock the test moves."""
+    from console.login import LoginThrottle, Policy
+
+    dead = redis.Redis(port=free_port(), socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
+    policy = Policy(account_free=2, address_free=100, base_s=10, max_s=35, window_s=3600)
+    throttle = LoginThrottle(dead, "test", policy)
+    now = [1000.0]
+    throttle.memory.clock = lambda: now[0]
+    locks = []
+    for _ in range(6):
+        assert throttle.retry_after("op", "192.0.2.1") == 0
+        locks.append(throttle.failed("op", "192.0.2.1")["account"][1])
+        now[0] += locks[-1]  # wait exactly as long as told, then try again
+    assert locks == [0, 0, 10, 20, 35, 35]
+    throttle.failed("op", "192.0.2.1")
+    assert throttle.retry_after("op", "192.0.2.1") == 35
+    now[0] += 3601  # a quiet window: the lock ran out and the count starts again
+    assert throttle.retry_after("op", "192.0.2.1") == 0
+    assert throttle.failed("op", "192.0.2.1")["account"] == (1, 0)
+    assert throttle.failed("op", "192.0.2.1")["account"] == (2, 0)
+    throttle.succeeded("op")
+    assert throttle.failed("op", "192.0.2.1")["account"] == (1, 0)
 
 
 class GatedHasher(PasswordHasher):
@@ -473,7 +499,9 @@ def served(settings: Settings, service: TicketService) -> Iterator[str]:
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_pages_and_docs_run_in_a_browser_under_the_policy(browser: object, served: str) -> None:
+def test_pages_and_docs_run_in_a_browser_under_the_policy(
+    browser: object, served: str, service: TicketService
+) -> None:
     """Chromium reports every CSP violation: none on the pages, none for a script or a
     style on the docs, and no request leaves the console."""
     page = browser.new_page()  # type: ignore[attr-defined]
@@ -491,6 +519,10 @@ def test_pages_and_docs_run_in_a_browser_under_the_policy(browser: object, serve
     page.fill("input[name=password]", PASSWORD)
     page.click("button.primary")
     page.wait_for_selector("#live.on")  # console.js ran and the event stream is open
+    popped = service.intake(make_draft(1))
+    service.screen_pop(popped.number, "8003")  # root's extension
+    page.click("#pop-card [data-action=close-pop]")  # a handler from console.js, not inline
+    page.wait_for_selector("#pop-card", state="detached")
     page.goto(f"{served}/docs")
     page.wait_for_selector(".swagger-ui .info .title")
     page.goto(f"{served}/redoc")
