@@ -26,7 +26,10 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from console.login import LoginGuard, LoginThrottle, PasswordChecks, Policy
+from console.security import SecurityHeaders
 from hotline.metrics import METRICS
 from hotline.metrics import asgi_app as metrics_asgi_app
 from hotline.settings import Settings
@@ -51,6 +54,7 @@ class Console:
     accounts: AccountStore
     templates: Jinja2Templates
     events: aioredis.Redis
+    logins: LoginGuard
     # Set when the server stops: open event streams end instead of holding shutdown up.
     closing: threading.Event = field(default_factory=threading.Event)
 
@@ -144,7 +148,13 @@ def create_app(
 
     views.install_filters(templates, settings)
     templates.env.globals.update(MAX_UPLOAD_BYTES=MAX_UPLOAD, MAX_UPLOAD_MB=MAX_UPLOAD // 1_000_000)
-    console = Console(settings, service, accounts, templates, events)
+    logins = LoginGuard(
+        LoginThrottle.beside(
+            service.queue.redis, service.queue.prefix, Policy.from_settings(settings.console)
+        ),
+        PasswordChecks(accounts, settings.console.password_hash_workers),
+    )
+    console = Console(settings, service, accounts, templates, events, logins)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -156,29 +166,40 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await events.aclose()
+            logins.close()
 
     app = FastAPI(
         title="12345 热线工单 API",
         description="工单受理、转办、反馈、回访与办结；供城市既有办件系统对接。",
         version="1.0",
         lifespan=lifespan,
+        # Served by console.routers.docs, to admins only and without a CDN.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.console = console
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
-    from console.routers import api, manager, operator
+    from console.routers import api, docs, manager, operator
 
+    app.mount(docs.ASSETS_URL, StaticFiles(directory=docs.ASSETS_DIR), name="docs-assets")
     app.include_router(api.router)
     app.include_router(operator.router)
     app.include_router(manager.router)
+    app.include_router(docs.router)
     operator.install_handlers(app)
     _install_error_handlers(app)
+    # The last added runs first: the proxy's headers are resolved before anything looks
+    # at the scheme (HSTS, Secure cookies) or the client's address (login throttling).
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.console.max_body_bytes,
         uploads=dict.fromkeys(UPLOAD_PATHS, MAX_UPLOAD + UPLOAD_FORM_ROOM),
         refusal=lambda scope, limit: _too_large(console, scope, limit),
     )
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.console.trusted_proxies)
     # Prometheus: process figures, tickets, and the seat queues' depth read per scrape.
     METRICS.watch_queue(service.queue)
     app.mount("/metrics", metrics_asgi_app(token=settings.observability.metrics_token))

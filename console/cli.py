@@ -57,17 +57,29 @@ def _serve(args: argparse.Namespace) -> int:
     from hotline.logs import configure_logging
 
     settings = load_settings()
+    # The address actually bound decides whether cookies default to Secure (see
+    # console.security.secure_cookies), so --host goes into the settings the app reads.
+    listen = settings.console.model_copy(
+        update={
+            "host": args.host or settings.console.host,
+            "port": args.port or settings.console.port,
+        }
+    )
+    settings = settings.model_copy(update={"console": listen})
     configure_logging(settings.observability.log_format, settings.observability.log_level)
     logging.getLogger("uvicorn.access").addFilter(_MaskPhoneInAccessLog())
     with redis_url_for(settings) as url:
         app = create_app(settings, redis_url=url)
         uvicorn.run(
             app,
-            host=args.host or settings.console.host,
-            port=args.port or settings.console.port,
+            host=listen.host,
+            port=listen.port,
             log_config=None,
             log_level=settings.observability.log_level.lower(),
             timeout_graceful_shutdown=3,
+            # The app applies X-Forwarded-* itself, from console.trusted_proxies only;
+            # uvicorn's own handling would also believe 127.0.0.1 whatever the setting.
+            proxy_headers=False,
         )
     return 0
 

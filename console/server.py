@@ -26,6 +26,7 @@ def serve_in_thread(app: FastAPI, port: int | None = None) -> Iterator[str]:
         lifespan="on",
         timeout_graceful_shutdown=2,
         log_config=None,
+        proxy_headers=False,  # the app applies console.trusted_proxies itself
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="console-server", daemon=True)

@@ -6,15 +6,18 @@ file named by ``HOTLINE_CONFIG`` (default ``./hotline.yaml`` when present), defa
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
@@ -301,6 +304,56 @@ class ConsoleSettings(BaseModel):
     dialer: str = Field(
         "", description="'module:attribute' of a tickets.dialer.Dialer factory for click-to-call"
     )
+    secure_cookies: Literal["auto"] | bool = Field(
+        "auto",
+        description="auto: Secure unless the console binds to loopback (then only over HTTPS);"
+        " true: always; false: never (closed lab networks only)",
+    )
+    # NoDecode: the environment may give a plain comma-separated list (see the validator).
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="addresses or networks (10.0.0.0/24) of proxies whose X-Forwarded-For"
+        " and X-Forwarded-Proto are believed; '*' trusts everyone",
+    )
+    login_free_attempts: int = Field(
+        5, ge=1, le=100, description="wrong passwords per account before back-off starts"
+    )
+    login_address_free_attempts: int = Field(
+        20, ge=1, le=1000, description="wrong passwords per client address before back-off"
+    )
+    login_lock_base_s: float = Field(
+        2.0, gt=0, le=600, description="first lock; each further failure doubles it"
+    )
+    login_lock_max_s: float = Field(900.0, gt=0, le=86400, description="longest lock")
+    login_window_s: float = Field(
+        900.0, gt=0, le=86400, description="failures are forgotten after this long without one"
+    )
+    password_hash_workers: int = Field(
+        2, ge=1, le=16, description="threads that verify passwords (argon2), apart from pages"
+    )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_addresses(cls, value: Any) -> Any:
+        """HOTLINE_CONSOLE__TRUSTED_PROXIES=10.0.0.5,10.0.0.6 or a JSON list, or a YAML list."""
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            return json.loads(value)
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_only(cls, value: list[str]) -> list[str]:
+        """A typo would otherwise silently trust nobody (or a name no client ever has)."""
+        for entry in value:
+            if entry == "*":
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"not an address or network: {entry!r}") from None
+        return value
 
 
 class ObservabilitySettings(BaseModel):

@@ -11,14 +11,16 @@ is accepted only from the call controller's service identity (``Role.SERVICE``).
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, Field, StringConstraints
 
 from console.app import Console, get_console
 from console.auth import api_login, api_role
+from console.login import LoginBusy, LoginLocked, request_address
 from console.refusals import StrictJSONRoute
 from tickets.accounts import Account, LoginSession, Role
 from tickets.draft import TicketDraft, evidence_fields
@@ -151,13 +153,26 @@ def _item(entry: QueueEntry) -> QueueItem:
     "/auth/token",
     response_model=TokenResponse,
     tags=["认证"],
-    responses={401: {"description": "用户名或密码错误"}},
+    responses={
+        401: {"description": "用户名或密码错误"},
+        429: {"description": "失败次数过多，账号或来源地址暂时锁定（见 Retry-After）"},
+        503: {"description": "登录请求过多，稍后重试"},
+    },
 )
-def issue_token(body: TokenRequest, console: Ctx) -> TokenResponse:
-    account = console.accounts.authenticate(body.username, body.password)
+async def issue_token(body: TokenRequest, request: Request, console: Ctx) -> TokenResponse:
+    try:
+        account = await console.logins.sign_in(
+            body.username, body.password, request_address(request)
+        )
+    except LoginLocked as locked:
+        raise HTTPException(
+            429, locked.message, headers={"Retry-After": locked.retry_after_header}
+        ) from None
+    except LoginBusy as busy:
+        raise HTTPException(503, busy.message, headers={"Retry-After": "5"}) from None
     if account is None:
         raise HTTPException(401, "用户名或密码错误")
-    session = console.accounts.open_session(account, "api")
+    session = await asyncio.to_thread(console.accounts.open_session, account, "api")
     return TokenResponse(token=session.token, expires_at=session.expires_at, role=account.role)
 
 

@@ -34,8 +34,10 @@ from console.auth import (
     page_role,
     same_token,
 )
+from console.login import LoginBusy, LoginLocked, request_address
 from console.recordings import find_recording
 from console.refusals import PAGE_DETAILS, error_page, refuse_nul
+from console.security import https_needed_but_missing, secure_cookies
 from console.streams import StreamSlots
 from tickets.accounts import LoginSession, Role
 from tickets.dialer import DialerError
@@ -101,20 +103,44 @@ def _check_number(number: str) -> str:
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, console: Ctx, next: str = "/") -> Response:
+    return _login_page(request, console, next)
+
+
+def _login_page(
+    request: Request,
+    console: Console,
+    next: str,
+    status_code: int = 200,
+    err: str = "",
+    retry_after: str = "",
+) -> Response:
+    """The form with a fresh login CSRF token (cookie and hidden field)."""
     token = secrets.token_urlsafe(24)
-    response = render(console, request, "login.html", None, login_csrf=token, next=_safe_next(next))
+    response = render(
+        console,
+        request,
+        "login.html",
+        None,
+        status_code=status_code,
+        login_csrf=token,
+        next=_safe_next(next),
+        error=err,
+        https_missing=https_needed_but_missing(request, console.settings.console),
+    )
+    if retry_after:
+        response.headers["Retry-After"] = retry_after
     response.set_cookie(
         LOGIN_CSRF_COOKIE,
         token,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=secure_cookies(request, console.settings.console),
     )
     return response
 
 
 @router.post("/login")
-def login(
+async def login(
     request: Request,
     console: Ctx,
     username: Annotated[str, Form(max_length=80)],
@@ -125,28 +151,35 @@ def login(
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not same_token(csrf_token, expected):
         return back("/login", err="login_expired")
-    account = console.accounts.authenticate(username.strip(), password)
+    try:
+        account = await console.logins.sign_in(username.strip(), password, request_address(request))
+    except LoginLocked as locked:
+        return _login_page(request, console, next, 429, locked.message, locked.retry_after_header)
+    except LoginBusy as busy:
+        return _login_page(request, console, next, 503, busy.message, "5")
     if account is None:
         return back("/login", err="bad_login")
-    session = console.accounts.open_session(account, "web")
+    session = await asyncio.to_thread(console.accounts.open_session, account, "web")
     response = RedirectResponse(_safe_next(next), status_code=303)
+    secure = secure_cookies(request, console.settings.console)
     response.set_cookie(
         SESSION_COOKIE,
         session.token,
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=secure,
         max_age=console.settings.console.session_lifetime_min * 60,
     )
-    response.delete_cookie(LOGIN_CSRF_COOKIE)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, httponly=True, samesite="strict", secure=secure)
     return response
 
 
 @router.post("/logout")
-def logout(console: Ctx, login: Login) -> Response:
+def logout(request: Request, console: Ctx, login: Login) -> Response:
     console.accounts.close_session(login.token)
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE)
+    secure = secure_cookies(request, console.settings.console)
+    response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="lax", secure=secure)
     return response
 
 

@@ -1,9 +1,28 @@
 // Live updates over server-sent events: queue changes refresh the lists (at most once a
 // second), a screen pop shows the ticket of the call that just reached this seat; upload
 // forms check the size limit they state.
+// Buttons name what they do in data-action; the handlers are here rather than in onclick
+// attributes, because the Content-Security-Policy allows no inline script.
 (function () {
   "use strict";
+  var actions = {
+    "close-pop": function () { document.getElementById("pop").innerHTML = ""; },
+    "print": function () { window.print(); },
+    "play-next": function (button) {
+      var audio = button.nextElementSibling;
+      audio.hidden = false;
+      audio.play();
+    }
+  };
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-action]");
+    if (button && actions[button.dataset.action]) {
+      actions[button.dataset.action](button);
+    }
+  });
+
   var live = document.getElementById("live");
+  if (!live) return; // pages without the live marker (the printable report) stay offline
   var refreshTimer = null;
   function refreshQueues() {
     if (refreshTimer || !document.getElementById("queues")) return;

@@ -62,7 +62,9 @@ def test_operator_pops_edits_dispatches_and_closes(
         page.wait_for_selector("#pop-card", timeout=5000)
         assert popped.number in page.inner_text("#pop-card")
         page.wait_for_function(  # the live refresh moved it into "my tickets"
-            f"document.querySelector('#queues .card').innerText.includes('{popped.number}')"
+            # A function, not a string: the page's CSP forbids eval (Playwright's too).
+            "number => document.querySelector('#queues .card').innerText.includes(number)",
+            arg=popped.number,
         )
         page.wait_for_timeout(300)  # let the slide-in animation finish for the picture
         page.screenshot(path=str(shots / "console-screen-pop.png"))

@@ -31,7 +31,7 @@ def api_schema(env: ConsoleEnv) -> Iterator[object]:
         env.service.intake(make_draft(i))
     with TestClient(env.app) as client:
         env.headers = env.token(client, "root")  # type: ignore[attr-defined]
-    yield from_asgi("/openapi.json", env.app)
+    yield from_asgi("/openapi.json", env.app, headers=env.headers)  # type: ignore[attr-defined]
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")

@@ -75,7 +75,9 @@ def _ask(page: object, text: str) -> str:
     count = page.locator("#sim-lines p").count()  # type: ignore[attr-defined]
     page.click("#sim-say")  # type: ignore[attr-defined]
     page.wait_for_function(  # type: ignore[attr-defined]
-        f"document.querySelectorAll('#sim-lines p').length > {count + 1}"
+        # A function, not a string: the page's CSP forbids eval (Playwright's too).
+        "count => document.querySelectorAll('#sim-lines p').length > count",
+        arg=count + 1,
     )
     return page.inner_text("#sim-lines")  # type: ignore[attr-defined, no-any-return]
 
