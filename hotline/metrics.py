@@ -82,6 +82,11 @@ class Metrics:
             "Calls handed to a person because their audio stopped flowing: out (the bot's "
             "prompt never finished playing), in (no packet from the caller)", ["direction"],
             registry=r)  # fmt: skip
+        self.controller_downtime = Gauge(
+            "hotline_controller_downtime_seconds",
+            "How long this controller was not answering before its current start (from its "
+            "last heartbeat in Redis; 0 for a first start or a quick restart): its callers "
+            "went to Asterisk's fallback without work orders", registry=r)  # fmt: skip
         self.spooled_drafts = Counter(
             "hotline_spooled_drafts", "Work orders kept because SQL was unavailable: in the "
             "local spool (disk) or, when the spool's disk refused them too, in memory and the "

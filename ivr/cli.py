@@ -208,6 +208,7 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
             raise CommandError(f"cannot take SIP on {sip.bind_host}:{sip.bind_port}: "
                                f"{exc.strerror or exc}") from exc  # fmt: skip
         if redis is not None:
+            await _report_downtime(redis, deps.node)
             background.append(
                 asyncio.create_task(heartbeat(redis, lambda: list(controller.sessions), deps.node))
             )
@@ -227,3 +228,15 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
             await ami.stop()
         if redis is not None:
             await redis.aclose()
+
+
+async def _report_downtime(redis: Any, node: str) -> None:
+    from hotline.metrics import METRICS
+    from ivr.journal import downtime_before_start
+
+    gap = await downtime_before_start(redis, node)
+    METRICS.controller_downtime.set(gap)
+    if gap:
+        logging.getLogger("hotline").warning(
+            "this controller was not answering for %.0f s before this start: calls of that "
+            "time went to Asterisk's fallback (people), without work orders", gap)  # fmt: skip

@@ -122,14 +122,34 @@ class CallJournal:
             self.failed = True
 
 
+NODE_BEAT = "hotline:node:{}"  # this controller's own last beat (its downtime, below)
+BEAT_EVERY_S = 5.0
+
+
 async def heartbeat(redis: Any, calls: Callable[[], list[str]], node: str) -> None:
-    """Keep this node's live calls fresh in the active list."""
+    """Keep this node's live calls fresh in the active list, and the node's own beat."""
     while True:
         now = time.time()
         with contextlib.suppress(Exception):
+            await redis.set(NODE_BEAT.format(node), now, ex=KEEP_S)
             for call_id in calls():
                 await redis.hset(ACTIVE, call_id, json.dumps({"node": node, "beat": now}))
-        await asyncio.sleep(5)
+        await asyncio.sleep(BEAT_EVERY_S)
+
+
+async def downtime_before_start(redis: Any, node: str) -> float:
+    """Seconds this node was not answering before this start (0: no earlier beat, or a
+    normal restart). While a controller is down Asterisk's dialplan sends its callers to
+    people and no work order exists for them; this is the controller's only way to say
+    so afterwards (``hotline_controller_downtime_seconds``, a log line)."""
+    try:
+        last = await redis.get(NODE_BEAT.format(node))
+    except Exception:  # Redis away: nothing known
+        return 0.0
+    if last is None:
+        return 0.0
+    gap = time.time() - float(last)
+    return gap if gap > 3 * BEAT_EVERY_S else 0.0
 
 
 async def recover_orphans(
