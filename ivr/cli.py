@@ -134,7 +134,7 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
     from hotline.metrics import METRICS, start_metrics_server
     from ivr.ami import AmiClient
     from ivr.controller import Controller
-    from ivr.journal import heartbeat, recover_orphans_forever
+    from ivr.journal import beat_interval, heartbeat, recover_orphans_forever
     from ivr.prompts import PromptLibrary
     from ivr.wiring import (
         LiveBrain,
@@ -209,12 +209,13 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
                                f"{exc.strerror or exc}") from exc  # fmt: skip
         if redis is not None:
             await _report_downtime(redis, deps.node)
-            background.append(
-                asyncio.create_task(heartbeat(redis, lambda: list(controller.sessions), deps.node))
-            )
+            stale_s = settings.ivr.orphan_stale_s
+            beats = heartbeat(redis, lambda: list(controller.sessions), deps.node,
+                              beat_interval(stale_s))  # fmt: skip
+            background.append(asyncio.create_task(beats))
             background.append(asyncio.create_task(recover_orphans_forever(
                 redis, lambda d: tickets.intake(d, "general"),
-                settings.ivr.orphan_scan_s, settings.ivr.orphan_stale_s,
+                settings.ivr.orphan_scan_s, stale_s, live=lambda: set(controller.sessions),
             )))  # fmt: skip
         background.append(asyncio.create_task(tickets.keep_safe()))
         log.info("answering on %s:%s", settings.sip.bind_host, settings.sip.bind_port)

@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -126,15 +126,36 @@ NODE_BEAT = "hotline:node:{}"  # this controller's own last beat (its downtime, 
 BEAT_EVERY_S = 5.0
 
 
-async def heartbeat(redis: Any, calls: Callable[[], list[str]], node: str) -> None:
-    """Keep this node's live calls fresh in the active list, and the node's own beat."""
+# Refresh a call's beat only while its entry exists: the journal's close deletes it, and a
+# heartbeat that read the call list just before must not write it back (recovery would
+# then file a ticket for a call that ended normally). One script: atomic in Redis.
+_REFRESH_IF_OPEN = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  return redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+return -1
+"""
+
+
+def beat_interval(stale_s: float) -> float:
+    """Beats often enough that a live call is never stale: three per ``orphan_stale_s``."""
+    return max(0.5, min(BEAT_EVERY_S, stale_s / 3))
+
+
+async def heartbeat(redis: Any, calls: Callable[[], list[str]], node: str,
+                    every_s: float = BEAT_EVERY_S) -> None:  # fmt: skip
+    """Keep this node's live calls fresh in the active list, and the node's own beat.
+    Only refreshes: a call enters the list by its journal's first write, and leaves it
+    by its close, never by this loop."""
+    refresh = redis.register_script(_REFRESH_IF_OPEN)
     while True:
         now = time.time()
         with contextlib.suppress(Exception):
             await redis.set(NODE_BEAT.format(node), now, ex=KEEP_S)
+            beat = json.dumps({"node": node, "beat": now})
             for call_id in calls():
-                await redis.hset(ACTIVE, call_id, json.dumps({"node": node, "beat": now}))
-        await asyncio.sleep(BEAT_EVERY_S)
+                await refresh(keys=[ACTIVE], args=[call_id, beat])
+        await asyncio.sleep(every_s)
 
 
 async def downtime_before_start(redis: Any, node: str) -> float:
@@ -154,14 +175,17 @@ async def downtime_before_start(redis: Any, node: str) -> float:
 
 async def recover_orphans(
     redis: Any, intake: Callable[[TicketDraft], Awaitable[str]], stale_s: float = 30.0,
+    live: Callable[[], Collection[str]] | None = None,
 ) -> list[str]:  # fmt: skip
-    """Tickets for calls whose controller stopped writing (crash): partial transcript kept."""
+    """Tickets for calls whose controller stopped writing (crash): partial transcript kept.
+    ``live``: the calls this process is on now, never orphans whatever their beat says."""
     recovered: list[str] = []
     entries = await redis.hgetall(ACTIVE)
+    ours = set(live()) if live is not None else set()
     for raw_id, raw in entries.items():
         call_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
         info = json.loads(raw)
-        if time.time() - float(info.get("beat", 0)) < stale_s:
+        if call_id in ours or time.time() - float(info.get("beat", 0)) < stale_s:
             continue
         # Claim it (another node may be recovering too): HDEL returns 1 for one winner.
         if not await redis.hdel(ACTIVE, call_id):
@@ -182,14 +206,14 @@ async def recover_orphans(
 
 async def recover_orphans_forever(
     redis: Any, intake: Callable[[TicketDraft], Awaitable[str]], every_s: float = 30.0,
-    stale_s: float = 30.0,
+    stale_s: float = 30.0, live: Callable[[], Collection[str]] | None = None,
 ) -> None:  # fmt: skip
     """File tickets for calls a dead controller (a peer, or this one before a restart)
     left behind, and calls whose work order nothing else took: at start, then every
     ``every_s`` (a peer may die while this one runs)."""
     while True:
         try:
-            found = await recover_orphans(redis, intake, stale_s)
+            found = await recover_orphans(redis, intake, stale_s, live)
             METRICS.orphans_recovered.inc(len(found))
         except Exception as exc:  # Redis or the ticket store down: try again later
             log.warning("orphaned call recovery failed, retrying in %.0f s: %s", every_s, exc)

@@ -11,7 +11,14 @@ import uuid
 import pytest
 import redis.asyncio as aioredis
 
-from ivr.journal import ACTIVE, NODE_BEAT, downtime_before_start, heartbeat, recover_orphans
+from ivr.journal import (
+    ACTIVE,
+    NODE_BEAT,
+    CallJournal,
+    downtime_before_start,
+    heartbeat,
+    recover_orphans,
+)
 from tests.tickets.support import redis_server  # noqa: F401 (fixture)
 from tickets.draft import TicketDraft
 
@@ -68,3 +75,69 @@ def test_the_controller_knows_how_long_it_was_down(redis_server: str) -> None:  
     first, quick, down = asyncio.run(scenario())
     assert first == 0.0 and quick == 0.0
     assert 39 <= down <= 45
+
+
+def test_thousands_of_short_calls_leave_no_orphan_to_invent(redis_server: str) -> None:  # noqa: F811
+    """The heartbeat runs flat out while 2,000 calls start, write and close; afterwards
+    recovery must find nothing: a heartbeat that wrote back a call whose journal had just
+    closed made recovery file tickets for calls that ended normally."""
+    node = f"node-{uuid.uuid4().hex[:8]}"
+    live: set[str] = set()
+    invented: list[str] = []
+
+    async def scenario() -> int:
+        client = aioredis.from_url(redis_server)
+        beating = asyncio.create_task(heartbeat(client, lambda: sorted(live), node, every_s=0))
+
+        async def one_call(n: int) -> None:
+            call_id = f"{node}-{n}"
+            live.add(call_id)  # in controller.sessions until run() returns
+            journal = CallJournal(client, call_id, node)
+            journal.start("13800000000", "")
+            journal.write("utterance", {"text": "你好"})
+            await asyncio.sleep(0)
+            await journal.close("answered")
+            live.discard(call_id)
+
+        async def record(draft: TicketDraft) -> str:
+            invented.append(draft.call_id)
+            return ""
+
+        try:
+            for start in range(0, 2000, 50):
+                await asyncio.gather(*(one_call(n) for n in range(start, start + 50)))
+            await asyncio.sleep(0.05)
+            beating.cancel()
+            await recover_orphans(client, record, stale_s=0)
+            return len([c for c in invented if c.startswith(node)])
+        finally:
+            beating.cancel()
+            for key in await client.hkeys(ACTIVE):
+                if key.decode().startswith(node):
+                    await client.hdel(ACTIVE, key)
+            await client.aclose()
+
+    assert asyncio.run(scenario()) == 0
+
+
+def test_recovery_skips_the_calls_this_controller_is_still_on(redis_server: str) -> None:  # noqa: F811
+    call_id = f"live-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> list[str]:
+        client = aioredis.from_url(redis_server)
+        old = json.dumps({"node": "here", "beat": time.time() - 120})  # a slow beat
+        await client.hset(ACTIVE, call_id, old)
+        filed: list[str] = []
+
+        async def record(draft: TicketDraft) -> str:
+            filed.append(draft.call_id)
+            return "x"
+
+        try:
+            await recover_orphans(client, record, stale_s=30, live=lambda: {call_id})
+            return filed
+        finally:
+            await client.hdel(ACTIVE, call_id)
+            await client.aclose()
+
+    assert asyncio.run(scenario()) == []
