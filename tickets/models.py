@@ -52,6 +52,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# As long as a SIP Call-ID the controller accepts (a header line of up to 2,048 characters,
+# ivr.sip.MAX_HEADER_LINE); migration 0004 widened it from 100.
+CALL_ID_MAX = 2048
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -80,7 +85,7 @@ class TicketRow(Base):
     handover_reason: Mapped[str] = mapped_column(Text, default="")
     kb_answers: Mapped[list[str]] = mapped_column(JSON, default=list)
     caller_words: Mapped[list[str]] = mapped_column(JSON, default=list)
-    call_id: Mapped[str] = mapped_column(String(100), default="", index=True)
+    call_id: Mapped[str] = mapped_column(String(CALL_ID_MAX), default="", index=True)
     call_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     call_ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     menu_path: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -219,7 +224,7 @@ class CallRow(Base):
     __tablename__ = "calls"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    call_id: Mapped[str] = mapped_column(String(100), unique=True)
+    call_id: Mapped[str] = mapped_column(String(CALL_ID_MAX), unique=True)
     caller: Mapped[str] = mapped_column(String(40), default="")  # masked
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -244,7 +249,7 @@ class CallTurnRow(Base):
     __tablename__ = "call_turns"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    call_id: Mapped[str] = mapped_column(String(100), index=True)
+    call_id: Mapped[str] = mapped_column(String(CALL_ID_MAX), index=True)
     seq: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     text: Mapped[str] = mapped_column(Text, default="")

@@ -282,3 +282,12 @@ def test_the_seat_queue_heals_as_soon_as_redis_is_back(
     assert healed_s < 15  # well before the 3600 s timer
     queue.redis.close()
     store.dispose()
+
+
+def test_a_call_id_as_long_as_sip_allows_keeps_its_work_order(service: TicketService) -> None:
+    """Call-IDs have no length limit in SIP; the controller takes header lines up to 2 KB.
+    varchar(100) lost such a call's work order on PostgreSQL (never on SQLite)."""
+    call_id = "a" * 300 + "@pbx.example.org"
+    ticket = service.intake(make_draft(90, call_id=call_id))
+    assert service.store.get(ticket.number).call_id == call_id
+    assert service.intake(make_draft(90, call_id=call_id)).number == ticket.number  # once
