@@ -194,6 +194,12 @@ def parse_offer(msg: SipMessage, preference: list[int]) -> MediaOffer | None:
     return MediaOffer(conns[0]["address"], media["port"], chosen, offered.get("TELEPHONE-EVENT"))
 
 
+def _tag_of(header: str) -> str:
+    """The ``tag`` parameter of a From or To header ("" when it has none)."""
+    match = re.search(r";\s*tag=([^;>\s]+)", header, re.I)
+    return match.group(1) if match else ""
+
+
 def _usable_rtp_address(address: object, port: object) -> bool:
     """An SDP connection address and audio port we can send RTP to: a unicast IP and a
     port in 1-65535. Odd ports are accepted: RFC 3550 only recommends even ones, and
@@ -367,10 +373,13 @@ class SipEndpoint(asyncio.DatagramProtocol):
         known = self.calls.get(call_id)
         if known is not None:
             if ";tag=" in msg.header("To"):  # re-INVITE (hold, codec change): keep media
+                if self._dialog_of(msg, addr, known.local_tag) is None:
+                    self._reply(msg, addr, 481, "Call/Transaction Does Not Exist")
+                    return
                 self._reply(msg, addr, 200, "OK", to_tag=known.local_tag,
                             extra={"Contact": self._contact()}, body=self._sdp(known))  # fmt: skip
-            elif known.last_response:  # retransmission of the first INVITE
-                self._send(known.last_response, addr)
+            elif known.last_response and self._dialog_of(msg, addr, "") is not None:
+                self._send(known.last_response, addr)  # retransmission of the first INVITE
             return
         local_tag = _token()
         if self.draining:
@@ -456,8 +465,30 @@ class SipEndpoint(asyncio.DatagramProtocol):
     def _contact(self) -> str:
         return f"<sip:{self.settings.username}@{self.host}:{self.settings.bind_port}>"
 
-    def _ack(self, msg: SipMessage, addr: tuple[str, int]) -> None:
+    def _dialog_of(
+        self, msg: SipMessage, addr: tuple[str, int], to_tag: str
+    ) -> IncomingCall | None:
+        """The call an in-dialog request belongs to, or None: the Call-ID, the caller's tag,
+        our tag (``to_tag``; "" for CANCEL and INVITE retransmissions, which carry none)
+        and the peer's address must all be the dialog's (RFC 3261 12.2.2). A stranger who
+        learnt a Call-ID can then neither end the call nor press its keys."""
         call = self.calls.get(msg.header("Call-ID"))
+        if call is None:
+            return None
+        if (
+            addr[0] != call.source[0]
+            or _tag_of(msg.header("From")) != _tag_of(call.invite.header("From"))
+            or _tag_of(msg.header("To")) != to_tag
+        ):
+            METRICS.sip_refused.labels(reason="foreign-dialog").inc()
+            log.warning("%s for a live call from a stranger (%s: wrong tags or address) "
+                        "refused with 481", msg.method, addr[0])  # fmt: skip
+            return None
+        return call
+
+    def _ack(self, msg: SipMessage, addr: tuple[str, int]) -> None:
+        known = self.calls.get(msg.header("Call-ID"))
+        call = self._dialog_of(msg, addr, known.local_tag) if known is not None else None
         if call is None:
             return
         if call._retransmit is not None:
@@ -467,7 +498,8 @@ class SipEndpoint(asyncio.DatagramProtocol):
             self._forget(call)
 
     def _bye(self, msg: SipMessage, addr: tuple[str, int]) -> None:
-        call = self.calls.get(msg.header("Call-ID"))
+        known = self.calls.get(msg.header("Call-ID"))
+        call = self._dialog_of(msg, addr, known.local_tag) if known is not None else None
         if call is None:
             self._reply(msg, addr, 481, "Call/Transaction Does Not Exist")
             return
@@ -476,7 +508,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
         self._end(call)
 
     def _cancel(self, msg: SipMessage, addr: tuple[str, int]) -> None:
-        call = self.calls.get(msg.header("Call-ID"))
+        call = self._dialog_of(msg, addr, "")  # a CANCEL repeats the INVITE's To, no tag
         if call is None:
             self._reply(msg, addr, 481, "Call/Transaction Does Not Exist")
             return
@@ -505,7 +537,8 @@ class SipEndpoint(asyncio.DatagramProtocol):
 
     def _info(self, msg: SipMessage, addr: tuple[str, int]) -> None:
         """SIP INFO DTMF (application/dtmf-relay), for trunks without RFC 2833."""
-        call = self.calls.get(msg.header("Call-ID"))
+        known = self.calls.get(msg.header("Call-ID"))
+        call = self._dialog_of(msg, addr, known.local_tag) if known is not None else None
         self._reply(msg, addr, 200 if call else 481, "OK" if call else "Call Does Not Exist")
         body = msg.raw.split(b"\r\n\r\n", 1)[-1].decode("utf-8", "replace")
         match = re.search(r"Signal\s*=\s*([0-9*#A-D])", body)

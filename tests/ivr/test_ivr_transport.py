@@ -264,6 +264,70 @@ def test_an_offer_with_an_impossible_audio_port_gets_488(media_port: int) -> Non
     asyncio.run(h.run(body))
 
 
+def _in_dialog(method: str, port: int, call_id: str, from_tag: str, to_tag: str,
+               body: str = "") -> bytes:  # fmt: skip
+    return (f"{method} sip:12345@127.0.0.1:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK{method}{from_tag}{to_tag}\r\n"
+            f"From: <sip:13800000000@127.0.0.1>;tag={from_tag}\r\n"
+            f"To: <sip:12345@127.0.0.1>;tag={to_tag}\r\nCall-ID: {call_id}\r\n"
+            f"CSeq: 2 {method}\r\nMax-Forwards: 70\r\n"
+            + ("Content-Type: application/dtmf-relay\r\n" if body else "")
+            + f"Content-Length: {len(body)}\r\n\r\n{body}").encode()  # fmt: skip
+
+
+def test_a_stranger_who_knows_the_call_id_can_neither_end_nor_steer_the_call() -> None:
+    """BYE and INFO must come from the dialog's peer with both its tags (RFC 3261 12.2.2):
+    a BYE from another host, or with guessed tags, ended the call and an INFO pressed 0."""
+    h = Harness(settings())
+    media = free_udp_port()
+
+    def final(sock: socket.socket) -> bytes:
+        while True:
+            reply = sock.recvfrom(65536)[0]
+            if int(reply.split(b" ", 2)[1]) >= 200:
+                return reply
+
+    def from_host(host: str, data: bytes) -> bytes:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind((host, 0))
+            sock.settimeout(2.0)
+            sock.sendto(data, ("127.0.0.1", h.settings.bind_port))
+            return final(sock)
+
+    async def body() -> None:
+        port = h.settings.bind_port
+        call_id = f"sdp-{media}@127.0.0.1"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as caller:
+            caller.bind(("127.0.0.1", 0))
+            caller.settimeout(3.0)
+            caller.sendto(_invite(port, media), ("127.0.0.1", port))
+            ok = await asyncio.to_thread(final, caller)
+            assert ok.startswith(b"SIP/2.0 200 ")
+            ours = ok.split(b"To: ", 1)[1].split(b"\r\n", 1)[0].split(b"tag=")[1].decode()
+            caller.sendto(_in_dialog("ACK", port, call_id, "caller", ours), ("127.0.0.1", port))
+            attacks = [
+                ("127.0.0.2", _in_dialog("BYE", port, call_id, "guess", "guess")),
+                ("127.0.0.2", _in_dialog("BYE", port, call_id, "caller", ours)),
+                ("127.0.0.1", _in_dialog("BYE", port, call_id, "caller", "guess")),
+                (
+                    "127.0.0.2",
+                    _in_dialog(
+                        "INFO", port, call_id, "caller", ours, "Signal=0\r\nDuration=160\r\n"
+                    ),
+                ),
+            ]
+            for host, attack in attacks:
+                reply = await asyncio.to_thread(from_host, host, attack)
+                assert reply.startswith(b"SIP/2.0 481 "), (host, attack[:40], reply[:60])
+            call = h.calls[0]
+            assert not call.ended.is_set() and h.keys[call.call_id] == ""
+            caller.sendto(_in_dialog("BYE", port, call_id, "caller", ours), ("127.0.0.1", port))
+            assert (await asyncio.to_thread(final, caller)).startswith(b"SIP/2.0 200 ")
+            await asyncio.wait_for(call.ended.wait(), 2)
+
+    asyncio.run(h.run(body))
+
+
 @pytest.mark.parametrize("what", sorted(bad_offers()))
 def test_every_nonsense_offer_gets_488_without_a_call(what: str) -> None:
     """Unreadable SDP too (a port that is a word, binary junk): the headers still parse,
