@@ -140,6 +140,15 @@ class SipSettings(BaseModel):
     rtp_port_low: int = Field(20000, ge=1024, le=65534)
     rtp_port_high: int = Field(20999, ge=1025, le=65535)
     max_calls: int = Field(60, ge=1, le=1000)
+    invite_sources: list[str] = Field(
+        default_factory=list,
+        description="addresses or host names (resolved at start) whose INVITEs are answered;"
+        " others get 403. Empty: the registrar's address, or anyone when there is none",
+    )
+    invites_per_source_s: float = Field(
+        50.0, gt=0, le=10000,
+        description="new INVITEs a second from one address (bursts of twice that): beyond, 503",
+    )  # fmt: skip
     symmetric_rtp: bool = Field(
         False, description="send RTP back to where it comes from (peer behind NAT)"
     )

@@ -50,6 +50,7 @@ class CallJournal:
         self.failed = False
         self._unfinished = False
         self._keep_active = False
+        self._discard = False
 
     def start(self, caller: str, channel: str) -> None:
         self._task = asyncio.get_running_loop().create_task(self._writer())
@@ -68,10 +69,21 @@ class CallJournal:
         if self._task is not None:
             await self._task
 
+    async def discard(self) -> None:
+        """End the journal of a call nobody was on (its 200 OK was never acknowledged): no
+        entry in the active list, no stream kept for days, nothing to recover."""
+        self._discard = True
+        self._queue.put_nowait(None)
+        if self._task is not None:
+            await self._task
+
     async def _writer(self) -> None:
         while True:
             item = await self._queue.get()
             if item is None:
+                if self._discard:
+                    await self._safe(self._delete())
+                    return
                 if self._keep_active:
                     return
                 await self._safe(self._finish())
@@ -92,6 +104,11 @@ class CallJournal:
         await self.redis.xadd(self.key, {"kind": kind, "data": payload, "at": f"{time.time():.3f}"})
         beat = json.dumps({"node": self.node, "beat": time.time()})
         await self.redis.hset(ACTIVE, self.call_id, beat)
+
+    async def _delete(self) -> None:
+        if self.redis is not None:
+            await self.redis.hdel(ACTIVE, self.call_id)
+            await self.redis.delete(self.key)
 
     async def _finish(self) -> None:
         if self.redis is None:

@@ -662,7 +662,11 @@ class CallSession:
                     log.warning("call %s not recorded in SQL: %s", self.call.call_id, exc)
         finally:
             # Always: a journal left open would make recover_orphans file a second ticket.
-            await self.journal.close(self.record.outcome, for_recovery=self._unfiled)
+            said = any(line["speaker"] == "caller" for line in self.record.transcript)
+            if self.call.hangup_by == "no-ack" and not said and not self.record.dtmf:
+                await self.journal.discard()  # an INVITE nobody followed up: keep nothing
+            else:
+                await self.journal.close(self.record.outcome, for_recovery=self._unfiled)
 
     def _room_for_recording(self) -> bool:
         """Recordings are the first thing a filling data disk refuses, so the space left

@@ -221,6 +221,8 @@ class SipEndpoint(asyncio.DatagramProtocol):
         self.on_call = on_call
         self.host = settings.advertise_host or settings.bind_host
         self.calls: dict[str, IncomingCall] = {}
+        self._callers: set[str] | None = None  # addresses INVITEs may come from; None: any
+        self._buckets: dict[str, tuple[float, float]] = {}  # source -> tokens, last refill
         self.ports = PortPool(settings.bind_host, settings.rtp_port_low, settings.rtp_port_high)
         self.preference = [PCMA if c == "PCMA" else PCMU for c in settings.codecs]
         self.transport: asyncio.DatagramTransport | None = None
@@ -240,11 +242,61 @@ class SipEndpoint(asyncio.DatagramProtocol):
     # ---- lifecycle ----
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        self._callers = await self._resolve_invite_sources()
         await loop.create_datagram_endpoint(
             lambda: self, local_addr=(self.settings.bind_host, self.settings.bind_port)
         )
         if self.settings.registrar_host:
             self._register_task = asyncio.create_task(self._keep_registered())
+
+    async def _resolve_invite_sources(self) -> set[str] | None:
+        """The addresses INVITEs may come from (None: any). Resolved once, at start: no DNS
+        on the receive path."""
+        hosts = list(self.settings.invite_sources)
+        if not hosts and self.settings.registrar_host:
+            hosts = [self.settings.registrar_host]
+        if not hosts:
+            return None
+        loop = asyncio.get_running_loop()
+        addresses: set[str] = set()
+        for host in hosts:
+            try:
+                found = await loop.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+            except OSError as exc:
+                log.error("SIP: cannot resolve %s (sip.invite_sources / registrar_host): %s; "
+                          "its INVITEs will be refused", host, exc)  # fmt: skip
+                continue
+            addresses |= {str(info[4][0]) for info in found}
+        return addresses
+
+    def _refuse_invite(self, msg: SipMessage, addr: tuple[str, int], tag: str) -> bool:
+        """403 for an INVITE from outside ``sip.invite_sources``; 503 beyond the per-source
+        rate. Without these any host reaching the port could fill every call slot."""
+        if self._callers is not None and addr[0] not in self._callers:
+            METRICS.calls_refused.labels(reason="not_asterisk").inc()
+            self._reply(msg, addr, 403, "Forbidden", to_tag=tag)
+            return True
+        if not self._invite_budget(addr[0]):
+            METRICS.calls_refused.labels(reason="source_rate").inc()
+            self._reply(msg, addr, 503, "Service Unavailable", to_tag=tag,
+                        extra={"Retry-After": "1"})  # fmt: skip
+            return True
+        return False
+
+    def _invite_budget(self, host: str) -> bool:
+        """A token bucket per source address: ``invites_per_source_s`` a second, bursts of
+        twice that. Hand-written: a dict of two floats per address is all it needs."""
+        rate = self.settings.invites_per_source_s
+        now = time.monotonic()
+        tokens, at = self._buckets.get(host, (2 * rate, now))
+        tokens = min(2 * rate, tokens + (now - at) * rate)
+        if len(self._buckets) > 10_000:  # a spoofed-source flood must not grow this forever
+            self._buckets.clear()
+        if tokens < 1:
+            self._buckets[host] = (tokens, now)
+            return False
+        self._buckets[host] = (tokens - 1, now)
+        return True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -382,6 +434,8 @@ class SipEndpoint(asyncio.DatagramProtocol):
                 self._send(known.last_response, addr)  # retransmission of the first INVITE
             return
         local_tag = _token()
+        if self._refuse_invite(msg, addr, local_tag):
+            return
         if self.draining:
             self._reply(msg, addr, 503, "Service Unavailable", to_tag=local_tag,
                         extra={"Retry-After": "30"})  # fmt: skip
@@ -444,6 +498,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
             interval = min(interval * 2, 4.0)
         if call.state is CallState.ANSWERED and call._retransmit is not None:
             log.warning("no ACK for call %s: ending it", call.call_id)
+            call.hangup_by = "no-ack"  # nobody was on this call: the session keeps nothing
             self.hangup(call)
 
     def _sdp(self, call: IncomingCall) -> str:

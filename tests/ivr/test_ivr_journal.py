@@ -141,3 +141,25 @@ def test_recovery_skips_the_calls_this_controller_is_still_on(redis_server: str)
             await client.aclose()
 
     assert asyncio.run(scenario()) == []
+
+
+def test_a_discarded_journal_leaves_nothing_in_redis(redis_server: str) -> None:  # noqa: F811
+    """An INVITE whose 200 OK nobody acknowledged: its journal is deleted, not kept for a
+    week (each such call kept ~4.7 KB) nor left for recovery."""
+    call_id = f"noack-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> tuple[bool, int]:
+        client = aioredis.from_url(redis_server)
+        try:
+            journal = CallJournal(client, call_id, "node")
+            journal.start("13800000000", "")
+            journal.write("say", {"text": "您好"})
+            await asyncio.sleep(0.05)
+            await journal.discard()
+            return bool(await client.hexists(ACTIVE, call_id)), int(
+                await client.exists(f"hotline:call:{call_id}")
+            )
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(scenario()) == (False, 0)

@@ -391,3 +391,51 @@ def test_masking_a_log_line_is_linear_in_its_length() -> None:
     # Not a speed target: a hang check (it took 20 s, quadratic in a run of letters).
     assert time.perf_counter() - started < 2.0
     assert mask_text("redis://:pw@host") == "redis://:***@host"
+
+
+def test_invites_only_from_the_configured_asterisk() -> None:
+    h = Harness(settings(invite_sources=["127.0.0.2"]))
+
+    async def body() -> None:
+        code = await asyncio.to_thread(send_invite, h.settings.bind_port, "", 2.0)
+        assert code == 403
+        assert not h.endpoint.calls
+
+    asyncio.run(h.run(body))
+
+
+def test_one_source_cannot_fill_the_call_slots_with_invites() -> None:
+    """Bursts of twice the per-source rate pass (to their 488 here: no usable SDP); the
+    rest get 503 at once instead of taking a slot each."""
+    h = Harness(settings(invites_per_source_s=2))
+    sdp = bad_offers()["port-0"]
+
+    async def body() -> None:
+        codes = [await asyncio.to_thread(send_invite, h.settings.bind_port, sdp, 2.0)
+                 for _ in range(10)]  # fmt: skip
+        assert codes[:4] == [488] * 4 and set(codes[4:]) == {503}, codes
+        await asyncio.sleep(1.1)  # two more a second
+        assert await asyncio.to_thread(send_invite, h.settings.bind_port, sdp, 2.0) == 488
+
+    asyncio.run(h.run(body))
+
+
+def test_an_answer_nobody_acknowledges_ends_the_call_as_no_ack(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import ivr.sip
+
+    monkeypatch.setattr(ivr.sip, "T1", 0.02)  # Timer H (64 x T1) in 1.3 s instead of 32 s
+    h = Harness(settings())
+
+    async def body() -> None:
+        port = h.settings.bind_port
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as caller:
+            caller.bind(("127.0.0.1", 0))
+            caller.sendto(_invite(port, free_udp_port()), ("127.0.0.1", port))  # never ACKed
+            for _ in range(50):
+                if h.calls:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.wait_for(h.calls[0].ended.wait(), 5)
+        assert h.calls[0].hangup_by == "no-ack"
+
+    asyncio.run(h.run(body))
