@@ -203,6 +203,72 @@ class Playout:
         return packet, done, marker
 
 
+REORDER_PACKETS = 3  # wait this many later packets (60 ms) for a missing one
+MAX_AUDIO_PAYLOAD = 480  # 60 ms of G.711: a longer payload is not a phone's packet
+_SEQ_JUMP = 100  # a jump this large is a new stream (re-INVITE, transfer), not loss
+
+
+@dataclass(slots=True)
+class _Sequence:
+    expected: int
+    held: dict[int, RtpPacket] = field(default_factory=dict)
+
+
+class ReorderBuffer:
+    """RTP back in sequence order before decoding: duplicates and packets older than what
+    was delivered are dropped, a packet arriving up to ``REORDER_PACKETS`` late is put in
+    its place, a missing one is given up for silence (``on_lost``) once that many later
+    packets have come. The first packet of a stream starts its sequence. Per SSRC, because
+    a peer may send key presses in a stream of their own (sipp replays recorded events).
+    Hand-written: jitter buffers in libraries (aiortc's) are tied to their own receivers
+    and decoders; the reply path needs only this, with no delay while packets arrive in
+    order."""
+
+    def __init__(self, deliver: Callable[[RtpPacket], None], on_lost: Callable[[int], None],
+                 stats: StreamStats, depth: int = REORDER_PACKETS) -> None:  # fmt: skip
+        self.deliver, self.on_lost, self.stats, self.depth = deliver, on_lost, stats, depth
+        self._streams: dict[int, _Sequence] = {}
+
+    def push(self, packet: RtpPacket) -> None:
+        state = self._streams.get(packet.ssrc)
+        if state is None:
+            if len(self._streams) >= 8:  # a peer cycling SSRCs must not grow this
+                self._streams.clear()
+            state = self._streams[packet.ssrc] = _Sequence(packet.sequence)
+        ahead = (packet.sequence - state.expected) & 0xFFFF
+        if ahead >= 0x10000 - _SEQ_JUMP:  # a little behind: seen already, or too late
+            self.stats.late_dropped += 1
+        elif ahead > _SEQ_JUMP:  # far ahead or far behind: the peer started a new stream
+            self._restart(state, packet)
+        elif packet.sequence in state.held:
+            self.stats.late_dropped += 1  # a duplicate of one waiting
+        else:
+            state.held[packet.sequence] = packet
+            self._release(state)
+
+    def _restart(self, state: _Sequence, packet: RtpPacket) -> None:
+        for seq in sorted(state.held, key=lambda s: (s - state.expected) & 0xFFFF):
+            self.deliver(state.held[seq])
+        state.held.clear()
+        state.expected = packet.sequence
+        state.held[packet.sequence] = packet
+        self._release(state)
+
+    def _release(self, state: _Sequence) -> None:
+        while state.held:
+            packet = state.held.pop(state.expected, None)
+            if packet is not None:
+                self.deliver(packet)
+                state.expected = (state.expected + 1) & 0xFFFF
+                continue
+            newest = max((s - state.expected) & 0xFFFF for s in state.held)
+            if newest < self.depth:
+                return  # wait: the missing packet may still come
+            self.stats.lost += 1
+            self.on_lost(1)
+            state.expected = (state.expected + 1) & 0xFFFF
+
+
 @dataclass(slots=True)
 class StreamStats:
     packets_in: int = 0
@@ -213,6 +279,9 @@ class StreamStats:
     first_audio_out_at: float = 0.0  # monotonic time of the first non-silent packet
     audio_out_times: list[float] = field(default_factory=list)  # start of each prompt
     foreign_dropped: int = 0  # RTP from another source than the call's (spoofing, floods)
+    late_dropped: int = 0  # duplicates, and packets behind what was already delivered
+    lost: int = 0  # missing packets given up (replaced by 20 ms of silence each)
+    oversized_dropped: int = 0  # audio payloads longer than 60 ms
 
 
 class RtpStream:
@@ -251,6 +320,7 @@ class RtpStream:
         # pinned: peers send DTMF and audio from different ports (sipp does).
         self.source_host: str | None = None if symmetric else remote[0]
         self.stats = StreamStats()
+        self._in_order = ReorderBuffer(self._play_in, self._silence_in, self.stats)
         self.closed = False
 
     # ---- outgoing ----
@@ -322,6 +392,13 @@ class RtpStream:
         self.stats.packets_in += 1
         if not self.stats.first_in_at:
             self.stats.first_in_at = time.monotonic()
+        if packet.payload_type in _DECODERS and len(packet.payload) > MAX_AUDIO_PAYLOAD:
+            self.stats.oversized_dropped += 1  # 2 KB decoded as 250 ms of noise otherwise
+            return
+        self._in_order.push(packet)
+
+    def _play_in(self, packet: RtpPacket) -> None:
+        """One packet of the caller's, in sequence order (``ReorderBuffer``)."""
         if packet.payload_type == self.payload_type:
             self.stats.bytes_in += len(packet.payload)
             self.on_audio(self._decode(packet.payload))
@@ -330,6 +407,11 @@ class RtpStream:
         elif packet.payload_type in _DECODERS:
             # The peer switched law mid-call (re-INVITE handled by Asterisk): follow it.
             self.on_audio(_DECODERS[packet.payload_type](packet.payload))
+
+    def _silence_in(self, packets: int) -> None:
+        # A lost packet is 20 ms of silence to the recogniser: the timing of the caller's
+        # words (and the end-of-turn pause detection) stays right.
+        self.on_audio(b"\x00\x00" * SAMPLES_PER_PACKET * packets)
 
     def _telephone_event(self, packet: RtpPacket) -> None:
         """RFC 2833/4733: one event is many packets with one timestamp; report it once.
