@@ -333,6 +333,7 @@ async def _drive(
     recorders: dict[str, DialogueRecorder] = {}
     deps = build_deps(settings, brain, engine, prompts, tickets=collector, data_dir=work / "var")
     deps.survey = False  # the callers hang up after the reply; no survey to wait for
+    deps.media_stall_s = 600.0  # sipp sends RTP only while it speaks; a trunk never pauses
 
     def new_dialogue(call: IncomingCall) -> DialogueRecorder:
         recorders[call.caller] = DialogueRecorder(brain.new_dialogue())

@@ -208,10 +208,14 @@ MAX_AUDIO_PAYLOAD = 480  # 60 ms of G.711: a longer payload is not a phone's pac
 _SEQ_JUMP = 100  # a jump this large is a new stream (re-INVITE, transfer), not loss
 
 
+_QUIET_RESTART_S = 0.5  # after this long without a packet, a stream may start over
+
+
 @dataclass(slots=True)
 class _Sequence:
     expected: int
     held: dict[int, RtpPacket] = field(default_factory=dict)
+    last_at: float = 0.0
 
 
 class ReorderBuffer:
@@ -235,8 +239,16 @@ class ReorderBuffer:
             if len(self._streams) >= 8:  # a peer cycling SSRCs must not grow this
                 self._streams.clear()
             state = self._streams[packet.ssrc] = _Sequence(packet.sequence)
+        now = time.monotonic()
+        quiet = state.last_at and now - state.last_at > _QUIET_RESTART_S
+        state.last_at = now
         ahead = (packet.sequence - state.expected) & 0xFFFF
-        if ahead >= 0x10000 - _SEQ_JUMP:  # a little behind: seen already, or too late
+        if quiet and ahead:
+            # Half a second of nothing, then a sequence that does not follow: a new
+            # stream (a key press replayed from a recording repeats its numbers), not a
+            # packet half a second late.
+            self._restart(state, packet)
+        elif ahead >= 0x10000 - _SEQ_JUMP:  # a little behind: seen already, or too late
             self.stats.late_dropped += 1
         elif ahead > _SEQ_JUMP:  # far ahead or far behind: the peer started a new stream
             self._restart(state, packet)

@@ -116,6 +116,9 @@ class Stack:
                           switchboard=self.switchboard,
                           redis=self._redis, node="demo")  # fmt: skip
         deps.survey = False
+        # sipp sends RTP only while it plays a clip (a trunk sends it all through a call):
+        # the no-RTP watchdog would take its pauses for a broken line.
+        deps.media_stall_s = 600.0
 
         def new_dialogue(call: IncomingCall) -> DialogueRecorder:
             self.recorders[call.caller] = DialogueRecorder(brain.new_dialogue())

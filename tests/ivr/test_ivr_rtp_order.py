@@ -133,3 +133,19 @@ def test_key_presses_in_a_stream_of_their_own_leave_the_audio_alone(stream) -> N
     feed(rtp, sent[:8] + dtmf + sent[8:])
     assert bytes(heard) == in_order(payloads)
     assert keys == ["5"]
+
+
+def test_a_key_press_replayed_after_a_pause_is_a_new_press(stream, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Testers (sipp's pcap play) replay one recorded press, numbers and all: after a
+    quiet half second a repeated sequence starts over instead of being dropped as late."""
+    import ivr.rtp
+
+    rtp, _, keys = stream
+    now = [100.0]
+    monkeypatch.setattr(ivr.rtp.time, "monotonic", lambda: now[0])
+    press = [build_rtp(101, i == 0, 7000 + i, 4000, 0x9999,
+                       bytes([0, 0x0A, 0x00, 0xA0])) for i in range(3)]  # fmt: skip
+    feed(rtp, press)
+    now[0] += 2.0
+    feed(rtp, press)
+    assert keys == ["0", "0"]

@@ -126,6 +126,8 @@ def place_call(
     answer_delay_ms: int = 0, cancel_after_ms: int | None = None, night: bool = False,
     recognizer: Callable[[], Recognizer] | None = None,
     after_start: Callable[[Controller], None] | None = None,
+    media_stall_s: float = 600.0,  # sipp sends RTP only while it plays a clip (a trunk
+    # sends it all through a call): the no-RTP watchdog would take its pauses for a break
 ) -> tuple[Controller, Call | None, list[Recognizer]]:  # fmt: skip
     """One sipp call against a controller; ``night``: AMI (replayed Asterisk) reports
     every seat logged off, so the bot promises a callback instead of transferring."""
@@ -139,6 +141,7 @@ def place_call(
                       data_dir=tmp_path / "var")  # fmt: skip
     deps.survey = False
     deps.silence_timeout_s = silence_s
+    deps.media_stall_s = media_stall_s
     make_recognizer = recognizer or deps.new_recognizer
 
     def new_recognizer() -> Recognizer:
@@ -368,6 +371,27 @@ def test_a_call_whose_audio_cannot_be_sent_goes_to_a_person_and_is_counted(
     assert call.record.outcome == "media-lost" and call.record.hangup_by == "bot"
     assert stalled() == before + 1
     assert time.monotonic() - started < 20  # the greeting's length x 1.5 + 3 s, not never
+
+
+def test_a_caller_whose_rtp_stops_goes_to_a_person_and_is_counted(
+    tmp_path, settings, brain, engine, service, short_prompts,
+) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    """No packet from the caller for ``media_stall_s`` (a trunk sends RTP through silence
+    too): the line is broken, so the caller goes to a person, before the bot's silence
+    handling would have hung up on someone still talking."""
+    from hotline.metrics import METRICS
+
+    def stalled() -> float:
+        value = METRICS.registry.get_sample_value("hotline_media_stalled_calls_total",
+                                                  {"direction": "in"})  # fmt: skip
+        return float(value or 0.0)
+
+    before = stalled()
+    _, call, _ = place_call(tmp_path, settings, brain, engine, short_prompts, service,
+                            lambda c: c.expect_bye(30000), media_stall_s=3.0)  # fmt: skip
+    assert call is not None
+    assert call.record.outcome == "media-lost" and call.record.hangup_by == "bot"
+    assert stalled() == before + 1
 
 
 def test_caller_hangs_up_mid_prompt(tmp_path, settings, brain, engine, service,
