@@ -204,6 +204,12 @@ def check_metrics_port(settings: Settings) -> str:
     return f"TCP {obs.metrics_host}:{obs.metrics_port} is free"
 
 
+def check_console_port(settings: Settings) -> str:
+    con = settings.console
+    _bind(socket.SOCK_STREAM, con.host, con.port, "console.host/console.port (TCP)")
+    return f"TCP {con.host}:{con.port} is free"
+
+
 def _bind(kind: socket.SocketKind, host: str, port: int, setting: str) -> None:
     try:
         family = socket.getaddrinfo(host, port, type=kind)[0][0]
@@ -295,8 +301,13 @@ RUN_CHECKS: dict[str, Callable[[Settings], str]] = {
 
 
 def run_checks(settings: Settings) -> list[Finding]:
-    """Every check, failures included (``hotline check``)."""
-    findings = []
+    """Every check, failures included (``hotline check``); settings that do not load
+    never get here (one line, exit 2), so their row only says where they came from."""
+    from hotline.settings import config_path
+
+    source = config_path()
+    loaded = f"{source} and HOTLINE_* variables" if source else "HOTLINE_* variables, defaults"
+    findings = [Finding("settings", "ok", loaded)]
     for name, check in RUN_CHECKS.items():
         try:
             note = check(settings)

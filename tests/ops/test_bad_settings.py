@@ -229,7 +229,7 @@ def test_check_prints_every_check_and_passes_on_good_settings(deployment: Deploy
     done = deployment.run("check")
     assert done.returncode == 0, done.stdout + done.stderr
     rows = {line.split("  ")[0].strip(): line for line in done.stdout.splitlines()[1:]}
-    assert set(rows) == {"data folder", "database", "seat queue (Redis)",
+    assert set(rows) == {"settings", "data folder", "database", "seat queue (Redis)",
                          "call journal (Redis)", "SIP port", "metrics port", "AMI",
                          "bot data"}, done.stdout  # fmt: skip
     assert not [row for row in rows.values() if " bad " in row or " down " in row]
@@ -267,3 +267,21 @@ def test_debug_flag_shows_the_traceback(deployment: Deployment) -> None:
     assert done.returncode == 2
     assert "Traceback" in done.stderr and "AmiError" in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("hotline: ami.url")
+
+
+def test_console_port_in_use_is_named(deployment: Deployment) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = deployment.run("console", "--port", str(port))
+    line = one_clear_line(done)
+    assert done.returncode == 2
+    assert f"console.host/console.port (TCP) 127.0.0.1:{port}" in line, line
+
+
+def test_console_refuses_when_the_database_does_not_answer(deployment: Deployment) -> None:
+    database_refuses(deployment)
+    done = deployment.run("console", "--port", str(free_tcp_port()))
+    line = one_clear_line(done)
+    assert done.returncode == 3 and "tickets.database_url" in line, line
