@@ -103,12 +103,30 @@ def check_database(settings: Settings) -> str:
     finally:
         engine.dispose()
     head = head_revision()
+    if revision is not None and not known_revision(revision):
+        raise CommandError(
+            f"{where}: its schema is at revision {revision}, which this version of hotline"
+            " does not know (a newer version migrated it): run that version, or restore a"
+            " backup taken before the upgrade"
+        )
     if revision != head:  # not a warning: every start migrates
         return (
             f"{shown(url)} answers; schema at {revision or 'nothing'}, newest {head}:"
             " 'hotline run' and 'hotline tickets migrate' upgrade it"
         )
     return f"{shown(url)} answers, schema is up to date"
+
+
+def known_revision(revision: str) -> bool:
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError as AlembicError
+
+    from tickets.db import MIGRATIONS_DIR
+
+    try:
+        return ScriptDirectory(str(MIGRATIONS_DIR)).get_revision(revision) is not None
+    except AlembicError:
+        return False
 
 
 # ---- Redis ----

@@ -98,6 +98,8 @@ def explain(exc: Exception) -> tuple[int, str]:
     unreachable = _unreachable_service(exc)
     if unreachable:
         return EXIT_UNREACHABLE, unreachable
+    if isinstance(exc, OSError) and exc.filename:  # a path from a setting or an argument
+        return EXIT_BAD_INPUT, f"{exc.filename}: {exc.strerror or exc}"
     return EXIT_UNEXPECTED, f"unexpected {type(exc).__name__}: {exc}"
 
 

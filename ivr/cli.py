@@ -62,10 +62,12 @@ def cmd_bench_calls(args: argparse.Namespace) -> int:
 
 
 def cmd_prompts(args: argparse.Namespace) -> int:
+    from hotline.checks import check_data_dir, require
     from hotline.settings import load_settings
     from ivr.prompts import PromptLibrary
 
     settings = load_settings()
+    require(settings, check_data_dir)  # the cache lives there
     library = PromptLibrary.from_settings(settings.ivr, settings.data_dir)
     count = library.prerender(args.texts)
     print(f"{count} prompts ready in {library.cache_dir}")

@@ -140,6 +140,17 @@ def database_refuses(d: Deployment) -> None:
     d.settings["tickets"]["database_url"] = url
 
 
+def database_from_a_newer_version(d: Deployment) -> None:
+    """A newer hotline migrated this database; this one cannot know its schema."""
+    import sqlite3
+
+    path = d.tmp / "tickets.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+        db.execute("INSERT INTO alembic_version VALUES ('9999_from_the_future')")
+    d.settings["tickets"]["database_url"] = f"sqlite:///{path}"
+
+
 def redis_url_malformed(d: Deployment) -> None:
     d.settings["tickets"]["redis_url"] = "localhost:6379"
     d.settings["ivr"]["redis_url"] = "localhost:6379"
@@ -181,6 +192,7 @@ CASES = [
     Case(database_unknown_dialect, MIGRATE, 2, ("tickets.database_url", "oracle2000")),
     Case(database_refuses, ("run",), 3, ("tickets.database_url", DOWN)),
     Case(database_refuses, MIGRATE, 3, ("tickets.database_url", DOWN)),
+    Case(database_from_a_newer_version, MIGRATE, 2, ("9999_from_the_future", "does not know")),
     Case(redis_url_malformed, ("run",), 2, ("tickets.redis_url", "localhost:6379", "redis://")),
     Case(ami_url_malformed, ("run",), 2, ("ami.url", "http://admin:***@pbx", "ami://user:")),
     Case(redis_down_no_embedded, ("tickets", "reconcile"), 3, ("tickets.redis_url", DOWN)),
