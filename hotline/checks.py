@@ -34,16 +34,9 @@ class Finding:
     detail: str
 
 
-class Note(str):
-    """A check's note that the administrator should read although the check passed."""
-
-    warn = False
-
-
-def warning(text: str) -> Note:
-    note = Note(text)
-    note.warn = True
-    return note
+class Caution(str):
+    """A passing check's note the administrator must read: the controller will run
+    degraded (as configured) or do something on its own (start a private Redis)."""
 
 
 def shown(value: Any) -> str:
@@ -96,7 +89,9 @@ def check_database(settings: Settings) -> str:
     except SQLAlchemyError as exc:
         cause = _first_line(getattr(exc, "orig", None) or exc)
         if engine.url.get_backend_name() == "sqlite":
-            raise CommandError(f"{where} cannot be opened ({cause}): name a writable file") from exc
+            raise CommandError(
+                f"{where} cannot be opened as a database ({cause}): name a writable SQLite file"
+            ) from exc
         raise ServiceUnreachable(
             f"{where} does not answer ({cause}): start the database or correct the URL"
         ) from exc
@@ -181,14 +176,14 @@ def _embedded_redis_note(settings: Settings, reason: str) -> str:
     from tickets.redis_embedded import redis_binary
 
     redis_binary()  # raises the one-line EmbeddedRedisError when there is none
-    return warning(f"{reason}: a private Redis is started in {settings.data_dir / 'redis'}")
+    return Caution(f"{reason}: a private Redis is started in {settings.data_dir / 'redis'}")
 
 
 def check_journal(settings: Settings) -> str:
     """The write-ahead call journal (crash safety of live calls)."""
     url = settings.ivr.redis_url
     if not url:
-        return warning(
+        return Caution(
             "ivr.redis_url is empty: NO call journal, a controller crash loses the calls in"
             " progress and their work orders (degraded, as configured)"
         )
@@ -334,14 +329,14 @@ def run_checks(settings: Settings) -> list[Finding]:
             status: Status = "down" if code == EXIT_UNREACHABLE else "bad"
             findings.append(Finding(name, status, mask_text(message)))
             continue
-        findings.append(Finding(name, "warn" if getattr(note, "warn", False) else "ok", note))
+        findings.append(Finding(name, "warn" if isinstance(note, Caution) else "ok", note))
     return findings
 
 
 def require(settings: Settings, *checks: Callable[[Settings], str]) -> list[str]:
     """Run ``checks`` in order; the first failure raises its one-line CommandError. The
     warnings are returned for the caller to log."""
-    return [note for note in (check(settings) for check in checks) if getattr(note, "warn", 0)]
+    return [note for note in (check(settings) for check in checks) if isinstance(note, Caution)]
 
 
 def exit_status(findings: list[Finding]) -> int:

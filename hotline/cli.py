@@ -2,9 +2,9 @@
 
 Every command prints one clear line for a failure and exits non-zero; no traceback
 reaches an administrator's terminal unless ``hotline --debug`` asks for it. Exit status:
-0 done, 1 an unexpected failure (a bug: ``--debug`` shows where), 2 bad input (a setting,
-a file, an argument), 3 a service it needs does not answer (database, Redis),
-130 interrupted.
+0 done, 1 the command found problems (``lint-asterisk``, a drill that lost calls) or failed
+unexpectedly (a bug: ``--debug`` shows where), 2 bad input (a setting, a file, an
+argument), 3 a service it needs does not answer (database, Redis), 130 interrupted.
 """
 
 from __future__ import annotations

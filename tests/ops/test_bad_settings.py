@@ -182,6 +182,7 @@ DOWN = "does not answer"
 MIGRATE = ("tickets", "migrate")
 CASES = [
     Case(yaml_list, ("run",), 2, ("hotline.yaml", "list", "mapping of sections")),
+    Case(yaml_list, ("check",), 2, ("hotline.yaml", "list", "mapping of sections")),
     Case(yaml_scalar, ("run",), 2, ("hotline.yaml", "single value", "mapping of sections")),
     Case(binary_garbage, ("run",), 2, ("hotline.yaml", "not UTF-8")),
     Case(sip_env_broken_json, ("run",), 2, ("HOTLINE_SIP", "not valid JSON", "HOTLINE_SIP__")),
