@@ -480,14 +480,15 @@ def _yaml_kind(value: Any) -> str:
 
 
 def _describe(error: Any) -> str:
-    """``sip.bind_port: Input should be ... (got 70000)``; secrets and numbers masked."""
+    """``sip.bind_port=70000: Input should be ...``; secrets and phone numbers masked."""
     from hotline.logs import mask_value
 
     where = ".".join(str(p) for p in error["loc"])
     given = error.get("input")
     if isinstance(given, str | int | float) and not isinstance(given, bool):
-        shown = mask_value(where, str(given))
-        return f"{where}: {error['msg']} (got {shown!r})"
+        # "key=value", not "key: value": the final masking of the line would take the
+        # message after "password:" for the secret.
+        return f"{where}={mask_value(where, given)!r}: {error['msg']}"
     return f"{where}: {error['msg']}"
 
 

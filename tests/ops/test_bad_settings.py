@@ -108,6 +108,10 @@ def sip_env_broken_json(d: Deployment) -> None:
     d.env["HOTLINE_SIP"] = '{bind_port: 5070, "password": "hunter2"'
 
 
+def sip_port_out_of_range(d: Deployment) -> None:
+    d.settings["sip"].update(bind_port=70000, password=123456789)  # a number: still a secret
+
+
 def data_dir_is_a_file(d: Deployment) -> None:
     (d.tmp / "afile").write_text("not a folder")
     d.settings["data_dir"] = str(d.tmp / "afile")
@@ -186,6 +190,7 @@ CASES = [
     Case(yaml_scalar, ("run",), 2, ("hotline.yaml", "single value", "mapping of sections")),
     Case(binary_garbage, ("run",), 2, ("hotline.yaml", "not UTF-8")),
     Case(sip_env_broken_json, ("run",), 2, ("HOTLINE_SIP", "not valid JSON", "HOTLINE_SIP__")),
+    Case(sip_port_out_of_range, ("run",), 2, ("sip.bind_port", "70000", "sip.password", "***")),
     Case(data_dir_is_a_file, ("run",), 2, ("data_dir", "afile", "not a folder")),
     Case(data_dir_read_only, ("run",), 2, ("data_dir", "not writable", "Read-only")),
     Case(kb_missing, ("run",), 2, ("bot.kb", "missing-kb.yaml", "not found")),
@@ -212,7 +217,8 @@ def test_bad_setting_gets_one_clear_line(case: Case, deployment: Deployment) -> 
     assert done.returncode == case.exit_status, done.stderr[-3000:]
     for words in case.says:
         assert words in line, line
-    assert "s3cret" not in done.stderr and "hunter2" not in done.stderr  # secrets masked
+    for secret in ("s3cret", "hunter2", "123456789"):  # masked wherever a line shows a value
+        assert secret not in done.stderr, done.stderr
 
 
 def test_metrics_port_in_use_is_named(deployment: Deployment) -> None:
