@@ -76,8 +76,7 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(settings.observability.log_format, settings.observability.log_level)
     logging.getLogger("uvicorn.access").addFilter(_MaskPhoneInAccessLog())
     checks = (check_data_dir, check_database, check_seat_queue, check_console_port)
-    for note in require(settings, *checks):
-        logging.getLogger("hotline").warning("start-up check: %s", note)
+    require(settings, *checks)
     with redis_url_for(settings) as url:
         app = create_app(settings, redis_url=url)
         uvicorn.run(

@@ -11,6 +11,7 @@ status is 2 for bad input, 3 for a service that does not answer.
 from __future__ import annotations
 
 import errno
+import logging
 import socket
 import tempfile
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from hotline.cli import EXIT_UNREACHABLE, CommandError, ServiceUnreachable, expl
 from hotline.logs import mask_text
 from hotline.settings import Settings
 
+log = logging.getLogger("hotline")
 CONNECT_TIMEOUT_S = 3.0
 
 Status = Literal["ok", "warn", "bad", "down"]
@@ -333,10 +335,13 @@ def run_checks(settings: Settings) -> list[Finding]:
     return findings
 
 
-def require(settings: Settings, *checks: Callable[[Settings], str]) -> list[str]:
-    """Run ``checks`` in order; the first failure raises its one-line CommandError. The
-    warnings are returned for the caller to log."""
-    return [note for note in (check(settings) for check in checks) if isinstance(note, Caution)]
+def require(settings: Settings, *checks: Callable[[Settings], str]) -> None:
+    """Run ``checks`` in order; the first failure raises its one-line CommandError. A
+    caution is logged as a warning: the administrator must see it, and it stops nothing."""
+    for check in checks:
+        note = check(settings)
+        if isinstance(note, Caution):
+            log.warning("start-up check: %s", note)
 
 
 def exit_status(findings: list[Finding]) -> int:

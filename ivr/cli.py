@@ -94,8 +94,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     configure_logging(settings.observability.log_format, settings.observability.log_level)
     # Before the slow start (speech models, prompts): a bad setting fails in seconds, and
     # no call is accepted by a controller that could not keep it safe.
-    for note in require(settings, *RUN_CHECKS.values()):
-        logging.getLogger("hotline").warning("start-up check: %s", note)
+    require(settings, *RUN_CHECKS.values())
     _optional("asr.engines", "the speech engines")
     _optional("bot.dialogue", "the dialogue policy")
     asyncio.run(_serve(settings, args.engine))

@@ -304,3 +304,15 @@ def test_console_refuses_when_the_database_does_not_answer(deployment: Deploymen
     done = deployment.run("console", "--port", str(free_tcp_port()))
     line = one_clear_line(done)
     assert done.returncode == 3 and "tickets.database_url" in line, line
+
+
+def test_run_logs_the_missing_journal_as_a_warning(deployment: Deployment) -> None:
+    """``run`` says it too, in its log, before anything else: here a later check stops
+    it so that no speech model loads."""
+    deployment.settings["ivr"]["redis_url"] = ""
+    ami_url_malformed(deployment)
+    done = deployment.run("run")
+    assert done.returncode == 2
+    warned = [line for line in done.stderr.splitlines() if "NO call journal" in line]
+    assert len(warned) == 1 and "WARNING" in warned[0], done.stderr
+    assert one_clear_line(done).startswith("hotline: ami.url")
