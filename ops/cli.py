@@ -66,7 +66,12 @@ def register(commands: Any, bench: Any) -> None:
     drill.set_defaults(handler=cmd_drill)
 
     check = commands.add_parser(
-        "check", help="the start-up checks of 'hotline run', alone: a table; exit 0, 2 or 3"
+        "check",
+        help="the start-up checks of 'hotline run', alone: a table; exit 0, 2 or 3",
+        description="Check the settings as 'hotline run' does before its first call: data"
+        " folder, database, Redis (seat queue, call journal), SIP and metrics ports, AMI URL,"
+        " bot data. Exit 2 when a setting is wrong, else 3 when a service does not answer,"
+        " else 0 (warnings included).",
     )
     check.set_defaults(handler=cmd_check)
 
