@@ -54,6 +54,13 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from console.app import create_app
+    from hotline.checks import (
+        check_console_port,
+        check_data_dir,
+        check_database,
+        check_seat_queue,
+        require,
+    )
     from hotline.logs import configure_logging
 
     settings = load_settings()
@@ -68,6 +75,8 @@ def _serve(args: argparse.Namespace) -> int:
     settings = settings.model_copy(update={"console": listen})
     configure_logging(settings.observability.log_format, settings.observability.log_level)
     logging.getLogger("uvicorn.access").addFilter(_MaskPhoneInAccessLog())
+    checks = (check_data_dir, check_database, check_seat_queue, check_console_port)
+    require(settings, *checks)
     with redis_url_for(settings) as url:
         app = create_app(settings, redis_url=url)
         uvicorn.run(

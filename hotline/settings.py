@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,6 +22,9 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
+)
+from pydantic_settings import (
+    SettingsError as PydanticSettingsError,
 )
 
 
@@ -408,7 +412,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        yaml_file = _config_path()
+        yaml_file = config_path()
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if yaml_file is not None:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file))
@@ -425,7 +429,8 @@ class SettingsError(Exception):
     """A settings file or variable that cannot be used; the message says which and why."""
 
 
-def _config_path() -> Path | None:
+def config_path() -> Path | None:
+    """The settings file in use: HOTLINE_CONFIG, else ./hotline.yaml when present."""
     named = os.environ.get("HOTLINE_CONFIG")
     if named:
         return Path(named)
@@ -435,15 +440,76 @@ def _config_path() -> Path | None:
 
 def load_settings(**overrides: Any) -> Settings:
     """Load settings, turning pydantic's and YAML's errors into one readable SettingsError."""
-    path = _config_path()
-    if path is not None and not path.exists():
-        raise SettingsError(f"settings file {path} (HOTLINE_CONFIG) does not exist")
+    path = config_path()
+    if path is not None:
+        _check_settings_file(path)
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(_describe(err) for err in exc.errors())
         raise SettingsError(f"invalid settings ({path or 'environment'}): {problems}") from exc
     except yaml.YAMLError as exc:
         raise SettingsError(f"settings file {path} is not valid YAML: {exc}") from exc
+    except PydanticSettingsError as exc:
+        raise SettingsError(_environment_problem(exc)) from exc
+
+
+def _check_settings_file(path: Path) -> None:
+    """What pydantic-settings would stumble on with a traceback: the file is missing, not
+    readable, not text, or its top level is not a mapping of sections."""
+    if not path.exists():
+        raise SettingsError(f"settings file {path} (HOTLINE_CONFIG) does not exist")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SettingsError(
+            f"settings file {path} (HOTLINE_CONFIG) cannot be read: {exc.strerror or exc}"
+        ) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SettingsError(
+            f"settings file {path} (HOTLINE_CONFIG) is not UTF-8 text (byte"
+            f" {exc.object[exc.start]:#04x} at offset {exc.start}): name a YAML file saved as UTF-8"
+        ) from exc
+    try:
+        top = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"settings file {path} is not valid YAML: {exc}") from exc
+    if top is not None and not isinstance(top, dict):
+        raise SettingsError(
+            f"settings file {path} (HOTLINE_CONFIG) holds a {_yaml_kind(top)} at its top level:"
+            " it must be a mapping of sections (data_dir:, sip:, tickets:, ...), see"
+            " config/hotline.example.yaml"
+        )
+
+
+def _yaml_kind(value: Any) -> str:
+    return "list" if isinstance(value, list) else f"single value ({type(value).__name__})"
+
+
+def _describe(error: Any) -> str:
+    """``sip.bind_port=70000: Input should be ...``; secrets and phone numbers masked."""
+    from hotline.logs import mask_value
+
+    where = ".".join(str(p) for p in error["loc"])
+    given = error.get("input")
+    if isinstance(given, str | int | float) and not isinstance(given, bool):
+        # "key=value", not "key: value": the final masking of the line would take the
+        # message after "password:" for the secret.
+        return f"{where}={mask_value(where, given)!r}: {error['msg']}"
+    return f"{where}: {error['msg']}"
+
+
+def _environment_problem(exc: PydanticSettingsError) -> str:
+    """pydantic-settings says only 'error parsing value for field "sip"': name the variable
+    and how a section is written there (the value is not echoed: it may hold a secret)."""
+    found = re.search(r'field "([^"]+)"', str(exc))
+    field = found.group(1) if found else "?"
+    variable = f"HOTLINE_{field.upper()}"
+    cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+    return (
+        f"environment variable {variable} is not valid JSON{cause}: a section there is a JSON"
+        f' object such as {variable}=\'{{"key": "value"}}\', or set one field with'
+        f" {variable}__KEY=value"
+    )

@@ -62,10 +62,12 @@ def cmd_bench_calls(args: argparse.Namespace) -> int:
 
 
 def cmd_prompts(args: argparse.Namespace) -> int:
+    from hotline.checks import check_data_dir, require
     from hotline.settings import load_settings
     from ivr.prompts import PromptLibrary
 
     settings = load_settings()
+    require(settings, check_data_dir)  # the cache lives there
     library = PromptLibrary.from_settings(settings.ivr, settings.data_dir)
     count = library.prerender(args.texts)
     print(f"{count} prompts ready in {library.cache_dir}")
@@ -84,11 +86,15 @@ def _optional(module: str, what: str) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from hotline.checks import RUN_CHECKS, require
     from hotline.logs import configure_logging
     from hotline.settings import load_settings
 
     settings = load_settings()
     configure_logging(settings.observability.log_format, settings.observability.log_level)
+    # Before the slow start (speech models, prompts): a bad setting fails in seconds, and
+    # no call is accepted by a controller that could not keep it safe.
+    require(settings, *RUN_CHECKS.values())
     _optional("asr.engines", "the speech engines")
     _optional("bot.dialogue", "the dialogue policy")
     asyncio.run(_serve(settings, args.engine))
@@ -149,7 +155,13 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
     log = logging.getLogger("hotline")
     obs = settings.observability
     if obs.metrics_port:
-        start_metrics_server(obs.metrics_host, obs.metrics_port)
+        try:
+            start_metrics_server(obs.metrics_host, obs.metrics_port)
+        except OSError as exc:  # taken since the start-up check
+            from hotline.checks import port_error
+
+            raise port_error("observability.metrics_host/metrics_port (TCP)", obs.metrics_host,
+                             obs.metrics_port, exc) from exc  # fmt: skip
     service = await asyncio.to_thread(ticket_service, settings, tickets_redis)
     resources.callback(service.store.dispose)
     watcher = None

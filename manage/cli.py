@@ -54,6 +54,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    from hotline.checks import check_database, require
     from hotline.settings import load_settings
     from manage.calls import import_records
     from tickets.store import TicketStore
@@ -62,6 +63,7 @@ def _import(args: argparse.Namespace) -> int:
     folder = Path(args.dir) if args.dir else settings.data_dir / "calls"
     if not folder.is_dir():
         raise CommandError(f"{folder}: no such directory")
+    require(settings, check_database)
     store = TicketStore.from_settings(settings)
     result = import_records(store, folder, settings.tickets.timezone)
     print(
@@ -75,6 +77,7 @@ def _import(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from datetime import date
 
+    from hotline.checks import check_database, require
     from hotline.settings import load_settings
     from manage.figures import Figures, period_bounds
     from tickets.store import TicketStore
@@ -85,6 +88,7 @@ def _report(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(f"--date {args.date!r}: use YYYY-MM-DD") from exc
     start, end = period_bounds(args.period, day, settings.tickets.timezone)
+    require(settings, check_database)
     store = TicketStore.from_settings(settings)
     figures = Figures(store, settings.tickets.timezone).compute(start, end)
     sys.stdout.write(figures.csv())

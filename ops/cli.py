@@ -1,4 +1,5 @@
-"""``hotline demo``, ``hotline bench soak`` and ``hotline lint-asterisk``."""
+"""``hotline demo``, ``hotline bench soak``, ``hotline drill``, ``hotline check`` and
+``hotline lint-asterisk``."""
 
 from __future__ import annotations
 
@@ -63,6 +64,16 @@ def register(commands: Any, bench: Any) -> None:
     drill.add_argument("--engine", choices=["auto", "vosk", "whisper"], default="whisper")
     drill.add_argument("--json", action="store_true", help="print JSON (the default output)")
     drill.set_defaults(handler=cmd_drill)
+
+    check = commands.add_parser(
+        "check",
+        help="the start-up checks of 'hotline run', alone: a table; exit 0, 2 or 3",
+        description="Check the settings as 'hotline run' does before its first call: data"
+        " folder, database, Redis (seat queue, call journal), SIP and metrics ports, AMI URL,"
+        " bot data. Exit 2 when a setting is wrong, else 3 when a service does not answer,"
+        " else 0 (warnings included).",
+    )
+    check.set_defaults(handler=cmd_check)
 
     lint = commands.add_parser(
         "lint-asterisk", help="check the Asterisk configuration against the hotline's"
@@ -133,6 +144,17 @@ def cmd_soak(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from exc
     print(json.dumps(result))
     return 0 if result["lost"] == 0 else 1
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Every start-up check, failures included; exit 2 when a setting is wrong, else 3
+    when a service does not answer, else 0 (warnings are printed, not failures)."""
+    from hotline.checks import exit_status, run_checks, table
+    from hotline.settings import load_settings
+
+    findings = run_checks(load_settings())  # settings that do not load: one line, exit 2
+    print(table(findings))
+    return exit_status(findings)
 
 
 def cmd_lint(args: argparse.Namespace) -> int:

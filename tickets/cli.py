@@ -8,6 +8,7 @@ import sys
 from datetime import timedelta
 from typing import Any
 
+from hotline.checks import check_database, check_seat_queue, require
 from hotline.cli import CommandError
 from hotline.settings import load_settings
 from tickets.accounts import AccountError, AccountStore, Role
@@ -44,6 +45,7 @@ def register(commands: Any, bench: Any) -> None:
 
 def _accounts() -> AccountStore:
     settings = load_settings()
+    require(settings, check_database)
     store = TicketStore.from_settings(settings)
     return AccountStore(store, timedelta(minutes=settings.console.session_lifetime_min))
 
@@ -95,7 +97,9 @@ def _list_users(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    TicketStore.from_settings(load_settings())
+    settings = load_settings()
+    require(settings, check_database)
+    TicketStore.from_settings(settings)
     print("schema is up to date")
     return 0
 
@@ -103,7 +107,10 @@ def _migrate(args: argparse.Namespace) -> int:
 def _reconcile(args: argparse.Namespace) -> int:
     from tickets.service import TicketService
 
-    report = TicketService.from_settings(load_settings()).reconcile()
+    settings = load_settings()
+    # Against the configured Redis only: a private embedded one would hold no queue.
+    require(settings, check_database, lambda s: check_seat_queue(s, embedded_allowed=False))
+    report = TicketService.from_settings(settings).reconcile()
     print(
         f"requeued {len(report.requeued)}, acked {len(report.acked)}, "
         f"returned {len(report.returned)}"

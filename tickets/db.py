@@ -22,13 +22,20 @@ def default_database_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / 'tickets.db').resolve()}"
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, connect_timeout_s: float | None = None) -> Engine:
+    """``connect_timeout_s``: give up connecting to a server after this long (start-up
+    checks must not hang on an address that drops packets)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3 is what we install
-    return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    connect_args = {}
+    if connect_timeout_s is not None and parsed.get_backend_name() == "postgresql":
+        connect_args["connect_timeout"] = max(1, round(connect_timeout_s))
+    return create_engine(
+        parsed, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args
+    )
 
 
 def _sqlite_engine(url: str) -> Engine:

@@ -41,6 +41,12 @@ def options_reply(port: int) -> str:
         return sock.recv(4096).decode().split("\r\n", 1)[0]
 
 
+def free_tcp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.fixture
 def controller_process(tmp_path: Path):  # type: ignore[no-untyped-def]
     sip_port = free_udp_port()
@@ -56,6 +62,8 @@ def controller_process(tmp_path: Path):  # type: ignore[no-untyped-def]
                 "tts_engine": "espeak", "satisfaction_survey": False, "drain_s": 2},
         "tickets": {"redis_url": redis_url, "embedded_redis": "auto",
                     "database_url": f"sqlite:///{tmp_path / 'tickets.db'}"},
+        # Not the default 9346: another controller on this machine may hold it.
+        "observability": {"metrics_port": free_tcp_port()},
     }))  # fmt: skip
     log_path = tmp_path / "run.log"
     with log_path.open("wb") as log:
