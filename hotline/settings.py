@@ -399,7 +399,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        yaml_file = _config_path()
+        yaml_file = config_path()
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if yaml_file is not None:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file))
@@ -416,7 +416,8 @@ class SettingsError(Exception):
     """A settings file or variable that cannot be used; the message says which and why."""
 
 
-def _config_path() -> Path | None:
+def config_path() -> Path | None:
+    """The settings file in use: HOTLINE_CONFIG, else ./hotline.yaml when present."""
     named = os.environ.get("HOTLINE_CONFIG")
     if named:
         return Path(named)
@@ -426,7 +427,7 @@ def _config_path() -> Path | None:
 
 def load_settings(**overrides: Any) -> Settings:
     """Load settings, turning pydantic's and YAML's errors into one readable SettingsError."""
-    path = _config_path()
+    path = config_path()
     if path is not None and not path.exists():
         raise SettingsError(f"settings file {path} (HOTLINE_CONFIG) does not exist")
     try:
