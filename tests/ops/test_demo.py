@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -11,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from ops.demo import SCENES, pick_clips
 
 REPO = Path(__file__).resolve().parents[2]
 # The demo's callers speak these recordings; without them it falls back to espeak-ng's
@@ -56,3 +59,17 @@ def test_demo_places_three_calls_and_files_the_complaint(tmp_path: Path) -> None
     assert result["console"].startswith("http://127.0.0.1:")
     # Phone numbers never reach the printed transcript headers in full.
     assert "13908980001" not in done.stdout
+
+
+def test_without_recordings_the_demo_says_its_callers_are_synthetic(tmp_path: Path) -> None:
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng not installed (scripts/setup installs it)")
+    told = io.StringIO()
+    clips = pick_clips(tmp_path / "no-recordings", tmp_path, told)
+    assert len(clips) == len(SCENES)
+    assert "no recorded callers" in told.getvalue() and "--audio" in told.getvalue()
+    recorded = REPO.parent / "shared" / "audio" / "calls-dev"
+    if RECORDED_CALLERS.is_file():  # with the recordings it says nothing
+        told = io.StringIO()
+        pick_clips(recorded, tmp_path, told)
+        assert told.getvalue() == ""
