@@ -96,6 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     configure_logging(settings.observability.log_format, settings.observability.log_level)
     # Before the slow start (model, prompts): a busy port is told in a second, not a minute.
     _check_sip_port(settings.sip)
+    _check_metrics_port(settings.observability)
     _optional("asr.engines", "the speech engines")
     _optional("bot.dialogue", "the dialogue policy")
     asyncio.run(_serve(settings, args.engine))
@@ -122,6 +123,28 @@ def _check_sip_port(sip: Any) -> None:
             probe.bind((sip.bind_host, sip.bind_port))
     except OSError as exc:
         raise _sip_port_error(sip, exc) from exc
+
+
+def _check_metrics_port(obs: Any) -> None:
+    """The controller's /metrics port, checked like the SIP port: a second controller on
+    one machine would otherwise stop with a traceback after loading its model."""
+    import socket
+
+    from hotline.cli import CommandError
+
+    if not obs.metrics_port:
+        return
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
+            probe.bind((obs.metrics_host, obs.metrics_port))
+    except OSError as exc:
+        hint = ""
+        if exc.errno == errno.EADDRINUSE:
+            hint = ("; another hotline run? choose another with observability.metrics_port "
+                    "in hotline.yaml (HOTLINE_OBSERVABILITY__METRICS_PORT; 0: none)")  # fmt: skip
+        raise CommandError(f"cannot serve metrics on {obs.metrics_host}:{obs.metrics_port}: "
+                           f"{exc.strerror or exc}{hint}") from exc  # fmt: skip
 
 
 class _Signals:

@@ -57,6 +57,8 @@ def write_config(tmp_path: Path, sip_port: int, redis_url: str) -> Path:
                 "tts_engine": "espeak", "satisfaction_survey": False, "drain_s": 2},
         "tickets": {"redis_url": redis_url, "embedded_redis": "auto",
                     "database_url": f"sqlite:///{tmp_path / 'tickets.db'}"},
+        # No /metrics listener: its fixed port may be another controller's on this machine.
+        "observability": {"metrics_port": 0},
     }))  # fmt: skip
     return config
 
@@ -79,10 +81,21 @@ def start_controller(config: Path, log_path: Path, *, own_group: bool = False,
             assert time.monotonic() < deadline, "hotline run did not start"
             time.sleep(0.2)
     except BaseException:
-        process.kill()
-        process.wait()
+        end(process)
         raise
     return process
+
+
+def end(process: subprocess.Popen[bytes]) -> None:
+    """After a failed test: SIGTERM first, so the controller stops its embedded Redis
+    (a process group of its own, which SIGKILL of the controller would leave behind)."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @pytest.fixture
@@ -95,9 +108,7 @@ def controller_process(tmp_path: Path):  # type: ignore[no-untyped-def]
     try:
         yield process, sip_port, tmp_path, log_path
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        end(process)
 
 
 def test_run_answers_and_stops_gracefully_on_sigterm(controller_process) -> None:  # type: ignore[no-untyped-def]
@@ -185,9 +196,7 @@ def test_run_says_what_it_runs_on_shares_the_embedded_redis_and_stops_cleanly_on
         os.killpg(process.pid, signal.SIGINT)
         assert process.wait(timeout=30) == 0, log_path.read_text()[-3000:]
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        end(process)
     log = log_path.read_text()
     assert "SIGINT: shutting down" in log and "stopped after 0 calls" in log
     assert "Traceback" not in log and "KeyboardInterrupt" not in log, log[-3000:]
@@ -213,6 +222,23 @@ def test_a_busy_sip_port_is_told_at_once_with_how_to_choose_another(tmp_path: Pa
     assert "--port" in done.stderr and "sip.bind_port" in done.stderr
     assert "Traceback" not in done.stderr
     assert time.monotonic() - started < 60  # before loading any model
+
+
+def test_a_busy_metrics_port_is_told_at_once_with_the_setting_to_change(tmp_path: Path) -> None:
+    config = write_config(tmp_path, free_udp_port(), f"redis://127.0.0.1:{free_udp_port()}/0")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "hotline.cli", "run"], cwd=REPO, capture_output=True,
+            env={**os.environ, "HOTLINE_CONFIG": str(config),
+                 "HOTLINE_OBSERVABILITY__METRICS_PORT": str(port)},
+            text=True, timeout=120,
+        )  # fmt: skip
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"cannot serve metrics on 127.0.0.1:{port}" in done.stderr
+    assert "observability.metrics_port" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_the_start_line_on_defaults_names_them_and_masks_secrets() -> None:
