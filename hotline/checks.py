@@ -206,7 +206,8 @@ def check_journal(settings: Settings) -> str:
 
 def check_sip_port(settings: Settings) -> str:
     sip = settings.sip
-    _bind(socket.SOCK_DGRAM, sip.bind_host, sip.bind_port, "sip.bind_host/sip.bind_port (UDP)")
+    _bind(socket.SOCK_DGRAM, sip.bind_host, sip.bind_port, "sip.bind_host/sip.bind_port (UDP)",
+          hint="; a second controller on this machine: `hotline run --port N`")  # fmt: skip
     return f"UDP {sip.bind_host}:{sip.bind_port} is free"
 
 
@@ -225,7 +226,7 @@ def check_console_port(settings: Settings) -> str:
     return f"TCP {con.host}:{con.port} is free"
 
 
-def _bind(kind: socket.SocketKind, host: str, port: int, setting: str) -> None:
+def _bind(kind: socket.SocketKind, host: str, port: int, setting: str, hint: str = "") -> None:
     try:
         family = socket.getaddrinfo(host, port, type=kind)[0][0]
         with socket.socket(family, kind) as sock:
@@ -233,12 +234,13 @@ def _bind(kind: socket.SocketKind, host: str, port: int, setting: str) -> None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host, port))
     except OSError as exc:
-        raise port_error(setting, host, port, exc) from exc
+        in_use = exc.errno == errno.EADDRINUSE
+        raise port_error(setting, host, port, exc, hint if in_use else "") from exc
 
 
-def port_error(setting: str, host: str, port: int, exc: OSError) -> CommandError:
+def port_error(setting: str, host: str, port: int, exc: OSError, hint: str = "") -> CommandError:
     """One line for a port that cannot be bound (``setting`` names where it was chosen)."""
-    return CommandError(f"{setting} {host}:{port}: {_bind_problem(exc)}")
+    return CommandError(f"{setting} {host}:{port}: {_bind_problem(exc)}{hint}")
 
 
 def _bind_problem(exc: OSError) -> str:

@@ -31,6 +31,18 @@ EXIT_BAD_INPUT = 2
 EXIT_UNREACHABLE = 3
 
 
+WHERE_TO_START = """\
+where to start:
+  hotline demo          everything on this machine (embedded Redis, SQLite, sipp as
+                        Asterisk): three Mandarin calls, then the console with demo logins
+  hotline run           answer calls for Asterisk; settings from ./hotline.yaml or
+                        HOTLINE_CONFIG (example: config/hotline.example.yaml), else
+                        defaults: SIP on 127.0.0.1:5070, no registration, no AMI
+  hotline console       the operators' and managers' web console (127.0.0.1:8345)
+  hotline COMMAND -h    a command's options
+docs: README.md and docs/ (telephony, deploy, asr, bot, tickets, manager, security)"""
+
+
 class CommandError(Exception):
     """A user-facing failure: printed as 'hotline: <message>', exit status 2 by default."""
 
@@ -49,7 +61,12 @@ class ServiceUnreachable(CommandError):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hotline", description="12345 hotline voice bot")
+    parser = argparse.ArgumentParser(
+        prog="hotline",
+        description="12345 hotline voice bot",
+        epilog=WHERE_TO_START,
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keep the epilog's lines
+    )
     parser.add_argument(
         "--debug", action="store_true", help="show the Python traceback of a failure"
     )

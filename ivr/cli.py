@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import importlib
 import json
 import logging
@@ -18,6 +19,8 @@ def register(commands: Any, bench: Any) -> None:
     run = commands.add_parser("run", help="answer calls: SIP endpoint, AMI, recogniser, bot")
     run.add_argument("--engine", choices=["auto", "vosk", "whisper"],
                      help="speech engine (default: asr.engine)")  # fmt: skip
+    run.add_argument("--port", type=int, metavar="N",
+                     help="UDP port for SIP (default: sip.bind_port, 5070)")  # fmt: skip
     run.set_defaults(handler=cmd_run)
     calls = bench.add_parser("calls", help="whole calls over SIP with sipp callers (JSON)")
     calls.add_argument("--concurrency", type=int, default=10, help="calls up at once")
@@ -91,6 +94,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from hotline.settings import load_settings
 
     settings = load_settings()
+    if args.port is not None:
+        settings.sip = settings.sip.model_copy(update={"bind_port": args.port})
     configure_logging(settings.observability.log_format, settings.observability.log_level)
     # Before the slow start (speech models, prompts): a bad setting fails in seconds, and
     # no call is accepted by a controller that could not keep it safe.
@@ -99,6 +104,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     _optional("bot.dialogue", "the dialogue policy")
     asyncio.run(_serve(settings, args.engine))
     return 0
+
+
+def _sip_port_error(sip: Any, exc: OSError) -> Exception:
+    from hotline.cli import CommandError
+
+    hint = ""
+    if exc.errno == errno.EADDRINUSE:
+        hint = ("; another hotline run? choose a free port with `hotline run --port N` or "
+                "sip.bind_port in hotline.yaml (HOTLINE_SIP__BIND_PORT)")  # fmt: skip
+    return CommandError(f"cannot take SIP on {sip.bind_host}:{sip.bind_port}: "
+                        f"{exc.strerror or exc}{hint}")  # fmt: skip
 
 
 class _Signals:
@@ -122,12 +138,55 @@ class _Signals:
 
 
 async def _serve(settings: Any, engine_name: str | None) -> None:
+    from hotline.settings import config_path
     from tickets.redis_embedded import redis_url_for
 
     signals = _Signals()  # before the slow start: a stop while loading the model is clean too
     with contextlib.ExitStack() as resources:
         redis_url = resources.enter_context(redis_url_for(settings))
+        logging.getLogger("hotline").info(
+            "%s", describe_run(settings, config_path(), redis_url, engine_name)
+        )
         await _answer_calls(settings, engine_name, redis_url, signals, resources)
+
+
+def journal_redis_url(settings: Any, tickets_redis: str) -> str:
+    """The call journal's Redis: the tickets' one when both name the same server (an
+    embedded one replaces it for both); empty: no journal."""
+    journal_url: str = settings.ivr.redis_url
+    if journal_url and journal_url == settings.tickets.redis_url:
+        return tickets_redis
+    return journal_url
+
+
+def describe_run(settings: Any, config: Path | None, redis_url: str,
+                 engine_name: str | None) -> str:  # fmt: skip
+    """One line saying what ``hotline run`` runs on, so a first run on defaults is not a
+    mystery (no registration, no AMI: nothing calls it until Asterisk is told). Secrets
+    in URLs are masked."""
+    from hotline.logs import mask_text
+    from tickets.db import default_database_url
+
+    sip, ivr = settings.sip, settings.ivr
+    source = f"settings from {config}" if config else (
+        "no hotline.yaml, running on defaults (see config/hotline.example.yaml)")  # fmt: skip
+    registrar = (f"registering with {sip.registrar_host}:{sip.registrar_port}"
+                 if sip.registrar_host else "no registration")  # fmt: skip
+    ami = f"AMI {settings.ami.url}" if settings.ami.url else "no AMI (transfers by hang-up)"
+    if redis_url != settings.tickets.redis_url:
+        redis = f"Redis embedded at {redis_url} ({settings.tickets.redis_url} did not answer)"
+    else:
+        redis = f"Redis {redis_url}"
+    journal = journal_redis_url(settings, redis_url)
+    if journal != redis_url:
+        redis += f", call journal {journal or 'off'}"
+    database = settings.tickets.database_url or default_database_url(settings.data_dir)
+    voice = {"edge": ivr.edge_voice, "espeak": ivr.espeak_voice}.get(
+        ivr.tts_engine, f"{ivr.edge_voice} else {ivr.espeak_voice}")  # fmt: skip
+    line = (f"{source}; SIP {sip.bind_host}:{sip.bind_port}, {registrar}; {ami}; {redis}; "
+            f"database {database}; speech engine {engine_name or settings.asr.engine}; "
+            f"voice {ivr.tts_engine} ({voice})")  # fmt: skip
+    return mask_text(line)
 
 
 async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: str,
@@ -172,8 +231,13 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
         from manage.config import ConfigStore
         from manage.reload import ConfigWatcher
 
+        # The Redis resolved above (embedded included), not the configured one: that
+        # may not answer, and the watcher would retry it every 2 s forever.
         watcher = await asyncio.to_thread(
-            ConfigWatcher.start_for, ConfigStore(service.store, settings), settings
+            ConfigWatcher.start_for,
+            ConfigStore(service.store, settings),
+            settings,
+            redis_url=tickets_redis,
         )
         resources.callback(watcher.stop)
         cache = watcher.cache
@@ -184,11 +248,7 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
     prompts = PromptLibrary.from_settings(settings.ivr, settings.data_dir)
     count = await asyncio.to_thread(prerender, prompts, cache.current())
     log.info("%d prompts ready; speech engine %s", count, engine.name)
-    # The journal shares the tickets' Redis when both name the same server (an embedded
-    # one replaces it for both).
-    journal_url = settings.ivr.redis_url
-    if journal_url and journal_url == settings.tickets.redis_url:
-        journal_url = tickets_redis
+    journal_url = journal_redis_url(settings, tickets_redis)
     redis = aioredis.from_url(journal_url) if journal_url else None
     from tickets.spool import DraftSpool
 
@@ -214,11 +274,7 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
         try:
             await controller.start()
         except OSError as exc:
-            from hotline.cli import CommandError
-
-            sip = settings.sip
-            raise CommandError(f"cannot take SIP on {sip.bind_host}:{sip.bind_port}: "
-                               f"{exc.strerror or exc}") from exc  # fmt: skip
+            raise _sip_port_error(settings.sip, exc) from exc
         if redis is not None:
             await _report_downtime(redis, deps.node)
             stale_s = settings.ivr.orphan_stale_s

@@ -32,6 +32,7 @@ import logging
 import os
 import pickle
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -217,8 +218,12 @@ class MediaProcess:
         source_root = str(Path(__file__).resolve().parents[1])
         path = os.pathsep.join(p for p in (source_root, os.environ.get("PYTHONPATH")) if p)
         try:
+            # A process group of its own: Ctrl-C in a terminal signals the foreground group,
+            # and the media process must not die before the controller's graceful
+            # shutdown has stopped it (its death would look like a crash, and calls
+            # still draining would lose their audio).
             self._proc = subprocess.Popen(command, pass_fds=[theirs.fileno()],
-                                          stdin=subprocess.DEVNULL,
+                                          stdin=subprocess.DEVNULL, process_group=0,
                                           env={**os.environ, "PYTHONPATH": path})  # fmt: skip
         except OSError as exc:
             raise MediaProcessError(f"cannot start the media process: {exc}") from exc
@@ -521,6 +526,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="hotline media process (started by ivr.media)")
     parser.add_argument("--fd", type=int, required=True, help="the controller's socket")
     parser.add_argument("--no-realtime", action="store_true")
+    # The controller stops this process (a "stop" message, or its socket closing); a
+    # SIGINT meant for the controller (kill -INT on the whole group) must not end it first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     args = parser.parse_args(argv)
     control = socket.socket(fileno=args.fd)
     # The loop makes no reference cycles (queues of bytes, dicts of calls), and a cyclic

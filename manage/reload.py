@@ -55,12 +55,19 @@ class ConfigWatcher:
 
     @classmethod
     def start_for(
-        cls, config: ConfigStore, settings: Settings, sync_every_s: float = 60.0
+        cls,
+        config: ConfigStore,
+        settings: Settings,
+        sync_every_s: float = 60.0,
+        redis_url: str | None = None,
     ) -> ConfigWatcher:
+        """``redis_url``: the Redis the process really uses (an embedded one when the
+        configured one does not answer); default ``settings.tickets.redis_url``."""
         config.seed()
         config.materialise()
         cache = BrainCache(config.bot_paths(), check_every=3600.0)  # refreshed on messages
-        watcher = cls(config, cache, settings.tickets.redis_url, channel(settings), sync_every_s)
+        url = redis_url or settings.tickets.redis_url
+        watcher = cls(config, cache, url, channel(settings), sync_every_s)
         watcher.start()
         return watcher
 

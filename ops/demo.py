@@ -60,9 +60,20 @@ class DemoError(Exception):
     """The demo cannot start; the message says what to install or free."""
 
 
-def pick_clips(audio: Path | None, work: Path) -> list[tuple[CallClip, CallClip | None]]:
+SYNTHETIC_CALLERS_NOTE = (
+    "注意 note: no recorded callers at {audio} (../shared, the team's data beside the "
+    "checkout; see README): the callers speak espeak-ng's synthetic Mandarin, which the "
+    "recognisers mostly do not understand. Pass --audio DIR (WAV clips and a "
+    "transcripts.tsv) for real speech."
+)
+
+
+def pick_clips(
+    audio: Path | None, work: Path, out: Any = None
+) -> list[tuple[CallClip, CallClip | None]]:
     """The scenes' clips (and second clips) from the recordings, else synthesised with
-    espeak-ng. A scene's second clip is a different recording than any first clip."""
+    espeak-ng (said on ``out``: a demo that then understands nobody must say why). A
+    scene's second clip is a different recording than any first clip."""
     if audio is not None and (audio / "transcripts.tsv").is_file():
         clips = clips_from(audio, work)
         firsts = [next((c for c in clips if c.expected.startswith(s.label)), None)
@@ -73,6 +84,8 @@ def pick_clips(audio: Path | None, work: Path) -> list[tuple[CallClip, CallClip 
         if all(firsts) and all(c is not None for s, c in zip(SCENES, seconds, strict=True)
                                if s.then_label):  # fmt: skip
             return [(f, t) for f, t in zip(firsts, seconds, strict=True) if f is not None]
+    if out is not None:
+        print(SYNTHETIC_CALLERS_NOTE.format(audio=audio), file=out)
     return [(synthesise(scene.text, scene.label, f"scene{i}", work),
              synthesise(scene.then_text, scene.then_label, f"scene{i}b", work)
              if scene.then_label else None) for i, scene in enumerate(SCENES)]  # fmt: skip
@@ -182,7 +195,7 @@ async def run_demo(
 async def _calls(settings: Settings, audio: Path, engine: str, out: Any) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hotline-demo-") as tmp:
         work = Path(tmp)
-        clips = pick_clips(audio, work)
+        clips = pick_clips(audio, work, out)
         stack = Stack(settings, engine_name=engine)
         await stack.start()
         calls = []

@@ -102,8 +102,15 @@ class EmbeddedRedis:
             "--logfile",
             str((self.data_dir / "redis.log").resolve()),
         ]
+        # A process group of its own: a terminal's Ctrl-C signals the foreground group, and
+        # redis-server shuts down on SIGINT, under calls still draining and the journal
+        # writing their last turns. The owner stops it (``stop``) once they are done.
         self.process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            process_group=0,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
