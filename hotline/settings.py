@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -28,7 +28,14 @@ from pydantic_settings import (
 )
 
 
-class EndpointingSettings(BaseModel):
+class Section(BaseModel):
+    """A settings section: a key it does not know is an error, not silently ignored
+    (``sip.bindport`` used to leave the port at its default without a word)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class EndpointingSettings(Section):
     """When an utterance starts and ends (see asr.endpoint)."""
 
     vad_aggressiveness: int = Field(2, ge=0, le=3)
@@ -48,7 +55,7 @@ class EndpointingSettings(BaseModel):
     pre_roll_ms: int = Field(300, ge=0, le=2000, description="audio kept before the speech onset")
 
 
-class WhisperSettings(BaseModel):
+class WhisperSettings(Section):
     model_dir: Path | None = Field(
         None, description="a CTranslate2 Whisper model directory; default: the pip-installed base"
     )
@@ -92,14 +99,14 @@ class WhisperSettings(BaseModel):
     )
 
 
-class VoskSettings(BaseModel):
+class VoskSettings(Section):
     model_dir: Path | None = Field(
         None, description="default: <models_dir>/vosk-model-small-cn-0.22"
     )
     model_name: str = "vosk-model-small-cn-0.22"
 
 
-class AsrSettings(BaseModel):
+class AsrSettings(Section):
     engine: Literal["auto", "vosk", "whisper"] = "auto"
     sample_rate: int = 16000
     endpointing: EndpointingSettings = EndpointingSettings()  # type: ignore[call-arg]
@@ -107,7 +114,7 @@ class AsrSettings(BaseModel):
     vosk: VoskSettings = VoskSettings()  # type: ignore[call-arg]
 
 
-class BotSettings(BaseModel):
+class BotSettings(Section):
     """Data files of the dialogue bot (bot/); empty means the sample shipped in bot/data."""
 
     kb: Path | None = Field(None, description="knowledge base (.yaml or .csv)")
@@ -130,7 +137,7 @@ class BotSettings(BaseModel):
     )
 
 
-class SipSettings(BaseModel):
+class SipSettings(Section):
     """The controller's SIP endpoint (ivr.sip): what Asterisk dials for 12345."""
 
     bind_host: str = "127.0.0.1"
@@ -167,8 +174,18 @@ class SipSettings(BaseModel):
         description="preference order",
     )
 
+    @model_validator(mode="after")
+    def _rtp_range_holds_the_calls(self) -> SipSettings:
+        # Two ports a call (RTP and RTCP's odd neighbour): an inverted range answered
+        # OPTIONS with 200 while every INVITE got 503.
+        ports = (self.rtp_port_high - self.rtp_port_low) // 2
+        if ports < 1:
+            raise ValueError(f"sip.rtp_port_low ({self.rtp_port_low}) must be below "
+                             f"sip.rtp_port_high ({self.rtp_port_high})")  # fmt: skip
+        return self
 
-class AmiSettings(BaseModel):
+
+class AmiSettings(Section):
     """Asterisk Manager Interface (ivr.ami)."""
 
     url: str = Field("", description="ami://user:secret@host:5038; empty: no AMI")
@@ -190,7 +207,7 @@ class AmiSettings(BaseModel):
     )
 
 
-class IvrSettings(BaseModel):
+class IvrSettings(Section):
     """Call sessions and prompts (ivr.session, ivr.prompts)."""
 
     prompts_dir: Path = Field(
@@ -238,7 +255,7 @@ class IvrSettings(BaseModel):
     )
 
 
-class TicketsSettings(BaseModel):
+class TicketsSettings(Section):
     """Work orders: the SQL record, the Redis seat queue, time limits (see tickets/)."""
 
     database_url: str | None = Field(
@@ -303,7 +320,7 @@ class TicketsSettings(BaseModel):
     )
 
 
-class ConsoleSettings(BaseModel):
+class ConsoleSettings(Section):
     """The operator console and REST API (see console/)."""
 
     host: str = "127.0.0.1"
@@ -369,7 +386,7 @@ class ConsoleSettings(BaseModel):
         return value
 
 
-class ObservabilitySettings(BaseModel):
+class ObservabilitySettings(Section):
     """Logs and Prometheus metrics (hotline.logs, hotline.metrics); see docs/deploy.md."""
 
     log_format: Literal["text", "json"] = Field(

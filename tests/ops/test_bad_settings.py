@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from ivr.callers import free_udp_port
 from tickets.redis_embedded import reachable
@@ -316,3 +317,22 @@ def test_run_logs_the_missing_journal_as_a_warning(deployment: Deployment) -> No
     warned = [line for line in done.stderr.splitlines() if "NO call journal" in line]
     assert len(warned) == 1 and "WARNING" in warned[0], done.stderr
     assert one_clear_line(done).startswith("hotline: ami.url")
+
+
+@pytest.mark.parametrize(
+    ("section", "says"),
+    [
+        ({"sip": {"bindport": 5080}}, "sip.bindport"),  # a typo used to leave the default
+        ({"sip": {"rtp_port_low": 30000, "rtp_port_high": 20000}}, "must be below"),
+    ],
+)
+def test_unknown_keys_and_inverted_port_ranges_are_refused(
+    tmp_path: Path, section: dict[str, Any], says: str
+) -> None:
+    config = tmp_path / "hotline.yaml"
+    config.write_text(yaml.safe_dump(section))
+    done = subprocess.run([sys.executable, "-m", "hotline.cli", "check"], cwd=REPO,
+                          env={**os.environ, "HOTLINE_CONFIG": str(config)},
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert says in done.stderr, done.stderr
