@@ -64,6 +64,7 @@ class Prompt:
 class TtsEngine(Protocol):
     name: str
     voice: str
+    local: bool  # renders on this machine; only a local engine hears a caller's words
 
     def available(self) -> bool: ...
 
@@ -74,6 +75,7 @@ class EspeakEngine:
     """espeak-ng, offline. Chinese text is turned into tone-numbered pinyin first."""
 
     name = "espeak-ng"
+    local = True
 
     def __init__(self, voice: str = "cmn-latn-pinyin") -> None:
         self.voice = voice
@@ -95,6 +97,7 @@ class EdgeTtsEngine:
     """Microsoft's neural voices through the edge-tts package; needs the network."""
 
     name = "edge-tts"
+    local = False  # Microsoft's cloud: never for text that may hold a caller's words
 
     def __init__(self, voice: str = "zh-CN-XiaoxiaoNeural", timeout_s: float = 8.0) -> None:
         self.voice = voice
@@ -181,6 +184,10 @@ class PromptLibrary:
         self.engines = engines
         self._memory: dict[str, Prompt] = {}
         self._lock = threading.Lock()
+        # Texts known before any call (prompts, menus, answers: ``prerender``). Any other
+        # text may hold a caller's words (a read-back of their complaint, address, name):
+        # it is rendered by a local engine only, and kept neither on disk nor in memory.
+        self._public: set[str] = set()
         cache_dir.mkdir(parents=True, exist_ok=True)
 
     @classmethod
@@ -193,10 +200,13 @@ class PromptLibrary:
             engines.append(EspeakEngine(getattr(ivr, "espeak_voice", "cmn-latn-pinyin")))
         return cls(Path(getattr(ivr, "prompts_dir", "prompts")), data_dir / "prompt-cache", engines)
 
-    def _engine(self) -> TtsEngine:
+    def _engine(self, local_only: bool = False) -> TtsEngine:
         for engine in self.engines:
-            if engine.available():
+            if (engine.local or not local_only) and engine.available():
                 return engine
+        if local_only:
+            raise PromptError("no local text-to-speech engine for a caller's words: install "
+                              "espeak-ng (apt); they are never sent to a cloud voice")  # fmt: skip
         raise PromptError("no text-to-speech engine works: install espeak-ng (apt) or edge-tts")
 
     def get(self, text: str, prompt_id: str | None = None, slow: bool = False) -> Prompt:
@@ -204,12 +214,18 @@ class PromptLibrary:
         ``slow``: the same words stretched in time, same pitch, for a caller who asked
         「慢一点」「再说一遍」."""
         if slow:
-            return self._slowed(self.get(text, prompt_id), text)
+            normal = self.get(text, prompt_id)
+            if text not in self._public and normal.source != "recorded":
+                return Prompt(stretch(normal.pcm, SLOW_TEMPO), normal.source, normal.engine,
+                              normal.voice)  # fmt: skip
+            return self._slowed(normal, text)
         if prompt_id:
             recorded = self.recorded_dir / f"{prompt_id}.wav"
             if recorded.is_file():
                 pcm, _ = read_wav(recorded, target_rate=RATE)
                 return Prompt(pcm, "recorded", "recording", str(recorded.name))
+        if text not in self._public:
+            return self._private(text)
         engine = self._engine()
         key = content_key(engine.name, engine.voice, text)
         return self._memoised(key, lambda: self._cached_or_rendered(engine, text, key))
@@ -257,13 +273,29 @@ class PromptLibrary:
         wav.with_suffix(".json").write_text(json.dumps(sidecar, ensure_ascii=False, indent=1))
         return Prompt(pcm, "rendered", engine.name, engine.voice)
 
+    def _private(self, text: str) -> Prompt:
+        """Text that may hold a caller's words: a local engine, nothing kept."""
+        engine = self._engine(local_only=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            raw = Path(tmp) / "tts.wav"
+            engine.render(text, raw)
+            pcm, _ = read_wav(raw, target_rate=RATE)
+        return Prompt(_trim_and_level(pcm), "rendered", engine.name, engine.voice)
+
     def prerender(self, texts: Iterable[str]) -> int:
-        """Render everything a call may need (menus, pieces) before calls arrive."""
+        """Render everything a call may need (menus, pieces) before calls arrive; these
+        texts, and only these, may use a cloud voice and the disk cache."""
         count = 0
         for text in [*PIECES, *texts]:
-            self.get(text)
+            self.render_public(text)
             count += 1
         return count
+
+    def render_public(self, text: str) -> Prompt:
+        """A text known before any call (a prompt a manager wrote, a knowledge-base
+        answer): any engine, cached on disk."""
+        self._public.add(text)
+        return self.get(text)
 
     # ---- dynamic parts ----
     def join(self, pieces: Iterable[str]) -> Prompt:

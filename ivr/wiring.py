@@ -22,7 +22,14 @@ from bot.brain import BotPaths, Brain, BrainCache
 from bot.events import TicketStatus
 from hotline.metrics import METRICS
 from ivr.prompts import PromptLibrary
-from ivr.session import SessionDeps, TicketSink, WorkOrderHeld
+from ivr.session import (
+    CALLBACK_TEXT,
+    SURVEY_TEXT,
+    THANKS_TEXT,
+    SessionDeps,
+    TicketSink,
+    WorkOrderHeld,
+)
 from tickets.draft import TicketDraft
 from tickets.service import TicketService
 from tickets.spool import DraftSpool
@@ -96,6 +103,7 @@ def bot_prompt_texts(brain: Brain) -> list[str]:
     invalid = brain.prompts.texts.get("menu_invalid", "")
     texts.append(invalid + menu)
     texts += [entry.answer for entry in brain.kb]
+    texts += [CALLBACK_TEXT, THANKS_TEXT, SURVEY_TEXT]  # the session's own sentences
     return list(dict.fromkeys(t for t in texts if t.strip()))
 
 

@@ -68,7 +68,7 @@ class RenderJob:
     def _run(self, todo: list[str], progress: RenderProgress) -> None:
         for text in todo:
             try:
-                self.library.get(text)
+                self.library.render_public(text)
                 progress.rendered += 1
             except Exception as exc:  # one failed prompt must not stop the others
                 progress.errors.append(f"{text[:30]}: {exc}")

@@ -20,10 +20,44 @@ def _dominant_hz(pcm: bytes) -> float:
 def test_a_slow_repeat_is_longer_with_the_same_voice(tmp_path: Path) -> None:
     library = PromptLibrary(tmp_path / "recorded", tmp_path / "cache", [EspeakEngine()])
     text = "请问具体在什么地方？请说区、街道、小区或者路名。"
+    library.prerender([text])  # a bot prompt, known before calls: cached
     normal = library.get(text, "ask_where")
     slow = library.get(text, "ask_where", slow=True)
     assert 1.15 <= slow.seconds / normal.seconds <= 1.4, (normal.seconds, slow.seconds)
     assert abs(_dominant_hz(slow.pcm) - _dominant_hz(normal.pcm)) < 25  # pitch kept
     assert len(list((tmp_path / "cache").glob("slow-*.wav"))) == 1
     fresh = PromptLibrary(tmp_path / "recorded", tmp_path / "cache", [EspeakEngine()])
+    fresh.prerender([text])
     assert fresh.get(text, "ask_where", slow=True).pcm == slow.pcm  # from the cache
+
+
+class CloudStandIn(EspeakEngine):
+    """Renders like espeak-ng but declares itself remote, as edge-tts does, and notes
+    every text it is given: what would have left the building."""
+
+    name = "cloud-stand-in"
+    local = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.heard: list[str] = []
+
+    def render(self, text: str, out_wav: Path) -> None:
+        self.heard.append(text)
+        super().render(text, out_wav)
+
+
+def test_a_callers_words_never_reach_a_cloud_voice_nor_the_disk(tmp_path: Path) -> None:
+    cloud = CloudStandIn()
+    library = PromptLibrary(tmp_path / "recorded", tmp_path / "cache", [cloud, EspeakEngine()])
+    greeting = "您好，这里是12345热线。"
+    library.prerender([greeting])
+    cached = sorted((tmp_path / "cache").iterdir())
+    remembered = len(library._memory)
+    readback = "我记录的是：阳光花园小区三号楼楼下饭店油烟扰民，联系电话一三九零七五五一二三四。"
+    spoken = library.get(readback, "readback")
+    slower = library.get(readback, "readback", slow=True)  # 「慢一点」
+    assert spoken.engine == "espeak-ng" and slower.seconds > spoken.seconds
+    assert readback not in cloud.heard and greeting in cloud.heard  # prompts may use it
+    assert sorted((tmp_path / "cache").iterdir()) == cached  # no WAV, no text sidecar
+    assert len(library._memory) == remembered  # not kept for the next caller either
