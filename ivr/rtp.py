@@ -80,7 +80,9 @@ def parse_rtp(data: bytes) -> RtpPacket | None:
         (words,) = struct.unpack_from("!H", data, offset + 2)
         offset += 4 + 4 * words
     end = len(data)
-    if first & 0x20 and end > offset:  # padding: last byte counts the pad bytes
+    if first & 0x20:  # padding: the last byte counts the pad bytes, itself included
+        if data[-1] == 0:
+            return None  # RFC 3550 5.1: at least the count byte itself (aiortc agrees)
         end -= data[-1]
     if end < offset:
         return None

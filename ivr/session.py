@@ -633,13 +633,19 @@ class CallSession:
         self._cancel_silence()
         if not self._hung_up and self.call.ended.is_set():
             self.record.outcome = self.record.outcome or "abandoned"
-        with contextlib.suppress(Exception):
+        try:
             decision = self.dialogue.handle(CallEnded())
             for action in decision.actions:  # e.g. a complaint half told: still a ticket
                 if isinstance(action, CreateTicket) and not self._ticket_number:
                     draft = self._evidence(action.ticket.model_copy(deep=True))
                     draft.callback_promised = action.callback_promised  # night: call back
                     await self._intake(draft, "general")
+        except Exception:
+            # Not swallowed: a half-told complaint must not vanish without a trace. The
+            # journal stays open, so orphan recovery files what the caller said.
+            self._unfiled = True
+            log.exception("call %s: the bot's end-of-call decision failed; the call journal "
+                          "is kept for recovery", self.call.call_id)  # fmt: skip
         self.asr.finish()
         await asyncio.to_thread(self.asr.join, 5.0)
         self.record.hangup_by = self.call.hangup_by

@@ -149,3 +149,18 @@ def test_a_key_press_replayed_after_a_pause_is_a_new_press(stream, monkeypatch) 
     now[0] += 2.0
     feed(rtp, press)
     assert keys == ["0", "0"]
+
+
+def test_rtp_headers_that_lie_about_their_length_are_not_rtp() -> None:
+    """aiortc's vectors: a padding count of 0, padding longer than the packet, a CSRC
+    count pointing past the end; each is refused, not decoded as audio."""
+    from ivr.rtp import parse_rtp
+
+    good = build_rtp(PCMA, False, 1, 160, SSRC, b"\xd5" * 160)
+    assert parse_rtp(good) is not None
+    padded_zero = bytes([good[0] | 0x20]) + good[1:-1] + b"\x00"
+    padded_too_much = bytes([good[0] | 0x20]) + good[1:-1] + b"\xff"
+    csrc_past_end = bytes([good[0] | 0x0F]) + good[1:12] + b"\x00" * 8
+    assert parse_rtp(padded_zero) is None
+    assert parse_rtp(padded_too_much) is None
+    assert parse_rtp(csrc_past_end) is None
