@@ -14,7 +14,7 @@ from tests.console.helpers import PASSWORD, ConsoleEnv, make_env
 from tests.tickets.support import make_draft
 from tickets.draft import RequestType
 from tickets.service import TicketService
-from tickets.ticket import Ticket
+from tickets.ticket import Satisfaction, Ticket
 
 START = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 10:00 in Beijing
 
@@ -146,3 +146,26 @@ def test_overdue_list_is_for_managers_with_counts_in_the_navigation(
     nav = re.search(r'id="nav-overdue">(.*?)</a>', boss.get("/").text, re.S)
     assert nav
     assert re.findall(r">(\d+)</span>", nav.group(1)) == ["2", "0"]
+
+
+def test_managers_figures_show_on_time_and_dispatch_rates(
+    env: ConsoleEnv, boss: TestClient
+) -> None:
+    store = env.service.store
+    at(env, START)
+    kept = store.create_from_draft(make_draft(1)).number
+    broken = store.create_from_draft(make_draft(2)).number
+    answered = store.create_from_draft(make_draft(3, type=RequestType.CONSULTATION)).number
+    at(env, START + timedelta(minutes=10))
+    store.dispatch(kept, "市城市管理局", "boss")
+    store.close(answered, Satisfaction.SATISFIED, "boss")
+    at(env, START + timedelta(hours=1))
+    store.dispatch(broken, "市城市管理局", "boss")
+    params = {"period": "day", "day": "2026-11-23"}
+    page = boss.get("/manage/figures", params=params).text
+    assert re.search(r'id="kpi-ontime">100\.0%<', page)
+    assert re.search(r'id="kpi-dispatch">50\.0%<', page)
+    assert re.search(r'id="kpi-dispatch-late">1<', page)
+    exported = boss.get("/manage/figures.csv", params=params).text
+    assert "summary,dispatch_on_time_rate,0.5" in exported
+    assert "summary,on_time_rate,1.0" in exported
