@@ -319,15 +319,18 @@ class TicketStore:
         """How many open tickets are in each filter: what a 班长's navigation shows."""
         now = self.clock()
         counts = dict.fromkeys(("overdue", "due_soon", "dispatch_late"), 0)
-        query = select(TicketRow, _first_dispatch().label("dispatched_at")).where(
-            TicketRow.status != Status.CLOSED.value
-        )
+        query = select(
+            TicketRow.created_at,
+            TicketRow.due_at,
+            TicketRow.status,
+            _first_dispatch().label("dispatched_at"),
+        ).where(TicketRow.status != Status.CLOSED.value)
         with self.reading() as session:
-            for row, dispatched in session.execute(query):
-                state = self.rules.state(row.created_at, row.due_at, False, now)
+            for created, due, status, dispatched in session.execute(query):
+                state = self.rules.state(created, due, False, now)
                 if state.value in counts:
                     counts[state.value] += 1
-                if self.rules.dispatch_late(row.created_at, row.status, _aware(dispatched), now):
+                if self.rules.dispatch_late(created, status, _aware(dispatched), now):
                     counts["dispatch_late"] += 1
         return counts
 
@@ -399,6 +402,9 @@ class TicketStore:
         elif which == "due_soon":
             query = query.where(TicketRow.due_at >= now)
         query = query.order_by(TicketRow.due_at, TicketRow.id)
+        if which == "overdue":  # decided in SQL alone: page there
+            query = query.limit(limit).offset(offset)
+            offset = 0
         found: list[Ticket] = []
         with self.reading() as session:
             for row, at in session.execute(query):

@@ -118,6 +118,7 @@ def test_search_filters_by_deadline_state_most_urgent_first(store: TicketStore) 
     ]
     assert len(store.search(deadline="dispatch_late", limit=2)) == 2
     assert len(store.search(deadline="dispatch_late", limit=2, offset=2)) == 1
+    assert [t.number for t in store.search(deadline="overdue", limit=1, offset=1)] == [older.number]
     # Countdowns on plain search results carry the first dispatch too.
     listed = {t.number: t for t in store.search(text="噪音")}
     assert listed[older.number].dispatched_at == START - timedelta(days=10)
