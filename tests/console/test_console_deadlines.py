@@ -169,3 +169,19 @@ def test_managers_figures_show_on_time_and_dispatch_rates(
     exported = boss.get("/manage/figures.csv", params=params).text
     assert "summary,dispatch_on_time_rate,0.5" in exported
     assert "summary,on_time_rate,1.0" in exported
+    report = boss.get("/manage/report", params=params)
+    assert report.status_code == 200
+    assert re.search(r'id="kpi-dispatch">50\.0%<', report.text)
+
+
+def test_api_filters_by_deadline(env: ConsoleEnv) -> None:
+    _normal, soon, late = three(env)
+    with TestClient(env.app) as client:
+        headers = env.token(client, "root")
+        found = client.get("/api/v1/tickets", params={"deadline": "overdue"}, headers=headers)
+        assert found.status_code == 200, found.text
+        assert [t["number"] for t in found.json()] == [late.number]
+        soon_json = client.get("/api/v1/tickets", params={"deadline": "due_soon"}, headers=headers)
+        assert [t["number"] for t in soon_json.json()] == [soon.number]
+        bad = client.get("/api/v1/tickets", params={"deadline": "late"}, headers=headers)
+        assert bad.status_code == 422
