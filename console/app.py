@@ -34,6 +34,7 @@ from hotline.metrics import METRICS
 from hotline.metrics import asgi_app as metrics_asgi_app
 from hotline.settings import Settings
 from tickets.accounts import AccountStore
+from tickets.deadlines import FILTERS
 from tickets.dialer import Dialer, load_dialer
 from tickets.service import TicketService
 
@@ -147,6 +148,12 @@ def create_app(
     from console import views
 
     views.install_filters(templates, settings)
+    # Countdowns and the 班长's overdue counts, by the store's clock (tickets.deadlines).
+    templates.env.globals.update(
+        deadline=service.store.deadline,
+        deadline_counts=service.store.deadline_counts,
+        DEADLINE_FILTERS=FILTERS,
+    )
     templates.env.globals.update(MAX_UPLOAD_BYTES=MAX_UPLOAD, MAX_UPLOAD_MB=MAX_UPLOAD // 1_000_000)
     logins = LoginGuard(
         LoginThrottle.beside(

@@ -315,6 +315,12 @@ class TicketsSettings(Section):
     dispatch_within_min: int = Field(
         30, ge=0, le=10080, description="a taken complaint reaches its department within this"
     )
+    due_soon_share: float = Field(
+        0.2, ge=0, le=1, description="即将超期 when less than this share of the time limit is left"
+    )
+    due_soon_hours: float = Field(
+        4.0, ge=0, le=720, description="即将超期 also when fewer hours than this are left"
+    )
     claim_idle_s: float = Field(
         120.0, gt=0, le=86400, description="a claimed ticket returns to the queue after this"
     )

@@ -13,6 +13,11 @@ Definitions (shown on the dashboard and in the report):
   or 2 基本满意; follow-up satisfaction likewise over tickets closed in the period.
 - tickets overdue: tickets open at the end of the period whose due time has passed;
   on-time completion (按时办结率): of tickets closed in the period, closed by their due time.
+- dispatch-rule compliance (按时派单率): of tickets created in the period that the 30-minute
+  rule applies to (dispatched, or still in 受理 past the limit at the period's end or now),
+  the share first dispatched within ``tickets.dispatch_within_min`` of their creation
+  (tickets.deadlines); tickets settled without dispatch are not counted. 派单超时 counts
+  the others.
 - average seat wait: mean ``seat_wait_s`` of transferred calls that report it; ticket
   queue wait: mean time from intake to the first seat assignment of tickets created in
   the period.
@@ -31,6 +36,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from manage.spreadsheet import escape_cell
+from tickets.deadlines import DeadlineRules
 from tickets.models import CallRow, CallTurnRow, TicketEventRow, TicketRow
 
 CLOSED = "closed"
@@ -81,6 +87,8 @@ class FigureSet:
     tickets_closed: int = 0
     tickets_overdue: int = 0
     on_time_rate: float | None = None
+    dispatch_late: int = 0
+    dispatch_on_time_rate: float | None = None
     avg_seat_wait_s: float | None = None
     avg_ticket_wait_s: float | None = None
     kb_hits: list[tuple[str, int]] = field(default_factory=list)
@@ -101,6 +109,8 @@ class FigureSet:
             "tickets_closed": self.tickets_closed,
             "tickets_overdue": self.tickets_overdue,
             "on_time_rate": self.on_time_rate,
+            "dispatch_late": self.dispatch_late,
+            "dispatch_on_time_rate": self.dispatch_on_time_rate,
             "avg_seat_wait_s": self.avg_seat_wait_s,
             "avg_ticket_wait_s": self.avg_ticket_wait_s,
         }
@@ -140,7 +150,7 @@ class Figures:
     def compute(
         self, start: datetime, end: datetime, now: datetime | None = None, top: int = 15
     ) -> FigureSet:
-        now = now or datetime.now(UTC)
+        now = now or self.store.clock()  # the store's clock: tests move it
         f = FigureSet(start, end, self.timezone)
         in_period = (CallRow.started_at >= start) & (CallRow.started_at < end)
         with self.store.reading() as s:
@@ -236,6 +246,7 @@ class Figures:
         f.follow_up_satisfaction_rate = _rate(
             sum(1 for c in rated if c.satisfaction in SATISFIED), len(rated)
         )
+        self._dispatch_rule(s, f, start, end, cutoff)
         first_assign = (
             select(TicketEventRow.ticket_id, func.min(TicketEventRow.at).label("at"))
             .where(TicketEventRow.action == "assigned")
@@ -249,6 +260,35 @@ class Figures:
         ).all()
         values = [(_aware(at) - created).total_seconds() for created, at in waits]
         f.avg_ticket_wait_s = round(sum(values) / len(values), 1) if values else None
+
+    def _dispatch_rule(
+        self, s: Any, f: FigureSet, start: datetime, end: datetime, cutoff: datetime
+    ) -> None:
+        rules: DeadlineRules = getattr(self.store, "rules", DeadlineRules())
+        if not rules.dispatch_within_min:
+            return
+        first_dispatch = (
+            select(TicketEventRow.ticket_id, func.min(TicketEventRow.at).label("at"))
+            .where(TicketEventRow.action == "dispatch")
+            .group_by(TicketEventRow.ticket_id)
+            .subquery()
+        )
+        rows = s.execute(
+            select(TicketRow.created_at, TicketRow.status, first_dispatch.c.at)
+            .outerjoin(first_dispatch, first_dispatch.c.ticket_id == TicketRow.id)
+            .where(TicketRow.created_at >= start, TicketRow.created_at < end)
+        ).all()
+        late = kept = 0
+        for created, status, dispatched in rows:
+            if dispatched is None and status != "intake":
+                continue  # settled without dispatch (answered on the call)
+            when = _aware(dispatched) if dispatched is not None else None
+            if rules.dispatch_late(created, status, when, cutoff):
+                late += 1
+            elif when is not None:
+                kept += 1  # still in 受理 within the limit: not decided yet
+        f.dispatch_late = late
+        f.dispatch_on_time_rate = _rate(kept, kept + late)
 
     def _kb(self, s: Any, f: FigureSet, start: datetime, end: datetime, top: int) -> None:
         when = (CallTurnRow.started_at >= start) & (CallTurnRow.started_at < end)

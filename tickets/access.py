@@ -54,6 +54,11 @@ def check_may_pop(requester: Account, seat: str, holding: Holding) -> None:
     guard_for(requester)(holding)
 
 
+def check_sees_overdue_list(account: Account) -> None:
+    """The 超期工单 list (every open ticket past or near its deadline) is the 班长's."""
+    check_leads_shift(account, "查看超期工单")
+
+
 def check_leads_shift(account: Account, step: str) -> None:
     """Steps only a 班长 or 管理员 takes (改派, 督办); ``step`` names it for the message."""
     if not account.leads_shift:

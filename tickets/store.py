@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hotline.settings import Settings, TicketsSettings
 from tickets.db import WRITE_OPTION, default_database_url, make_engine, migrate
+from tickets.deadlines import Deadline, DeadlineRules, DeadlineState
 from tickets.draft import RequestType, TicketDraft, Urgency
 from tickets.models import TicketCounterRow, TicketEventRow, TicketRow, UTCDateTime, utcnow
 from tickets.ticket import (
@@ -60,8 +61,10 @@ class TicketStore:
         default_time_limit: int = 10,
         duplicate_window_days: int = 7,
         clock: Clock = utcnow,
+        rules: DeadlineRules | None = None,
     ) -> None:
         self.engine = engine
+        self.rules = rules or DeadlineRules()
         self.calendar = calendar
         self.time_limits = dict(time_limits)
         self.default_time_limit = default_time_limit
@@ -95,6 +98,7 @@ class TicketStore:
             cfg.time_limits,
             cfg.default_time_limit,
             cfg.duplicate_window_days,
+            rules=DeadlineRules(cfg.due_soon_share, cfg.due_soon_hours, cfg.dispatch_within_min),
         )
 
     def migrate(self) -> None:
@@ -285,7 +289,50 @@ class TicketStore:
 
     def get(self, number: str, *, with_history: bool = True) -> Ticket:
         with self.reading() as session:
-            return self._to_ticket(session, self._row(session, number), with_history)
+            row = self._row(session, number)
+            dispatched = session.scalar(select(_first_dispatch()).where(TicketRow.id == row.id))
+            return self._to_ticket(session, row, with_history, dispatched)
+
+    # ---- deadlines (tickets.deadlines) ----
+
+    def deadline(self, ticket: Ticket, now: datetime | None = None) -> Deadline:
+        """The ticket's deadline state and countdown by the store's clock."""
+        now = now or self.clock()
+        state = self.rules.state(ticket.created_at, ticket.due_at, not ticket.is_open, now)
+        late = self.rules.dispatch_late(
+            ticket.created_at, ticket.status.value, ticket.dispatched_at, now
+        )
+        return Deadline(state, ticket.due_at - now, late)
+
+    def matches_deadline(self, ticket: Ticket, which: str, now: datetime) -> bool:
+        """Whether ``ticket`` is in the filter ``which`` (see tickets.deadlines.FILTERS)."""
+        found = self.deadline(ticket, now)
+        if which == "overdue":
+            return found.state == DeadlineState.OVERDUE
+        if which == "due_soon":
+            return found.state == DeadlineState.DUE_SOON
+        if which == "dispatch_late":
+            return found.dispatch_late and ticket.is_open
+        return True
+
+    def deadline_counts(self) -> dict[str, int]:
+        """How many open tickets are in each filter: what a 班长's navigation shows."""
+        now = self.clock()
+        counts = dict.fromkeys(("overdue", "due_soon", "dispatch_late"), 0)
+        query = select(
+            TicketRow.created_at,
+            TicketRow.due_at,
+            TicketRow.status,
+            _first_dispatch().label("dispatched_at"),
+        ).where(TicketRow.status != Status.CLOSED.value)
+        with self.reading() as session:
+            for created, due, status, dispatched in session.execute(query):
+                state = self.rules.state(created, due, False, now)
+                if state.value in counts:
+                    counts[state.value] += 1
+                if self.rules.dispatch_late(created, status, _aware(dispatched), now):
+                    counts["dispatch_late"] += 1
+        return counts
 
     def history(self, number: str) -> list[HistoryEntry]:
         return self.get(number).history
@@ -305,10 +352,13 @@ class TicketStore:
         date_from: date | None = None,
         date_to: date | None = None,
         assigned_to: str | None = None,
+        deadline: str = "",
         limit: int = 50,
         offset: int = 0,
     ) -> list[Ticket]:
-        query = select(TicketRow)
+        """Tickets matching every given criterion, newest first; with ``deadline`` (one of
+        tickets.deadlines.FILTERS) open tickets in that state, most urgent first."""
+        query = select(TicketRow, _first_dispatch().label("dispatched_at"))
         if text:
             for word in text.split()[:8]:
                 query = query.where(TicketRow.search_text.contains(word.lower(), autoescape=True))
@@ -332,11 +382,38 @@ class TicketStore:
             query = query.where(TicketRow.created_at < end)
         if assigned_to is not None:
             query = query.where(TicketRow.assigned_to == assigned_to)
+        limit, offset = max(1, min(limit, 500)), max(0, offset)
+        if deadline:
+            return self._search_deadline(query, deadline, limit, offset)
         query = query.order_by(TicketRow.created_at.desc(), TicketRow.id.desc())
-        query = query.limit(max(1, min(limit, 500))).offset(max(0, offset))
+        query = query.limit(limit).offset(offset)
         with self.reading() as session:
-            rows = session.scalars(query).all()
-            return [self._to_ticket(session, row, with_history=False) for row in rows]
+            rows = session.execute(query).all()
+            return [self._to_ticket(session, row, False, at) for row, at in rows]
+
+    def _search_deadline(self, query: Any, which: str, limit: int, offset: int) -> list[Ticket]:
+        # The amber share and the dispatch delay compare two columns with arithmetic on
+        # times, which SQLite and PostgreSQL spell differently: SQL narrows to open tickets
+        # (overdue ones alone when asked), the state itself is decided here.
+        now = self.clock()
+        query = query.where(TicketRow.status != Status.CLOSED.value)
+        if which == "overdue":
+            query = query.where(TicketRow.due_at < now)
+        elif which == "due_soon":
+            query = query.where(TicketRow.due_at >= now)
+        query = query.order_by(TicketRow.due_at, TicketRow.id)
+        if which == "overdue":  # decided in SQL alone: page there
+            query = query.limit(limit).offset(offset)
+            offset = 0
+        found: list[Ticket] = []
+        with self.reading() as session:
+            for row, at in session.execute(query):
+                ticket = self._to_ticket(session, row, False, at)
+                if self.matches_deadline(ticket, which, now):
+                    found.append(ticket)
+                    if len(found) >= offset + limit:
+                        break
+        return found[offset:]
 
     def waiting_numbers(self) -> list[tuple[str, str, str]]:
         """(number, skill, urgency) of tickets still in intake and taken by nobody."""
@@ -588,7 +665,13 @@ class TicketStore:
     def _local_midnight(self, day: date) -> datetime:
         return datetime.combine(day, time(0), tzinfo=self.calendar.timezone).astimezone(UTC)
 
-    def _to_ticket(self, session: Session, row: TicketRow, with_history: bool) -> Ticket:
+    def _to_ticket(
+        self,
+        session: Session,
+        row: TicketRow,
+        with_history: bool,
+        dispatched_at: datetime | None = None,
+    ) -> Ticket:
         history: list[HistoryEntry] = []
         if with_history:
             events = session.scalars(
@@ -607,6 +690,8 @@ class TicketStore:
                 )
                 for e in events
             ]
+            firsts = [entry.at for entry in history if entry.action == "dispatch"]
+            dispatched_at = dispatched_at or (min(firsts) if firsts else None)
         duplicates = list(
             session.scalars(
                 select(TicketRow.number)
@@ -647,8 +732,19 @@ class TicketStore:
             follow_up_result=row.follow_up_result,
             satisfaction=row.satisfaction,
             closed_at=row.closed_at,
+            dispatched_at=_aware(dispatched_at),
             history=history,
         )
+
+
+def _first_dispatch() -> Any:
+    """The time of a ticket's first 转办, as a column of a query over tickets."""
+    return (
+        select(func.min(TicketEventRow.at))
+        .where(TicketEventRow.ticket_id == TicketRow.id, TicketEventRow.action == "dispatch")
+        .correlate(TicketRow)
+        .scalar_subquery()
+    )
 
 
 def _number_for_call(connection: Connection, call_id: str) -> str | None:

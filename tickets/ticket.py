@@ -151,6 +151,7 @@ class Ticket(BaseModel):
     follow_up_result: str = ""
     satisfaction: str = ""
     closed_at: datetime | None = None
+    dispatched_at: datetime | None = None  # the first 转办 (the 30-minute dispatch rule)
     history: list[HistoryEntry] = Field(default_factory=list)
 
     @property

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, Field, StringConstraints
@@ -195,10 +195,14 @@ def search_tickets(
     status: Status | None = None,
     date_from: Annotated[date | None, Query(ge=EARLIEST, le=LATEST)] = None,
     date_to: Annotated[date | None, Query(ge=EARLIEST, le=LATEST)] = None,
+    deadline: Annotated[
+        Literal["overdue", "due_soon", "dispatch_late"] | None,
+        Query(description="超期 overdue / 即将超期 due_soon / 派单超时 dispatch_late（仅未办结）"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[Ticket]:
-    """按编号、电话、文字、状态、日期查询工单（不含处理记录）。"""
+    """按编号、电话、文字、状态、日期、期限查询工单（不含处理记录）。"""
     return console.service.store.search(
         number=number,
         phone=phone,
@@ -206,6 +210,7 @@ def search_tickets(
         status=status,
         date_from=date_from,
         date_to=date_to,
+        deadline=deadline or "",
         limit=limit,
         offset=offset,
     )

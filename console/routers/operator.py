@@ -39,7 +39,9 @@ from console.recordings import find_recording
 from console.refusals import PAGE_DETAILS, error_page, refuse_nul
 from console.security import https_needed_but_missing, secure_cookies
 from console.streams import StreamSlots
+from tickets.access import check_sees_overdue_list
 from tickets.accounts import LoginSession, Role
+from tickets.deadlines import FILTERS
 from tickets.dialer import DialerError
 from tickets.draft import RequestType, Urgency
 from tickets.service import pop_channel
@@ -561,6 +563,7 @@ def search(
     status: Annotated[str, Query(max_length=20)] = "",
     date_from: Annotated[str, Query(max_length=10)] = "",
     date_to: Annotated[str, Query(max_length=10)] = "",
+    deadline: Annotated[str, Query(max_length=20)] = "",
 ) -> Response:
     errors = []
     try:
@@ -570,7 +573,8 @@ def search(
         start = end = None
         errors.append("日期格式应为 YYYY-MM-DD")
     chosen = Status(status) if status in {s.value for s in Status} else None
-    asked = any((number, phone, text, status, date_from, date_to))
+    which = deadline if deadline in FILTERS else ""
+    asked = any((number, phone, text, status, date_from, date_to, which))
     results = (
         console.service.store.search(
             number=number,
@@ -579,6 +583,7 @@ def search(
             status=chosen,
             date_from=start,
             date_to=end,
+            deadline=which,
             limit=200,
         )
         if asked and not errors
@@ -598,8 +603,36 @@ def search(
             "status": status,
             "date_from": date_from,
             "date_to": date_to,
+            "deadline": which,
         },
         search_errors=errors,
+    )
+
+
+# ---- overdue list (班长) ----
+
+
+@router.get("/overdue", response_class=HTMLResponse)
+def overdue(
+    request: Request,
+    console: Ctx,
+    login: Login,
+    which: Annotated[str, Query(max_length=20)] = "overdue",
+) -> Response:
+    try:
+        check_sees_overdue_list(login.account)
+    except TicketForbidden as exc:
+        raise HTTPException(403, "权限不足") from exc
+    which = which if which in FILTERS else "overdue"
+    store = console.service.store
+    return render(
+        console,
+        request,
+        "overdue.html",
+        login,
+        which=which,
+        counts=store.deadline_counts(),
+        results=store.search(deadline=which, limit=500),
     )
 
 

@@ -258,3 +258,42 @@ def test_prompts_render_in_the_background(tmp_path: Path) -> None:
     assert (progress.done, progress.rendered, progress.running) == (3, 3, False)
     assert missing_texts(library, [*texts, "新的提示"]) == ["新的提示"]
     assert job.start(texts).total == 0  # nothing changed: nothing to render
+
+
+def test_on_time_and_dispatch_rule_rates(store: TicketStore) -> None:
+    def make(i: int, moment: datetime, **changes: object) -> str:
+        at_clock(store, moment)
+        return store.create_from_draft(make_draft(i, **changes)).number
+
+    consultation = {"type": RequestType.CONSULTATION}
+    in_time = make(1, at(9))
+    late = make(2, at(9))
+    waiting_late = make(3, at(11))  # still in 受理 at 18:00
+    waiting_now = make(4, at(17, 50))  # 10 minutes old at 18:00: not decided yet
+    answered = make(5, at(12), **consultation)
+    old = make(6, at(9, days=-10), **consultation)  # due 2 working days later
+    at_clock(store, at(9, 20))
+    store.dispatch(in_time, "市城市管理局", "op")
+    at_clock(store, at(9, 45))
+    store.dispatch(late, "市城市管理局", "op")
+    at_clock(store, at(12, 5))
+    store.close(answered, Satisfaction.SATISFIED, "op")  # on time, never dispatched
+    at_clock(store, at(15))
+    store.close(old, Satisfaction.SATISFIED, "op")  # days late
+    at_clock(store, at(18))
+
+    f = Figures(store, "Asia/Shanghai").compute(*period_bounds("day", DAY.date(), "Asia/Shanghai"))
+    assert f.tickets_closed == 2 and f.on_time_rate == 0.5
+    # in_time kept the rule; late and waiting_late broke it; answered needed no dispatch.
+    assert f.dispatch_late == 2
+    assert f.dispatch_on_time_rate == 0.3333
+    csv_text = f.csv()
+    assert "summary,on_time_rate,0.5\n" in csv_text
+    assert "summary,dispatch_on_time_rate,0.3333\n" in csv_text
+    assert "summary,dispatch_late,2\n" in csv_text
+    assert waiting_now and waiting_late
+
+    # An hour later the last one is late too.
+    at_clock(store, at(19))
+    f = Figures(store, "Asia/Shanghai").compute(*period_bounds("day", DAY.date(), "Asia/Shanghai"))
+    assert (f.dispatch_late, f.dispatch_on_time_rate) == (3, 0.25)
