@@ -274,16 +274,16 @@ class Figures:
             .subquery()
         )
         rows = s.execute(
-            select(TicketRow.created_at, TicketRow.status, first_dispatch.c.at)
+            select(TicketRow.created_at, TicketRow.status, first_dispatch.c.at, TicketRow.type)
             .outerjoin(first_dispatch, first_dispatch.c.ticket_id == TicketRow.id)
             .where(TicketRow.created_at >= start, TicketRow.created_at < end)
         ).all()
         late = kept = 0
-        for created, status, dispatched in rows:
+        for created, status, dispatched, kind in rows:
             if dispatched is None and status != "intake":
                 continue  # settled without dispatch (answered on the call)
             when = _aware(dispatched) if dispatched is not None else None
-            if rules.dispatch_late(created, status, when, cutoff):
+            if rules.dispatch_late(created, status, when, cutoff, kind):
                 late += 1
             elif when is not None:
                 kept += 1  # still in 受理 within the limit: not decided yet

@@ -43,6 +43,9 @@ FILTERS = {
 }
 
 
+DISPATCHED_TYPES = ("complaint", "report", "help")  # must reach a department in time
+
+
 @dataclass(frozen=True)
 class DeadlineRules:
     due_soon_share: float = 0.2
@@ -55,13 +58,16 @@ class DeadlineRules:
         status: str,
         dispatched_at: datetime | None,
         now: datetime,
+        ticket_type: str = "complaint",
     ) -> bool:
         if not self.dispatch_within_min:
             return False
         limit = created_at + timedelta(minutes=self.dispatch_within_min)
         if dispatched_at is not None:
             return dispatched_at > limit
-        return status == "intake" and now > limit
+        # Waiting in 受理 breaks the rule only for the types a department must act on (the
+        # ticket page's "须在 HH:MM 前转办"); a consultation may wait for its answer.
+        return status == "intake" and ticket_type in DISPATCHED_TYPES and now > limit
 
     def state(
         self, created_at: datetime, due_at: datetime, closed: bool, now: datetime

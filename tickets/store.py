@@ -300,7 +300,7 @@ class TicketStore:
         now = now or self.clock()
         state = self.rules.state(ticket.created_at, ticket.due_at, not ticket.is_open, now)
         late = self.rules.dispatch_late(
-            ticket.created_at, ticket.status.value, ticket.dispatched_at, now
+            ticket.created_at, ticket.status.value, ticket.dispatched_at, now, ticket.type.value
         )
         return Deadline(state, ticket.due_at - now, late)
 
@@ -324,13 +324,14 @@ class TicketStore:
             TicketRow.due_at,
             TicketRow.status,
             _first_dispatch().label("dispatched_at"),
+            TicketRow.type,
         ).where(TicketRow.status != Status.CLOSED.value)
         with self.reading() as session:
-            for created, due, status, dispatched in session.execute(query):
+            for created, due, status, dispatched, kind in session.execute(query):
                 state = self.rules.state(created, due, False, now)
                 if state.value in counts:
                     counts[state.value] += 1
-                if self.rules.dispatch_late(created, status, _aware(dispatched), now):
+                if self.rules.dispatch_late(created, status, _aware(dispatched), now, kind):
                     counts["dispatch_late"] += 1
         return counts
 
