@@ -27,6 +27,7 @@ from tickets.models import UserRow
 from tickets.queue import SeatQueue
 from tickets.store import TicketStore
 from tickets.ticket import (
+    CallbackOutcome,
     Holding,
     InvalidTransition,
     Satisfaction,
@@ -291,6 +292,24 @@ class TicketService:
         return self.store.note(
             number, f"回拨 {account.extension}", account.username, action="call_placed", guard=guard
         )
+
+    # ---- 回电 (callbacks promised at night or on a 留言) ----
+
+    def callbacks_for(self, account: Account, *, with_history: bool = True) -> list[Ticket]:
+        """The 回电清单 of this account: promised, not yet reached, tickets they may work
+        on (a 班长 sees all), oldest first."""
+        due = self.store.callbacks_due(with_history=with_history)
+        return [t for t in due if self.may_work_on(t, account)]
+
+    def record_callback(
+        self, number: str, outcome: CallbackOutcome, note: str, account: Account
+    ) -> Ticket:
+        return self.store.record_callback(
+            number, outcome, note, account.username, guard=access.guard_for(account)
+        )
+
+    def caller_history(self, number: str, limit: int = 5) -> list[Ticket]:
+        return self.store.caller_history(number, limit)
 
     def _done(self, number: str) -> None:
         try:

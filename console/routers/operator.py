@@ -44,6 +44,7 @@ from tickets.dialer import DialerError
 from tickets.draft import RequestType, Urgency
 from tickets.service import pop_channel
 from tickets.ticket import (
+    CallbackOutcome,
     InvalidTransition,
     Satisfaction,
     Status,
@@ -82,6 +83,10 @@ def render(
         msg=messages.banner(messages.NOTICES, query.get("msg", ""), query, details),
         err=error or messages.banner(messages.PROBLEMS, query.get("err", ""), query, details),
     )
+    if login is not None and "callbacks_due" not in context:  # the count beside 回电清单
+        context["callbacks_due"] = len(
+            console.service.callbacks_for(login.account, with_history=False)
+        )
     return console.templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
@@ -344,6 +349,7 @@ def _ticket_page(
         else [],
         has_recording=_recording_of(console, ticket) is not None,
         dialer_ready=console.service.dialer is not None,
+        earlier=console.service.caller_history(number),
     )
 
 
@@ -355,7 +361,8 @@ def _recording_of(console: Console, ticket: Ticket) -> Path | None:
 @router.get("/tickets/{number}/pop", response_class=HTMLResponse)
 def ticket_pop(request: Request, console: Ctx, login: Login, number: str) -> Response:
     ticket = console.service.store.get(_check_number(number), with_history=False)
-    return render(console, request, "_pop.html", login, ticket=ticket)
+    earlier = console.service.caller_history(number)
+    return render(console, request, "_pop.html", login, ticket=ticket, earlier=earlier)
 
 
 @router.get("/tickets/{number}/recording")
@@ -465,6 +472,41 @@ def reply(
 def call(request: Request, console: Ctx, login: Login, number: str) -> Response:
     act = _Act(request, console, login, number)
     return act("calling", lambda: console.service.call_back(number, login.account))
+
+
+@router.post("/tickets/{number}/callback")
+def callback(
+    request: Request,
+    console: Ctx,
+    login: Login,
+    number: str,
+    outcome: Annotated[CallbackOutcome, Form()],
+    note: Annotated[str, Form(max_length=2000)] = "",
+    from_list: Annotated[bool, Form()] = False,
+) -> Response:
+    """The result of a 回电 (已回电 / 未接通 / 号码错误), kept in the ticket's history."""
+    act = _Act(request, console, login, number)
+    refused = act.attempt(
+        lambda: console.service.record_callback(number, outcome, note, login.account)
+    )
+    if refused:
+        return refused
+    return back("/callbacks" if from_list else f"/tickets/{number}", msg="callback_recorded")
+
+
+@router.get("/callbacks", response_class=HTMLResponse)
+def callbacks(request: Request, console: Ctx, login: Login) -> Response:
+    """回电清单: callers promised a call back (night, 留言) and not yet reached, oldest first."""
+    due = console.service.callbacks_for(login.account)
+    return render(
+        console,
+        request,
+        "callbacks.html",
+        login,
+        due=due,
+        callbacks_due=len(due),
+        dialer_ready=console.service.dialer is not None,
+    )
 
 
 @router.post("/tickets/{number}/follow-up")
