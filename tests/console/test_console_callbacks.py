@@ -167,3 +167,27 @@ def test_caller_history_on_the_ticket_and_the_pop(env: ConsoleEnv, client: TestC
 
     first = client.get(f"/tickets/{older[0].number}").text
     assert "该号码此前没有工单" in first
+
+
+def test_operators_look_the_knowledge_base_up_read_only(
+    env: ConsoleEnv, client: TestClient
+) -> None:
+    from console.routers.manager import get_manager
+
+    assert client.get("/manage/kb").status_code == 403  # editing stays with the 班长
+    page = client.get("/kb", params={"q": "公积金 租房"})
+    assert page.status_code == 200
+    assert 'id="kb-hf-withdraw-rent"' in page.text
+    assert "可以每年提取一次住房公积金支付房租" in page.text  # the answer itself
+    assert 'id="kb-hf-withdraw-retire"' not in page.text  # not every word matches
+    assert "/manage/kb" not in page.text and 'method="post" action="/kb' not in page.text
+    assert client.post("/kb", data={"csrf_token": csrf(page.text)}).status_code == 405
+
+    ticket = env.service.intake(make_draft(30))
+    assert 'action="/kb"' in client.get(f"/tickets/{ticket.number}").text  # beside the ticket
+
+    config = get_manager(env.app.state.console).config
+    config.kb_save([], "boss", "停用", retire=["hf-withdraw-rent"])
+    page = client.get("/kb", params={"q": "公积金 租房"})
+    assert 'id="kb-hf-withdraw-rent"' not in page.text  # retired: not given to callers
+    assert "没有找到相关条目" in page.text
