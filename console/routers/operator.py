@@ -41,7 +41,7 @@ from console.security import https_needed_but_missing, secure_cookies
 from console.streams import StreamSlots
 from tickets.accounts import LoginSession, Role
 from tickets.dialer import DialerError
-from tickets.draft import RequestType, Urgency
+from tickets.draft import Caller, FiveElements, RequestType, TicketDraft, Urgency
 from tickets.service import pop_channel
 from tickets.ticket import (
     CallbackOutcome,
@@ -307,6 +307,89 @@ async def _event_stream(
             await slots.release(login.token, slot)
             await pubsub.unsubscribe()
             await pubsub.aclose()
+
+
+# ---- 新建工单: a call the bot did not take ----
+
+NEW_TICKET_FIELDS = (
+    "type", "urgency", "skill", "topic", "department", "caller_name", "callback_number",
+    "where", "when", "who_what", "what_happened", "caller_wants", "summary",
+)  # fmt: skip
+
+
+@router.get("/tickets/new", response_class=HTMLResponse)
+def new_ticket_form(request: Request, console: Ctx, login: Login) -> Response:
+    form = dict.fromkeys(NEW_TICKET_FIELDS, "")
+    form.update(type=RequestType.CONSULTATION.value, urgency=Urgency.NORMAL.value)
+    form["skill"] = (login.account.skills or list(console.settings.tickets.skills))[0]
+    return render(console, request, "new_ticket.html", login, form=form, flags={})
+
+
+@router.post("/tickets/new")
+def new_ticket(
+    request: Request,
+    console: Ctx,
+    login: Login,
+    type: Annotated[RequestType, Form()],
+    urgency: Annotated[Urgency, Form()],
+    what_happened: Annotated[str, Form(max_length=5000)],
+    skill: Annotated[str, Form(max_length=40)] = "general",
+    topic: Annotated[str, Form(max_length=100)] = "",
+    department: Annotated[str, Form(max_length=100)] = "",
+    caller_name: Annotated[str, Form(max_length=80)] = "",
+    callback_number: Annotated[str, Form(max_length=40)] = "",
+    confidential: Annotated[bool, Form()] = False,
+    callback_promised: Annotated[bool, Form()] = False,
+    where: Annotated[str, Form(max_length=500)] = "",
+    when: Annotated[str, Form(max_length=200)] = "",
+    who_what: Annotated[str, Form(max_length=500)] = "",
+    caller_wants: Annotated[str, Form(max_length=2000)] = "",
+    summary: Annotated[str, Form(max_length=5000)] = "",
+) -> Response:
+    """A work order a person takes down; it is theirs at once (see file_by_hand)."""
+    draft = TicketDraft(
+        type=type,
+        urgency=urgency,
+        topic=topic.strip(),
+        department=department.strip(),
+        caller=Caller(
+            name=caller_name.strip(),
+            callback_number=callback_number.strip(),
+            confidential=confidential,
+        ),
+        elements=FiveElements(
+            where=where.strip(),
+            when=when.strip(),
+            who_what=who_what.strip(),
+            what_happened=what_happened.strip(),
+            caller_wants=caller_wants.strip(),
+        ),
+        summary=summary.strip(),
+        handover_reason="人工登记",
+    )
+    error = ""
+    if skill not in console.settings.tickets.skills:
+        error = "请从列表中选择队列"
+    else:
+        try:
+            ticket = console.service.file_by_hand(
+                draft, login.account, skill=skill, callback_promised=callback_promised
+            )
+        except TicketError as exc:
+            error = str(exc)
+        else:
+            return back(f"/tickets/{ticket.number}", msg="ticket_filed", ticket=ticket.number)
+    form = {
+        "type": type.value, "urgency": urgency.value, "skill": skill, "topic": topic,
+        "department": department, "caller_name": caller_name,
+        "callback_number": callback_number, "where": where, "when": when,
+        "who_what": who_what, "what_happened": what_happened,
+        "caller_wants": caller_wants, "summary": summary,
+    }  # fmt: skip
+    flags = {"confidential": confidential, "callback_promised": callback_promised}
+    return render(
+        console, request, "new_ticket.html", login, 422, error=error, form=form, flags=flags
+    )
 
 
 # ---- one ticket ----

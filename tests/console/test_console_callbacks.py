@@ -191,3 +191,49 @@ def test_operators_look_the_knowledge_base_up_read_only(
     page = client.get("/kb", params={"q": "公积金 租房"})
     assert 'id="kb-hf-withdraw-rent"' not in page.text  # retired: not given to callers
     assert "没有找到相关条目" in page.text
+
+
+def test_operator_files_a_ticket_by_hand(env: ConsoleEnv, client: TestClient) -> None:
+    form = client.get("/tickets/new")
+    assert form.status_code == 200 and 'id="new-ticket-form"' in form.text
+    fields = {
+        "csrf_token": csrf(form.text),
+        "type": "complaint",
+        "urgency": "urgent",
+        "skill": "general",
+        "topic": "路灯不亮",
+        "caller_name": "赵女士",
+        "callback_number": "13612345678",
+        "callback_promised": "true",
+        "where": "海甸岛人民大道58号",
+        "what_happened": "小区门口路灯坏了一个星期",
+        "caller_wants": "尽快修好",
+    }
+    filed = client.post("/tickets/new", data=fields, follow_redirects=False)
+    assert filed.status_code == 303
+    number = re.fullmatch(
+        r"/tickets/([\d-]+)\?msg=ticket_filed&ticket=\1", filed.headers["location"]
+    )
+    assert number, filed.headers["location"]
+    page = client.get(filed.headers["location"]).text
+    assert f"已新建工单 {number.group(1)}" in page
+    ticket = env.service.store.get(number.group(1))
+    assert ticket.type.value == "complaint" and ticket.urgency.value == "urgent"
+    assert ticket.caller.callback_number == "13612345678" and ticket.caller.number == ""
+    assert ticket.elements.what_happened == "小区门口路灯坏了一个星期"
+    assert ticket.assigned_to == "op" and ticket.history[0].actor == "op"
+    assert ticket.number not in [e.ticket for e in env.service.queue.waiting(None)]  # held
+    assert listed(client.get("/callbacks").text) == [ticket.number]  # promised a call back
+
+
+def test_a_ticket_by_hand_needs_what_happened_and_a_known_queue(
+    env: ConsoleEnv, client: TestClient
+) -> None:
+    token = csrf(client.get("/tickets/new").text)
+    base = {"csrf_token": token, "type": "help", "urgency": "normal", "topic": "求助登记"}
+    empty = client.post("/tickets/new", data={**base, "skill": "general", "what_happened": "  "})
+    assert empty.status_code == 422
+    assert "请填写事情经过" in empty.text and 'value="求助登记"' in empty.text  # kept
+    unknown = client.post("/tickets/new", data={**base, "skill": "nope", "what_happened": "有事"})
+    assert unknown.status_code == 422 and "请从列表中选择队列" in unknown.text
+    assert env.service.store.count() == 0
