@@ -316,11 +316,15 @@ class TicketService:
 
     # ---- 回电 (callbacks promised at night or on a 留言) ----
 
-    def callbacks_for(self, account: Account, *, with_history: bool = True) -> list[Ticket]:
+    def callbacks_for(self, account: Account) -> list[Ticket]:
         """The 回电清单 of this account: promised, not yet reached, tickets they may work
         on (a 班长 sees all), oldest first."""
-        due = self.store.callbacks_due(with_history=with_history)
+        due = self.store.callbacks_due()
         return [t for t in due if self.may_work_on(t, account)]
+
+    def count_callbacks_for(self, account: Account) -> int:
+        holdings = self.store.callbacks_due_holdings()
+        return sum(1 for h in holdings if access.may_work_on(account, h))
 
     def record_callback(
         self, number: str, outcome: CallbackOutcome, note: str, account: Account

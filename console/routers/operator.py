@@ -83,10 +83,9 @@ def render(
         msg=messages.banner(messages.NOTICES, query.get("msg", ""), query, details),
         err=error or messages.banner(messages.PROBLEMS, query.get("err", ""), query, details),
     )
-    if login is not None and "callbacks_due" not in context:  # the count beside 回电清单
-        context["callbacks_due"] = len(
-            console.service.callbacks_for(login.account, with_history=False)
-        )
+    if login is not None and not name.startswith("_") and "callbacks_due" not in context:
+        # The count beside 回电清单 in the menu of whole pages (fragments have no menu).
+        context["callbacks_due"] = console.service.count_callbacks_for(login.account)
     return console.templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
