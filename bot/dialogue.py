@@ -457,9 +457,7 @@ class Dialogue:
             if not s.human_asked_at_night:
                 s.human_asked_at_night = True
                 return self._decide([self._say("human_night"), self._listen()], "main")
-            return self._decide(
-                [CreateTicket(ticket, callback_promised=True), HangUp("callback")], "ended"
-            )
+            return self._decide([self._callback_ticket(ticket), HangUp("callback")], "ended")
         queue = self.brain.lexicon.queue_for(ticket.department, ticket.topic)
         return self._hand_over(ticket, reason, queue)
 
@@ -485,7 +483,7 @@ class Dialogue:
             return self._decide(
                 [
                     self._say("not_understood_night"),
-                    CreateTicket(ticket, callback_promised=True),
+                    self._callback_ticket(ticket),
                     HangUp("callback"),
                 ],
                 "ended",
@@ -502,9 +500,7 @@ class Dialogue:
         ticket.handover_reason = ticket.handover_reason or reason
         self._complete(ticket)
         if self.s.night:
-            return self._decide(
-                [CreateTicket(ticket, callback_promised=True), HangUp("callback")], "ended"
-            )
+            return self._decide([self._callback_ticket(ticket), HangUp("callback")], "ended")
         return self._decide([self._say("transfer"), Transfer(queue, reason, ticket)], "ended")
 
     # ---- taking a work order down ----
@@ -706,6 +702,12 @@ class Dialogue:
             f"fix:{target}",
         )
 
+    def _callback_ticket(self, ticket: TicketDraft) -> CreateTicket:
+        """Night: a work order the morning shift calls back on, confirmed to the caller in
+        the manager's wording (``ticket_created_night``, its number filled by the session)."""
+        wording = self.brain.prompts.text("ticket_created_night")
+        return CreateTicket(ticket, callback_promised=True, confirmation=wording)
+
     def _finish_ticket(self, reason: str) -> Decision:
         t = self._ticket()
         if reason:
@@ -713,9 +715,7 @@ class Dialogue:
         self._complete(t)
         if self.s.night:
             t.callback_promised = True
-            return self._decide(
-                [CreateTicket(t, callback_promised=True), HangUp("ticket")], "ended"
-            )
+            return self._decide([self._callback_ticket(t), HangUp("ticket")], "ended")
         t.handover_reason = t.handover_reason or f"{TYPE_NAMES[t.type.value]}需要人工处理"
         queue = self.brain.lexicon.queue_for(t.department, t.topic)
         for rule, _ in self.brain.lexicon.topics:

@@ -87,6 +87,9 @@ class Listen:
 class CreateTicket:
     ticket: TicketDraft
     callback_promised: bool = False  # night mode: the morning shift calls back
+    # What the session says once the ticket is filed (the ``ticket_created_night`` prompt a
+    # manager edits); its ``{ticket_no}`` is filled by the session, which alone knows it.
+    confirmation: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -188,12 +188,13 @@ def create_app(
     app.state.console = console
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
-    from console.routers import api, docs, manager, operator
+    from console.routers import api, docs, knowledge, manager, operator
 
     app.mount(docs.ASSETS_URL, StaticFiles(directory=docs.ASSETS_DIR), name="docs-assets")
     app.include_router(api.router)
     app.include_router(operator.router)
     app.include_router(manager.router)
+    app.include_router(knowledge.router)
     app.include_router(docs.router)
     operator.install_handlers(app)
     _install_error_handlers(app)

@@ -26,6 +26,8 @@ NOTICES: dict[str, str] = {
     "replied": "已登记承办单位反馈",
     "calling": "正在呼叫：请接起您的话机",
     "followed_up": "已记录回访结果",
+    "callback_recorded": "已登记回电结果",
+    "ticket_filed": "已新建工单 {ticket}",
     "closed": "工单已办结",
     "released": "工单 {ticket} 已退回队列",
     "reassigned": "已改派给 {assignee}",

@@ -12,6 +12,7 @@ from hotline.settings import Settings
 from tickets.accounts import ROLE_LABELS
 from tickets.draft import RequestType, TranscriptLine, Urgency
 from tickets.ticket import (
+    CALLBACK_OUTCOME_LABELS,
     SATISFACTION_LABELS,
     STATUS_LABELS,
     TYPE_LABELS,
@@ -34,6 +35,9 @@ ACTION_LABELS = {
     "note": "备注",
     "call_placed": "点击回拨",
     "duplicate_linked": "关联重复件",
+    "callback_reached": "回电：已回电",
+    "callback_unreached": "回电：未接通",
+    "callback_wrong_number": "回电：号码错误",
 }
 
 
@@ -89,6 +93,7 @@ def install_filters(templates: Jinja2Templates, settings: Settings) -> None:
         URGENCIES=[u.value for u in Urgency],
         STATUSES=[s.value for s in Status],
         SATISFACTIONS=[s.value for s in Satisfaction],
+        CALLBACK_OUTCOMES={o.value: label for o, label in CALLBACK_OUTCOME_LABELS.items()},
         SKILLS=settings.tickets.skills,
         DEPARTMENTS=settings.tickets.departments,
         LOW_CONFIDENCE=settings.console.low_confidence,

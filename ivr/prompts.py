@@ -306,12 +306,25 @@ class PromptLibrary:
 
     def ticket_number(self, number: str) -> Prompt:
         """'您的工单号是' + each digit ('1' read as 幺, as Chinese operators read numbers)."""
-        digits = ["幺" if ch == "1" else DIGITS[int(ch)] for ch in number if ch.isdigit()]
-        return self.join(["您的工单号是", *digits])
+        return self.join(["您的工单号是", *spoken_digits(number)])
+
+    def with_ticket_number(self, wording: str, number: str) -> Prompt:
+        """A prompt with ``{ticket_no}`` (``ticket_created_night``): its fixed parts as
+        written (prerendered, see ivr.wiring.bot_prompt_texts), the number digit by digit."""
+        head, _, tail = wording.partition(TICKET_NO)
+        pieces = [head, *spoken_digits(number), tail]
+        return self.join(p for p in pieces if p.strip())
 
     def spoken_date(self, day: date) -> Prompt:
         return self.join([*(DIGITS[int(c)] for c in str(day.year)), "年",
                           *_cardinal(day.month), "月", *_cardinal(day.day), "日"])  # fmt: skip
+
+
+TICKET_NO = "{ticket_no}"
+
+
+def spoken_digits(number: str) -> list[str]:
+    return ["幺" if ch == "1" else DIGITS[int(ch)] for ch in number if ch.isdigit()]
 
 
 def _cardinal(n: int) -> list[str]:

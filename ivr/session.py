@@ -53,7 +53,7 @@ from hotline.audio import StreamResampler
 from hotline.audio.frames import FrameBuffer
 from hotline.metrics import METRICS, ReplyClock
 from ivr.journal import CallJournal, CallRecord, mask_number
-from ivr.prompts import Prompt, PromptLibrary
+from ivr.prompts import TICKET_NO, Prompt, PromptLibrary
 from ivr.rtp import PCMA, RtpStream
 from ivr.sip import IncomingCall
 from tickets.draft import TicketDraft, TranscriptLine
@@ -502,10 +502,21 @@ class CallSession:
         draft.callback_promised = action.callback_promised
         number = await self._intake(draft, "general")
         if action.callback_promised and (number or self._spooled):
-            await self._play_text(CALLBACK_TEXT)  # a spooled draft is kept: the promise holds
-            if number:
-                await self._play(await asyncio.to_thread(self.deps.prompts.ticket_number, number))
+            await self._promise_callback(action.confirmation, number)
         return number
+
+    async def _promise_callback(self, wording: str, number: str) -> None:
+        """The bot's confirmation (``ticket_created_night``, the wording a manager edits)
+        with the number read out. A spooled draft has no number yet (the promise holds),
+        and a bot that sends no wording: the session's own sentence."""
+        if wording and number and TICKET_NO in wording:
+            self._line("bot", wording.replace(TICKET_NO, number))
+            prompts = self.deps.prompts
+            await self._play(await asyncio.to_thread(prompts.with_ticket_number, wording, number))
+            return
+        await self._play_text(wording if wording and TICKET_NO not in wording else CALLBACK_TEXT)
+        if number:
+            await self._play(await asyncio.to_thread(self.deps.prompts.ticket_number, number))
 
     async def _intake(self, draft: TicketDraft, skill: str) -> str:
         if self.deps.tickets is None:

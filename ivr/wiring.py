@@ -21,7 +21,7 @@ from asr.base import Recognizer, SpeechEngine
 from bot.brain import BotPaths, Brain, BrainCache
 from bot.events import TicketStatus
 from hotline.metrics import METRICS
-from ivr.prompts import PromptLibrary
+from ivr.prompts import TICKET_NO, PromptLibrary
 from ivr.session import (
     CALLBACK_TEXT,
     SURVEY_TEXT,
@@ -88,6 +88,8 @@ def bot_prompt_texts(brain: Brain) -> list[str]:
     for text in brain.prompts.texts.values():
         if "{" not in text:
             texts.append(text)
+        elif text.count("{") == 1 and TICKET_NO in text:  # ticket_created_night's parts
+            texts += text.split(TICKET_NO)
     intake = brain.prompts.texts.get("intake_start", "")
     texts += [intake.replace("{type_name}", name) for name in _TYPE_NAMES if intake]
     menu = brain.menu.spoken(brain.menu.options)

@@ -22,11 +22,12 @@ from hotline.settings import Settings, TicketsSettings
 from tickets import access
 from tickets.accounts import Account, Role
 from tickets.dialer import Dialer, DialerError
-from tickets.draft import TicketDraft, Urgency
+from tickets.draft import TicketDraft, Urgency, evidence_fields
 from tickets.models import UserRow
 from tickets.queue import SeatQueue
 from tickets.store import TicketStore
 from tickets.ticket import (
+    CallbackOutcome,
     Holding,
     InvalidTransition,
     Satisfaction,
@@ -291,6 +292,49 @@ class TicketService:
         return self.store.note(
             number, f"回拨 {account.extension}", account.username, action="call_placed", guard=guard
         )
+
+    def file_by_hand(
+        self, draft: TicketDraft, account: Account, *, skill: str, callback_promised: bool
+    ) -> Ticket:
+        """新建工单: a person takes a call down that the bot did not (a direct line, a
+        walk-in). It carries no call evidence (tickets.draft.EVIDENCE_FIELDS: a number a
+        person types is the 回拨号码) and is held by its author, as a claimed ticket is."""
+        if evidence_fields(draft):
+            raise TicketError("人工登记的工单不能带通话证据（来电号码、转写、录音等）")
+        if not draft.elements.what_happened.strip():
+            raise TicketError("请填写事情经过")
+        ticket = self.intake(
+            draft, skill=skill, callback_promised=callback_promised, actor=account.username
+        )
+        try:
+            self.queue.take_over(account.seat, ticket.number)
+        except redis.RedisError:
+            log.exception("ticket %s filed by hand but not taken off the queue", ticket.number)
+        return self.store.assign(
+            ticket.number, account.username, account.seat, actor=account.username
+        )
+
+    # ---- 回电 (callbacks promised at night or on a 留言) ----
+
+    def callbacks_for(self, account: Account) -> list[Ticket]:
+        """The 回电清单 of this account: promised, not yet reached, tickets they may work
+        on (a 班长 sees all), oldest first."""
+        due = self.store.callbacks_due()
+        return [t for t in due if self.may_work_on(t, account)]
+
+    def count_callbacks_for(self, account: Account) -> int:
+        holdings = self.store.callbacks_due_holdings()
+        return sum(1 for h in holdings if access.may_work_on(account, h))
+
+    def record_callback(
+        self, number: str, outcome: CallbackOutcome, note: str, account: Account
+    ) -> Ticket:
+        return self.store.record_callback(
+            number, outcome, note, account.username, guard=access.guard_for(account)
+        )
+
+    def caller_history(self, number: str, limit: int = 5) -> list[Ticket]:
+        return self.store.caller_history(number, limit)
 
     def _done(self, number: str) -> None:
         try:

@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, bindparam, func, insert, or_, select
+from sqlalchemy import Connection, Engine, Table, bindparam, exists, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,6 +27,7 @@ from tickets.draft import RequestType, TicketDraft, Urgency
 from tickets.models import TicketCounterRow, TicketEventRow, TicketRow, UTCDateTime, utcnow
 from tickets.ticket import (
     TRANSITIONS,
+    CallbackOutcome,
     Guard,
     HistoryEntry,
     Holding,
@@ -37,6 +38,7 @@ from tickets.ticket import (
     TicketEdit,
     TicketError,
     TicketNotFound,
+    callback_action,
     mask_phone,
 )
 from tickets.workdays import WorkCalendar
@@ -416,6 +418,82 @@ class TicketStore:
                         break
         return found[offset:]
 
+    def callbacks_due(self, limit: int = 500) -> list[Ticket]:
+        """回电清单: open tickets whose caller was promised a call back and not yet reached,
+        oldest first (a night's callers in the order they called)."""
+        query = (
+            select(TicketRow)
+            .where(
+                TicketRow.callback_promised.is_(True),
+                TicketRow.status != Status.CLOSED.value,
+                ~_reached(),
+            )
+            .order_by(TicketRow.created_at, TicketRow.id)
+            .limit(max(1, min(limit, 500)))
+        )
+        with self.reading() as session:
+            rows = session.scalars(query).all()
+            return [self._to_ticket(session, row, with_history=True) for row in rows]
+
+    def callbacks_due_holdings(self) -> list[Holding]:
+        """Who holds each ticket of the 回电清单: one query, for the count in the menu."""
+        query = select(TicketRow.assigned_to, TicketRow.seat, TicketRow.skill).where(
+            TicketRow.callback_promised.is_(True),
+            TicketRow.status != Status.CLOSED.value,
+            ~_reached(),
+        )
+        with self.reading() as session:
+            return [Holding(r.assigned_to, r.seat, r.skill) for r in session.execute(query)]
+
+    def caller_history(self, number: str, limit: int = 5) -> list[Ticket]:
+        """Earlier work orders of the same caller: either of this ticket's numbers (来电,
+        回拨) matching either number of the other, newest first."""
+        with self.reading() as session:
+            row = self._row(session, number)
+            phones = {p for p in (row.caller_number, row.callback_number) if p}
+            if not phones:
+                return []
+            query = (
+                select(TicketRow)
+                .where(
+                    TicketRow.id < row.id,
+                    or_(TicketRow.caller_number.in_(phones), TicketRow.callback_number.in_(phones)),
+                )
+                .order_by(TicketRow.created_at.desc(), TicketRow.id.desc())
+                .limit(max(1, min(limit, 50)))
+            )
+            return [self._to_ticket(session, r, with_history=False) for r in session.scalars(query)]
+
+    def record_callback(
+        self,
+        number: str,
+        outcome: CallbackOutcome,
+        note: str,
+        actor: str,
+        *,
+        guard: Guard | None = None,
+    ) -> Ticket:
+        """One 回电 attempt in the history (status unchanged); 已回电 keeps the promise."""
+        with self.writing() as session:
+            row = self._row(session, number, lock=True, guard=guard)
+            if not row.callback_promised:
+                raise TicketError(f"工单 {number} 没有回电承诺，无需登记回电结果")
+            if row.status == Status.CLOSED.value:
+                raise InvalidTransition(f"工单 {number} 已办结，不能登记回电")
+            row.updated_at = self.clock()
+            self._append(
+                session,
+                row,
+                actor,
+                callback_action(outcome),
+                row.status,
+                row.status,
+                {"note": note.strip()},
+                row.updated_at,
+            )
+            session.flush()
+            return self._to_ticket(session, row, with_history=True)
+
     def waiting_numbers(self) -> list[tuple[str, str, str]]:
         """(number, skill, urgency) of tickets still in intake and taken by nobody."""
         query = (
@@ -663,6 +741,18 @@ class TicketStore:
         snap.update({f"elements.{k}": v for k, v in row.elements.items() if k != "address"})
         return snap
 
+    @staticmethod
+    def _reached(session: Session, ticket_id: int) -> bool:
+        found = session.scalar(
+            select(TicketEventRow.id)
+            .where(
+                TicketEventRow.ticket_id == ticket_id,
+                TicketEventRow.action == callback_action(CallbackOutcome.REACHED),
+            )
+            .limit(1)
+        )
+        return found is not None
+
     def _local_midnight(self, day: date) -> datetime:
         return datetime.combine(day, time(0), tzinfo=self.calendar.timezone).astimezone(UTC)
 
@@ -725,6 +815,7 @@ class TicketStore:
             transcript=row.transcript,  # type: ignore[arg-type]
             recording_path=row.recording_path,
             callback_promised=row.callback_promised,
+            called_back=row.callback_promised and self._reached(session, row.id),
             assigned_to=row.assigned_to,
             seat=row.seat,
             duplicate_of=row.duplicate_of,
@@ -745,6 +836,14 @@ def _first_dispatch() -> Any:
         .where(TicketEventRow.ticket_id == TicketRow.id, TicketEventRow.action == "dispatch")
         .correlate(TicketRow)
         .scalar_subquery()
+    )
+
+
+def _reached() -> Any:
+    """EXISTS a 已回电 row in the ticket's history (correlated with ``TicketRow``)."""
+    return exists().where(
+        TicketEventRow.ticket_id == TicketRow.id,
+        TicketEventRow.action == callback_action(CallbackOutcome.REACHED),
     )
 
 

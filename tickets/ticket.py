@@ -143,6 +143,7 @@ class Ticket(BaseModel):
     transcript: list[TranscriptLine] = Field(default_factory=list)
     recording_path: str = ""
     callback_promised: bool = False
+    called_back: bool = False  # a 回电 was recorded as reached (action "callback_reached")
     assigned_to: str | None = None
     seat: str | None = None
     duplicate_of: str | None = None
@@ -166,6 +167,11 @@ class Ticket(BaseModel):
     def is_open(self) -> bool:
         return self.status != Status.CLOSED
 
+    @property
+    def needs_callback(self) -> bool:
+        """需回电: the caller was promised a call back (night, 留言) and nobody reached them."""
+        return self.callback_promised and not self.called_back and self.is_open
+
 
 class TicketEdit(BaseModel):
     """Fields an operator may correct before dispatch; None leaves a field as it is."""
@@ -184,6 +190,26 @@ class TicketEdit(BaseModel):
     who_what: str | None = Field(None, max_length=500)
     what_happened: str | None = Field(None, max_length=5000)
     caller_wants: str | None = Field(None, max_length=2000)
+
+
+class CallbackOutcome(StrEnum):
+    """The result of one 回电 attempt; only REACHED takes the ticket off the 回电清单."""
+
+    REACHED = "reached"  # 已回电
+    UNREACHED = "unreached"  # 未接通
+    WRONG_NUMBER = "wrong_number"  # 号码错误
+
+
+CALLBACK_OUTCOME_LABELS = {
+    CallbackOutcome.REACHED: "已回电",
+    CallbackOutcome.UNREACHED: "未接通",
+    CallbackOutcome.WRONG_NUMBER: "号码错误",
+}
+
+
+def callback_action(outcome: CallbackOutcome) -> str:
+    """The history action an outcome is recorded under (``callback_reached`` ...)."""
+    return f"callback_{outcome.value}"
 
 
 def mask_phone(number: str) -> str:

@@ -43,9 +43,10 @@ from tickets.access import check_sees_overdue_list
 from tickets.accounts import LoginSession, Role
 from tickets.deadlines import FILTERS
 from tickets.dialer import DialerError
-from tickets.draft import RequestType, Urgency
+from tickets.draft import Caller, FiveElements, RequestType, TicketDraft, Urgency
 from tickets.service import pop_channel
 from tickets.ticket import (
+    CallbackOutcome,
     InvalidTransition,
     Satisfaction,
     Status,
@@ -84,6 +85,9 @@ def render(
         msg=messages.banner(messages.NOTICES, query.get("msg", ""), query, details),
         err=error or messages.banner(messages.PROBLEMS, query.get("err", ""), query, details),
     )
+    if login is not None and not name.startswith("_") and "callbacks_due" not in context:
+        # The count beside 回电清单 in the menu of whole pages (fragments have no menu).
+        context["callbacks_due"] = console.service.count_callbacks_for(login.account)
     return console.templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
@@ -306,6 +310,89 @@ async def _event_stream(
             await pubsub.aclose()
 
 
+# ---- 新建工单: a call the bot did not take ----
+
+NEW_TICKET_FIELDS = (
+    "type", "urgency", "skill", "topic", "department", "caller_name", "callback_number",
+    "where", "when", "who_what", "what_happened", "caller_wants", "summary",
+)  # fmt: skip
+
+
+@router.get("/tickets/new", response_class=HTMLResponse)
+def new_ticket_form(request: Request, console: Ctx, login: Login) -> Response:
+    form = dict.fromkeys(NEW_TICKET_FIELDS, "")
+    form.update(type=RequestType.CONSULTATION.value, urgency=Urgency.NORMAL.value)
+    form["skill"] = (login.account.skills or list(console.settings.tickets.skills))[0]
+    return render(console, request, "new_ticket.html", login, form=form, flags={})
+
+
+@router.post("/tickets/new")
+def new_ticket(
+    request: Request,
+    console: Ctx,
+    login: Login,
+    type: Annotated[RequestType, Form()],
+    urgency: Annotated[Urgency, Form()],
+    what_happened: Annotated[str, Form(max_length=5000)],
+    skill: Annotated[str, Form(max_length=40)] = "general",
+    topic: Annotated[str, Form(max_length=100)] = "",
+    department: Annotated[str, Form(max_length=100)] = "",
+    caller_name: Annotated[str, Form(max_length=80)] = "",
+    callback_number: Annotated[str, Form(max_length=40)] = "",
+    confidential: Annotated[bool, Form()] = False,
+    callback_promised: Annotated[bool, Form()] = False,
+    where: Annotated[str, Form(max_length=500)] = "",
+    when: Annotated[str, Form(max_length=200)] = "",
+    who_what: Annotated[str, Form(max_length=500)] = "",
+    caller_wants: Annotated[str, Form(max_length=2000)] = "",
+    summary: Annotated[str, Form(max_length=5000)] = "",
+) -> Response:
+    """A work order a person takes down; it is theirs at once (see file_by_hand)."""
+    draft = TicketDraft(
+        type=type,
+        urgency=urgency,
+        topic=topic.strip(),
+        department=department.strip(),
+        caller=Caller(
+            name=caller_name.strip(),
+            callback_number=callback_number.strip(),
+            confidential=confidential,
+        ),
+        elements=FiveElements(
+            where=where.strip(),
+            when=when.strip(),
+            who_what=who_what.strip(),
+            what_happened=what_happened.strip(),
+            caller_wants=caller_wants.strip(),
+        ),
+        summary=summary.strip(),
+        handover_reason="人工登记",
+    )
+    error = ""
+    if skill not in console.settings.tickets.skills:
+        error = "请从列表中选择队列"
+    else:
+        try:
+            ticket = console.service.file_by_hand(
+                draft, login.account, skill=skill, callback_promised=callback_promised
+            )
+        except TicketError as exc:
+            error = str(exc)
+        else:
+            return back(f"/tickets/{ticket.number}", msg="ticket_filed", ticket=ticket.number)
+    form = {
+        "type": type.value, "urgency": urgency.value, "skill": skill, "topic": topic,
+        "department": department, "caller_name": caller_name,
+        "callback_number": callback_number, "where": where, "when": when,
+        "who_what": who_what, "what_happened": what_happened,
+        "caller_wants": caller_wants, "summary": summary,
+    }  # fmt: skip
+    flags = {"confidential": confidential, "callback_promised": callback_promised}
+    return render(
+        console, request, "new_ticket.html", login, 422, error=error, form=form, flags=flags
+    )
+
+
 # ---- one ticket ----
 
 
@@ -346,6 +433,7 @@ def _ticket_page(
         else [],
         has_recording=_recording_of(console, ticket) is not None,
         dialer_ready=console.service.dialer is not None,
+        earlier=console.service.caller_history(number),
     )
 
 
@@ -357,7 +445,8 @@ def _recording_of(console: Console, ticket: Ticket) -> Path | None:
 @router.get("/tickets/{number}/pop", response_class=HTMLResponse)
 def ticket_pop(request: Request, console: Ctx, login: Login, number: str) -> Response:
     ticket = console.service.store.get(_check_number(number), with_history=False)
-    return render(console, request, "_pop.html", login, ticket=ticket)
+    earlier = console.service.caller_history(number)
+    return render(console, request, "_pop.html", login, ticket=ticket, earlier=earlier)
 
 
 @router.get("/tickets/{number}/recording")
@@ -467,6 +556,41 @@ def reply(
 def call(request: Request, console: Ctx, login: Login, number: str) -> Response:
     act = _Act(request, console, login, number)
     return act("calling", lambda: console.service.call_back(number, login.account))
+
+
+@router.post("/tickets/{number}/callback")
+def callback(
+    request: Request,
+    console: Ctx,
+    login: Login,
+    number: str,
+    outcome: Annotated[CallbackOutcome, Form()],
+    note: Annotated[str, Form(max_length=2000)] = "",
+    from_list: Annotated[bool, Form()] = False,
+) -> Response:
+    """The result of a 回电 (已回电 / 未接通 / 号码错误), kept in the ticket's history."""
+    act = _Act(request, console, login, number)
+    refused = act.attempt(
+        lambda: console.service.record_callback(number, outcome, note, login.account)
+    )
+    if refused:
+        return refused
+    return back("/callbacks" if from_list else f"/tickets/{number}", msg="callback_recorded")
+
+
+@router.get("/callbacks", response_class=HTMLResponse)
+def callbacks(request: Request, console: Ctx, login: Login) -> Response:
+    """回电清单: callers promised a call back (night, 留言) and not yet reached, oldest first."""
+    due = console.service.callbacks_for(login.account)
+    return render(
+        console,
+        request,
+        "callbacks.html",
+        login,
+        due=due,
+        callbacks_due=len(due),
+        dialer_ready=console.service.dialer is not None,
+    )
 
 
 @router.post("/tickets/{number}/follow-up")

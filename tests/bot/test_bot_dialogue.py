@@ -117,6 +117,9 @@ def test_human_at_night_takes_the_matter_down(brain: Brain) -> None:
     assert _kinds(out) == ["CreateTicket", "HangUp"]
     created = out.actions[0]
     assert isinstance(created, CreateTicket) and created.callback_promised
+    # The session confirms it in the wording a manager edits, not in words of its own.
+    assert created.confirmation == brain.prompts.text("ticket_created_night")
+    assert "{ticket_no}" in created.confirmation
 
 
 def test_complaint_dialogue_with_corrections(brain: Brain) -> None:

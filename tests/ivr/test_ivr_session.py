@@ -31,6 +31,7 @@ from ivr.callers import Caller, free_udp_port, raw_g711, run_sipp
 from ivr.controller import Controller
 from ivr.journal import CallRecord
 from ivr.prompts import EspeakEngine, PromptLibrary
+from ivr.session import CALLBACK_TEXT
 from ivr.sip import IncomingCall
 from ivr.wiring import ServiceSink, build_deps, load_brain, load_speech, ticket_service
 from tests.ivr.ami_replay import QUEUE_MEMBER_STATUS, ReplayAsterisk
@@ -283,8 +284,11 @@ def test_dtmf_zero_goes_to_a_person(tmp_path, settings, brain, engine, service,
 
 
 def test_night_callback_ticket_number_read_out(tmp_path, settings, brain, engine, service,
-                                               tts_prompts) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
-    # Nobody at the seats (AMI): asking for a person twice files a callback ticket.
+                                               tts_prompts, monkeypatch) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    # Nobody at the seats (AMI): asking for a person twice files a callback ticket, confirmed
+    # in the wording a manager gave ticket_created_night (not a sentence of the session's).
+    wording = "夜间已为您登记，编号{ticket_no}，明早回电。"
+    monkeypatch.setitem(brain.prompts.texts, "ticket_created_night", wording)
     _, call, _ = place_call(tmp_path, settings, brain, engine, tts_prompts, service,
                             lambda c: c.wait(1500).key("0").wait(2500).key("0").expect_bye(40000),
                             night=True)  # fmt: skip
@@ -295,8 +299,10 @@ def test_night_callback_ticket_number_read_out(tmp_path, settings, brain, engine
     assert call.record.ticket == ticket.number and call.record.hangup_by == "bot"
     assert call.record.outcome == "ticket" and not call.record.transfer_queue
     assert call.queued() == {ticket.number}
-    # The caller heard the number: its spoken digits went out on the wire, whole.
-    spoken = tts_prompts.ticket_number(ticket.number).pcm
+    assert call.bot_lines()[-1] == wording.replace("{ticket_no}", ticket.number)
+    assert CALLBACK_TEXT not in call.bot_lines()
+    # The caller heard it with the number: its spoken digits went out on the wire, whole.
+    spoken = tts_prompts.with_ticket_number(wording, ticket.number).pcm
     expected = alaw_encode(spoken[: len(spoken) // 320 * 320])
     assert expected in b"".join(p.payload for p in call.packets)
 
