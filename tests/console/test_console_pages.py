@@ -171,3 +171,20 @@ def test_login_never_redirects_to_another_site() -> None:
     assert _safe_next("/tickets/20261122-0001") == "/tickets/20261122-0001"
     for evil in ("https://evil.example", "//evil.example", "/\\evil.example", "evil", ""):
         assert _safe_next(evil) == "/"
+
+
+def test_the_close_form_makes_the_operator_ask_about_satisfaction(
+    env: ConsoleEnv, client: TestClient
+) -> None:
+    """满意 pre-selected recorded a satisfied citizen whenever nobody asked: the rate the
+    city is judged on was inflated. Nothing is chosen until the operator chooses."""
+    number = env.service.intake(make_draft(7)).number
+    env.service.store.dispatch(number, "市城市管理局", "op")
+    env.service.store.record_reply(number, "已处理", "dept")
+    page = client.get(f"/tickets/{number}").text
+    form = page.split('id="close-form"')[1].split("</form>")[0]
+    assert '<option value="" selected disabled>' in form
+    assert form.count("selected") == 1
+    refused = client.post(f"/tickets/{number}/close", data={"csrf_token": csrf(page)})
+    assert refused.status_code == 422
+    assert env.service.store.get(number).is_open
