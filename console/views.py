@@ -41,6 +41,53 @@ ACTION_LABELS = {
 }
 
 
+# What a history entry's detail holds, in the words staff read (the stored keys are the
+# code's). Keys not listed here are internal (the call id) and not shown.
+DETAIL_LABELS = {
+    "note": "说明", "department": "承办单位", "reply": "反馈", "result": "回访结果",
+    "satisfaction": "满意度", "skill": "队列", "seat": "坐席", "duplicate_of": "疑似重复件",
+    "duplicate": "重复件", "outcome": "结果", "changes": "修改",
+}  # fmt: skip
+FIELD_LABELS = {
+    "type": "类型", "topic": "诉求主题", "department": "承办单位", "urgency": "紧急程度",
+    "skill": "队列", "summary": "摘要", "caller.name": "姓名", "caller.number": "来电号码",
+    "caller.callback_number": "回拨号码", "caller.confidential": "保密",
+    "elements.where": "地点", "elements.when": "时间", "elements.who_what": "涉及对象",
+    "elements.what_happened": "事情经过", "elements.caller_wants": "诉求",
+}  # fmt: skip
+
+
+def history_details(detail: dict[str, object], skills: dict[str, str]) -> list[str]:
+    """A history entry's detail as Chinese phrases: 「承办单位：市水务局」,
+    「修改 姓名：（空）→ 张先生」, 「满意度：满意」; internal keys are left out."""
+    values = {
+        "satisfaction": {s.value: label for s, label in SATISFACTION_LABELS.items()},
+        "type": {t.value: label for t, label in TYPE_LABELS.items()},
+        "urgency": {u.value: label for u, label in URGENCY_LABELS.items()},
+        "skill": skills,
+    }
+
+    def shown(field: str, value: object) -> str:
+        if value in ("", None):
+            return "（空）"
+        if isinstance(value, bool):
+            return "是" if value else "否"
+        return values.get(field, {}).get(str(value), str(value))
+
+    phrases: list[str] = []
+    for key, value in detail.items():
+        if key not in DETAIL_LABELS or value in ("", None, {}, []):
+            continue
+        if key == "changes" and isinstance(value, dict):
+            for field, change in value.items():
+                before, after = change if isinstance(change, list) else ("", change)
+                label = FIELD_LABELS.get(field, field.rsplit(".", 1)[-1])
+                phrases.append(f"修改 {label}：{shown(field, before)} → {shown(field, after)}")
+        else:
+            phrases.append(f"{DETAIL_LABELS[key]}：{shown(key, value)}")
+    return phrases
+
+
 @dataclass(frozen=True)
 class Word:
     text: str
@@ -99,5 +146,6 @@ def install_filters(templates: Jinja2Templates, settings: Settings) -> None:
         LOW_CONFIDENCE=settings.console.low_confidence,
         DISPATCH_WITHIN_MIN=settings.tickets.dispatch_within_min,
         marked_words=marked_words,
+        history_details=lambda detail: history_details(detail, settings.tickets.skills),
         timedelta_min=lambda minutes: timedelta(minutes=minutes),
     )

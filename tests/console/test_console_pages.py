@@ -188,3 +188,24 @@ def test_the_close_form_makes_the_operator_ask_about_satisfaction(
     refused = client.post(f"/tickets/{number}/close", data={"csrf_token": csrf(page)})
     assert refused.status_code == 422
     assert env.service.store.get(number).is_open
+
+
+def test_the_history_column_reads_in_chinese(env: ConsoleEnv, client: TestClient) -> None:
+    """It showed the code's keys: ``changes: {'caller.name': ['', '张先生']}``,
+    ``satisfaction: satisfied``, ``call_id: ...``."""
+    from tickets.ticket import Satisfaction, TicketEdit
+
+    number = env.service.intake(make_draft(8, call_id="call-history-1")).number
+    store = env.service.store
+    store.edit(number, TicketEdit(caller_name="张先生", urgency="urgent"), "op")
+    store.dispatch(number, "市城市管理局", "op", "请尽快处理")
+    store.record_reply(number, "已处理", "dept")
+    store.close(number, Satisfaction.SATISFIED, "op")
+    page = client.get(f"/tickets/{number}").text
+    history = page.split('id="history"')[1].split("</table>")[0]
+    assert "修改 姓名：王先生 → 张先生" in history
+    assert "修改 紧急程度：" in history and "urgent" not in history
+    assert "承办单位：市城市管理局" in history and "说明：请尽快处理" in history
+    assert "满意度：满意" in history and "satisfied" not in history
+    assert "call-history-1" not in history and "changes" not in history
+    assert not re.search(r"[a-z_]{4,}:", history)  # no code key left anywhere
