@@ -175,10 +175,24 @@ class AmiClient:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._lost.wait(), self.ping_interval_s)
                 break
-            pong = await self._action({"Action": "Ping"}, timeout=5.0)
-            if not _ok(pong):
+            pong = await self._ping_unless_lost()
+            if pong is not None and not _ok(pong):
                 raise AmiError("ping unanswered")
         raise AmiError("connection lost")
+
+    async def _ping_unless_lost(self) -> Any:
+        """The Ping's reply, or None as soon as the connection is lost: a socket reset
+        while a Ping waits must not take the Ping's 5 s timeout to be noticed."""
+        ping = asyncio.ensure_future(self._action({"Action": "Ping"}, timeout=5.0))
+        lost = asyncio.ensure_future(self._lost.wait())
+        try:
+            await asyncio.wait({ping, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+        if not ping.done():
+            ping.cancel()
+            return None
+        return ping.result()
 
     async def _action(self, action: dict[str, str], timeout: float = 10.0) -> Any:
         if self._manager is None or self._manager.protocol is None:

@@ -490,7 +490,8 @@ async def drill_ami_drop(kit: DrillKit) -> dict[str, Any]:
                 work = kit.work / "ami-drop-sipp"
                 work.mkdir(exist_ok=True)
                 await asterisk.stop()  # Asterisk restarts: the socket dies, no listener
-                await wait_for(lambda: _false(ami.connected), 5, what="the AMI loss noticed")
+                # 15 s: on a loaded 2-core CI machine 5 s once proved too short to see the reset.
+                await wait_for(lambda: _false(ami.connected), 15, what="the AMI loss noticed")
                 calls[number] = await stack.call(kit.clip("complaint"), number, work, keys="0")
                 await stack.settle()
                 # Back, but seat-101 did not log in again: only QueueStatus can tell.
