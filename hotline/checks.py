@@ -204,10 +204,13 @@ def check_journal(settings: Settings) -> str:
 # ---- ports ----
 
 
+SIP_PORT = "sip.bind_host/sip.bind_port (UDP)"
+SIP_PORT_HINT = "; a second controller on this machine: `hotline run --port N`"
+
+
 def check_sip_port(settings: Settings) -> str:
     sip = settings.sip
-    _bind(socket.SOCK_DGRAM, sip.bind_host, sip.bind_port, "sip.bind_host/sip.bind_port (UDP)",
-          hint="; a second controller on this machine: `hotline run --port N`")  # fmt: skip
+    _bind(socket.SOCK_DGRAM, sip.bind_host, sip.bind_port, SIP_PORT, hint=SIP_PORT_HINT)
     return f"UDP {sip.bind_host}:{sip.bind_port} is free"
 
 
@@ -234,13 +237,14 @@ def _bind(kind: socket.SocketKind, host: str, port: int, setting: str, hint: str
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host, port))
     except OSError as exc:
-        in_use = exc.errno == errno.EADDRINUSE
-        raise port_error(setting, host, port, exc, hint if in_use else "") from exc
+        raise port_error(setting, host, port, exc, hint) from exc
 
 
 def port_error(setting: str, host: str, port: int, exc: OSError, hint: str = "") -> CommandError:
-    """One line for a port that cannot be bound (``setting`` names where it was chosen)."""
-    return CommandError(f"{setting} {host}:{port}: {_bind_problem(exc)}{hint}")
+    """One line for a port that cannot be bound (``setting`` names where it was chosen);
+    ``hint`` is added when the port is taken."""
+    in_use = exc.errno == errno.EADDRINUSE
+    return CommandError(f"{setting} {host}:{port}: {_bind_problem(exc)}{hint if in_use else ''}")
 
 
 def _bind_problem(exc: OSError) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import errno
 import importlib
 import json
 import logging
@@ -104,17 +103,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     _optional("bot.dialogue", "the dialogue policy")
     asyncio.run(_serve(settings, args.engine))
     return 0
-
-
-def _sip_port_error(sip: Any, exc: OSError) -> Exception:
-    from hotline.cli import CommandError
-
-    hint = ""
-    if exc.errno == errno.EADDRINUSE:
-        hint = ("; another hotline run? choose a free port with `hotline run --port N` or "
-                "sip.bind_port in hotline.yaml (HOTLINE_SIP__BIND_PORT)")  # fmt: skip
-    return CommandError(f"cannot take SIP on {sip.bind_host}:{sip.bind_port}: "
-                        f"{exc.strerror or exc}{hint}")  # fmt: skip
 
 
 class _Signals:
@@ -274,7 +262,10 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
         try:
             await controller.start()
         except OSError as exc:
-            raise _sip_port_error(settings.sip, exc) from exc
+            from hotline.checks import SIP_PORT, SIP_PORT_HINT, port_error
+
+            sip = settings.sip  # taken between the start-up check and now
+            raise port_error(SIP_PORT, sip.bind_host, sip.bind_port, exc, SIP_PORT_HINT) from exc
         if redis is not None:
             await _report_downtime(redis, deps.node)
             stale_s = settings.ivr.orphan_stale_s

@@ -36,6 +36,7 @@ from hotline.metrics import METRICS
 from hotline.settings import Settings
 from ivr.bench import CallClip, outcome_label
 from ops.ami_replay import ReplayAsterisk, ReplayError
+from ops.faults import options_request
 from ops.harness import NightSwitchboard, Stack, clips_from, stack_settings, tally
 from tickets.redis_embedded import EmbeddedRedis
 
@@ -146,16 +147,9 @@ def sip_ping(port: int, host: str = "127.0.0.1", timeout_s: float = 3.0) -> bool
         sock.bind(("127.0.0.1", 0))
         sock.settimeout(timeout_s)
         local = sock.getsockname()[1]
-        tag = random.randrange(10**9)
-        request = (
-            f"OPTIONS sip:hotline@{host}:{port} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bKdrill{tag}\r\n"
-            f"From: <sip:drill@127.0.0.1:{local}>;tag={tag}\r\n"
-            f"To: <sip:hotline@{host}:{port}>\r\nCall-ID: drill-{tag}@127.0.0.1\r\n"
-            "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-        )
+        request = options_request(host, port, local, f"drill{random.randrange(10**9)}")
         try:
-            sock.sendto(request.encode(), (host, port))
+            sock.sendto(request, (host, port))
             reply, _ = sock.recvfrom(4096)
         except OSError:
             return False
@@ -534,19 +528,24 @@ async def _false(value: bool) -> bool:
 # ---- SIP flood and garbage RTP ---------------------------------------------------------
 
 
-async def flood_from_outside(sip_port: int, rtp_port: int, count: int, spread_s: float) -> int:
-    """The flood from its own process: an attacker does not share the controller's GIL."""
-    code = (
-        f"from ops.flood import flood; print(flood(('127.0.0.1', {sip_port}), "
-        f"('127.0.0.1', {rtp_port}), {count}, {spread_s}))"
-    )
+async def attack_from_outside(code: str, what: str) -> int:
+    """Run ``code`` (which prints a count) in its own process: an attacker does not share
+    the controller's GIL."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", code, cwd=REPO, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE)  # fmt: skip
     out, err = await proc.communicate()
     if proc.returncode != 0:
-        raise DrillError(f"the flood did not run: {err.decode(errors='replace')[-300:]}")
+        raise DrillError(f"{what} did not run: {err.decode(errors='replace')[-300:]}")
     return int(out.decode().strip())
+
+
+async def flood_from_outside(sip_port: int, rtp_port: int, count: int, spread_s: float) -> int:
+    code = (
+        f"from ops.flood import flood; print(flood(('127.0.0.1', {sip_port}), "
+        f"('127.0.0.1', {rtp_port}), {count}, {spread_s}))"
+    )
+    return await attack_from_outside(code, "the flood")
 
 
 async def drill_sip_flood(kit: DrillKit) -> dict[str, Any]:
@@ -730,13 +729,7 @@ async def calls_after_fault(stack: Stack, kit: DrillKit, work: Path, first: int,
 async def bomb_from_outside(sip_port: int, duration_s: float, every_s: float) -> int:
     code = (f"from ops.flood import sip_bomb; "
             f"print(sip_bomb(('127.0.0.1', {sip_port}), {duration_s}, {every_s}))")  # fmt: skip
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", code, cwd=REPO, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE)  # fmt: skip
-    out, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise DrillError(f"the SIP bomb did not run: {err.decode(errors='replace')[-300:]}")
-    return int(out.decode().strip())
+    return await attack_from_outside(code, "the SIP bomb")
 
 
 def refused_counts() -> dict[str, float]:

@@ -25,6 +25,18 @@ from pathlib import Path
 from typing import Any
 
 
+def options_request(host: str, port: int, local: int, tag: str) -> bytes:
+    """An OPTIONS to the controller from 127.0.0.1:``local``; ``tag`` names its
+    transaction (branch, From tag, Call-ID), so a reply can be told from a late one."""
+    return (
+        f"OPTIONS sip:hotline@{host}:{port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bK{tag}\r\n"
+        f"From: <sip:probe@127.0.0.1:{local}>;tag={tag}\r\n"
+        f"To: <sip:hotline@{host}:{port}>\r\nCall-ID: {tag}@127.0.0.1\r\n"
+        "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+
+
 @dataclass
 class OptionsProbe:
     """OPTIONS at ``every_s`` to the controller; a reply later than ``timeout_s`` is lost."""
@@ -57,13 +69,7 @@ class OptionsProbe:
 
     def _one(self, sock: socket.socket, local: int) -> None:
         tag = f"probe{random.randrange(10**9)}"
-        request = (
-            f"OPTIONS sip:hotline@127.0.0.1:{self.port} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bK{tag}\r\n"
-            f"From: <sip:probe@127.0.0.1:{local}>;tag={tag}\r\n"
-            f"To: <sip:hotline@127.0.0.1:{self.port}>\r\nCall-ID: {tag}@127.0.0.1\r\n"
-            "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-        ).encode()
+        request = options_request("127.0.0.1", self.port, local, tag)
         self.sent += 1
         start = time.monotonic()
         deadline = start + self.timeout_s
@@ -219,7 +225,8 @@ def fill_disk(folder: Path, leave_bytes: int, name: str = "filler.bin") -> Path:
     chunk = b"\0" * (1 << 16)
     with open(path, "ab", buffering=0) as handle:
         while True:
-            free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
+            stats = os.statvfs(folder)
+            free = stats.f_bavail * stats.f_frsize
             if free <= leave_bytes:
                 break
             try:
