@@ -203,6 +203,7 @@ def controller_env(kit: DrillKit, data: Path, redis_url: str, sip_port: int,
            "HOTLINE_DATA_DIR": str(data), "HOTLINE_SIP__BIND_HOST": "127.0.0.1",
            "HOTLINE_SIP__BIND_PORT": str(sip_port), "HOTLINE_SIP__RTP_PORT_LOW": str(low),
            "HOTLINE_SIP__RTP_PORT_HIGH": str(low + 30), "HOTLINE_SIP__REGISTRAR_HOST": "",
+           "HOTLINE_SIP__STRICT_RTP": "false",  # sipp's keys come from another port
            "HOTLINE_AMI__URL": "", "HOTLINE_IVR__REDIS_URL": redis_url,
            "HOTLINE_TICKETS__REDIS_URL": redis_url, "HOTLINE_TICKETS__EMBEDDED_REDIS": "never",
            "HOTLINE_TICKETS__DATABASE_URL": f"sqlite:///{data / 'tickets.db'}",
