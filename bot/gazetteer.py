@@ -23,9 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.text import Phrase, Prepared, phrases
 from hotline.draft import Address
+from hotline.errors import UserFacingError
 
 
-class GazetteerError(ValueError):
+class GazetteerError(UserFacingError, ValueError):
     """A gazetteer file that cannot be used."""
 
 

@@ -27,6 +27,8 @@ from pydantic_settings import (
     SettingsError as PydanticSettingsError,
 )
 
+from hotline.errors import UserFacingError
+
 
 class Section(BaseModel):
     """A settings section: a key it does not know is an error, not silently ignored
@@ -214,7 +216,7 @@ class AmiSettings(Section):
 
 
 class IvrSettings(Section):
-    """Call sessions and prompts (ivr.session, ivr.prompts)."""
+    """Call sessions and prompts (ivr.session, voice.prompts)."""
 
     prompts_dir: Path = Field(
         Path("prompts"), description="manager-recorded WAV prompts (win over TTS)"
@@ -454,7 +456,7 @@ def default_models_dir() -> Path:
     return Path(base) / "hotline12345" / "models"
 
 
-class SettingsError(Exception):
+class SettingsError(UserFacingError):
     """A settings file or variable that cannot be used; the message says which and why."""
 
 

@@ -55,9 +55,9 @@ from hotline.draft import RequestType, TicketDraft
 from ivr.callers import Caller, free_udp_port, raw_g711, sipp_command
 from ivr.controller import Controller
 from ivr.journal import CallRecord
-from ivr.prompts import PromptLibrary
 from ivr.sip import IncomingCall
 from ivr.wiring import build_deps, load_brain, load_speech, prerender
+from voice.prompts import PromptLibrary
 
 REPLY_WAIT_MS = 10000  # after the clip: time for the bot's reply to start
 GREETING_GAP_MS = 300  # the caller starts speaking this long after the greeting ends

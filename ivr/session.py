@@ -54,9 +54,9 @@ from hotline.audio.frames import FrameBuffer
 from hotline.draft import TicketDraft, TranscriptLine
 from hotline.metrics import METRICS, ReplyClock
 from ivr.journal import CallJournal, CallRecord, mask_number
-from ivr.prompts import TICKET_NO, Prompt, PromptLibrary
 from ivr.rtp import PCMA, RtpStream
 from ivr.sip import IncomingCall
+from voice.prompts import TICKET_NO, Prompt, PromptLibrary
 
 log = logging.getLogger(__name__)
 

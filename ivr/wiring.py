@@ -23,7 +23,6 @@ from bot.events import TicketStatus
 from bot.menu import INTAKE_TYPES
 from hotline.draft import TicketDraft, request_type_label
 from hotline.metrics import METRICS
-from ivr.prompts import TICKET_NO, PromptLibrary
 from ivr.session import (
     CALLBACK_TEXT,
     SURVEY_TEXT,
@@ -35,6 +34,7 @@ from ivr.session import (
 from tickets.service import TicketService
 from tickets.spool import DraftSpool
 from tickets.ticket import STATUS_LABELS, TicketNotFound
+from voice.prompts import TICKET_NO, PromptLibrary
 
 log = logging.getLogger(__name__)
 

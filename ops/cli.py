@@ -152,8 +152,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     when a service does not answer, else 0 (warnings are printed, not failures)."""
     from hotline.checks import exit_status, run_checks, table
     from hotline.settings import load_settings
+    from ivr.checks import RUN_CHECKS
 
-    findings = run_checks(load_settings())  # settings that do not load: one line, exit 2
+    findings = run_checks(
+        load_settings(), RUN_CHECKS
+    )  # settings that do not load: one line, exit 2
     print(table(findings))
     return exit_status(findings)
 

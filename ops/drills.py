@@ -280,9 +280,9 @@ async def drill_controller_kill(kit: DrillKit) -> dict[str, Any]:
 
     from ivr.callers import Caller, free_udp_port, sipp_command
     from ivr.journal import ACTIVE
-    from ivr.prompts import PromptLibrary
     from ivr.wiring import load_brain
     from tickets.service import TicketService
+    from voice.prompts import PromptLibrary
 
     data = kit.data_dir("controller-kill")
     clip = kit.clip("complaint")

@@ -24,13 +24,13 @@ from ivr.bench import CallClip, DialogueRecorder, load_call_clips
 from ivr.callers import Caller, free_udp_port, sipp_command
 from ivr.controller import Controller
 from ivr.journal import heartbeat, recover_orphans_forever
-from ivr.prompts import PromptLibrary
 from ivr.sip import IncomingCall
 from ivr.wiring import ServiceSink, build_deps, load_brain, load_speech, prerender
 from tickets.models import TicketRow
 from tickets.redis_embedded import EmbeddedRedis, reachable
 from tickets.service import TicketService
 from tickets.spool import DraftSpool
+from voice.prompts import PromptLibrary
 
 GREETING_GAP_MS = 300
 REPLY_WAIT_MS = 6000

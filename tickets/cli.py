@@ -8,10 +8,11 @@ import sys
 from datetime import timedelta
 from typing import Any
 
-from hotline.checks import check_database, check_seat_queue, require
+from hotline.checks import require
 from hotline.cli import CommandError
 from hotline.settings import load_settings
 from tickets.accounts import AccountError, AccountStore, Role
+from tickets.checks import check_database, check_seat_queue
 from tickets.store import TicketStore
 
 

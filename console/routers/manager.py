@@ -31,13 +31,13 @@ from console.auth import page_role
 from console.refusals import refuse_nul
 from console.routers.operator import back, render
 from hotline.draft import REQUEST_TYPE_LABELS, request_type_label
-from ivr.prompts import PromptError, PromptLibrary
 from manage.audio import RecordingError, check_recording
 from manage.config import ConfigError, ConfigStore, MenuInvalid, parse_kb_upload
 from manage.figures import Figures, period_bounds
 from manage.hot import hot_topics
 from manage.render import RenderJob, spoken_texts
 from tickets.accounts import LoginSession, Role
+from voice.prompts import PromptError, PromptLibrary
 
 router = APIRouter(prefix="/manage", include_in_schema=False, dependencies=[Depends(refuse_nul)])
 Manager = Annotated[LoginSession, Depends(page_role(Role.MANAGER))]

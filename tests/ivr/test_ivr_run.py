@@ -20,7 +20,7 @@ import redis
 from hotline.draft import RequestType
 from hotline.settings import Settings
 from ivr.callers import Caller, free_udp_port, run_sipp
-from ivr.cli import describe_run
+from ops.run import describe_run
 from tickets.redis_embedded import reachable
 from tickets.store import TicketStore
 

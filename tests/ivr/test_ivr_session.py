@@ -31,7 +31,6 @@ from ivr.bench import DialogueRecorder
 from ivr.callers import Caller, free_udp_port, raw_g711, run_sipp
 from ivr.controller import Controller
 from ivr.journal import CallRecord
-from ivr.prompts import EspeakEngine, PromptLibrary
 from ivr.session import CALLBACK_TEXT
 from ivr.sip import IncomingCall
 from ivr.wiring import ServiceSink, build_deps, load_brain, load_speech, ticket_service
@@ -40,6 +39,7 @@ from tests.ivr.rtp_peer import Captured, RtpCapture
 from tests.tickets.support import key_prefix, make_settings, redis_server  # noqa: F401 (fixtures)
 from tickets.service import TicketService
 from tickets.ticket import Ticket
+from voice.prompts import EspeakEngine, PromptLibrary
 
 SHORT_GREETING = "一二三四五热线，请讲。"
 SHORT_SILENCE = "请问还在吗？"

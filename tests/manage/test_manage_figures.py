@@ -244,8 +244,8 @@ def test_prompts_render_in_the_background(tmp_path: Path) -> None:
 
     import pytest
 
-    from ivr.prompts import EspeakEngine, PromptLibrary
     from manage.render import RenderJob, missing_texts
+    from voice.prompts import EspeakEngine, PromptLibrary
 
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed")

@@ -1,4 +1,9 @@
-"""``hotline run`` (the call controller) and ``hotline prompts render``."""
+"""``hotline run`` (the call controller) and ``hotline prompts render``.
+
+The composition root: it wires telephony (``ivr``), the managers' live configuration
+(``manage``), tickets, the bot and the recogniser together, so it lives in ``ops``, the
+outermost layer, and ``ivr`` needs to know nothing of ``manage``.
+"""
 
 from __future__ import annotations
 
@@ -66,7 +71,7 @@ def cmd_bench_calls(args: argparse.Namespace) -> int:
 def cmd_prompts(args: argparse.Namespace) -> int:
     from hotline.checks import check_data_dir, require
     from hotline.settings import load_settings
-    from ivr.prompts import PromptLibrary
+    from voice.prompts import PromptLibrary
 
     settings = load_settings()
     require(settings, check_data_dir)  # the cache lives there
@@ -88,9 +93,10 @@ def _optional(module: str, what: str) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from hotline.checks import RUN_CHECKS, require
+    from hotline.checks import require
     from hotline.logs import configure_logging
     from hotline.settings import load_settings
+    from ivr.checks import RUN_CHECKS
 
     settings = load_settings()
     if args.port is not None:
@@ -188,7 +194,6 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
     from ivr.ami import AmiClient
     from ivr.controller import Controller
     from ivr.journal import beat_interval, heartbeat, recover_orphans_forever
-    from ivr.prompts import PromptLibrary
     from ivr.wiring import (
         LiveBrain,
         ServiceSink,
@@ -198,6 +203,7 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
         prerender,
         ticket_service,
     )
+    from voice.prompts import PromptLibrary
 
     log = logging.getLogger("hotline")
     obs = settings.observability
