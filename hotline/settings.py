@@ -213,6 +213,12 @@ class IvrSettings(Section):
     prompts_dir: Path = Field(
         Path("prompts"), description="manager-recorded WAV prompts (win over TTS)"
     )
+    asterisk_sounds_dir: Path | None = Field(
+        None,
+        description="where Asterisk reads the dialplan's hotline/ sounds (night-callback,"
+        " all-busy; /var/lib/asterisk/sounds/zh/hotline on a stock install); 'hotline run'"
+        " and 'hotline prompts' render them there; empty: prompts_dir (docker mounts it)",
+    )
     tts_engine: Literal["auto", "edge", "espeak"] = "auto"
     edge_voice: str = "zh-CN-XiaoxiaoNeural"
     espeak_voice: str = "cmn-latn-pinyin"

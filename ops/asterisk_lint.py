@@ -32,6 +32,7 @@ _GOTOIF = re.compile(r"\bGotoIf\(.*\?([^:)]*)(?::([^)]*))?\)", re.I)
 _DIAL = re.compile(r"\bDial\(([^,)]*)", re.I)
 _DIAL_B = re.compile(r"b\(([^)^]+)\^([^)^]+)\^([^)]+)\)")
 _QUEUE = re.compile(r"\bQueue\(([^,)]*)", re.I)
+_PLAYBACK = re.compile(r"\b(?:Playback|Background)\(([^,)&]*)", re.I)
 _LABEL = re.compile(r"^n\((\w[\w-]*)\)|^\d+\((\w[\w-]*)\)")
 
 
@@ -239,6 +240,9 @@ def lint(
             if kind == "identify" and s.get("endpoint") not in endpoints:
                 problems.append(f"pjsip.conf:{s.line}: identify [{name}] names no endpoint")
 
+    from ivr.asterisk_sounds import ASTERISK_SOUNDS
+
+    rendered = {sound.name for sound in ASTERISK_SOUNDS}
     for context, exten, app, number in plan.lines:
         where = f"extensions.conf:{number}"
         for kind, spec in _JUMP.findall(app):
@@ -265,6 +269,12 @@ def lint(
                     problems.append(f"{where}: Dial({leg}) is not a PJSIP endpoint")
                 if tech.upper() == "PJSIP" and "@" in rest and rest.split("@")[1] not in endpoints:
                     problems.append(f"{where}: Dial({leg}) goes through an unknown endpoint")
+        for sound in _PLAYBACK.findall(app):
+            if sound.startswith("hotline/") and sound[8:] not in rendered:
+                problems.append(
+                    f"{where}: Playback({sound}) is no sound the hotline renders "
+                    "(ivr/asterisk_sounds.py): the caller would hear silence"
+                )
         for queue in _QUEUE.findall(app):
             if "${" not in queue and queue not in queues:
                 problems.append(f"{where}: Queue({queue}) is not in queues.conf")
