@@ -289,9 +289,16 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
                               beat_interval(stale_s))  # fmt: skip
             background.append(asyncio.create_task(beats))
             background.append(asyncio.create_task(recover_orphans_forever(
-                redis, lambda d: tickets.intake(d, "general"),
+                redis, tickets.intake,
                 settings.ivr.orphan_scan_s, stale_s, live=lambda: set(controller.sessions),
             )))  # fmt: skip
+            if ami is not None:
+                from ivr.orphans import FallbackPops
+
+                ami.on_fallback_connect = FallbackPops(
+                    redis, tickets.intake, tickets.screen_pop, service.store.number_for_call,
+                    live=lambda: set(controller.sessions),
+                )  # fmt: skip
         background.append(asyncio.create_task(tickets.keep_safe()))
         log.info("answering on %s:%s", settings.sip.bind_host, settings.sip.bind_port)
         await signals.stop.wait()
