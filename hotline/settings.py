@@ -216,8 +216,9 @@ class IvrSettings(Section):
     asterisk_sounds_dir: Path | None = Field(
         None,
         description="where Asterisk reads the dialplan's hotline/ sounds (night-callback,"
-        " all-busy; /var/lib/asterisk/sounds/zh/hotline on a stock install); 'hotline run'"
-        " and 'hotline prompts' render them there; empty: prompts_dir (docker mounts it)",
+        " all-busy; /var/lib/asterisk/sounds/zh/hotline on a stock install); 'hotline prompts'"
+        " and 'hotline run' (when this or ami.url is set) render them there; empty:"
+        " prompts_dir (docker mounts it there)",
     )
     tts_engine: Literal["auto", "edge", "espeak"] = "auto"
     edge_voice: str = "zh-CN-XiaoxiaoNeural"

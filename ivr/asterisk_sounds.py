@@ -105,5 +105,5 @@ def _marked_text(marker: Path) -> str:
 
 
 def missing_sounds(folder: Path) -> list[str]:
-    """The dialplan sounds not in ``folder`` (``hotline check`` reports them)."""
+    """The dialplan sounds not in ``folder``."""
     return [s.name for s in ASTERISK_SOUNDS if not (folder / f"{s.name}.wav").is_file()]

@@ -251,7 +251,8 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
     prompts = PromptLibrary.from_settings(settings.ivr, settings.data_dir)
     count = await asyncio.to_thread(prerender, prompts, cache.current())
     log.info("%d prompts ready; speech engine %s", count, engine.name)
-    await asyncio.to_thread(_asterisk_sounds, settings, prompts)
+    if settings.ami.url or settings.ivr.asterisk_sounds_dir:  # an Asterisk to speak for
+        await asyncio.to_thread(_asterisk_sounds, settings, prompts)
     journal_url = journal_redis_url(settings, tickets_redis)
     redis = aioredis.from_url(journal_url) if journal_url else None
     from tickets.spool import DraftSpool

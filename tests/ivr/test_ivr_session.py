@@ -449,7 +449,10 @@ def test_agent_connect_pops_the_ticket_on_the_seat(tmp_path, service) -> None:  
             await asterisk.stop()
 
     asyncio.run(asyncio.wait_for(body(), 30))
-    assert service.pending_pop("seat-101") == {**service.pending_pop("seat-101"), "ticket": ticket.number}
+    assert service.pending_pop("seat-101") == {
+        **service.pending_pop("seat-101"),
+        "ticket": ticket.number,
+    }
     assert service.store.get(ticket.number).seat == "seat-101"
     assert not service.queue.waiting(["general"])  # taken off the queue by the seat
     message = events.get_message(timeout=1)
