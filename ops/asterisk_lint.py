@@ -239,6 +239,8 @@ def lint(
                                     "is not in extensions.conf")  # fmt: skip
             if kind == "identify" and s.get("endpoint") not in endpoints:
                 problems.append(f"pjsip.conf:{s.line}: identify [{name}] names no endpoint")
+            if kind == "identify":
+                problems += _unresolvable_matches(s)
 
     from ivr.asterisk_sounds import ASTERISK_SOUNDS
 
@@ -332,6 +334,23 @@ def lint(
             problems.append(f"pjsip.conf: [hotline-bot-auth] username={bot[0].get('username')} "
                             f"but sip.username={sip.username}")  # fmt: skip
     return list(dict.fromkeys(problems))  # a template's fault is reported once
+
+
+# RFC 2606/6761 names that never resolve: a placeholder left in place.
+_RESERVED = re.compile(r"(^|\.)(example\.(com|net|org)|example|invalid|test|localhost)$", re.I)
+
+
+def _unresolvable_matches(identify: Section) -> list[str]:
+    """Asterisk resolves ``match=`` host names when it loads; one that does not resolve
+    drops the whole identify (ERROR "Could not create an object of type 'identify'"),
+    and every call from that carrier is refused as from an unknown endpoint."""
+    names = [m.strip() for v in identify.all("match") for m in v.split(",") if m.strip()]
+    return [
+        f"pjsip.conf:{identify.line}: identify [{identify.name}] match={name} is a placeholder "
+        "that never resolves: Asterisk drops the identify; use the carrier's IP address"
+        for name in names
+        if _RESERVED.search(name.split("/")[0].split(":")[0])
+    ]
 
 
 def _keyword_problem(file: str, section: str, key: str, line: int, known: frozenset[str]) -> str:
