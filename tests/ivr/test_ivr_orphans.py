@@ -185,3 +185,33 @@ def test_the_orphan_scan_files_with_the_bots_skill(redis_server: str) -> None:  
 
     assert asyncio.run(scenario()) == ["n"]
     assert [f for f in filed if f[0] == call_id] == [(call_id, "complaint", "real_estate")]
+
+
+def test_what_the_session_journals_is_what_recovery_reads() -> None:
+    """The session's decision entries (``CallSession._journal_entry``) carry the work
+    order, the skill queue and the promise in the form ``draft_from_journal`` reads."""
+    from types import SimpleNamespace
+
+    from bot.events import CreateTicket, Decision, Transfer, Utterance
+    from ivr.session import CallSession
+
+    session = CallSession.__new__(CallSession)  # only the journal entry is exercised
+    taking_down = make_draft(3, type=RequestType.REPORT)
+    session.dialogue = SimpleNamespace(ticket=taking_down)  # type: ignore[assignment]
+    said = Utterance("有人在小区里卖假药")
+    asking = session._journal_entry(said, Decision([], "ask:where"))
+    promised = session._journal_entry(
+        said, Decision([CreateTicket(make_draft(4), callback_promised=True)], "done")
+    )
+    transfer = session._journal_entry(
+        said, Decision([Transfer("business_environment", "specialist", make_draft(5))], "t")
+    )
+
+    def orphan(*decisions: dict[str, Any]) -> Any:
+        return draft_from_journal("c9", _entries(*(("decision", d) for d in decisions)))
+
+    assert orphan(asking).draft.type == RequestType.REPORT  # still being taken down
+    assert orphan(asking, promised).draft.callback_promised
+    moved = orphan(asking, transfer)
+    assert (moved.draft.type, moved.skill) == (RequestType.COMPLAINT, "business_environment")
+    assert not moved.draft.callback_promised
