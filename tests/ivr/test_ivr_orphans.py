@@ -197,7 +197,7 @@ def test_what_the_session_journals_is_what_recovery_reads() -> None:
 
     session = CallSession.__new__(CallSession)  # only the journal entry is exercised
     taking_down = make_draft(3, type=RequestType.REPORT)
-    session.dialogue = SimpleNamespace(ticket=taking_down)  # type: ignore[assignment]
+    session.dialogue = SimpleNamespace(ticket=taking_down)
     said = Utterance("有人在小区里卖假药")
     asking = session._journal_entry(said, Decision([], "ask:where"))
     promised = session._journal_entry(
