@@ -2,7 +2,8 @@
 
 The dialplan (telephony_config/extensions.conf) speaks to callers the bot cannot reach:
 at night when the bot leg died or the bot was unreachable (``hotline/night-callback``),
-and when no seat answered for the queue's whole wait (``hotline/all-busy``). Asterisk
+and when no seat answered for the queue's whole wait (``hotline/all-busy``); the queues
+(queues.conf) tell waiting callers to hold on (``hotline/please-hold``). Asterisk
 ships no Mandarin sounds, so a missing file would mean silence and a hang-up; these are
 rendered by the prompt library (a manager's recording wins, else TTS) into
 ``ivr.asterisk_sounds_dir`` as 8 kHz 16-bit mono WAV (Asterisk's ``wav`` format) by
@@ -47,6 +48,11 @@ ASTERISK_SOUNDS = (
         f"给您回电。{EMERGENCY}感谢您的来电，再见。",
         "night, no seat logged in: a caller the bot could not finish with (bot leg died, "
         "bot unreachable); the orphan ticket carries the callback flag",
+    ),
+    AsteriskSound(
+        "please-hold",
+        "您好，座席正忙，请您稍候，我们会尽快为您接通。",
+        "every 30 s while a caller waits in a queue (queues.conf periodic-announce)",
     ),
     AsteriskSound(
         "all-busy",

@@ -299,6 +299,10 @@ def lint(
         elif not plan.has(queue_ctx, queue, None):
             problems.append(f"extensions.conf: [{queue_ctx}] does not route {queue}")
     for name, s in queues.items():
+        for key, sound, line in s.values:
+            if "announce" in key and sound.startswith("hotline/") and sound[8:] not in rendered:
+                problems.append(f"queues.conf:{line}: [{name}] {key}={sound} is no sound the "
+                                "hotline renders (ivr/asterisk_sounds.py)")  # fmt: skip
         strategy = s.get("strategy")
         if strategy and strategy not in QUEUE_STRATEGIES:
             problems.append(f"queues.conf:{s.line}: [{name}] unknown strategy {strategy}")
