@@ -1,7 +1,8 @@
 """The sounds Asterisk's own dialplan plays, rendered where Asterisk reads them.
 
 The dialplan (telephony_config/extensions.conf) speaks to callers the bot cannot reach:
-at night when the bot leg died or the bot was unreachable (``hotline/night-callback``),
+at night when the bot leg died (``hotline/night-callback``: the orphan ticket carries
+the callback) or no bot answered at all (``hotline/night-closed``: no ticket, no promise),
 and when no seat answered for the queue's whole wait (``hotline/all-busy``); the queues
 (queues.conf) tell waiting callers to hold on (``hotline/please-hold``). Asterisk
 ships no Mandarin sounds, so a missing file would mean silence and a hang-up; these are
@@ -48,6 +49,13 @@ ASTERISK_SOUNDS = (
         f"给您回电。{EMERGENCY}感谢您的来电，再见。",
         "night, no seat logged in: a caller the bot could not finish with (bot leg died, "
         "bot unreachable); the orphan ticket carries the callback flag",
+    ),
+    AsteriskSound(
+        "night-closed",
+        "您好，现在是非工作时间，人工座席已经下班，请您在工作时间再拨打12345。"
+        f"{EMERGENCY}感谢您的来电，再见。",
+        "night, no seat logged in, and no bot answered the call (no journal, no ticket): "
+        "no callback can be promised",
     ),
     AsteriskSound(
         "please-hold",

@@ -32,7 +32,7 @@ _GOTOIF = re.compile(r"\bGotoIf\(.*\?([^:)]*)(?::([^)]*))?\)", re.I)
 _DIAL = re.compile(r"\bDial\(([^,)]*)", re.I)
 _DIAL_B = re.compile(r"b\(([^)^]+)\^([^)^]+)\^([^)]+)\)")
 _QUEUE = re.compile(r"\bQueue\(([^,)]*)", re.I)
-_PLAYBACK = re.compile(r"\b(?:Playback|Background)\(([^,)&]*)", re.I)
+_SOUND = re.compile(r"\bhotline/[\w-]+")  # a sound of ours, wherever the dialplan names it
 _LABEL = re.compile(r"^n\((\w[\w-]*)\)|^\d+\((\w[\w-]*)\)")
 
 
@@ -271,10 +271,10 @@ def lint(
                     problems.append(f"{where}: Dial({leg}) is not a PJSIP endpoint")
                 if tech.upper() == "PJSIP" and "@" in rest and rest.split("@")[1] not in endpoints:
                     problems.append(f"{where}: Dial({leg}) goes through an unknown endpoint")
-        for sound in _PLAYBACK.findall(app):
-            if sound.startswith("hotline/") and sound[8:] not in rendered:
+        for sound in _SOUND.findall(app):
+            if sound[8:] not in rendered:
                 problems.append(
-                    f"{where}: Playback({sound}) is no sound the hotline renders "
+                    f"{where}: {sound} is no sound the hotline renders "
                     "(ivr/asterisk_sounds.py): the caller would hear silence"
                 )
         for queue in _QUEUE.findall(app):

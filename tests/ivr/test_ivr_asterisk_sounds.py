@@ -50,6 +50,7 @@ def test_every_dialplan_sound_is_written_as_8khz_mono_wav(tmp_path: Path) -> Non
     assert sorted(p.name for p in written) == [
         "all-busy.wav",
         "night-callback.wav",
+        "night-closed.wav",
         "please-hold.wav",
     ]
     assert missing_sounds(folder) == []
@@ -107,15 +108,23 @@ def test_the_linter_flags_a_sound_nobody_renders(tmp_path: Path) -> None:
     queues = conf / "queues.conf"
     queues.write_text(queues.read_text().replace("=hotline/please-hold", "=hotline/wait", 1))
     found = lint(conf)
-    assert any("Playback(hotline/x) is no sound the hotline renders" in p for p in found)
+    assert any("hotline/x is no sound the hotline renders" in p for p in found)
     assert any("periodic-announce=hotline/wait is no sound the hotline" in p for p in found)
+
+
+def test_a_caller_no_bot_answered_is_promised_nothing_at_night() -> None:
+    """No bot, no journal, no ticket: the night sound must not promise a callback."""
+    sounds = {s.name: s.text for s in ASTERISK_SOUNDS}
+    assert "回电" in sounds["night-callback"] and "回电" not in sounds["night-closed"]
+    plan = (REPO / "telephony_config" / "extensions.conf").read_text()
+    assert 'HOTLINE_NO_TICKET}" = "1"]?hotline/night-closed:hotline/night-callback' in plan
 
 
 def test_the_dialplan_never_hangs_up_right_after_a_sound_that_may_be_missing() -> None:
     """Every Playback of a hotline sound is followed by a PLAYBACKSTATUS check, so a
     missing file leads to a ringing queue or a tone, never straight to Hangup()."""
     lines = (REPO / "telephony_config" / "extensions.conf").read_text().splitlines()
-    plays = [i for i, line in enumerate(lines) if "Playback(hotline/" in line]
-    assert plays
+    plays = [i for i, line in enumerate(lines) if "Playback(" in line]
+    assert len(plays) >= 2
     for i in plays:
         assert "PLAYBACKSTATUS" in lines[i + 1], lines[i : i + 2]
