@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.text import Phrase, Prepared, phrases
-from tickets.draft import Address
+from hotline.draft import Address
 
 
 class GazetteerError(ValueError):

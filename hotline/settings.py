@@ -163,6 +163,12 @@ class SipSettings(Section):
     symmetric_rtp: bool = Field(
         False, description="send RTP back to where it comes from (peer behind NAT)"
     )
+    strict_rtp: bool = Field(
+        True,
+        description="take the caller's RTP and key presses only from the address and port"
+        " its SDP names (with symmetric_rtp: the first packet's), as Asterisk's strict_rtp;"
+        " off only for test peers such as sipp, which send keys from another port",
+    )
     answer_delay_ms: int = Field(0, ge=0, le=10000, description="ring this long before answering")
     media_clock: Literal["process", "thread"] = Field(
         "process",

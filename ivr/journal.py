@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hotline.draft import RequestType, TicketDraft, TranscriptLine
 from hotline.metrics import METRICS
-from tickets.draft import RequestType, TicketDraft, TranscriptLine
 
 log = logging.getLogger(__name__)
 

@@ -51,12 +51,12 @@ from bot.events import (
 )
 from hotline.audio import StreamResampler
 from hotline.audio.frames import FrameBuffer
+from hotline.draft import TicketDraft, TranscriptLine
 from hotline.metrics import METRICS, ReplyClock
 from ivr.journal import CallJournal, CallRecord, mask_number
 from ivr.prompts import TICKET_NO, Prompt, PromptLibrary
 from ivr.rtp import PCMA, RtpStream
 from ivr.sip import IncomingCall
-from tickets.draft import TicketDraft, TranscriptLine
 
 log = logging.getLogger(__name__)
 

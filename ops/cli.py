@@ -55,7 +55,8 @@ def register(commands: Any, bench: Any) -> None:
                                 "controller; print what survived")  # fmt: skip
     drill.add_argument("name", choices=["controller-kill", "redis-restart", "ami-drop",
                                         "sip-flood", "disk-full", "sip-bomb", "sdp-bad",
-                                        "sql-down", "disk-full-sql", "all"])  # fmt: skip
+                                        "sql-down", "disk-full-sql", "invite-noack",
+                                        "all"])  # fmt: skip
     drill.add_argument("--audio", type=Path, help="clips + transcripts.tsv "
                        "(default ../shared/audio/calls-dev/)")  # fmt: skip
     drill.add_argument(

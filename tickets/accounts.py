@@ -26,7 +26,7 @@ class Role(StrEnum):
     administrator (``hotline users add controller --role service``) that signs in with
     ``POST /api/v1/auth/token`` like any API client. Only this identity may file a draft
     carrying call evidence (call id, transcript, recording, see
-    ``tickets.draft.evidence_fields``) and pop a ticket onto any seat; for everything
+    ``hotline.draft.evidence_fields``) and pop a ticket onto any seat; for everything
     else it ranks as an operator, never as a 班长.
     """
 

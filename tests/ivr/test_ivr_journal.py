@@ -11,6 +11,7 @@ import uuid
 import pytest
 import redis.asyncio as aioredis
 
+from hotline.draft import TicketDraft
 from ivr.journal import (
     ACTIVE,
     NODE_BEAT,
@@ -20,7 +21,6 @@ from ivr.journal import (
     recover_orphans,
 )
 from tests.tickets.support import redis_server  # noqa: F401 (fixture)
-from tickets.draft import TicketDraft
 
 
 def test_an_orphan_that_cannot_be_filed_is_claimed_again_later(redis_server: str) -> None:  # noqa: F811

@@ -24,6 +24,7 @@ from asr.base import AsrEvent, Recognizer, SpeechEngine, SpeechStarted, Transcri
 from bot.brain import Brain
 from bot.events import SilenceTimeout, Utterance
 from hotline.audio import alaw_decode, alaw_encode
+from hotline.draft import RequestType, TicketDraft
 from hotline.settings import AmiSettings, SipSettings
 from ivr.ami import AmiClient
 from ivr.bench import DialogueRecorder
@@ -37,7 +38,6 @@ from ivr.wiring import ServiceSink, build_deps, load_brain, load_speech, ticket_
 from tests.ivr.ami_replay import QUEUE_MEMBER_STATUS, ReplayAsterisk
 from tests.ivr.rtp_peer import Captured, RtpCapture
 from tests.tickets.support import key_prefix, make_settings, redis_server  # noqa: F401 (fixtures)
-from tickets.draft import RequestType, TicketDraft
 from tickets.service import TicketService
 from tickets.ticket import Ticket
 
@@ -135,7 +135,8 @@ def place_call(
     port = free_udp_port()
     low = 40000 + (port % 500) * 20
     sip = SipSettings(bind_port=port, rtp_port_low=low, rtp_port_high=low + 19,
-                      answer_delay_ms=answer_delay_ms)  # type: ignore[call-arg]  # fmt: skip
+                      answer_delay_ms=answer_delay_ms,
+                      strict_rtp=False)  # type: ignore[call-arg]  # fmt: skip
     dialogues: list[DialogueRecorder] = []
     recognizers: list[Recognizer] = []
     deps = build_deps(settings, brain, engine, prompts, tickets=ServiceSink(service),
