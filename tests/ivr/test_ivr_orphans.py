@@ -13,6 +13,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from hotline.draft import RequestType
 from ivr.journal import ACTIVE, STREAM, CallJournal, draft_from_journal, recover_orphans
 from ivr.orphans import POPPED, FallbackPops
 from ivr.wiring import ServiceSink, seat_endpoint
@@ -28,7 +29,6 @@ from tests.tickets.support import (  # noqa: F401 (fixtures)
     store,
 )
 from tickets.accounts import AccountStore, Role
-from tickets.draft import RequestType
 from tickets.service import TicketService
 
 
