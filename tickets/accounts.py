@@ -141,6 +141,17 @@ class AccountStore:
             row.password_hash = self.hasher.hash(password)
             session.execute(delete(SessionRow).where(SessionRow.user_id == row.id))
 
+    def set_seat(self, username: str, seat: str) -> None:
+        """The operator's seat phone (its PJSIP endpoint, ``seat-101``): where their
+        screen pops arrive and what click-to-call rings. The live console picks it up at
+        the next login (the seat is part of the session's account)."""
+        with self.store.writing() as session:
+            row = session.scalars(select(UserRow).where(UserRow.username == username)).first()
+            if row is None:
+                raise AccountError(f"没有用户 {username}")
+            row.extension = seat
+            session.execute(delete(SessionRow).where(SessionRow.user_id == row.id))
+
     def get(self, username: str) -> Account | None:
         with self.store.reading() as session:
             row = session.scalars(select(UserRow).where(UserRow.username == username)).first()

@@ -423,13 +423,14 @@ def test_cancel_before_answer_starts_no_session(tmp_path, settings, brain, engin
 
 
 def test_agent_connect_pops_the_ticket_on_the_seat(tmp_path, service) -> None:  # type: ignore[no-untyped-def]
-    """AMI AgentConnect (replayed Asterisk) -> the ticket is the seat's, the console is told."""
+    """AMI AgentConnect (replayed Asterisk) -> the ticket is the seat's, the console is told.
+    The seat is the queue member's endpoint (seat-101), the operator's --seat."""
     from tests.ivr.ami_replay import AGENT_CONNECT
 
     draft = TicketDraft(type=RequestType.COMPLAINT, summary="夜间施工扰民", call_id="call-pop")
     ticket = service.intake(draft, skill="general")
     events = service.queue.redis.pubsub()
-    events.subscribe(f"{service.queue.prefix}:seat:101")
+    events.subscribe(f"{service.queue.prefix}:seat:seat-101")
 
     async def body() -> None:
         asterisk = ReplayAsterisk()
@@ -441,7 +442,7 @@ def test_agent_connect_pops_the_ticket_on_the_seat(tmp_path, service) -> None:  
             assert await ami.start()
             asterisk.push(AGENT_CONNECT.replace("2024000042", ticket.number))
             for _ in range(100):
-                if service.pending_pop("101"):
+                if service.pending_pop("seat-101"):
                     break
                 await asyncio.sleep(0.05)
         finally:
@@ -449,8 +450,11 @@ def test_agent_connect_pops_the_ticket_on_the_seat(tmp_path, service) -> None:  
             await asterisk.stop()
 
     asyncio.run(asyncio.wait_for(body(), 30))
-    assert service.pending_pop("101") == {**service.pending_pop("101"), "ticket": ticket.number}
-    assert service.store.get(ticket.number).seat == "101"
+    assert service.pending_pop("seat-101") == {
+        **service.pending_pop("seat-101"),
+        "ticket": ticket.number,
+    }
+    assert service.store.get(ticket.number).seat == "seat-101"
     assert not service.queue.waiting(["general"])  # taken off the queue by the seat
     message = events.get_message(timeout=1)
     while message and message["type"] != "message":
