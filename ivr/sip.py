@@ -41,6 +41,7 @@ with warnings.catch_warnings():
     import pyVoIP.VoIP  # noqa: F401
     from pyVoIP import SIP
 
+from hotline.backoff import Backoff
 from hotline.metrics import METRICS
 from hotline.settings import SipSettings
 from ivr.rtp import CODEC_NAMES, PCMA, PCMU, PortPool, RtpError
@@ -671,19 +672,19 @@ class SipEndpoint(asyncio.DatagramProtocol):
     # ---- registration ----
     async def _keep_registered(self) -> None:
         """REGISTER (digest auth built by pyVoIP), refresh before expiry; back off on failure."""
-        backoff = 1.0
+        backoff = Backoff(first_s=1.0, cap_s=60.0)
         while True:
             try:
                 expires = await self._register_once()
                 self.registered.set()
-                backoff = 1.0
+                backoff.reset()
                 await asyncio.sleep(max(10.0, expires * 0.8))
             except (TimeoutError, RegistrationError) as exc:
                 self.registered.clear()
-                log.warning("SIP registration with %s failed: %s; retry in %.0f s",
-                            self.settings.registrar_host, exc, backoff)  # fmt: skip
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 60.0)
+                delay = backoff.next_delay()
+                log.warning("SIP registration with %s failed: %s; retry in %.1f s",
+                            self.settings.registrar_host, exc, delay)  # fmt: skip
+                await asyncio.sleep(delay)
 
     async def _register_once(self, deregister: bool = False) -> int:
         registrar = (self.settings.registrar_host, self.settings.registrar_port)

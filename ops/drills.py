@@ -279,7 +279,7 @@ async def drill_controller_kill(kit: DrillKit) -> dict[str, Any]:
     import redis.asyncio as aioredis
 
     from ivr.callers import Caller, free_udp_port, sipp_command
-    from ivr.journal import ACTIVE
+    from ivr.journal import ACTIVE, JournalEntry, JournalEvent
     from ivr.wiring import load_brain
     from tickets.service import TicketService
     from voice.prompts import PromptLibrary
@@ -319,7 +319,8 @@ async def drill_controller_kill(kit: DrillKit) -> dict[str, Any]:
                 client: Any = redis
                 for key in await client.keys("hotline:call:*"):
                     for _, fields in await client.xrange(key):
-                        if fields.get(b"kind") == b"utterance":
+                        entry = JournalEntry.decode(fields)
+                        if entry is not None and entry.kind is JournalEvent.UTTERANCE:
                             return str(key.decode()).split(":", 2)[2]
                 return ""
 

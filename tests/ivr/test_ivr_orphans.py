@@ -14,7 +14,14 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from hotline.draft import RequestType
-from ivr.journal import ACTIVE, STREAM, CallJournal, draft_from_journal, recover_orphans
+from ivr.journal import (
+    ACTIVE,
+    STREAM,
+    CallJournal,
+    JournalEvent,
+    draft_from_journal,
+    recover_orphans,
+)
 from ivr.orphans import POPPED, FallbackPops
 from ivr.wiring import ServiceSink, seat_endpoint
 from tests.tickets.support import (  # noqa: F401 (fixtures)
@@ -85,9 +92,9 @@ def _journal_of_a_dead_call(client: Any, call_id: str, channel: str) -> Any:
     async def write() -> None:
         journal = CallJournal(client, call_id, "dead-node")
         journal.start("13800138000", channel)
-        journal.write("seats", {"available": True})
-        journal.write("utterance", {"text": "小区旁边工地夜里施工", "confidence": 0.9})
-        journal.write("decision", {"ticket": COMPLAINT, "queue": "real_estate"})
+        journal.write(JournalEvent.SEATS, {"available": True})
+        journal.write(JournalEvent.UTTERANCE, {"text": "小区旁边工地夜里施工", "confidence": 0.9})
+        journal.write(JournalEvent.DECISION, {"ticket": COMPLAINT, "queue": "real_estate"})
         await journal.close("x", for_recovery=True)  # leaves the entry as a crash does
         stale = json.dumps({"node": "dead-node", "beat": time.time() - 120})
         await client.hset(ACTIVE, call_id, stale)
