@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from asr.base import AsrError, AsrEvent, Recognizer, SpeechEngine, Transcript
+from asr.base import AsrError, AsrEvent, Heard, Recognizer, SpeechEngine, Transcript
 from asr.recognizer import VadRecognizer, looks_complete
 from hotline.settings import EndpointingSettings
 
@@ -142,7 +142,7 @@ class VoskRecognizer(VadRecognizer):
     def _words_complete(self) -> bool:
         return bool(self._partial) and looks_complete(self._partial)
 
-    def _decode(self) -> tuple[str, float] | None:
+    def _decode(self) -> Heard | None:
         results = [*self._segments, json.loads(self.kaldi.FinalResult())]
         self._segments, self._partial = [], ""
         words = [w for r in results for w in r.get("result", []) if w.get("word") != "[unk]"]
@@ -150,4 +150,4 @@ class VoskRecognizer(VadRecognizer):
         if not text:
             return None
         confidence = sum(w.get("conf", 0.0) for w in words) / len(words) if words else 0.5
-        return text, confidence
+        return Heard(text, confidence)
