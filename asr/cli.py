@@ -100,7 +100,7 @@ def _transcribe(args: argparse.Namespace) -> int:
     engine = _engine_loader(args.engine)()
     hints = list(args.hint)
     if args.kb_hints:
-        from bot.brain import Brain, BotPaths
+        from bot.brain import BotPaths, Brain
 
         hints += Brain.load(BotPaths(kb=args.kb_hints, semantic=False)).hints()
     for path in args.files:

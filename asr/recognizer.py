@@ -125,7 +125,9 @@ class VadRecognizer(Recognizer):
         return [Transcript(text, decoded.confidence, start, end, True, reason, alternatives)]
 
 
-def _corrected(correct: Callable[[str], str], alternatives: Sequence[Alternative]) -> tuple[Alternative, ...]:
+def _corrected(
+    correct: Callable[[str], str], alternatives: Sequence[Alternative]
+) -> tuple[Alternative, ...]:
     """The n-best through the hint corrector, duplicates dropped (the better score kept)."""
     out: dict[str, Alternative] = {}
     for alt in alternatives:
