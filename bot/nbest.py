@@ -2,13 +2,15 @@
 
 The recogniser hands over its n-best (``Utterance.alternatives``: text and log-probability
 per token). Each hypothesis, and each hypothesis with the hotline's terms respelled by
-sound (``bot.phonetic``), is a *reading*; understanding classifies every reading and the
-bot acts on the one with the highest joint score
+sound (``bot.phonetic``), is a *reading*; understanding classifies every reading, and each
+reading's joint score
 
     joint = recognition prior x understanding confidence
 
-where the prior is the hypothesis's share of the n-best's sequence probability, times a
-penalty for each respelling (the recogniser did not write that word). A reading the model
+is summed per meaning (readings that agree add up). The bot acts on the most confident
+reading of the meaning with the highest sum. The prior is the hypothesis's share of the
+n-best's sequence probability, times a penalty for each respelling (the recogniser did
+not write that word). A reading the model
 cannot interpret (``unknown``) is worth ``UNKNOWN_MEANING``: a garbled first hypothesis
 must not outweigh a second one that asks a clear question.
 
@@ -133,11 +135,29 @@ def understand(
             readings.append(Reading(respelled, hyp.text, rank, prior * penalty,
                                     classify(respelled), fixes))  # fmt: skip
     first = readings[0]
-    chosen = max(readings, key=lambda r: (r.joint, -r.rank, not r.respelled))
+    chosen = _choose(readings)
     danger = None
     if chosen.intent.label not in _DANGER:
         danger = next((r for r in readings if r.intent.label in _DANGER), None)
     return Understood(chosen, tuple(readings), _doubt(first, chosen), danger)
+
+
+def _choose(readings: list[Reading]) -> Reading:
+    """The meaning with the most evidence, then its most confident reading.
+
+    A meaning's evidence is the sum of its readings' joint scores (P(label) = sum over
+    hypotheses of P(hypothesis) x P(label | hypothesis)), so hypotheses that agree add
+    up. Within that meaning the bot acts on the reading understanding is surest of: when
+    店提 -> 电梯 makes the entry certain that the first hypothesis only made likely, the
+    answer is read out instead of a confirm question (both readings mean the same)."""
+    evidence: dict[str, float] = {}
+    for reading in readings:
+        label = reading.intent.eval_label
+        evidence[label] = evidence.get(label, 0.0) + reading.joint
+    order = {r.intent.eval_label: -i for i, r in reversed(list(enumerate(readings)))}
+    best = max(evidence, key=lambda label: (evidence[label], order[label]))
+    same = [r for r in readings if r.intent.eval_label == best]
+    return max(same, key=lambda r: (r.intent.confidence, r.joint, -r.rank))
 
 
 def _doubt(first: Reading, chosen: Reading) -> Doubt | None:
