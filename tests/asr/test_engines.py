@@ -37,6 +37,7 @@ def test_whisper_transcribes_mandarin_calls_after_an_alaw_round_trip(
     whisper_engine, mandarin_calls
 ):
     pairs = []
+    alternatives = []
     for clip in mandarin_calls:
         recognizer = whisper_engine.recognizer()
         events = stream(recognizer, telephone_path(clip.pcm, "alaw"))
@@ -46,6 +47,12 @@ def test_whisper_transcribes_mandarin_calls_after_an_alaw_round_trip(
         assert results, clip.name
         assert all(0.0 < r.confidence <= 1.0 and r.start_s < r.end_s for r in results)
         pairs.append((clip.text, "".join(r.text for r in results)))
+        for r in results:  # the beam's n-best: best first, the first is the text
+            assert r.alternatives and r.alternatives[0].text == r.text, clip.name
+            scores = [a.score for a in r.alternatives]
+            assert scores == sorted(scores, reverse=True) and all(x < 0 for x in scores)
+            alternatives.append(len(r.alternatives))
+    assert max(alternatives) == whisper_engine.settings.n_best  # a second hypothesis exists
     # Whisper base mishears some characters on phone audio; whole sentences must survive.
     assert cer(pairs) < 0.3, pairs
 
