@@ -181,8 +181,10 @@ class Dialogue:
             return self._emergency(intent)
         if s.state == "emergency_check":
             return self._danger_reply(text)
-        if intent.label == "emergency_check" or understood.danger is not None:
-            # Danger heard in any hypothesis, however unsure: ask, never guess it away.
+        if intent.label == "emergency_check" or (open_request and understood.danger is not None):
+            # Danger heard in any hypothesis, however unsure: ask, never guess it away. (In
+            # answer to the bot's own questions the first hypothesis decides, as before: a
+            # "no" must not lose the work order being taken down.)
             s.pending_text = text
             s.pending_danger = understood.danger.text if understood.danger else text
             return self._decide([self._say("emergency_check"), self._listen()], "emergency_check")

@@ -197,3 +197,19 @@ def test_understand_costs_one_classification_per_reading() -> None:
     hyps = [Hypothesis(f"第{i}个", -0.1 * i) for i in range(6)]
     understood = understand(hyps, classify, None)  # type: ignore[arg-type]
     assert len(calls) == 4 and understood.chosen.rank == 0  # at most four hypotheses
+
+
+def test_answers_to_the_bots_questions_are_read_from_the_first_hypothesis(city: Brain) -> None:
+    """Taking a work order down: a lesser hypothesis neither redirects the intake nor
+    interrupts it with the danger question (a "no" would lose the order); the first
+    hypothesis's own danger words still count, as before."""
+    d = city.new_dialogue()
+    d.handle(CallStarted())
+    started = d.handle(Utterance("我要投诉楼下饭店油烟太大"))
+    assert started.state.startswith(("ask:", "where:"))
+    hyps = (Hypothesis("在幸福小区三号楼", -0.3), Hypothesis("在幸福小区有人跳河", -0.5))
+    after = d.handle(Utterance(hyps[0].text, 0.7, hyps))
+    assert after.state != "emergency_check" and d.ticket is not None
+    assert d.ticket.type is RequestType.COMPLAINT
+    fire = d.handle(Utterance("楼下着火了"))
+    assert any(isinstance(a, Transfer) for a in fire.actions)
