@@ -111,6 +111,13 @@ class VoskSettings(Section):
         None, description="default: <models_dir>/vosk-model-small-cn-0.22"
     )
     model_name: str = "vosk-model-small-cn-0.22"
+    n_best: int = Field(
+        1,
+        ge=1,
+        le=10,
+        description="hypotheses handed to understanding (Kaldi's SetMaxAlternatives); 1: the"
+        " best only, with per-word confidences",
+    )
 
 
 class AsrSettings(Section):

@@ -12,7 +12,7 @@ from asr.engines import load_engine, resolve_engine_name
 from asr.synth import synthesize
 from asr.textnorm import cer
 from hotline.audio import iter_frames
-from hotline.settings import AsrSettings
+from hotline.settings import AsrSettings, load_settings
 
 pytestmark = pytest.mark.slow
 
@@ -140,6 +140,21 @@ def test_vosk_streams_partials_and_a_final_on_korean_speech(vosk_engine):
     assert partials, "Vosk must report partial results while the caller speaks"
     assert len(results) == 1 and results[0].confidence > 0
     assert any("\uac00" <= ch <= "\ud7a3" for ch in results[0].text)  # Hangul syllables
+
+
+def test_vosk_hands_on_its_n_best_when_asked(korean_model_dir):
+    from asr.vosk_engine import VoskEngine
+
+    engine = VoskEngine(korean_model_dir, load_settings().asr.endpointing, n_best=3)
+    speech = b"\x00" * 16000 + synthesize("저는 서울에 살고 있습니다", "ko") + b"\x00" * 16000
+    recognizer = engine.recognizer()
+    [result] = finals(stream(recognizer, speech))
+    recognizer.close()
+    engine.close()
+    assert len(result.alternatives) >= 2 and result.alternatives[0].text == result.text
+    scores = [a.score for a in result.alternatives]
+    assert scores[0] == 0 and scores == sorted(scores, reverse=True)  # relative to the best
+    assert 1 / len(scores) <= result.confidence <= 1  # the best one's share of the n-best
 
 
 def test_vosk_phrase_hints_restrict_answers_to_the_menu(vosk_engine):
