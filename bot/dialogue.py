@@ -342,8 +342,7 @@ class Dialogue:
             say = Say(self.brain.prompts.text("confirm_heard", term=wording.term), "confirm_heard")
             self._turn["doubt"] = f"{wording.heard}->{wording.term}"
         else:
-            asked = entry.question.rstrip("？?。 ").removesuffix("吗").removesuffix("呢")
-            say = Say(self.brain.prompts.text("confirm_kb", question=asked), "confirm_kb")
+            say = Say(confirm_kb_text(self.brain, entry), "confirm_kb")
         return self._decide([say, self._listen()], f"confirm:{entry.id}")
 
     def _answer(self, entry: Entry, confidence: float) -> Decision:
@@ -808,6 +807,12 @@ class Dialogue:
 # States where the caller says what they called about (not answering one of our
 # questions): only here does an uncertain danger signal earn 「现在有人有生命危险吗？」;
 # while a work order is taken down, cues and a confident model still hand over at once.
+def confirm_kb_text(brain: Brain, entry: Entry) -> str:
+    """「您是想问低保怎么申请吗？」 for one entry (the session pre-renders them all)."""
+    asked = entry.question.rstrip("？?。 ").removesuffix("吗").removesuffix("呢")
+    return brain.prompts.text("confirm_kb", question=asked)
+
+
 _OPEN_STATES = ("main", "answered", "rephrase", "submenu")
 
 EMERGENCY_PROMPTS = {

@@ -213,3 +213,11 @@ def test_answers_to_the_bots_questions_are_read_from_the_first_hypothesis(city: 
     assert d.ticket.type is RequestType.COMPLAINT
     fire = d.handle(Utterance("楼下着火了"))
     assert any(isinstance(a, Transfer) for a in fire.actions)
+
+
+def test_every_entrys_confirm_question_is_rendered_before_calls(city: Brain) -> None:
+    from ivr.wiring import bot_prompt_texts
+
+    texts = set(bot_prompt_texts(city))
+    entry = city.kb.get("low-income")
+    assert entry is not None and "您是想问低保怎么申请吗？" in texts
