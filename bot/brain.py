@@ -85,7 +85,7 @@ class Brain:
         # The hotline's words by sound (底宝 -> 低保): the recogniser's hints, the cue
         # words a request turns on, and the danger phrases (matched even when only near).
         lx = lexicon.data
-        self.speller = TermSpeller(
+        self.speller: TermSpeller | None = TermSpeller(
             [*self._hints, *lx.human, *(w for c in lx.types.values() for w in c.explicit)],
             danger_terms=[c for c in lx.emergency.cues if len(c) >= 3],
         )
