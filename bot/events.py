@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from tickets.draft import TicketDraft
+from hotline.draft import TicketDraft
 
 # ---- events: session -> bot ----
 

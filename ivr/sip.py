@@ -488,13 +488,16 @@ class SipEndpoint(asyncio.DatagramProtocol):
 
     async def _retransmit_ok(self, call: IncomingCall) -> None:
         """RFC 3261 13.3.1.4: repeat the 2xx at T1, 2T1, ... (max 4 s) until the ACK."""
-        interval, waited = T1, 0.0
-        while waited < 64 * T1 and call.state is CallState.ANSWERED:
-            await asyncio.sleep(interval)
-            waited += interval
+        interval, waited, timer_h = T1, 0.0, 64 * T1
+        while waited < timer_h and call.state is CallState.ANSWERED:
+            # Timer H fires at 64*T1 (32 s) exactly, not at the next 4 s retransmission.
+            step = min(interval, timer_h - waited)
+            await asyncio.sleep(step)
+            waited += step
             if call._retransmit is None:
                 return
-            self._send(call.last_response, call.source)
+            if waited < timer_h:
+                self._send(call.last_response, call.source)
             interval = min(interval * 2, 4.0)
         if call.state is CallState.ANSWERED and call._retransmit is not None:
             log.warning("no ACK for call %s: ending it", call.call_id)

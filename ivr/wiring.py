@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -21,8 +20,9 @@ from asr.base import Recognizer, SpeechEngine
 from bot.brain import BotPaths, Brain, BrainCache
 from bot.dialogue import confirm_kb_text
 from bot.events import TicketStatus
+from bot.menu import INTAKE_TYPES
+from hotline.draft import TicketDraft, request_type_label
 from hotline.metrics import METRICS
-from ivr.prompts import TICKET_NO, PromptLibrary
 from ivr.session import (
     CALLBACK_TEXT,
     SURVEY_TEXT,
@@ -31,15 +31,14 @@ from ivr.session import (
     TicketSink,
     WorkOrderHeld,
 )
-from tickets.draft import TicketDraft
 from tickets.service import TicketService
 from tickets.spool import DraftSpool
 from tickets.ticket import STATUS_LABELS, TicketNotFound
+from voice.prompts import TICKET_NO, PromptLibrary
 
 log = logging.getLogger(__name__)
 
 # Values the bot fills into prompt templates that can be known before any call.
-_TYPE_NAMES = ("投诉", "求助", "举报", "建议", "表扬", "咨询")
 
 
 def bot_paths(settings: Any, kb: Path | None = None) -> BotPaths:
@@ -92,7 +91,8 @@ def bot_prompt_texts(brain: Brain) -> list[str]:
         elif text.count("{") == 1 and TICKET_NO in text:  # ticket_created_night's parts
             texts += text.split(TICKET_NO)
     intake = brain.prompts.texts.get("intake_start", "")
-    texts += [intake.replace("{type_name}", name) for name in _TYPE_NAMES if intake]
+    kinds = (*INTAKE_TYPES, "consultation")  # the kinds an intake opens with
+    texts += [intake.replace("{type_name}", request_type_label(k)) for k in kinds if intake]
     menu = brain.menu.spoken(brain.menu.options)
     silence_menu = brain.prompts.texts.get("silence_menu", "")
     if silence_menu:
@@ -305,19 +305,21 @@ class ServiceSink:
     def screen_pop(self, ticket: str, seat: str, queue: str) -> None:
         """AMI AgentConnect -> the seat's console (called on the event loop).
 
-        ``seat`` is the queue member's interface (``PJSIP/seat-101``); the ticket service
-        and the consoles know a seat by its extension (``101``).
+        ``seat`` is the queue member's interface (``PJSIP/seat-101``); its endpoint name
+        is the seat's identity (``hotline users add NAME --seat seat-101``), which the
+        ticket service turns into the operator's seat (``TicketService.seat_for_phone``).
         """
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(None, self.service.screen_pop, ticket, seat_extension(seat))
+        future = loop.run_in_executor(None, self._pop, ticket, seat_endpoint(seat))
         future.add_done_callback(_log_failure)
 
+    def _pop(self, ticket: str, endpoint: str) -> None:
+        self.service.screen_pop(ticket, self.service.seat_for_phone(endpoint))
 
-def seat_extension(interface: str) -> str:
-    """``PJSIP/seat-101`` -> ``101`` (telephony_config's seat naming); else the endpoint."""
-    endpoint = interface.rsplit("/", 1)[-1]
-    digits = re.search(r"(\d+)$", endpoint)
-    return digits.group(1) if digits else endpoint
+
+def seat_endpoint(interface: str) -> str:
+    """``PJSIP/seat-101`` -> ``seat-101``: the PJSIP endpoint of a queue member."""
+    return interface.rsplit("/", 1)[-1]
 
 
 def _log_failure(future: Any) -> None:
