@@ -23,10 +23,10 @@ def register(commands: Any, bench: Any) -> None:
     )
     transcribe.add_argument("--hint", action="append", default=[], help="phrase hint (repeatable)")
     transcribe.add_argument(
-        "--kb-hints",
+        "--hints-file",
         type=Path,
-        metavar="KB",
-        help="also use the bot's phrase hints for this knowledge base (as on a live call)",
+        metavar="FILE",
+        help="phrase hints, one a line (the bot's: hotline bot hints --kb KB > FILE)",
     )
     transcribe.add_argument(
         "--json", action="store_true", help="one JSON object per utterance, n-best included"
@@ -99,10 +99,9 @@ def _transcribe(args: argparse.Namespace) -> int:
 
     engine = _engine_loader(args.engine)()
     hints = list(args.hint)
-    if args.kb_hints:
-        from bot.brain import BotPaths, Brain
-
-        hints += Brain.load(BotPaths(kb=args.kb_hints, semantic=False)).hints()
+    if args.hints_file:
+        lines = args.hints_file.read_text(encoding="utf-8").splitlines()
+        hints += [line.strip() for line in lines if line.strip()]
     for path in args.files:
         pcm, _ = read_wav(path, target_rate=16000)
         if args.telephone:

@@ -21,7 +21,7 @@ from typing import Any
 
 from bot.brain import Brain
 from bot.events import CallStarted, CreateTicket, Decision, Hypothesis, Say, Transfer, Utterance
-from tickets.draft import RequestType
+from hotline.draft import RequestType
 
 _NOT_TAKING_DOWN = {"", "main", "answered", "rephrase", "submenu", "ended"}
 

@@ -18,7 +18,7 @@ from bot.dialogue import Dialogue
 from bot.events import CallStarted, Decision, Dtmf, Hypothesis, Say, Transfer, Utterance
 from bot.nbest import recognition_priors, understand
 from bot.phonetic import Kind, TermSpeller, syllable_distance
-from tickets.draft import RequestType
+from hotline.draft import RequestType
 
 DATA = Path(__file__).parent / "data"
 HELDOUT = Path(__file__).parent / "heldout" / "nbest-heldout.jsonl"
