@@ -24,6 +24,23 @@ class SpeechStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class Alternative:
+    """One of the recogniser's hypotheses for an utterance (Whisper: one beam)."""
+
+    text: str
+    score: float  # the decoder's log-probability per token: higher is likelier
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """What an engine decoded for one utterance: the best text and its alternatives."""
+
+    text: str
+    confidence: float  # 0..1
+    alternatives: tuple[Alternative, ...] = ()  # best first; the first is ``text``
+
+
+@dataclass(frozen=True, slots=True)
 class Transcript:
     """A partial (still changing) or final result for one utterance."""
 
@@ -33,6 +50,9 @@ class Transcript:
     end_s: float
     is_final: bool
     reason: str = "silence"  # why a final ended: silence | max_length | stream_end
+    # The n-best for a final, best first (its first is ``text``); empty when the engine
+    # gives one hypothesis only. Understanding weighs them all (bot.nbest).
+    alternatives: tuple[Alternative, ...] = ()
 
 
 AsrEvent = SpeechStarted | Transcript

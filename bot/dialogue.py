@@ -53,6 +53,7 @@ from bot.events import (
 from bot.intake import DEFAULT_WANTS, ELEMENT_NAMES, REQUIRED, spoken_summary, summary
 from bot.kb import Entry
 from bot.menu import MenuOption
+from bot.nbest import Doubt, Understood
 from bot.safety import Danger, danger_of
 from bot.text import Prepared
 from hotline.draft import Caller, RequestType, TicketDraft, Urgency, request_type_label
@@ -82,6 +83,7 @@ class _CallState:
     last_entry: str = ""  # the entry answered last (follow-ups are read against it)
     not_meant: list[str] = field(default_factory=list)  # entries the caller said no to
     pending_text: str = ""  # the words behind 「现在有人有生命危险吗？」
+    pending_danger: str = ""  # the reading that sounded dangerous (may be a lesser hypothesis)
     confirm_nos: int = 0
     ticket_tries: int = 0
     failed_corrections: int = 0
@@ -148,21 +150,32 @@ class Dialogue:
     def _utterance(self, u: Utterance) -> Decision:
         s = self.s
         s.silences = 0
-        text = u.text.strip()
-        if not text:
+        if not u.text.strip():
             return self._not_understood("empty utterance", heard=False)
+        # Every hypothesis the recogniser heard is read (bot.nbest); where the caller says
+        # what they called about, the best joint reading decides, elsewhere (an answer to
+        # the bot's question) the first hypothesis does, and danger in any reading counts.
+        open_request = s.state in _OPEN_STATES
+        understood = self.brain.understand(u, tuple(s.not_meant), ask=open_request)
+        reading = understood.chosen if open_request else understood.readings[0]
+        text, intent = reading.text.strip(), reading.intent
+        doubt = understood.doubt if open_request else None
+        wording = understood.wording if open_request else None
         s.words.append(text)
         if s.ticket is not None:
             s.ticket.caller_words.append(text)
-        intent = self.brain.classify(text, tuple(s.not_meant), ask=s.state in _OPEN_STATES)
-        self._record_turn(text, u.confidence, intent)
+        self._record_turn(text, u.confidence, intent, understood)
         # Safety first, in every state: danger to life goes to a person at once.
         if intent.label == "emergency":
             return self._emergency(intent)
         if s.state == "emergency_check":
             return self._danger_reply(text)
-        if intent.label == "emergency_check":
+        if intent.label == "emergency_check" or (open_request and understood.danger is not None):
+            # Danger heard in any hypothesis, however unsure: ask, never guess it away. (In
+            # answer to the bot's own questions the first hypothesis decides, as before: a
+            # "no" must not lose the work order being taken down.)
             s.pending_text = text
+            s.pending_danger = understood.danger.text if understood.danger else text
             return self._decide([self._say("emergency_check"), self._listen()], "emergency_check")
         p = Prepared.of(text)
         asks_again = p.any(self.brain.lexicon.repeat) is not None and len(p.text) <= 10
@@ -176,6 +189,9 @@ class Dialogue:
             return self._ticket_number(text)
         low_confidence = u.confidence < MIN_ASR_CONFIDENCE
         if low_confidence and not s.state.startswith(("ask:", "fix:", "where:")):
+            if open_request and intent.label == "consultation" and intent.match is not None:
+                # Unsure words that still point at one answer: ask, rather than 「没听清」.
+                return self._confirm_entry(intent.match.entry, wording)
             return self._not_understood(f"recogniser confidence {u.confidence:.2f}", heard=False)
         if s.state.startswith("ask:"):
             return self._answer_element(s.state[4:], text)
@@ -193,15 +209,19 @@ class Dialogue:
             return self._confirm_reply(s.state[8:], text, p, intent)
         if s.state == "answered" and s.last_entry:
             intent = self._in_context(text, p, intent)
-        return self._request(intent, text)
+        return self._request(intent, text, doubt, wording)
 
-    def _record_turn(self, text: str, confidence: float, intent: Intent) -> None:
+    def _record_turn(
+        self, text: str, confidence: float, intent: Intent, understood: Understood | None = None
+    ) -> None:
         top = intent.candidates[0] if intent.candidates else None
         self._turn = {"input": "speech", "text": text, "confidence": round(confidence, 3),
                       "state": self.s.state, "intent": intent.label,
                       "kb_id": top.entry.id if top else "",
                       "kb_confidence": round(top.confidence, 3) if top else 0.0,
                       "answered": False, "unanswered": False}  # fmt: skip
+        if understood is not None and len(understood.readings) > 1:
+            self._turn["readings"] = [r.as_dict() for r in understood.readings]
         self.turns.append(self._turn)
 
     def _closing(self, p: Prepared, intent: Intent) -> bool:
@@ -264,16 +284,24 @@ class Dialogue:
         p = Prepared.of(text)
         lx = self.brain.lexicon
         if p.any(lx.danger_no) is None and p.any(lx.danger_yes) is not None:
-            intent = Intent("emergency", 1.0, cue=f"caller confirmed danger: {s.pending_text}")
-            intent.danger = danger_of(Prepared.of(s.pending_text))
+            heard = s.pending_danger or s.pending_text
+            intent = Intent("emergency", 1.0, cue=f"caller confirmed danger: {heard}")
+            intent.danger = danger_of(Prepared.of(heard))
             return self._emergency(intent)
-        original, s.pending_text = s.pending_text, ""
+        original, s.pending_text, s.pending_danger = s.pending_text, "", ""
         s.state = "main"
         intent = self.brain.classifier.classify(original, tuple(s.not_meant), ask=False)
         return self._request(intent, original)
 
-    def _request(self, intent: Intent, text: str) -> Decision:
+    def _request(
+        self, intent: Intent, text: str, doubt: Doubt | None = None, wording: Doubt | None = None
+    ) -> Decision:
+        """``doubt``: the reading acted on means something else than the recogniser's first
+        hypothesis (confirm first); ``wording``: the heard word a confirm names."""
         s = self.s
+        if doubt is not None and intent.label == "abusive":
+            # Abuse heard only by respelling or in a lesser hypothesis: not a warning.
+            return self._not_understood("abuse only in a doubtful reading", heard=False)
         if intent.label == "abusive":
             if s.warned:
                 return self._decide([self._say("abusive_end"), HangUp("abusive")], "ended")
@@ -285,11 +313,8 @@ class Dialogue:
             return self._ticket_number(text, first=True)
         if intent.label == "consultation" and intent.match is not None:
             entry = intent.match.entry
-            if intent.band == "confirm":
-                asked = entry.question.rstrip("？?。 ").removesuffix("吗").removesuffix("呢")
-                question = self.brain.prompts.text("confirm_kb", question=asked)
-                return self._decide([Say(question, "confirm_kb"), self._listen()],
-                                    f"confirm:{entry.id}")  # fmt: skip
+            if intent.band == "confirm" or doubt is not None:
+                return self._confirm_entry(entry, wording or doubt)
             return self._answer(entry, intent.match.confidence)
         if intent.label in REQUIRED:
             return self._start_intake(intent, text)
@@ -299,6 +324,15 @@ class Dialogue:
         if intent.label in ("unknown", "consultation"):
             self._turn["unanswered"] = True
         return self._not_understood("no knowledge-base answer", intent)
+
+    def _confirm_entry(self, entry: Entry, wording: Doubt | None) -> Decision:
+        """「您是说低保吗？」 when a word heard by sound decides, else 「您是想问……吗？」."""
+        if wording is not None and wording.term:
+            say = Say(self.brain.prompts.text("confirm_heard", term=wording.term), "confirm_heard")
+            self._turn["doubt"] = f"{wording.heard}->{wording.term}"
+        else:
+            say = Say(confirm_kb_text(self.brain, entry), "confirm_kb")
+        return self._decide([say, self._listen()], f"confirm:{entry.id}")
 
     def _answer(self, entry: Entry, confidence: float) -> Decision:
         s = self.s
@@ -371,6 +405,10 @@ class Dialogue:
             return self._human("caller pressed 0")
         if s.state == "readback" and digit in "12":
             return self._readback_reply("对" if digit == "1" else "不对")
+        if s.state.startswith("confirm:") and digit in "12":  # 是请按一，不是请按二
+            answer = "是" if digit == "1" else "不是"
+            return self._confirm_reply(s.state[8:], answer, Prepared.of(answer),
+                                       Intent("unknown", 0.0))  # fmt: skip
         level = s.submenu or self.brain.menu.options
         option = self.brain.menu.option(digit, level)
         if option is None:
@@ -758,6 +796,12 @@ class Dialogue:
 # States where the caller says what they called about (not answering one of our
 # questions): only here does an uncertain danger signal earn 「现在有人有生命危险吗？」;
 # while a work order is taken down, cues and a confident model still hand over at once.
+def confirm_kb_text(brain: Brain, entry: Entry) -> str:
+    """「您是想问低保怎么申请吗？」 for one entry (the session pre-renders them all)."""
+    asked = entry.question.rstrip("？?。 ").removesuffix("吗").removesuffix("呢")
+    return brain.prompts.text("confirm_kb", question=asked)
+
+
 _OPEN_STATES = ("main", "answered", "rephrase", "submenu")
 
 EMERGENCY_PROMPTS = {

@@ -7,6 +7,7 @@ re-render) or free text (knowledge-base answers); the session renders and plays 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -22,9 +23,24 @@ class CallStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class Hypothesis:
+    """One of the recogniser's hypotheses (its n-best) for what the caller said."""
+
+    text: str
+    score: float = 0.0  # log-probability per token: higher is likelier
+
+
+@dataclass(frozen=True, slots=True)
 class Utterance:
     text: str
     confidence: float = 1.0
+    # The recogniser's n-best, best first (the first is ``text``); empty: ``text`` only.
+    alternatives: tuple[Hypothesis, ...] = ()
+
+    def hypotheses(self) -> tuple[Hypothesis, ...]:
+        if self.alternatives:
+            return self.alternatives
+        return (Hypothesis(self.text, math.log(max(self.confidence, 1e-6))),)
 
 
 @dataclass(frozen=True, slots=True)

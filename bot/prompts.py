@@ -56,6 +56,7 @@ OPTIONAL = (
     "emergency_water",
     "emergency_check",
     "confirm_kb",
+    "confirm_heard",
     "cannot_answer",
     "ask_again",
     "ask_where_area",

@@ -66,6 +66,13 @@ class WhisperSettings(Section):
     parallel_decodes: int = Field(0, ge=0, le=64, description="0 = one per CPU core")
     language: str = "zh"
     beam_size: int = Field(2, ge=1, le=10)
+    n_best: int = Field(
+        2,
+        ge=1,
+        le=10,
+        description="hypotheses of the beam handed to understanding (at most beam_size);"
+        " the beam computes them anyway, so returning them costs nothing measurable",
+    )
     min_window_s: float = Field(
         5.0, ge=1.0, le=30.0, description="audio window each decode pads to"
     )
@@ -106,6 +113,13 @@ class VoskSettings(Section):
         None, description="default: <models_dir>/vosk-model-small-cn-0.22"
     )
     model_name: str = "vosk-model-small-cn-0.22"
+    n_best: int = Field(
+        1,
+        ge=1,
+        le=10,
+        description="hypotheses handed to understanding (Kaldi's SetMaxAlternatives); 1: the"
+        " best only, with per-word confidences",
+    )
 
 
 class AsrSettings(Section):

@@ -43,6 +43,7 @@ from bot.events import (
     Dtmf,
     Event,
     HangUp,
+    Hypothesis,
     Listen,
     Say,
     SilenceTimeout,
@@ -278,7 +279,8 @@ class CallSession:
             self.journal.write(
                 JournalEvent.UTTERANCE, {"text": event.text, "confidence": event.confidence}
             )
-            self.events.put_nowait(Utterance(event.text, event.confidence))
+            alternatives = tuple(Hypothesis(a.text, a.score) for a in event.alternatives)
+            self.events.put_nowait(Utterance(event.text, event.confidence, alternatives))
 
     def _on_dtmf(self, key: str) -> None:
         self.record.dtmf += key
@@ -356,7 +358,14 @@ class CallSession:
         weight = len(first.text) + len(utterance.text) or 1
         confidence = (first.confidence * len(first.text)
                       + utterance.confidence * len(utterance.text)) / weight  # fmt: skip
-        return Utterance(first.text.rstrip(TRAILING_MARKS) + "，" + utterance.text, confidence)
+        head = first.text.rstrip(TRAILING_MARKS) + "，"
+        # The first part was decided; the n-best of the part that followed carries on.
+        # Scores are per token: rescaled so each hypothesis keeps its sequence probability.
+        alternatives = tuple(
+            Hypothesis(head + h.text, h.score * len(h.text) / len(head + h.text))
+            for h in utterance.alternatives
+        )
+        return Utterance(head + utterance.text, confidence, alternatives)
 
     async def _dispatch(self, event: Event) -> None:
         snapshot = None

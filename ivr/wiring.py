@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from asr.base import Recognizer, SpeechEngine
 from bot.brain import BotPaths, Brain, BrainCache
+from bot.dialogue import confirm_kb_text
 from bot.events import TicketStatus
 from bot.menu import INTAKE_TYPES
 from hotline.draft import TicketDraft, request_type_label
@@ -105,6 +106,8 @@ def bot_prompt_texts(brain: Brain) -> list[str]:
     invalid = brain.prompts.texts.get("menu_invalid", "")
     texts.append(invalid + menu)
     texts += [entry.answer for entry in brain.kb]
+    # 「您是想问……吗？」 for each entry: a doubtful turn's question comes as fast as an answer.
+    texts += [confirm_kb_text(brain, entry) for entry in brain.kb]
     texts += [CALLBACK_TEXT, THANKS_TEXT, SURVEY_TEXT]  # the session's own sentences
     return list(dict.fromkeys(t for t in texts if t.strip()))
 
