@@ -3,8 +3,9 @@
 Built on panoramisk (AMI framing, action/response matching, login, event dispatch).
 Closed here where panoramisk falls short for a hotline:
 
-* Reconnect: panoramisk retries at a fixed interval forever; we back off exponentially
-  (1 s doubling to ``reconnect_max_s``) so a restarting Asterisk is not hammered.
+* Reconnect: panoramisk retries at a fixed interval forever; we back off exponentially,
+  jittered (1 s doubling to ``reconnect_max_s``) so a restarting Asterisk is not hammered
+  (``_OwnReconnectManager`` keeps panoramisk out of it through its on_disconnect hook).
 * Liveness: its Ping gets no deadline, so a half-open TCP connection looks alive; we
   ping ourselves and drop the connection when the Pong does not come back.
 * State: after every (re)login we re-read queue membership (QueueStatus) so seat
@@ -96,6 +97,21 @@ def _variables(event: Any, key: str) -> dict[str, str]:
     return out
 
 
+class _OwnReconnectManager(Manager):
+    """panoramisk's Manager with its reconnection and keep-alive left to ``AmiClient``
+    (back-off with jitter, Pings with a deadline, a resync after each login): a lost
+    connection only tells ``on_disconnect``, its public hook, instead of also scheduling
+    a fixed-interval reconnect, and its own deadline-less Ping never starts."""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._connected = False
+        self.loop.call_soon(self.on_disconnect, self, exc)
+
+    def ping(self) -> None:
+        """Never scheduled as panoramisk's keep-alive: ``AmiClient`` pings with a deadline."""
+        self.pinger = None
+
+
 class AmiClient:
     """One long-lived AMI connection per controller node."""
 
@@ -164,19 +180,17 @@ class AmiClient:
         """Connect, log in, resync state, then ping until the connection dies."""
         loop = asyncio.get_running_loop()
         self._lost.clear()
-        manager = Manager(loop=loop, host=self.config["host"], port=self.config["port"],
-                          ping_delay=10**6, reconnect_timeout=10**6, events="on")  # fmt: skip
-        # Reconnection and pings are ours (see the module docstring): disable panoramisk's.
-        manager.connection_lost = lambda exc: loop.call_soon(self._lost.set)
+        manager = _OwnReconnectManager(
+            loop=loop, host=self.config["host"], port=self.config["port"], events="on",
+            on_disconnect=lambda _manager, _exc: self._lost.set(),
+        )  # fmt: skip
         for pattern, handler in (
             ("QueueMember*", self._on_member),
             ("AgentConnect", self._on_agent_connect),
         ):
             manager.register_event(pattern, handler)
         self._manager = manager
-        await manager.connect()
-        if not manager._connected:
-            raise AmiError("connection refused")
+        await manager.connect()  # OSError (refused, unreachable) goes to _run's back-off
         reply = await self._action({"Action": "Login", "Username": self.config["username"],
                                     "Secret": self.config["secret"], "Events": "on"})  # fmt: skip
         if not _ok(reply):
