@@ -28,6 +28,7 @@ from bot.prompts import Prompts, PromptsError, load_prompts
 from bot.retrieval import Retriever, top_terms
 from bot.text import Prepared
 from bot.understanding import CorpusError, Understanding, load_corpus, train
+from hotline.settings import Settings
 
 DEFAULT_KB = "data/kb.yaml"
 # Errors in manager-edited data files: shown as one line by the ``hotline`` command.
@@ -107,7 +108,7 @@ class Brain:
         )
 
     @classmethod
-    def from_settings(cls, settings: Any) -> Brain:
+    def from_settings(cls, settings: Settings) -> Brain:
         """Load from ``hotline.settings.Settings().bot`` (paths or None for the samples)."""
         b = settings.bot
         paths = BotPaths(b.kb, b.cues, b.gazetteer, b.menu, b.prompts, b.synonyms, b.semantic,

@@ -107,6 +107,11 @@ class Dialogue:
         self.turns: list[dict[str, object]] = []
         self._turn: dict[str, object] = {}
 
+    def prompt_text(self, prompt_id: str) -> str:
+        """A fixed prompt's wording (the one managers edit), for what the call session says
+        by itself: the satisfaction survey, the thanks, a callback confirmation."""
+        return self.brain.prompts.text(prompt_id)
+
     # ---- entry points ----
     def start(self, event: CallStarted) -> Decision:
         self.s = _CallState(night=not event.seats_available, caller=event.caller_number)

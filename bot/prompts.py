@@ -65,6 +65,8 @@ OPTIONAL = (
     "ticket_status",
     "ticket_not_found",
     "readback_changed",
+    "survey",
+    "callback_registered",
 )
 
 

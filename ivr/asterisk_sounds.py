@@ -24,9 +24,9 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from hotline.audio import write_wav
+from hotline.settings import Settings
 from voice.prompts import RATE, PromptLibrary
 
 log = logging.getLogger(__name__)
@@ -70,9 +70,9 @@ ASTERISK_SOUNDS = (
 )
 
 
-def sounds_dir(settings: Any) -> Path:
+def sounds_dir(settings: Settings) -> Path:
     """``ivr.asterisk_sounds_dir``, else the recorded prompts' folder (docker's mount)."""
-    folder = getattr(settings.ivr, "asterisk_sounds_dir", None)
+    folder = settings.ivr.asterisk_sounds_dir
     return Path(folder) if folder else Path(settings.ivr.prompts_dir)
 
 

@@ -137,6 +137,9 @@ class DialogueRecorder:
         self.turns.append((event, decision, getattr(self.inner, "ticket", None)))
         return decision
 
+    def prompt_text(self, prompt_id: str) -> str:
+        return str(self.inner.prompt_text(prompt_id))
+
     def snapshot(self) -> object:
         return (len(self.turns), self.inner.snapshot())
 

@@ -13,6 +13,7 @@ import logging
 import threading
 from typing import Any
 
+from hotline.settings import Settings
 from ivr.ami import AmiClient, OriginateFailed
 from tickets.dialer import DialerError, seat_channel
 
@@ -42,7 +43,7 @@ class AmiDialer:
         self._thread = owned
 
     @classmethod
-    def from_settings(cls, settings: Any, connect_s: float = 5.0) -> AmiDialer:
+    def from_settings(cls, settings: Settings, connect_s: float = 5.0) -> AmiDialer:
         """An AMI connection of its own (``ami.url``), on a loop in a daemon thread; it
         reconnects by itself (ivr.ami), so a console started before Asterisk works once
         Asterisk is up."""
@@ -91,6 +92,6 @@ async def _new_client(factory: Any, ami: Any) -> Any:
                    ami.ping_interval_s, ami.reconnect_max_s, ami.queues)  # fmt: skip
 
 
-def ami_dialer(settings: Any) -> AmiDialer:
+def ami_dialer(settings: Settings) -> AmiDialer:
     """``console.dialer: ivr.dialer:ami_dialer``: click-to-call from ``ami.url``."""
     return AmiDialer.from_settings(settings)

@@ -23,14 +23,9 @@ from bot.events import TicketStatus
 from bot.menu import INTAKE_TYPES
 from hotline.draft import TicketDraft, request_type_label
 from hotline.metrics import METRICS
-from ivr.session import (
-    CALLBACK_TEXT,
-    SURVEY_TEXT,
-    THANKS_TEXT,
-    SessionDeps,
-    TicketSink,
-    WorkOrderHeld,
-)
+from hotline.settings import Settings
+from ivr.filing import TicketSink, WorkOrderHeld
+from ivr.session import SessionDeps
 from tickets.service import TicketService
 from tickets.spool import DraftSpool
 from tickets.ticket import STATUS_LABELS, TicketNotFound
@@ -41,13 +36,13 @@ log = logging.getLogger(__name__)
 # Values the bot fills into prompt templates that can be known before any call.
 
 
-def bot_paths(settings: Any, kb: Path | None = None) -> BotPaths:
+def bot_paths(settings: Settings, kb: Path | None = None) -> BotPaths:
     b = settings.bot
     return BotPaths(kb or b.kb, b.cues, b.gazetteer, b.menu, b.prompts, b.synonyms, b.semantic,
                     b.corpus, b.unanswered)  # fmt: skip
 
 
-def load_brain(settings: Any, kb: Path | None = None) -> Brain:
+def load_brain(settings: Settings, kb: Path | None = None) -> Brain:
     """The bot's read-only knowledge, shared by every call (``kb`` overrides settings)."""
     return Brain.load(bot_paths(settings, kb))
 
@@ -74,7 +69,7 @@ class LiveBrain:
         return brain
 
 
-def load_speech(settings: Any, engine: str | None = None) -> SpeechEngine:
+def load_speech(settings: Settings, engine: str | None = None) -> SpeechEngine:
     """The speech engine of the process (``engine`` overrides ``asr.engine``)."""
     from asr.engines import load_engine
 
@@ -108,7 +103,6 @@ def bot_prompt_texts(brain: Brain) -> list[str]:
     texts += [entry.answer for entry in brain.kb]
     # 「您是想问……吗？」 for each entry: a doubtful turn's question comes as fast as an answer.
     texts += [confirm_kb_text(brain, entry) for entry in brain.kb]
-    texts += [CALLBACK_TEXT, THANKS_TEXT, SURVEY_TEXT]  # the session's own sentences
     return list(dict.fromkeys(t for t in texts if t.strip()))
 
 
@@ -117,7 +111,7 @@ def prerender(prompts: PromptLibrary, brain: Brain) -> int:
 
 
 def build_deps(
-    settings: Any,
+    settings: Settings,
     brain: Brain | Callable[[], Brain],
     engine: SpeechEngine,
     prompts: PromptLibrary,
@@ -327,6 +321,6 @@ def _log_failure(future: Any) -> None:
         log.error("screen pop failed: %s", future.exception())
 
 
-def ticket_service(settings: Any, redis_url: str | None = None) -> TicketService:
+def ticket_service(settings: Settings, redis_url: str | None = None) -> TicketService:
     """The ticket service of ``settings.tickets`` (``redis_url``: e.g. an embedded Redis)."""
     return TicketService.from_settings(settings, redis_url=redis_url)

@@ -16,7 +16,10 @@ import logging
 import shutil
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported where used: the CLI starts without loading every part
+    from hotline.settings import Settings
 
 
 def register(commands: Any, bench: Any) -> None:
@@ -146,7 +149,7 @@ class _Signals:
             self.stop.set()
 
 
-async def _serve(settings: Any, engine_name: str | None) -> None:
+async def _serve(settings: Settings, engine_name: str | None) -> None:
     from hotline.settings import config_path
     from tickets.redis_embedded import redis_url_for
 
@@ -159,7 +162,7 @@ async def _serve(settings: Any, engine_name: str | None) -> None:
         await _answer_calls(settings, engine_name, redis_url, signals, resources)
 
 
-def journal_redis_url(settings: Any, tickets_redis: str) -> str:
+def journal_redis_url(settings: Settings, tickets_redis: str) -> str:
     """The call journal's Redis: the tickets' one when both name the same server (an
     embedded one replaces it for both); empty: no journal."""
     journal_url: str = settings.ivr.redis_url
@@ -168,7 +171,7 @@ def journal_redis_url(settings: Any, tickets_redis: str) -> str:
     return journal_url
 
 
-def describe_run(settings: Any, config: Path | None, redis_url: str,
+def describe_run(settings: Settings, config: Path | None, redis_url: str,
                  engine_name: str | None) -> str:  # fmt: skip
     """One line saying what ``hotline run`` runs on, so a first run on defaults is not a
     mystery (no registration, no AMI: nothing calls it until Asterisk is told). Secrets
@@ -198,7 +201,7 @@ def describe_run(settings: Any, config: Path | None, redis_url: str,
     return mask_text(line)
 
 
-async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: str,
+async def _answer_calls(settings: Settings, engine_name: str | None, tickets_redis: str,
                         signals: _Signals, resources: contextlib.ExitStack) -> None:  # fmt: skip
     import socket
 
@@ -320,7 +323,7 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
             await redis.aclose()
 
 
-def _asterisk_sounds(settings: Any, prompts: Any) -> None:
+def _asterisk_sounds(settings: Settings, prompts: Any) -> None:
     """The dialplan's own sounds (night-callback, all-busy) where Asterisk reads them; a
     failure is logged, not fatal: the dialplan falls back to a ringing queue."""
     from ivr.asterisk_sounds import render_asterisk_sounds, sounds_dir

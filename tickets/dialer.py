@@ -17,7 +17,9 @@ import importlib
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
+
+from hotline.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ class RecordingDialer:
             self.calls.append((seat, number, ticket_number))
 
 
-def load_dialer(spec: str, settings: Any) -> Dialer | None:
+def load_dialer(spec: str, settings: Settings) -> Dialer | None:
     """Build the configured dialer (``package.module:factory``); None when none is set."""
     if not spec:
         return None

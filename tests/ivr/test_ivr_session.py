@@ -31,7 +31,6 @@ from ivr.bench import DialogueRecorder
 from ivr.callers import Caller, free_udp_port, raw_g711, run_sipp
 from ivr.controller import Controller
 from ivr.journal import CallRecord
-from ivr.session import CALLBACK_TEXT
 from ivr.sip import IncomingCall
 from ivr.wiring import ServiceSink, build_deps, load_brain, load_speech, ticket_service
 from tests.ivr.ami_replay import QUEUE_MEMBER_STATUS, ReplayAsterisk
@@ -301,7 +300,7 @@ def test_night_callback_ticket_number_read_out(tmp_path, settings, brain, engine
     assert call.record.outcome == "ticket" and not call.record.transfer_queue
     assert call.queued() == {ticket.number}
     assert call.bot_lines()[-1] == wording.replace("{ticket_no}", ticket.number)
-    assert CALLBACK_TEXT not in call.bot_lines()
+    assert brain.prompts.text("callback_registered") not in call.bot_lines()
     # The caller heard it with the number: its spoken digits went out on the wire, whole.
     spoken = tts_prompts.with_ticket_number(wording, ticket.number).pcm
     expected = alaw_encode(spoken[: len(spoken) // 320 * 320])
