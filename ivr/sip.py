@@ -368,7 +368,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
         missing = _missing_mandatory(msg)
         if missing:
             self._malformed(addr, "bad-request", len(data), missing)
-            if msg.type != SIP.SIPMessageType.RESPONSE and msg.all("Via"):
+            if msg.type != SIP.SIPMessageType.RESPONSE and missing != "no Via":
                 self._reply(
                     msg, addr, 400, "Bad Request", extra={"Warning": f'399 hotline "{missing}"'}
                 )

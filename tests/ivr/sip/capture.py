@@ -227,6 +227,8 @@ def derive() -> dict[str, str]:
         "malformed-binary": b"\x80\x08\x00\x01" + bytes(range(256)) * 2,
         "malformed-bad-cseq": re.sub(rb"CSeq: \d+", b"CSeq: many", options),
         "malformed-no-call-id": re.sub(rb"Call-ID: [^\r]*\r\n", b"", options),
+        # No Via to answer to: counted, never answered (a flood must not get replies).
+        "malformed-empty-via": re.sub(rb"Via: [^\r]*", b"Via: ", options),
     }
     files = {}
     for name, data in variants.items():
