@@ -460,6 +460,12 @@ class SipEndpoint(asyncio.DatagramProtocol):
                 if self._dialog_of(msg, addr, known.local_tag) is None:
                     self._reply(msg, addr, 481, "Call/Transaction Does Not Exist")
                     return
+                if msg.body and parse_offer(msg, [known.media.payload_type]) is None:
+                    # Our answer repeats the call's codec; a new offer without it cannot
+                    # be answered so (RFC 3264 6): 488 keeps the session as it was
+                    # (RFC 3261 14.2). An offer-less re-INVITE gets our SDP as the offer.
+                    self._reply(msg, addr, 488, "Not Acceptable Here", to_tag=known.local_tag)
+                    return
                 self._reply(msg, addr, 200, "OK", to_tag=known.local_tag,
                             extra={"Contact": self._contact()}, body=self._sdp(known))  # fmt: skip
             elif known.last_response and self._dialog_of(msg, addr, "") is not None:

@@ -189,6 +189,8 @@ def derive() -> dict[str, str]:
     invite = (HERE / "asterisk-invite.sip").read_bytes()
     options = (HERE / "asterisk-options.sip").read_bytes()
     sdp = invite.split(b"\r\n\r\n", 1)[1]
+    reinvite = (HERE / "asterisk-b-reinvite.sip").read_bytes()
+    reinvite_sdp = reinvite.split(b"\r\n\r\n", 1)[1]
     head = invite.split(b"\r\n\r\n", 1)[0]
     variants = {
         # G.729 only (a trunk that forgot alaw/ulaw): nothing the bot speaks.
@@ -206,6 +208,15 @@ def derive() -> dict[str, str]:
         ),
         "derived-invite-bad-sdp": _with_body(
             invite, re.sub(rb"m=audio \d+", b"m=audio sixteen", sdp)
+        ),
+        # Asterisk's session refresh, its offer turned to mu-law only: the call is A-law.
+        "derived-reinvite-pcmu": _with_body(
+            reinvite,
+            re.sub(
+                rb"m=audio (\d+) RTP/AVP [^\r]*",
+                rb"m=audio \1 RTP/AVP 0",
+                reinvite_sdp.replace(b"a=rtpmap:8 PCMA/8000", b"a=rtpmap:0 PCMU/8000"),
+            ),
         ),
         "derived-message": options.replace(b"OPTIONS", b"MESSAGE"),
         "malformed-not-sip": b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",

@@ -343,6 +343,23 @@ def test_session_refresh_reinvite_gets_200_with_the_same_media(
     run(body)
 
 
+def test_a_reinvite_without_the_calls_codec_gets_488_and_the_call_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Answering it with A-law (as before) named a codec the offer did not carry."""
+    bot = Bot(monkeypatch, [our_tag("asterisk-b-info")])
+
+    async def body() -> None:
+        bot.receive("asterisk-b-invite", ASTERISK_B)
+        bot.receive("asterisk-b-ack", ASTERISK_B)
+        (refused,) = bot.receive("derived-reinvite-pcmu", ASTERISK_B)
+        expect("bot-488-reinvite-pcmu", refused)
+        call = bot.calls[0]
+        assert call.state is CallState.ANSWERED and call.media.payload_type == 8
+
+    run(body)
+
+
 # ---- REGISTER with digest authentication ----
 def test_register_answers_asterisks_401_with_the_digest_asterisk_accepted(
     monkeypatch: pytest.MonkeyPatch,
