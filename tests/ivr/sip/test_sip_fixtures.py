@@ -22,6 +22,7 @@ import ivr.sip
 from hotline.metrics import METRICS
 from hotline.settings import SipSettings
 from ivr.sip import CallState, IncomingCall, SipEndpoint, SipMessage
+from tests.ivr.sip.pins import INSTANCE, REGISTER_BRANCHES, REGISTER_TAG
 
 HERE = Path(__file__).resolve().parent
 META = json.loads((HERE / "capture.json").read_text())
@@ -367,8 +368,6 @@ def test_register_answers_asterisks_401_with_the_digest_asterisk_accepted(
     """The two REGISTERs the controller builds are the ones Asterisk accepted in the
     capture (its 200 is the next fixture): same pinned tag, branch and instance id, and
     a digest computed from the captured nonce."""
-    from tests.ivr.sip.capture import INSTANCE, REGISTER_BRANCHES, REGISTER_TAG
-
     bot = Bot(monkeypatch, [], registrar_host=ASTERISK[0], registrar_port=ASTERISK[1])
     registrar = bot.endpoint._registrar
     registrar.tagLibrary["register"] = REGISTER_TAG
