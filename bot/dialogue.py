@@ -40,10 +40,12 @@ from bot.events import (
     CallStarted,
     CreateTicket,
     Decision,
+    DialogueState,
     Dtmf,
     Event,
     HangUp,
     Listen,
+    Phase,
     Say,
     SilenceTimeout,
     TicketLookup,
@@ -63,7 +65,7 @@ MIN_ASR_CONFIDENCE = 0.35  # below this the words are too unreliable to act on
 
 @dataclass
 class _CallState:
-    state: str = "main"
+    state: DialogueState = field(default_factory=lambda: DialogueState.of(Phase.MAIN))
     night: bool = False
     caller: str = ""
     rephrased: bool = False
@@ -117,13 +119,13 @@ class Dialogue:
         self.s = _CallState(night=not event.seats_available, caller=event.caller_number)
         self.turns, self._turn = [], {}
         prompt = "greeting_night" if self.s.night else "greeting"
-        return self._decide([self._say(prompt), self._listen()], "main")
+        return self._decide([self._say(prompt), self._listen()], Phase.MAIN)
 
     def handle(self, event: Event) -> Decision:
         if isinstance(event, CallStarted):
             return self.start(event)
-        if self.s.state == "ended":
-            return Decision([], "ended")
+        if self.s.state.phase is Phase.ENDED:
+            return Decision([], Phase.ENDED)
         if isinstance(event, CallEnded):
             return self._call_ended()
         if isinstance(event, BargeIn):
@@ -160,7 +162,7 @@ class Dialogue:
         # Every hypothesis the recogniser heard is read (bot.nbest); where the caller says
         # what they called about, the best joint reading decides, elsewhere (an answer to
         # the bot's question) the first hypothesis does, and danger in any reading counts.
-        open_request = s.state in _OPEN_STATES
+        open_request = s.state.phase in _OPEN_PHASES
         understood = self.brain.understand(u, tuple(s.not_meant), ask=open_request)
         reading = understood.chosen if open_request else understood.readings[0]
         text, intent = reading.text.strip(), reading.intent
@@ -173,7 +175,7 @@ class Dialogue:
         # Safety first, in every state: danger to life goes to a person at once.
         if intent.label == "emergency":
             return self._emergency(intent)
-        if s.state == "emergency_check":
+        if s.state.phase is Phase.EMERGENCY_CHECK:
             return self._danger_reply(text)
         if intent.label == "emergency_check" or (open_request and understood.danger is not None):
             # Danger heard in any hypothesis, however unsure: ask, never guess it away. (In
@@ -181,38 +183,40 @@ class Dialogue:
             # "no" must not lose the work order being taken down.)
             s.pending_text = text
             s.pending_danger = understood.danger.text if understood.danger else text
-            return self._decide([self._say("emergency_check"), self._listen()], "emergency_check")
+            return self._decide(
+                [self._say("emergency_check"), self._listen()], Phase.EMERGENCY_CHECK
+            )
         p = Prepared.of(text)
         asks_again = p.any(self.brain.lexicon.repeat) is not None and len(p.text) <= 10
         if asks_again and p.any(self.brain.lexicon.human) is None:  # 没听清，转人工: a person
             return self._repeat()
         if intent.label == "human":
             return self._human(f"caller asked for a person ({intent.cue})")
-        if s.state.startswith("contact:"):
-            return self._contact_reply(s.state[8:], text)
-        if s.state == "status:number":
+        if s.state.phase is Phase.CONTACT:
+            return self._contact_reply(s.state.detail, text)
+        if s.state.phase is Phase.STATUS:
             return self._ticket_number(text)
         low_confidence = u.confidence < MIN_ASR_CONFIDENCE
-        if low_confidence and not s.state.startswith(("ask:", "fix:", "where:")):
+        if low_confidence and s.state.phase not in (Phase.ASK, Phase.FIX, Phase.WHERE):
             if open_request and intent.label == "consultation" and intent.match is not None:
                 # Unsure words that still point at one answer: ask, rather than 「没听清」.
                 return self._confirm_entry(intent.match.entry, wording)
             return self._not_understood(f"recogniser confidence {u.confidence:.2f}", heard=False)
-        if s.state.startswith("ask:"):
-            return self._answer_element(s.state[4:], text)
-        if s.state.startswith("where:"):
+        if s.state.phase is Phase.ASK:
+            return self._answer_element(s.state.detail, text)
+        if s.state.phase is Phase.WHERE:
             return self._address_reply(text)
-        if s.state == "readback":
+        if s.state.phase is Phase.READBACK:
             return self._readback_reply(text)
-        if s.state == "correct":
+        if s.state.phase is Phase.CORRECT:
             return self._correction(text)
-        if s.state.startswith("fix:"):
-            return self._fixed(s.state[4:], text)
+        if s.state.phase is Phase.FIX:
+            return self._fixed(s.state.detail, text)
         if self._closing(p, intent):
-            return self._decide([self._say("goodbye"), HangUp("answered")], "ended")
-        if s.state.startswith("confirm:"):
-            return self._confirm_reply(s.state[8:], text, p, intent)
-        if s.state == "answered" and s.last_entry:
+            return self._decide([self._say("goodbye"), HangUp("answered")], Phase.ENDED)
+        if s.state.phase is Phase.CONFIRM:
+            return self._confirm_reply(s.state.detail, text, p, intent)
+        if s.state.phase is Phase.ANSWERED and s.last_entry:
             intent = self._in_context(text, p, intent)
         return self._request(intent, text, doubt, wording)
 
@@ -282,7 +286,7 @@ class Dialogue:
             return self._request(self.brain.classify(rest, tuple(s.not_meant)), rest)
         if s.confirm_nos >= 2:
             return self._hand_over_unanswered("caller said no to two suggested answers")
-        return self._decide([self._say("ask_again"), self._listen()], "rephrase")
+        return self._decide([self._say("ask_again"), self._listen()], Phase.REPHRASE)
 
     def _danger_reply(self, text: str) -> Decision:
         s = self.s
@@ -294,7 +298,7 @@ class Dialogue:
             intent.danger = danger_of(Prepared.of(heard))
             return self._emergency(intent)
         original, s.pending_text, s.pending_danger = s.pending_text, "", ""
-        s.state = "main"
+        s.state = DialogueState.of(Phase.MAIN)
         intent = self.brain.classifier.classify(original, tuple(s.not_meant), ask=False)
         return self._request(intent, original)
 
@@ -309,11 +313,11 @@ class Dialogue:
             return self._not_understood("abuse only in a doubtful reading", heard=False)
         if intent.label == "abusive":
             if s.warned:
-                return self._decide([self._say("abusive_end"), HangUp("abusive")], "ended")
+                return self._decide([self._say("abusive_end"), HangUp("abusive")], Phase.ENDED)
             s.warned = True
-            return self._decide([self._say("abusive_warning"), self._listen()], "main")
+            return self._decide([self._say("abusive_warning"), self._listen()], Phase.MAIN)
         if intent.label == "ask_again":
-            return self._decide([self._say("ask_again"), self._listen()], "rephrase")
+            return self._decide([self._say("ask_again"), self._listen()], Phase.REPHRASE)
         if self.lookup is not None and self._asks_after_ticket(text, intent):
             return self._ticket_number(text, first=True)
         if intent.label == "consultation" and intent.match is not None:
@@ -337,7 +341,7 @@ class Dialogue:
             self._turn["doubt"] = f"{wording.heard}->{wording.term}"
         else:
             say = Say(confirm_kb_text(self.brain, entry), "confirm_kb")
-        return self._decide([say, self._listen()], f"confirm:{entry.id}")
+        return self._decide([say, self._listen()], DialogueState.of(Phase.CONFIRM, entry.id))
 
     def _answer(self, entry: Entry, confidence: float) -> Decision:
         s = self.s
@@ -347,7 +351,7 @@ class Dialogue:
         s.confirm_nos = 0
         self._turn.update(kb_id=entry.id, kb_confidence=round(confidence, 3), answered=True)
         return self._decide(
-            [Say(entry.answer), self._say("answer_followup"), self._listen()], "answered"
+            [Say(entry.answer), self._say("answer_followup"), self._listen()], Phase.ANSWERED
         )
 
     # ---- asking after an earlier work order (the session's ticket lookup) ----
@@ -363,7 +367,7 @@ class Dialogue:
         if number is None:
             if first:
                 return self._decide([self._say("ask_ticket_number"), self._listen()],
-                                    "status:number")  # fmt: skip
+                                    DialogueState.of(Phase.STATUS, "number"))  # fmt: skip
             return self._ticket_not_found()
         assert self.lookup is not None
         found = self.lookup.ticket_status(number)
@@ -372,14 +376,17 @@ class Dialogue:
         s.ticket_tries = 0
         spoken = " ".join(found.number.replace("-", ""))  # read digit by digit
         say = self._say("ticket_status", ticket_no=spoken, status=found.status)
-        return self._decide([say, self._say("answer_followup"), self._listen()], "answered")
+        return self._decide([say, self._say("answer_followup"), self._listen()], Phase.ANSWERED)
 
     def _ticket_not_found(self) -> Decision:
         s = self.s
         s.ticket_tries += 1
         if s.ticket_tries >= 2:
             return self._human("work order number not found twice")
-        return self._decide([self._say("ticket_not_found"), self._listen()], "status:number")
+        return self._decide(
+            [self._say("ticket_not_found"), self._listen()],
+            DialogueState.of(Phase.STATUS, "number"),
+        )
 
     def _dtmf(self, digit: str) -> Decision:
         s = self.s
@@ -398,9 +405,9 @@ class Dialogue:
                 "unanswered": False,
             }
         )
-        if s.state in ("contact:number", "contact:digits"):
+        if s.state.phase is Phase.CONTACT and s.state.detail in ("number", "digits"):
             return self._callback_key(digit)
-        if s.state == "status:number":  # keys are the number's digits here, 0 included
+        if s.state.phase is Phase.STATUS:  # keys are the number's digits here, 0 included
             if digit in "*#":
                 keys, s.number_keys = s.number_keys, ""
                 return self._ticket_number(keys)
@@ -408,11 +415,11 @@ class Dialogue:
             return self._decide([], s.state)
         if digit == "0":
             return self._human("caller pressed 0")
-        if s.state == "readback" and digit in "12":
+        if s.state.phase is Phase.READBACK and digit in "12":
             return self._readback_reply("对" if digit == "1" else "不对")
-        if s.state.startswith("confirm:") and digit in "12":  # 是请按一，不是请按二
+        if s.state.phase is Phase.CONFIRM and digit in "12":  # 是请按一，不是请按二
             answer = "是" if digit == "1" else "不是"
-            return self._confirm_reply(s.state[8:], answer, Prepared.of(answer),
+            return self._confirm_reply(s.state.detail, answer, Prepared.of(answer),
                                        Intent("unknown", 0.0))  # fmt: skip
         level = s.submenu or self.brain.menu.options
         option = self.brain.menu.option(digit, level)
@@ -424,14 +431,14 @@ class Dialogue:
         if option.action == "submenu":
             s.submenu = option.submenu
             return self._decide(
-                [Say(self.brain.menu.spoken(option.submenu)), self._listen()], "submenu"
+                [Say(self.brain.menu.spoken(option.submenu)), self._listen()], Phase.SUBMENU
             )
         if option.action == "repeat":
             return self._decide(
-                [Say(self.brain.menu.spoken(self.brain.menu.options)), self._listen()], "main"
+                [Say(self.brain.menu.spoken(self.brain.menu.options)), self._listen()], Phase.MAIN
             )
         if option.action == "ask":
-            return self._decide([Say(option.value), self._listen()], "main")
+            return self._decide([Say(option.value), self._listen()], Phase.MAIN)
         if option.action == "transfer":
             ticket = self._new_ticket(RequestType.CONSULTATION, f"menu: {option.label}")
             return self._hand_over(ticket, f"menu choice {option.label}", option.value)
@@ -443,22 +450,22 @@ class Dialogue:
         s.silences += 1
         if s.silences == 1:
             return self._decide([self._say("silence"), self._listen()], s.state)
-        if s.silences == 2 and s.state in ("main", "answered", "rephrase"):
+        if s.silences == 2 and s.state.phase in (Phase.MAIN, Phase.ANSWERED, Phase.REPHRASE):
             menu = self.brain.menu.spoken(self.brain.menu.options)
-            return self._decide([self._say("silence_menu", menu=menu), self._listen()], "main")
+            return self._decide([self._say("silence_menu", menu=menu), self._listen()], Phase.MAIN)
         if s.ticket is not None and s.ticket.elements.what_happened:
             return self._finish_ticket("caller went silent during intake")
-        return self._decide([self._say("silence_end"), HangUp("silence")], "ended")
+        return self._decide([self._say("silence_end"), HangUp("silence")], Phase.ENDED)
 
     def _call_ended(self) -> Decision:
         s = self.s
         if s.ticket is not None and s.ticket.elements.what_happened:
             s.ticket.handover_reason = "caller hung up before the intake was finished"
             self._complete(s.ticket)
-            s.state = "ended"
-            return Decision([CreateTicket(s.ticket, callback_promised=s.night)], "ended")
-        s.state = "ended"
-        return Decision([], "ended")
+            s.state = DialogueState.of(Phase.ENDED)
+            return Decision([CreateTicket(s.ticket, callback_promised=s.night)], Phase.ENDED)
+        s.state = DialogueState.of(Phase.ENDED)
+        return Decision([], Phase.ENDED)
 
     # ---- hand-over paths ----
     def _emergency(self, intent: Intent) -> Decision:
@@ -476,7 +483,7 @@ class Dialogue:
             ticket.elements.what_happened = f"{s.pending_text}；{ticket.elements.what_happened}"
         self._complete(ticket)
         advice = self._say(EMERGENCY_PROMPTS[intent.danger], barge_in=False)
-        return self._decide([advice, Transfer("general", reason, ticket)], "ended")
+        return self._decide([advice, Transfer("general", reason, ticket)], Phase.ENDED)
 
     def _human(self, reason: str) -> Decision:
         s = self.s
@@ -488,8 +495,8 @@ class Dialogue:
                 return self._finish_ticket(reason)
             if not s.human_asked_at_night:
                 s.human_asked_at_night = True
-                return self._decide([self._say("human_night"), self._listen()], "main")
-            return self._decide([self._callback_ticket(ticket), HangUp("callback")], "ended")
+                return self._decide([self._say("human_night"), self._listen()], Phase.MAIN)
+            return self._decide([self._callback_ticket(ticket), HangUp("callback")], Phase.ENDED)
         queue = self.brain.lexicon.queue_for(ticket.department, ticket.topic)
         return self._hand_over(ticket, reason, queue)
 
@@ -502,7 +509,7 @@ class Dialogue:
         if not s.rephrased:
             s.rephrased = True
             prompt = "cannot_answer" if heard else "rephrase"
-            return self._decide([self._say(prompt), self._listen()], "rephrase")
+            return self._decide([self._say(prompt), self._listen()], Phase.REPHRASE)
         return self._hand_over_unanswered(f"not answered after rephrasing: {reason}", intent)
 
     def _hand_over_unanswered(self, reason: str, intent: Intent | None = None) -> Decision:
@@ -518,22 +525,22 @@ class Dialogue:
                     self._callback_ticket(ticket),
                     HangUp("callback"),
                 ],
-                "ended",
+                Phase.ENDED,
             )
         return self._decide(
             [
                 self._say("not_understood_handover"),
                 Transfer("general", ticket.handover_reason, ticket),
             ],
-            "ended",
+            Phase.ENDED,
         )
 
     def _hand_over(self, ticket: TicketDraft, reason: str, queue: str) -> Decision:
         ticket.handover_reason = ticket.handover_reason or reason
         self._complete(ticket)
         if self.s.night:
-            return self._decide([self._callback_ticket(ticket), HangUp("callback")], "ended")
-        return self._decide([self._say("transfer"), Transfer(queue, reason, ticket)], "ended")
+            return self._decide([self._callback_ticket(ticket), HangUp("callback")], Phase.ENDED)
+        return self._decide([self._say("transfer"), Transfer(queue, reason, ticket)], Phase.ENDED)
 
     # ---- taking a work order down ----
     def _start_intake(self, intent: Intent, text: str) -> Decision:
@@ -578,16 +585,22 @@ class Dialogue:
         if vague is not Gap.NONE:
             self.s.address_asks += 1
             prompt = f"ask_where_{vague.value}"
-            return self._decide([*before, self._say(prompt), self._listen()], f"where:{vague}")
+            return self._decide(
+                [*before, self._say(prompt), self._listen()], DialogueState.of(Phase.WHERE, vague)
+            )
         missing = self._missing()
         if missing:
             name = missing[0]
             self.s.asked.append(name)
-            return self._decide([*before, self._say(f"ask_{name}"), self._listen()], f"ask:{name}")
+            return self._decide(
+                [*before, self._say(f"ask_{name}"), self._listen()],
+                DialogueState.of(Phase.ASK, name),
+            )
         if not self.s.contact_asked and not self._ticket().caller.anonymous:
             self.s.contact_asked = True
             return self._decide(
-                [*before, self._say("ask_caller_name"), self._listen()], "contact:name"
+                [*before, self._say("ask_caller_name"), self._listen()],
+                DialogueState.of(Phase.CONTACT, "name"),
             )
         return self._readback(before)
 
@@ -607,7 +620,7 @@ class Dialogue:
         if p.any(self.brain.lexicon.dont_know) is not None:
             self.s.address_asks = 2  # the caller does not know more: do not press
         else:
-            within = self.s.state == f"where:{Gap.SPOT}"
+            within = self.s.state == DialogueState.of(Phase.WHERE, Gap.SPOT)
             self.brain.extractor.add_to_where(text, t.elements, within)
         self.brain.extractor.fill(text, t.elements)  # a caller often answers more than asked
         return self._next_question([])
@@ -623,7 +636,8 @@ class Dialogue:
                 caller.anonymous = caller.confidential = True
                 return self._readback()
             return self._decide(
-                [self._say("ask_callback_number"), self._listen()], "contact:number"
+                [self._say("ask_callback_number"), self._listen()],
+                DialogueState.of(Phase.CONTACT, "number"),
             )
         number = parse_phone(text)
         if number is not None:
@@ -635,7 +649,8 @@ class Dialogue:
         agrees = p.any(lx.confirm) is not None and "不" not in p.text and p.any(lx.deny) is None
         if step == "number" and not agrees:
             return self._decide(
-                [self._say("ask_callback_digits"), self._listen()], "contact:digits"
+                [self._say("ask_callback_digits"), self._listen()],
+                DialogueState.of(Phase.CONTACT, "digits"),
             )
         return self._readback()  # 可以 / 对: the caller ID stays the callback number
 
@@ -673,7 +688,7 @@ class Dialogue:
                 t.elements.caller_wants = default
         t.summary = summary(request_type_label(t.type), t.elements)
         say = self._say("readback", summary=self._spoken_readback(t))
-        return self._decide([*(before or []), say, self._listen()], "readback")
+        return self._decide([*(before or []), say, self._listen()], Phase.READBACK)
 
     def _spoken_readback(self, t: TicketDraft) -> str:
         """The short read-back, then the name and the callback number digit by digit."""
@@ -691,7 +706,7 @@ class Dialogue:
         self._ticket().summary = summary(request_type_label(self._ticket().type), elements)
         change = f"{ELEMENT_NAMES[name]}改为{getattr(elements, name)}"
         return self._decide(
-            [self._say("readback_changed", changes=change), self._listen()], "readback"
+            [self._say("readback_changed", changes=change), self._listen()], Phase.READBACK
         )
 
     def _correction_failed(self) -> Decision:
@@ -699,7 +714,7 @@ class Dialogue:
         self.s.failed_corrections += 1
         if self.s.failed_corrections >= 2:
             return self._human("two corrections not understood")
-        return self._decide([self._say("ask_correction"), self._listen()], "correct")
+        return self._decide([self._say("ask_correction"), self._listen()], Phase.CORRECT)
 
     def _readback_reply(self, text: str) -> Decision:
         lx = self.brain.lexicon
@@ -715,9 +730,9 @@ class Dialogue:
                         self._say("ask_correction_field", field_name=ELEMENT_NAMES[target]),
                         self._listen(),
                     ],
-                    f"fix:{target}",
+                    DialogueState.of(Phase.FIX, target),
                 )
-            return self._decide([self._say("ask_correction"), self._listen()], "correct")
+            return self._decide([self._say("ask_correction"), self._listen()], Phase.CORRECT)
         if p.any(lx.confirm) is not None:
             return self._finish_ticket("")
         return self._correction_failed()
@@ -731,7 +746,7 @@ class Dialogue:
             return self._fixed(target, value)
         return self._decide(
             [self._say("ask_correction_field", field_name=ELEMENT_NAMES[target]), self._listen()],
-            f"fix:{target}",
+            DialogueState.of(Phase.FIX, target),
         )
 
     def _callback_ticket(self, ticket: TicketDraft) -> CreateTicket:
@@ -747,14 +762,14 @@ class Dialogue:
         self._complete(t)
         if self.s.night:
             t.callback_promised = True
-            return self._decide([self._callback_ticket(t), HangUp("ticket")], "ended")
+            return self._decide([self._callback_ticket(t), HangUp("ticket")], Phase.ENDED)
         t.handover_reason = t.handover_reason or f"{request_type_label(t.type)}需要人工处理"
         queue = self.brain.lexicon.queue_for(t.department, t.topic)
         for rule, _ in self.brain.lexicon.topics:
             if rule.topic == t.topic:
                 queue = rule.queue
         return self._decide(
-            [self._say("ticket_created_day"), Transfer(queue, t.handover_reason, t)], "ended"
+            [self._say("ticket_created_day"), Transfer(queue, t.handover_reason, t)], Phase.ENDED
         )
 
     # ---- helpers ----
@@ -790,7 +805,9 @@ class Dialogue:
     def _listen(self) -> Listen:
         return Listen(hints=self.brain.hints())
 
-    def _decide(self, actions: list[Action], state: str) -> Decision:
+    def _decide(self, actions: list[Action], state: DialogueState | Phase) -> Decision:
+        if isinstance(state, Phase):
+            state = DialogueState.of(state)
         self.s.state = state
         says = [a for a in actions if isinstance(a, Say)]
         if says:
@@ -807,7 +824,7 @@ def confirm_kb_text(brain: Brain, entry: Entry) -> str:
     return brain.prompts.text("confirm_kb", question=asked)
 
 
-_OPEN_STATES = ("main", "answered", "rephrase", "submenu")
+_OPEN_PHASES = (Phase.MAIN, Phase.ANSWERED, Phase.REPHRASE, Phase.SUBMENU)
 
 EMERGENCY_PROMPTS = {
     Danger.FIRE: "emergency_fire",

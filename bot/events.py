@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 from hotline.draft import TicketDraft
@@ -123,9 +124,49 @@ class HangUp:
 Action = Say | Listen | CreateTicket | Transfer | HangUp
 
 
+class Phase(StrEnum):
+    """Where a call's dialogue is (bot/dialogue.py's docstring describes each)."""
+
+    MAIN = "main"
+    ANSWERED = "answered"
+    REPHRASE = "rephrase"
+    SUBMENU = "submenu"
+    ASK = "ask"  # detail: the work-order element asked for
+    WHERE = "where"  # detail: area or spot
+    READBACK = "readback"
+    CORRECT = "correct"
+    FIX = "fix"  # detail: the element being corrected
+    CONFIRM = "confirm"  # detail: the knowledge-base entry asked about
+    CONTACT = "contact"  # detail: name, number or digits
+    STATUS = "status"  # detail: number (asking for a work order's number)
+    EMERGENCY_CHECK = "emergency_check"
+    GOODBYE = "goodbye"
+    ENDED = "ended"
+
+
+class DialogueState(str):
+    """A dialogue state: its phase and, for some, a detail (``ask:where``). A ``str`` in
+    the form records and journals have always kept; read through ``phase`` and
+    ``detail``, never by slicing."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, phase: Phase, detail: str = "") -> DialogueState:
+        return cls(f"{phase.value}:{detail}" if detail else phase.value)
+
+    @property
+    def phase(self) -> Phase:
+        return Phase(self.partition(":")[0])
+
+    @property
+    def detail(self) -> str:
+        return self.partition(":")[2]
+
+
 @dataclass(slots=True)
 class Decision:
     """The bot's answer to one event."""
 
     actions: list[Action] = field(default_factory=list)
-    state: str = ""  # the dialogue state after the event, for logs and the call record
+    state: str = ""  # the dialogue state after the event (a DialogueState), for the record

@@ -20,10 +20,20 @@ from pathlib import Path
 from typing import Any
 
 from bot.brain import Brain
-from bot.events import CallStarted, CreateTicket, Decision, Hypothesis, Say, Transfer, Utterance
+from bot.events import (
+    CallStarted,
+    CreateTicket,
+    Decision,
+    DialogueState,
+    Hypothesis,
+    Phase,
+    Say,
+    Transfer,
+    Utterance,
+)
 from hotline.draft import RequestType
 
-_NOT_TAKING_DOWN = {"", "main", "answered", "rephrase", "submenu", "ended"}
+_NOT_TAKING_DOWN = {Phase.MAIN, Phase.ANSWERED, Phase.REPHRASE, Phase.SUBMENU, Phase.ENDED}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +99,13 @@ def outcome_of(decision: Decision, dialogue: Any) -> str:
                 return "abusive"
             if action.prompt == "human_night":
                 return "human"
-    if decision.state.startswith("confirm:"):
-        return f"confirm:kb:{decision.state[8:]}"
-    if decision.state == "answered" and dialogue.s.last_entry:
+    state = DialogueState(decision.state)
+    if state and state.phase is Phase.CONFIRM:
+        return f"confirm:kb:{state.detail}"
+    if state and state.phase is Phase.ANSWERED and dialogue.s.last_entry:
         return f"kb:{dialogue.s.last_entry}"
     ticket = dialogue.ticket
-    if ticket is not None and decision.state not in _NOT_TAKING_DOWN:
+    if ticket is not None and state and state.phase not in _NOT_TAKING_DOWN:
         return str(ticket.type.value)
     return "unknown"
 

@@ -144,6 +144,7 @@ class MediaProcess:
         self._ready: asyncio.Future[None] | None = None
         self._restart_times: list[float] = []
         self._last_heard = time.monotonic()  # the last message from the process
+        self._child_reported = False  # the current process has reported since it started
 
     @property
     def pid(self) -> int | None:
@@ -169,7 +170,10 @@ class MediaProcess:
         self._loop.call_later(1.0, self._watch)
         ready = self._ready is not None and self._ready.done()
         silent_s = time.monotonic() - self._last_heard
-        if ready and self._proc is not None and not self._paused and silent_s > HUNG_AFTER_S:
+        # A new process gets its start-up time (the interpreter and numpy load: seconds on
+        # a loaded machine) before its silence counts; replaced sooner, it never starts.
+        limit = HUNG_AFTER_S if self._child_reported else max(HUNG_AFTER_S, READY_TIMEOUT_S)
+        if ready and self._proc is not None and not self._paused and silent_s > limit:
             log.error("the media process is hung (no report for %.1f s): replacing it",
                       silent_s)  # fmt: skip
             METRICS.media_failures.labels(reason="hung").inc()
@@ -232,6 +236,7 @@ class MediaProcess:
             theirs.close()
         ours.setblocking(False)
         self._last_heard = time.monotonic()
+        self._child_reported = False
         self._sock = ours
         assert self._loop is not None
         self._loop.add_reader(ours.fileno(), self._readable)
@@ -297,6 +302,7 @@ class MediaProcess:
             except OSError:
                 message = b""
             self._last_heard = time.monotonic()
+            self._child_reported = self._child_reported or bool(message)
             if not message:
                 if not self._stopping:
                     log.error("the media process ended (exit %s): starting a new one",

@@ -136,6 +136,24 @@ FILL_AFTER_S = 0.3  # no caller packet for this long: the line went quiet (DTX, 
 GAP_FILL_S = 2.0  # at most this much silence is filled in after the last packet
 
 
+@dataclass(frozen=True, slots=True)
+class AudioJob:
+    pcm8k: bytes  # the caller's audio (or silence filled into a gap)
+
+
+@dataclass(frozen=True, slots=True)
+class ResetJob:
+    hints: tuple[str, ...]  # the bot listens for other words now
+
+
+@dataclass(frozen=True, slots=True)
+class FinishJob:
+    """The call ended: the last words, then the recogniser is closed."""
+
+
+AsrJob = AudioJob | ResetJob | FinishJob
+
+
 class AsrWorker:
     """The call's recogniser thread: 8 kHz in, 16 kHz 20 ms frames to the recogniser.
 
@@ -151,20 +169,20 @@ class AsrWorker:
     def __init__(self, rec: Recognizer, post: Callable[[AsrEvent], None]) -> None:
         self.rec = rec
         self.post = post
-        self._jobs: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[AsrJob] = queue.SimpleQueue()
         self._resampler = StreamResampler(8000, 16000)
         self._frames = FrameBuffer(16000)
         self._thread = threading.Thread(target=self._run, name="asr-call", daemon=True)
         self._thread.start()
 
     def audio(self, pcm8k: bytes) -> None:
-        self._jobs.put(("audio", pcm8k))
+        self._jobs.put(AudioJob(pcm8k))
 
     def reset(self, hints: tuple[str, ...]) -> None:
-        self._jobs.put(("reset", hints))
+        self._jobs.put(ResetJob(hints))
 
     def finish(self) -> None:
-        self._jobs.put(("finish", None))
+        self._jobs.put(FinishJob())
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
@@ -174,7 +192,7 @@ class AsrWorker:
         filled = 0.0  # seconds of silence filled in since then
         while True:
             try:
-                kind, value = self._jobs.get(timeout=GAP_S)
+                job = self._jobs.get(timeout=GAP_S)
             except queue.Empty:
                 quiet = time.monotonic() - last_audio
                 if not last_audio or quiet < FILL_AFTER_S or filled >= GAP_FILL_S:
@@ -183,18 +201,18 @@ class AsrWorker:
                 samples = int(missing / 0.02) * 160  # whole 20 ms packets at 8 kHz
                 if samples <= 0:
                     continue
-                kind, value = "audio", b"\x00\x00" * samples
+                job = AudioJob(b"\x00\x00" * samples)
                 filled += samples / 8000
             else:
-                if kind == "audio":
+                if isinstance(job, AudioJob):
                     last_audio, filled = time.monotonic(), 0.0
             try:
-                if kind == "audio":
-                    for frame in self._frames.push(self._resampler.process(value)):
+                if isinstance(job, AudioJob):
+                    for frame in self._frames.push(self._resampler.process(job.pcm8k)):
                         for event in self.rec.accept(frame):
                             self.post(event)
-                elif kind == "reset":
-                    self.rec.reset(value)
+                elif isinstance(job, ResetJob):
+                    self.rec.reset(job.hints)
                 else:
                     for event in self.rec.finish():
                         self.post(event)
