@@ -1,0 +1,295 @@
+"""Whole calls through a real Asterisk 20: callers arrive over the trunk (sipp from the
+stand-in carrier), ``hotline run`` is registered to Asterisk as ``hotline-bot`` and logged
+in over AMI, seats are sipp phones registered as ``seat-101``/``seat-102``. Each test
+checks what the people on the line get and the Asterisk log lines that prove the path
+(docs/telephony-tested.md quotes them)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from ivr.ami import AmiClient
+from ivr.bench import CallClip
+from ivr.callers import Caller
+from ivr.wiring import seat_extension
+from tests.asterisk.local import Asterisk, free_port
+from tests.asterisk.nodes import (
+    AUDIO,
+    Node,
+    clip,
+    clips,
+    ticket_service,
+    tickets_of,
+)
+from tests.asterisk.peers import Phone, carrier, place_call, seat
+from tickets.redis_embedded import EmbeddedRedis
+from tickets.service import TicketService
+
+pytestmark = [
+    pytest.mark.asterisk,
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed (sip-tester)"),
+    pytest.mark.skipif(not (AUDIO / "transcripts.tsv").is_file(),
+                       reason="../shared/audio/calls-dev (recorded callers) not available"),
+]  # fmt: skip
+
+SPEAK_AFTER_MS = 1500  # callers speak into the greeting (barge-in), as many do
+
+
+@dataclass
+class Line:
+    """One module's hotline: Asterisk, one controller node, the ticket store, the clips."""
+
+    asterisk: Asterisk
+    node: Node
+    service: TicketService
+    work: Path
+    clips: list[CallClip]
+    phones: dict[str, Phone] = field(default_factory=dict)
+
+    def clip(self, label: str, nth: int = 0) -> CallClip:
+        return clip(self.clips, label, nth)
+
+    def seat(self, number: str) -> Phone:
+        """The seat's one phone (one port: it re-registers as the same contact)."""
+        return self.phones.setdefault(number, seat(self.asterisk, self.work, number))
+
+    def call(self, caller: Caller, timeout_s: float = 90) -> int:
+        return asyncio.run(place_call(self.asterisk, caller, self.work / "calls", timeout_s))
+
+
+@pytest.fixture(scope="module")
+def line(asterisk: Asterisk, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
+    work = tmp_path_factory.mktemp("calls")
+    with EmbeddedRedis(work / "redis") as redis:
+        database = f"sqlite:///{work / 'tickets.db'}"
+        node = Node("day", asterisk, work / "node", redis.url, database, work / "prompt-cache")
+        asyncio.run(node.start())
+        service = ticket_service(work, redis.url, database)
+        try:
+            yield Line(asterisk, node, service, work, clips(work / "clips"))
+        finally:
+            asyncio.run(node.stop())
+            service.store.dispose()
+            service.queue.redis.close()
+
+
+def caller(number: str) -> Caller:
+    return Caller(free_port(), caller=number)
+
+
+def needs_log(asterisk: Asterisk) -> None:
+    if not asterisk.local:
+        pytest.skip("reads the log of the Asterisk started here")
+
+
+def test_consultation_is_answered_by_the_bot(line: Line) -> None:
+    needs_log(line.asterisk)
+    mark = line.asterisk.mark()
+    question = line.clip("kb:gjj-rent")
+    call = caller("13800000001").wait(SPEAK_AFTER_MS).speak(question.raw)
+    call.hang_up_unless_bye(int(question.seconds * 1000) + 8000)
+    assert line.call(call) == 0
+    record = asyncio.run(line.node.record_of("13800000001"))
+    # The caller hung up while the (long) answer played: outcome "abandoned", path "answered".
+    assert record["path"][-1] == "answered", record
+    assert record["codec"] == "PCMA"
+    assert record["turns"][0]["kb_id"] == "gjj-rent" and record["turns"][0]["answered"], record
+    # The bot spoke the answer after the caller's question (not only the greeting).
+    assert [t for t in record["transcript"] if t["speaker"] == "bot"][1:], record
+    log = line.asterisk.log_since(mark)
+    assert re.search(r'Dial\("PJSIP/trunk-\w+", "PJSIP/hotline-bot,', log), log[-3000:]
+    assert re.search(r"PJSIP/hotline-bot-\w+ answered PJSIP/trunk-\w+", log)
+    # Asterisk's own recording of the caller's channel holds the bot's voice too.
+    recording = _asterisk_recording(line.asterisk, log)
+    assert recording.stat().st_size > 8000 * 2 * 5  # > 5 s of 8 kHz 16-bit
+
+
+def _asterisk_recording(asterisk: Asterisk, log: str) -> Path:
+    name = re.search(r'MixMonitor\("PJSIP/trunk-\w+", "([\d.]+\.wav),b"\)', log)
+    assert name, log[-2000:]
+    assert asterisk.run_dir is not None
+    return asterisk.run_dir / "var" / "spool" / "monitor" / name.group(1)
+
+
+def test_complaint_goes_to_the_queue_and_pops_up_on_the_seat(line: Line) -> None:
+    needs_log(line.asterisk)
+    mark = line.asterisk.mark()
+    phone = line.seat("101")
+    phone.register()
+    phone.answer(hold_s=60)
+    try:
+        complaint, human = line.clip("complaint"), line.clip("human", 1)  # 转人工服务
+        call = caller("13800000002").wait(SPEAK_AFTER_MS).speak(complaint.raw)
+        call.wait(int(complaint.seconds * 1000) + 5000).speak(human.raw)
+        call.hang_up_unless_bye(int(human.seconds * 1000) + 12000)
+        assert line.call(call) == 0
+        record = asyncio.run(line.node.record_of("13800000002"))
+        assert record["outcome"] == "transfer" and record["ticket"], record
+        found = tickets_of(line.service, "13800000002")
+        assert [t.type for t in found] == ["complaint"], found
+        log = line.asterisk.log_since(mark)
+        ticket = record["ticket"]
+        # AMI Setvar + Redirect put the caller into the queue with the ticket ...
+        assert re.search(rf"NoOp\(\"PJSIP/trunk-\w+\", \"to queue hotline-general, ticket "
+                         rf"{ticket}\"\)", log), log[-3000:]  # fmt: skip
+        assert re.search(r'Queue\("PJSIP/trunk-\w+", "hotline-general,t,,,600"\)', log)
+        # ... the seat's phone rang and answered ...
+        assert re.search(r"PJSIP/seat-101-\w+ answered PJSIP/trunk-\w+", log), log[-3000:]
+        assert phone.wait(30) == 0, phone.errors()
+        # ... and AgentConnect became the screen pop the operator's console shows.
+        pop = line.service.pending_pop(seat_extension("PJSIP/seat-101"))
+        assert pop is not None and pop["ticket"] == ticket, pop
+    finally:
+        phone.stop()
+
+
+def test_key_zero_reaches_a_person_through_asterisk_dtmf(line: Line) -> None:
+    needs_log(line.asterisk)
+    mark = line.asterisk.mark()
+    phone = line.seat("101")
+    phone.register()
+    phone.answer(hold_s=60)
+    try:
+        call = caller("13800000003").wait(SPEAK_AFTER_MS).key("0")
+        call.hang_up_unless_bye(12000)
+        assert line.call(call) == 0
+        record = asyncio.run(line.node.record_of("13800000003"))
+        assert "0" in record["dtmf"] and record["outcome"] == "transfer", record
+        log = line.asterisk.log_since(mark)
+        assert re.search(r"DTMF end '0' received on PJSIP/trunk-\w+", log), log[-3000:]
+        assert re.search(r"PJSIP/seat-101-\w+ answered PJSIP/trunk-\w+", log), log[-3000:]
+        assert phone.wait(30) == 0, phone.errors()
+    finally:
+        phone.stop()
+
+
+def _wait_night(asterisk: Asterisk, night: bool, timeout_s: float = 20.0) -> None:
+    """Until AMI says no seat (night) or some seat (day) is present in hotline-general."""
+
+    async def watch() -> None:
+        client = AmiClient(asterisk.ami_url)
+        await client.start(wait_s=10)
+        try:
+            deadline = time.monotonic() + timeout_s
+            while client.seats_available("general") == night:
+                assert time.monotonic() < deadline, "seat presence never changed"
+                await asyncio.sleep(0.3)
+        finally:
+            await client.stop()
+
+    asyncio.run(watch())
+
+
+def test_night_call_gets_a_callback_ticket_and_the_morning_callback_rings_seat_then_citizen(
+    line: Line,
+) -> None:
+    needs_log(line.asterisk)
+    mark = line.asterisk.mark()
+    line.seat("101").unregister()
+    line.seat("102").unregister()
+    _wait_night(line.asterisk, night=True)
+    time.sleep(1)  # the node's AMI client saw the same events
+    human = line.clip("human")
+    number = "13800000004"
+    call = caller(number).wait(SPEAK_AFTER_MS).speak(human.raw)
+    call.hang_up_unless_bye(int(human.seconds * 1000) + 15000)
+    assert line.call(call) == 0
+    record = asyncio.run(line.node.record_of(number))
+    found = tickets_of(line.service, number)
+    assert len(found) == 1 and found[0].callback_promised, (record, found)
+    assert "Queue(" not in line.asterisk.log_since(mark)  # nobody there: no queue at night
+    # Morning: the operator at seat 101 calls back (AMI Originate: seat first, then citizen).
+    mark = line.asterisk.mark()
+    phone, citizen = line.seat("101"), carrier(line.asterisk, line.work)
+    phone.register()
+    phone.answer(hold_s=40)
+    citizen.answer(hold_s=40)
+    try:
+
+        async def originate() -> str:
+            client = AmiClient(line.asterisk.ami_url)
+            await client.start(wait_s=10)
+            try:
+                return await client.originate("PJSIP/seat-101", number, found[0].number)
+            finally:
+                await client.stop()
+
+        assert asyncio.run(originate())
+        line.asterisk.wait_log(rf"PJSIP/trunk-\w+ answered PJSIP/seat-101-\w+", mark, 20)
+        log = line.asterisk.log_since(mark)
+        assert f"callback for ticket {found[0].number}" in log, log[-3000:]
+        assert re.search(rf'Dial\("PJSIP/seat-101-\w+", "PJSIP/{number}@trunk,45"\)', log)
+        line.asterisk.cli("channel request hangup all")
+        assert phone.wait(30) == 0, phone.errors()
+        assert citizen.wait(30) == 0, citizen.errors()
+    finally:
+        phone.stop()
+        citizen.stop()
+
+
+def test_a_seat_phone_that_dies_without_unregistering_is_noticed_and_may_come_back(
+    line: Line,
+) -> None:
+    """Needs 15a's pjsip.conf (seat AORs: qualify_frequency, remove_existing)."""
+    needs_log(line.asterisk)
+    phone = line.seat("102")
+    phone.register()
+    phone.answer(hold_s=120)
+    phone.kill()  # power cut: no BYE, no un-REGISTER
+    # Asterisk's qualify notices the dead contact (OPTIONS unanswered) ...
+    deadline = time.monotonic() + 30
+    while "Unavail" not in line.asterisk.cli("pjsip show aor seat-102"):
+        assert time.monotonic() < deadline, line.asterisk.cli("pjsip show aor seat-102")
+        time.sleep(0.5)
+    # ... and the restarted phone (new port) registers again instead of 403 max contacts.
+    again = Phone(line.asterisk, line.work / "seat-102-again", "seat-102", "change-me-102")
+    again.register()
+    assert f":{again.port}" in line.asterisk.cli("pjsip show aor seat-102")
+
+
+def test_sigterm_drains_live_calls_and_sends_new_ones_to_people(line: Line) -> None:
+    """Last in the module: stops the node."""
+    needs_log(line.asterisk)
+    phone = line.seat("101")
+    phone.register()
+    phone.answer(hold_s=60)
+    question = line.clip("kb:gjj-rent")
+    live = caller("13800000005").wait(SPEAK_AFTER_MS).speak(question.raw)
+    live.hang_up_unless_bye(int(question.seconds * 1000) + 8000)
+    later = caller("13800000006").wait(8000)
+    later.hang_up_unless_bye(1000)
+
+    async def scenario() -> tuple[int, int, int | None]:
+        mark = line.asterisk.mark()
+        first = asyncio.create_task(place_call(line.asterisk, live, line.work / "calls"))
+        await asyncio.to_thread(line.asterisk.wait_log, r"PJSIP/hotline-bot-\w+ answered", mark)
+        line.node.kill(signal.SIGTERM)
+        await asyncio.to_thread(line.asterisk.wait_log,
+                                r"Removed contact .* from AOR 'hotline-bot' due to request", mark)  # fmt: skip
+        second = await place_call(line.asterisk, later, line.work / "calls")
+        code = await line.node.stop()
+        return await first, second, code
+
+    mark = line.asterisk.mark()
+    try:
+        first, second, code = asyncio.run(scenario())
+    finally:
+        phone.stop()
+    assert code == 0, line.node.log()[-2000:]
+    assert first == 0 and second == 0
+    record = asyncio.run(line.node.record_of("13800000005"))
+    assert record["path"][-1] == "answered", record  # the live call got its answer
+    log = line.asterisk.log_since(mark)
+    # The new call found no bot and went straight to a person.
+    assert re.search(r'Goto\("PJSIP/trunk-\w+", "hotline-queues,hotline-general,1"\)', log)
+    assert re.search(r"PJSIP/seat-101-\w+ answered PJSIP/trunk-\w+", log), log[-3000:]
