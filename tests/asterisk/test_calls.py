@@ -199,10 +199,10 @@ def test_night_call_gets_a_callback_ticket_and_the_morning_callback_rings_seat_t
     line.seat("102").unregister()
     _wait_night(line.asterisk, night=True)
     time.sleep(1)  # the node's AMI client saw the same events
-    human = line.clip("human")
+    complaint = line.clip("complaint", 1)
     number = "13800000004"
-    call = caller(number).wait(SPEAK_AFTER_MS).speak(human.raw)
-    call.hang_up_unless_bye(int(human.seconds * 1000) + 15000)
+    call = caller(number).wait(SPEAK_AFTER_MS).speak(complaint.raw)
+    call.hang_up_unless_bye(int(complaint.seconds * 1000) + 10000)
     assert line.call(call) == 0
     record = asyncio.run(line.node.record_of(number))
     found = tickets_of(line.service, number)
