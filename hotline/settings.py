@@ -213,6 +213,12 @@ class IvrSettings(Section):
     prompts_dir: Path = Field(
         Path("prompts"), description="manager-recorded WAV prompts (win over TTS)"
     )
+    asterisk_sounds_dir: Path | None = Field(
+        None,
+        description="where Asterisk reads the dialplan's hotline/ sounds (night-callback,"
+        " all-busy; /var/lib/asterisk/sounds/zh/hotline on a stock install); 'hotline run'"
+        " and 'hotline prompts' render them there; empty: prompts_dir (docker mounts it)",
+    )
     tts_engine: Literal["auto", "edge", "espeak"] = "auto"
     edge_voice: str = "zh-CN-XiaoxiaoNeural"
     espeak_voice: str = "cmn-latn-pinyin"
@@ -243,10 +249,14 @@ class IvrSettings(Section):
         description="recordings stop when the data disk has less than this free: the space"
         " left is for work orders (SQLite, the spool), which a full disk must never refuse",
     )
+    # A dead controller's call is filed within orphan_stale_s + orphan_scan_s (15 s by
+    # default; beats come every orphan_stale_s / 3); the seat taking the fallback call
+    # gets it at once (AgentConnect, ivr.orphans). Shorter stale times risk filing a live
+    # call of a peer whose event loop stalled that long (filing is idempotent per call).
     orphan_stale_s: float = Field(
-        30.0, gt=0, le=3600, description="a journal silent this long belongs to a dead controller"
+        10.0, gt=0, le=3600, description="a journal silent this long belongs to a dead controller"
     )
-    orphan_scan_s: float = Field(60.0, gt=0, le=3600, description="orphan recovery interval")
+    orphan_scan_s: float = Field(5.0, gt=0, le=3600, description="orphan recovery interval")
     drain_s: float = Field(
         30.0,
         ge=0,

@@ -38,6 +38,15 @@ class AmiError(Exception):
     """AMI is unreachable or refused an action; the message says which."""
 
 
+class OriginateFailed(AmiError):
+    """Originate's call to the seat did not connect; ``reason`` is Asterisk's cause code
+    (OriginateResponse ``Reason``: 0 no such channel, 3 no answer, 5 busy, 8 congestion)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"callback to the seat failed (reason {reason})")
+        self.reason = reason
+
+
 @dataclass
 class Seat:
     interface: str
@@ -104,6 +113,9 @@ class AmiClient:
         self.reconnect_max_s = reconnect_max_s
         self.queues: dict[str, QueueState] = {}
         self.on_screen_pop: Callable[[str, str, str], None] | None = None  # ticket, seat, queue
+        # A seat answered a caller without HOTLINE_TICKET: (caller's channel, seat, queue);
+        # an orphaned call's fallback (ivr.orphans.FallbackPops).
+        self.on_fallback_connect: Callable[[str, str, str], None] | None = None
         self.connected = False
         self.logins = 0
         self._manager: Manager | None = None
@@ -242,6 +254,8 @@ class AmiClient:
         log.info("seat %s answered queue %s (ticket %s)", seat, queue, ticket or "-")
         if ticket and self.on_screen_pop is not None:
             self.on_screen_pop(ticket, seat, queue)
+        elif not ticket and self.on_fallback_connect is not None:
+            self.on_fallback_connect(_first(event.get("Channel")), seat, queue)
 
     def asterisk_queue(self, skill: str) -> str:
         """The queues.conf name for a skill; an unmapped skill goes to the general queue
@@ -295,8 +309,7 @@ class AmiClient:
         replies = replies if isinstance(replies, list) else [replies]
         final = replies[-1]
         if not _ok(final):
-            reason = _first(final.get("Reason") or final.get("Message"))
-            raise AmiError(f"callback to the seat failed (reason {reason})")
+            raise OriginateFailed(_first(final.get("Reason") or final.get("Message")))
         return _first(final.get("ActionID"))
 
     async def _expect_ok(self, action: dict[str, str]) -> Any:
@@ -308,26 +321,3 @@ class AmiClient:
 
 def _ok(reply: Any) -> bool:
     return _first(reply.get("Response")).lower() in ("success", "goodbye")
-
-
-class AmiDialer:
-    """tickets.dialer.Dialer over AMI, for click-to-call from the operator console.
-
-    The console runs in its own thread; each call is handed to the AMI client's loop.
-    """
-
-    def __init__(self, client: AmiClient, loop: asyncio.AbstractEventLoop) -> None:
-        self.client = client
-        self.loop = loop
-
-    def originate(self, seat_extension: str, number: str, ticket_number: str) -> None:
-        seat = seat_extension if "/" in seat_extension else f"PJSIP/{seat_extension}"
-        future = asyncio.run_coroutine_threadsafe(
-            self.client.originate(seat, number, ticket_number), self.loop
-        )
-        try:
-            future.result(timeout=15)
-        except Exception as exc:
-            from tickets.dialer import DialerError
-
-            raise DialerError(f"the call could not be placed: {exc}") from exc

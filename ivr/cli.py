@@ -38,6 +38,12 @@ def register(commands: Any, bench: Any) -> None:
     calls.set_defaults(handler=cmd_bench_calls)
     prompts = commands.add_parser("prompts", help="render the prompt cache ahead of calls")
     prompts.add_argument("texts", nargs="*", help="extra prompt texts to render")
+    prompts.add_argument(
+        "--asterisk-sounds", type=Path, metavar="DIR",
+        help="where Asterisk reads the dialplan's hotline/ sounds, e.g. "
+        "/var/lib/asterisk/sounds/zh/hotline (default: ivr.asterisk_sounds_dir, else "
+        "ivr.prompts_dir)",
+    )  # fmt: skip
     prompts.set_defaults(handler=cmd_prompts)
 
 
@@ -65,7 +71,9 @@ def cmd_bench_calls(args: argparse.Namespace) -> int:
 
 def cmd_prompts(args: argparse.Namespace) -> int:
     from hotline.checks import check_data_dir, require
+    from hotline.cli import CommandError
     from hotline.settings import load_settings
+    from ivr.asterisk_sounds import ASTERISK_SOUNDS, render_asterisk_sounds, sounds_dir
     from ivr.prompts import PromptLibrary
 
     settings = load_settings()
@@ -73,6 +81,13 @@ def cmd_prompts(args: argparse.Namespace) -> int:
     library = PromptLibrary.from_settings(settings.ivr, settings.data_dir)
     count = library.prerender(args.texts)
     print(f"{count} prompts ready in {library.cache_dir}")
+    folder = args.asterisk_sounds or sounds_dir(settings)
+    try:
+        written = render_asterisk_sounds(library, folder)
+    except OSError as exc:
+        raise CommandError(f"cannot write Asterisk's sounds to {folder}: {exc}") from exc
+    names = ", ".join(f"hotline/{s.name}" for s in ASTERISK_SOUNDS)
+    print(f"Asterisk sounds ({names}) ready in {folder} ({len(written)} written)")
     return 0
 
 
@@ -236,6 +251,7 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
     prompts = PromptLibrary.from_settings(settings.ivr, settings.data_dir)
     count = await asyncio.to_thread(prerender, prompts, cache.current())
     log.info("%d prompts ready; speech engine %s", count, engine.name)
+    await asyncio.to_thread(_asterisk_sounds, settings, prompts)
     journal_url = journal_redis_url(settings, tickets_redis)
     redis = aioredis.from_url(journal_url) if journal_url else None
     from tickets.spool import DraftSpool
@@ -273,9 +289,16 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
                               beat_interval(stale_s))  # fmt: skip
             background.append(asyncio.create_task(beats))
             background.append(asyncio.create_task(recover_orphans_forever(
-                redis, lambda d: tickets.intake(d, "general"),
+                redis, tickets.intake,
                 settings.ivr.orphan_scan_s, stale_s, live=lambda: set(controller.sessions),
             )))  # fmt: skip
+            if ami is not None:
+                from ivr.orphans import FallbackPops
+
+                ami.on_fallback_connect = FallbackPops(
+                    redis, tickets.intake, tickets.screen_pop, service.store.number_for_call,
+                    live=lambda: set(controller.sessions),
+                )  # fmt: skip
         background.append(asyncio.create_task(tickets.keep_safe()))
         log.info("answering on %s:%s", settings.sip.bind_host, settings.sip.bind_port)
         await signals.stop.wait()
@@ -288,6 +311,26 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
             await ami.stop()
         if redis is not None:
             await redis.aclose()
+
+
+def _asterisk_sounds(settings: Any, prompts: Any) -> None:
+    """The dialplan's own sounds (night-callback, all-busy) where Asterisk reads them; a
+    failure is logged, not fatal: the dialplan falls back to a ringing queue."""
+    from ivr.asterisk_sounds import render_asterisk_sounds, sounds_dir
+    from ivr.prompts import PromptError
+
+    folder = sounds_dir(settings)
+    try:
+        written = render_asterisk_sounds(prompts, folder)
+    except (OSError, PromptError) as exc:
+        logging.getLogger("hotline").warning(
+            "Asterisk's sounds not written to %s (%s): at night a caller the bot could not "
+            "finish with waits in a ringing queue instead of hearing the callback promise; "
+            "run 'hotline prompts --asterisk-sounds DIR'", folder, exc)  # fmt: skip
+        return
+    if written:
+        logging.getLogger("hotline").info("Asterisk sounds written to %s: %s", folder,
+                                          ", ".join(p.name for p in written))  # fmt: skip
 
 
 async def _report_downtime(redis: Any, node: str) -> None:

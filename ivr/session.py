@@ -305,6 +305,9 @@ class CallSession:
         watcher = asyncio.ensure_future(self._watch_inbound())
         try:
             seats = self.deps.switchboard.seats_available() if self.deps.switchboard else True
+            # Night (no seat): an orphaned call's ticket carries the callback promise the
+            # dialplan's hotline/night-callback makes (ivr.journal.draft_from_journal).
+            self.journal.write("seats", {"available": seats})
             await self._dispatch(CallStarted(self.call.caller, seats))
             while not self._hung_up and not self.call.ended.is_set():
                 getter = asyncio.ensure_future(self.events.get())
@@ -371,13 +374,29 @@ class CallSession:
             )
         if decision.state:
             self.record.path.append(decision.state)
-        ticket = next((a.ticket for a in decision.actions if isinstance(a, CreateTicket)), None)
-        self.journal.write("decision", {
-            "event": type(event).__name__, "state": decision.state,
-            "actions": [type(a).__name__ for a in decision.actions],
-            "ticket": ticket.model_dump(mode="json") if ticket else None,
-        })  # fmt: skip
+        self.journal.write("decision", self._journal_entry(event, decision))
         await self._execute(decision.actions)
+
+    def _journal_entry(self, event: Event, decision: Any) -> dict[str, Any]:
+        """What orphan recovery needs to file this call as the bot would have: the work
+        order decided (CreateTicket or Transfer), else the one being taken down, the skill
+        queue and the callback promise (ivr.journal.draft_from_journal)."""
+        actions = decision.actions
+        decided = next((a for a in actions if isinstance(a, CreateTicket | Transfer)
+                        and a.ticket is not None), None)  # fmt: skip
+        ticket = decided.ticket if decided is not None else None
+        partial = getattr(self.dialogue, "ticket", None) if ticket is None else None
+        transfer = next((a for a in actions if isinstance(a, Transfer)), None)
+        return {
+            "event": type(event).__name__, "state": decision.state,
+            "actions": [type(a).__name__ for a in actions],
+            "ticket": ticket.model_dump(mode="json") if ticket else None,
+            "partial": partial.model_dump(mode="json")
+            if isinstance(partial, TicketDraft) else None,
+            "queue": transfer.queue if transfer is not None else None,
+            "callback_promised": any(isinstance(a, CreateTicket) and a.callback_promised
+                                     for a in actions),
+        }  # fmt: skip
 
     async def _execute(self, actions: list[Any]) -> None:
         interrupted = False

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -302,19 +301,21 @@ class ServiceSink:
     def screen_pop(self, ticket: str, seat: str, queue: str) -> None:
         """AMI AgentConnect -> the seat's console (called on the event loop).
 
-        ``seat`` is the queue member's interface (``PJSIP/seat-101``); the ticket service
-        and the consoles know a seat by its extension (``101``).
+        ``seat`` is the queue member's interface (``PJSIP/seat-101``); its endpoint name
+        is the seat's identity (``hotline users add NAME --seat seat-101``), which the
+        ticket service turns into the operator's seat (``TicketService.seat_for_phone``).
         """
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(None, self.service.screen_pop, ticket, seat_extension(seat))
+        future = loop.run_in_executor(None, self._pop, ticket, seat_endpoint(seat))
         future.add_done_callback(_log_failure)
 
+    def _pop(self, ticket: str, endpoint: str) -> None:
+        self.service.screen_pop(ticket, self.service.seat_for_phone(endpoint))
 
-def seat_extension(interface: str) -> str:
-    """``PJSIP/seat-101`` -> ``101`` (telephony_config's seat naming); else the endpoint."""
-    endpoint = interface.rsplit("/", 1)[-1]
-    digits = re.search(r"(\d+)$", endpoint)
-    return digits.group(1) if digits else endpoint
+
+def seat_endpoint(interface: str) -> str:
+    """``PJSIP/seat-101`` -> ``seat-101``: the PJSIP endpoint of a queue member."""
+    return interface.rsplit("/", 1)[-1]
 
 
 def _log_failure(future: Any) -> None:

@@ -137,7 +137,7 @@ class Stack:
                       else [], "demo")))  # fmt: skip
         self._tasks.append(asyncio.create_task(sink.keep_safe(self.upkeep_every_s)))
         self._tasks.append(asyncio.create_task(recover_orphans_forever(
-            self._redis, lambda d: sink.intake(d, "general"), self.upkeep_every_s * 5,
+            self._redis, sink.intake, self.upkeep_every_s * 5,
             s.ivr.orphan_stale_s,
             live=lambda: set(self.controller.sessions) if self.controller else set())))  # fmt: skip
         return self

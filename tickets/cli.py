@@ -23,7 +23,15 @@ def register(commands: Any, bench: Any) -> None:
     add.add_argument("--role", choices=[r.value for r in Role], default=Role.OPERATOR.value)
     add.add_argument("--password", help="the password (default: asked twice on the terminal)")
     add.add_argument("--display-name", default="")
-    add.add_argument("--extension", default="", help="the seat's phone extension")
+    add.add_argument(
+        "--seat", default="",
+        help="the operator's seat phone: its PJSIP endpoint in pjsip.conf, e.g. seat-101 "
+        "(screen pops and click-to-call both use it)",
+    )  # fmt: skip
+    add.add_argument(
+        "--extension", default="",
+        help="old form of --seat: digits name the endpoint seat-<digits> (101 -> seat-101)",
+    )  # fmt: skip
     add.add_argument("--skills", default="", help="skill queues, comma separated")
     add.set_defaults(handler=_add_user)
     passwd = users_cmd.add_parser("passwd", help="set a user's password")
@@ -61,15 +69,28 @@ def _password(given: str | None) -> str:
     return first
 
 
+def seat_of(seat: str, extension: str) -> str:
+    """``--seat`` as given; the old ``--extension 101`` means endpoint ``seat-101``
+    (telephony_config's naming), so screen pops and click-to-call find the phone."""
+    if seat and extension:
+        raise CommandError("give --seat or --extension, not both")
+    if extension.isdigit():
+        return f"seat-{extension}"
+    return seat or extension
+
+
 def _add_user(args: argparse.Namespace) -> int:
     skills = [s.strip() for s in args.skills.split(",") if s.strip()]
+    seat = seat_of(args.seat, args.extension)
+    if args.extension and seat != args.extension:
+        print(f"--extension {args.extension}: the seat is PJSIP endpoint {seat} (use --seat)")
     try:
         account = _accounts().add(
             args.name,
             _password(args.password),
             Role(args.role),
             display_name=args.display_name,
-            extension=args.extension,
+            extension=seat,
             skills=skills,
         )
     except AccountError as exc:

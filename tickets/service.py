@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -155,6 +156,20 @@ class TicketService:
         pipe.set(pop_key(self.queue.prefix, seat), event, ex=POP_TTL_S)
         pipe.execute()
 
+    def seat_for_phone(self, endpoint: str) -> str:
+        """The seat id (``Account.seat``) of the operator whose phone is PJSIP endpoint
+        ``endpoint`` (``seat-101``): the account whose seat is that name, else, for accounts
+        made with the old ``--extension 101``, the one whose extension is its trailing
+        number; else the endpoint name itself."""
+        digits = re.search(r"(\d+)$", endpoint)
+        names = [endpoint, digits.group(1)] if digits else [endpoint]
+        with self.store.reading() as session:
+            rows = session.execute(
+                select(UserRow.extension, UserRow.username).where(UserRow.extension.in_(names))
+            ).all()
+        found = {row.extension: row.extension or row.username for row in rows}
+        return next((found[name] for name in names if name in found), endpoint)
+
     def _user_at_seat(self, seat: str) -> str | None:
         with self.store.reading() as session:
             return session.scalar(
@@ -281,7 +296,9 @@ class TicketService:
         if self.dialer is None:
             raise DialerError("未配置外呼（console.dialer），无法点击呼叫")
         if not account.extension:
-            raise DialerError("您的账号没有分机号，无法外呼")
+            raise DialerError(
+                "您的账号没有座席话机（管理员用 hotline users add --seat 设置），无法外呼"
+            )
         guard = access.guard_for(account)
         ticket = self.store.get(number, with_history=False)
         guard(_holding(ticket))  # before the phone rings

@@ -114,6 +114,13 @@ class TicketStore:
         with self._write_lock, self._write.begin() as session:
             yield session
 
+    def number_for_call(self, call_id: str) -> str | None:
+        """The work order filed for a call, if any (one per call, see ``intake``)."""
+        if not call_id:
+            return None
+        with self.engine.connect() as connection:
+            return _number_for_call(connection, call_id)
+
     @contextmanager
     def reading(self) -> Iterator[Session]:
         with self._read() as session:

@@ -32,10 +32,10 @@ def test_an_orphan_that_cannot_be_filed_is_claimed_again_later(redis_server: str
         stale = json.dumps({"node": "dead", "beat": time.time() - 120})
         await client.hset(ACTIVE, call_id, stale)
 
-        async def sql_away(draft: TicketDraft) -> str:
+        async def sql_away(draft: TicketDraft, skill: str) -> str:
             raise RuntimeError("SQL and the spool both away")
 
-        async def sql_back(draft: TicketDraft) -> str:
+        async def sql_back(draft: TicketDraft, skill: str) -> str:
             filed.append(draft.call_id)
             return "20261128-0001"
 
@@ -99,7 +99,7 @@ def test_thousands_of_short_calls_leave_no_orphan_to_invent(redis_server: str) -
             await journal.close("answered")
             live.discard(call_id)
 
-        async def record(draft: TicketDraft) -> str:
+        async def record(draft: TicketDraft, skill: str) -> str:
             invented.append(draft.call_id)
             return ""
 
@@ -129,7 +129,7 @@ def test_recovery_skips_the_calls_this_controller_is_still_on(redis_server: str)
         await client.hset(ACTIVE, call_id, old)
         filed: list[str] = []
 
-        async def record(draft: TicketDraft) -> str:
+        async def record(draft: TicketDraft, skill: str) -> str:
             filed.append(draft.call_id)
             return "x"
 
