@@ -7,6 +7,8 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,7 +75,17 @@ class Node:
                "HOTLINE_IVR__DRAIN_S": "20", **self.extra}  # fmt: skip
         if KB.is_file():
             env["HOTLINE_BOT__KB"] = str(KB)
+        if self.asterisk.run_dir is not None:  # the dialplan's sounds, rendered at start
+            sounds = self.asterisk.run_dir / "var" / "lib" / "sounds" / "zh" / "hotline"
+            env["HOTLINE_IVR__ASTERISK_SOUNDS_DIR"] = str(sounds)
         return env
+
+    def hotline(self, *args: str) -> str:
+        """A ``hotline`` command with this node's settings (e.g. ``users add``)."""
+        done = subprocess.run([sys.executable, "-m", "hotline.cli", *args], cwd=REPO,
+                              env=self.env(), capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
 
     async def start(self) -> Node:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -44,9 +44,13 @@ Content-Length: 0
 </scenario>
 """
 
-# A phone that rings, answers with G.711 A-law and stays until the other side hangs up.
+# A phone that answers Asterisk's qualify (OPTIONS) and calls: rings, answers with G.711
+# A-law, stays until the other side hangs up. Each answered call that ended with a BYE
+# writes "answered" and "bye" to calls.log (sipp counts OPTIONS as calls too, so its exit
+# status cannot tell).
 _ANSWER = """<?xml version="1.0" encoding="UTF-8" ?>
 <scenario name="phone answers">
+  <recv request="OPTIONS" optional="true" next="options"/>
   <recv request="INVITE" crlf="true"/>
   <send><![CDATA[
 SIP/2.0 180 Ringing
@@ -81,6 +85,7 @@ a=rtpmap:101 telephone-event/8000
 a=sendrecv
 ]]></send>
   <recv request="ACK" crlf="true"/>
+  <nop><action><exec command="echo answered >> {log}"/></action></nop>
   <recv request="BYE" timeout="{hold_ms}"/>
   <send><![CDATA[
 SIP/2.0 200 OK
@@ -91,6 +96,19 @@ SIP/2.0 200 OK
 [last_CSeq:]
 Content-Length: 0
 ]]></send>
+  <nop><action><exec command="echo bye >> {log}"/></action></nop>
+  <pause milliseconds="0" next="end"/>
+  <label id="options"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]opt[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+]]></send>
+  <label id="end"/>
 </scenario>
 """
 
@@ -99,8 +117,8 @@ def _sipp(work: Path, name: str, scenario: str, target: str, local: tuple[str, i
           timeout_s: float, *extra: str) -> list[str]:  # fmt: skip
     path = work / f"{name}.xml"
     path.write_text(scenario)
-    return ["sipp", target, "-sf", str(path), "-m", "1", "-i", local[0], "-p", str(local[1]),
-            "-mp", str(free_port(host=local[0])), "-nostdin", "-aa",
+    return ["sipp", target, "-sf", str(path), "-i", local[0], "-p", str(local[1]),
+            "-mp", str(free_port(host=local[0])), "-nostdin",
             "-timeout", f"{int(timeout_s)}s", "-timeout_error", "-trace_err",
             "-error_file", str(work / f"{name}-errors.log"), *extra]  # fmt: skip
 
@@ -131,7 +149,7 @@ class Phone:
         """REGISTER with digest auth from this phone's port (Asterisk keeps the contact)."""
         scenario = _REGISTER.format(user=self.user, password=self.password, expires=expires)
         cmd = _sipp(self.work, f"{self.user}-register-{expires}", scenario, self.target,
-                    (self.host, self.port), 10)  # fmt: skip
+                    (self.host, self.port), 10, "-m", "1")  # fmt: skip
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=30, cwd=self.work,
                               stdin=subprocess.DEVNULL)  # fmt: skip
         if done.returncode != 0:
@@ -140,9 +158,15 @@ class Phone:
     def unregister(self) -> None:
         self.register(expires=0)
 
+    @property
+    def calls_log(self) -> Path:
+        return self.work / "calls.log"
+
     def answer(self, ring_ms: int = 500, hold_s: float = 60.0) -> Phone:
-        """Wait (in the background) for one call, answer it, stay until the BYE."""
-        scenario = _ANSWER.format(user=self.user, ring_ms=ring_ms, hold_ms=int(hold_s * 1000))
+        """Be on (in the background): answer qualify and calls, each until its BYE."""
+        self.calls_log.write_text("")
+        scenario = _ANSWER.format(user=self.user, ring_ms=ring_ms, hold_ms=int(hold_s * 1000),
+                                  log=self.calls_log)  # fmt: skip
         cmd = _sipp(self.work, f"{self.user}-answer", scenario, self.target,
                     (self.host, self.port), hold_s + 60, "-bind_local")  # fmt: skip
         self.proc = subprocess.Popen(cmd, cwd=self.work, stdin=subprocess.DEVNULL,
@@ -151,8 +175,14 @@ class Phone:
         return self
 
     def wait(self, timeout_s: float = 60.0) -> int:
-        assert self.proc is not None
-        return self.proc.wait(timeout_s)
+        """Until a call was answered and ended by the other side's BYE: how many were."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            lines = self.calls_log.read_text().split() if self.calls_log.exists() else []
+            if lines.count("bye") >= lines.count("answered") > 0:
+                return lines.count("answered")
+            time.sleep(0.2)
+        raise AssertionError(f"{self.user}: no answered call ended by a BYE: {self.errors()}")
 
     def kill(self) -> None:
         """The phone dies (power cut): no BYE, no un-REGISTER."""
