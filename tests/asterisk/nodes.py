@@ -82,8 +82,10 @@ class Node:
 
     def hotline(self, *args: str) -> str:
         """A ``hotline`` command with this node's settings (e.g. ``users add``)."""
-        done = subprocess.run([sys.executable, "-m", "hotline.cli", *args], cwd=REPO,
-                              env=self.env(), capture_output=True, text=True, timeout=120)  # fmt: skip
+        command = [sys.executable, "-m", "hotline.cli", *args]
+        done = subprocess.run(
+            command, cwd=REPO, env=self.env(), capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
 
@@ -118,13 +120,16 @@ class Node:
 
     def records(self) -> list[dict[str, Any]]:
         """The call records this node wrote (ivr.journal.CallRecord as JSON)."""
-        return [json.loads(p.read_text()) for p in sorted((self.data_dir / "calls").glob("*/*.json"))]
+        return [
+            json.loads(p.read_text()) for p in sorted((self.data_dir / "calls").glob("*/*.json"))
+        ]
 
     async def record_of(self, caller: str, timeout_s: float = 30.0) -> dict[str, Any]:
         async def found() -> dict[str, Any] | None:
             return next((r for r in self.records() if r["caller"] == caller), None)
 
-        return await wait_for(found, timeout_s, 0.3, what=f"the call record of {caller}")  # type: ignore[no-any-return]
+        record: dict[str, Any] = await wait_for(found, timeout_s, 0.3, what=f"{caller}'s record")
+        return record
 
 
 def ticket_service(data_dir: Path, redis_url: str, database_url: str) -> TicketService:

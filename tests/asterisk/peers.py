@@ -169,8 +169,8 @@ class Phone:
                                   log=self.calls_log)  # fmt: skip
         cmd = _sipp(self.work, f"{self.user}-answer", scenario, self.target,
                     (self.host, self.port), hold_s + 60, "-bind_local")  # fmt: skip
-        self.proc = subprocess.Popen(cmd, cwd=self.work, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        quiet = subprocess.DEVNULL
+        self.proc = subprocess.Popen(cmd, cwd=self.work, stdin=quiet, stdout=quiet, stderr=quiet)
         time.sleep(0.3)  # sipp binds its port
         return self
 

@@ -231,7 +231,7 @@ def test_night_call_gets_a_callback_ticket_and_the_morning_callback_rings_seat_t
                 await client.stop()
 
         assert asyncio.run(originate())
-        line.asterisk.wait_log(rf"PJSIP/trunk-\w+ answered PJSIP/seat-101-\w+", mark, 20)
+        line.asterisk.wait_log(r"PJSIP/trunk-\w+ answered PJSIP/seat-101-\w+", mark, 20)
         log = line.asterisk.log_since(mark)
         assert f"callback for ticket {found[0].number}" in log, log[-3000:]
         assert re.search(rf'Dial\("PJSIP/seat-101-\w+", "PJSIP/{number}@trunk,45"\)', log)
@@ -278,8 +278,8 @@ def test_sigterm_drains_live_calls_and_sends_new_ones_to_people(line: Line) -> N
         first = asyncio.create_task(place_call(line.asterisk, live, line.work / "calls"))
         await asyncio.to_thread(line.asterisk.wait_log, r"PJSIP/hotline-bot-\w+ answered", mark)
         line.node.kill(signal.SIGTERM)
-        await asyncio.to_thread(line.asterisk.wait_log,
-                                r"Removed contact .* from AOR 'hotline-bot' due to request", mark)  # fmt: skip
+        unregistered = r"Removed contact .* from AOR 'hotline-bot' due to request"
+        await asyncio.to_thread(line.asterisk.wait_log, unregistered, mark)
         second = await place_call(line.asterisk, later, line.work / "calls")
         code = await line.node.stop()
         return await first, second, code
