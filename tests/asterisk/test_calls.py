@@ -7,6 +7,7 @@ checks what the people on the line get and the Asterisk log lines that prove the
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 import signal
@@ -20,7 +21,9 @@ import pytest
 from ivr.ami import AmiClient
 from ivr.bench import CallClip
 from ivr.callers import Caller
-from tests.asterisk.local import Asterisk, free_port
+from ops.ami_replay import TRANSCRIPT, load_replies
+from tests.asterisk.ami_tap import AmiTap, write_transcript
+from tests.asterisk.local import AMI_SECRET, AMI_USER, Asterisk, free_port
 from tests.asterisk.nodes import (
     AUDIO,
     Node,
@@ -53,7 +56,13 @@ class Line:
     service: TicketService
     work: Path
     clips: list[CallClip]
+    tap: AmiTap
     phones: dict[str, Phone] = field(default_factory=dict)
+
+    @property
+    def ami_url(self) -> str:
+        """AMI through the recording tap (the node's connection goes the same way)."""
+        return self.tap.url(AMI_USER, AMI_SECRET)
 
     def clip(self, label: str, nth: int = 0) -> CallClip:
         return clip(self.clips, label, nth)
@@ -68,7 +77,7 @@ class Line:
         phone = self.seat(number)
         phone.register()
         phone.answer(hold_s=hold_s)
-        _wait_night(self.asterisk, night=False)
+        _wait_night(self.ami_url, night=False)
         time.sleep(0.5)  # the node's AMI client got the same event
         return phone
 
@@ -79,19 +88,22 @@ class Line:
 @pytest.fixture(scope="module")
 def line(asterisk: Asterisk, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
     work = tmp_path_factory.mktemp("calls")
+    tap = AmiTap(asterisk.host, asterisk.ami_port).start()
     with EmbeddedRedis(work / "redis") as redis:
         database = f"sqlite:///{work / 'tickets.db'}"
-        node = Node("day", asterisk, work / "node", redis.url, database, work / "prompt-cache")
+        node = Node("day", asterisk, work / "node", redis.url, database, work / "prompt-cache",
+                    extra={"HOTLINE_AMI__URL": tap.url(AMI_USER, AMI_SECRET)})  # fmt: skip
         asyncio.run(node.start())
         service = ticket_service(work, redis.url, database)
         node.hotline("users", "add", "op101", "--role", "operator", "--seat", "seat-101",
                      "--password", "op101-secret-pass")  # fmt: skip
         try:
-            yield Line(asterisk, node, service, work, clips(work / "clips"))
+            yield Line(asterisk, node, service, work, clips(work / "clips"), tap)
         finally:
             asyncio.run(node.stop())
             service.store.dispose()
             service.queue.redis.close()
+            tap.stop()
 
 
 def caller(number: str) -> Caller:
@@ -181,11 +193,11 @@ def test_key_zero_reaches_a_person_through_asterisk_dtmf(line: Line) -> None:
         phone.stop()
 
 
-def _wait_night(asterisk: Asterisk, night: bool, timeout_s: float = 20.0) -> None:
+def _wait_night(ami_url: str, night: bool, timeout_s: float = 20.0) -> None:
     """Until AMI says no seat (night) or some seat (day) is present in hotline-general."""
 
     async def watch() -> None:
-        client = AmiClient(asterisk.ami_url)
+        client = AmiClient(ami_url)
         await client.start(wait_s=10)
         try:
             deadline = time.monotonic() + timeout_s
@@ -205,7 +217,7 @@ def test_night_call_gets_a_callback_ticket_and_the_morning_callback_rings_seat_t
     mark = line.asterisk.mark()
     line.seat("101").unregister()
     line.seat("102").unregister()
-    _wait_night(line.asterisk, night=True)
+    _wait_night(line.ami_url, night=True)
     time.sleep(1)  # the node's AMI client saw the same events
     complaint = line.clip("complaint", 1)
     number = "13800000004"
@@ -223,7 +235,7 @@ def test_night_call_gets_a_callback_ticket_and_the_morning_callback_rings_seat_t
     try:
 
         async def originate() -> str:
-            client = AmiClient(line.asterisk.ami_url)
+            client = AmiClient(line.ami_url)
             await client.start(wait_s=10)
             try:
                 return await client.originate("PJSIP/seat-101", number, found[0].number)
@@ -261,6 +273,25 @@ def test_a_seat_phone_that_dies_without_unregistering_is_noticed_and_may_come_ba
     again = Phone(line.asterisk, line.work / "seat-102-again", "seat-102", "change-me-102")
     again.register()
     assert f":{again.port}" in line.asterisk.cli("pjsip show aor seat-102")
+
+
+def test_replayed_ami_transcript_is_what_this_asterisk_sends(line: Line) -> None:
+    """The fast tests (tests/ivr, ops drills) replay tests/ivr/ami/asterisk20-session.txt:
+    every reply and event there must carry the fields this Asterisk sends, in its order.
+    HOTLINE_RECORD_AMI=1 rewrites the file from the sessions recorded in this module."""
+    recorded = write_transcript(line.tap, line.work / "asterisk20-session.txt")
+    if os.environ.get("HOTLINE_RECORD_AMI") == "1":
+        shutil.copyfile(recorded, TRANSCRIPT)
+    fresh, shipped = load_replies(recorded), load_replies(TRANSCRIPT)
+    assert set(shipped) == set(fresh)
+    for name, reply in fresh.items():
+        assert _fields(shipped[name]) == _fields(reply), name
+
+
+def _fields(reply: str) -> list[list[str]]:
+    """Each message's header names in order (values differ from run to run)."""
+    return [[line.split(":", 1)[0] for line in block.splitlines()]
+            for block in reply.strip().split("\n\n")]  # fmt: skip
 
 
 def test_sigterm_drains_live_calls_and_sends_new_ones_to_people(line: Line) -> None:
