@@ -111,6 +111,11 @@ class Node:
         assert self.process is not None
         self.process.kill(sig)
 
+    def wait_exit(self, timeout_s: float) -> int:
+        """The exit status of a node that stops by itself (e.g. after SIGTERM's drain)."""
+        assert self.process is not None and self.process.proc is not None
+        return self.process.proc.wait(timeout_s)
+
     async def stop(self) -> int | None:
         return await self.process.stop() if self.process else None
 
