@@ -137,12 +137,16 @@ class Node:
         return record
 
 
-def ticket_service(data_dir: Path, redis_url: str, database_url: str) -> TicketService:
-    """The ticket service the nodes file into, as the consoles would open it."""
-    settings = Settings.model_validate({"data_dir": str(data_dir), "tickets": {
+def console_settings(data_dir: Path, redis_url: str, database_url: str) -> Settings:
+    """The settings of a console on the nodes' ticket store and Redis."""
+    return Settings.model_validate({"data_dir": str(data_dir), "tickets": {
         "redis_url": redis_url, "database_url": database_url, "key_prefix": "ast",
         "embedded_redis": "never"}})  # fmt: skip
-    return TicketService.from_settings(settings)
+
+
+def ticket_service(data_dir: Path, redis_url: str, database_url: str) -> TicketService:
+    """The ticket service the nodes file into, as the consoles would open it."""
+    return TicketService.from_settings(console_settings(data_dir, redis_url, database_url))
 
 
 def tickets(service: TicketService) -> list[TicketRow]:
