@@ -39,6 +39,7 @@ from tests.asterisk.nodes import (
     tickets_of,
 )
 from tests.asterisk.peers import Phone, carrier, place_call, seat
+from tickets.dialer import ami_dialer
 from tickets.redis_embedded import EmbeddedRedis
 from tickets.service import TicketService
 
@@ -276,21 +277,15 @@ def test_night_call_gets_a_callback_ticket_and_the_morning_callback_rings_seat_t
     found = tickets_of(line.service, number)
     assert len(found) == 1 and found[0].callback_promised, (record, found)
     assert "Queue(" not in line.asterisk.log_since(mark)  # nobody there: no queue at night
-    # Morning: the operator at seat 101 calls back (AMI Originate: seat first, then citizen).
+    # Morning: the operator at seat-101 clicks 回拨: the console's dialer, made from settings
+    # alone (console.dialer: tickets.dialer:ami_dialer), rings the seat, then the citizen.
     mark = line.asterisk.mark()
     phone, citizen = line.seat_on("101", hold_s=40), carrier(line.asterisk, line.work)
     citizen.answer(hold_s=40)
+    ami = line.settings.ami.model_copy(update={"url": line.ami_url})
+    dialer = ami_dialer(line.settings.model_copy(update={"ami": ami}))
     try:
-
-        async def originate() -> str:
-            client = AmiClient(line.ami_url)
-            await client.start(wait_s=10)
-            try:
-                return await client.originate("PJSIP/seat-101", number, found[0].number)
-            finally:
-                await client.stop()
-
-        assert asyncio.run(originate())
+        dialer.originate("seat-101", number, found[0].number)  # the operator's --seat
         line.asterisk.wait_log(r"PJSIP/trunk-\w+ answered PJSIP/seat-101-\w+", mark, 20)
         log = line.asterisk.log_since(mark)
         assert f"callback for ticket {found[0].number}" in log, log[-3000:]
@@ -299,6 +294,7 @@ def test_night_call_gets_a_callback_ticket_and_the_morning_callback_rings_seat_t
         assert phone.wait(30) == 1
         assert citizen.wait(30) == 1
     finally:
+        dialer.close()
         phone.stop()
         citizen.stop()
 
