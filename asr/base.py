@@ -6,11 +6,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from hotline.errors import UserFacingError
+
 SAMPLE_RATE = 16000
 FRAME_BYTES = 640  # 20 ms of 16-bit mono PCM at 16 kHz
 
 
-class AsrError(Exception):
+class AsrError(UserFacingError):
     """Recognition cannot run (missing or damaged model, bad audio); the message says the fix."""
 
 

@@ -55,19 +55,8 @@ from bot.kb import Entry
 from bot.menu import MenuOption
 from bot.safety import Danger, danger_of
 from bot.text import Prepared
-from tickets.draft import Caller, RequestType, TicketDraft, Urgency
+from hotline.draft import Caller, RequestType, TicketDraft, Urgency, request_type_label
 
-TYPE_NAMES = {
-    "complaint": "投诉",
-    "help": "求助",
-    "report": "举报",
-    "suggestion": "建议",
-    "praise": "表扬",
-    "consultation": "咨询",
-    "human": "转人工",
-    "emergency": "紧急情况",
-    "abusive": "不文明来电",
-}
 MIN_ASR_CONFIDENCE = 0.35  # below this the words are too unreliable to act on
 
 
@@ -514,7 +503,7 @@ class Dialogue:
         if text:
             self.brain.extractor.fill(text, ticket.elements, first=True)
         s.ticket = ticket
-        opening = self._say("intake_start", type_name=TYPE_NAMES[kind.value])
+        opening = self._say("intake_start", type_name=request_type_label(kind))
         return self._next_question([opening])
 
     def _classify_topic(self, ticket: TicketDraft, intent: Intent, text: str) -> None:
@@ -639,13 +628,13 @@ class Dialogue:
         for name, default in DEFAULT_WANTS.items():
             if t.type.value == name and not t.elements.caller_wants:
                 t.elements.caller_wants = default
-        t.summary = summary(TYPE_NAMES[t.type.value], t.elements)
+        t.summary = summary(request_type_label(t.type), t.elements)
         say = self._say("readback", summary=self._spoken_readback(t))
         return self._decide([*(before or []), say, self._listen()], "readback")
 
     def _spoken_readback(self, t: TicketDraft) -> str:
         """The short read-back, then the name and the callback number digit by digit."""
-        text = spoken_summary(TYPE_NAMES[t.type.value], t.elements)
+        text = spoken_summary(request_type_label(t.type), t.elements)
         if t.caller.name:
             text += f"；联系人{t.caller.name}"
         if t.caller.callback_number and not t.caller.anonymous:
@@ -656,7 +645,7 @@ class Dialogue:
         """A corrected element: re-read only what changed."""
         elements = self._ticket().elements
         self.brain.extractor.set_element(name, value, elements)
-        self._ticket().summary = summary(TYPE_NAMES[self._ticket().type.value], elements)
+        self._ticket().summary = summary(request_type_label(self._ticket().type), elements)
         change = f"{ELEMENT_NAMES[name]}改为{getattr(elements, name)}"
         return self._decide(
             [self._say("readback_changed", changes=change), self._listen()], "readback"
@@ -716,7 +705,7 @@ class Dialogue:
         if self.s.night:
             t.callback_promised = True
             return self._decide([self._callback_ticket(t), HangUp("ticket")], "ended")
-        t.handover_reason = t.handover_reason or f"{TYPE_NAMES[t.type.value]}需要人工处理"
+        t.handover_reason = t.handover_reason or f"{request_type_label(t.type)}需要人工处理"
         queue = self.brain.lexicon.queue_for(t.department, t.topic)
         for rule, _ in self.brain.lexicon.topics:
             if rule.topic == t.topic:
@@ -743,7 +732,7 @@ class Dialogue:
         t.menu_path, t.dtmf, t.kb_answers = list(s.menu_path), s.dtmf, list(s.kb_answers)
         t.caller_words = list(dict.fromkeys([*t.caller_words, *s.words]))
         if not t.summary:
-            t.summary = summary(TYPE_NAMES[t.type.value], t.elements)
+            t.summary = summary(request_type_label(t.type), t.elements)
         if not t.department:
             t.department = "市政务服务热线"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from tickets.draft import TicketDraft
+from hotline.draft import TicketDraft
 
 # ---- events: session -> bot ----
 

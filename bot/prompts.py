@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from hotline.errors import UserFacingError
+
 REQUIRED = (
     "greeting",
     "greeting_night",
@@ -65,7 +67,7 @@ OPTIONAL = (
 )
 
 
-class PromptsError(ValueError):
+class PromptsError(UserFacingError, ValueError):
     """A prompts file that lacks a prompt or is malformed."""
 
 

@@ -27,6 +27,8 @@ from pydantic_settings import (
     SettingsError as PydanticSettingsError,
 )
 
+from hotline.errors import UserFacingError
+
 
 class Section(BaseModel):
     """A settings section: a key it does not know is an error, not silently ignored
@@ -163,6 +165,12 @@ class SipSettings(Section):
     symmetric_rtp: bool = Field(
         False, description="send RTP back to where it comes from (peer behind NAT)"
     )
+    strict_rtp: bool = Field(
+        True,
+        description="take the caller's RTP and key presses only from the address and port"
+        " its SDP names (with symmetric_rtp: the first packet's), as Asterisk's strict_rtp;"
+        " off only for test peers such as sipp, which send keys from another port",
+    )
     answer_delay_ms: int = Field(0, ge=0, le=10000, description="ring this long before answering")
     media_clock: Literal["process", "thread"] = Field(
         "process",
@@ -208,7 +216,7 @@ class AmiSettings(Section):
 
 
 class IvrSettings(Section):
-    """Call sessions and prompts (ivr.session, ivr.prompts)."""
+    """Call sessions and prompts (ivr.session, voice.prompts)."""
 
     prompts_dir: Path = Field(
         Path("prompts"), description="manager-recorded WAV prompts (win over TTS)"
@@ -216,8 +224,9 @@ class IvrSettings(Section):
     asterisk_sounds_dir: Path | None = Field(
         None,
         description="where Asterisk reads the dialplan's hotline/ sounds (night-callback,"
-        " all-busy; /var/lib/asterisk/sounds/zh/hotline on a stock install); 'hotline run'"
-        " and 'hotline prompts' render them there; empty: prompts_dir (docker mounts it)",
+        " all-busy; /var/lib/asterisk/sounds/zh/hotline on a stock install); 'hotline prompts'"
+        " and 'hotline run' (when this or ami.url is set) render them there; empty:"
+        " prompts_dir (docker mounts it there)",
     )
     tts_engine: Literal["auto", "edge", "espeak"] = "auto"
     edge_voice: str = "zh-CN-XiaoxiaoNeural"
@@ -458,7 +467,7 @@ def default_models_dir() -> Path:
     return Path(base) / "hotline12345" / "models"
 
 
-class SettingsError(Exception):
+class SettingsError(UserFacingError):
     """A settings file or variable that cannot be used; the message says which and why."""
 
 

@@ -28,6 +28,8 @@ from urllib.parse import unquote, urlparse
 
 from panoramisk import Manager
 
+from hotline.backoff import Backoff
+
 log = logging.getLogger(__name__)
 
 # Asterisk device states (include/asterisk/devicestate.h) that mean "no one is there".
@@ -145,17 +147,18 @@ class AmiClient:
         self._logged_in.clear()
 
     async def _run(self) -> None:
-        backoff = 1.0
+        backoff = Backoff(first_s=1.0, cap_s=self.reconnect_max_s)
         while True:
             try:
                 await self._session()
-                backoff = 1.0
+                backoff.reset()
+                delay = backoff.next_delay()
             except (OSError, AmiError, TimeoutError) as exc:
-                log.warning("AMI %s:%s: %s; reconnecting in %.0f s",
-                            self.config["host"], self.config["port"], exc, backoff)  # fmt: skip
+                delay = backoff.next_delay()
+                log.warning("AMI %s:%s: %s; reconnecting in %.1f s",
+                            self.config["host"], self.config["port"], exc, delay)  # fmt: skip
             self._close()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self.reconnect_max_s)
+            await asyncio.sleep(delay)
 
     async def _session(self) -> None:
         """Connect, log in, resync state, then ping until the connection dies."""

@@ -1,8 +1,10 @@
 """The sounds Asterisk's own dialplan plays, rendered where Asterisk reads them.
 
 The dialplan (telephony_config/extensions.conf) speaks to callers the bot cannot reach:
-at night when the bot leg died or the bot was unreachable (``hotline/night-callback``),
-and when no seat answered for the queue's whole wait (``hotline/all-busy``). Asterisk
+at night when the bot leg died (``hotline/night-callback``: the orphan ticket carries
+the callback) or no bot answered at all (``hotline/night-closed``: no ticket, no promise),
+and when no seat answered for the queue's whole wait (``hotline/all-busy``); the queues
+(queues.conf) tell waiting callers to hold on (``hotline/please-hold``). Asterisk
 ships no Mandarin sounds, so a missing file would mean silence and a hang-up; these are
 rendered by the prompt library (a manager's recording wins, else TTS) into
 ``ivr.asterisk_sounds_dir`` as 8 kHz 16-bit mono WAV (Asterisk's ``wav`` format) by
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from hotline.audio import write_wav
-from ivr.prompts import RATE, PromptLibrary
+from voice.prompts import RATE, PromptLibrary
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,18 @@ ASTERISK_SOUNDS = (
         f"给您回电。{EMERGENCY}感谢您的来电，再见。",
         "night, no seat logged in: a caller the bot could not finish with (bot leg died, "
         "bot unreachable); the orphan ticket carries the callback flag",
+    ),
+    AsteriskSound(
+        "night-closed",
+        "您好，现在是非工作时间，人工座席已经下班，请您在工作时间再拨打12345。"
+        f"{EMERGENCY}感谢您的来电，再见。",
+        "night, no seat logged in, and no bot answered the call (no journal, no ticket): "
+        "no callback can be promised",
+    ),
+    AsteriskSound(
+        "please-hold",
+        "您好，座席正忙，请您稍候，我们会尽快为您接通。",
+        "every 30 s while a caller waits in a queue (queues.conf periodic-announce)",
     ),
     AsteriskSound(
         "all-busy",
@@ -105,5 +119,5 @@ def _marked_text(marker: Path) -> str:
 
 
 def missing_sounds(folder: Path) -> list[str]:
-    """The dialplan sounds not in ``folder`` (``hotline check`` reports them)."""
+    """The dialplan sounds not in ``folder``."""
     return [s.name for s in ASTERISK_SOUNDS if not (folder / f"{s.name}.wav").is_file()]

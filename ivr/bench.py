@@ -51,13 +51,13 @@ import psutil
 from bot.brain import Brain
 from bot.events import CreateTicket, Decision, Event, Say, Transfer, Utterance
 from hotline.audio import read_wav
+from hotline.draft import RequestType, TicketDraft
 from ivr.callers import Caller, free_udp_port, raw_g711, sipp_command
 from ivr.controller import Controller
 from ivr.journal import CallRecord
-from ivr.prompts import PromptLibrary
 from ivr.sip import IncomingCall
 from ivr.wiring import build_deps, load_brain, load_speech, prerender
-from tickets.draft import RequestType, TicketDraft
+from voice.prompts import PromptLibrary
 
 REPLY_WAIT_MS = 10000  # after the clip: time for the bot's reply to start
 GREETING_GAP_MS = 300  # the caller starts speaking this long after the greeting ends
@@ -345,7 +345,8 @@ async def _drive(
     port = free_udp_port()
     low = 40000 + (port % 100) * 100
     sip = sip_settings(bind_host="127.0.0.1", bind_port=port, rtp_port_low=low,
-                       rtp_port_high=low + 2 * room + 8, max_calls=room)  # fmt: skip
+                       rtp_port_high=low + 2 * room + 8, max_calls=room,
+                       strict_rtp=False)  # fmt: skip
     controller = Controller(sip, deps)
     await controller.start()
     assert controller.clock is not None

@@ -25,6 +25,7 @@ class Controller:
         self.deps = deps
         self.endpoint = SipEndpoint(sip_settings, self._on_call)  # type: ignore[arg-type]
         self.symmetric = bool(getattr(sip_settings, "symmetric_rtp", False))
+        self.strict_rtp = bool(getattr(sip_settings, "strict_rtp", True))
         self.sessions: dict[str, CallSession] = {}
         # The latest calls only: a controller answering for months must not grow.
         self.records: deque[CallRecord] = deque(maxlen=KEEP_RECENT)
@@ -88,7 +89,7 @@ class Controller:
         assert call.sock is not None and self.clock is not None
         stream = RtpStream(call.sock, (call.media.host, call.media.port), call.media.payload_type,
                            call.media.dtmf_payload_type, lambda _: None, lambda _: None,
-                           symmetric=self.symmetric)  # fmt: skip
+                           symmetric=self.symmetric, strict_port=self.strict_rtp)  # fmt: skip
         session = CallSession(call, stream, self.deps)
         loop.add_reader(call.sock.fileno(), stream.receive_ready)
         self.clock.add(stream)

@@ -16,14 +16,15 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from hotline.draft import RequestType, TicketDraft, TranscriptLine
 from hotline.metrics import METRICS
-from tickets.draft import RequestType, TicketDraft, TranscriptLine
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,50 @@ CHANNEL_KEEP_S = 3 * 3600  # a call, its queue waits and a margin; Asterisk reus
 _RETRIES: set[asyncio.Task[None]] = set()  # journals closing once Redis is back
 STREAM = "hotline:call:{}"
 KEEP_S = 7 * 24 * 3600
+
+
+class JournalEvent(StrEnum):
+    """What a journal entry records; the one list the writer, recovery and drills share."""
+
+    STARTED = "started"  # caller, Asterisk channel, node
+    SEATS = "seats"  # whether a seat was available (night: a callback is owed)
+    UTTERANCE = "utterance"  # the caller's words and the recogniser's confidence
+    CONTINUED = "continued"  # a turn joined to the caller's previous one
+    DTMF = "dtmf"
+    SAY = "say"  # what the bot said
+    DECISION = "decision"  # the bot's classification, work order draft and queue
+    HANDOVER = "handover"  # to a person, and why
+    TICKET = "ticket"  # the work order filed (or spooled)
+    SATISFACTION = "satisfaction"
+    ENDED = "ended"
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One stream entry, and its wire form in Redis (``kind``, JSON ``data``, ``at``)."""
+
+    kind: JournalEvent
+    data: dict[str, Any]
+    at: float = 0.0
+
+    def encode(self) -> dict[str, str]:
+        payload = json.dumps(self.data, ensure_ascii=False, default=str)
+        return {"kind": self.kind.value, "data": payload, "at": f"{self.at:.3f}"}
+
+    @classmethod
+    def decode(cls, fields: Mapping[Any, Any]) -> JournalEntry | None:
+        """None for a kind this version does not know (written by a newer controller):
+        recovery files what it understands instead of failing on the whole call."""
+
+        def text(key: str) -> str:
+            value = fields.get(key.encode(), fields.get(key, ""))
+            return value.decode() if isinstance(value, bytes) else str(value)
+
+        try:
+            kind = JournalEvent(text("kind"))
+        except ValueError:
+            return None
+        return cls(kind, json.loads(text("data") or "{}"), float(text("at") or 0))
 
 
 def mask_number(number: str) -> str:
@@ -50,7 +95,7 @@ class CallJournal:
         self.key = STREAM.format(call_id)
         self.call_id = call_id
         self.node = node
-        self._queue: asyncio.Queue[tuple[str, dict[str, Any]] | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[JournalEvent, dict[str, Any]] | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.failed = False
         self._unfinished = False
@@ -59,16 +104,16 @@ class CallJournal:
 
     def start(self, caller: str, channel: str) -> None:
         self._task = asyncio.get_running_loop().create_task(self._writer())
-        self.write("started", {"caller": caller, "channel": channel, "node": self.node})
+        self.write(JournalEvent.STARTED, {"caller": caller, "channel": channel, "node": self.node})
 
-    def write(self, kind: str, data: dict[str, Any]) -> None:
+    def write(self, kind: JournalEvent, data: dict[str, Any]) -> None:
         self._queue.put_nowait((kind, data))
 
     async def close(self, outcome: str, for_recovery: bool = False) -> None:
         """End the journal. ``for_recovery``: the call's work order could not be filed or
         spooled, so the journal stays in the active list and orphan recovery files it
         from here (filing is idempotent per call, so never twice)."""
-        self.write("ended", {"outcome": outcome})
+        self.write(JournalEvent.ENDED, {"outcome": outcome})
         self._keep_active = for_recovery
         self._queue.put_nowait(None)
         if self._task is not None:
@@ -102,13 +147,12 @@ class CallJournal:
             kind, data = item
             await self._safe(self._append(kind, data))
 
-    async def _append(self, kind: str, data: dict[str, Any]) -> None:
+    async def _append(self, kind: JournalEvent, data: dict[str, Any]) -> None:
         if self.redis is None:
             return
-        if kind == "started" and data.get("channel"):
+        if kind is JournalEvent.STARTED and data.get("channel"):
             await self.redis.set(CHANNEL.format(data["channel"]), self.call_id, ex=CHANNEL_KEEP_S)
-        payload = json.dumps(data, ensure_ascii=False, default=str)
-        await self.redis.xadd(self.key, {"kind": kind, "data": payload, "at": f"{time.time():.3f}"})
+        await self.redis.xadd(self.key, JournalEntry(kind, data, time.time()).encode())
         beat = json.dumps({"node": self.node, "beat": time.time()})
         await self.redis.hset(ACTIVE, self.call_id, beat)
 
@@ -282,37 +326,35 @@ def draft_from_journal(call_id: str, entries: list[tuple[Any, dict[Any, Any]]]) 
     the skill queue it transferred to, and the callback promise (made by the bot, or by
     the dialplan's night message when no seat was there)."""
 
-    def text(v: Any) -> str:
-        return v.decode() if isinstance(v, bytes) else str(v)
-
     draft = TicketDraft(type=RequestType.HUMAN, call_id=call_id, handover_reason=ORPHAN_REASON)
     decided = False
     skill, promised, night = "general", False, False
     for _, fields in entries:
-        kind = text(fields.get(b"kind", fields.get("kind", "")))
-        data = json.loads(text(fields.get(b"data", fields.get("data", "{}"))))
-        at = float(text(fields.get(b"at", fields.get("at", "0"))))
-        if kind == "started":
+        entry = JournalEntry.decode(fields)
+        if entry is None:
+            continue
+        data = entry.data
+        if entry.kind is JournalEvent.STARTED:
             draft.caller.number = data.get("caller", "")
-            draft.started_at = datetime.fromtimestamp(at, UTC)
-        elif kind == "seats":
+            draft.started_at = datetime.fromtimestamp(entry.at, UTC)
+        elif entry.kind is JournalEvent.SEATS:
             night = not data.get("available", True)
-        elif kind == "utterance":
+        elif entry.kind is JournalEvent.UTTERANCE:
             draft.caller_words.append(data["text"])
             line = TranscriptLine(
                 speaker="caller", text=data["text"], confidence=data.get("confidence", 1.0)
             )
             draft.transcript.append(line)
-        elif kind == "say":
+        elif entry.kind is JournalEvent.SAY:
             draft.transcript.append(TranscriptLine(speaker="bot", text=data["text"]))
-        elif kind == "decision":
+        elif entry.kind is JournalEvent.DECISION:
             found = data.get("ticket") or (None if decided else data.get("partial"))
             if found:
                 decided = decided or bool(data.get("ticket"))
                 draft = _classified(draft, TicketDraft.model_validate(found), call_id)
             skill = data.get("queue") or skill
             promised = promised or bool(data.get("callback_promised"))
-        elif kind == "dtmf":
+        elif entry.kind is JournalEvent.DTMF:
             draft.dtmf += data.get("digit", "")
     draft.summary = draft.summary or "；".join(draft.caller_words)[:200]
     draft.callback_promised = promised or night

@@ -51,12 +51,12 @@ from bot.events import (
 )
 from hotline.audio import StreamResampler
 from hotline.audio.frames import FrameBuffer
+from hotline.draft import TicketDraft, TranscriptLine
 from hotline.metrics import METRICS, ReplyClock
-from ivr.journal import CallJournal, CallRecord, mask_number
-from ivr.prompts import TICKET_NO, Prompt, PromptLibrary
+from ivr.journal import CallJournal, CallRecord, JournalEvent, mask_number
 from ivr.rtp import PCMA, RtpStream
 from ivr.sip import IncomingCall
-from tickets.draft import TicketDraft, TranscriptLine
+from voice.prompts import TICKET_NO, Prompt, PromptLibrary
 
 log = logging.getLogger(__name__)
 
@@ -275,12 +275,14 @@ class CallSession:
             self.reply_clock.turn_ended()
             self._cancel_silence()
             self._line("caller", event.text, event.confidence)
-            self.journal.write("utterance", {"text": event.text, "confidence": event.confidence})
+            self.journal.write(
+                JournalEvent.UTTERANCE, {"text": event.text, "confidence": event.confidence}
+            )
             self.events.put_nowait(Utterance(event.text, event.confidence))
 
     def _on_dtmf(self, key: str) -> None:
         self.record.dtmf += key
-        self.journal.write("dtmf", {"digit": key})
+        self.journal.write(JournalEvent.DTMF, {"digit": key})
         if self._survey is not None and not self._survey.done():
             self._survey.set_result(key)
             return
@@ -307,7 +309,7 @@ class CallSession:
             seats = self.deps.switchboard.seats_available() if self.deps.switchboard else True
             # Night (no seat): an orphaned call's ticket carries the callback promise the
             # dialplan's hotline/night-callback makes (ivr.journal.draft_from_journal).
-            self.journal.write("seats", {"available": seats})
+            self.journal.write(JournalEvent.SEATS, {"available": seats})
             await self._dispatch(CallStarted(self.call.caller, seats))
             while not self._hung_up and not self.call.ended.is_set():
                 getter = asyncio.ensure_future(self.events.get())
@@ -350,7 +352,7 @@ class CallSession:
         self.dialogue.restore(turn.snapshot)
         self.record.continued_turns += 1
         first = turn.utterance
-        self.journal.write("continued", {"text": first.text})
+        self.journal.write(JournalEvent.CONTINUED, {"text": first.text})
         weight = len(first.text) + len(utterance.text) or 1
         confidence = (first.confidence * len(first.text)
                       + utterance.confidence * len(utterance.text)) / weight  # fmt: skip
@@ -374,7 +376,7 @@ class CallSession:
             )
         if decision.state:
             self.record.path.append(decision.state)
-        self.journal.write("decision", self._journal_entry(event, decision))
+        self.journal.write(JournalEvent.DECISION, self._journal_entry(event, decision))
         await self._execute(decision.actions)
 
     def _journal_entry(self, event: Event, decision: Any) -> dict[str, Any]:
@@ -442,7 +444,7 @@ class CallSession:
     async def _say(self, say: Say) -> bool:
         prompt = await asyncio.to_thread(self.deps.prompts.get, say.text, say.prompt, say.slow)
         self._line("bot", say.text)
-        self.journal.write("say", {"text": say.text, "prompt": say.prompt or ""})
+        self.journal.write(JournalEvent.SAY, {"text": say.text, "prompt": say.prompt or ""})
         return await self._play(prompt, say.barge_in)
 
     async def _play(self, prompt: Prompt, barge_in: bool = True) -> bool:
@@ -495,7 +497,7 @@ class CallSession:
         METRICS.media_stalled.labels(direction=direction).inc()
         log.error("call %s: media not flowing (%s): handed to a person", self.call.call_id, why)
         self.record.outcome = "media-lost"
-        self.journal.write("handover", {"reason": f"media-{direction}"})
+        self.journal.write(JournalEvent.HANDOVER, {"reason": f"media-{direction}"})
         await self._hangup(mark_done=False)
 
     def _arm_silence(self) -> None:
@@ -557,12 +559,12 @@ class CallSession:
         if not number:  # kept in the durable spool (SQL away): filed when it returns
             self._spooled = True
             self.record.outcome = "ticket"
-            self.journal.write("ticket", {"number": "", "spooled": True})
+            self.journal.write(JournalEvent.TICKET, {"number": "", "spooled": True})
             return ""
         self._ticket_number = number
         self.record.ticket = number
         self.record.outcome = "ticket"
-        self.journal.write("ticket", {"number": number})
+        self.journal.write(JournalEvent.TICKET, {"number": number})
         return number
 
     async def _transfer(self, action: Transfer) -> None:
@@ -602,7 +604,7 @@ class CallSession:
         with contextlib.suppress(TimeoutError):
             key = await asyncio.wait_for(asyncio.shield(self._survey), SURVEY_WAIT_S)
             if key in "123":
-                self.journal.write("satisfaction", {"score": int(key)})
+                self.journal.write(JournalEvent.SATISFACTION, {"score": int(key)})
                 return int(key)
         return None
 
@@ -619,7 +621,7 @@ class CallSession:
         log.warning("call %s handed over: controller shutting down", self.call.call_id)
         self.record.outcome = self.record.outcome or "handover"
         self._hung_up = True
-        self.journal.write("handover", {"reason": "shutdown"})
+        self.journal.write(JournalEvent.HANDOVER, {"reason": "shutdown"})
         self.call.hangup()
 
     async def _hangup(self, mark_done: bool = True) -> None:

@@ -41,6 +41,7 @@ with warnings.catch_warnings():
     import pyVoIP.VoIP  # noqa: F401
     from pyVoIP import SIP
 
+from hotline.backoff import Backoff
 from hotline.metrics import METRICS
 from hotline.settings import SipSettings
 from ivr.rtp import CODEC_NAMES, PCMA, PCMU, PortPool, RtpError
@@ -488,13 +489,16 @@ class SipEndpoint(asyncio.DatagramProtocol):
 
     async def _retransmit_ok(self, call: IncomingCall) -> None:
         """RFC 3261 13.3.1.4: repeat the 2xx at T1, 2T1, ... (max 4 s) until the ACK."""
-        interval, waited = T1, 0.0
-        while waited < 64 * T1 and call.state is CallState.ANSWERED:
-            await asyncio.sleep(interval)
-            waited += interval
+        interval, waited, timer_h = T1, 0.0, 64 * T1
+        while waited < timer_h and call.state is CallState.ANSWERED:
+            # Timer H fires at 64*T1 (32 s) exactly, not at the next 4 s retransmission.
+            step = min(interval, timer_h - waited)
+            await asyncio.sleep(step)
+            waited += step
             if call._retransmit is None:
                 return
-            self._send(call.last_response, call.source)
+            if waited < timer_h:
+                self._send(call.last_response, call.source)
             interval = min(interval * 2, 4.0)
         if call.state is CallState.ANSWERED and call._retransmit is not None:
             log.warning("no ACK for call %s: ending it", call.call_id)
@@ -668,19 +672,19 @@ class SipEndpoint(asyncio.DatagramProtocol):
     # ---- registration ----
     async def _keep_registered(self) -> None:
         """REGISTER (digest auth built by pyVoIP), refresh before expiry; back off on failure."""
-        backoff = 1.0
+        backoff = Backoff(first_s=1.0, cap_s=60.0)
         while True:
             try:
                 expires = await self._register_once()
                 self.registered.set()
-                backoff = 1.0
+                backoff.reset()
                 await asyncio.sleep(max(10.0, expires * 0.8))
             except (TimeoutError, RegistrationError) as exc:
                 self.registered.clear()
-                log.warning("SIP registration with %s failed: %s; retry in %.0f s",
-                            self.settings.registrar_host, exc, backoff)  # fmt: skip
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 60.0)
+                delay = backoff.next_delay()
+                log.warning("SIP registration with %s failed: %s; retry in %.1f s",
+                            self.settings.registrar_host, exc, delay)  # fmt: skip
+                await asyncio.sleep(delay)
 
     async def _register_once(self, deregister: bool = False) -> int:
         registrar = (self.settings.registrar_host, self.settings.registrar_port)

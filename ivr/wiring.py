@@ -19,8 +19,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from asr.base import Recognizer, SpeechEngine
 from bot.brain import BotPaths, Brain, BrainCache
 from bot.events import TicketStatus
+from bot.menu import INTAKE_TYPES
+from hotline.draft import TicketDraft, request_type_label
 from hotline.metrics import METRICS
-from ivr.prompts import TICKET_NO, PromptLibrary
 from ivr.session import (
     CALLBACK_TEXT,
     SURVEY_TEXT,
@@ -29,15 +30,14 @@ from ivr.session import (
     TicketSink,
     WorkOrderHeld,
 )
-from tickets.draft import TicketDraft
 from tickets.service import TicketService
 from tickets.spool import DraftSpool
 from tickets.ticket import STATUS_LABELS, TicketNotFound
+from voice.prompts import TICKET_NO, PromptLibrary
 
 log = logging.getLogger(__name__)
 
 # Values the bot fills into prompt templates that can be known before any call.
-_TYPE_NAMES = ("投诉", "求助", "举报", "建议", "表扬", "咨询")
 
 
 def bot_paths(settings: Any, kb: Path | None = None) -> BotPaths:
@@ -90,7 +90,8 @@ def bot_prompt_texts(brain: Brain) -> list[str]:
         elif text.count("{") == 1 and TICKET_NO in text:  # ticket_created_night's parts
             texts += text.split(TICKET_NO)
     intake = brain.prompts.texts.get("intake_start", "")
-    texts += [intake.replace("{type_name}", name) for name in _TYPE_NAMES if intake]
+    kinds = (*INTAKE_TYPES, "consultation")  # the kinds an intake opens with
+    texts += [intake.replace("{type_name}", request_type_label(k)) for k in kinds if intake]
     menu = brain.menu.spoken(brain.menu.options)
     silence_menu = brain.prompts.texts.get("silence_menu", "")
     if silence_menu:

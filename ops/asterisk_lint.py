@@ -32,7 +32,7 @@ _GOTOIF = re.compile(r"\bGotoIf\(.*\?([^:)]*)(?::([^)]*))?\)", re.I)
 _DIAL = re.compile(r"\bDial\(([^,)]*)", re.I)
 _DIAL_B = re.compile(r"b\(([^)^]+)\^([^)^]+)\^([^)]+)\)")
 _QUEUE = re.compile(r"\bQueue\(([^,)]*)", re.I)
-_PLAYBACK = re.compile(r"\b(?:Playback|Background)\(([^,)&]*)", re.I)
+_SOUND = re.compile(r"\bhotline/[\w-]+")  # a sound of ours, wherever the dialplan names it
 _LABEL = re.compile(r"^n\((\w[\w-]*)\)|^\d+\((\w[\w-]*)\)")
 
 
@@ -239,6 +239,8 @@ def lint(
                                     "is not in extensions.conf")  # fmt: skip
             if kind == "identify" and s.get("endpoint") not in endpoints:
                 problems.append(f"pjsip.conf:{s.line}: identify [{name}] names no endpoint")
+            if kind == "identify":
+                problems += _unresolvable_matches(s)
 
     from ivr.asterisk_sounds import ASTERISK_SOUNDS
 
@@ -269,10 +271,10 @@ def lint(
                     problems.append(f"{where}: Dial({leg}) is not a PJSIP endpoint")
                 if tech.upper() == "PJSIP" and "@" in rest and rest.split("@")[1] not in endpoints:
                     problems.append(f"{where}: Dial({leg}) goes through an unknown endpoint")
-        for sound in _PLAYBACK.findall(app):
-            if sound.startswith("hotline/") and sound[8:] not in rendered:
+        for sound in _SOUND.findall(app):
+            if sound[8:] not in rendered:
                 problems.append(
-                    f"{where}: Playback({sound}) is no sound the hotline renders "
+                    f"{where}: {sound} is no sound the hotline renders "
                     "(ivr/asterisk_sounds.py): the caller would hear silence"
                 )
         for queue in _QUEUE.findall(app):
@@ -297,6 +299,10 @@ def lint(
         elif not plan.has(queue_ctx, queue, None):
             problems.append(f"extensions.conf: [{queue_ctx}] does not route {queue}")
     for name, s in queues.items():
+        for key, sound, line in s.values:
+            if "announce" in key and sound.startswith("hotline/") and sound[8:] not in rendered:
+                problems.append(f"queues.conf:{line}: [{name}] {key}={sound} is no sound the "
+                                "hotline renders (ivr/asterisk_sounds.py)")  # fmt: skip
         strategy = s.get("strategy")
         if strategy and strategy not in QUEUE_STRATEGIES:
             problems.append(f"queues.conf:{s.line}: [{name}] unknown strategy {strategy}")
@@ -332,6 +338,23 @@ def lint(
             problems.append(f"pjsip.conf: [hotline-bot-auth] username={bot[0].get('username')} "
                             f"but sip.username={sip.username}")  # fmt: skip
     return list(dict.fromkeys(problems))  # a template's fault is reported once
+
+
+# RFC 2606/6761 names that never resolve: a placeholder left in place.
+_RESERVED = re.compile(r"(^|\.)(example\.(com|net|org)|example|invalid|test|localhost)$", re.I)
+
+
+def _unresolvable_matches(identify: Section) -> list[str]:
+    """Asterisk resolves ``match=`` host names when it loads; one that does not resolve
+    drops the whole identify (ERROR "Could not create an object of type 'identify'"),
+    and every call from that carrier is refused as from an unknown endpoint."""
+    names = [m.strip() for v in identify.all("match") for m in v.split(",") if m.strip()]
+    return [
+        f"pjsip.conf:{identify.line}: identify [{identify.name}] match={name} is a placeholder "
+        "that never resolves: Asterisk drops the identify; use the carrier's IP address"
+        for name in names
+        if _RESERVED.search(name.split("/")[0].split(":")[0])
+    ]
 
 
 def _keyword_problem(file: str, section: str, key: str, line: int, known: frozenset[str]) -> str:

@@ -8,10 +8,11 @@ import sys
 from datetime import timedelta
 from typing import Any
 
-from hotline.checks import check_database, check_seat_queue, require
+from hotline.checks import require
 from hotline.cli import CommandError
 from hotline.settings import load_settings
 from tickets.accounts import AccountError, AccountStore, Role
+from tickets.checks import check_database, check_seat_queue
 from tickets.store import TicketStore
 
 
@@ -38,6 +39,12 @@ def register(commands: Any, bench: Any) -> None:
     passwd.add_argument("name")
     passwd.add_argument("--password")
     passwd.set_defaults(handler=_set_password)
+    seat = users_cmd.add_parser(
+        "seat", help="set a user's seat phone (PJSIP endpoint, e.g. seat-101); logs them out"
+    )
+    seat.add_argument("name")
+    seat.add_argument("seat", help="the endpoint in pjsip.conf; digits mean seat-<digits>")
+    seat.set_defaults(handler=_set_seat)
     listing = users_cmd.add_parser("list", help="list users")
     listing.set_defaults(handler=_list_users)
 
@@ -105,6 +112,16 @@ def _set_password(args: argparse.Namespace) -> int:
     except AccountError as exc:
         raise CommandError(str(exc)) from exc
     print(f"password of {args.name} changed; their sessions were closed")
+    return 0
+
+
+def _set_seat(args: argparse.Namespace) -> int:
+    seat = seat_of("", args.seat)
+    try:
+        _accounts().set_seat(args.name, seat)
+    except AccountError as exc:
+        raise CommandError(str(exc)) from exc
+    print(f"{args.name}: seat {seat}; screen pops and click-to-call use PJSIP/{seat}")
     return 0
 
 

@@ -19,10 +19,12 @@ from typing import Any
 
 import redis
 
+from hotline.errors import UserFacingError
+
 log = logging.getLogger(__name__)
 
 
-class EmbeddedRedisError(Exception):
+class EmbeddedRedisError(UserFacingError):
     """No redis-server binary, or it would not start; the message says what to do."""
 
 

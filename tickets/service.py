@@ -18,12 +18,12 @@ from functools import partial
 import redis
 from sqlalchemy import select
 
+from hotline.draft import TicketDraft, Urgency, evidence_fields
 from hotline.metrics import METRICS
 from hotline.settings import Settings, TicketsSettings
 from tickets import access
 from tickets.accounts import Account, Role
 from tickets.dialer import Dialer, DialerError
-from tickets.draft import TicketDraft, Urgency, evidence_fields
 from tickets.models import UserRow
 from tickets.queue import SeatQueue
 from tickets.store import TicketStore
@@ -314,7 +314,7 @@ class TicketService:
         self, draft: TicketDraft, account: Account, *, skill: str, callback_promised: bool
     ) -> Ticket:
         """新建工单: a person takes a call down that the bot did not (a direct line, a
-        walk-in). It carries no call evidence (tickets.draft.EVIDENCE_FIELDS: a number a
+        walk-in). It carries no call evidence (hotline.draft.EVIDENCE_FIELDS: a number a
         person types is the 回拨号码) and is held by its author, as a claimed ticket is."""
         if evidence_fields(draft):
             raise TicketError("人工登记的工单不能带通话证据（来电号码、转写、录音等）")

@@ -20,10 +20,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from hotline.draft import RequestType, TicketDraft, Urgency
 from hotline.settings import Settings, TicketsSettings
 from tickets.db import WRITE_OPTION, default_database_url, make_engine, migrate
 from tickets.deadlines import Deadline, DeadlineRules, DeadlineState
-from tickets.draft import RequestType, TicketDraft, Urgency
 from tickets.models import TicketCounterRow, TicketEventRow, TicketRow, UTCDateTime, utcnow
 from tickets.ticket import (
     TRANSITIONS,

@@ -159,15 +159,3 @@ def tickets(service: TicketService) -> list[TicketRow]:
 def tickets_of(service: TicketService, caller: str) -> list[TicketRow]:
     return [row for row in tickets(service) if caller in (row.caller_number, row.callback_number)]
 
-
-def greeting_seconds(data_dir: Path) -> float:
-    """How long the bot's greeting plays (from the prompt cache the nodes rendered)."""
-    from ivr.prompts import PromptLibrary
-    from ivr.wiring import load_brain
-
-    settings = Settings.model_validate({"data_dir": str(data_dir), "bot": {
-        "managed_config": False, "kb": str(KB) if KB.is_file() else None},
-        "ivr": {"tts_engine": "espeak"}})  # fmt: skip
-    brain = load_brain(settings, KB if KB.is_file() else None)
-    prompts = PromptLibrary.from_settings(settings.ivr, data_dir)
-    return float(prompts.get(brain.prompts.text("greeting"), "greeting").seconds)

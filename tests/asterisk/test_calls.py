@@ -39,7 +39,7 @@ from tests.asterisk.nodes import (
     tickets_of,
 )
 from tests.asterisk.peers import Phone, carrier, place_call, seat
-from tickets.dialer import ami_dialer
+from ivr.dialer import ami_dialer
 from tickets.redis_embedded import EmbeddedRedis
 from tickets.service import TicketService
 
@@ -278,7 +278,7 @@ def test_night_call_gets_a_callback_ticket_and_the_morning_callback_rings_seat_t
     assert len(found) == 1 and found[0].callback_promised, (record, found)
     assert "Queue(" not in line.asterisk.log_since(mark)  # nobody there: no queue at night
     # Morning: the operator at seat-101 clicks 回拨: the console's dialer, made from settings
-    # alone (console.dialer: tickets.dialer:ami_dialer), rings the seat, then the citizen.
+    # alone (console.dialer: ivr.dialer:ami_dialer), rings the seat, then the citizen.
     mark = line.asterisk.mark()
     phone, citizen = line.seat_on("101", hold_s=40), carrier(line.asterisk, line.work)
     citizen.answer(hold_s=40)

@@ -13,7 +13,7 @@ import pytest
 
 from hotline.audio import write_wav
 from ivr.asterisk_sounds import ASTERISK_SOUNDS, missing_sounds, render_asterisk_sounds
-from ivr.prompts import PromptLibrary
+from voice.prompts import PromptLibrary
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,7 +47,12 @@ def test_every_dialplan_sound_is_written_as_8khz_mono_wav(tmp_path: Path) -> Non
     folder = tmp_path / "sounds" / "zh" / "hotline"
     assert missing_sounds(folder) == [s.name for s in ASTERISK_SOUNDS]
     written = render_asterisk_sounds(_library(tmp_path, engine), folder)
-    assert sorted(p.name for p in written) == ["all-busy.wav", "night-callback.wav"]
+    assert sorted(p.name for p in written) == [
+        "all-busy.wav",
+        "night-callback.wav",
+        "night-closed.wav",
+        "please-hold.wav",
+    ]
     assert missing_sounds(folder) == []
     with wave.open(str(folder / "night-callback.wav")) as wav:
         assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2)
@@ -90,24 +95,36 @@ def test_changed_words_are_rendered_again(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(sounds, "ASTERISK_SOUNDS", changed)
     engine = ToneEngine()
     written = render_asterisk_sounds(_library(tmp_path, engine), folder)
-    assert len(written) == 2 and all(t.endswith("谢谢。") for t in engine.rendered)
+    assert len(written) == len(changed) and all(t.endswith("谢谢。") for t in engine.rendered)
 
 
-def test_the_linter_flags_a_playback_nobody_renders(tmp_path: Path) -> None:
+def test_the_linter_flags_a_sound_nobody_renders(tmp_path: Path) -> None:
     from ops.asterisk_lint import lint
 
     conf = tmp_path / "conf"
     shutil.copytree(REPO / "telephony_config", conf)
     plan = conf / "extensions.conf"
     plan.write_text(plan.read_text().replace("Playback(hotline/all-busy)", "Playback(hotline/x)"))
-    assert any("Playback(hotline/x) is no sound the hotline renders" in p for p in lint(conf))
+    queues = conf / "queues.conf"
+    queues.write_text(queues.read_text().replace("=hotline/please-hold", "=hotline/wait", 1))
+    found = lint(conf)
+    assert any("hotline/x is no sound the hotline renders" in p for p in found)
+    assert any("periodic-announce=hotline/wait is no sound the hotline" in p for p in found)
+
+
+def test_a_caller_no_bot_answered_is_promised_nothing_at_night() -> None:
+    """No bot, no journal, no ticket: the night sound must not promise a callback."""
+    sounds = {s.name: s.text for s in ASTERISK_SOUNDS}
+    assert "回电" in sounds["night-callback"] and "回电" not in sounds["night-closed"]
+    plan = (REPO / "telephony_config" / "extensions.conf").read_text()
+    assert 'HOTLINE_NO_TICKET}" = "1"]?hotline/night-closed:hotline/night-callback' in plan
 
 
 def test_the_dialplan_never_hangs_up_right_after_a_sound_that_may_be_missing() -> None:
     """Every Playback of a hotline sound is followed by a PLAYBACKSTATUS check, so a
     missing file leads to a ringing queue or a tone, never straight to Hangup()."""
     lines = (REPO / "telephony_config" / "extensions.conf").read_text().splitlines()
-    plays = [i for i, line in enumerate(lines) if "Playback(hotline/" in line]
-    assert plays
+    plays = [i for i, line in enumerate(lines) if "Playback(" in line]
+    assert len(plays) >= 2
     for i in plays:
         assert "PLAYBACKSTATUS" in lines[i + 1], lines[i : i + 2]

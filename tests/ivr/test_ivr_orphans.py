@@ -13,7 +13,15 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from ivr.journal import ACTIVE, STREAM, CallJournal, draft_from_journal, recover_orphans
+from hotline.draft import RequestType
+from ivr.journal import (
+    ACTIVE,
+    STREAM,
+    CallJournal,
+    JournalEvent,
+    draft_from_journal,
+    recover_orphans,
+)
 from ivr.orphans import POPPED, FallbackPops
 from ivr.wiring import ServiceSink, seat_endpoint
 from tests.tickets.support import (  # noqa: F401 (fixtures)
@@ -28,7 +36,6 @@ from tests.tickets.support import (  # noqa: F401 (fixtures)
     store,
 )
 from tickets.accounts import AccountStore, Role
-from tickets.draft import RequestType
 from tickets.service import TicketService
 
 
@@ -85,9 +92,9 @@ def _journal_of_a_dead_call(client: Any, call_id: str, channel: str) -> Any:
     async def write() -> None:
         journal = CallJournal(client, call_id, "dead-node")
         journal.start("13800138000", channel)
-        journal.write("seats", {"available": True})
-        journal.write("utterance", {"text": "小区旁边工地夜里施工", "confidence": 0.9})
-        journal.write("decision", {"ticket": COMPLAINT, "queue": "real_estate"})
+        journal.write(JournalEvent.SEATS, {"available": True})
+        journal.write(JournalEvent.UTTERANCE, {"text": "小区旁边工地夜里施工", "confidence": 0.9})
+        journal.write(JournalEvent.DECISION, {"ticket": COMPLAINT, "queue": "real_estate"})
         await journal.close("x", for_recovery=True)  # leaves the entry as a crash does
         stale = json.dumps({"node": "dead-node", "beat": time.time() - 120})
         await client.hset(ACTIVE, call_id, stale)
@@ -185,3 +192,33 @@ def test_the_orphan_scan_files_with_the_bots_skill(redis_server: str) -> None:  
 
     assert asyncio.run(scenario()) == ["n"]
     assert [f for f in filed if f[0] == call_id] == [(call_id, "complaint", "real_estate")]
+
+
+def test_what_the_session_journals_is_what_recovery_reads() -> None:
+    """The session's decision entries (``CallSession._journal_entry``) carry the work
+    order, the skill queue and the promise in the form ``draft_from_journal`` reads."""
+    from types import SimpleNamespace
+
+    from bot.events import CreateTicket, Decision, Transfer, Utterance
+    from ivr.session import CallSession
+
+    session = CallSession.__new__(CallSession)  # only the journal entry is exercised
+    taking_down = make_draft(3, type=RequestType.REPORT)
+    session.dialogue = SimpleNamespace(ticket=taking_down)
+    said = Utterance("有人在小区里卖假药")
+    asking = session._journal_entry(said, Decision([], "ask:where"))
+    promised = session._journal_entry(
+        said, Decision([CreateTicket(make_draft(4), callback_promised=True)], "done")
+    )
+    transfer = session._journal_entry(
+        said, Decision([Transfer("business_environment", "specialist", make_draft(5))], "t")
+    )
+
+    def orphan(*decisions: dict[str, Any]) -> Any:
+        return draft_from_journal("c9", _entries(*(("decision", d) for d in decisions)))
+
+    assert orphan(asking).draft.type == RequestType.REPORT  # still being taken down
+    assert orphan(asking, promised).draft.callback_promised
+    moved = orphan(asking, transfer)
+    assert (moved.draft.type, moved.skill) == (RequestType.COMPLAINT, "business_environment")
+    assert not moved.draft.callback_promised

@@ -182,6 +182,13 @@ def _edit(path: Path, old: str, new: str) -> None:
             "seat aor [seat-102] lacks remove_existing=yes",
         ),
         ("pjsip.conf", "max_contacts=1\n", "", "seat aor [seat-101] has max_contacts=0"),
+        # Asterisk 20.20.1: "Identify 'trunk' failed when adding resolution results".
+        (
+            "pjsip.conf",
+            "match=192.0.2.1",
+            "match=carrier.example.net",
+            "match=carrier.example.net is a placeholder that never resolves",
+        ),
     ],
 )
 def test_linter_finds_what_would_break_calls(

@@ -49,6 +49,11 @@ def test_users_add_list_and_clear_errors(
     assert main(["users", "list"]) == 0
     out = capsys.readouterr().out
     assert "endpoint seat-102 (use --seat)" in out and "ma\toperator\tseat-102\t" in out
+    # An operator added with the docs' old --extension 8001 (no such endpoint) is moved.
+    assert main(["users", "seat", "li", "seat-103"]) == 0
+    assert main(["users", "seat", "nobody", "seat-104"]) == 2
+    assert main(["users", "list"]) == 0
+    assert "li\tmanager\tseat-103\t" in capsys.readouterr().out
     assert main(["users", "add", "li", "--password", "long-enough-1"]) == 2
     assert main(["users", "add", "wu", "--password", "short"]) == 2
     err = capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Click-to-call from settings alone: ``console.dialer: tickets.dialer:ami_dialer`` opens
+"""Click-to-call from settings alone: ``console.dialer: ivr.dialer:ami_dialer`` opens
 its own AMI connection and rings the operator's seat phone (PJSIP/seat-101), the same
 identity the queue's screen pop carries. Against the replayed Asterisk 20 AMI server."""
 
@@ -12,9 +12,10 @@ import pytest
 
 from hotline.settings import AmiSettings, Settings
 from ivr.ami import AmiClient
+from ivr.dialer import AmiDialer
 from tests.ivr.ami_replay import AGENT_CONNECT, AGENT_CONNECT_CHANNEL, ReplayAsterisk
 from tickets.accounts import AccountStore, Role
-from tickets.dialer import AmiDialer, DialerError, load_dialer, seat_channel
+from tickets.dialer import DialerError, load_dialer, seat_channel
 from tickets.service import TicketService
 
 
@@ -32,7 +33,7 @@ def test_click_to_call_from_settings_rings_the_seat_then_the_citizen() -> None:
     async def body() -> list[dict[str, str]]:
         ast = ReplayAsterisk()
         port = await ast.start()
-        spec, settings = "tickets.dialer:ami_dialer", _settings(
+        spec, settings = "ivr.dialer:ami_dialer", _settings(
             f"ami://hotline:s3cret@127.0.0.1:{port}")  # fmt: skip
         dialer = await asyncio.to_thread(load_dialer, spec, settings)
         assert isinstance(dialer, AmiDialer)
@@ -52,7 +53,7 @@ def test_click_to_call_from_settings_rings_the_seat_then_the_citizen() -> None:
 
 def test_no_ami_is_a_clear_error_for_the_operator() -> None:
     with pytest.raises(DialerError, match=r"ami\.url"):
-        load_dialer("tickets.dialer:ami_dialer", _settings(""))
+        load_dialer("ivr.dialer:ami_dialer", _settings(""))
 
     class Away:
         connected = False

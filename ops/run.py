@@ -1,4 +1,9 @@
-"""``hotline run`` (the call controller) and ``hotline prompts render``."""
+"""``hotline run`` (the call controller) and ``hotline prompts render``.
+
+The composition root: it wires telephony (``ivr``), the managers' live configuration
+(``manage``), tickets, the bot and the recogniser together, so it lives in ``ops``, the
+outermost layer, and ``ivr`` needs to know nothing of ``manage``.
+"""
 
 from __future__ import annotations
 
@@ -74,7 +79,7 @@ def cmd_prompts(args: argparse.Namespace) -> int:
     from hotline.cli import CommandError
     from hotline.settings import load_settings
     from ivr.asterisk_sounds import ASTERISK_SOUNDS, render_asterisk_sounds, sounds_dir
-    from ivr.prompts import PromptLibrary
+    from voice.prompts import PromptLibrary
 
     settings = load_settings()
     require(settings, check_data_dir)  # the cache lives there
@@ -103,9 +108,10 @@ def _optional(module: str, what: str) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from hotline.checks import RUN_CHECKS, require
+    from hotline.checks import require
     from hotline.logs import configure_logging
     from hotline.settings import load_settings
+    from ivr.checks import RUN_CHECKS
 
     settings = load_settings()
     if args.port is not None:
@@ -203,7 +209,6 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
     from ivr.ami import AmiClient
     from ivr.controller import Controller
     from ivr.journal import beat_interval, heartbeat, recover_orphans_forever
-    from ivr.prompts import PromptLibrary
     from ivr.wiring import (
         LiveBrain,
         ServiceSink,
@@ -213,6 +218,7 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
         prerender,
         ticket_service,
     )
+    from voice.prompts import PromptLibrary
 
     log = logging.getLogger("hotline")
     obs = settings.observability
@@ -251,7 +257,8 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
     prompts = PromptLibrary.from_settings(settings.ivr, settings.data_dir)
     count = await asyncio.to_thread(prerender, prompts, cache.current())
     log.info("%d prompts ready; speech engine %s", count, engine.name)
-    await asyncio.to_thread(_asterisk_sounds, settings, prompts)
+    if settings.ami.url or settings.ivr.asterisk_sounds_dir:  # an Asterisk to speak for
+        await asyncio.to_thread(_asterisk_sounds, settings, prompts)
     journal_url = journal_redis_url(settings, tickets_redis)
     redis = aioredis.from_url(journal_url) if journal_url else None
     from tickets.spool import DraftSpool
@@ -317,7 +324,7 @@ def _asterisk_sounds(settings: Any, prompts: Any) -> None:
     """The dialplan's own sounds (night-callback, all-busy) where Asterisk reads them; a
     failure is logged, not fatal: the dialplan falls back to a ringing queue."""
     from ivr.asterisk_sounds import render_asterisk_sounds, sounds_dir
-    from ivr.prompts import PromptError
+    from voice.prompts import PromptError
 
     folder = sounds_dir(settings)
     try:
