@@ -158,4 +158,3 @@ def tickets(service: TicketService) -> list[TicketRow]:
 
 def tickets_of(service: TicketService, caller: str) -> list[TicketRow]:
     return [row for row in tickets(service) if caller in (row.caller_number, row.callback_number)]
-

@@ -26,6 +26,7 @@ from hotline.settings import Settings
 from ivr.ami import AmiClient
 from ivr.bench import CallClip
 from ivr.callers import Caller
+from ivr.dialer import ami_dialer
 from ops.ami_replay import TRANSCRIPT, load_replies
 from tests.asterisk.ami_tap import AmiTap, write_transcript
 from tests.asterisk.local import AMI_SECRET, AMI_USER, Asterisk, free_port
@@ -39,7 +40,6 @@ from tests.asterisk.nodes import (
     tickets_of,
 )
 from tests.asterisk.peers import Phone, carrier, place_call, seat
-from ivr.dialer import ami_dialer
 from tickets.redis_embedded import EmbeddedRedis
 from tickets.service import TicketService
 
