@@ -372,8 +372,16 @@ def test_sigterm_drains_live_calls_and_sends_new_ones_to_people(line: Line) -> N
     assert record["path"][-1] == "answered" and record["outcome"] != "handover", record
     assert record["hangup_by"] == "caller", record
     log = line.asterisk.log_since(mark)
-    # The new call found no bot (DIALSTATUS not ANSWER) and went straight to a person ...
-    assert re.search(r'GotoIf\("PJSIP/trunk-\w+", "1\?hotline-queues,hotline-general,1"\)', log)
-    # ... while the live call was never handed over to the queue (the caller hung up).
-    assert not re.search(r'Goto\("PJSIP/trunk-\w+", "hotline-queues,hotline-general,1"\)', log)
-    assert re.search(r"PJSIP/seat-101-\w+ answered PJSIP/trunk-\w+", log), log[-3000:]
+    live_leg, later_leg = channel_of(log, "13800000005"), channel_of(log, "13800000006")
+    # The new call found no bot (Dial fails at once) and went straight to a person ...
+    assert re.search(rf"Everyone is busy/congested.*\n.*{later_leg}", log), log[-3000:]
+    assert re.search(rf"PJSIP/seat-101-\w+ answered {later_leg}", log), log[-3000:]
+    # ... while the live call never went to the queue (it ended when the caller hung up).
+    assert not re.search(rf'Goto\("{live_leg}", "hotline-queues,', log), log[-3000:]
+
+
+def channel_of(log: str, number: str) -> str:
+    """The trunk channel of the call from ``number`` (the dialplan's first NoOp)."""
+    found = re.search(rf'NoOp\("(PJSIP/trunk-\w+)", "12345 call from {number}"\)', log)
+    assert found, f"no call from {number} in the log"
+    return found.group(1)
