@@ -125,8 +125,13 @@ def needs_log(asterisk: Asterisk) -> None:
         pytest.skip("reads the log of the Asterisk started here")
 
 
+def logged(asterisk: Asterisk, pattern: str, log: str) -> bool:
+    """``pattern`` is in Asterisk's log (the user's own Asterisk: its log is not ours to
+    read, so only what the callers, seats and records show is checked)."""
+    return not asterisk.local or re.search(pattern, log) is not None
+
+
 def test_consultation_is_answered_by_the_bot(line: Line) -> None:
-    needs_log(line.asterisk)
     mark = line.asterisk.mark()
     question = line.clip("kb:gjj-rent")
     call = caller("13800000001").wait(SPEAK_AFTER_MS).speak(question.raw)
@@ -140,11 +145,11 @@ def test_consultation_is_answered_by_the_bot(line: Line) -> None:
     # The bot spoke the answer after the caller's question (not only the greeting).
     assert [t for t in record["transcript"] if t["speaker"] == "bot"][1:], record
     log = line.asterisk.log_since(mark)
-    assert re.search(r'Dial\("PJSIP/trunk-\w+", "PJSIP/hotline-bot,', log), log[-3000:]
-    assert re.search(r"PJSIP/hotline-bot-\w+ answered PJSIP/trunk-\w+", log)
-    # Asterisk's own recording of the caller's channel holds the bot's voice too.
-    recording = _asterisk_recording(line.asterisk, log)
-    assert recording.stat().st_size > 8000 * 2 * 5  # > 5 s of 8 kHz 16-bit
+    assert logged(line.asterisk, r'Dial\("PJSIP/trunk-\w+", "PJSIP/hotline-bot,', log), log[-3000:]
+    assert logged(line.asterisk, r"PJSIP/hotline-bot-\w+ answered PJSIP/trunk-\w+", log)
+    if line.asterisk.local:  # Asterisk's own recording of the caller's channel
+        recording = _asterisk_recording(line.asterisk, log)
+        assert recording.stat().st_size > 8000 * 2 * 5  # > 5 s of 8 kHz 16-bit
 
 
 def _asterisk_recording(asterisk: Asterisk, log: str) -> Path:
@@ -188,7 +193,6 @@ def operator_console(line: Line, user: str = "op101") -> Iterator[list[dict[str,
 
 
 def test_complaint_goes_to_the_queue_and_pops_up_on_the_seat(line: Line) -> None:
-    needs_log(line.asterisk)
     mark = line.asterisk.mark()
     phone = line.seat_on("101")
     console = contextlib.ExitStack()
@@ -206,11 +210,13 @@ def test_complaint_goes_to_the_queue_and_pops_up_on_the_seat(line: Line) -> None
         log = line.asterisk.log_since(mark)
         ticket = record["ticket"]
         # AMI Setvar + Redirect put the caller into the queue with the ticket ...
-        assert re.search(rf"NoOp\(\"PJSIP/trunk-\w+\", \"to queue hotline-general, ticket "
-                         rf"{ticket}\"\)", log), log[-3000:]  # fmt: skip
-        assert re.search(r'Queue\("PJSIP/trunk-\w+", "hotline-general,t,,,600"\)', log)
+        queued = rf'NoOp\("PJSIP/trunk-\w+", "to queue hotline-general, ticket {ticket}"\)'
+        assert logged(line.asterisk, queued, log), log[-3000:]
+        assert logged(line.asterisk, r'Queue\("PJSIP/trunk-\w+", "hotline-general,t,,,600"\)', log)
         # ... the seat's phone rang and answered ...
-        assert re.search(r"PJSIP/seat-101-\w+ answered PJSIP/trunk-\w+", log), log[-3000:]
+        assert logged(line.asterisk, r"PJSIP/seat-101-\w+ answered PJSIP/trunk-\w+", log), log[
+            -3000:
+        ]
         assert phone.wait(30) == 1
         # ... and AgentConnect became the screen pop on the console of the operator whose
         # seat is seat-101 (hotline users add op101 --seat seat-101), over its event stream.
@@ -225,7 +231,6 @@ def test_complaint_goes_to_the_queue_and_pops_up_on_the_seat(line: Line) -> None
 
 
 def test_key_zero_reaches_a_person_through_asterisk_dtmf(line: Line) -> None:
-    needs_log(line.asterisk)
     mark = line.asterisk.mark()
     phone = line.seat_on("101")
     try:
@@ -235,8 +240,10 @@ def test_key_zero_reaches_a_person_through_asterisk_dtmf(line: Line) -> None:
         record = asyncio.run(line.node.record_of("13800000003"))
         assert "0" in record["dtmf"] and record["outcome"] == "transfer", record
         log = line.asterisk.log_since(mark)
-        assert re.search(r"DTMF end '0' received on PJSIP/trunk-\w+", log), log[-3000:]
-        assert re.search(r"PJSIP/seat-101-\w+ answered PJSIP/trunk-\w+", log), log[-3000:]
+        assert logged(line.asterisk, r"DTMF end '0' received on PJSIP/trunk-\w+", log), log[-3000:]
+        assert logged(line.asterisk, r"PJSIP/seat-101-\w+ answered PJSIP/trunk-\w+", log), log[
+            -3000:
+        ]
         assert phone.wait(30) == 1
     finally:
         phone.stop()
