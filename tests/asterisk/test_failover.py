@@ -13,6 +13,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -119,6 +120,11 @@ def presence(asterisk: Asterisk, day: bool, timeout_s: float = 20.0) -> None:
     time.sleep(0.5)  # the nodes' AMI clients saw the same events
 
 
+def seconds_after(moment: datetime, logged: str) -> float:
+    """Seconds from ``moment`` to an Asterisk log time (``2026-11-28 21:57:35.609``)."""
+    return (datetime.strptime(logged, "%Y-%m-%d %H:%M:%S.%f") - moment).total_seconds()
+
+
 def filed(pair: Pair, number: str, timeout_s: float = 30.0) -> list[TicketRow]:
     """The work orders of ``number`` once one is there (orphans are filed by a timer)."""
 
@@ -149,7 +155,9 @@ def test_calls_spread_over_both_nodes(pair: Pair) -> None:
     assert sum(on.values()) == 4 and min(on.values()) >= 1, on
 
 
-async def _complaint_then_kill(pair: Pair, number: str, after_s: float) -> tuple[Node, int, float]:
+async def _complaint_then_kill(
+    pair: Pair, number: str, after_s: float
+) -> tuple[Node, int, datetime]:
     """A caller tells a complaint; its node dies by SIGKILL once the bot has asked back.
     Returns the dead node, the mark in Asterisk's log and when the kill happened."""
     complaint = pair.clip("complaint")
@@ -161,7 +169,7 @@ async def _complaint_then_kill(pair: Pair, number: str, after_s: float) -> tuple
     await asyncio.sleep(1.5 + complaint.seconds + 3.0)  # spoken, recognised, asked back
     dead = pair.node_of(number)
     dead.kill()
-    killed = time.monotonic()
+    killed = datetime.now()  # Asterisk's log times are local wall-clock times
     await placed
     return dead, mark, killed
 
@@ -171,7 +179,7 @@ def test_node_killed_by_day_caller_reaches_a_seat_and_the_survivor_files_once(pa
     pair.seat101.answer(hold_s=90)
     presence(pair.asterisk, day=True)
     number = "13900000011"
-    dead, mark, _ = asyncio.run(_complaint_then_kill(pair, number, after_s=25))
+    dead, mark, killed = asyncio.run(_complaint_then_kill(pair, number, after_s=25))
     survivor = pair.other(dead)
     log = pair.asterisk.log_since(mark)
     # Asterisk ends the dead bot leg (rtp_timeout) and queues the caller for a person ...
@@ -181,6 +189,8 @@ def test_node_killed_by_day_caller_reaches_a_seat_and_the_survivor_files_once(pa
     assert re.search(r'Goto\("PJSIP/trunk-\w+", "hotline-queues,hotline-general,1"\)', log)
     answered = re.search(r"\[([\d-]+ [\d:.]+)\].*PJSIP/seat-101-\w+ answered PJSIP/trunk-", log)
     assert answered, log[-3000:]
+    # The caller's silence: Asterisk's rtp_timeout (4 s), then the queue rings the seat.
+    assert seconds_after(killed, answered.group(1)) < 8.0, (killed, answered.group(1))
     # ... and the survivor filed the dead node's call once, as the complaint it was.
     found = filed(pair, number)
     assert found[0].type == "complaint" and not found[0].callback_promised, found[0]
@@ -203,10 +213,14 @@ def test_node_killed_by_night_caller_hears_the_closed_message_and_gets_a_callbac
     pair.seat101.unregister()
     presence(pair.asterisk, day=False)
     number = "13900000021"
-    _, mark, _ = asyncio.run(_complaint_then_kill(pair, number, after_s=12))
+    _, mark, killed = asyncio.run(_complaint_then_kill(pair, number, after_s=12))
     log = pair.asterisk.log_since(mark)
     assert re.search(r'Playback\("PJSIP/trunk-\w+", "hotline/night-callback"\)', log), log
-    assert re.search(r"Playing 'hotline/night-callback\.\w+' \(language 'zh'\)", log), log
+    playing = re.search(
+        r"\[([\d-]+ [\d:.]+)\].*Playing 'hotline/night-callback\.\w+' \(language 'zh'\)", log
+    )
+    assert playing, log
+    assert seconds_after(killed, playing.group(1)) < 8.0, (killed, playing.group(1))
     assert "night-callback missing" not in log
     found = filed(pair, number)
     assert found[0].type == "complaint" and found[0].callback_promised, found[0]
