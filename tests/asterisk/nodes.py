@@ -75,9 +75,12 @@ class Node:
                "HOTLINE_IVR__DRAIN_S": "20", **self.extra}  # fmt: skip
         if KB.is_file():
             env["HOTLINE_BOT__KB"] = str(KB)
-        if self.asterisk.run_dir is not None:  # the dialplan's sounds, rendered at start
+        # The dialplan's sounds, rendered at start: into the Asterisk started here; for the
+        # user's own Asterisk into the node's folder (never into the checkout's prompts/).
+        sounds = self.data_dir / "asterisk-sounds"
+        if self.asterisk.run_dir is not None:
             sounds = self.asterisk.run_dir / "var" / "lib" / "sounds" / "zh" / "hotline"
-            env["HOTLINE_IVR__ASTERISK_SOUNDS_DIR"] = str(sounds)
+        env["HOTLINE_IVR__ASTERISK_SOUNDS_DIR"] = str(sounds)
         return env
 
     def hotline(self, *args: str) -> str:
@@ -98,12 +101,16 @@ class Node:
         self.port = self.port or free_port()
         self.process = ControllerProcess(self.env(), self.port, self.data_dir / "hotline.log",
                                          ENGINE)  # fmt: skip
-        await self.process.start(timeout_s=180)
-        if self.asterisk.local:
-            await asyncio.to_thread(self.asterisk.wait_contact, BOT_USER, True, 30)
-        else:  # no CLI on the user's Asterisk: a failed REGISTER is logged at once
-            await asyncio.sleep(2)
-            assert "SIP registration with" not in self.log(), self.log()[-2000:]
+        try:
+            await self.process.start(timeout_s=180)
+            if self.asterisk.local:
+                await asyncio.to_thread(self.asterisk.wait_contact, BOT_USER, True, 30)
+            else:  # no CLI on the user's Asterisk: a failed REGISTER is logged at once
+                await asyncio.sleep(2)
+                assert "SIP registration with" not in self.log(), self.log()[-2000:]
+        except BaseException:
+            await self.stop()  # a node that did not come up must not outlive the test
+            raise
         return self
 
     @property

@@ -102,12 +102,12 @@ def line(asterisk: Asterisk, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         database = f"sqlite:///{work / 'tickets.db'}"
         node = Node("day", asterisk, work / "node", redis.url, database, work / "prompt-cache",
                     extra={"HOTLINE_AMI__URL": tap.url(AMI_USER, AMI_SECRET)})  # fmt: skip
-        asyncio.run(node.start())
         settings = console_settings(work, redis.url, database)
         service = ticket_service(work, redis.url, database)
-        node.hotline("users", "add", "op101", "--role", "operator", "--seat", "seat-101",
-                     "--password", OPERATOR_PASSWORD)  # fmt: skip
         try:
+            asyncio.run(node.start())
+            node.hotline("users", "add", "op101", "--role", "operator", "--seat", "seat-101",
+                         "--password", OPERATOR_PASSWORD)  # fmt: skip
             yield Line(asterisk, node, service, work, clips(work / "clips"), tap, settings)
         finally:
             asyncio.run(node.stop())

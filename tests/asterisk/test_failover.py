@@ -85,14 +85,14 @@ def pair(asterisk: Asterisk, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                 await nodes["a"].start()  # migrates the database first
                 await nodes["b"].start()
 
-            asyncio.run(start_both())
-            deadline = time.monotonic() + 20
-            while bot_contacts(asterisk) < 2:
-                assert time.monotonic() < deadline, asterisk.cli(f"pjsip show aor {BOT_USER}")
-                time.sleep(0.3)
             service = ticket_service(work, redis.url, db)
             phone = seat(asterisk, work, "101")
             try:
+                asyncio.run(start_both())
+                deadline = time.monotonic() + 20
+                while bot_contacts(asterisk) < 2:
+                    assert time.monotonic() < deadline, asterisk.cli(f"pjsip show aor {BOT_USER}")
+                    time.sleep(0.3)
                 yield Pair(asterisk, nodes, service, work, clips(work / "clips"), phone)
             finally:
                 phone.stop()
