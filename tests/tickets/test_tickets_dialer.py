@@ -13,7 +13,7 @@ import pytest
 from hotline.settings import AmiSettings, Settings
 from ivr.ami import AmiClient
 from ivr.dialer import AmiDialer
-from tests.ivr.ami_replay import AGENT_CONNECT, ReplayAsterisk
+from tests.ivr.ami_replay import AGENT_CONNECT, AGENT_CONNECT_CHANNEL, ReplayAsterisk
 from tickets.accounts import AccountStore, Role
 from tickets.dialer import DialerError, load_dialer, seat_channel
 from tickets.service import TicketService
@@ -91,7 +91,7 @@ def test_a_seat_answering_without_a_ticket_is_reported_as_a_fallback() -> None:
 
     pops, fallbacks = asyncio.run(asyncio.wait_for(body(), 30))
     assert pops == []
-    assert fallbacks == [("PJSIP/trunk-00000007", "PJSIP/seat-101", "hotline-general")]
+    assert fallbacks == [(AGENT_CONNECT_CHANNEL, "PJSIP/seat-101", "hotline-general")]
 
 
 def test_the_pop_finds_the_operator_by_seat_and_by_the_old_extension(
