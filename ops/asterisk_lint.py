@@ -30,6 +30,7 @@ _SECTION = re.compile(r"^\[(?P<name>[^\]]+)\](?:\((?P<opts>[^)]*)\))?\s*$")
 _JUMP = re.compile(r"\b(Goto|Gosub)\(([^)]*)\)", re.I)
 _GOTOIF = re.compile(r"\bGotoIf\(.*\?([^:)]*)(?::([^)]*))?\)", re.I)
 _DIAL = re.compile(r"\bDial\(([^,)]*)", re.I)
+_DIAL_CONTACTS = re.compile(r"PJSIP_DIAL_CONTACTS\(([^)]+)\)")  # scale-out turn-taking
 _DIAL_B = re.compile(r"b\(([^)^]+)\^([^)^]+)\^([^)]+)\)")
 _QUEUE = re.compile(r"\bQueue\(([^,)]*)", re.I)
 _SOUND = re.compile(r"\bhotline/[\w-]+")  # a sound of ours, wherever the dialplan names it
@@ -271,6 +272,9 @@ def lint(
                     problems.append(f"{where}: Dial({leg}) is not a PJSIP endpoint")
                 if tech.upper() == "PJSIP" and "@" in rest and rest.split("@")[1] not in endpoints:
                     problems.append(f"{where}: Dial({leg}) goes through an unknown endpoint")
+        for name in _DIAL_CONTACTS.findall(app):
+            if "${" not in name and name not in endpoints:
+                problems.append(f"{where}: PJSIP_DIAL_CONTACTS({name}) is not a PJSIP endpoint")
         for sound in _SOUND.findall(app):
             if sound[8:] not in rendered:
                 problems.append(

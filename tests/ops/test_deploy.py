@@ -127,9 +127,9 @@ def _edit(path: Path, old: str, new: str) -> None:
         ("queues.conf", "[hotline-general]", "[general]", "no queue [hotline-general]"),
         (
             "extensions.conf",
-            "Dial(PJSIP/hotline-bot,",
-            "Dial(PJSIP/hotline-bots,",
-            "Dial(PJSIP/hotline-bots) is not a PJSIP endpoint",
+            "PJSIP_DIAL_CONTACTS(hotline-bot)",
+            "PJSIP_DIAL_CONTACTS(hotline-bots)",
+            "PJSIP_DIAL_CONTACTS(hotline-bots) is not a PJSIP endpoint",
         ),
         (
             "pjsip.conf",
