@@ -70,7 +70,7 @@ def cmd_prompts(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     require(settings, check_data_dir)  # the cache lives there
-    library = PromptLibrary.from_settings(settings.ivr, settings.data_dir)
+    library = PromptLibrary.from_settings(settings.ivr, settings.data_dir, settings.models_dir)
     count = library.prerender(args.texts)
     print(f"{count} prompts ready in {library.cache_dir}")
     return 0
@@ -153,6 +153,7 @@ def describe_run(settings: Any, config: Path | None, redis_url: str,
     mystery (no registration, no AMI: nothing calls it until Asterisk is told). Secrets
     in URLs are masked."""
     from hotline.logs import mask_text
+    from ivr.prompts import engines_from_settings
     from tickets.db import default_database_url
 
     sip, ivr = settings.sip, settings.ivr
@@ -169,11 +170,11 @@ def describe_run(settings: Any, config: Path | None, redis_url: str,
     if journal != redis_url:
         redis += f", call journal {journal or 'off'}"
     database = settings.tickets.database_url or default_database_url(settings.data_dir)
-    voice = {"edge": ivr.edge_voice, "espeak": ivr.espeak_voice}.get(
-        ivr.tts_engine, f"{ivr.edge_voice} else {ivr.espeak_voice}")  # fmt: skip
+    voices = [e for e in engines_from_settings(ivr, settings.models_dir) if e.available()]
+    voice = f"{voices[0].name} ({voices[0].voice})" if voices else "none (install espeak-ng)"
     line = (f"{source}; SIP {sip.bind_host}:{sip.bind_port}, {registrar}; {ami}; {redis}; "
             f"database {database}; speech engine {engine_name or settings.asr.engine}; "
-            f"voice {ivr.tts_engine} ({voice})")  # fmt: skip
+            f"voice {voice}")  # fmt: skip
     return mask_text(line)
 
 
@@ -233,7 +234,7 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
         cache = await asyncio.to_thread(BrainCache, bot_paths(settings))
     engine = await asyncio.to_thread(load_speech, settings, engine_name)
     resources.callback(engine.close)
-    prompts = PromptLibrary.from_settings(settings.ivr, settings.data_dir)
+    prompts = PromptLibrary.from_settings(settings.ivr, settings.data_dir, settings.models_dir)
     count = await asyncio.to_thread(prerender, prompts, cache.current())
     log.info("%d prompts ready; speech engine %s", count, engine.name)
     journal_url = journal_redis_url(settings, tickets_redis)

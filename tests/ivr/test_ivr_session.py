@@ -23,7 +23,7 @@ import pytest
 from asr.base import AsrEvent, Recognizer, SpeechEngine, SpeechStarted, Transcript
 from bot.brain import Brain
 from bot.events import SilenceTimeout, Utterance
-from hotline.audio import alaw_decode, alaw_encode
+from hotline.audio import alaw_decode, alaw_encode, write_wav
 from hotline.settings import AmiSettings, SipSettings
 from ivr.ami import AmiClient
 from ivr.bench import DialogueRecorder
@@ -92,7 +92,7 @@ def short_prompts(prompt_cache: Path, tmp_path_factory: pytest.TempPathFactory) 
     espeak = EspeakEngine()
     for prompt_id, text in (("greeting", SHORT_GREETING), ("silence", SHORT_SILENCE),
                             ("silence_menu", SHORT_MENU)):  # fmt: skip
-        espeak.render(text, recorded / f"{prompt_id}.wav")
+        write_wav(recorded / f"{prompt_id}.wav", espeak.synthesize(text), 8000)
     return PromptLibrary(recorded, prompt_cache, [espeak])
 
 
