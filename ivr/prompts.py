@@ -232,10 +232,11 @@ class PromptLibrary:
         return Prompt(pcm, "rendered", engine.name, engine.voice)
 
     def _private(self, text: str) -> Prompt:
-        """Text that may hold a caller's words: a local engine, nothing kept."""
-        engine = self._engines(local_only=True)[0]
-        return Prompt(trim_and_level(engine.synthesize(text)), "rendered", engine.name,
-                      engine.voice)  # fmt: skip
+        """Text that may hold a caller's words: a local engine, nothing kept. The same
+        audio as ``stream`` gives in pieces."""
+        pieces = list(self.stream(text))
+        first = pieces[0] if pieces else Prompt(b"", "streamed", "", "")
+        return Prompt(b"".join(p.pcm for p in pieces), "rendered", first.engine, first.voice)
 
     def prerender(self, texts: Iterable[str]) -> int:
         """Render everything a call may need (menus, pieces) before calls arrive; these
