@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "asr.cli",
     "bot.cli",
     "ivr.cli",
+    "ivr.voices_cli",
     "tickets.cli",
     "console.cli",
     "manage.cli",
