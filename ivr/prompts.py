@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 
 RATE = 8000
 GAP = b"\x00\x00" * int(RATE * 0.08)  # 80 ms between joined pieces
+CLAUSE_MARKS = "，。！？；：、,.!?;:"
 PIECES = [*DIGITS, "十", "幺", "年", "月", "日", "号", "点", "您的工单号是", "工单号"]
 
 
@@ -187,10 +188,32 @@ class PromptLibrary:
         if slow or recorded or text in self._public:
             yield self.get(text, prompt_id, slow)
             return
+        head, middle, tail = self._fixed_ends(text)
+        if head:
+            yield self.get(head)  # a template's lead-in, rendered at start: heard at once
         engine = self._engines(local_only=True)[0]
         level = Leveller()
-        for pcm in engine.stream(text):
+        for pcm in engine.stream(middle):
             yield Prompt(level(pcm), "streamed", engine.name, engine.voice)
+        if tail:
+            yield self.get(tail)
+
+    def _fixed_ends(self, text: str) -> tuple[str, str, str]:
+        """Split off the longest known (prerendered) head and tail that end or start at
+        a clause mark: '我复述一下：' + the caller's words + '。请问对吗？...'. Known
+        texts hold no caller's words; the middle goes to a local engine."""
+        with self._lock:
+            known = [t for t in self._public if len(t) < len(text)]
+        heads = [t for t in known if text.startswith(t) and t[-1] in CLAUSE_MARKS]
+        head = max(heads, key=len, default="")
+        rest = text[len(head) :]
+
+        def at_boundary(tail: str) -> bool:
+            return tail[0] in CLAUSE_MARKS or rest[-len(tail) - 1] in CLAUSE_MARKS
+
+        tails = [t for t in known if len(t) < len(rest) and rest.endswith(t) and at_boundary(t)]
+        tail = max(tails, key=len, default="")
+        return head, rest[: len(rest) - len(tail)], tail
 
     def _cached_or_rendered(self, engine: TtsEngine, text: str, key: str) -> Prompt:
         wav = self.cache_dir / f"{key}.wav"
@@ -250,7 +273,8 @@ class PromptLibrary:
     def render_public(self, text: str) -> Prompt:
         """A text known before any call (a prompt a manager wrote, a knowledge-base
         answer): any engine, cached on disk."""
-        self._public.add(text)
+        with self._lock:
+            self._public.add(text)
         return self.get(text)
 
     # ---- dynamic parts ----

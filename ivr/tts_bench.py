@@ -6,10 +6,16 @@
   the characters a person says (幺 = 一 = 1): reading 12345 digit by digit is right.
 - ``rtf``: CPU seconds per second of audio, one synthesis at a time (the local voice
   runs on one thread; espeak-ng's child process is counted).
-- ``first_audio_ms_p50/p95``: N read-backs start at once; the time until each one's
-  first audio is ready (what a caller waits for after their turn ends).
-- ``rss_mb``: resident memory of this process with the engine loaded and N syntheses
-  done, measured before the recogniser is loaded (its memory is not the voice's).
+- ``first_audio_ms_p50/p95``: N read-backs start at once, rendered as a call renders
+  them (ivr.prompts ``stream``: the template's lead-in "我复述一下：" prerendered at
+  start, the caller's part synthesised clause by clause): the time until each one's
+  first audio is ready, what a caller waits for after their turn ends.
+  ``synth_first_audio_ms_*``: the same without the prerendered lead-in, the engine's
+  own first audio. ``stall_ms_p95``: how long playback would stand still inside a
+  read-back waiting for its next piece (0: rendering keeps ahead of the caller).
+- ``rss_mb``: resident memory the voice adds to a process: after loading it and N
+  syntheses at once, minus before (the recogniser, loaded later for the CER, and the
+  bot's data loaded for the prompts are not the voice's).
 """
 
 from __future__ import annotations
@@ -17,10 +23,12 @@ from __future__ import annotations
 import os
 import resource
 import statistics
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,6 +57,10 @@ class TtsBenchResult:
     first_audio_ms_p50: float
     first_audio_ms_p95: float
     rss_mb: float
+    # The read-back's own synthesis (no prerendered lead-in): the engine's first audio.
+    synth_first_audio_ms_p50: float
+    synth_first_audio_ms_p95: float
+    stall_ms_p95: float  # silence inside a read-back while its next piece renders
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,21 +106,35 @@ def real_time_factor(engine: TtsEngine, texts: list[str]) -> float:
     return (_cpu_s() - cpu0) / audio_s if audio_s else 0.0
 
 
-def first_audio_ms(engine: TtsEngine, concurrency: int) -> list[float]:
-    """Wall milliseconds until each of ``concurrency`` simultaneous read-backs has its
-    first piece of audio; each then renders to its end, as on a call."""
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One read-back as a caller gets it: when its first audio was ready, and how long
+    playback would have stood still waiting for later pieces."""
+
+    first_ms: float
+    stall_ms: float
+
+
+def deliveries(stream: Callable[[str], Iterator[bytes]], concurrency: int) -> list[Delivery]:
+    """``concurrency`` read-backs started at the same instant, each rendered to its end.
+    Playback starts with the first piece; each later piece plays when both it is ready
+    and the one before has ended; the waits between are stalls."""
     texts = readbacks(concurrency)
     start = threading.Barrier(concurrency + 1)
-    waits: list[float] = [0.0] * concurrency
+    results: list[Delivery] = [Delivery(0.0, 0.0)] * concurrency
 
     def one(slot: int) -> None:
         start.wait()
         t0 = time.perf_counter()
-        pieces = engine.stream(texts[slot])
-        next(pieces)
-        waits[slot] = (time.perf_counter() - t0) * 1000
-        for _ in pieces:
-            pass
+        first = None
+        plays_until = stall = 0.0
+        for pcm in stream(texts[slot]):
+            ready = time.perf_counter() - t0
+            if first is None:
+                first = plays_until = ready
+            stall += max(0.0, ready - plays_until)
+            plays_until = max(plays_until, ready) + len(pcm) / 2 / 8000
+        results[slot] = Delivery((first or 0.0) * 1000, stall * 1000)
 
     threads = [threading.Thread(target=one, args=(k,)) for k in range(concurrency)]
     for thread in threads:
@@ -116,7 +142,18 @@ def first_audio_ms(engine: TtsEngine, concurrency: int) -> list[float]:
     start.wait()
     for thread in threads:
         thread.join()
-    return waits
+    return results
+
+
+def library_stream(engine: TtsEngine, cache: Path) -> Callable[[str], Iterator[bytes]]:
+    """Read-backs the way a call renders them (ivr.prompts.PromptLibrary.stream): the
+    template's fixed lead-in and question prerendered, the caller's part streamed."""
+    from ivr.prompts import PromptLibrary
+    from ivr.wiring import template_parts
+
+    library = PromptLibrary(cache / "recorded", cache / "prompt-cache", [engine])
+    library.prerender(template_parts(READBACK_TEMPLATE))
+    return lambda text: (p.pcm for p in library.stream(text))
 
 
 def run_tts_bench(
@@ -128,15 +165,29 @@ def run_tts_bench(
 ) -> TtsBenchResult:
     """Medians over ``runs``; the CER once (every engine here is deterministic)."""
     texts = prompts[:BENCH_PROMPTS]
+    process = psutil.Process(os.getpid())
+    before = process.memory_info().rss
     engine.synthesize(texts[0])  # loaded and warm, as a running controller is
-    rtfs, p50s, p95s = [], [], []
-    for _ in range(runs):
-        rtfs.append(real_time_factor(engine, texts))
-        waits = first_audio_ms(engine, concurrency)
-        p50s.append(float(np.percentile(waits, 50)))
-        p95s.append(float(np.percentile(waits, 95)))
-    rss = psutil.Process(os.getpid()).memory_info().rss / 2**20
+    rtfs: list[float] = []
+    runs_of: dict[str, list[float]] = {k: [] for k in ("p50", "p95", "synth50", "synth95", "stall")}
+    with tempfile.TemporaryDirectory() as tmp:
+        as_a_call = library_stream(engine, Path(tmp))
+        for _ in range(runs):
+            rtfs.append(real_time_factor(engine, texts))
+            calls = deliveries(as_a_call, concurrency)
+            runs_of["p50"].append(_pct([d.first_ms for d in calls], 50))
+            runs_of["p95"].append(_pct([d.first_ms for d in calls], 95))
+            runs_of["stall"].append(_pct([d.stall_ms for d in calls], 95))
+            bare = deliveries(engine.stream, concurrency)
+            runs_of["synth50"].append(_pct([d.first_ms for d in bare], 50))
+            runs_of["synth95"].append(_pct([d.first_ms for d in bare], 95))
+    median = {k: round(statistics.median(v), 1) for k, v in runs_of.items()}
+    rss = (process.memory_info().rss - before) / 2**20
     error = intelligibility(engine, texts, load_recogniser()) if load_recogniser else float("nan")
     return TtsBenchResult(engine.name, round(error, 4), round(statistics.median(rtfs), 4),
-                          round(statistics.median(p50s), 1), round(statistics.median(p95s), 1),
-                          round(rss, 1))  # fmt: skip
+                          median["p50"], median["p95"], round(rss, 1), median["synth50"],
+                          median["synth95"], median["stall"])  # fmt: skip
+
+
+def _pct(values: list[float], q: int) -> float:
+    return float(np.percentile(values, q))

