@@ -258,8 +258,9 @@ class PromptLibrary:
         """Text that may hold a caller's words: a local engine, nothing kept. The same
         audio as ``stream`` gives in pieces."""
         pieces = list(self.stream(text))
-        first = pieces[0] if pieces else Prompt(b"", "streamed", "", "")
-        return Prompt(b"".join(p.pcm for p in pieces), "rendered", first.engine, first.voice)
+        spoken = [p for p in pieces if p.source == "streamed"] or pieces  # the caller's part
+        by = spoken[0] if spoken else Prompt(b"", "streamed", "", "")
+        return Prompt(b"".join(p.pcm for p in pieces), "rendered", by.engine, by.voice)
 
     def prerender(self, texts: Iterable[str]) -> int:
         """Render everything a call may need (menus, pieces) before calls arrive; these
