@@ -235,6 +235,9 @@ class IvrSettings(Section):
         le=1.5,
         description="local voice: durations x this (1.1-1.15 was clearer on the phone)",
     )
+    tts_workers: int = Field(
+        2, ge=1, le=64, description="local voice: model runs at once (one per core; ~150 MB each)"
+    )
     edge_voice: str = "zh-CN-XiaoxiaoNeural"
     espeak_voice: str = "cmn-latn-pinyin"
     silence_timeout_s: float = Field(8.0, gt=0.5, le=120)

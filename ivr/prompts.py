@@ -323,7 +323,7 @@ def engines_from_settings(ivr: Any, models_dir: Path | None) -> list[TtsEngine]:
     choice = ivr.tts_engine
     local_voice = None
     if models_dir is not None and choice in ("auto", "local", "server", "edge"):
-        local_voice = LocalNeuralEngine(models_dir, ivr.tts_slowdown)
+        local_voice = LocalNeuralEngine(models_dir, ivr.tts_slowdown, ivr.tts_workers)
     engines: list[TtsEngine] = []
     if choice == "local" and local_voice is not None:
         engines.append(local_voice)

