@@ -41,7 +41,7 @@ where to start:
                         defaults: SIP on 127.0.0.1:5070, no registration, no AMI
   hotline console       the operators' and managers' web console (127.0.0.1:8345)
   hotline COMMAND -h    a command's options
-docs: README.md and docs/ (telephony, deploy, asr, bot, tickets, manager, security)"""
+docs: README.md and docs/ (telephony, deploy, asr, voice, bot, tickets, manager, security)"""
 
 
 class CommandError(Exception):
