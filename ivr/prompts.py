@@ -24,7 +24,6 @@ import json
 import logging
 import shutil
 import subprocess
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +43,8 @@ from ivr.tts import (
     LocalNeuralEngine,
     PromptError,
     TtsEngine,
+    pcm_to_wav,
+    piped_wav_to_pcm,
     trim_and_level,
 )
 
@@ -83,21 +84,18 @@ SLOW_TEMPO = 0.8  # a repeated prompt plays at 80 % speed: slower, still natural
 
 def stretch(pcm: bytes, tempo: float) -> bytes:
     """16-bit mono PCM at RATE played at ``tempo`` speed with its pitch kept. sox's
-    WSOLA ``tempo`` effect does it well; without sox the prompt plays at normal speed."""
+    WSOLA ``tempo`` effect does it well, through pipes (a read-back slowed for a caller
+    holds their words: never on disk); without sox the prompt plays at normal speed."""
     if shutil.which("sox") is None:
         log.warning("sox is not installed: a slow repeat plays at normal speed")
         return pcm
-    with tempfile.TemporaryDirectory() as tmp:
-        source, target = Path(tmp) / "in.wav", Path(tmp) / "out.wav"
-        write_wav(source, pcm, RATE)
-        result = subprocess.run(["sox", str(source), str(target), "tempo", "-s", str(tempo)],
-                                capture_output=True, text=True, timeout=60)  # fmt: skip
-        if result.returncode != 0:
-            log.warning("sox tempo failed (%s): a slow repeat plays at normal speed",
-                        result.stderr.strip()[:200])  # fmt: skip
-            return pcm
-        stretched, _ = read_wav(target, target_rate=RATE)
-    return stretched
+    result = subprocess.run(["sox", "-t", "wav", "-", "-t", "wav", "-", "tempo", "-s", str(tempo)],
+                            input=pcm_to_wav(pcm), capture_output=True, timeout=60)  # fmt: skip
+    if result.returncode != 0:
+        log.warning("sox tempo failed (%s): a slow repeat plays at normal speed",
+                    result.stderr.decode(errors="replace").strip()[:200])  # fmt: skip
+        return pcm
+    return piped_wav_to_pcm(result.stdout)
 
 
 def _write_atomically(wav: Path, pcm: bytes) -> None:

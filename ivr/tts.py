@@ -19,6 +19,7 @@ import io
 import json
 import re
 import shutil
+import struct
 import subprocess
 import tempfile
 import threading
@@ -93,19 +94,16 @@ class EspeakEngine(ClauseStreaming):
         return shutil.which("espeak-ng") is not None
 
     def synthesize(self, text: str) -> bytes:
+        # Through a pipe, not a file: the text may be a caller's words (never on disk).
         spoken = to_pinyin(text) if "pinyin" in self.voice else text
-        with tempfile.TemporaryDirectory() as tmp:
-            out_wav = Path(tmp) / "tts.wav"
-            result = subprocess.run(
-                ["espeak-ng", "-v", self.voice, "-s", "150", "-w", str(out_wav), spoken],
-                capture_output=True, text=True, timeout=60,
-            )  # fmt: skip
-            if result.returncode != 0 or not out_wav.exists():
-                raise PromptError(
-                    f"espeak-ng failed for voice {self.voice}: {result.stderr.strip()}"
-                )
-            pcm, _ = read_wav(out_wav, target_rate=RATE)
-        return pcm
+        result = subprocess.run(
+            ["espeak-ng", "-v", self.voice, "-s", "150", "--stdout", spoken],
+            capture_output=True, timeout=60,
+        )  # fmt: skip
+        if result.returncode != 0 or not result.stdout:
+            raise PromptError(f"espeak-ng failed for voice {self.voice}: "
+                              f"{result.stderr.decode(errors='replace').strip()}")  # fmt: skip
+        return piped_wav_to_pcm(result.stdout)
 
 
 class EdgeTtsEngine(ClauseStreaming):
@@ -202,6 +200,20 @@ def wav_to_pcm(data: bytes) -> bytes:
     except (wave.Error, EOFError) as exc:
         raise PromptError(f"the TTS server's answer is not a WAV file: {exc}") from exc
     return resample(frames, rate, RATE)
+
+
+def piped_wav_to_pcm(data: bytes) -> bytes:
+    """A 16-bit mono WAV a program wrote to a pipe -> 8 kHz PCM. Written to a pipe, its
+    sizes are placeholders (the writer could not seek back), so the ``wave`` module
+    cannot be trusted with them: the samples are everything after the data chunk."""
+    fmt, data_at = data.find(b"fmt "), data.find(b"data")
+    if data[:4] != b"RIFF" or fmt < 0 or data_at < 0:
+        raise PromptError("the TTS program's output is not a WAV stream")
+    channels, rate, _, _, bits = struct.unpack_from("<HIIHH", data, fmt + 10)
+    if channels != 1 or bits != 16:
+        raise PromptError("the TTS program must write 16-bit mono WAV")
+    samples = data[data_at + 8 :]
+    return resample(samples[: len(samples) // 2 * 2], rate, RATE)
 
 
 def pcm_to_wav(pcm: bytes, rate: int = RATE) -> bytes:

@@ -7,6 +7,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+import tempfile
 import threading
 import urllib.error
 import urllib.request
@@ -200,7 +201,9 @@ class CountingEdge(EdgeTtsEngine):
         return np.zeros(8000, "<i2").tobytes() + np.full(800, 9000, "<i2").tobytes()
 
 
-def test_a_callers_words_never_reach_edge_tts_even_when_enabled(tmp_path: Path) -> None:
+def test_a_callers_words_never_reach_edge_tts_even_when_enabled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ivr = IvrSettings(tts_engine="edge", edge_tts_enabled=True)  # type: ignore[call-arg]
     engines = engines_from_settings(ivr, None)
     assert [e.name for e in engines] == ["edge-tts", "espeak-ng"]
@@ -209,9 +212,15 @@ def test_a_callers_words_never_reach_edge_tts_even_when_enabled(tmp_path: Path) 
     library.prerender([GREETING])
     assert GREETING in edge.sent
     cached = sorted((tmp_path / "cache").iterdir())
+    made: list[str] = []  # every temporary file or folder anything makes meanwhile
+    for name in ("mkdtemp", "mkstemp"):
+        real = getattr(tempfile, name)
+        monkeypatch.setattr(tempfile, name, lambda *a, _r=real, **k: made.append(_r(*a, **k)) or made[-1])
     spoken = library.get(READBACK, "readback")
+    slow = library.get(READBACK, "readback", slow=True)  # sox, through pipes
     streamed = list(library.stream(READBACK))
-    assert spoken.engine == "espeak-ng" and streamed
+    assert spoken.engine == "espeak-ng" and streamed and slow.seconds > spoken.seconds
+    assert not made  # not even a temporary file
     assert not any(CALLERS_WORDS in text for text in edge.sent)
     assert sorted((tmp_path / "cache").iterdir()) == cached
 
