@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -214,8 +215,12 @@ def test_a_callers_words_never_reach_edge_tts_even_when_enabled(
     cached = sorted((tmp_path / "cache").iterdir())
     made: list[str] = []  # every temporary file or folder anything makes meanwhile
     for name in ("mkdtemp", "mkstemp"):
-        real = getattr(tempfile, name)
-        monkeypatch.setattr(tempfile, name, lambda *a, _r=real, **k: made.append(_r(*a, **k)) or made[-1])
+
+        def noted(*args: Any, _real: Any = getattr(tempfile, name), **kwargs: Any) -> Any:
+            made.append(_real(*args, **kwargs))
+            return made[-1]
+
+        monkeypatch.setattr(tempfile, name, noted)
     spoken = library.get(READBACK, "readback")
     slow = library.get(READBACK, "readback", slow=True)  # sox, through pipes
     streamed = list(library.stream(READBACK))
