@@ -189,6 +189,14 @@ def test_a_callers_words_never_reach_the_tts_server_nor_the_disk(
         assert CALLERS_WORDS not in path.read_text(encoding="utf-8")
 
 
+def _noting(real: Any, made: list[Any]) -> Any:
+    def noted(*args: Any, **kwargs: Any) -> Any:
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    return noted
+
+
 class CountingEdge(EdgeTtsEngine):
     """edge-tts as configured, reachable, noting every text it would send to the cloud."""
 
@@ -215,12 +223,7 @@ def test_a_callers_words_never_reach_edge_tts_even_when_enabled(
     cached = sorted((tmp_path / "cache").iterdir())
     made: list[str] = []  # every temporary file or folder anything makes meanwhile
     for name in ("mkdtemp", "mkstemp"):
-
-        def noted(*args: Any, _real: Any = getattr(tempfile, name), **kwargs: Any) -> Any:
-            made.append(_real(*args, **kwargs))
-            return made[-1]
-
-        monkeypatch.setattr(tempfile, name, noted)
+        monkeypatch.setattr(tempfile, name, _noting(getattr(tempfile, name), made))
     spoken = library.get(READBACK, "readback")
     slow = library.get(READBACK, "readback", slow=True)  # sox, through pipes
     streamed = list(library.stream(READBACK))
