@@ -252,8 +252,8 @@ def _load_front_end(folder: Path) -> ModuleType:
 
 
 class _Models:
-    """One acoustic model and one vocoder interpreter: not thread-safe, used by one
-    synthesis at a time (``ZhttsVoice`` keeps a pool)."""
+    """One acoustic model and one vocoder interpreter: not thread-safe, each owned by
+    one worker thread of ``_Renderer``."""
 
     def __init__(self, files: VoiceFiles) -> None:
         interpreter = _runtime()
@@ -361,18 +361,15 @@ class ZhttsVoice:
 
     def synthesize(self, clause: str) -> np.ndarray:
         """One clause, all at once (prompts rendered ahead of calls): the same pieces as
-        ``stream``, joined. A run of the renderer at a time, so a call's first audio
-        can go between them."""
-        parts = [piece for piece, _ in self.stream([clause], due=time.monotonic() + 3600)]
+        ``stream``, joined. One model run at a time, so a call's pieces can go between
+        them (a prerender holds a worker for at most ~50 ms)."""
+        parts = [piece for piece, _ in self.stream([clause])]
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
-    def stream(
-        self, clauses: list[str], due: float | None = None
-    ) -> Iterator[tuple[np.ndarray, bool]]:
+    def stream(self, clauses: list[str]) -> Iterator[tuple[np.ndarray, bool]]:
         """(audio, last piece of its clause) as each piece is ready: the first 0.3 s of
         the first clause as soon as possible, then pieces of about 1 s, each
         rendered by the time the audio before it has played (see ``_Renderer``).
-        ``due``: a fixed deadline instead (work nobody listens to yet goes last).
         Pieces are short also to bound memory: the vocoder's working memory grows with
         its input (~50 MB a second of audio, measured)."""
         started: float | None = None
@@ -382,28 +379,28 @@ class ZhttsVoice:
             if len(ids) <= 2:
                 continue
             acoustic = partial(_Models.mel, ids=ids, slowdown=self.slowdown)
-            mel = self._run(self._due(due, started, delivered), acoustic)
+            mel = self._run(_due(started, delivered), acoustic)
             frames = mel.shape[1]
             cut = 0
             while cut < frames:
                 size = FIRST_CHUNK_FRAMES if started is None else PIECE_FRAMES
                 end = frames if frames - cut <= size + VOCODER_CONTEXT else cut + size
                 vocode = partial(_vocode, mel=mel, start=cut, end=end)
-                piece = self._run(self._due(due, started, delivered), vocode)
+                piece = self._run(_due(started, delivered), vocode)
                 if started is None:
                     started = time.monotonic()
                 delivered += len(piece) / SAMPLE_RATE
                 cut = end
                 yield piece, cut >= frames
 
-    @staticmethod
-    def _due(fixed: float | None, started: float | None, delivered: float) -> float:
-        if fixed is not None:
-            return fixed
-        return time.monotonic() if started is None else started + delivered
-
     def _run(self, due: float, work: Callable[[_Models], np.ndarray]) -> np.ndarray:
         return self._renderer.run(due, work)
+
+
+def _due(started: float | None, delivered: float) -> float:
+    """When the next piece must be ready: now for the first, else when the audio
+    already delivered has played."""
+    return time.monotonic() if started is None else started + delivered
 
 
 def _vocode(models: _Models, mel: np.ndarray, start: int, end: int) -> np.ndarray:
