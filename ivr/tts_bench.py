@@ -20,6 +20,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import resource
 import statistics
@@ -35,7 +37,7 @@ import numpy as np
 import psutil
 
 from hotline.audio import alaw_decode, alaw_encode, resample
-from ivr.tts import TtsEngine, trim_and_level
+from voice.tts import TtsEngine, trim_and_level
 
 BENCH_PROMPTS = 26  # as many as issue 17's measurement of espeak-ng
 # Read-backs as the bot says them (bot/data/prompts.yaml, readback), caller-like content.
@@ -148,8 +150,8 @@ def deliveries(stream: Callable[[str], Iterator[bytes]], concurrency: int) -> li
 def library_stream(engine: TtsEngine, cache: Path) -> Callable[[str], Iterator[bytes]]:
     """Read-backs the way a call renders them (ivr.prompts.PromptLibrary.stream): the
     template's fixed lead-in and question prerendered, the caller's part streamed."""
-    from ivr.prompts import PromptLibrary
     from ivr.wiring import template_parts
+    from voice.prompts import PromptLibrary
 
     library = PromptLibrary(cache / "recorded", cache / "prompt-cache", [engine])
     library.prerender(template_parts(READBACK_TEMPLATE))
@@ -191,3 +193,37 @@ def run_tts_bench(
 
 def _pct(values: list[float], q: int) -> float:
     return float(np.percentile(values, q))
+
+
+def register(commands: Any, bench: Any) -> None:
+    from voice.cli import ENGINES
+
+    tts = bench.add_parser("tts", help="voice intelligibility, speed, first audio, memory (JSON)")
+    tts.add_argument("--engine", choices=ENGINES, default="local")
+    tts.add_argument("--concurrency", type=int, default=20, help="read-backs started at once")
+    tts.add_argument("--runs", type=int, default=3, help="timing runs (medians)")
+    tts.add_argument("--no-cer", action="store_true", help="skip the recogniser (no Whisper)")
+    tts.add_argument("--json", action="store_true", help="print JSON (the only output form)")
+    tts.set_defaults(handler=_bench)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from hotline.cli import CommandError
+    from hotline.settings import load_settings
+    from ivr.wiring import bot_prompt_texts, load_brain, load_speech
+    from voice.cli import engine_named
+
+    if args.concurrency < 1 or args.runs < 1:
+        raise CommandError("--concurrency and --runs must be at least 1")
+    settings = load_settings()
+    engine = engine_named(args.engine, settings)
+    prompts = bot_prompt_texts(load_brain(settings))
+
+    def load_recogniser() -> Callable[[bytes], str]:
+        whisper = load_speech(settings, "whisper")
+        return lambda pcm: whisper.decode(pcm, whisper.no_prompt).text  # type: ignore[attr-defined]
+
+    result = run_tts_bench(engine, prompts, None if args.no_cer else load_recogniser,
+                           args.concurrency, args.runs)  # fmt: skip
+    print(json.dumps(result.as_dict(), ensure_ascii=False))
+    return 0

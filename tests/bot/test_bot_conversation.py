@@ -16,7 +16,7 @@ from bot.events import (
     Transfer,
     Utterance,
 )
-from tickets.draft import RequestType, Urgency
+from hotline.draft import RequestType, Urgency
 
 
 class Tickets:

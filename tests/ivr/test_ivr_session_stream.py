@@ -11,8 +11,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from hotline.metrics import ReplyClock
-from ivr.prompts import Prompt
 from ivr.session import CallSession
+from voice.prompts import Prompt
 
 PIECE = b"\x10\x00" * 800  # 0.1 s at 8 kHz
 RENDER_S = 0.15  # each later piece takes this long to synthesise
@@ -52,9 +52,9 @@ def _session(loop: asyncio.AbstractEventLoop) -> tuple[CallSession, Line]:
     session.loop = loop
     session.stream = line  # type: ignore[assignment]
     session.call = SimpleNamespace(ended=asyncio.Event(), call_id="test")  # type: ignore[assignment]
-    session.deps = SimpleNamespace(record_audio=True)  # type: ignore[assignment]
-    session._out_audio = bytearray()
-    session._silence = None
+    said = bytearray()
+    session.recorder = SimpleNamespace(bot=said.extend, said=said)  # type: ignore[assignment]
+    session.silence = SimpleNamespace(cancel=lambda: None)  # type: ignore[assignment]
     session._playing = None
     session._barge_allowed = True
     session._hung_up = False
@@ -79,7 +79,7 @@ def test_the_first_clause_plays_while_the_rest_renders() -> None:
         pieces = _rendered(4, pulled)
         first = next(pieces)
         played = await session._play(first, more=pieces)
-        return played, line, pulled, session._out_audio
+        return played, line, pulled, session.recorder.said  # type: ignore[attr-defined]
 
     played, line, pulled, recorded = asyncio.run(scenario())
     assert played

