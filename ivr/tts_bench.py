@@ -54,7 +54,7 @@ READBACK_TEMPLATE = "我复述一下：{summary}。请问对吗？对的话请�
 @dataclass(frozen=True, slots=True)
 class TtsBenchResult:
     engine: str
-    cer_alaw: float
+    cer_alaw: float | None  # None: --no-cer
     rtf: float
     first_audio_ms_p50: float
     first_audio_ms_p95: float
@@ -185,8 +185,9 @@ def run_tts_bench(
             runs_of["synth95"].append(_pct([d.first_ms for d in bare], 95))
     median = {k: round(statistics.median(v), 1) for k, v in runs_of.items()}
     rss = (process.memory_info().rss - before) / 2**20
-    error = intelligibility(engine, texts, load_recogniser()) if load_recogniser else float("nan")
-    return TtsBenchResult(engine.name, round(error, 4), round(statistics.median(rtfs), 4),
+    error = intelligibility(engine, texts, load_recogniser()) if load_recogniser else None
+    cer_alaw = None if error is None else round(error, 4)
+    return TtsBenchResult(engine.name, cer_alaw, round(statistics.median(rtfs), 4),
                           median["p50"], median["p95"], round(rss, 1), median["synth50"],
                           median["synth95"], median["stall"])  # fmt: skip
 
