@@ -19,7 +19,9 @@ from collections.abc import Sequence
 COMMAND_MODULES = (
     "asr.cli",
     "bot.cli",
+    "voice.cli",
     "ops.run",
+    "ivr.tts_bench",
     "tickets.cli",
     "console.cli",
     "manage.cli",
@@ -40,7 +42,7 @@ where to start:
                         defaults: SIP on 127.0.0.1:5070, no registration, no AMI
   hotline console       the operators' and managers' web console (127.0.0.1:8345)
   hotline COMMAND -h    a command's options
-docs: README.md and docs/ (telephony, deploy, asr, bot, tickets, manager, security)"""
+docs: README.md and docs/ (telephony, deploy, asr, voice, bot, tickets, manager, security)"""
 
 
 class CommandError(Exception):

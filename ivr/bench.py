@@ -336,7 +336,7 @@ async def run_calls(
         clips = load_call_clips(audio, work)
         brain = await asyncio.to_thread(load_brain, settings, kb)
         engine = await asyncio.to_thread(load_speech, settings, engine_name)
-        prompts = PromptLibrary.from_settings(settings.ivr, settings.data_dir)
+        prompts = PromptLibrary.from_settings(settings.ivr, settings.data_dir, settings.models_dir)
         await asyncio.to_thread(prerender, prompts, brain)
         await asyncio.to_thread(_warm_up, engine, clips[0], brain)
         greeting = await asyncio.to_thread(prompts.get, brain.prompts.text("greeting"), "greeting")

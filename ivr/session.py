@@ -21,7 +21,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -456,35 +456,62 @@ class CallSession:
 
     # ---- actions ----
     async def _say(self, say: Say) -> bool:
-        prompt = await asyncio.to_thread(self.deps.prompts.get, say.text, say.prompt, say.slow)
+        # A read-back comes in clauses, each played as soon as it is rendered (the
+        # caller hears the first while the rest renders); a fixed prompt in one piece.
+        pieces = self.deps.prompts.stream(say.text, say.prompt, say.slow)
+        first = await asyncio.to_thread(next, pieces, None)
         self._line("bot", say.text)
         self.journal.write(JournalEvent.SAY, {"text": say.text, "prompt": say.prompt or ""})
-        return await self._play(prompt, say.barge_in)
+        if first is None:
+            return True
+        return await self._play(first, say.barge_in, more=pieces)
 
-    async def _play(self, prompt: Prompt, barge_in: bool = True) -> bool:
-        """Play to the end (True) or until the caller interrupts (False)."""
+    async def _play(
+        self, prompt: Prompt, barge_in: bool = True, more: Iterator[Prompt] | None = None
+    ) -> bool:
+        """Play to the end (True) or until the caller interrupts (False). ``more``: the
+        prompt's next pieces, queued behind it as they are rendered."""
         self._cancel_silence()
         self._barge_allowed = barge_in
         done: asyncio.Future[bool] = self.loop.create_future()
         self._playing = done
         self.reply_clock.reply_started()
+        unplayed = 0  # pieces handed to the media clock and not yet played out
+        all_queued = more is None
+        seconds = 0.0
 
         def finished() -> None:
-            if not done.done():
+            nonlocal unplayed
+            unplayed -= 1
+            if unplayed == 0 and all_queued and not done.done():
                 done.set_result(True)
 
-        self.recorder.bot(prompt.pcm)
-        self.stream.play(prompt.pcm, done=finished)
+        def enqueue(piece: Prompt) -> None:
+            nonlocal unplayed, seconds
+            unplayed += 1
+            seconds += len(piece.pcm) / 16000
+            self.recorder.bot(piece.pcm)
+            self.stream.play(piece.pcm, done=finished)
+
         ended: asyncio.Future[Any] = asyncio.ensure_future(self.call.ended.wait())
-        waiting: list[asyncio.Future[Any]] = [done, ended]
-        deadline = len(prompt.pcm) / 16000 * PLAYOUT_SLACK + PLAYOUT_GRACE_S
         try:
-            await asyncio.wait(waiting, timeout=deadline, return_when=asyncio.FIRST_COMPLETED)
+            enqueue(prompt)
+            while more is not None and not done.done() and not self.call.ended.is_set():
+                piece = await asyncio.to_thread(next, more, None)
+                if piece is None or done.done():  # rendered all, or the caller barged in
+                    break
+                enqueue(piece)
+            all_queued = True
+            if unplayed == 0 and not done.done():
+                done.set_result(True)
+            deadline = seconds * PLAYOUT_SLACK + PLAYOUT_GRACE_S
+            await asyncio.wait([done, ended], timeout=deadline,
+                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
         finally:
             ended.cancel()
             self._playing = None
         if not done.done() and not self.call.ended.is_set():
-            await self._media_lost("out", f"a {len(prompt.pcm) / 16000:.1f} s prompt was "
+            await self._media_lost("out", f"a {seconds:.1f} s prompt was "
                                    f"still not played after {deadline:.1f} s")  # fmt: skip
         return done.done() and done.result()
 

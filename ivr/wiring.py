@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +30,7 @@ from ivr.session import SessionDeps
 from tickets.service import TicketService
 from tickets.spool import DraftSpool
 from tickets.ticket import STATUS_LABELS, TicketNotFound
-from voice.prompts import TICKET_NO, PromptLibrary
+from voice.prompts import PromptLibrary
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,8 @@ def bot_prompt_texts(brain: Brain) -> list[str]:
     for text in brain.prompts.texts.values():
         if "{" not in text:
             texts.append(text)
-        elif text.count("{") == 1 and TICKET_NO in text:  # ticket_created_night's parts
-            texts += text.split(TICKET_NO)
+        else:  # a template's fixed parts: a read-back starts at once with its cached head
+            texts += template_parts(text)
     intake = brain.prompts.texts.get("intake_start", "")
     kinds = (*INTAKE_TYPES, "consultation")  # the kinds an intake opens with
     texts += [intake.replace("{type_name}", request_type_label(k)) for k in kinds if intake]
@@ -104,6 +105,16 @@ def bot_prompt_texts(brain: Brain) -> list[str]:
     # 「您是想问……吗？」 for each entry: a doubtful turn's question comes as fast as an answer.
     texts += [confirm_kb_text(brain, entry) for entry in brain.kb]
     return list(dict.fromkeys(t for t in texts if t.strip()))
+
+
+PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
+
+
+def template_parts(template: str) -> list[str]:
+    """'我复述一下：{summary}。请问对吗？' -> ['我复述一下：', '。请问对吗？']: the words around
+    the placeholders, which are the same on every call (ticket_created_night's parts around
+    {ticket_no}, a read-back's lead-in and question)."""
+    return [part for part in PLACEHOLDER.split(template) if len(part.strip("，。：；！？ ")) >= 2]
 
 
 def prerender(prompts: PromptLibrary, brain: Brain) -> int:

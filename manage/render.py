@@ -33,7 +33,7 @@ class RenderProgress:
 
 def missing_texts(library: PromptLibrary, texts: list[str]) -> list[str]:
     """Texts whose audio is not cached for the engine in use."""
-    engine = library._engine()
+    engine = library.fixed_engine()
     out = []
     for text in dict.fromkeys(t for t in texts if t.strip()):
         key = content_key(engine.name, engine.voice, text)

@@ -292,7 +292,7 @@ async def drill_controller_kill(kit: DrillKit) -> dict[str, Any]:
         settings = stack_settings(kit.settings, data, server.url, "drill-kill")
         # The greeting's length, from the same prompt cache the controller renders into.
         brain = await asyncio.to_thread(load_brain, settings, kit.kb)
-        prompts = PromptLibrary.from_settings(settings.ivr, data)
+        prompts = PromptLibrary.from_settings(settings.ivr, data, settings.models_dir)
         greeting = await asyncio.to_thread(prompts.get, brain.prompts.text("greeting"),
                                            "greeting")  # fmt: skip
         first = await ControllerProcess(env, port, data / "controller-1.log",

@@ -105,7 +105,7 @@ class Stack:
         self._engine = self.shared_engine or await asyncio.to_thread(
             load_speech, s, self.engine_name
         )
-        prompts = PromptLibrary.from_settings(s.ivr, s.data_dir)
+        prompts = PromptLibrary.from_settings(s.ivr, s.data_dir, s.models_dir)
         await asyncio.to_thread(prerender, prompts, brain)
         greeting = await asyncio.to_thread(prompts.get, brain.prompts.text("greeting"), "greeting")
         self.greeting_s = greeting.seconds

