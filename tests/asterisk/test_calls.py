@@ -328,7 +328,7 @@ def test_a_seat_phone_that_dies_without_unregistering_is_noticed_and_may_come_ba
 
 
 def test_replayed_ami_transcript_is_what_this_asterisk_sends(line: Line) -> None:
-    """The fast tests (tests/ivr, ops drills) replay tests/ivr/ami/asterisk20-session.txt:
+    """The fast tests (tests/ivr, ops drills) replay ops/data/asterisk20-session.txt:
     every reply and event there must carry the fields this Asterisk sends, in its order.
     HOTLINE_RECORD_AMI=1 rewrites the file from the sessions recorded in this module."""
     recorded = write_transcript(line.tap, line.work / "asterisk20-session.txt")

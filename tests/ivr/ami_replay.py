@@ -1,5 +1,5 @@
 """Asterisk 20 AMI events for the replayed AMI server (the server is ops.ami_replay), as
-recorded from a real Asterisk 20.20.1 by tests/asterisk (tests/ivr/ami/asterisk20-session.txt)."""
+recorded from a real Asterisk 20.20.1 by tests/asterisk (ops/data/asterisk20-session.txt)."""
 
 from __future__ import annotations
 
