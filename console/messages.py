@@ -41,6 +41,14 @@ NOTICES: dict[str, str] = {
     "prompts_saved": "提示语已保存为版本 {version}，正在后台重新生成语音",
     "recording_taken": "{prompt} 已使用真人录音（{seconds} 秒，已转为 8 kHz）",
     "recording_removed": "{prompt} 已恢复为合成语音",
+    "extension_approved": "已同意延期，办理期限已顺延",
+    "extension_refused": "已不同意延期",
+    "merged": "已并案至工单 {ticket}",
+    "dept_accepted": "已签收，请按期办理",
+    "dept_extension_requested": "延期申请已提交，等待热线审批",
+    "dept_returned": "已退单，工单退回热线重新派单",
+    "dept_replied": "办理结果已反馈热线",
+    "dept_assist_noted": "协办意见已提交",
 }
 
 PROBLEMS: dict[str, str] = {

@@ -114,6 +114,8 @@ class UserCreate(BaseModel):
     skills: list[Annotated[str, StringConstraints(max_length=40, pattern=NO_NUL)]] = Field(
         default_factory=list, max_length=20
     )
+    # A department user's unit: a code from tickets.departments.
+    department: Annotated[str, StringConstraints(max_length=40, pattern=NO_NUL)] = ""
 
 
 class UserView(BaseModel):
@@ -123,6 +125,7 @@ class UserView(BaseModel):
     extension: str
     skills: list[str]
     active: bool
+    department: str = ""
 
 
 def _user_view(account: Account) -> UserView:
@@ -133,6 +136,7 @@ def _user_view(account: Account) -> UserView:
         extension=account.extension,
         skills=account.skills,
         active=account.active,
+        department=account.department,
     )
 
 
@@ -392,6 +396,10 @@ def list_users(console: Ctx, login: Admin) -> list[UserView]:
     responses={422: {"description": "用户名已存在或无效"}},
 )
 def add_user(body: UserCreate, console: Ctx, login: Admin) -> UserView:
+    if body.department and console.settings.tickets.department_by_code(body.department) is None:
+        raise HTTPException(
+            422, f"没有代码为 {body.department} 的承办单位（见 tickets.departments）"
+        )
     account = console.accounts.add(
         body.username,
         body.password,
@@ -399,5 +407,6 @@ def add_user(body: UserCreate, console: Ctx, login: Admin) -> UserView:
         display_name=body.display_name,
         extension=body.extension,
         skills=body.skills,
+        department=body.department,
     )
     return _user_view(account)

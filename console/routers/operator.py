@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 import anyio
@@ -46,6 +46,7 @@ from tickets.dialer import DialerError
 from tickets.draft import Caller, FiveElements, RequestType, TicketDraft, Urgency
 from tickets.service import pop_channel
 from tickets.ticket import (
+    AttachmentInfo,
     CallbackOutcome,
     InvalidTransition,
     Satisfaction,
@@ -60,7 +61,9 @@ from tickets.ticket import (
 router = APIRouter(include_in_schema=False, dependencies=[Depends(refuse_nul)])
 NUMBER = r"^\d{8}-\d{4,6}$"
 Number = Annotated[str, Query(pattern=NUMBER)]
-Login = Annotated[LoginSession, Depends(page_login)]
+# The hotline's own pages: a 承办单位's user has its own (console.routers.department).
+Login = Annotated[LoginSession, Depends(page_role(Role.OPERATOR))]
+AnyLogin = Annotated[LoginSession, Depends(page_login)]
 Ctx = Annotated[Console, Depends(get_console)]
 
 
@@ -181,7 +184,7 @@ async def login(
 
 
 @router.post("/logout")
-def logout(request: Request, console: Ctx, login: Login) -> Response:
+def logout(request: Request, console: Ctx, login: AnyLogin) -> Response:
     console.accounts.close_session(login.token)
     response = RedirectResponse("/login", status_code=303)
     secure = secure_cookies(request, console.settings.console)
@@ -199,7 +202,11 @@ def _safe_next(target: str) -> str:
 
 
 @router.get("/", response_class=HTMLResponse)
-def workbench(request: Request, console: Ctx, login: Login) -> Response:
+def workbench(request: Request, console: Ctx, login: AnyLogin) -> Response:
+    if login.account.is_department:
+        return RedirectResponse("/dept", status_code=303)
+    if not login.account.has(Role.OPERATOR):
+        raise HTTPException(403, "权限不足")
     return render(console, request, "workbench.html", login, **_queues(console, login))
 
 
@@ -434,7 +441,14 @@ def _ticket_page(
         has_recording=_recording_of(console, ticket) is not None,
         dialer_ready=console.service.dialer is not None,
         earlier=console.service.caller_history(number),
+        returned=_last(ticket, "return") if ticket.status == Status.RETURNED else None,
     )
+
+
+def _last(ticket: Ticket, action: str) -> dict[str, Any] | None:
+    """The detail of the newest history entry of ``action`` (e.g. the 退单 reason)."""
+    found = [h.detail for h in ticket.history if h.action == action]
+    return found[-1] if found else None
 
 
 def _recording_of(console: Console, ticket: Ticket) -> Path | None:
@@ -509,10 +523,12 @@ def dispatch(
     number: str,
     department: Annotated[str, Form(max_length=100)],
     note: Annotated[str, Form(max_length=2000)] = "",
+    co_departments: Annotated[list[str], Form(max_length=20)] = [],  # noqa: B006 (FastAPI)
 ) -> Response:
     act = _Act(request, console, login, number)
     return act(
-        "dispatched", lambda: console.service.dispatch(number, department, login.account, note)
+        "dispatched",
+        lambda: console.service.dispatch(number, department, login.account, note, co_departments),
     )
 
 
@@ -535,9 +551,64 @@ def supervise(
     login: Annotated[LoginSession, Depends(page_role(Role.MANAGER))],
     number: str,
     note: Annotated[str, Form(max_length=2000)] = "",
+    escalate: Annotated[bool, Form()] = False,
 ) -> Response:
     act = _Act(request, console, login, number)
-    return act("supervised", lambda: console.service.supervise(number, login.account, note))
+    return act(
+        "supervised",
+        lambda: console.service.supervise(number, login.account, note, escalate=escalate),
+    )
+
+
+@router.post("/tickets/{number}/extension")
+def decide_extension(
+    request: Request,
+    console: Ctx,
+    login: Annotated[LoginSession, Depends(page_role(Role.MANAGER))],
+    number: str,
+    decision: Annotated[Literal["approve", "refuse"], Form()],
+    note: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """A 班长 decides a department's 延期 request."""
+    approve = decision == "approve"
+    act = _Act(request, console, login, number)
+    return act(
+        "extension_approved" if approve else "extension_refused",
+        lambda: console.service.decide_extension(number, approve, login.account, note),
+    )
+
+
+@router.post("/tickets/{number}/merge")
+def merge(
+    request: Request,
+    console: Ctx,
+    login: Login,
+    number: str,
+    into: Annotated[str, Form(pattern=NUMBER)],
+    note: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """并案: this work order is a duplicate of ``into`` and is closed into it."""
+    act = _Act(request, console, login, number)
+    refused = act.attempt(lambda: console.service.merge(number, into, login.account, note))
+    return refused or back(f"/tickets/{number}", msg="merged", ticket=into)
+
+
+@router.get("/tickets/{number}/attachments/{attachment_id}")
+def attachment(console: Ctx, login: Login, number: str, attachment_id: int) -> Response:
+    info, data = console.service.store.attachment(_check_number(number), attachment_id)
+    return attachment_response(info, data)
+
+
+def attachment_response(info: AttachmentInfo, data: bytes) -> Response:
+    """A department's file, always downloaded (never shown inline as a page)."""
+    return Response(
+        data,
+        media_type=info.content_type,
+        headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(info.filename)}",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 @router.post("/tickets/{number}/reply")
