@@ -115,7 +115,8 @@ def test_a_work_order_lives_from_intake_to_closing_in_the_browser(
 
         # 反馈: the result with a photo of the site.
         department.reload()
-        department.fill("#dept-reply-form textarea[name=reply]", "已责令工地停止夜间施工，现场已复查")
+        reply = "已责令工地停止夜间施工，现场已复查"
+        department.fill("#dept-reply-form textarea[name=reply]", reply)
         department.set_input_files(
             "#dept-reply-form input[name=files]",
             files=[{"name": "现场复查.png", "mimeType": "image/png", "buffer": PHOTO}],
