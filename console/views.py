@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi.templating import Jinja2Templates
 
+from console import messages
 from hotline.settings import Settings
 from tickets.accounts import ROLE_LABELS
 from tickets.draft import RequestType, TranscriptLine, Urgency
@@ -147,6 +148,7 @@ def install_filters(templates: Jinja2Templates, settings: Settings) -> None:
         return bool(limit) and datetime.now(UTC).timestamp() - ms / 1000 > limit * 60
 
     env.filters.update(local=local, remaining=remaining, age=age, overdue_ms=overdue_ms)
+    env.filters["dialogue_step"] = messages.dialogue_step
     env.globals.update(
         STATUS_LABELS={s.value: label for s, label in STATUS_LABELS.items()},
         TYPE_LABELS={t.value: label for t, label in TYPE_LABELS.items()},
@@ -168,4 +170,10 @@ def install_filters(templates: Jinja2Templates, settings: Settings) -> None:
         marked_words=marked_words,
         history_details=lambda detail: history_details(detail, settings.tickets.skills, zone),
         timedelta_min=lambda minutes: timedelta(minutes=minutes),
+        # What the bot and the checks write in English, as staff read it.
+        handover_reason=messages.handover_reason,
+        dialogue_step=messages.dialogue_step,
+        actor_name=messages.actor_name,
+        prompt_name=messages.prompt_name,
+        menu_problem=messages.menu_problem,
     )

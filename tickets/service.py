@@ -225,7 +225,7 @@ class TicketService:
         """The seat of an active person who works tickets; TicketError when there is none."""
         with self.store.reading() as session:
             row = session.scalars(select(UserRow).where(UserRow.username == username)).first()
-        if row is None or not row.active or row.role == Role.SERVICE.value:
+        if row is None or not row.active or row.role in (Role.SERVICE, Role.DEPARTMENT):
             raise TicketError(f"没有可接办工单的在岗用户 {username}")
         return row.extension or row.username
 

@@ -435,7 +435,7 @@ def _ticket_page(
         ticket=ticket,
         can_supervise=leads_shift,
         can_act=console.service.may_work_on(ticket, login.account),
-        assignable=[a for a in console.accounts.list() if a.active and not a.is_controller]
+        assignable=[a for a in console.accounts.list() if a.active and a.has(Role.OPERATOR)]
         if leads_shift
         else [],
         has_recording=_recording_of(console, ticket) is not None,

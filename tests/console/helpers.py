@@ -46,12 +46,13 @@ def make_env(settings: Settings, service: TicketService) -> ConsoleEnv:
 # 承办单位 users (tickets.departments' default codes): 城管 leads, 水务 assists, 住建 is
 # another unit that must see none of their work.
 DEPARTMENT_USERS = {"cgj-user": "cgj", "swj-user": "swj", "zjj-user": "zjj"}
+CLERKS = {"cgj": "城管局办件员", "swj": "水务局办件员", "zjj": "住建局办件员"}
 
 
 def add_department_users(env: ConsoleEnv) -> None:
     for name, code in DEPARTMENT_USERS.items():
         env.accounts.add(
-            name, PASSWORD, Role.DEPARTMENT, display_name=f"{code}-办件员", department=code
+            name, PASSWORD, Role.DEPARTMENT, display_name=CLERKS[code], department=code
         )
 
 
