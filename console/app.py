@@ -189,7 +189,7 @@ def create_app(
     app.state.console = console
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
-    from console.routers import api, department, docs, knowledge, manager, operator
+    from console.routers import api, department, docs, knowledge, manager, monitor, operator
 
     app.mount(docs.ASSETS_URL, StaticFiles(directory=docs.ASSETS_DIR), name="docs-assets")
     app.include_router(api.router)
@@ -197,6 +197,7 @@ def create_app(
     app.include_router(manager.router)
     app.include_router(knowledge.router)
     app.include_router(department.router)
+    app.include_router(monitor.router)
     app.include_router(docs.router)
     operator.install_handlers(app)
     _install_error_handlers(app)

@@ -538,6 +538,23 @@ class TicketStore:
                 )
         return found
 
+    def open_work_by_assignee(self) -> dict[str, tuple[list[str], int]]:
+        """Per person: the work orders in 受理 they hold and how many of theirs are not
+        yet closed (the 班长's monitor)."""
+        query = (
+            select(TicketRow.assigned_to, TicketRow.status, TicketRow.number)
+            .where(TicketRow.status != Status.CLOSED.value, TicketRow.assigned_to.is_not(None))
+            .order_by(TicketRow.created_at)
+        )
+        work: dict[str, tuple[list[str], int]] = {}
+        with self.reading() as session:
+            for name, status, number in session.execute(query):
+                intake, count = work.get(name, ([], 0))
+                if status == Status.INTAKE.value:
+                    intake.append(number)
+                work[name] = (intake, count + 1)
+        return work
+
     def count(self) -> int:
         with self.reading() as session:
             return session.scalar(select(func.count(TicketRow.id))) or 0

@@ -35,6 +35,7 @@ from console.auth import (
     same_token,
 )
 from console.login import LoginBusy, LoginLocked, request_address
+from console.monitor import PRESENCE_TTL_S, presence_key
 from console.recordings import find_recording
 from console.refusals import PAGE_DETAILS, error_page, refuse_nul
 from console.security import https_needed_but_missing, secure_cookies
@@ -292,6 +293,7 @@ async def _event_stream(
     try:
         await pubsub.subscribe(f"{console.prefix}:events", pops)
         yield "retry: 2000\n\n"
+        await _mark_present(console, login)
         pending = await asyncio.to_thread(console.service.pending_pop, seat)
         if pending:
             yield f"event: pop\ndata: {json.dumps(pending)}\n\n"
@@ -304,6 +306,7 @@ async def _event_stream(
             if time.monotonic() - last_seen > slots.heartbeat_s:
                 last_seen = time.monotonic()
                 await slots.seen(login.token, slot)
+                await _mark_present(console, login)
             if time.monotonic() - last_touch > touch_every:
                 last_touch = time.monotonic()
                 await asyncio.to_thread(console.service.keep_alive, login.account)
@@ -315,6 +318,12 @@ async def _event_stream(
             await slots.release(login.token, slot)
             await pubsub.unsubscribe()
             await pubsub.aclose()
+
+
+async def _mark_present(console: Console, login: LoginSession) -> None:
+    """The seat is online while its live stream is open (the 班长's monitor reads it)."""
+    key = presence_key(console.prefix, login.account.seat)
+    await console.events.set(key, login.account.username, ex=PRESENCE_TTL_S)
 
 
 # ---- 新建工单: a call the bot did not take ----

@@ -7,7 +7,7 @@ to 市城市管理局, 市水务局 assisting) -> 签收 (the department signs i
 replies with a photo) -> 回访 (the operator calls the citizen back) -> 办结.
 
 With HOTLINE_SCREENSHOTS=docs the steps' screenshots are written to docs/screenshots/
-(see docs/lifecycle.md).
+(see docs/lifecycle.md), and the 班长's monitor at the end.
 """
 
 from __future__ import annotations
@@ -145,6 +145,14 @@ def test_a_work_order_lives_from_intake_to_closing_in_the_browser(
         assert operator.inner_text("#status") == "办结"
         operator.locator("#history").scroll_into_view_if_needed()
         shot(operator, "8-closed")
+
+        # The 班长's monitor: the operator's console is open, so seat 8001 is online.
+        leader.goto(f"{base}/monitor")
+        leader.wait_for_selector("#monitor-seats")
+        assert "空闲" in leader.inner_text("#monitor-seats tr.seat-idle")
+        assert "8001" in leader.inner_text("#monitor-seats tr.seat-idle")
+        assert leader.inner_text("#kpi-created") == "1"
+        shot(leader, "9-monitor")
         for page in (operator, department, leader):
             page.context.close()
 
