@@ -126,17 +126,20 @@ def _queues(skills: tuple[str, ...], entries: list[QueueEntry]) -> list[QueueVie
 def _live_calls(client: redis.Redis) -> list[LiveCall]:
     calls = []
     now = time.time()
-    for call_id, raw in client.hgetall(ACTIVE).items():  # type: ignore[union-attr]
+    active: dict[str, str] = client.hgetall(ACTIVE)  # type: ignore[assignment]
+    for call_id, raw in active.items():
         try:
             beat = json.loads(raw)
         except ValueError:
             continue
         if now - float(beat.get("beat", 0)) > CALL_STALE_S:
             continue  # a controller that died; its orphan recovery files the call
-        first = client.xrange(STREAM.format(call_id), count=1)
+        first: list[tuple[str, dict[str, str]]] = client.xrange(  # type: ignore[assignment]
+            STREAM.format(call_id), count=1
+        )
         caller, started = "", None
         if first:
-            _, fields = first[0]  # type: ignore[index]
+            fields = first[0][1]
             data = json.loads(fields.get("data", "{}"))
             caller = mask_phone(str(data.get("caller", "")))
             started = datetime.fromtimestamp(float(fields.get("at", now)), UTC)

@@ -548,7 +548,8 @@ class TicketStore:
         )
         work: dict[str, tuple[list[str], int]] = {}
         with self.reading() as session:
-            for name, status, number in session.execute(query):
+            for assignee, status, number in session.execute(query):
+                name = str(assignee)
                 intake, count = work.get(name, ([], 0))
                 if status == Status.INTAKE.value:
                     intake.append(number)

@@ -5,7 +5,7 @@ to hold open per viewer)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
@@ -24,7 +24,7 @@ Ctx = Annotated[Console, Depends(get_console)]
 REFRESH_S = 5
 
 
-async def _context(console: Console) -> dict[str, object]:
+async def _context(console: Console) -> dict[str, Any]:
     accounts = await asyncio.to_thread(console.accounts.list)
     monitor = await asyncio.to_thread(
         read_monitor, console.service, accounts, console.settings.tickets.timezone
