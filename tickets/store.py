@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hotline.settings import Settings, TicketsSettings
 from tickets.db import WRITE_OPTION, default_database_url, make_engine, migrate
 from tickets.deadlines import Deadline, DeadlineRules, DeadlineState
-from tickets.draft import RequestType, TicketDraft, Urgency
+from tickets.draft import FiveElements, RequestType, TicketDraft, Urgency
 from tickets.models import (
     TicketAssistRow,
     TicketAttachmentRow,
@@ -48,6 +48,7 @@ from tickets.ticket import (
     DEPARTMENT_VISIBLE,
     DEPARTMENT_WORKING,
     TRANSITIONS,
+    TYPE_LABELS,
     AttachmentInfo,
     CallbackOutcome,
     ExtensionRequest,
@@ -572,6 +573,7 @@ class TicketStore:
                 raise InvalidTransition(f"工单 {number} 已办结，不能修改")
             before = self._snapshot(row)
             _apply_edit(row, values)
+            _regenerate_summary(row, before["summary"], values.get("summary"))
             _refresh_copies(row)
             after = self._snapshot(row)
             diff = {k: [before[k], after[k]] for k in after if before[k] != after[k]}
@@ -1223,6 +1225,17 @@ def _apply_edit(row: TicketRow, values: dict[str, Any]) -> None:
         else:
             setattr(row, key, value.value if hasattr(value, "value") else value)
     row.caller, row.elements = caller, elements  # new objects: JSON columns track assignment
+
+
+def _regenerate_summary(row: TicketRow, before: str, sent: str | None) -> None:
+    """After an edit the 摘要 follows the fields (type and five elements), as the bot wrote
+    it; a summary the operator rewrote in the same edit is kept as written."""
+    if sent is not None and sent.strip() != before.strip():
+        return
+    from bot.intake import summary  # the bot's own wording; imported late: it is heavy
+
+    elements = FiveElements.model_validate(row.elements)
+    row.summary = summary(TYPE_LABELS[RequestType(row.type)], elements)
 
 
 def _copies(values: dict[str, Any]) -> dict[str, Any]:
