@@ -19,21 +19,25 @@ from sqlalchemy import (
     Connection,
     Engine,
     Table,
+    and_,
     bindparam,
     delete,
     exists,
+    false,
     func,
     insert,
+    literal,
     or_,
     select,
+    true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hotline.settings import Settings, TicketsSettings
-from tickets.db import WRITE_OPTION, default_database_url, make_engine, migrate
-from tickets.deadlines import Deadline, DeadlineRules, DeadlineState
+from tickets.db import WRITE_OPTION, default_database_url, make_engine, migrate, seconds_between
+from tickets.deadlines import DISPATCHED_TYPES, Deadline, DeadlineRules, DeadlineState
 from tickets.draft import FiveElements, RequestType, TicketDraft, Urgency
 from tickets.models import (
     TicketAssistRow,
@@ -344,21 +348,14 @@ class TicketStore:
     def deadline_counts(self) -> dict[str, int]:
         """How many open tickets are in each filter: what a 班长's navigation shows."""
         now = self.clock()
-        counts = dict.fromkeys(("overdue", "due_soon", "dispatch_late"), 0)
-        query = select(
-            TicketRow.created_at,
-            TicketRow.due_at,
-            TicketRow.status,
-            _first_dispatch().label("dispatched_at"),
-            TicketRow.type,
-        ).where(TicketRow.status != Status.CLOSED.value)
+        counts = {}
         with self.reading() as session:
-            for created, due, status, dispatched, kind in session.execute(query):
-                state = self.rules.state(created, due, False, now)
-                if state.value in counts:
-                    counts[state.value] += 1
-                if self.rules.dispatch_late(created, status, _aware(dispatched), now, kind):
-                    counts["dispatch_late"] += 1
+            for which in ("overdue", "due_soon", "dispatch_late"):
+                query = select(func.count(TicketRow.id)).where(
+                    TicketRow.status != Status.CLOSED.value,
+                    self._deadline_condition(which, now),
+                )
+                counts[which] = session.scalar(query) or 0
         return counts
 
     def history(self, number: str) -> list[HistoryEntry]:
@@ -419,28 +416,53 @@ class TicketStore:
             return self._to_tickets(session, rows)
 
     def _search_deadline(self, query: Any, which: str, limit: int, offset: int) -> list[Ticket]:
-        # The amber share and the dispatch delay compare two columns with arithmetic on
-        # times, which SQLite and PostgreSQL spell differently: SQL narrows to open tickets
-        # (overdue ones alone when asked), the state itself is decided here.
-        now = self.clock()
-        query = query.where(TicketRow.status != Status.CLOSED.value)
-        if which == "overdue":
-            query = query.where(TicketRow.due_at < now)
-        elif which == "due_soon":
-            query = query.where(TicketRow.due_at >= now)
-        query = query.order_by(TicketRow.due_at, TicketRow.id)
-        if which == "overdue":  # decided in SQL alone: page there
-            query = query.limit(limit).offset(offset)
-            offset = 0
-        found: list[Ticket] = []
+        """Decided and paged in SQL (tickets.db.seconds_between does the time arithmetic
+        on both backends), most urgent first."""
+        query = (
+            query.where(TicketRow.status != Status.CLOSED.value)
+            .where(self._deadline_condition(which, self.clock()))
+            .order_by(TicketRow.due_at, TicketRow.id)
+            .limit(limit)
+            .offset(offset)
+        )
         with self.reading() as session:
-            for row, at in session.execute(query):
-                ticket = self._to_ticket(session, row, False, at)
-                if self.matches_deadline(ticket, which, now):
-                    found.append(ticket)
-                    if len(found) >= offset + limit:
-                        break
-        return found[offset:]
+            return self._to_tickets(session, session.execute(query).all())
+
+    def _deadline_condition(self, which: str, now: datetime) -> Any:
+        """The SQL form of ``DeadlineRules`` for open tickets in the filter ``which``
+        (tickets.deadlines.FILTERS); the rules' own methods decide one ticket at a time."""
+        at_now = literal(now, UTCDateTime)
+        rules = self.rules
+        if which == "overdue":
+            return TicketRow.due_at < now
+        if which == "due_soon":
+            left = seconds_between(TicketRow.due_at, at_now)
+            whole = seconds_between(TicketRow.due_at, TicketRow.created_at)
+            return and_(
+                TicketRow.due_at >= now,
+                or_(
+                    TicketRow.due_at < now + timedelta(hours=rules.due_soon_hours),
+                    left < whole * rules.due_soon_share,
+                ),
+            )
+        if which == "dispatch_late":
+            if not rules.dispatch_within_min:
+                return false()
+            within = timedelta(minutes=rules.dispatch_within_min)
+            first = _first_dispatch()
+            return or_(
+                and_(
+                    first.is_not(None),
+                    seconds_between(first, TicketRow.created_at) > within.total_seconds(),
+                ),
+                and_(
+                    first.is_(None),
+                    TicketRow.status == Status.INTAKE.value,
+                    TicketRow.type.in_(DISPATCHED_TYPES),
+                    TicketRow.created_at < now - within,
+                ),
+            )
+        return true()
 
     def callbacks_due(self, limit: int = 500) -> list[Ticket]:
         """回电清单: open tickets whose caller was promised a call back and not yet reached,

@@ -22,6 +22,7 @@ from fastapi.responses import (
     Response,
     StreamingResponse,
 )
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from console import messages
@@ -326,20 +327,67 @@ async def _mark_present(console: Console, login: LoginSession) -> None:
     await console.events.set(key, login.account.username, ex=PRESENCE_TTL_S)
 
 
-# ---- 新建工单: a call the bot did not take ----
+# ---- the fields of a work order: one form for the ticket page and 新建工单 ----
 
-NEW_TICKET_FIELDS = (
-    "type", "urgency", "skill", "topic", "department", "caller_name", "callback_number",
-    "where", "when", "who_what", "what_happened", "caller_wants", "summary",
-)  # fmt: skip
+
+class TicketForm(BaseModel):
+    """What an operator types about a work order, as both forms send it."""
+
+    type: RequestType
+    urgency: Urgency
+    skill: str = Field(default="general", max_length=40)
+    topic: str = Field(default="", max_length=100)
+    department: str = Field(default="", max_length=100)
+    caller_name: str = Field(default="", max_length=80)
+    callback_number: str = Field(default="", max_length=40)
+    confidential: bool = False
+    where: str = Field(default="", max_length=500)
+    when: str = Field(default="", max_length=200)
+    who_what: str = Field(default="", max_length=500)
+    what_happened: str = Field(default="", max_length=5000)
+    caller_wants: str = Field(default="", max_length=2000)
+    summary: str = Field(default="", max_length=5000)
+
+    def edit(self) -> TicketEdit:
+        values = self.model_dump()
+        return TicketEdit(
+            **{**values, "topic": self.topic.strip(), "department": self.department.strip()}
+        )
+
+    def draft(self) -> TicketDraft:
+        text = {k: v.strip() if isinstance(v, str) else v for k, v in self.model_dump().items()}
+        return TicketDraft(
+            type=self.type,
+            urgency=self.urgency,
+            topic=text["topic"],
+            department=text["department"],
+            caller=Caller(
+                name=text["caller_name"],
+                callback_number=text["callback_number"],
+                confidential=self.confidential,
+            ),
+            elements=FiveElements.model_validate({k: text[k] for k in FIVE_ELEMENTS}),
+            summary=text["summary"],
+            handover_reason="人工登记",
+        )
+
+    def shown(self) -> dict[str, str]:
+        """The values to fill the form again with (after a refusal)."""
+        return {k: v.value if hasattr(v, "value") else v for k, v in self.model_dump().items()}
+
+
+class NewTicketForm(TicketForm):
+    callback_promised: bool = False
+
+
+FIVE_ELEMENTS = ("where", "when", "who_what", "what_happened", "caller_wants")
 
 
 @router.get("/tickets/new", response_class=HTMLResponse)
 def new_ticket_form(request: Request, console: Ctx, login: Login) -> Response:
-    form = dict.fromkeys(NEW_TICKET_FIELDS, "")
-    form.update(type=RequestType.CONSULTATION.value, urgency=Urgency.NORMAL.value)
-    form["skill"] = (login.account.skills or list(console.settings.tickets.skills))[0]
-    return render(console, request, "new_ticket.html", login, form=form, flags={})
+    skill = (login.account.skills or list(console.settings.tickets.skills))[0]
+    form = NewTicketForm(type=RequestType.CONSULTATION, urgency=Urgency.NORMAL, skill=skill)
+    return render(console, request, "new_ticket.html", login, form=form.shown())
 
 
 @router.post("/tickets/new")
@@ -347,66 +395,25 @@ def new_ticket(
     request: Request,
     console: Ctx,
     login: Login,
-    type: Annotated[RequestType, Form()],
-    urgency: Annotated[Urgency, Form()],
-    what_happened: Annotated[str, Form(max_length=5000)],
-    skill: Annotated[str, Form(max_length=40)] = "general",
-    topic: Annotated[str, Form(max_length=100)] = "",
-    department: Annotated[str, Form(max_length=100)] = "",
-    caller_name: Annotated[str, Form(max_length=80)] = "",
-    callback_number: Annotated[str, Form(max_length=40)] = "",
-    confidential: Annotated[bool, Form()] = False,
-    callback_promised: Annotated[bool, Form()] = False,
-    where: Annotated[str, Form(max_length=500)] = "",
-    when: Annotated[str, Form(max_length=200)] = "",
-    who_what: Annotated[str, Form(max_length=500)] = "",
-    caller_wants: Annotated[str, Form(max_length=2000)] = "",
-    summary: Annotated[str, Form(max_length=5000)] = "",
+    form: Annotated[NewTicketForm, Form()],
 ) -> Response:
     """A work order a person takes down; it is theirs at once (see file_by_hand)."""
-    draft = TicketDraft(
-        type=type,
-        urgency=urgency,
-        topic=topic.strip(),
-        department=department.strip(),
-        caller=Caller(
-            name=caller_name.strip(),
-            callback_number=callback_number.strip(),
-            confidential=confidential,
-        ),
-        elements=FiveElements(
-            where=where.strip(),
-            when=when.strip(),
-            who_what=who_what.strip(),
-            what_happened=what_happened.strip(),
-            caller_wants=caller_wants.strip(),
-        ),
-        summary=summary.strip(),
-        handover_reason="人工登记",
-    )
     error = ""
-    if skill not in console.settings.tickets.skills:
+    if form.skill not in console.settings.tickets.skills:
         error = "请从列表中选择队列"
     else:
         try:
             ticket = console.service.file_by_hand(
-                draft, login.account, skill=skill, callback_promised=callback_promised
+                form.draft(),
+                login.account,
+                skill=form.skill,
+                callback_promised=form.callback_promised,
             )
         except TicketError as exc:
             error = str(exc)
         else:
             return back(f"/tickets/{ticket.number}", msg="ticket_filed", ticket=ticket.number)
-    form = {
-        "type": type.value, "urgency": urgency.value, "skill": skill, "topic": topic,
-        "department": department, "caller_name": caller_name,
-        "callback_number": callback_number, "where": where, "when": when,
-        "who_what": who_what, "what_happened": what_happened,
-        "caller_wants": caller_wants, "summary": summary,
-    }  # fmt: skip
-    flags = {"confidential": confidential, "callback_promised": callback_promised}
-    return render(
-        console, request, "new_ticket.html", login, 422, error=error, form=form, flags=flags
-    )
+    return render(console, request, "new_ticket.html", login, 422, error=error, form=form.shown())
 
 
 # ---- one ticket ----
@@ -489,39 +496,10 @@ def edit(
     console: Ctx,
     login: Login,
     number: str,
-    type: Annotated[RequestType, Form()],
-    urgency: Annotated[Urgency, Form()],
-    topic: Annotated[str, Form(max_length=100)] = "",
-    department: Annotated[str, Form(max_length=100)] = "",
-    skill: Annotated[str, Form(max_length=40)] = "general",
-    caller_name: Annotated[str, Form(max_length=80)] = "",
-    callback_number: Annotated[str, Form(max_length=40)] = "",
-    confidential: Annotated[bool, Form()] = False,
-    where: Annotated[str, Form(max_length=500)] = "",
-    when: Annotated[str, Form(max_length=200)] = "",
-    who_what: Annotated[str, Form(max_length=500)] = "",
-    what_happened: Annotated[str, Form(max_length=5000)] = "",
-    caller_wants: Annotated[str, Form(max_length=2000)] = "",
-    summary: Annotated[str, Form(max_length=5000)] = "",
+    form: Annotated[TicketForm, Form()],
 ) -> Response:
-    changes = TicketEdit(
-        type=type,
-        urgency=urgency,
-        topic=topic.strip(),
-        department=department.strip(),
-        skill=skill,
-        caller_name=caller_name,
-        callback_number=callback_number,
-        confidential=confidential,
-        where=where,
-        when=when,
-        who_what=who_what,
-        what_happened=what_happened,
-        caller_wants=caller_wants,
-        summary=summary,
-    )
     act = _Act(request, console, login, number)
-    return act("saved", lambda: console.service.edit(number, changes, login.account))
+    return act("saved", lambda: console.service.edit(number, form.edit(), login.account))
 
 
 @router.post("/tickets/{number}/dispatch")
