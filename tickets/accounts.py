@@ -130,7 +130,7 @@ class AccountStore:
         if len(password) < 8:
             raise AccountError("密码至少 8 位")
         if (Role(role) == Role.DEPARTMENT) != bool(department):
-            raise AccountError("承办单位账号须指定所属单位（--department），其他账号不能指定")
+            raise AccountError("承办单位账号须指定所属单位，其他账号不能指定所属单位")
         with self.store.writing() as session:
             if session.scalar(select(UserRow.id).where(UserRow.username == username)):
                 raise AccountError(f"用户 {username} 已存在")

@@ -847,6 +847,18 @@ class TicketStore:
             session.flush()
             return self._to_ticket(session, row, with_history=True)
 
+    def pending_extensions(self, limit: int = 200) -> list[Ticket]:
+        """Work orders whose department asked for more time, oldest request first."""
+        query = (
+            select(TicketRow, _first_dispatch().label("dispatched_at"))
+            .where(TicketRow.extension_request.is_not(None))
+            .where(TicketRow.status != Status.CLOSED.value)
+            .order_by(TicketRow.updated_at, TicketRow.id)
+            .limit(max(1, min(limit, 500)))
+        )
+        with self.reading() as session:
+            return self._to_tickets(session, session.execute(query).all())
+
     def department_queue(self, unit: str, limit: int = 200) -> list[tuple[Ticket, str]]:
         """The work orders of a 承办单位 with its part in each ("lead" 主办 or "assist"
         协办): those still with it first by due date, then the ones it answered, newest

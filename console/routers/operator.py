@@ -240,6 +240,8 @@ def _queues(console: Console, login: LoginSession) -> dict[str, Any]:
     ]
     return {
         "mine": mine,
+        # 延期 requests wait for a 班长's decision.
+        "extensions": service.store.pending_extensions() if account.leads_shift else [],
         "waiting": waiting[:200],
         "waiting_total": len(waiting),
         "waiting_tickets": tickets,

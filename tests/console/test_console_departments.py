@@ -81,7 +81,9 @@ def test_department_signs_gets_an_extension_and_replies_with_a_photo(
         data={"csrf_token": token, "days": "5", "reason": "需协调施工单位停工整改"},
     )
     assert "等待热线审批" in asked.text
-    # An operator sees the request but only a 班长 decides it.
+    # The 班长's workbench lists it; an operator sees it on the ticket, only a 班长 decides.
+    assert number in boss.get("/").text.split('id="pending-extensions"')[1]
+    assert 'id="pending-extensions"' not in op.get("/").text
     page = op.get(f"/tickets/{number}").text
     assert "申请延期 5 个工作日" in page and "extension-approve" not in page
     refused = op.post(
