@@ -884,7 +884,10 @@ class TicketStore:
     ) -> Ticket:
         if not reply.strip():
             raise TicketError("请填写承办单位的答复")
-        return self._step(number, "reply", actor, {"reply": reply}, guard, department_reply=reply)
+        return self._step(
+            number, "reply", actor, {"reply": reply}, guard,
+            department_reply=reply, extension_request=None,
+        )  # fmt: skip
 
     def follow_up(
         self, number: str, result: str, actor: str, *, guard: Guard | None = None
