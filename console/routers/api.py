@@ -60,9 +60,13 @@ class TicketCreate(BaseModel):
     callback_promised: bool | None = None
 
 
+Department = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NO_NUL)]
+
+
 class DispatchRequest(BaseModel):
-    department: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NO_NUL)]
+    department: Department  # 主办
     note: Text = ""
+    co_departments: list[Department] = Field(default_factory=list, max_length=20)  # 协办
 
 
 class NoteRequest(BaseModel):
@@ -282,7 +286,9 @@ def dispatch_ticket(
     number: TicketNumber, body: DispatchRequest, console: Ctx, login: Operator
 ) -> Ticket:
     """转办：派给承办单位。"""
-    return console.service.dispatch(number, body.department, login.account, body.note)
+    return console.service.dispatch(
+        number, body.department, login.account, body.note, body.co_departments
+    )
 
 
 @router.post("/tickets/{number}/accept", response_model=Ticket, responses=_CHANGE_ERRORS)
