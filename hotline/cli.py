@@ -19,7 +19,7 @@ from collections.abc import Sequence
 COMMAND_MODULES = (
     "asr.cli",
     "bot.cli",
-    "ivr.cli",
+    "ops.run",
     "tickets.cli",
     "console.cli",
     "manage.cli",
@@ -135,24 +135,9 @@ def _unreachable_service(exc: Exception) -> str:
 
 
 def _is_user_error(exc: Exception) -> bool:
-    from asr.base import AsrError
-    from bot.brain import BOT_DATA_ERRORS
-    from bot.evaluate import EvalError
-    from hotline.audio.wav import AudioFormatError
-    from hotline.settings import SettingsError
-    from manage.config import ConfigError
-    from tickets.redis_embedded import EmbeddedRedisError
+    from hotline.errors import UserFacingError
 
-    known = (
-        AsrError,
-        AudioFormatError,
-        SettingsError,
-        EvalError,
-        ConfigError,
-        EmbeddedRedisError,
-        *BOT_DATA_ERRORS,
-    )
-    return isinstance(exc, known)
+    return isinstance(exc, UserFacingError)
 
 
 if __name__ == "__main__":

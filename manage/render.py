@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ivr.prompts import PromptLibrary, content_key
+from voice.prompts import PromptLibrary, content_key
 
 
 @dataclass

@@ -35,10 +35,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from hotline.draft import (
+    FiveElements,
+    RequestType,
+    TicketDraft,
+    Urgency,
+    request_type_label,
+    summary,
+)
 from hotline.settings import Settings, TicketsSettings
 from tickets.db import WRITE_OPTION, default_database_url, make_engine, migrate, seconds_between
 from tickets.deadlines import DISPATCHED_TYPES, Deadline, DeadlineRules, DeadlineState
-from tickets.draft import FiveElements, RequestType, TicketDraft, Urgency
 from tickets.models import (
     TicketAssistRow,
     TicketAttachmentRow,
@@ -52,7 +59,6 @@ from tickets.ticket import (
     DEPARTMENT_VISIBLE,
     DEPARTMENT_WORKING,
     TRANSITIONS,
-    TYPE_LABELS,
     AttachmentInfo,
     CallbackOutcome,
     ExtensionRequest,
@@ -141,6 +147,13 @@ class TicketStore:
     def writing(self) -> Iterator[Session]:
         with self._write_lock, self._write.begin() as session:
             yield session
+
+    def number_for_call(self, call_id: str) -> str | None:
+        """The work order filed for a call, if any (one per call, see ``intake``)."""
+        if not call_id:
+            return None
+        with self.engine.connect() as connection:
+            return _number_for_call(connection, call_id)
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
@@ -1269,10 +1282,8 @@ def _regenerate_summary(row: TicketRow, before: str, sent: str | None) -> None:
     it; a summary the operator rewrote in the same edit is kept as written."""
     if sent is not None and sent.strip() != before.strip():
         return
-    from bot.intake import summary  # the bot's own wording; imported late: it is heavy
-
     elements = FiveElements.model_validate(row.elements)
-    row.summary = summary(TYPE_LABELS[RequestType(row.type)], elements)
+    row.summary = summary(request_type_label(row.type), elements)
 
 
 def _copies(values: dict[str, Any]) -> dict[str, Any]:

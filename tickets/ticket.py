@@ -10,7 +10,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tickets.draft import Caller, FiveElements, RequestType, TranscriptLine, Urgency
+from hotline.draft import (
+    Caller,
+    FiveElements,
+    RequestType,
+    TranscriptLine,
+    Urgency,
+    request_type_label,
+)
 
 
 class Status(StrEnum):
@@ -40,20 +47,6 @@ DEPARTMENT_WORKING = frozenset({Status.DISPATCHED, Status.IN_PROGRESS, Status.SU
 # Statuses in which a department sees a ticket at all (never before dispatch, never after
 # it sent the ticket back).
 DEPARTMENT_VISIBLE = DEPARTMENT_WORKING | {Status.REPORTED, Status.FOLLOW_UP, Status.CLOSED}
-
-TYPE_LABELS = {
-    RequestType.CONSULTATION: "咨询",
-    RequestType.COMPLAINT: "投诉",
-    RequestType.HELP: "求助",
-    RequestType.REPORT: "举报",
-    RequestType.SUGGESTION: "建议",
-    RequestType.PRAISE: "表扬",
-    RequestType.HUMAN: "转人工",
-    RequestType.EMERGENCY: "紧急",
-    RequestType.ABUSIVE: "无效来电",
-}
-
-URGENCY_LABELS = {Urgency.NORMAL: "一般", Urgency.URGENT: "紧急", Urgency.EMERGENCY: "特急"}
 
 
 class Satisfaction(StrEnum):
@@ -202,7 +195,7 @@ class Ticket(BaseModel):
 
     @property
     def type_label(self) -> str:
-        return TYPE_LABELS.get(self.type, str(self.type.value))
+        return request_type_label(self.type)
 
     @property
     def is_open(self) -> bool:

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from console.server import serve_in_thread
+from hotline.draft import TranscriptLine
 from hotline.settings import Settings
 from tests.console.helpers import PASSWORD, add_department_users, make_env
 from tests.tickets.support import make_draft
-from tickets.draft import TranscriptLine
 from tickets.service import TicketService
 from tickets.ticket import Status
 

@@ -20,6 +20,7 @@ from html.parser import HTMLParser
 import pytest
 from fastapi.testclient import TestClient
 
+from hotline.draft import TranscriptLine
 from hotline.settings import Settings
 from manage.calls import record_call
 from tests.console.helpers import (
@@ -31,7 +32,6 @@ from tests.console.helpers import (
     web_client,
 )
 from tests.tickets.support import make_draft
-from tickets.draft import TranscriptLine
 from tickets.service import TicketService
 
 ALLOWED = {

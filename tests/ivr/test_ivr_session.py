@@ -24,22 +24,21 @@ from asr.base import AsrEvent, Recognizer, SpeechEngine, SpeechStarted, Transcri
 from bot.brain import Brain
 from bot.events import SilenceTimeout, Utterance
 from hotline.audio import alaw_decode, alaw_encode
+from hotline.draft import RequestType, TicketDraft
 from hotline.settings import AmiSettings, SipSettings
 from ivr.ami import AmiClient
 from ivr.bench import DialogueRecorder
 from ivr.callers import Caller, free_udp_port, raw_g711, run_sipp
 from ivr.controller import Controller
 from ivr.journal import CallRecord
-from ivr.prompts import EspeakEngine, PromptLibrary
-from ivr.session import CALLBACK_TEXT
 from ivr.sip import IncomingCall
 from ivr.wiring import ServiceSink, build_deps, load_brain, load_speech, ticket_service
 from tests.ivr.ami_replay import QUEUE_MEMBER_STATUS, ReplayAsterisk
 from tests.ivr.rtp_peer import Captured, RtpCapture
 from tests.tickets.support import key_prefix, make_settings, redis_server  # noqa: F401 (fixtures)
-from tickets.draft import RequestType, TicketDraft
 from tickets.service import TicketService
 from tickets.ticket import Ticket
+from voice.prompts import EspeakEngine, PromptLibrary
 
 SHORT_GREETING = "一二三四五热线，请讲。"
 SHORT_SILENCE = "请问还在吗？"
@@ -135,7 +134,8 @@ def place_call(
     port = free_udp_port()
     low = 40000 + (port % 500) * 20
     sip = SipSettings(bind_port=port, rtp_port_low=low, rtp_port_high=low + 19,
-                      answer_delay_ms=answer_delay_ms)  # type: ignore[call-arg]  # fmt: skip
+                      answer_delay_ms=answer_delay_ms,
+                      strict_rtp=False)  # type: ignore[call-arg]  # fmt: skip
     dialogues: list[DialogueRecorder] = []
     recognizers: list[Recognizer] = []
     deps = build_deps(settings, brain, engine, prompts, tickets=ServiceSink(service),
@@ -300,7 +300,7 @@ def test_night_callback_ticket_number_read_out(tmp_path, settings, brain, engine
     assert call.record.outcome == "ticket" and not call.record.transfer_queue
     assert call.queued() == {ticket.number}
     assert call.bot_lines()[-1] == wording.replace("{ticket_no}", ticket.number)
-    assert CALLBACK_TEXT not in call.bot_lines()
+    assert brain.prompts.text("callback_registered") not in call.bot_lines()
     # The caller heard it with the number: its spoken digits went out on the wire, whole.
     spoken = tts_prompts.with_ticket_number(wording, ticket.number).pcm
     expected = alaw_encode(spoken[: len(spoken) // 320 * 320])
@@ -422,13 +422,14 @@ def test_cancel_before_answer_starts_no_session(tmp_path, settings, brain, engin
 
 
 def test_agent_connect_pops_the_ticket_on_the_seat(tmp_path, service) -> None:  # type: ignore[no-untyped-def]
-    """AMI AgentConnect (replayed Asterisk) -> the ticket is the seat's, the console is told."""
+    """AMI AgentConnect (replayed Asterisk) -> the ticket is the seat's, the console is told.
+    The seat is the queue member's endpoint (seat-101), the operator's --seat."""
     from tests.ivr.ami_replay import AGENT_CONNECT
 
     draft = TicketDraft(type=RequestType.COMPLAINT, summary="夜间施工扰民", call_id="call-pop")
     ticket = service.intake(draft, skill="general")
     events = service.queue.redis.pubsub()
-    events.subscribe(f"{service.queue.prefix}:seat:101")
+    events.subscribe(f"{service.queue.prefix}:seat:seat-101")
 
     async def body() -> None:
         asterisk = ReplayAsterisk()
@@ -440,7 +441,7 @@ def test_agent_connect_pops_the_ticket_on_the_seat(tmp_path, service) -> None:  
             assert await ami.start()
             asterisk.push(AGENT_CONNECT.replace("2024000042", ticket.number))
             for _ in range(100):
-                if service.pending_pop("101"):
+                if service.pending_pop("seat-101"):
                     break
                 await asyncio.sleep(0.05)
         finally:
@@ -448,8 +449,11 @@ def test_agent_connect_pops_the_ticket_on_the_seat(tmp_path, service) -> None:  
             await asterisk.stop()
 
     asyncio.run(asyncio.wait_for(body(), 30))
-    assert service.pending_pop("101") == {**service.pending_pop("101"), "ticket": ticket.number}
-    assert service.store.get(ticket.number).seat == "101"
+    assert service.pending_pop("seat-101") == {
+        **service.pending_pop("seat-101"),
+        "ticket": ticket.number,
+    }
+    assert service.store.get(ticket.number).seat == "seat-101"
     assert not service.queue.waiting(["general"])  # taken off the queue by the seat
     message = events.get_message(timeout=1)
     while message and message["type"] != "message":

@@ -30,6 +30,31 @@ class Urgency(str, Enum):  # noqa: UP042
     EMERGENCY = "emergency"
 
 
+# The one table of request-type names: what the bot says, the ticket shows and the
+# figures count by (four copies used to disagree: 不文明来电 / 无效来电 / 不文明).
+REQUEST_TYPE_LABELS: dict[RequestType, str] = {
+    RequestType.CONSULTATION: "咨询",
+    RequestType.COMPLAINT: "投诉",
+    RequestType.HELP: "求助",
+    RequestType.REPORT: "举报",
+    RequestType.SUGGESTION: "建议",
+    RequestType.PRAISE: "表扬",
+    RequestType.HUMAN: "转人工",
+    RequestType.EMERGENCY: "紧急情况",
+    RequestType.ABUSIVE: "无效来电",
+}
+UNCLASSIFIED_LABEL = "未分类"
+URGENCY_LABELS = {Urgency.NORMAL: "一般", Urgency.URGENT: "紧急", Urgency.EMERGENCY: "特急"}
+
+
+def request_type_label(value: str | RequestType) -> str:
+    """The Chinese name of a request type (its value as stored, or the enum)."""
+    try:
+        return REQUEST_TYPE_LABELS[RequestType(value)]
+    except ValueError:
+        return UNCLASSIFIED_LABEL
+
+
 class Caller(BaseModel):
     number: str = ""  # caller ID; personal data: mask in logs
     name: str = ""
@@ -68,6 +93,23 @@ class FiveElements(BaseModel):
 
 # NaN and infinities are no numbers to SQL: PostgreSQL refused the ticket, SQLite stored null.
 FINITE = ConfigDict(allow_inf_nan=False)
+
+
+ELEMENTS = ("what_happened", "where", "when", "who_what", "caller_wants")
+ELEMENT_NAMES = {
+    "what_happened": "事情经过",
+    "where": "地点",
+    "when": "时间",
+    "who_what": "涉及对象",
+    "caller_wants": "诉求",
+}
+
+
+def summary(type_name: str, e: FiveElements) -> str:
+    """The work order's 摘要 from its five elements: what the bot writes at intake and
+    what the ticket store writes again after an operator edits the fields."""
+    parts = [f"{ELEMENT_NAMES[n]}：{getattr(e, n)}" for n in ELEMENTS if getattr(e, n)]
+    return f"{type_name}，" + "；".join(parts)
 
 
 class TranscriptWord(BaseModel):

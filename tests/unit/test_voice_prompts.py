@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ivr.prompts import EspeakEngine, PromptLibrary
+from voice.prompts import EspeakEngine, PromptLibrary
 
 
 def _dominant_hz(pcm: bytes) -> float:
