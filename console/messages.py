@@ -168,7 +168,8 @@ PROMPT_NAMES: dict[str, str] = {
     "ask_correction": "询问更正项", "ask_correction_field": "请重说更正项",
     "ticket_created_day": "已生成工单（白天）", "ticket_created_night": "已登记工单（夜间）",
     "silence": "无声提醒", "silence_menu": "无声时读菜单", "silence_end": "无声挂机",
-    "menu_invalid": "无此选项",
+    "menu_invalid": "无此选项", "survey": "满意度评价", "callback_registered": "非工作时间登记回电",
+    "confirm_heard": "确认听到的词",
 }  # fmt: skip
 
 _HANDOVER: list[tuple[re.Pattern[str], str]] = [
