@@ -52,13 +52,21 @@ from bot.events import (
     Transfer,
     Utterance,
 )
-from bot.intake import DEFAULT_WANTS, ELEMENT_NAMES, REQUIRED, spoken_summary, summary
+from bot.intake import DEFAULT_WANTS, REQUIRED, spoken_summary
 from bot.kb import Entry
 from bot.menu import MenuOption
 from bot.nbest import Doubt, Understood
 from bot.safety import Danger, danger_of
 from bot.text import Prepared
-from hotline.draft import Caller, RequestType, TicketDraft, Urgency, request_type_label
+from hotline.draft import (
+    ELEMENT_NAMES,
+    Caller,
+    RequestType,
+    TicketDraft,
+    Urgency,
+    request_type_label,
+    summary,
+)
 
 MIN_ASR_CONFIDENCE = 0.35  # below this the words are too unreliable to act on
 

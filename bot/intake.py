@@ -14,16 +14,8 @@ import re
 from bot.gazetteer import Gazetteer
 from bot.lexicon import Lexicon
 from bot.text import Prepared, normalise
-from hotline.draft import Address, FiveElements
+from hotline.draft import ELEMENTS, Address, FiveElements
 
-ELEMENTS = ("what_happened", "where", "when", "who_what", "caller_wants")
-ELEMENT_NAMES = {
-    "what_happened": "事情经过",
-    "where": "地点",
-    "when": "时间",
-    "who_what": "涉及对象",
-    "caller_wants": "诉求",
-}
 # What a caller says to name an element when correcting it.
 ELEMENT_WORDS = {
     "where": ("地点", "地址", "位置", "地方", "在哪"),
@@ -256,8 +248,3 @@ _LEAD_WORDS = re.compile(r"^(?:我要投诉|我要举报|我想反映|我要反�
 def _clip(value: str, limit: int) -> str:
     value = re.sub(_LEAD_WORDS, "", value or "")
     return value if len(value) <= limit else value[: limit - 1] + "…"
-
-
-def summary(type_name: str, e: FiveElements) -> str:
-    parts = [f"{ELEMENT_NAMES[n]}：{getattr(e, n)}" for n in ELEMENTS if getattr(e, n)]
-    return f"{type_name}，" + "；".join(parts)

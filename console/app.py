@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 MAX_UPLOAD = 20_000_000  # a recorded prompt or a knowledge-base file (the forms say 20 MB)
 # The upload forms: the file plus the form around it (CSRF token, field names, boundaries).
-UPLOAD_PATHS = ("/manage/prompts/upload", "/manage/kb/import")
+# and a department's 反馈 with its photos (console.routers.department.REPLY_PATH).
+UPLOAD_PATHS = ("/manage/prompts/upload", "/manage/kb/import", "/dept/reply")
 UPLOAD_FORM_ROOM = 64_000
 
 
@@ -188,13 +189,15 @@ def create_app(
     app.state.console = console
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
-    from console.routers import api, docs, knowledge, manager, operator
+    from console.routers import api, department, docs, knowledge, manager, monitor, operator
 
     app.mount(docs.ASSETS_URL, StaticFiles(directory=docs.ASSETS_DIR), name="docs-assets")
     app.include_router(api.router)
     app.include_router(operator.router)
     app.include_router(manager.router)
     app.include_router(knowledge.router)
+    app.include_router(department.router)
+    app.include_router(monitor.router)
     app.include_router(docs.router)
     operator.install_handlers(app)
     _install_error_handlers(app)

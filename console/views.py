@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi.templating import Jinja2Templates
 
+from console import messages
 from hotline.draft import (
     REQUEST_TYPE_LABELS,
     URGENCY_LABELS,
@@ -42,6 +43,13 @@ ACTION_LABELS = {
     "callback_reached": "回电：已回电",
     "callback_unreached": "回电：未接通",
     "callback_wrong_number": "回电：号码错误",
+    "return": "退单",
+    "extension_requested": "申请延期",
+    "extension_approved": "同意延期",
+    "extension_refused": "不同意延期",
+    "merge": "并案",
+    "merged_in": "并入重复件",
+    "assist_note": "协办意见",
 }
 
 
@@ -50,7 +58,9 @@ ACTION_LABELS = {
 DETAIL_LABELS = {
     "note": "说明", "department": "承办单位", "reply": "反馈", "result": "回访结果",
     "satisfaction": "满意度", "skill": "队列", "seat": "坐席", "duplicate_of": "疑似重复件",
-    "duplicate": "重复件", "outcome": "结果", "changes": "修改",
+    "duplicate": "重复件", "outcome": "结果", "changes": "修改", "reason": "理由",
+    "days": "延期工作日", "co_departments": "协办单位", "escalated": "升级督办",
+    "into": "并入工单", "files": "附件", "due_at": "办理期限",
 }  # fmt: skip
 FIELD_LABELS = {
     "type": "类型", "topic": "诉求主题", "department": "承办单位", "urgency": "紧急程度",
@@ -61,7 +71,9 @@ FIELD_LABELS = {
 }  # fmt: skip
 
 
-def history_details(detail: dict[str, object], skills: dict[str, str]) -> list[str]:
+def history_details(
+    detail: dict[str, object], skills: dict[str, str], zone: ZoneInfo | None = None
+) -> list[str]:
     """A history entry's detail as Chinese phrases: 「承办单位：市水务局」,
     「修改 姓名：（空）→ 张先生」, 「满意度：满意」; internal keys are left out."""
     values = {
@@ -76,6 +88,13 @@ def history_details(detail: dict[str, object], skills: dict[str, str]) -> list[s
             return "（空）"
         if isinstance(value, bool):
             return "是" if value else "否"
+        if isinstance(value, list):
+            return "、".join(str(v) for v in value)
+        if field == "due_at" and isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value).astimezone(zone).strftime("%Y-%m-%d")
+            except ValueError:
+                return value
         return values.get(field, {}).get(str(value), str(value))
 
     phrases: list[str] = []
@@ -133,6 +152,7 @@ def install_filters(templates: Jinja2Templates, settings: Settings) -> None:
         return bool(limit) and datetime.now(UTC).timestamp() - ms / 1000 > limit * 60
 
     env.filters.update(local=local, remaining=remaining, age=age, overdue_ms=overdue_ms)
+    env.filters["dialogue_step"] = messages.dialogue_step
     env.globals.update(
         STATUS_LABELS={s.value: label for s, label in STATUS_LABELS.items()},
         TYPE_LABELS={t.value: label for t, label in REQUEST_TYPE_LABELS.items()},
@@ -146,10 +166,18 @@ def install_filters(templates: Jinja2Templates, settings: Settings) -> None:
         SATISFACTIONS=[s.value for s in Satisfaction],
         CALLBACK_OUTCOMES={o.value: label for o, label in CALLBACK_OUTCOME_LABELS.items()},
         SKILLS=settings.tickets.skills,
-        DEPARTMENTS=settings.tickets.departments,
+        DEPARTMENTS=settings.tickets.department_names(),
+        DEPARTMENT_SKILLS={d.name: d.skills for d in settings.tickets.departments},
+        DEPARTMENT_ROLES={"lead": "主办", "assist": "协办"},
         LOW_CONFIDENCE=settings.console.low_confidence,
         DISPATCH_WITHIN_MIN=settings.tickets.dispatch_within_min,
         marked_words=marked_words,
-        history_details=lambda detail: history_details(detail, settings.tickets.skills),
+        history_details=lambda detail: history_details(detail, settings.tickets.skills, zone),
         timedelta_min=lambda minutes: timedelta(minutes=minutes),
+        # What the bot and the checks write in English, as staff read it.
+        handover_reason=messages.handover_reason,
+        dialogue_step=messages.dialogue_step,
+        actor_name=messages.actor_name,
+        prompt_name=messages.prompt_name,
+        menu_problem=messages.menu_problem,
     )

@@ -95,6 +95,23 @@ class FiveElements(BaseModel):
 FINITE = ConfigDict(allow_inf_nan=False)
 
 
+ELEMENTS = ("what_happened", "where", "when", "who_what", "caller_wants")
+ELEMENT_NAMES = {
+    "what_happened": "事情经过",
+    "where": "地点",
+    "when": "时间",
+    "who_what": "涉及对象",
+    "caller_wants": "诉求",
+}
+
+
+def summary(type_name: str, e: FiveElements) -> str:
+    """The work order's 摘要 from its five elements: what the bot writes at intake and
+    what the ticket store writes again after an operator edits the fields."""
+    parts = [f"{ELEMENT_NAMES[n]}：{getattr(e, n)}" for n in ELEMENTS if getattr(e, n)]
+    return f"{type_name}，" + "；".join(parts)
+
+
 class TranscriptWord(BaseModel):
     """One recognised word with the recogniser's confidence (for marking doubtful words)."""
 

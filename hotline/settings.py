@@ -321,6 +321,36 @@ class IvrSettings(Section):
         return self
 
 
+# 承办单位 of a typical city (name, code, the skill queues whose work they usually take).
+DEFAULT_DEPARTMENTS: list[tuple[str, str, list[str]]] = [
+    ("市住房和城乡建设局", "zjj", ["real_estate"]),
+    ("市城市管理局", "cgj", ["general"]),
+    ("市生态环境局", "sthjj", ["general"]),
+    ("市人力资源和社会保障局", "rsj", ["social_insurance"]),
+    ("市医疗保障局", "ybj", ["social_insurance"]),
+    ("市市场监督管理局", "scjgj", ["business_environment"]),
+    ("市交通运输局", "jtj", ["general"]),
+    ("市水务局", "swj", ["general"]),
+    ("市供电公司", "gdgs", ["general"]),
+    ("市公安局", "gaj", ["general"]),
+    ("市自然资源和规划局", "zrzyj", ["real_estate"]),
+    ("市营商环境建设局", "yshjj", ["business_environment"]),
+]
+
+
+class DepartmentSettings(Section):
+    """One 承办单位: its users log in with this ``code`` (``users.department``)."""
+
+    name: str = Field(min_length=1, max_length=100)
+    code: str = Field(min_length=1, max_length=40)
+    skills: list[str] = Field(
+        default_factory=list, description="skill queues whose work orders it usually takes"
+    )
+    time_limit_days: int | None = Field(
+        None, ge=0, le=365, description="working days it has from dispatch (None: the type's)"
+    )
+
+
 class TicketsSettings(Section):
     """Work orders: the SQL record, the Redis seat queue, time limits (see tickets/)."""
 
@@ -361,22 +391,40 @@ class TicketsSettings(Section):
         },
         description="skill queue name (the bot's Transfer queues) -> label shown to operators",
     )
-    departments: list[str] = Field(
+    departments: list[DepartmentSettings] = Field(
         default_factory=lambda: [
-            "市住房和城乡建设局",
-            "市城市管理局",
-            "市生态环境局",
-            "市人力资源和社会保障局",
-            "市医疗保障局",
-            "市市场监督管理局",
-            "市交通运输局",
-            "市水务局",
-            "市供电公司",
-            "市公安局",
-            "市自然资源和规划局",
-            "市营商环境建设局",
-        ]
+            DepartmentSettings(name=name, code=code, skills=skills, time_limit_days=None)
+            for name, code, skills in DEFAULT_DEPARTMENTS
+        ],
+        description="承办单位 a work order may be dispatched to; a bare name is allowed "
+        "(its code is then the name)",
     )
+
+    @field_validator("departments", mode="before")
+    @classmethod
+    def _bare_department_names(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"name": v, "code": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("departments")
+    @classmethod
+    def _distinct_departments(cls, value: list[DepartmentSettings]) -> list[DepartmentSettings]:
+        for key in ("name", "code"):
+            seen = [getattr(d, key) for d in value]
+            if len(seen) != len(set(seen)):
+                raise ValueError(f"tickets.departments: each {key} may appear only once")
+        return value
+
+    def department_names(self) -> list[str]:
+        return [d.name for d in self.departments]
+
+    def department_by_code(self, code: str) -> DepartmentSettings | None:
+        return next((d for d in self.departments if d.code == code), None)
+
+    def department_by_name(self, name: str) -> DepartmentSettings | None:
+        return next((d for d in self.departments if d.name == name), None)
+
     duplicate_window_days: int = Field(7, ge=0, le=365)
     dispatch_within_min: int = Field(
         30, ge=0, le=10080, description="a taken complaint reaches its department within this"

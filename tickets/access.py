@@ -7,6 +7,10 @@ may act on any ticket and reassign it. The call controller's service identity fo
 operator's rule for ticket work; its own rights (filing call evidence, popping a ticket
 onto any seat) are granted where those requests arrive.
 
+A 承办单位's user (role ``department``) works on none of that: it sees and acts on only
+the work orders dispatched to its own unit, as 主办 (签收, 延期, 退单, 反馈) or as 协办
+(a 协办意见), and never one before dispatch or after it was sent back.
+
 The store runs the check inside the transaction that changes the ticket, under the row
 lock (see ``tickets.ticket.Guard``), so a ticket taken meanwhile is refused, not changed.
 """
@@ -14,10 +18,12 @@ lock (see ``tickets.ticket.Guard``), so a ticket taken meanwhile is refused, not
 from __future__ import annotations
 
 from tickets.accounts import Account
-from tickets.ticket import Guard, Holding, TicketForbidden
+from tickets.ticket import DEPARTMENT_VISIBLE, DEPARTMENT_WORKING, Guard, Holding, TicketForbidden
 
 
 def may_work_on(account: Account, holding: Holding) -> bool:
+    if account.is_department:
+        return False  # the hotline's work; a department has its own rules below
     if account.leads_shift:
         return True
     if holding.assigned_to is not None:
@@ -63,3 +69,31 @@ def check_leads_shift(account: Account, step: str) -> None:
     """Steps only a 班长 or 管理员 takes (改派, 督办); ``step`` names it for the message."""
     if not account.leads_shift:
         raise TicketForbidden(f"只有班长或管理员可以{step}")
+
+
+# ---- 承办单位 ----
+
+
+def department_role(unit: str, holding: Holding) -> str:
+    """ "lead" (主办), "assist" (协办) or "" for ``unit`` on this ticket as it stands."""
+    if not unit or holding.status not in {s.value for s in DEPARTMENT_VISIBLE}:
+        return ""
+    if holding.department == unit:
+        return "lead"
+    return "assist" if unit in holding.co_departments else ""
+
+
+def department_guard(unit: str, *, lead: bool) -> Guard:
+    """Only the unit's own work orders; ``lead`` steps (签收, 延期, 退单, 反馈) are the
+    主办's, and only while the work is with the department."""
+
+    def check(holding: Holding) -> None:
+        role = department_role(unit, holding)
+        if not role:
+            raise TicketForbidden("该工单未转办给本单位，无权查看或办理")
+        if lead and role != "lead":
+            raise TicketForbidden("本单位为协办单位，签收、延期、退单和反馈由主办单位办理")
+        if lead and holding.status not in {s.value for s in DEPARTMENT_WORKING}:
+            raise TicketForbidden("该工单已不在本单位办理中")
+
+    return check

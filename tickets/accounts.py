@@ -34,14 +34,23 @@ class Role(StrEnum):
     MANAGER = "manager"
     ADMIN = "admin"
     SERVICE = "service"
+    # A 承办单位's user: outside the hotline's ranks (rank 0), sees only its unit's work.
+    DEPARTMENT = "department"
 
 
-ROLE_RANK = {Role.OPERATOR: 1, Role.SERVICE: 1, Role.MANAGER: 2, Role.ADMIN: 3}
+ROLE_RANK = {
+    Role.DEPARTMENT: 0,
+    Role.OPERATOR: 1,
+    Role.SERVICE: 1,
+    Role.MANAGER: 2,
+    Role.ADMIN: 3,
+}
 ROLE_LABELS = {
     Role.OPERATOR: "话务员",
     Role.MANAGER: "班长",
     Role.ADMIN: "管理员",
     Role.SERVICE: "呼叫中控（系统账号）",
+    Role.DEPARTMENT: "承办单位",
 }
 USERNAME = re.compile(r"^[A-Za-z0-9_.-]{2,40}$")
 
@@ -59,6 +68,7 @@ class Account:
     extension: str
     skills: list[str] = field(default_factory=list)
     active: bool = True
+    department: str = ""  # a department user's unit code (tickets.departments)
 
     def has(self, role: Role) -> bool:
         return ROLE_RANK[self.role] >= ROLE_RANK[role]
@@ -67,6 +77,10 @@ class Account:
     def is_controller(self) -> bool:
         """The call controller's service identity (see :class:`Role`)."""
         return self.role == Role.SERVICE
+
+    @property
+    def is_department(self) -> bool:
+        return self.role == Role.DEPARTMENT
 
     @property
     def leads_shift(self) -> bool:
@@ -109,11 +123,14 @@ class AccountStore:
         display_name: str = "",
         extension: str = "",
         skills: list[str] | None = None,
+        department: str = "",
     ) -> Account:
         if not USERNAME.match(username):
             raise AccountError("用户名只能用 2-40 个字母、数字、下划线、点或连字符")
         if len(password) < 8:
             raise AccountError("密码至少 8 位")
+        if (Role(role) == Role.DEPARTMENT) != bool(department):
+            raise AccountError("承办单位账号须指定所属单位，其他账号不能指定所属单位")
         with self.store.writing() as session:
             if session.scalar(select(UserRow.id).where(UserRow.username == username)):
                 raise AccountError(f"用户 {username} 已存在")
@@ -124,6 +141,7 @@ class AccountStore:
                 role=Role(role).value,
                 extension=extension,
                 skills=list(skills or []),
+                department=department,
                 active=True,
                 created_at=utcnow(),
             )
@@ -238,4 +256,5 @@ def _account(row: UserRow) -> Account:
         extension=row.extension,
         skills=list(row.skills),
         active=row.active,
+        department=row.department,
     )

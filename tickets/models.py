@@ -101,6 +101,11 @@ class TicketRow(Base):
     follow_up_result: Mapped[str] = mapped_column(Text, default="")
     satisfaction: Mapped[str] = mapped_column(String(20), default="")
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # A 承办单位's pending 延期 request {days, reason, by, at}; None when none waits
+    # (migration 0005).
+    extension_request: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True
+    )
 
     __table_args__ = (
         Index("ix_tickets_topic_place", "topic", "place_key"),
@@ -108,6 +113,32 @@ class TicketRow(Base):
         Index("ux_tickets_call_id", "call_id", unique=True,
               sqlite_where=text("call_id != ''"), postgresql_where=text("call_id != ''")),
     )  # fmt: skip
+
+
+class TicketAssistRow(Base):
+    """A 协办 department of a work order (the 主办 is ``tickets.department``); replaced
+    on each 转办 (migration 0005)."""
+
+    __tablename__ = "ticket_assists"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    department: Mapped[str] = mapped_column(String(100), index=True)
+
+
+class TicketAttachmentRow(Base):
+    """A file a 承办单位 sent with its 反馈 (a photo of the repaired road, a letter)."""
+
+    __tablename__ = "ticket_attachments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    author: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class TicketEventRow(Base):
@@ -150,6 +181,8 @@ class UserRow(Base):
     role: Mapped[str] = mapped_column(String(20))
     extension: Mapped[str] = mapped_column(String(40), default="")
     skills: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The 承办单位 (its code in tickets.departments) a department user works for.
+    department: Mapped[str] = mapped_column(String(40), default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from hotline.draft import TicketDraft, Urgency, evidence_fields
 from hotline.metrics import METRICS
-from hotline.settings import Settings, TicketsSettings
+from hotline.settings import DepartmentSettings, Settings, TicketsSettings
 from tickets import access
 from tickets.accounts import Account, Role
 from tickets.dialer import Dialer, DialerError
@@ -36,6 +36,7 @@ from tickets.ticket import (
     Ticket,
     TicketEdit,
     TicketError,
+    TicketForbidden,
 )
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ POP_TTL_S = 120  # a console that (re)connects within this time still gets the p
 
 
 def _holding(ticket: Ticket) -> Holding:
-    return Holding(ticket.assigned_to, ticket.seat, ticket.skill)
+    return ticket.holding
 
 
 def pop_channel(prefix: str, seat: str) -> str:
@@ -71,13 +72,13 @@ class TicketService:
         store: TicketStore,
         queue: SeatQueue,
         dialer: Dialer | None = None,
-        departments: Sequence[str] | None = None,
+        departments: Sequence[DepartmentSettings] | None = None,
     ) -> None:
         self.store = store
         self.queue = queue
         self.dialer = dialer
         # The units a ticket may be dispatched to (settings.tickets.departments).
-        self.departments = list(
+        self.departments: list[DepartmentSettings] = list(
             TicketsSettings().departments  # type: ignore[call-arg]
             if departments is None
             else departments
@@ -239,30 +240,121 @@ class TicketService:
         """The seat of an active person who works tickets; TicketError when there is none."""
         with self.store.reading() as session:
             row = session.scalars(select(UserRow).where(UserRow.username == username)).first()
-        if row is None or not row.active or row.role == Role.SERVICE.value:
+        if row is None or not row.active or row.role in (Role.SERVICE, Role.DEPARTMENT):
             raise TicketError(f"没有可接办工单的在岗用户 {username}")
         return row.extension or row.username
 
     def edit(self, number: str, changes: TicketEdit, account: Account) -> Ticket:
         return self.store.edit(number, changes, account.username, guard=access.guard_for(account))
 
-    def dispatch(self, number: str, department: str, account: Account, note: str = "") -> Ticket:
-        department = department.strip()
-        if department and department not in self.departments:
-            raise TicketError(f"「{department}」不是已配置的承办单位，请从承办单位列表中选择")
+    @property
+    def department_names(self) -> list[str]:
+        return [d.name for d in self.departments]
+
+    def _department(self, name: str) -> DepartmentSettings:
+        found = next((d for d in self.departments if d.name == name), None)
+        if found is None:
+            raise TicketError(f"「{name}」不是已配置的承办单位，请从承办单位列表中选择")
+        return found
+
+    def dispatch(
+        self,
+        number: str,
+        department: str,
+        account: Account,
+        note: str = "",
+        co_departments: Sequence[str] = (),
+    ) -> Ticket:
+        """转办 to a configured 主办 unit and any 协办 units; the 主办's own time limit,
+        when configured, sets the due date from now."""
+        lead = self._department(department.strip()) if department.strip() else None
+        assists = [self._department(d.strip()).name for d in co_departments if d.strip()]
         ticket = self.store.dispatch(
-            number, department, account.username, note, guard=access.guard_for(account)
+            number,
+            lead.name if lead else "",
+            account.username,
+            note,
+            co_departments=assists,
+            time_limit_days=lead.time_limit_days if lead else None,
+            guard=access.guard_for(account),
         )
         self._done(number)
         return ticket
 
     def accept(self, number: str, account: Account, note: str = "") -> Ticket:
-        """The department signed for the ticket (recorded by the seat working on it)."""
-        return self.store.accept(number, account.username, note, guard=access.guard_for(account))
+        """签收: by the department's own user, or recorded for it by the seat working on it
+        (a unit without accounts)."""
+        return self.store.accept(number, account.username, note, guard=self._guard(account))
 
-    def supervise(self, number: str, account: Account, note: str = "") -> Ticket:
+    def supervise(
+        self, number: str, account: Account, note: str = "", *, escalate: bool = False
+    ) -> Ticket:
         access.check_leads_shift(account, "督办")  # on anyone's ticket
-        return self.store.supervise(number, account.username, note)
+        return self.store.supervise(number, account.username, note, escalate=escalate)
+
+    def merge(self, number: str, into: str, account: Account, note: str = "") -> Ticket:
+        """并案 of a duplicate into the work order that carries on."""
+        return self.store.merge(number, into, account.username, note, guard=self._guard(account))
+
+    def decide_extension(
+        self, number: str, approve: bool, account: Account, note: str = ""
+    ) -> Ticket:
+        """A 班长 decides a department's 延期 request."""
+        access.check_leads_shift(account, "审批延期")
+        return self.store.decide_extension(number, approve, note, account.username)
+
+    # ---- the 承办单位's own work ----
+
+    def unit_of(self, account: Account) -> str:
+        """The name of a department user's unit; TicketForbidden for anyone else."""
+        unit = next((d for d in self.departments if d.code == account.department), None)
+        if not account.is_department or unit is None:
+            raise TicketForbidden("只有承办单位账号可以使用单位办件页面")
+        return unit.name
+
+    def _guard(self, account: Account, *, lead: bool = True) -> access.Guard:
+        if account.is_department:
+            return access.department_guard(self.unit_of(account), lead=lead)
+        return access.guard_for(account)
+
+    def department_queue(self, account: Account) -> list[tuple[Ticket, str]]:
+        return self.store.department_queue(self.unit_of(account))
+
+    def department_ticket(self, number: str, account: Account) -> tuple[Ticket, str]:
+        """One of the unit's work orders and its part in it; TicketForbidden otherwise."""
+        ticket = self.store.get(number)
+        unit = self.unit_of(account)
+        role = access.department_role(unit, ticket.holding)
+        if not role:
+            raise TicketForbidden("该工单未转办给本单位，无权查看或办理")
+        return ticket, role
+
+    def return_ticket(self, number: str, reason: str, account: Account) -> Ticket:
+        """退单: back to the hotline's seat that dispatched it, for re-dispatch."""
+        return self.store.return_ticket(
+            number, reason, account.username, guard=self._guard(account)
+        )
+
+    def request_extension(self, number: str, days: int, reason: str, account: Account) -> Ticket:
+        return self.store.request_extension(
+            number, days, reason, account.username, guard=self._guard(account)
+        )
+
+    def department_reply(
+        self, number: str, reply: str, files: list[tuple[str, str, bytes]], account: Account
+    ) -> Ticket:
+        return self.store.department_reply(
+            number, reply, files, account.username, guard=self._guard(account)
+        )
+
+    def assist_note(self, number: str, text: str, account: Account) -> Ticket:
+        """协办意见: a unit helping on the work order says what it did."""
+        if not text.strip():
+            raise TicketError("请填写协办意见")
+        return self.store.note(
+            number, text.strip(), account.username, action="assist_note",
+            guard=self._guard(account, lead=False),
+        )  # fmt: skip
 
     def record_reply(self, number: str, reply: str, account: Account) -> Ticket:
         return self.store.record_reply(

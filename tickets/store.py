@@ -10,24 +10,58 @@ import logging
 import re
 import threading
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, bindparam, exists, func, insert, or_, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    false,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from hotline.draft import RequestType, TicketDraft, Urgency
+from hotline.draft import (
+    FiveElements,
+    RequestType,
+    TicketDraft,
+    Urgency,
+    request_type_label,
+    summary,
+)
 from hotline.settings import Settings, TicketsSettings
-from tickets.db import WRITE_OPTION, default_database_url, make_engine, migrate
-from tickets.deadlines import Deadline, DeadlineRules, DeadlineState
-from tickets.models import TicketCounterRow, TicketEventRow, TicketRow, UTCDateTime, utcnow
+from tickets.db import WRITE_OPTION, default_database_url, make_engine, migrate, seconds_between
+from tickets.deadlines import DISPATCHED_TYPES, Deadline, DeadlineRules, DeadlineState
+from tickets.models import (
+    TicketAssistRow,
+    TicketAttachmentRow,
+    TicketCounterRow,
+    TicketEventRow,
+    TicketRow,
+    UTCDateTime,
+    utcnow,
+)
 from tickets.ticket import (
+    DEPARTMENT_VISIBLE,
+    DEPARTMENT_WORKING,
     TRANSITIONS,
+    AttachmentInfo,
     CallbackOutcome,
+    ExtensionRequest,
     Guard,
     HistoryEntry,
     Holding,
@@ -327,21 +361,14 @@ class TicketStore:
     def deadline_counts(self) -> dict[str, int]:
         """How many open tickets are in each filter: what a 班长's navigation shows."""
         now = self.clock()
-        counts = dict.fromkeys(("overdue", "due_soon", "dispatch_late"), 0)
-        query = select(
-            TicketRow.created_at,
-            TicketRow.due_at,
-            TicketRow.status,
-            _first_dispatch().label("dispatched_at"),
-            TicketRow.type,
-        ).where(TicketRow.status != Status.CLOSED.value)
+        counts = {}
         with self.reading() as session:
-            for created, due, status, dispatched, kind in session.execute(query):
-                state = self.rules.state(created, due, False, now)
-                if state.value in counts:
-                    counts[state.value] += 1
-                if self.rules.dispatch_late(created, status, _aware(dispatched), now, kind):
-                    counts["dispatch_late"] += 1
+            for which in ("overdue", "due_soon", "dispatch_late"):
+                query = select(func.count(TicketRow.id)).where(
+                    TicketRow.status != Status.CLOSED.value,
+                    self._deadline_condition(which, now),
+                )
+                counts[which] = session.scalar(query) or 0
         return counts
 
     def history(self, number: str) -> list[HistoryEntry]:
@@ -399,31 +426,56 @@ class TicketStore:
         query = query.limit(limit).offset(offset)
         with self.reading() as session:
             rows = session.execute(query).all()
-            return [self._to_ticket(session, row, False, at) for row, at in rows]
+            return self._to_tickets(session, rows)
 
     def _search_deadline(self, query: Any, which: str, limit: int, offset: int) -> list[Ticket]:
-        # The amber share and the dispatch delay compare two columns with arithmetic on
-        # times, which SQLite and PostgreSQL spell differently: SQL narrows to open tickets
-        # (overdue ones alone when asked), the state itself is decided here.
-        now = self.clock()
-        query = query.where(TicketRow.status != Status.CLOSED.value)
-        if which == "overdue":
-            query = query.where(TicketRow.due_at < now)
-        elif which == "due_soon":
-            query = query.where(TicketRow.due_at >= now)
-        query = query.order_by(TicketRow.due_at, TicketRow.id)
-        if which == "overdue":  # decided in SQL alone: page there
-            query = query.limit(limit).offset(offset)
-            offset = 0
-        found: list[Ticket] = []
+        """Decided and paged in SQL (tickets.db.seconds_between does the time arithmetic
+        on both backends), most urgent first."""
+        query = (
+            query.where(TicketRow.status != Status.CLOSED.value)
+            .where(self._deadline_condition(which, self.clock()))
+            .order_by(TicketRow.due_at, TicketRow.id)
+            .limit(limit)
+            .offset(offset)
+        )
         with self.reading() as session:
-            for row, at in session.execute(query):
-                ticket = self._to_ticket(session, row, False, at)
-                if self.matches_deadline(ticket, which, now):
-                    found.append(ticket)
-                    if len(found) >= offset + limit:
-                        break
-        return found[offset:]
+            return self._to_tickets(session, session.execute(query).all())
+
+    def _deadline_condition(self, which: str, now: datetime) -> Any:
+        """The SQL form of ``DeadlineRules`` for open tickets in the filter ``which``
+        (tickets.deadlines.FILTERS); the rules' own methods decide one ticket at a time."""
+        at_now = literal(now, UTCDateTime)
+        rules = self.rules
+        if which == "overdue":
+            return TicketRow.due_at < now
+        if which == "due_soon":
+            left = seconds_between(TicketRow.due_at, at_now)
+            whole = seconds_between(TicketRow.due_at, TicketRow.created_at)
+            return and_(
+                TicketRow.due_at >= now,
+                or_(
+                    TicketRow.due_at < now + timedelta(hours=rules.due_soon_hours),
+                    left < whole * rules.due_soon_share,
+                ),
+            )
+        if which == "dispatch_late":
+            if not rules.dispatch_within_min:
+                return false()
+            within = timedelta(minutes=rules.dispatch_within_min)
+            first = _first_dispatch()
+            return or_(
+                and_(
+                    first.is_not(None),
+                    seconds_between(first, TicketRow.created_at) > within.total_seconds(),
+                ),
+                and_(
+                    first.is_(None),
+                    TicketRow.status == Status.INTAKE.value,
+                    TicketRow.type.in_(DISPATCHED_TYPES),
+                    TicketRow.created_at < now - within,
+                ),
+            )
+        return true()
 
     def callbacks_due(self, limit: int = 500) -> list[Ticket]:
         """回电清单: open tickets whose caller was promised a call back and not yet reached,
@@ -469,7 +521,7 @@ class TicketStore:
                 .order_by(TicketRow.created_at.desc(), TicketRow.id.desc())
                 .limit(max(1, min(limit, 50)))
             )
-            return [self._to_ticket(session, r, with_history=False) for r in session.scalars(query)]
+            return self._to_tickets(session, [(r, None) for r in session.scalars(query)])
 
     def record_callback(
         self,
@@ -522,6 +574,24 @@ class TicketStore:
                 )
         return found
 
+    def open_work_by_assignee(self) -> dict[str, tuple[list[str], int]]:
+        """Per person: the work orders in 受理 they hold and how many of theirs are not
+        yet closed (the 班长's monitor)."""
+        query = (
+            select(TicketRow.assigned_to, TicketRow.status, TicketRow.number)
+            .where(TicketRow.status != Status.CLOSED.value, TicketRow.assigned_to.is_not(None))
+            .order_by(TicketRow.created_at)
+        )
+        work: dict[str, tuple[list[str], int]] = {}
+        with self.reading() as session:
+            for assignee, status, number in session.execute(query):
+                name = str(assignee)
+                intake, count = work.get(name, ([], 0))
+                if status == Status.INTAKE.value:
+                    intake.append(number)
+                work[name] = (intake, count + 1)
+        return work
+
     def count(self) -> int:
         with self.reading() as session:
             return session.scalar(select(func.count(TicketRow.id))) or 0
@@ -538,6 +608,7 @@ class TicketStore:
                 raise InvalidTransition(f"工单 {number} 已办结，不能修改")
             before = self._snapshot(row)
             _apply_edit(row, values)
+            _regenerate_summary(row, before["summary"], values.get("summary"))
             _refresh_copies(row)
             after = self._snapshot(row)
             diff = {k: [before[k], after[k]] for k in after if before[k] != after[k]}
@@ -590,18 +661,36 @@ class TicketStore:
         actor: str,
         note: str = "",
         *,
+        co_departments: list[str] | None = None,
+        time_limit_days: int | None = None,
         guard: Guard | None = None,
     ) -> Ticket:
-        if not department.strip():
+        """转办 to ``department`` (主办) with ``co_departments`` (协办, replacing earlier
+        ones). With ``time_limit_days`` (the unit's own limit) the due date is counted
+        again from now; a pending 延期 request lapses."""
+        department = department.strip()
+        if not department:
             raise TicketError("转办需要选择承办单位")
-        return self._step(
-            number,
-            "dispatch",
-            actor,
-            {"department": department, "note": note},
-            guard,
-            department=department.strip(),
-        )
+        assists = [d for d in dict.fromkeys(co_departments or []) if d and d != department]
+        target = TRANSITIONS["dispatch"][1]
+        with self.writing() as session:
+            row = self._row(session, number, lock=True, guard=guard)
+            current = self._check_step(row, "dispatch")
+            now = self.clock()
+            row.department, row.status, row.updated_at = department, target.value, now
+            row.extension_request = None
+            detail: dict[str, Any] = {"department": department, "note": note}
+            if assists:
+                detail["co_departments"] = assists
+            if time_limit_days is not None:
+                row.due_at = self.calendar.due_at(now, time_limit_days)
+                detail["due_at"] = row.due_at.isoformat()
+            session.execute(delete(TicketAssistRow).where(TicketAssistRow.ticket_id == row.id))
+            session.add_all(TicketAssistRow(ticket_id=row.id, department=d) for d in assists)
+            _refresh_copies(row)
+            self._append(session, row, actor, "dispatch", current, target, detail, now)
+            session.flush()
+            return self._to_ticket(session, row, with_history=True)
 
     def accept(
         self, number: str, actor: str, note: str = "", *, guard: Guard | None = None
@@ -609,16 +698,209 @@ class TicketStore:
         return self._step(number, "accept", actor, {"note": note}, guard)
 
     def supervise(
-        self, number: str, actor: str, note: str = "", *, guard: Guard | None = None
+        self,
+        number: str,
+        actor: str,
+        note: str = "",
+        *,
+        escalate: bool = False,
+        guard: Guard | None = None,
     ) -> Ticket:
+        """督办: a note the department reads; ``escalate`` (升级督办) also makes it urgent."""
+        if escalate:
+            return self._step(
+                number,
+                "supervise",
+                actor,
+                {"note": note, "escalated": True},
+                guard,
+                urgency=Urgency.URGENT.value,
+            )
         return self._step(number, "supervise", actor, {"note": note}, guard)
+
+    # ---- 承办单位: 退单, 延期, 反馈 with files, 协办意见 ----
+
+    def return_ticket(
+        self, number: str, reason: str, actor: str, *, guard: Guard | None = None
+    ) -> Ticket:
+        """退单: the department sends the work order back to the hotline, saying why."""
+        if not reason.strip():
+            raise TicketError("请填写退单理由")
+        with self.writing() as session:
+            row = self._row(session, number, lock=True, guard=guard)
+            current = self._check_step(row, "return")
+            now = self.clock()
+            detail = {"reason": reason.strip(), "department": row.department}
+            row.status, row.updated_at, row.extension_request = Status.RETURNED.value, now, None
+            self._append(session, row, actor, "return", current, Status.RETURNED, detail, now)
+            session.flush()
+            return self._to_ticket(session, row, with_history=True)
+
+    def request_extension(
+        self, number: str, days: int, reason: str, actor: str, *, guard: Guard | None = None
+    ) -> Ticket:
+        """延期申请: ``days`` more working days, decided by the hotline."""
+        if not 1 <= days <= 60:
+            raise TicketError("延期天数应为 1 至 60 个工作日")
+        if not reason.strip():
+            raise TicketError("请填写延期理由")
+        with self.writing() as session:
+            row = self._row(session, number, lock=True, guard=guard)
+            if Status(row.status) not in DEPARTMENT_WORKING:
+                raise InvalidTransition(
+                    f"工单 {number} 当前状态为「{_label(Status(row.status))}」，不能申请延期"
+                )
+            if row.extension_request:
+                raise TicketError("已有一份延期申请等待热线审批")
+            now = self.clock()
+            request = ExtensionRequest(days=days, reason=reason.strip(), by=actor, at=now)
+            row.extension_request = request.model_dump(mode="json")
+            row.updated_at = now
+            detail = {"days": days, "reason": request.reason}
+            self._append(
+                session, row, actor, "extension_requested", row.status, row.status, detail, now
+            )
+            session.flush()
+            return self._to_ticket(session, row, with_history=True)
+
+    def decide_extension(
+        self, number: str, approve: bool, note: str, actor: str, *, guard: Guard | None = None
+    ) -> Ticket:
+        """The hotline approves (the due date moves by the days asked) or refuses."""
+        with self.writing() as session:
+            row = self._row(session, number, lock=True, guard=guard)
+            if not row.extension_request:
+                raise TicketError(f"工单 {number} 没有待审批的延期申请")
+            request = ExtensionRequest.model_validate(row.extension_request)
+            now = self.clock()
+            detail: dict[str, Any] = {"days": request.days, "note": note.strip()}
+            if approve:
+                row.due_at = self.calendar.due_at(row.due_at, request.days)
+                detail["due_at"] = row.due_at.isoformat()
+            row.extension_request = None
+            row.updated_at = now
+            action = "extension_approved" if approve else "extension_refused"
+            self._append(session, row, actor, action, row.status, row.status, detail, now)
+            session.flush()
+            return self._to_ticket(session, row, with_history=True)
+
+    def department_reply(
+        self,
+        number: str,
+        reply: str,
+        files: list[tuple[str, str, bytes]],
+        actor: str,
+        *,
+        guard: Guard | None = None,
+    ) -> Ticket:
+        """反馈 by the department itself, with files (name, content type, bytes)."""
+        if not reply.strip():
+            raise TicketError("请填写办理结果")
+        with self.writing() as session:
+            row = self._row(session, number, lock=True, guard=guard)
+            current = self._check_step(row, "reply")
+            now = self.clock()
+            for filename, content_type, data in files:
+                session.add(
+                    TicketAttachmentRow(
+                        ticket_id=row.id,
+                        filename=filename,
+                        content_type=content_type,
+                        size=len(data),
+                        data=data,
+                        author=actor,
+                        created_at=now,
+                    )
+                )
+            row.department_reply, row.status, row.updated_at = reply, Status.REPORTED.value, now
+            row.extension_request = None
+            detail: dict[str, Any] = {"reply": reply}
+            if files:
+                detail["files"] = [name for name, _, _ in files]
+            self._append(session, row, actor, "reply", current, Status.REPORTED, detail, now)
+            session.flush()
+            return self._to_ticket(session, row, with_history=True)
+
+    def attachment(self, number: str, attachment_id: int) -> tuple[AttachmentInfo, bytes]:
+        with self.reading() as session:
+            row = self._row(session, number)
+            found = session.scalars(
+                select(TicketAttachmentRow).where(
+                    TicketAttachmentRow.id == attachment_id,
+                    TicketAttachmentRow.ticket_id == row.id,
+                )
+            ).first()
+            if found is None:
+                raise TicketNotFound("没有这个附件")
+            return _attachment_info(found), found.data
+
+    def merge(
+        self, number: str, into: str, actor: str, note: str = "", *, guard: Guard | None = None
+    ) -> Ticket:
+        """并案: ``number`` is closed into ``into``, which carries on (both keep a record)."""
+        if number == into:
+            raise TicketError("不能与本工单并案")
+        with self.writing() as session:
+            main = self._row(session, into, lock=True)
+            if main.status == Status.CLOSED.value:
+                raise InvalidTransition(f"工单 {into} 已办结，不能并入")
+            row = self._row(session, number, lock=True, guard=guard)
+            current = self._check_step(row, "merge")
+            now = self.clock()
+            row.status, row.duplicate_of, row.closed_at, row.updated_at = (
+                Status.CLOSED.value, into, now, now
+            )  # fmt: skip
+            row.extension_request = None
+            detail = {"into": into, "note": note.strip()}
+            self._append(session, row, actor, "merge", current, Status.CLOSED, detail, now)
+            self._append(
+                session, main, actor, "merged_in", main.status, main.status,
+                {"duplicate": number, "note": note.strip()}, now,
+            )  # fmt: skip
+            session.flush()
+            return self._to_ticket(session, row, with_history=True)
+
+    def pending_extensions(self, limit: int = 200) -> list[Ticket]:
+        """Work orders whose department asked for more time, oldest request first."""
+        query = (
+            select(TicketRow, _first_dispatch().label("dispatched_at"))
+            .where(TicketRow.extension_request.is_not(None))
+            .where(TicketRow.status != Status.CLOSED.value)
+            .order_by(TicketRow.updated_at, TicketRow.id)
+            .limit(max(1, min(limit, 500)))
+        )
+        with self.reading() as session:
+            return self._to_tickets(session, session.execute(query).all())
+
+    def department_queue(self, unit: str, limit: int = 200) -> list[tuple[Ticket, str]]:
+        """The work orders of a 承办单位 with its part in each ("lead" 主办 or "assist"
+        协办): those still with it first by due date, then the ones it answered, newest
+        first."""
+        assisted = exists().where(
+            TicketAssistRow.ticket_id == TicketRow.id, TicketAssistRow.department == unit
+        )
+        working = TicketRow.status.in_([s.value for s in DEPARTMENT_WORKING])
+        query = (
+            select(TicketRow, _first_dispatch().label("dispatched_at"))
+            .where(or_(TicketRow.department == unit, assisted))
+            .where(TicketRow.status.in_([s.value for s in DEPARTMENT_VISIBLE]))
+            .order_by(working.desc(), TicketRow.due_at, TicketRow.id.desc())
+            .limit(max(1, min(limit, 500)))
+        )
+        with self.reading() as session:
+            rows = session.execute(query).all()
+            tickets = self._to_tickets(session, rows)
+        return [(t, "lead" if t.department == unit else "assist") for t in tickets]
 
     def record_reply(
         self, number: str, reply: str, actor: str, *, guard: Guard | None = None
     ) -> Ticket:
         if not reply.strip():
             raise TicketError("请填写承办单位的答复")
-        return self._step(number, "reply", actor, {"reply": reply}, guard, department_reply=reply)
+        return self._step(
+            number, "reply", actor, {"reply": reply}, guard,
+            department_reply=reply, extension_request=None,
+        )  # fmt: skip
 
     def follow_up(
         self, number: str, result: str, actor: str, *, guard: Guard | None = None
@@ -672,14 +954,10 @@ class TicketStore:
         guard: Guard | None = None,
         **fields: Any,
     ) -> Ticket:
-        allowed, target = TRANSITIONS[step]
+        target = TRANSITIONS[step][1]
         with self.writing() as session:
             row = self._row(session, number, lock=True, guard=guard)
-            current = Status(row.status)
-            if current not in allowed:
-                raise InvalidTransition(
-                    f"工单 {number} 当前状态为「{_label(current)}」，不能{_STEP_LABELS[step]}"
-                )
+            current = self._check_step(row, step)
             for name, value in fields.items():
                 setattr(row, name, value)
             row.status = target.value
@@ -688,6 +966,16 @@ class TicketStore:
             return self._to_ticket(session, row, with_history=True)
 
     # ---- helpers ----
+
+    @staticmethod
+    def _check_step(row: TicketRow, step: str) -> Status:
+        """The ticket's status, when ``step`` may start from it; InvalidTransition if not."""
+        current = Status(row.status)
+        if current not in TRANSITIONS[step][0]:
+            raise InvalidTransition(
+                f"工单 {row.number} 当前状态为「{_label(current)}」，不能{_STEP_LABELS[step]}"
+            )
+        return current
 
     def _row(
         self, session: Session, number: str, lock: bool = False, guard: Guard | None = None
@@ -699,7 +987,14 @@ class TicketStore:
         if row is None:
             raise TicketNotFound(f"没有工单 {number}")
         if guard is not None:
-            guard(Holding(row.assigned_to, row.seat, row.skill))
+            assists = session.scalars(
+                select(TicketAssistRow.department).where(TicketAssistRow.ticket_id == row.id)
+            )
+            guard(
+                Holding(
+                    row.assigned_to, row.seat, row.skill, row.status, row.department, tuple(assists)
+                )
+            )
         return row
 
     @staticmethod
@@ -748,18 +1043,6 @@ class TicketStore:
         snap.update({f"elements.{k}": v for k, v in row.elements.items() if k != "address"})
         return snap
 
-    @staticmethod
-    def _reached(session: Session, ticket_id: int) -> bool:
-        found = session.scalar(
-            select(TicketEventRow.id)
-            .where(
-                TicketEventRow.ticket_id == ticket_id,
-                TicketEventRow.action == callback_action(CallbackOutcome.REACHED),
-            )
-            .limit(1)
-        )
-        return found is not None
-
     def _local_midnight(self, day: date) -> datetime:
         return datetime.combine(day, time(0), tzinfo=self.calendar.timezone).astimezone(UTC)
 
@@ -770,70 +1053,130 @@ class TicketStore:
         with_history: bool,
         dispatched_at: datetime | None = None,
     ) -> Ticket:
-        history: list[HistoryEntry] = []
-        if with_history:
-            events = session.scalars(
-                select(TicketEventRow)
-                .where(TicketEventRow.ticket_id == row.id)
-                .order_by(TicketEventRow.id)
+        """One ticket; with its history, files and pending 延期 when ``with_history``."""
+        ticket = self._to_tickets(session, [(row, dispatched_at)])[0]
+        if not with_history:
+            return ticket
+        events = session.scalars(
+            select(TicketEventRow)
+            .where(TicketEventRow.ticket_id == row.id)
+            .order_by(TicketEventRow.id)
+        )
+        history = [
+            HistoryEntry(
+                at=e.at,
+                actor=e.actor,
+                action=e.action,
+                from_status=e.from_status,
+                to_status=e.to_status,
+                detail=e.detail,
             )
-            history = [
-                HistoryEntry(
-                    at=e.at,
-                    actor=e.actor,
-                    action=e.action,
-                    from_status=e.from_status,
-                    to_status=e.to_status,
-                    detail=e.detail,
+            for e in events
+        ]
+        firsts = [entry.at for entry in history if entry.action == "dispatch"]
+        files = session.scalars(
+            select(TicketAttachmentRow)
+            .where(TicketAttachmentRow.ticket_id == row.id)
+            .order_by(TicketAttachmentRow.id)
+        )
+        return ticket.model_copy(
+            update={
+                "history": history,
+                "dispatched_at": ticket.dispatched_at or _aware(min(firsts) if firsts else None),
+                "attachments": [_attachment_info(f) for f in files],
+            }
+        )
+
+    def _to_tickets(
+        self, session: Session, rows: Sequence[tuple[TicketRow, datetime | None]]
+    ) -> list[Ticket]:
+        """Tickets of a list: what each needs from other rows (回电 reached, duplicates,
+        协办 units) is read in three queries for the whole list, not three per row."""
+        ids = [row.id for row, _ in rows]
+        numbers = [row.number for row, _ in rows]
+        reached: set[int] = set()
+        duplicates: dict[str, list[str]] = {}
+        assists: dict[int, list[str]] = {}
+        for start in range(0, len(ids), 500):
+            chunk_ids, chunk_numbers = ids[start : start + 500], numbers[start : start + 500]
+            reached.update(
+                session.scalars(
+                    select(TicketEventRow.ticket_id).where(
+                        TicketEventRow.ticket_id.in_(chunk_ids),
+                        TicketEventRow.action == callback_action(CallbackOutcome.REACHED),
+                    )
                 )
-                for e in events
-            ]
-            firsts = [entry.at for entry in history if entry.action == "dispatch"]
-            dispatched_at = dispatched_at or (min(firsts) if firsts else None)
-        duplicates = list(
-            session.scalars(
-                select(TicketRow.number)
-                .where(TicketRow.duplicate_of == row.number)
-                .order_by(TicketRow.id)
             )
-        )
-        return Ticket(
-            number=row.number,
-            status=Status(row.status),
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            due_at=row.due_at,
-            type=RequestType(row.type),
-            topic=row.topic,
-            department=row.department,
-            urgency=Urgency(row.urgency),
-            skill=row.skill,
-            caller=row.caller,  # type: ignore[arg-type]
-            elements=row.elements,  # type: ignore[arg-type]
-            summary=row.summary,
-            handover_reason=row.handover_reason,
-            kb_answers=row.kb_answers,
-            caller_words=row.caller_words,
-            call_id=row.call_id,
-            call_started_at=row.call_started_at,
-            call_ended_at=row.call_ended_at,
-            menu_path=row.menu_path,
-            dtmf=row.dtmf,
-            transcript=row.transcript,  # type: ignore[arg-type]
-            recording_path=row.recording_path,
-            callback_promised=row.callback_promised,
-            called_back=row.callback_promised and self._reached(session, row.id),
-            assigned_to=row.assigned_to,
-            seat=row.seat,
-            duplicate_of=row.duplicate_of,
-            duplicates=duplicates,
-            department_reply=row.department_reply,
-            follow_up_result=row.follow_up_result,
-            satisfaction=row.satisfaction,
-            closed_at=row.closed_at,
-            dispatched_at=_aware(dispatched_at),
-            history=history,
-        )
+            for number, original in session.execute(
+                select(TicketRow.number, TicketRow.duplicate_of)
+                .where(TicketRow.duplicate_of.in_(chunk_numbers))
+                .order_by(TicketRow.id)
+            ):
+                duplicates.setdefault(str(original), []).append(number)
+            for ticket_id, department in session.execute(
+                select(TicketAssistRow.ticket_id, TicketAssistRow.department)
+                .where(TicketAssistRow.ticket_id.in_(chunk_ids))
+                .order_by(TicketAssistRow.id)
+            ):
+                assists.setdefault(ticket_id, []).append(department)
+        return [
+            _ticket_of(
+                row,
+                dispatched_at,
+                called_back=row.callback_promised and row.id in reached,
+                duplicates=duplicates.get(row.number, []),
+                co_departments=assists.get(row.id, []),
+            )
+            for row, dispatched_at in rows
+        ]
+
+
+def _ticket_of(
+    row: TicketRow,
+    dispatched_at: datetime | None,
+    *,
+    called_back: bool,
+    duplicates: list[str],
+    co_departments: list[str],
+) -> Ticket:
+    return Ticket(
+        number=row.number,
+        status=Status(row.status),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        due_at=row.due_at,
+        type=RequestType(row.type),
+        topic=row.topic,
+        department=row.department,
+        co_departments=co_departments,
+        urgency=Urgency(row.urgency),
+        skill=row.skill,
+        caller=row.caller,  # type: ignore[arg-type]
+        elements=row.elements,  # type: ignore[arg-type]
+        summary=row.summary,
+        handover_reason=row.handover_reason,
+        kb_answers=row.kb_answers,
+        caller_words=row.caller_words,
+        call_id=row.call_id,
+        call_started_at=row.call_started_at,
+        call_ended_at=row.call_ended_at,
+        menu_path=row.menu_path,
+        dtmf=row.dtmf,
+        transcript=row.transcript,  # type: ignore[arg-type]
+        recording_path=row.recording_path,
+        callback_promised=row.callback_promised,
+        called_back=called_back,
+        assigned_to=row.assigned_to,
+        seat=row.seat,
+        duplicate_of=row.duplicate_of,
+        duplicates=duplicates,
+        department_reply=row.department_reply,
+        follow_up_result=row.follow_up_result,
+        satisfaction=row.satisfaction,
+        closed_at=row.closed_at,
+        dispatched_at=_aware(dispatched_at),
+        extension_request=row.extension_request or None,  # type: ignore[arg-type]
+    )
 
 
 def _first_dispatch() -> Any:
@@ -891,6 +1234,8 @@ _FIND_DUPLICATE = (
 
 _STEP_LABELS = {
     "dispatch": "转办",
+    "return": "退单",
+    "merge": "并案",
     "accept": "签收办理",
     "supervise": "督办",
     "reply": "登记反馈",
@@ -932,6 +1277,15 @@ def _apply_edit(row: TicketRow, values: dict[str, Any]) -> None:
     row.caller, row.elements = caller, elements  # new objects: JSON columns track assignment
 
 
+def _regenerate_summary(row: TicketRow, before: str, sent: str | None) -> None:
+    """After an edit the 摘要 follows the fields (type and five elements), as the bot wrote
+    it; a summary the operator rewrote in the same edit is kept as written."""
+    if sent is not None and sent.strip() != before.strip():
+        return
+    elements = FiveElements.model_validate(row.elements)
+    row.summary = summary(request_type_label(row.type), elements)
+
+
 def _copies(values: dict[str, Any]) -> dict[str, Any]:
     """The searchable copies of a ticket's caller and place (see TicketRow)."""
     caller, elements = values["caller"], values["elements"]
@@ -960,3 +1314,14 @@ def _refresh_copies(row: TicketRow) -> None:
     names = ("number", "topic", "department", "summary", "caller", "elements", "caller_words")
     for key, value in _copies({name: getattr(row, name) for name in names}).items():
         setattr(row, key, value)
+
+
+def _attachment_info(row: TicketAttachmentRow) -> AttachmentInfo:
+    return AttachmentInfo(
+        id=row.id,
+        filename=row.filename,
+        content_type=row.content_type,
+        size=row.size,
+        author=row.author,
+        created_at=row.created_at,
+    )

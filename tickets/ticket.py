@@ -28,6 +28,7 @@ class Status(StrEnum):
     REPORTED = "reported"  # 反馈
     FOLLOW_UP = "follow_up"  # 回访
     CLOSED = "closed"  # 办结
+    RETURNED = "returned"  # 退单: the department sent it back; the hotline dispatches again
 
 
 STATUS_LABELS = {
@@ -38,7 +39,14 @@ STATUS_LABELS = {
     Status.REPORTED: "反馈",
     Status.FOLLOW_UP: "回访",
     Status.CLOSED: "办结",
+    Status.RETURNED: "退单",
 }
+
+# Where a 承办单位 has work on the ticket (签收, 延期, 退单, 反馈).
+DEPARTMENT_WORKING = frozenset({Status.DISPATCHED, Status.IN_PROGRESS, Status.SUPERVISED})
+# Statuses in which a department sees a ticket at all (never before dispatch, never after
+# it sent the ticket back).
+DEPARTMENT_VISIBLE = DEPARTMENT_WORKING | {Status.REPORTED, Status.FOLLOW_UP, Status.CLOSED}
 
 
 class Satisfaction(StrEnum):
@@ -61,14 +69,20 @@ SATISFACTION_LABELS = {
 # citizen was not satisfied with; close straight from intake when answered on the call.
 TRANSITIONS: dict[str, tuple[set[Status], Status]] = {
     "dispatch": (
-        {Status.INTAKE, Status.DISPATCHED, Status.REPORTED, Status.FOLLOW_UP},
+        {Status.INTAKE, Status.DISPATCHED, Status.REPORTED, Status.FOLLOW_UP, Status.RETURNED},
         Status.DISPATCHED,
     ),
+    "return": (set(DEPARTMENT_WORKING), Status.RETURNED),
     "accept": ({Status.DISPATCHED, Status.SUPERVISED}, Status.IN_PROGRESS),
     "supervise": ({Status.DISPATCHED, Status.IN_PROGRESS, Status.SUPERVISED}, Status.SUPERVISED),
     "reply": ({Status.DISPATCHED, Status.IN_PROGRESS, Status.SUPERVISED}, Status.REPORTED),
     "follow_up": ({Status.REPORTED, Status.FOLLOW_UP, Status.INTAKE}, Status.FOLLOW_UP),
     "close": ({Status.INTAKE, Status.REPORTED, Status.FOLLOW_UP}, Status.CLOSED),
+    # 并案: a duplicate is closed into the work order that carries on.
+    "merge": (
+        {Status.INTAKE, Status.DISPATCHED, Status.RETURNED, Status.REPORTED, Status.FOLLOW_UP},
+        Status.CLOSED,
+    ),
 }
 
 
@@ -90,11 +104,15 @@ class TicketForbidden(TicketError):
 
 @dataclass(frozen=True)
 class Holding:
-    """Who holds a ticket, read inside the transaction that changes it."""
+    """Who holds a ticket, read inside the transaction that changes it: the hotline's
+    seat, and the 承办单位 (主办 and 协办) it was dispatched to."""
 
     assigned_to: str | None
     seat: str | None
     skill: str
+    status: str = ""
+    department: str = ""
+    co_departments: tuple[str, ...] = ()
 
 
 # Checked by the store under the row lock, so nobody takes the ticket between the check
@@ -111,6 +129,26 @@ class HistoryEntry(BaseModel):
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
+class ExtensionRequest(BaseModel):
+    """A 承办单位's 延期 request, waiting for the hotline's decision."""
+
+    days: int
+    reason: str
+    by: str
+    at: datetime
+
+
+class AttachmentInfo(BaseModel):
+    """A file sent with a 反馈 (its bytes are fetched on their own)."""
+
+    id: int
+    filename: str
+    content_type: str
+    size: int
+    author: str
+    created_at: datetime
+
+
 class Ticket(BaseModel):
     number: str
     status: Status
@@ -119,7 +157,8 @@ class Ticket(BaseModel):
     due_at: datetime
     type: RequestType
     topic: str = ""
-    department: str = ""
+    department: str = ""  # the 主办 unit
+    co_departments: list[str] = Field(default_factory=list)  # 协办 units
     urgency: Urgency = Urgency.NORMAL
     skill: str = "general"
     caller: Caller = Field(default_factory=Caller)
@@ -146,6 +185,8 @@ class Ticket(BaseModel):
     satisfaction: str = ""
     closed_at: datetime | None = None
     dispatched_at: datetime | None = None  # the first 转办 (the 30-minute dispatch rule)
+    extension_request: ExtensionRequest | None = None
+    attachments: list[AttachmentInfo] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list)
 
     @property
@@ -159,6 +200,17 @@ class Ticket(BaseModel):
     @property
     def is_open(self) -> bool:
         return self.status != Status.CLOSED
+
+    @property
+    def holding(self) -> Holding:
+        return Holding(
+            self.assigned_to,
+            self.seat,
+            self.skill,
+            self.status.value,
+            self.department,
+            tuple(self.co_departments),
+        )
 
     @property
     def needs_callback(self) -> bool:

@@ -60,9 +60,13 @@ class TicketCreate(BaseModel):
     callback_promised: bool | None = None
 
 
+Department = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NO_NUL)]
+
+
 class DispatchRequest(BaseModel):
-    department: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NO_NUL)]
+    department: Department  # 主办
     note: Text = ""
+    co_departments: list[Department] = Field(default_factory=list, max_length=20)  # 协办
 
 
 class NoteRequest(BaseModel):
@@ -114,6 +118,8 @@ class UserCreate(BaseModel):
     skills: list[Annotated[str, StringConstraints(max_length=40, pattern=NO_NUL)]] = Field(
         default_factory=list, max_length=20
     )
+    # A department user's unit: a code from tickets.departments.
+    department: Annotated[str, StringConstraints(max_length=40, pattern=NO_NUL)] = ""
 
 
 class UserView(BaseModel):
@@ -123,6 +129,7 @@ class UserView(BaseModel):
     extension: str
     skills: list[str]
     active: bool
+    department: str = ""
 
 
 def _user_view(account: Account) -> UserView:
@@ -133,6 +140,7 @@ def _user_view(account: Account) -> UserView:
         extension=account.extension,
         skills=account.skills,
         active=account.active,
+        department=account.department,
     )
 
 
@@ -278,7 +286,9 @@ def dispatch_ticket(
     number: TicketNumber, body: DispatchRequest, console: Ctx, login: Operator
 ) -> Ticket:
     """转办：派给承办单位。"""
-    return console.service.dispatch(number, body.department, login.account, body.note)
+    return console.service.dispatch(
+        number, body.department, login.account, body.note, body.co_departments
+    )
 
 
 @router.post("/tickets/{number}/accept", response_model=Ticket, responses=_CHANGE_ERRORS)
@@ -392,6 +402,10 @@ def list_users(console: Ctx, login: Admin) -> list[UserView]:
     responses={422: {"description": "用户名已存在或无效"}},
 )
 def add_user(body: UserCreate, console: Ctx, login: Admin) -> UserView:
+    if body.department and console.settings.tickets.department_by_code(body.department) is None:
+        raise HTTPException(
+            422, f"没有代码为 {body.department} 的承办单位（见 tickets.departments）"
+        )
     account = console.accounts.add(
         body.username,
         body.password,
@@ -399,5 +413,6 @@ def add_user(body: UserCreate, console: Ctx, login: Admin) -> UserView:
         display_name=body.display_name,
         extension=body.extension,
         skills=body.skills,
+        department=body.department,
     )
     return _user_view(account)

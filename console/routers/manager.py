@@ -8,6 +8,8 @@ is refreshed right after each change.
 
 from __future__ import annotations
 
+import csv
+import io
 import threading
 import uuid
 from collections import OrderedDict
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import yaml
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, UploadFile
@@ -25,7 +28,7 @@ from bot.brain import BrainCache
 from bot.dialogue import Dialogue
 from bot.events import CallStarted, CreateTicket, Dtmf, HangUp, Say, Transfer, Utterance
 from bot.menu import ACTIONS, INTAKE_TYPES, QUEUES, menu_problems, parse_menu
-from console import charts
+from console import charts, messages
 from console.app import MAX_UPLOAD, Console, get_console
 from console.auth import page_role
 from console.refusals import refuse_nul
@@ -33,9 +36,10 @@ from console.routers.operator import back, render
 from hotline.draft import REQUEST_TYPE_LABELS, request_type_label
 from manage.audio import RecordingError, check_recording
 from manage.config import ConfigError, ConfigStore, MenuInvalid, parse_kb_upload
-from manage.figures import Figures, period_bounds
+from manage.figures import Figures, FigureSet, period_bounds
 from manage.hot import hot_topics
 from manage.render import RenderJob, spoken_texts
+from manage.spreadsheet import escape_cell
 from tickets.accounts import LoginSession, Role
 from voice.prompts import PromptError, PromptLibrary
 
@@ -125,8 +129,11 @@ State = Annotated[ManagerState, Depends(get_manager)]
 def menu_to_form(raw: dict[str, Any]) -> dict[str, Any]:
     """The menu as the editor's tree: named submenus written inline, blank rows to add."""
     named = raw.get("submenus") or {}
+    named = named if isinstance(named, dict) else {}
+    listed = raw.get("options")
     options = []
-    for item in raw.get("options") or []:
+    # A broken menu (options: 3) still opens in the editor, with its problems listed.
+    for item in listed if isinstance(listed, list) else []:
         if not isinstance(item, dict):
             continue
         option = _form_option(item)
@@ -271,10 +278,13 @@ def menu_yaml(
     try:
         raw = yaml.safe_load(content)
     except yaml.YAMLError as exc:
-        error = f"YAML 格式错误：{str(exc).splitlines()[0]}"
+        mark = getattr(exc, "problem_mark", None)
+        error = f"YAML 格式错误（第 {mark.line + 1} 行）" if mark else "YAML 格式错误"
         return _menu_refused(request, console, login, state, error, content)
     if not isinstance(raw, dict):
-        return _menu_refused(request, console, login, state, "菜单应为包含 options 的映射", content)
+        return _menu_refused(
+            request, console, login, state, "菜单格式不对：应逐项列出菜单选项", content
+        )
     return _save_menu(request, console, login, state, raw, content, note)
 
 
@@ -300,7 +310,7 @@ def _save_menu(
             **_editor(state, raw, exc.problems, checked=True),
         )
     except ConfigError as exc:
-        return _menu_refused(request, console, login, state, str(exc), content)
+        return _menu_refused(request, console, login, state, messages.problem(str(exc)), content)
     state.changed()
     return back("/manage/menu", msg="menu_saved", version=version.version)
 
@@ -332,7 +342,7 @@ def menu_rollback(
     try:
         version = state.config.rollback("menu", number, login.account.username)
     except ConfigError as exc:
-        return _menu_refused(request, console, login, state, str(exc))
+        return _menu_refused(request, console, login, state, messages.problem(str(exc)))
     state.changed()
     return back("/manage/menu", msg="menu_rolled_back", target=number, version=version.version)
 
@@ -348,7 +358,7 @@ def tts(
     try:
         audio = state.library.get(text, prompt or None)
     except PromptError as exc:
-        raise HTTPException(503, str(exc)) from exc
+        raise HTTPException(503, messages.problem(str(exc))) from exc
     return Response(
         _wav(audio.pcm), media_type="audio/wav", headers={"Cache-Control": "private, max-age=300"}
     )
@@ -379,7 +389,7 @@ def simulator(request: Request, console: Ctx, login: Manager, state: State) -> R
         login,
         sim=None,
         sim_id="",
-        brain_error=state.cache.last_error,
+        brain_error=messages.problem(state.cache.last_error) if state.cache.last_error else "",
     )
 
 
@@ -599,7 +609,8 @@ def kb_save(
     try:
         changed = state.config.kb_save([data], login.account.username, note)
     except ConfigError as exc:
-        return _kb_entry_page(request, console, login, state, form_of, data, str(exc))
+        error = messages.problem(str(exc))
+        return _kb_entry_page(request, console, login, state, form_of, data, error)
     state.changed()
     return back(f"/manage/kb/{quote(entry_id)}", msg="kb_saved" if changed else "kb_unchanged")
 
@@ -611,7 +622,9 @@ def kb_retire(
     try:
         state.config.kb_save([], login.account.username, "停用", retire=[entry_id])
     except ConfigError as exc:
-        return _kb_entry_page(request, console, login, state, entry_id, error=str(exc))
+        return _kb_entry_page(
+            request, console, login, state, entry_id, error=messages.problem(str(exc))
+        )
     state.changed()
     return back("/manage/kb", msg="kb_retired", entry=entry_id)
 
@@ -623,7 +636,9 @@ def kb_restore(
     try:
         state.config.kb_restore(entry_id, revision, login.account.username)
     except ConfigError as exc:
-        return _kb_entry_page(request, console, login, state, entry_id, error=str(exc))
+        return _kb_entry_page(
+            request, console, login, state, entry_id, error=messages.problem(str(exc))
+        )
     state.changed()
     return back(f"/manage/kb/{quote(entry_id)}", msg="kb_restored", revision=revision)
 
@@ -640,7 +655,9 @@ async def kb_import(
         changed = state.config.kb_save(items, login.account.username, f"导入 {file.filename}"[:200])
     except ConfigError as exc:
         # The reason names rows and fields of the file: shown here, not carried in a URL.
-        return _kb_list(request, console, login, state, status_code=422, error=str(exc))
+        return _kb_list(
+            request, console, login, state, status_code=422, error=messages.problem(str(exc))
+        )
     state.changed()
     return back("/manage/kb", msg="kb_imported", changed=changed, unchanged=len(items) - changed)
 
@@ -692,7 +709,7 @@ async def prompts_save(request: Request, console: Ctx, login: Manager, state: St
             "prompts", content, login.account.username, str(form.get("note", ""))[:200]
         )
     except ConfigError as exc:
-        return _prompts_page(request, console, login, state, str(exc))
+        return _prompts_page(request, console, login, state, messages.problem(str(exc)))
     state.changed()
     _start_render(state)
     return back("/manage/prompts", msg="prompts_saved", version=version.version)
@@ -718,7 +735,7 @@ def prompts_render(request: Request, console: Ctx, login: Manager, state: State)
             "_render_progress.html",
             login,
             progress=state.render_job.progress,
-            render_error=str(exc),
+            render_error=messages.problem(str(exc)),
         )
     return render(
         console, request, "_render_progress.html", login, progress=state.render_job.progress
@@ -741,7 +758,7 @@ def prompt_audio(login: Manager, state: State, prompt_id: str) -> Response:
     try:
         audio = state.library.get(text, prompt_id)
     except PromptError as exc:
-        raise HTTPException(503, str(exc)) from exc
+        raise HTTPException(503, messages.problem(str(exc))) from exc
     return Response(_wav(audio.pcm), media_type="audio/wav", headers={"Cache-Control": "no-store"})
 
 
@@ -764,7 +781,8 @@ async def prompt_upload(
     try:
         checked = check_recording(raw, file.filename or "upload.wav")
     except RecordingError as exc:
-        return _prompts_page(request, console, login, state, f"录音未采用：{exc}")
+        error = f"录音未采用：{messages.problem(str(exc))}"
+        return _prompts_page(request, console, login, state, error)
     state.config.save_recording(prompt_id, checked.wav, checked.info(), login.account.username)
     seconds = f"{checked.seconds:.1f}"
     return back("/manage/prompts", msg="recording_taken", prompt=prompt_id, seconds=seconds)
@@ -868,10 +886,32 @@ def figures_csv(
     f = Figures(console.service.store, console.settings.tickets.timezone).compute(start, end)
     name = f"hotline-figures-{label.replace(' 至 ', '_')}.csv"
     return Response(
-        "\ufeff" + f.csv(),
+        "\ufeff" + _figures_csv(f),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+TYPE_VALUE_LABELS = {t.value: label for t, label in REQUEST_TYPE_LABELS.items()}
+
+
+def _figures_csv(f: FigureSet) -> str:
+    """The figures for a spreadsheet, headed and labelled in Chinese (``FigureSet.csv``,
+    for the command line, keeps the code's keys)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    zone = ZoneInfo(f.timezone)
+    writer.writerow(messages.FIGURES_HEADER)
+    rows: list[tuple[str, str, Any]] = [
+        ("period", "start", f.start.astimezone(zone).isoformat()),
+        ("period", "end", f.end.astimezone(zone).isoformat()),
+        *f.rows(),
+    ]
+    for section, key, value in rows:
+        shown = messages.figure_row(section, key, TYPE_VALUE_LABELS)
+        # Keys include what callers said (unanswered questions): no formulas.
+        writer.writerow([escape_cell(cell) for cell in (*shown, "" if value is None else value)])
+    return out.getvalue()
 
 
 @router.get("/report", response_class=HTMLResponse)

@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 import anyio
@@ -22,6 +22,7 @@ from fastapi.responses import (
     Response,
     StreamingResponse,
 )
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from console import messages
@@ -35,6 +36,7 @@ from console.auth import (
     same_token,
 )
 from console.login import LoginBusy, LoginLocked, request_address
+from console.monitor import PRESENCE_TTL_S, presence_key
 from console.recordings import find_recording
 from console.refusals import PAGE_DETAILS, error_page, refuse_nul
 from console.security import https_needed_but_missing, secure_cookies
@@ -46,6 +48,7 @@ from tickets.deadlines import FILTERS
 from tickets.dialer import DialerError
 from tickets.service import pop_channel
 from tickets.ticket import (
+    AttachmentInfo,
     CallbackOutcome,
     InvalidTransition,
     Satisfaction,
@@ -60,7 +63,9 @@ from tickets.ticket import (
 router = APIRouter(include_in_schema=False, dependencies=[Depends(refuse_nul)])
 NUMBER = r"^\d{8}-\d{4,6}$"
 Number = Annotated[str, Query(pattern=NUMBER)]
-Login = Annotated[LoginSession, Depends(page_login)]
+# The hotline's own pages: a 承办单位's user has its own (console.routers.department).
+Login = Annotated[LoginSession, Depends(page_role(Role.OPERATOR))]
+AnyLogin = Annotated[LoginSession, Depends(page_login)]
 Ctx = Annotated[Console, Depends(get_console)]
 
 
@@ -181,7 +186,7 @@ async def login(
 
 
 @router.post("/logout")
-def logout(request: Request, console: Ctx, login: Login) -> Response:
+def logout(request: Request, console: Ctx, login: AnyLogin) -> Response:
     console.accounts.close_session(login.token)
     response = RedirectResponse("/login", status_code=303)
     secure = secure_cookies(request, console.settings.console)
@@ -199,7 +204,11 @@ def _safe_next(target: str) -> str:
 
 
 @router.get("/", response_class=HTMLResponse)
-def workbench(request: Request, console: Ctx, login: Login) -> Response:
+def workbench(request: Request, console: Ctx, login: AnyLogin) -> Response:
+    if login.account.is_department:
+        return RedirectResponse("/dept", status_code=303)
+    if not login.account.has(Role.OPERATOR):
+        raise HTTPException(403, "权限不足")
     return render(console, request, "workbench.html", login, **_queues(console, login))
 
 
@@ -231,6 +240,8 @@ def _queues(console: Console, login: LoginSession) -> dict[str, Any]:
     ]
     return {
         "mine": mine,
+        # 延期 requests wait for a 班长's decision.
+        "extensions": service.store.pending_extensions() if account.leads_shift else [],
         "waiting": waiting[:200],
         "waiting_total": len(waiting),
         "waiting_tickets": tickets,
@@ -285,6 +296,7 @@ async def _event_stream(
     try:
         await pubsub.subscribe(f"{console.prefix}:events", pops)
         yield "retry: 2000\n\n"
+        await _mark_present(console, login)
         pending = await asyncio.to_thread(console.service.pending_pop, seat)
         if pending:
             yield f"event: pop\ndata: {json.dumps(pending)}\n\n"
@@ -297,6 +309,7 @@ async def _event_stream(
             if time.monotonic() - last_seen > slots.heartbeat_s:
                 last_seen = time.monotonic()
                 await slots.seen(login.token, slot)
+                await _mark_present(console, login)
             if time.monotonic() - last_touch > touch_every:
                 last_touch = time.monotonic()
                 await asyncio.to_thread(console.service.keep_alive, login.account)
@@ -310,20 +323,73 @@ async def _event_stream(
             await pubsub.aclose()
 
 
-# ---- 新建工单: a call the bot did not take ----
+async def _mark_present(console: Console, login: LoginSession) -> None:
+    """The seat is online while its live stream is open (the 班长's monitor reads it)."""
+    key = presence_key(console.prefix, login.account.seat)
+    await console.events.set(key, login.account.username, ex=PRESENCE_TTL_S)
 
-NEW_TICKET_FIELDS = (
-    "type", "urgency", "skill", "topic", "department", "caller_name", "callback_number",
-    "where", "when", "who_what", "what_happened", "caller_wants", "summary",
-)  # fmt: skip
+
+# ---- the fields of a work order: one form for the ticket page and 新建工单 ----
+
+
+class TicketForm(BaseModel):
+    """What an operator types about a work order, as both forms send it."""
+
+    type: RequestType
+    urgency: Urgency
+    skill: str = Field(default="general", max_length=40)
+    topic: str = Field(default="", max_length=100)
+    department: str = Field(default="", max_length=100)
+    caller_name: str = Field(default="", max_length=80)
+    callback_number: str = Field(default="", max_length=40)
+    confidential: bool = False
+    where: str = Field(default="", max_length=500)
+    when: str = Field(default="", max_length=200)
+    who_what: str = Field(default="", max_length=500)
+    what_happened: str = Field(default="", max_length=5000)
+    caller_wants: str = Field(default="", max_length=2000)
+    summary: str = Field(default="", max_length=5000)
+
+    def edit(self) -> TicketEdit:
+        values = self.model_dump()
+        return TicketEdit(
+            **{**values, "topic": self.topic.strip(), "department": self.department.strip()}
+        )
+
+    def draft(self) -> TicketDraft:
+        text = {k: v.strip() if isinstance(v, str) else v for k, v in self.model_dump().items()}
+        return TicketDraft(
+            type=self.type,
+            urgency=self.urgency,
+            topic=text["topic"],
+            department=text["department"],
+            caller=Caller(
+                name=text["caller_name"],
+                callback_number=text["callback_number"],
+                confidential=self.confidential,
+            ),
+            elements=FiveElements.model_validate({k: text[k] for k in FIVE_ELEMENTS}),
+            summary=text["summary"],
+            handover_reason="人工登记",
+        )
+
+    def shown(self) -> dict[str, str]:
+        """The values to fill the form again with (after a refusal)."""
+        return {k: v.value if hasattr(v, "value") else v for k, v in self.model_dump().items()}
+
+
+class NewTicketForm(TicketForm):
+    callback_promised: bool = False
+
+
+FIVE_ELEMENTS = ("where", "when", "who_what", "what_happened", "caller_wants")
 
 
 @router.get("/tickets/new", response_class=HTMLResponse)
 def new_ticket_form(request: Request, console: Ctx, login: Login) -> Response:
-    form = dict.fromkeys(NEW_TICKET_FIELDS, "")
-    form.update(type=RequestType.CONSULTATION.value, urgency=Urgency.NORMAL.value)
-    form["skill"] = (login.account.skills or list(console.settings.tickets.skills))[0]
-    return render(console, request, "new_ticket.html", login, form=form, flags={})
+    skill = (login.account.skills or list(console.settings.tickets.skills))[0]
+    form = NewTicketForm(type=RequestType.CONSULTATION, urgency=Urgency.NORMAL, skill=skill)
+    return render(console, request, "new_ticket.html", login, form=form.shown())
 
 
 @router.post("/tickets/new")
@@ -331,66 +397,25 @@ def new_ticket(
     request: Request,
     console: Ctx,
     login: Login,
-    type: Annotated[RequestType, Form()],
-    urgency: Annotated[Urgency, Form()],
-    what_happened: Annotated[str, Form(max_length=5000)],
-    skill: Annotated[str, Form(max_length=40)] = "general",
-    topic: Annotated[str, Form(max_length=100)] = "",
-    department: Annotated[str, Form(max_length=100)] = "",
-    caller_name: Annotated[str, Form(max_length=80)] = "",
-    callback_number: Annotated[str, Form(max_length=40)] = "",
-    confidential: Annotated[bool, Form()] = False,
-    callback_promised: Annotated[bool, Form()] = False,
-    where: Annotated[str, Form(max_length=500)] = "",
-    when: Annotated[str, Form(max_length=200)] = "",
-    who_what: Annotated[str, Form(max_length=500)] = "",
-    caller_wants: Annotated[str, Form(max_length=2000)] = "",
-    summary: Annotated[str, Form(max_length=5000)] = "",
+    form: Annotated[NewTicketForm, Form()],
 ) -> Response:
     """A work order a person takes down; it is theirs at once (see file_by_hand)."""
-    draft = TicketDraft(
-        type=type,
-        urgency=urgency,
-        topic=topic.strip(),
-        department=department.strip(),
-        caller=Caller(
-            name=caller_name.strip(),
-            callback_number=callback_number.strip(),
-            confidential=confidential,
-        ),
-        elements=FiveElements(
-            where=where.strip(),
-            when=when.strip(),
-            who_what=who_what.strip(),
-            what_happened=what_happened.strip(),
-            caller_wants=caller_wants.strip(),
-        ),
-        summary=summary.strip(),
-        handover_reason="人工登记",
-    )
     error = ""
-    if skill not in console.settings.tickets.skills:
+    if form.skill not in console.settings.tickets.skills:
         error = "请从列表中选择队列"
     else:
         try:
             ticket = console.service.file_by_hand(
-                draft, login.account, skill=skill, callback_promised=callback_promised
+                form.draft(),
+                login.account,
+                skill=form.skill,
+                callback_promised=form.callback_promised,
             )
         except TicketError as exc:
             error = str(exc)
         else:
             return back(f"/tickets/{ticket.number}", msg="ticket_filed", ticket=ticket.number)
-    form = {
-        "type": type.value, "urgency": urgency.value, "skill": skill, "topic": topic,
-        "department": department, "caller_name": caller_name,
-        "callback_number": callback_number, "where": where, "when": when,
-        "who_what": who_what, "what_happened": what_happened,
-        "caller_wants": caller_wants, "summary": summary,
-    }  # fmt: skip
-    flags = {"confidential": confidential, "callback_promised": callback_promised}
-    return render(
-        console, request, "new_ticket.html", login, 422, error=error, form=form, flags=flags
-    )
+    return render(console, request, "new_ticket.html", login, 422, error=error, form=form.shown())
 
 
 # ---- one ticket ----
@@ -428,13 +453,20 @@ def _ticket_page(
         ticket=ticket,
         can_supervise=leads_shift,
         can_act=console.service.may_work_on(ticket, login.account),
-        assignable=[a for a in console.accounts.list() if a.active and not a.is_controller]
+        assignable=[a for a in console.accounts.list() if a.active and a.has(Role.OPERATOR)]
         if leads_shift
         else [],
         has_recording=_recording_of(console, ticket) is not None,
         dialer_ready=console.service.dialer is not None,
         earlier=console.service.caller_history(number),
+        returned=_last(ticket, "return") if ticket.status == Status.RETURNED else None,
     )
+
+
+def _last(ticket: Ticket, action: str) -> dict[str, Any] | None:
+    """The detail of the newest history entry of ``action`` (e.g. the 退单 reason)."""
+    found = [h.detail for h in ticket.history if h.action == action]
+    return found[-1] if found else None
 
 
 def _recording_of(console: Console, ticket: Ticket) -> Path | None:
@@ -466,39 +498,10 @@ def edit(
     console: Ctx,
     login: Login,
     number: str,
-    type: Annotated[RequestType, Form()],
-    urgency: Annotated[Urgency, Form()],
-    topic: Annotated[str, Form(max_length=100)] = "",
-    department: Annotated[str, Form(max_length=100)] = "",
-    skill: Annotated[str, Form(max_length=40)] = "general",
-    caller_name: Annotated[str, Form(max_length=80)] = "",
-    callback_number: Annotated[str, Form(max_length=40)] = "",
-    confidential: Annotated[bool, Form()] = False,
-    where: Annotated[str, Form(max_length=500)] = "",
-    when: Annotated[str, Form(max_length=200)] = "",
-    who_what: Annotated[str, Form(max_length=500)] = "",
-    what_happened: Annotated[str, Form(max_length=5000)] = "",
-    caller_wants: Annotated[str, Form(max_length=2000)] = "",
-    summary: Annotated[str, Form(max_length=5000)] = "",
+    form: Annotated[TicketForm, Form()],
 ) -> Response:
-    changes = TicketEdit(
-        type=type,
-        urgency=urgency,
-        topic=topic.strip(),
-        department=department.strip(),
-        skill=skill,
-        caller_name=caller_name,
-        callback_number=callback_number,
-        confidential=confidential,
-        where=where,
-        when=when,
-        who_what=who_what,
-        what_happened=what_happened,
-        caller_wants=caller_wants,
-        summary=summary,
-    )
     act = _Act(request, console, login, number)
-    return act("saved", lambda: console.service.edit(number, changes, login.account))
+    return act("saved", lambda: console.service.edit(number, form.edit(), login.account))
 
 
 @router.post("/tickets/{number}/dispatch")
@@ -509,10 +512,12 @@ def dispatch(
     number: str,
     department: Annotated[str, Form(max_length=100)],
     note: Annotated[str, Form(max_length=2000)] = "",
+    co_departments: Annotated[list[str], Form(max_length=20)] = [],  # noqa: B006 (FastAPI)
 ) -> Response:
     act = _Act(request, console, login, number)
     return act(
-        "dispatched", lambda: console.service.dispatch(number, department, login.account, note)
+        "dispatched",
+        lambda: console.service.dispatch(number, department, login.account, note, co_departments),
     )
 
 
@@ -535,9 +540,64 @@ def supervise(
     login: Annotated[LoginSession, Depends(page_role(Role.MANAGER))],
     number: str,
     note: Annotated[str, Form(max_length=2000)] = "",
+    escalate: Annotated[bool, Form()] = False,
 ) -> Response:
     act = _Act(request, console, login, number)
-    return act("supervised", lambda: console.service.supervise(number, login.account, note))
+    return act(
+        "supervised",
+        lambda: console.service.supervise(number, login.account, note, escalate=escalate),
+    )
+
+
+@router.post("/tickets/{number}/extension")
+def decide_extension(
+    request: Request,
+    console: Ctx,
+    login: Annotated[LoginSession, Depends(page_role(Role.MANAGER))],
+    number: str,
+    decision: Annotated[Literal["approve", "refuse"], Form()],
+    note: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """A 班长 decides a department's 延期 request."""
+    approve = decision == "approve"
+    act = _Act(request, console, login, number)
+    return act(
+        "extension_approved" if approve else "extension_refused",
+        lambda: console.service.decide_extension(number, approve, login.account, note),
+    )
+
+
+@router.post("/tickets/{number}/merge")
+def merge(
+    request: Request,
+    console: Ctx,
+    login: Login,
+    number: str,
+    into: Annotated[str, Form(pattern=NUMBER)],
+    note: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """并案: this work order is a duplicate of ``into`` and is closed into it."""
+    act = _Act(request, console, login, number)
+    refused = act.attempt(lambda: console.service.merge(number, into, login.account, note))
+    return refused or back(f"/tickets/{number}", msg="merged", ticket=into)
+
+
+@router.get("/tickets/{number}/attachments/{attachment_id}")
+def attachment(console: Ctx, login: Login, number: str, attachment_id: int) -> Response:
+    info, data = console.service.store.attachment(_check_number(number), attachment_id)
+    return attachment_response(info, data)
+
+
+def attachment_response(info: AttachmentInfo, data: bytes) -> Response:
+    """A department's file, always downloaded (never shown inline as a page)."""
+    return Response(
+        data,
+        media_type=info.content_type,
+        headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(info.filename)}",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 @router.post("/tickets/{number}/reply")

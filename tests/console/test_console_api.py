@@ -61,7 +61,7 @@ def test_the_whole_workflow_through_the_api(env: ConsoleEnv, client: TestClient)
     )
     assert patched.json()["caller"]["name"] == "王建国"
     steps = [
-        ("dispatch", {"department": "市生态环境局", "note": "30 分钟内转办"}, op),
+        ("dispatch", {"department": "市生态环境局", "co_departments": ["市水务局"]}, op),
         ("accept", {"note": "签收"}, op),
         ("supervise", {"note": "加快"}, boss),
         ("reply", {"reply": "已停工"}, op),
@@ -73,6 +73,7 @@ def test_the_whole_workflow_through_the_api(env: ConsoleEnv, client: TestClient)
         assert response.status_code == 200, (step, response.text)
     ticket = client.get(f"/api/v1/tickets/{number}", headers=op).json()
     assert ticket["status"] == "closed" and ticket["satisfaction"] == "satisfied"
+    assert ticket["department"] == "市生态环境局" and ticket["co_departments"] == ["市水务局"]
     history = client.get(f"/api/v1/tickets/{number}/history", headers=op).json()
     assert [(h["actor"], h["action"]) for h in history] == [
         ("op", "created"),

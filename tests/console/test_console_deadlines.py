@@ -166,8 +166,8 @@ def test_managers_figures_show_on_time_and_dispatch_rates(
     assert re.search(r'id="kpi-dispatch">50\.0%<', page)
     assert re.search(r'id="kpi-dispatch-late">1<', page)
     exported = boss.get("/manage/figures.csv", params=params).text
-    assert "summary,dispatch_on_time_rate,0.5" in exported
-    assert "summary,on_time_rate,1.0" in exported
+    assert "概况,按时派单率,0.5" in exported
+    assert "概况,按期办结率,1.0" in exported
     report = boss.get("/manage/report", params=params)
     assert report.status_code == 200
     assert re.search(r'id="kpi-dispatch">50\.0%<', report.text)

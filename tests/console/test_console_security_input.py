@@ -424,7 +424,7 @@ def test_figures_csv_escapes_what_callers_said(
     assert record_call(env.service.store, record, settings.tickets.timezone)
     exported = client.get("/manage/figures.csv", params={"period": "day"})
     rows = cells(exported.text)
-    assert ["unanswered", "'" + FORMULA, "1"] in rows
+    assert ["未能答复的问题", "'" + FORMULA, "1"] in rows
     assert_no_formula_cells(rows)
 
 
@@ -507,7 +507,7 @@ def test_uploads_up_to_twenty_megabytes_are_taken(manager: tuple[TestClient, str
         follow_redirects=False,
     )
     assert uploaded.status_code == 303, uploaded.text[:300]
-    assert "greeting 已使用真人录音（20.0 秒" in client.get(uploaded.headers["location"]).text
+    assert "欢迎语 已使用真人录音（20.0 秒" in client.get(uploaded.headers["location"]).text
     for form in ("/manage/prompts", "/manage/kb"):  # and the forms say so
         assert "上限 20 MB" in client.get(form).text
 

@@ -369,7 +369,7 @@ def test_dispatch_goes_only_to_configured_departments(
     )
     assert "不是已配置的承办单位" in page.text
     assert env.service.store.get(number).status == Status.INTAKE
-    department = settings.tickets.departments[0]
+    department = settings.tickets.departments[0].name
     done = client.post(
         f"/api/v1/tickets/{number}/dispatch", json={"department": department}, headers=op
     )

@@ -104,7 +104,7 @@ def test_manager_edits_menu_kb_and_reads_figures(
         page.click("#menu-check")
         page.wait_for_selector("#menu-problems")
         problems = page.inner_text("#menu-problems")
-        assert "options[2] (key 1 投诉和求助热线)" in problems and "used twice" in problems
+        assert "第 2 项（按键 1 投诉和求助热线）" in problems and "在本级重复" in problems
         page.screenshot(path=str(shots / "manager-menu-error.png"), full_page=True)
         page.click("#menu-save")  # saving is refused too, with the same problems
         page.wait_for_selector("#menu-problems")
@@ -165,7 +165,7 @@ def test_manager_edits_menu_kb_and_reads_figures(
         wav.write_bytes(_recording())
         page.set_input_files("#upload-form input[type=file]", str(wav))
         page.click("#upload-form button")
-        page.wait_for_selector("text=greeting 已使用真人录音")
+        page.wait_for_selector("text=欢迎语 已使用真人录音")
         assert (Path(settings.ivr.prompts_dir) / "greeting.wav").is_file()
         page.screenshot(path=str(shots / "manager-prompts.png"))
 

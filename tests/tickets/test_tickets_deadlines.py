@@ -136,3 +136,36 @@ def test_search_filters_by_deadline_state_most_urgent_first(store: TicketStore) 
     listed = {t.number: t for t in store.search(text="噪音")}
     assert listed[older.number].dispatched_at == START - timedelta(days=10)
     assert store.deadline_counts() == {"overdue": 2, "due_soon": 1, "dispatch_late": 1}
+
+
+def test_the_sql_filters_agree_with_the_rules_ticket_by_ticket(store: TicketStore) -> None:
+    """Filters and counts run in SQL (both backends' time arithmetic); every ticket they
+    pick, and none they leave, is what DeadlineRules says of it, at many moments."""
+    kinds = [RequestType.CONSULTATION, RequestType.COMPLAINT, RequestType.HELP]
+    made = []
+    for i in range(12):
+        at(store, START + timedelta(hours=7 * i, minutes=13 * i))
+        made.append(store.create_from_draft(make_draft(300 + i, type=kinds[i % 3])))
+    at(store, START + timedelta(hours=90))
+    store.dispatch(made[0].number, "市城市管理局", "op")  # late
+    at(store, made[5].created_at + timedelta(minutes=10))
+    store.dispatch(made[5].number, "市城市管理局", "op")  # in time
+    at(store, START + timedelta(hours=91))
+    store.close(made[1].number, Satisfaction.SATISFIED, "op")
+    picked = dict.fromkeys(("overdue", "due_soon", "dispatch_late"), 0)
+    for hours in (1, 20, 50, 61, 75, 90, 200, 400):
+        now = START + timedelta(hours=hours)
+        at(store, now)
+        tickets = [store.get(t.number) for t in made]
+        counts = store.deadline_counts()
+        for which in ("overdue", "due_soon", "dispatch_late"):
+            expected = {
+                t.number for t in tickets if t.is_open and store.matches_deadline(t, which, now)
+            }
+            found = [t.number for t in store.search(deadline=which, limit=500)]
+            assert set(found) == expected, (hours, which)
+            assert counts[which] == len(expected), (hours, which)
+            picked[which] += len(expected)
+            dues = [store.get(n).due_at for n in found]
+            assert dues == sorted(dues)  # most urgent first
+    assert all(picked.values()), picked  # every filter was put to the test

@@ -218,3 +218,16 @@ def test_database_refuses_history_changes_outside_the_orm(store: TicketStore) ->
 def test_naive_datetimes_are_refused(store: TicketStore) -> None:
     with pytest.raises(Exception, match="naive"), store.writing() as session:
         session.execute(update(TicketEventRow).values(at=datetime(2026, 1, 1)))
+
+
+def test_summary_follows_the_edited_fields_unless_rewritten(store: TicketStore) -> None:
+    ticket = store.create_from_draft(make_draft(61))
+    edited = store.edit(
+        ticket.number,
+        TicketEdit(what_happened="工地凌晨两点还在打桩", summary=ticket.summary),
+        "op",
+    )
+    assert edited.summary.startswith("投诉，事情经过：工地凌晨两点还在打桩；")
+    assert "工地凌晨两点还在打桩" in store.search(text="凌晨两点")[0].summary
+    own = store.edit(ticket.number, TicketEdit(where="海甸岛", summary="市民反映打桩扰民"), "op")
+    assert own.summary == "市民反映打桩扰民"
