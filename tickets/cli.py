@@ -34,6 +34,11 @@ def register(commands: Any, bench: Any) -> None:
         help="old form of --seat: digits name the endpoint seat-<digits> (101 -> seat-101)",
     )  # fmt: skip
     add.add_argument("--skills", default="", help="skill queues, comma separated")
+    add.add_argument(
+        "--department", default="",
+        help="a department user's unit (承办单位): its code or name in tickets.departments; "
+        "needs --role department",
+    )  # fmt: skip
     add.set_defaults(handler=_add_user)
     passwd = users_cmd.add_parser("passwd", help="set a user's password")
     passwd.add_argument("name")
@@ -91,6 +96,7 @@ def _add_user(args: argparse.Namespace) -> int:
     seat = seat_of(args.seat, args.extension)
     if args.extension and seat != args.extension:
         print(f"--extension {args.extension}: the seat is PJSIP endpoint {seat} (use --seat)")
+    department = _department_code(args.department) if args.department else ""
     try:
         account = _accounts().add(
             args.name,
@@ -99,11 +105,25 @@ def _add_user(args: argparse.Namespace) -> int:
             display_name=args.display_name,
             extension=seat,
             skills=skills,
+            department=department,
         )
     except AccountError as exc:
         raise CommandError(str(exc)) from exc
-    print(f"added {account.username} ({account.role.value})")
+    unit = f", {department}" if department else ""
+    print(f"added {account.username} ({account.role.value}{unit})")
     return 0
+
+
+def _department_code(given: str) -> str:
+    """The unit's code: a department user sees only its own unit's work orders, so the
+    unit must be one the hotline dispatches to (tickets.departments)."""
+    tickets = load_settings().tickets
+    found = tickets.department_by_code(given) or tickets.department_by_name(given)
+    if found is None:
+        known = ", ".join(f"{d.code} ({d.name})" for d in tickets.departments) or "none"
+        raise CommandError(f"--department {given}: no such unit in tickets.departments "
+                           f"(configured: {known})")  # fmt: skip
+    return found.code
 
 
 def _set_password(args: argparse.Namespace) -> int:

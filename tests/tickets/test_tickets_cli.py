@@ -62,6 +62,22 @@ def test_users_add_list_and_clear_errors(
     assert (data_dir / "tickets.db").exists()
 
 
+def test_department_users_are_added_for_a_configured_unit(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    add = ["users", "add", "--password", "long-enough-1", "--role", "department"]
+    assert main([*add[:2], "zjj-1", *add[2:], "--department", "zjj"]) == 0
+    assert main([*add[:2], "cgj-1", *add[2:], "--department", "市城市管理局"]) == 0  # by name
+    out = capsys.readouterr().out
+    assert "added zjj-1 (department, zjj)" in out and "added cgj-1 (department, cgj)" in out
+    assert main([*add[:2], "x-1", *add[2:], "--department", "no-such-unit"]) == 2
+    assert "no such unit in tickets.departments" in capsys.readouterr().err
+    assert main([*add[:2], "x-2", *add[2:]]) == 2  # a department user without a unit
+    assert main(["users", "add", "x-3", "--password", "long-enough-1",
+                 "--department", "zjj"]) == 2  # fmt: skip  # an operator with a unit
+    assert "承办单位账号须指定所属单位" in capsys.readouterr().err
+
+
 def test_migrations_go_down_and_up_again(data_dir: Path) -> None:
     assert main(["tickets", "migrate"]) == 0
     engine = make_engine(f"sqlite:///{data_dir / 'tickets.db'}")
