@@ -240,6 +240,9 @@ class CallSession:
         self._silence: asyncio.TimerHandle | None = None
         self._survey: asyncio.Future[str] | None = None
         self._transferred = False
+        # The bot's last turn answered the caller and was heard out: a caller who hangs
+        # up now does what the follow-up invites (「没有的话可以直接挂机」), not abandon.
+        self._answered = False
         self._ticket_number = ""
         self._spooled = False  # the work order waits in the durable spool (SQL was away)
         self._unfiled = False  # not even spooled: the journal keeps it for orphan recovery
@@ -378,6 +381,7 @@ class CallSession:
             "ticket": ticket.model_dump(mode="json") if ticket else None,
         })  # fmt: skip
         await self._execute(decision.actions)
+        self._answered = decision.state == "answered" and not self.call.ended.is_set()
 
     async def _execute(self, actions: list[Any]) -> None:
         interrupted = False
@@ -643,7 +647,9 @@ class CallSession:
     async def _finish(self) -> None:
         self._cancel_silence()
         if not self._hung_up and self.call.ended.is_set():
-            self.record.outcome = self.record.outcome or "abandoned"
+            self.record.outcome = self.record.outcome or (
+                "answered" if self._answered else "abandoned"
+            )
         try:
             decision = self.dialogue.handle(CallEnded())
             for action in decision.actions:  # e.g. a complaint half told: still a ticket

@@ -65,8 +65,8 @@ def test_without_recordings_the_demo_says_its_callers_are_synthetic(tmp_path: Pa
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng not installed (scripts/setup installs it)")
     told = io.StringIO()
-    clips = pick_clips(tmp_path / "no-recordings", tmp_path, told)
-    assert len(clips) == len(SCENES)
+    clips, source = pick_clips(tmp_path / "no-recordings", tmp_path, told)
+    assert len(clips) == len(SCENES) and "espeak-ng" in source
     assert "no recorded callers" in told.getvalue() and "--audio" in told.getvalue()
     recorded = REPO.parent / "shared" / "audio" / "calls-dev"
     if RECORDED_CALLERS.is_file():  # with the recordings it says nothing
