@@ -258,7 +258,7 @@ async def _scene_call(
     # answered invites it; a complaint taken down so far is still filed).
     code = await stack.call(clip, number, work, speak_after_s=TALK_OVER_GREETING_S,
                             stay_s=REPLY_S + reply_seconds(stack, clip.text) + 1.0)  # fmt: skip
-    await stack.settle()
+    await stack.settle_call(number)
     return _report(stack, switchboard, scene, clip, number, code, out)
 
 

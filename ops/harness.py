@@ -216,6 +216,13 @@ class Stack:
                 return
             await asyncio.sleep(0.1)
 
+    async def settle_call(self, number: str, timeout_s: float = 15.0) -> None:
+        """Wait for the record of the call from ``number`` (written just after its BYE)."""
+        for _ in range(int(timeout_s * 10)):
+            if self.controller is None or any(r.caller == number for r in self.controller.records):
+                return
+            await asyncio.sleep(0.1)
+
     def tickets_by_call(self) -> dict[str, TicketRow]:
         assert self.service is not None
         with Session(self.service.store.engine, expire_on_commit=False) as db:
