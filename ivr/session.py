@@ -240,8 +240,8 @@ class CallSession:
         self._silence: asyncio.TimerHandle | None = None
         self._survey: asyncio.Future[str] | None = None
         self._transferred = False
-        # The bot's last turn answered the caller and was heard out: a caller who hangs
-        # up now does what the follow-up invites (「没有的话可以直接挂机」), not abandon.
+        # The bot's answer was heard to its end: a caller who hangs up now does what the
+        # follow-up invites (「没有的话可以直接挂机」); the call is answered, not abandoned.
         self._answered = False
         self._ticket_number = ""
         self._spooled = False  # the work order waits in the durable spool (SQL was away)
@@ -380,11 +380,14 @@ class CallSession:
             "actions": [type(a).__name__ for a in decision.actions],
             "ticket": ticket.model_dump(mode="json") if ticket else None,
         })  # fmt: skip
-        await self._execute(decision.actions)
-        self._answered = decision.state == "answered" and not self.call.ended.is_set()
+        if decision.state and decision.state != "answered":
+            self._answered = False  # the caller moved on to something else
+        await self._execute(decision.actions, answers=decision.state == "answered")
 
-    async def _execute(self, actions: list[Any]) -> None:
+    async def _execute(self, actions: list[Any], answers: bool = False) -> None:
+        """``answers``: the first thing said is the answer to the caller's question."""
         interrupted = False
+        said = 0
         for index, action in enumerate(actions):
             if self._hung_up or self.call.ended.is_set():
                 await self._file_unfinished(actions[index:])
@@ -392,6 +395,9 @@ class CallSession:
             if isinstance(action, Say):
                 if not interrupted:
                     interrupted = not await self._say(action)
+                    said += 1
+                    if answers and said == 1 and not interrupted:
+                        self._answered = True
             elif isinstance(action, Listen):
                 self._listen = action
                 if action.hints != self._hints:

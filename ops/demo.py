@@ -254,8 +254,8 @@ async def _scene_call(
     await asyncio.sleep(index * STAGGER_S)
     number = f"1390898{index:04d}"
     print(f"  来电 call {index + 1}: {scene.title} ...", file=out)
-    # The caller hears the bot's whole reply to its words, then hangs up (a consultation
-    # answered invites it; a complaint taken down so far is still filed).
+    # The caller hears the bot's reply to its words, then hangs up (an answer's follow-up
+    # invites it; a complaint taken down so far is still filed; a transfer is done).
     code = await stack.call(clip, number, work, speak_after_s=TALK_OVER_GREETING_S,
                             stay_s=REPLY_S + reply_seconds(stack, clip.text) + 1.0)  # fmt: skip
     await stack.settle_call(number)
@@ -263,8 +263,9 @@ async def _scene_call(
 
 
 def reply_seconds(stack: Stack, words: str) -> float:
-    """How long the bot's reply to ``words`` plays: what the bot decides (pure logic, the
-    same brain as the call's) rendered by the call's prompts."""
+    """How long the bot's reply to ``words`` plays, up to the end of its answer where it
+    answers (the caller then hangs up, as the follow-up question invites): what the bot
+    decides (pure logic, the same brain as the call's) rendered by the call's prompts."""
     from bot.events import CallStarted, Say, Utterance
 
     assert stack.controller is not None
@@ -272,7 +273,10 @@ def reply_seconds(stack: Stack, words: str) -> float:
     dialogue.handle(CallStarted("13900000000", True))
     decision = dialogue.handle(Utterance(words, 0.9))
     prompts = stack.controller.deps.prompts
-    return sum(prompts.get(a.text).seconds for a in decision.actions if isinstance(a, Say))
+    says = [a for a in decision.actions if isinstance(a, Say)]
+    if decision.state == "answered":
+        says = says[:1]
+    return sum(prompts.get(a.text).seconds for a in says)
 
 
 def _report(
