@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import shutil
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ops.demo import DemoError, run_demo
 
     configure_logging("text", "WARNING")
+    # A service manager's or `kill`'s SIGTERM stops the demo as Ctrl-C does: calls ended,
+    # console and the embedded redis-server stopped (not left running).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     # Each line as it happens, also when piped (a pipe makes stdout block-buffered).
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)

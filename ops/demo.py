@@ -301,18 +301,23 @@ def _report(
     queue = record.transfer_queue if put_through else ""
     outcome = f"    结果 outcome: {record.outcome}"
     if queue:
-        outcome += f"，转接人工座席 put through to the operators (queue {queue})"
+        outcome += (f"，转接人工座席 put through to the operators (queue {queue}; the work "
+                    "order waits for demo-operator in the console)")  # fmt: skip
     lines.append(outcome)
     if ticket is not None:
         kind = TYPE_NAMES.get(ticket.type, ticket.type)
         lines.append(f"    工单 ticket {ticket.number}（{kind}，{ticket.department or '待派单'}）"
-                     f"：{ticket.summary or '；'.join(ticket.caller_words)}")  # fmt: skip
+                     f"：{_summary(ticket)}")  # fmt: skip
     print("\n".join(lines), file=out)
     return {"scene": scene.title, "ok": code == 0 and record.outcome != "error",
             "outcome": record.outcome, "ticket": record.ticket, "transfer_queue": queue,
             "summary": ticket.summary if ticket is not None else "",
             "department": ticket.department if ticket is not None else "",
             "transcript": record.transcript}  # fmt: skip
+
+
+def _summary(ticket: Any) -> str:
+    return str(ticket.summary or "；".join(ticket.caller_words)).rstrip("，；。 ")
 
 
 def _print_footer(result: dict[str, Any], out: Any) -> None:

@@ -207,7 +207,13 @@ class Stack:
         proc = await asyncio.create_subprocess_exec(
             *cmd, cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)  # fmt: skip
-        return await proc.wait()
+        try:
+            return await proc.wait()
+        except asyncio.CancelledError:  # the demo or a drill stopped: no caller left behind
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            raise
 
     async def settle(self, timeout_s: float = 15.0) -> None:
         """Sessions write tickets and records just after the BYE: wait for them."""
