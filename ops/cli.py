@@ -15,7 +15,9 @@ from typing import Any
 
 
 def register(commands: Any, bench: Any) -> None:
-    demo = commands.add_parser("demo", help="everything embedded on this machine, three calls")
+    demo = commands.add_parser(
+        "demo", help="everything embedded on this machine: three calls at once, then the console"
+    )
     demo.add_argument(
         "--data-dir",
         type=Path,
