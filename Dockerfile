@@ -16,6 +16,7 @@ COPY pyproject.toml README.md ./
 COPY hotline ./hotline
 COPY asr ./asr
 COPY bot ./bot
+COPY voice ./voice
 COPY ivr ./ivr
 COPY tickets ./tickets
 COPY console ./console

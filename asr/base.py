@@ -6,11 +6,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from hotline.errors import UserFacingError
+
 SAMPLE_RATE = 16000
 FRAME_BYTES = 640  # 20 ms of 16-bit mono PCM at 16 kHz
 
 
-class AsrError(Exception):
+class AsrError(UserFacingError):
     """Recognition cannot run (missing or damaged model, bad audio); the message says the fix."""
 
 
@@ -19,6 +21,23 @@ class SpeechStarted:
     """The caller started speaking: stop the prompt (barge-in). Times are stream seconds."""
 
     at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Alternative:
+    """One of the recogniser's hypotheses for an utterance (Whisper: one beam)."""
+
+    text: str
+    score: float  # the decoder's log-probability per token: higher is likelier
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """What an engine decoded for one utterance: the best text and its alternatives."""
+
+    text: str
+    confidence: float  # 0..1
+    alternatives: tuple[Alternative, ...] = ()  # best first; the first is ``text``
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +50,9 @@ class Transcript:
     end_s: float
     is_final: bool
     reason: str = "silence"  # why a final ended: silence | max_length | stream_end
+    # The n-best for a final, best first (its first is ``text``); empty when the engine
+    # gives one hypothesis only. Understanding weighs them all (bot.nbest).
+    alternatives: tuple[Alternative, ...] = ()
 
 
 AsrEvent = SpeechStarted | Transcript

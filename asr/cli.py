@@ -22,7 +22,15 @@ def register(commands: Any, bench: Any) -> None:
         "--telephone", choices=["alaw", "ulaw"], help="pass through a G.711 round trip first"
     )
     transcribe.add_argument("--hint", action="append", default=[], help="phrase hint (repeatable)")
-    transcribe.add_argument("--json", action="store_true", help="one JSON object per utterance")
+    transcribe.add_argument(
+        "--hints-file",
+        type=Path,
+        metavar="FILE",
+        help="phrase hints, one a line (the bot's: hotline bot hints --kb KB > FILE)",
+    )
+    transcribe.add_argument(
+        "--json", action="store_true", help="one JSON object per utterance, n-best included"
+    )
     transcribe.set_defaults(handler=_transcribe)
 
     asr_bench = actions.add_parser("bench", help="accuracy, speed and memory on DIR (prints JSON)")
@@ -90,11 +98,15 @@ def _transcribe(args: argparse.Namespace) -> int:
     from hotline.audio import iter_frames, read_wav
 
     engine = _engine_loader(args.engine)()
+    hints = list(args.hint)
+    if args.hints_file:
+        lines = args.hints_file.read_text(encoding="utf-8").splitlines()
+        hints += [line.strip() for line in lines if line.strip()]
     for path in args.files:
         pcm, _ = read_wav(path, target_rate=16000)
         if args.telephone:
             pcm = telephone_path(pcm, args.telephone)
-        recognizer = engine.recognizer(hints=args.hint, realtime=False)
+        recognizer = engine.recognizer(hints=hints, realtime=False)
         finals: list[Transcript] = []
         for frame in iter_frames(pcm + b"\x00" * int(TRAILING_SILENCE_S * 32000), 16000):
             finals += [
@@ -112,6 +124,9 @@ def _transcribe(args: argparse.Namespace) -> int:
                             "confidence": round(f.confidence, 3),
                             "start_s": round(f.start_s, 2),
                             "end_s": round(f.end_s, 2),
+                            "alternatives": [
+                                {"text": a.text, "score": a.score} for a in f.alternatives
+                            ],
                         },
                         ensure_ascii=False,
                     )

@@ -31,7 +31,7 @@ def load_engine(settings: AsrSettings, models_dir: Path) -> SpeechEngine:
                 raise AsrError(f"Vosk model folder {path} (asr.vosk.model_dir) does not exist")
         else:
             path = verify_vosk_model(models_dir, settings.vosk.model_name)
-        return VoskEngine(path, settings.endpointing)
+        return VoskEngine(path, settings.endpointing, settings.vosk.n_best)
     if name == "whisper":
         from asr.whisper_engine import WhisperEngine
 

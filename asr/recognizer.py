@@ -10,9 +10,9 @@ which keeps the bot's reply fast.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from asr.base import AsrEvent, Recognizer, SpeechStarted, Transcript
+from asr.base import Alternative, AsrEvent, Heard, Recognizer, SpeechStarted, Transcript
 from asr.endpoint import Endpointer
 from asr.hints import corrector_for
 from hotline.settings import EndpointingSettings
@@ -64,8 +64,8 @@ class VadRecognizer(Recognizer):
         """Whether what was said so far looks finished (allows an early end)."""
 
     @abstractmethod
-    def _decode(self) -> tuple[str, float] | None:
-        """Text and confidence of the utterance just ended, or None for no speech."""
+    def _decode(self) -> Heard | None:
+        """What the utterance just ended said, or None for no speech."""
 
     def _on_reset(self, hints: Sequence[str]) -> None:
         """Drop engine state; use these hints from now on."""
@@ -118,7 +118,20 @@ class VadRecognizer(Recognizer):
         decoded = self._decode()
         start, end = self.endpointer.speech_start_s, self.endpointer.last_voiced_end_s
         self._utterance, self._voiced_frames = [], 0
-        if decoded is None or not decoded[0]:
+        if decoded is None or not decoded.text:
             return []
-        text = self._corrector.correct(decoded[0])
-        return [Transcript(text, decoded[1], start, end, True, reason)]
+        text = self._corrector.correct(decoded.text)
+        alternatives = _corrected(self._corrector.correct, decoded.alternatives)
+        return [Transcript(text, decoded.confidence, start, end, True, reason, alternatives)]
+
+
+def _corrected(
+    correct: Callable[[str], str], alternatives: Sequence[Alternative]
+) -> tuple[Alternative, ...]:
+    """The n-best through the hint corrector, duplicates dropped (the better score kept)."""
+    out: dict[str, Alternative] = {}
+    for alt in alternatives:
+        text = correct(alt.text)
+        if text and text not in out:
+            out[text] = Alternative(text, alt.score)
+    return tuple(out.values())

@@ -8,13 +8,22 @@ endpointer so both engines behave the same for the call session.
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from asr.base import AsrError, AsrEvent, Recognizer, SpeechEngine, Transcript
+from asr.base import (
+    Alternative,
+    AsrError,
+    AsrEvent,
+    Heard,
+    Recognizer,
+    SpeechEngine,
+    Transcript,
+)
 from asr.recognizer import VadRecognizer, looks_complete
 from hotline.settings import EndpointingSettings
 
@@ -32,7 +41,7 @@ def join_words(text: str) -> str:
 class VoskEngine(SpeechEngine):
     name = "vosk"
 
-    def __init__(self, model_dir: Path, endpointing: EndpointingSettings) -> None:
+    def __init__(self, model_dir: Path, endpointing: EndpointingSettings, n_best: int = 1) -> None:
         import vosk
 
         vosk.SetLogLevel(-1)
@@ -45,6 +54,7 @@ class VoskEngine(SpeechEngine):
         self._vosk = vosk
         self.endpointing = endpointing
         self.model_dir = model_dir
+        self.n_best = n_best
         # Idle Kaldi recognisers by phrase hints. A fresh recogniser composes its decoding
         # graph lazily and caches it: its first utterances cost ~8x more CPU than later
         # ones (measured: real-time factor 0.87 cold, 0.10 warm on the Korean model).
@@ -76,6 +86,8 @@ class VoskEngine(SpeechEngine):
         else:
             kaldi = self._vosk.KaldiRecognizer(self._model, SAMPLE_RATE)
         kaldi.SetWords(True)
+        if self.n_best > 1:
+            kaldi.SetMaxAlternatives(self.n_best)
         return kaldi
 
     def recognizer(self, hints: Sequence[str] = (), realtime: bool = True) -> Recognizer:
@@ -142,12 +154,46 @@ class VoskRecognizer(VadRecognizer):
     def _words_complete(self) -> bool:
         return bool(self._partial) and looks_complete(self._partial)
 
-    def _decode(self) -> tuple[str, float] | None:
+    def _decode(self) -> Heard | None:
         results = [*self._segments, json.loads(self.kaldi.FinalResult())]
         self._segments, self._partial = [], ""
+        if any("alternatives" in r for r in results):
+            return n_best_heard(results)
         words = [w for r in results for w in r.get("result", []) if w.get("word") != "[unk]"]
         text = join_words(" ".join(r.get("text", "") for r in results).replace("[unk]", ""))
         if not text:
             return None
         confidence = sum(w.get("conf", 0.0) for w in words) / len(words) if words else 0.5
-        return text, confidence
+        return Heard(text, confidence)
+
+
+def n_best_heard(results: list[dict[str, Any]]) -> Heard | None:
+    """Kaldi's n-best (``SetMaxAlternatives``) as the engine-neutral ``Heard``.
+
+    Each alternative's ``confidence`` is its lattice score (higher is likelier; the
+    differences are log-likelihood differences), so a hypothesis's score per token is its
+    difference to the best spread over its characters: the bot's prior (score x
+    characters) then recovers the difference. Segments Kaldi finalised mid-utterance keep
+    their best text in front of every alternative of the last one. The final's confidence
+    is the best alternative's share of the n-best (per-word confidences are not given
+    with alternatives)."""
+    head = "".join(join_words(_best(r).get("text", "")) for r in results[:-1])
+    alternatives = results[-1].get("alternatives") or [results[-1]]
+    scored: list[tuple[str, float]] = []
+    for alt in alternatives:
+        text = join_words(head + " " + alt.get("text", "").replace("[unk]", ""))
+        if text and text not in (t for t, _ in scored):
+            scored.append((text, float(alt.get("confidence", 0.0))))
+    if not scored:
+        return None
+    best = scored[0][1]
+    total = sum(math.exp(score - best) for _, score in scored)
+    options = tuple(
+        Alternative(text, round((score - best) / max(1, len(text)), 4)) for text, score in scored
+    )
+    return Heard(scored[0][0], 1.0 / total, options)
+
+
+def _best(result: dict[str, Any]) -> dict[str, Any]:
+    alternatives = result.get("alternatives")
+    return alternatives[0] if alternatives else result

@@ -26,7 +26,7 @@ import numpy as np
 import opencc
 from rapidfuzz.distance import Levenshtein
 
-from asr.base import AsrError, Recognizer, SpeechEngine
+from asr.base import Alternative, AsrError, Heard, Recognizer, SpeechEngine
 from asr.models import install_whisper_base
 from asr.recognizer import VadRecognizer, looks_complete
 from asr.whisper_vocab import VocabularyMap, mandarin_model
@@ -50,6 +50,7 @@ class Decoded:
     text: str
     confidence: float
     no_speech_prob: float
+    alternatives: tuple[Alternative, ...] = ()  # the beam's n-best, best first
 
 
 class WhisperEngine(SpeechEngine):
@@ -163,11 +164,25 @@ class WhisperEngine(SpeechEngine):
             return_scores=True,
             return_no_speech_prob=True,
             no_repeat_ngram_size=4,  # stops "我说我说我说..." loops on short noisy cuts
+            # The beam holds these hypotheses anyway: handing them on is free, and a
+            # homophone in the first is often the right word in the second (底宝/低保).
+            num_hypotheses=min(self.settings.n_best, self.settings.beam_size),
         )[0]
-        tokens = [t for t in self._tokenizer_ids(result.sequences_ids[0]) if t < self._eot]
-        text = collapse_repeats(self._to_simplified.convert(self._tokenizer.decode(tokens)).strip())
+        alternatives: dict[str, Alternative] = {}
+        for ids, score in zip(result.sequences_ids, result.scores or [], strict=False):
+            text = self._text(ids)
+            key = _PUNCTUATION.sub("", text)  # "……吗。" and "……吗?" are one hypothesis
+            if key and key not in alternatives:
+                alternatives[key] = Alternative(text, round(float(score), 4))
+        text = self._text(result.sequences_ids[0])
         confidence = math.exp(result.scores[0]) if result.scores else 0.0
-        return Decoded(text, min(1.0, confidence), result.no_speech_prob)
+        return Decoded(
+            text, min(1.0, confidence), result.no_speech_prob, tuple(alternatives.values())
+        )
+
+    def _text(self, model_ids: list[int]) -> str:
+        tokens = [t for t in self._tokenizer_ids(model_ids) if t < self._eot]
+        return collapse_repeats(self._to_simplified.convert(self._tokenizer.decode(tokens)).strip())
 
     def is_speech(self, decoded: Decoded) -> bool:
         """Reject silence, noise and the decoder echoing its own prompt."""
@@ -241,14 +256,16 @@ class WhisperRecognizer(VadRecognizer):
         decoded = current.result()
         return not self.engine.is_speech(decoded) or looks_complete(decoded.text)
 
-    def _decode(self) -> tuple[str, float] | None:
+    def _decode(self) -> Heard | None:
         future = self._current_speculation()
         if future is None:
             self._cancel_speculation()
             future = self.engine.submit(self.speech_audio(), self._prompt)
         decoded = future.result()
         self._speculation = None
-        return (decoded.text, decoded.confidence) if self.engine.is_speech(decoded) else None
+        if not self.engine.is_speech(decoded):
+            return None
+        return Heard(decoded.text, decoded.confidence, decoded.alternatives)
 
     def close(self) -> None:
         self._cancel_speculation()
@@ -264,6 +281,7 @@ class WhisperRecognizer(VadRecognizer):
             self._speculation = None
 
 
+_PUNCTUATION = re.compile(r"[\s\W_]+")
 _CLAUSE = re.compile(r"[^。！？!?，,；;]+[。！？!?，,；;]?")
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
-from tickets.draft import Address
+from hotline.draft import Address
 
 
 class Gap(StrEnum):

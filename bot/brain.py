@@ -16,15 +16,19 @@ from pathlib import Path
 from typing import Any
 
 from bot.classifier import Classifier, Intent
+from bot.events import Utterance
 from bot.gazetteer import Gazetteer, GazetteerError, load_gazetteer
 from bot.intake import Extractor
 from bot.kb import KnowledgeBase, KnowledgeBaseError, load_kb
 from bot.lexicon import Lexicon, LexiconError, load_lexicon
 from bot.menu import Menu, MenuError, load_menu
+from bot.nbest import Understood, understand
+from bot.phonetic import TermSpeller
 from bot.prompts import Prompts, PromptsError, load_prompts
 from bot.retrieval import Retriever, top_terms
 from bot.text import Prepared
 from bot.understanding import CorpusError, Understanding, load_corpus, train
+from hotline.settings import Settings
 
 DEFAULT_KB = "data/kb.yaml"
 # Errors in manager-edited data files: shown as one line by the ``hotline`` command.
@@ -79,6 +83,13 @@ class Brain:
         self.classifier = Classifier(lexicon, kb, self.understanding)
         self.extractor = Extractor(lexicon, gazetteer)
         self._hints = self._build_hints()
+        # The hotline's words by sound (底宝 -> 低保): the recogniser's hints, the cue
+        # words a request turns on, and the danger phrases (matched even when only near).
+        lx = lexicon.data
+        self.speller: TermSpeller | None = TermSpeller(
+            [*self._hints, *lx.human, *(w for c in lx.types.values() for w in c.explicit)],
+            danger_terms=[c for c in lx.emergency.cues if len(c) >= 3],
+        )
 
     @classmethod
     def load(cls, paths: BotPaths | None = None) -> Brain:
@@ -97,7 +108,7 @@ class Brain:
         )
 
     @classmethod
-    def from_settings(cls, settings: Any) -> Brain:
+    def from_settings(cls, settings: Settings) -> Brain:
         """Load from ``hotline.settings.Settings().bot`` (paths or None for the samples)."""
         b = settings.bot
         paths = BotPaths(b.kb, b.cues, b.gazetteer, b.menu, b.prompts, b.synonyms, b.semantic,
@@ -113,6 +124,14 @@ class Brain:
 
     def classify(self, text: str, exclude: tuple[str, ...] = (), ask: bool = True) -> Intent:
         return self.classifier.classify(text, exclude, ask)
+
+    def understand(
+        self, utterance: Utterance, exclude: tuple[str, ...] = (), ask: bool = True
+    ) -> Understood:
+        """Every hypothesis of the recogniser's n-best, read and weighed (``bot.nbest``)."""
+        return understand(
+            utterance.hypotheses(), lambda text: self.classify(text, exclude, ask), self.speller
+        )
 
     def hints(self) -> tuple[str, ...]:
         """Phrase hints for the recogniser: key terms of the KB, menu labels, cue words."""

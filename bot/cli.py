@@ -48,6 +48,20 @@ def register(commands: Any, bench: Any) -> None:
     ev.add_argument("--json", action="store_true", help="print JSON (default: a short table)")
     ev.set_defaults(handler=_eval)
 
+    heard = sub.add_parser(
+        "heard", help="first turns on recogniser n-best lists (.jsonl cases or a recorded .json)"
+    )
+    _data_args(heard)
+    heard.add_argument("cases", help="n-best cases (.jsonl) or a recorded Whisper fixture (.json)")
+    heard.add_argument(
+        "--first-only", action="store_true", help="the first hypothesis only, no respelling"
+    )
+    heard.set_defaults(handler=_heard)
+
+    hints = sub.add_parser("hints", help="print the recogniser's phrase hints, one a line")
+    _data_args(hints)
+    hints.set_defaults(handler=_hints)
+
     cal = sub.add_parser("calibrate", help="fit the retrieval confidence on your own phrasings")
     _data_args(cal)
     cal.add_argument("--cases", required=True, help="TSV of kb:<id> and unknown cases")
@@ -96,6 +110,27 @@ def _brain(args: argparse.Namespace) -> Brain:
             not args.no_semantic,
         )
     )
+
+
+def _heard(args: argparse.Namespace) -> int:
+    """JSON: right / confirmed / wrong per label (bot.heard_eval), and the cases not right."""
+    from bot import heard_eval
+
+    brain = _brain(args)
+    path = str(args.cases)
+    load = heard_eval.load_recorded if path.endswith(".json") else heard_eval.load_heard_jsonl
+    if args.first_only:
+        brain.speller = None
+    result = heard_eval.score(brain, load(path), nbest=not args.first_only)
+    result["rows"] = [row for row in result["rows"] if row["verdict"] != "right"]
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+def _hints(args: argparse.Namespace) -> int:
+    for hint in _brain(args).hints():
+        print(hint)
+    return 0
 
 
 def _eval(args: argparse.Namespace) -> int:

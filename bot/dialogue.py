@@ -40,10 +40,12 @@ from bot.events import (
     CallStarted,
     CreateTicket,
     Decision,
+    DialogueState,
     Dtmf,
     Event,
     HangUp,
     Listen,
+    Phase,
     Say,
     SilenceTimeout,
     TicketLookup,
@@ -53,27 +55,17 @@ from bot.events import (
 from bot.intake import DEFAULT_WANTS, ELEMENT_NAMES, REQUIRED, spoken_summary, summary
 from bot.kb import Entry
 from bot.menu import MenuOption
+from bot.nbest import Doubt, Understood
 from bot.safety import Danger, danger_of
 from bot.text import Prepared
-from tickets.draft import Caller, RequestType, TicketDraft, Urgency
+from hotline.draft import Caller, RequestType, TicketDraft, Urgency, request_type_label
 
-TYPE_NAMES = {
-    "complaint": "投诉",
-    "help": "求助",
-    "report": "举报",
-    "suggestion": "建议",
-    "praise": "表扬",
-    "consultation": "咨询",
-    "human": "转人工",
-    "emergency": "紧急情况",
-    "abusive": "不文明来电",
-}
 MIN_ASR_CONFIDENCE = 0.35  # below this the words are too unreliable to act on
 
 
 @dataclass
 class _CallState:
-    state: str = "main"
+    state: DialogueState = field(default_factory=lambda: DialogueState.of(Phase.MAIN))
     night: bool = False
     caller: str = ""
     rephrased: bool = False
@@ -93,6 +85,7 @@ class _CallState:
     last_entry: str = ""  # the entry answered last (follow-ups are read against it)
     not_meant: list[str] = field(default_factory=list)  # entries the caller said no to
     pending_text: str = ""  # the words behind 「现在有人有生命危险吗？」
+    pending_danger: str = ""  # the reading that sounded dangerous (may be a lesser hypothesis)
     confirm_nos: int = 0
     ticket_tries: int = 0
     failed_corrections: int = 0
@@ -116,18 +109,23 @@ class Dialogue:
         self.turns: list[dict[str, object]] = []
         self._turn: dict[str, object] = {}
 
+    def prompt_text(self, prompt_id: str) -> str:
+        """A fixed prompt's wording (the one managers edit), for what the call session says
+        by itself: the satisfaction survey, the thanks, a callback confirmation."""
+        return self.brain.prompts.text(prompt_id)
+
     # ---- entry points ----
     def start(self, event: CallStarted) -> Decision:
         self.s = _CallState(night=not event.seats_available, caller=event.caller_number)
         self.turns, self._turn = [], {}
         prompt = "greeting_night" if self.s.night else "greeting"
-        return self._decide([self._say(prompt), self._listen()], "main")
+        return self._decide([self._say(prompt), self._listen()], Phase.MAIN)
 
     def handle(self, event: Event) -> Decision:
         if isinstance(event, CallStarted):
             return self.start(event)
-        if self.s.state == "ended":
-            return Decision([], "ended")
+        if self.s.state.phase is Phase.ENDED:
+            return Decision([], Phase.ENDED)
         if isinstance(event, CallEnded):
             return self._call_ended()
         if isinstance(event, BargeIn):
@@ -159,60 +157,80 @@ class Dialogue:
     def _utterance(self, u: Utterance) -> Decision:
         s = self.s
         s.silences = 0
-        text = u.text.strip()
-        if not text:
+        if not u.text.strip():
             return self._not_understood("empty utterance", heard=False)
+        # Every hypothesis the recogniser heard is read (bot.nbest); where the caller says
+        # what they called about, the best joint reading decides, elsewhere (an answer to
+        # the bot's question) the first hypothesis does, and danger in any reading counts.
+        open_request = s.state.phase in _OPEN_PHASES
+        understood = self.brain.understand(u, tuple(s.not_meant), ask=open_request)
+        reading = understood.chosen if open_request else understood.readings[0]
+        text, intent = reading.text.strip(), reading.intent
+        doubt = understood.doubt if open_request else None
+        wording = understood.wording if open_request else None
         s.words.append(text)
         if s.ticket is not None:
             s.ticket.caller_words.append(text)
-        intent = self.brain.classify(text, tuple(s.not_meant), ask=s.state in _OPEN_STATES)
-        self._record_turn(text, u.confidence, intent)
+        self._record_turn(text, u.confidence, intent, understood)
         # Safety first, in every state: danger to life goes to a person at once.
         if intent.label == "emergency":
             return self._emergency(intent)
-        if s.state == "emergency_check":
+        if s.state.phase is Phase.EMERGENCY_CHECK:
             return self._danger_reply(text)
-        if intent.label == "emergency_check":
+        if intent.label == "emergency_check" or (open_request and understood.danger is not None):
+            # Danger heard in any hypothesis, however unsure: ask, never guess it away. (In
+            # answer to the bot's own questions the first hypothesis decides, as before: a
+            # "no" must not lose the work order being taken down.)
             s.pending_text = text
-            return self._decide([self._say("emergency_check"), self._listen()], "emergency_check")
+            s.pending_danger = understood.danger.text if understood.danger else text
+            return self._decide(
+                [self._say("emergency_check"), self._listen()], Phase.EMERGENCY_CHECK
+            )
         p = Prepared.of(text)
         asks_again = p.any(self.brain.lexicon.repeat) is not None and len(p.text) <= 10
         if asks_again and p.any(self.brain.lexicon.human) is None:  # 没听清，转人工: a person
             return self._repeat()
         if intent.label == "human":
             return self._human(f"caller asked for a person ({intent.cue})")
-        if s.state.startswith("contact:"):
-            return self._contact_reply(s.state[8:], text)
-        if s.state == "status:number":
+        if s.state.phase is Phase.CONTACT:
+            return self._contact_reply(s.state.detail, text)
+        if s.state.phase is Phase.STATUS:
             return self._ticket_number(text)
         low_confidence = u.confidence < MIN_ASR_CONFIDENCE
-        if low_confidence and not s.state.startswith(("ask:", "fix:", "where:")):
+        if low_confidence and s.state.phase not in (Phase.ASK, Phase.FIX, Phase.WHERE):
+            if open_request and intent.label == "consultation" and intent.match is not None:
+                # Unsure words that still point at one answer: ask, rather than 「没听清」.
+                return self._confirm_entry(intent.match.entry, wording)
             return self._not_understood(f"recogniser confidence {u.confidence:.2f}", heard=False)
-        if s.state.startswith("ask:"):
-            return self._answer_element(s.state[4:], text)
-        if s.state.startswith("where:"):
+        if s.state.phase is Phase.ASK:
+            return self._answer_element(s.state.detail, text)
+        if s.state.phase is Phase.WHERE:
             return self._address_reply(text)
-        if s.state == "readback":
+        if s.state.phase is Phase.READBACK:
             return self._readback_reply(text)
-        if s.state == "correct":
+        if s.state.phase is Phase.CORRECT:
             return self._correction(text)
-        if s.state.startswith("fix:"):
-            return self._fixed(s.state[4:], text)
+        if s.state.phase is Phase.FIX:
+            return self._fixed(s.state.detail, text)
         if self._closing(p, intent):
-            return self._decide([self._say("goodbye"), HangUp("answered")], "ended")
-        if s.state.startswith("confirm:"):
-            return self._confirm_reply(s.state[8:], text, p, intent)
-        if s.state == "answered" and s.last_entry:
+            return self._decide([self._say("goodbye"), HangUp("answered")], Phase.ENDED)
+        if s.state.phase is Phase.CONFIRM:
+            return self._confirm_reply(s.state.detail, text, p, intent)
+        if s.state.phase is Phase.ANSWERED and s.last_entry:
             intent = self._in_context(text, p, intent)
-        return self._request(intent, text)
+        return self._request(intent, text, doubt, wording)
 
-    def _record_turn(self, text: str, confidence: float, intent: Intent) -> None:
+    def _record_turn(
+        self, text: str, confidence: float, intent: Intent, understood: Understood | None = None
+    ) -> None:
         top = intent.candidates[0] if intent.candidates else None
         self._turn = {"input": "speech", "text": text, "confidence": round(confidence, 3),
                       "state": self.s.state, "intent": intent.label,
                       "kb_id": top.entry.id if top else "",
                       "kb_confidence": round(top.confidence, 3) if top else 0.0,
                       "answered": False, "unanswered": False}  # fmt: skip
+        if understood is not None and len(understood.readings) > 1:
+            self._turn["readings"] = [r.as_dict() for r in understood.readings]
         self.turns.append(self._turn)
 
     def _closing(self, p: Prepared, intent: Intent) -> bool:
@@ -268,39 +286,44 @@ class Dialogue:
             return self._request(self.brain.classify(rest, tuple(s.not_meant)), rest)
         if s.confirm_nos >= 2:
             return self._hand_over_unanswered("caller said no to two suggested answers")
-        return self._decide([self._say("ask_again"), self._listen()], "rephrase")
+        return self._decide([self._say("ask_again"), self._listen()], Phase.REPHRASE)
 
     def _danger_reply(self, text: str) -> Decision:
         s = self.s
         p = Prepared.of(text)
         lx = self.brain.lexicon
         if p.any(lx.danger_no) is None and p.any(lx.danger_yes) is not None:
-            intent = Intent("emergency", 1.0, cue=f"caller confirmed danger: {s.pending_text}")
-            intent.danger = danger_of(Prepared.of(s.pending_text))
+            heard = s.pending_danger or s.pending_text
+            intent = Intent("emergency", 1.0, cue=f"caller confirmed danger: {heard}")
+            intent.danger = danger_of(Prepared.of(heard))
             return self._emergency(intent)
-        original, s.pending_text = s.pending_text, ""
-        s.state = "main"
+        original, s.pending_text, s.pending_danger = s.pending_text, "", ""
+        s.state = DialogueState.of(Phase.MAIN)
         intent = self.brain.classifier.classify(original, tuple(s.not_meant), ask=False)
         return self._request(intent, original)
 
-    def _request(self, intent: Intent, text: str) -> Decision:
+    def _request(
+        self, intent: Intent, text: str, doubt: Doubt | None = None, wording: Doubt | None = None
+    ) -> Decision:
+        """``doubt``: the reading acted on means something else than the recogniser's first
+        hypothesis (confirm first); ``wording``: the heard word a confirm names."""
         s = self.s
+        if doubt is not None and intent.label == "abusive":
+            # Abuse heard only by respelling or in a lesser hypothesis: not a warning.
+            return self._not_understood("abuse only in a doubtful reading", heard=False)
         if intent.label == "abusive":
             if s.warned:
-                return self._decide([self._say("abusive_end"), HangUp("abusive")], "ended")
+                return self._decide([self._say("abusive_end"), HangUp("abusive")], Phase.ENDED)
             s.warned = True
-            return self._decide([self._say("abusive_warning"), self._listen()], "main")
+            return self._decide([self._say("abusive_warning"), self._listen()], Phase.MAIN)
         if intent.label == "ask_again":
-            return self._decide([self._say("ask_again"), self._listen()], "rephrase")
+            return self._decide([self._say("ask_again"), self._listen()], Phase.REPHRASE)
         if self.lookup is not None and self._asks_after_ticket(text, intent):
             return self._ticket_number(text, first=True)
         if intent.label == "consultation" and intent.match is not None:
             entry = intent.match.entry
-            if intent.band == "confirm":
-                asked = entry.question.rstrip("？?。 ").removesuffix("吗").removesuffix("呢")
-                question = self.brain.prompts.text("confirm_kb", question=asked)
-                return self._decide([Say(question, "confirm_kb"), self._listen()],
-                                    f"confirm:{entry.id}")  # fmt: skip
+            if intent.band == "confirm" or doubt is not None:
+                return self._confirm_entry(entry, wording or doubt)
             return self._answer(entry, intent.match.confidence)
         if intent.label in REQUIRED:
             return self._start_intake(intent, text)
@@ -311,6 +334,15 @@ class Dialogue:
             self._turn["unanswered"] = True
         return self._not_understood("no knowledge-base answer", intent)
 
+    def _confirm_entry(self, entry: Entry, wording: Doubt | None) -> Decision:
+        """「您是说低保吗？」 when a word heard by sound decides, else 「您是想问……吗？」."""
+        if wording is not None and wording.term:
+            say = Say(self.brain.prompts.text("confirm_heard", term=wording.term), "confirm_heard")
+            self._turn["doubt"] = f"{wording.heard}->{wording.term}"
+        else:
+            say = Say(confirm_kb_text(self.brain, entry), "confirm_kb")
+        return self._decide([say, self._listen()], DialogueState.of(Phase.CONFIRM, entry.id))
+
     def _answer(self, entry: Entry, confidence: float) -> Decision:
         s = self.s
         s.kb_answers.append(entry.id)
@@ -319,7 +351,7 @@ class Dialogue:
         s.confirm_nos = 0
         self._turn.update(kb_id=entry.id, kb_confidence=round(confidence, 3), answered=True)
         return self._decide(
-            [Say(entry.answer), self._say("answer_followup"), self._listen()], "answered"
+            [Say(entry.answer), self._say("answer_followup"), self._listen()], Phase.ANSWERED
         )
 
     # ---- asking after an earlier work order (the session's ticket lookup) ----
@@ -335,7 +367,7 @@ class Dialogue:
         if number is None:
             if first:
                 return self._decide([self._say("ask_ticket_number"), self._listen()],
-                                    "status:number")  # fmt: skip
+                                    DialogueState.of(Phase.STATUS, "number"))  # fmt: skip
             return self._ticket_not_found()
         assert self.lookup is not None
         found = self.lookup.ticket_status(number)
@@ -344,14 +376,17 @@ class Dialogue:
         s.ticket_tries = 0
         spoken = " ".join(found.number.replace("-", ""))  # read digit by digit
         say = self._say("ticket_status", ticket_no=spoken, status=found.status)
-        return self._decide([say, self._say("answer_followup"), self._listen()], "answered")
+        return self._decide([say, self._say("answer_followup"), self._listen()], Phase.ANSWERED)
 
     def _ticket_not_found(self) -> Decision:
         s = self.s
         s.ticket_tries += 1
         if s.ticket_tries >= 2:
             return self._human("work order number not found twice")
-        return self._decide([self._say("ticket_not_found"), self._listen()], "status:number")
+        return self._decide(
+            [self._say("ticket_not_found"), self._listen()],
+            DialogueState.of(Phase.STATUS, "number"),
+        )
 
     def _dtmf(self, digit: str) -> Decision:
         s = self.s
@@ -370,9 +405,9 @@ class Dialogue:
                 "unanswered": False,
             }
         )
-        if s.state in ("contact:number", "contact:digits"):
+        if s.state.phase is Phase.CONTACT and s.state.detail in ("number", "digits"):
             return self._callback_key(digit)
-        if s.state == "status:number":  # keys are the number's digits here, 0 included
+        if s.state.phase is Phase.STATUS:  # keys are the number's digits here, 0 included
             if digit in "*#":
                 keys, s.number_keys = s.number_keys, ""
                 return self._ticket_number(keys)
@@ -380,8 +415,12 @@ class Dialogue:
             return self._decide([], s.state)
         if digit == "0":
             return self._human("caller pressed 0")
-        if s.state == "readback" and digit in "12":
+        if s.state.phase is Phase.READBACK and digit in "12":
             return self._readback_reply("对" if digit == "1" else "不对")
+        if s.state.phase is Phase.CONFIRM and digit in "12":  # 是请按一，不是请按二
+            answer = "是" if digit == "1" else "不是"
+            return self._confirm_reply(s.state.detail, answer, Prepared.of(answer),
+                                       Intent("unknown", 0.0))  # fmt: skip
         level = s.submenu or self.brain.menu.options
         option = self.brain.menu.option(digit, level)
         if option is None:
@@ -392,14 +431,14 @@ class Dialogue:
         if option.action == "submenu":
             s.submenu = option.submenu
             return self._decide(
-                [Say(self.brain.menu.spoken(option.submenu)), self._listen()], "submenu"
+                [Say(self.brain.menu.spoken(option.submenu)), self._listen()], Phase.SUBMENU
             )
         if option.action == "repeat":
             return self._decide(
-                [Say(self.brain.menu.spoken(self.brain.menu.options)), self._listen()], "main"
+                [Say(self.brain.menu.spoken(self.brain.menu.options)), self._listen()], Phase.MAIN
             )
         if option.action == "ask":
-            return self._decide([Say(option.value), self._listen()], "main")
+            return self._decide([Say(option.value), self._listen()], Phase.MAIN)
         if option.action == "transfer":
             ticket = self._new_ticket(RequestType.CONSULTATION, f"menu: {option.label}")
             return self._hand_over(ticket, f"menu choice {option.label}", option.value)
@@ -411,22 +450,22 @@ class Dialogue:
         s.silences += 1
         if s.silences == 1:
             return self._decide([self._say("silence"), self._listen()], s.state)
-        if s.silences == 2 and s.state in ("main", "answered", "rephrase"):
+        if s.silences == 2 and s.state.phase in (Phase.MAIN, Phase.ANSWERED, Phase.REPHRASE):
             menu = self.brain.menu.spoken(self.brain.menu.options)
-            return self._decide([self._say("silence_menu", menu=menu), self._listen()], "main")
+            return self._decide([self._say("silence_menu", menu=menu), self._listen()], Phase.MAIN)
         if s.ticket is not None and s.ticket.elements.what_happened:
             return self._finish_ticket("caller went silent during intake")
-        return self._decide([self._say("silence_end"), HangUp("silence")], "ended")
+        return self._decide([self._say("silence_end"), HangUp("silence")], Phase.ENDED)
 
     def _call_ended(self) -> Decision:
         s = self.s
         if s.ticket is not None and s.ticket.elements.what_happened:
             s.ticket.handover_reason = "caller hung up before the intake was finished"
             self._complete(s.ticket)
-            s.state = "ended"
-            return Decision([CreateTicket(s.ticket, callback_promised=s.night)], "ended")
-        s.state = "ended"
-        return Decision([], "ended")
+            s.state = DialogueState.of(Phase.ENDED)
+            return Decision([CreateTicket(s.ticket, callback_promised=s.night)], Phase.ENDED)
+        s.state = DialogueState.of(Phase.ENDED)
+        return Decision([], Phase.ENDED)
 
     # ---- hand-over paths ----
     def _emergency(self, intent: Intent) -> Decision:
@@ -444,7 +483,7 @@ class Dialogue:
             ticket.elements.what_happened = f"{s.pending_text}；{ticket.elements.what_happened}"
         self._complete(ticket)
         advice = self._say(EMERGENCY_PROMPTS[intent.danger], barge_in=False)
-        return self._decide([advice, Transfer("general", reason, ticket)], "ended")
+        return self._decide([advice, Transfer("general", reason, ticket)], Phase.ENDED)
 
     def _human(self, reason: str) -> Decision:
         s = self.s
@@ -456,8 +495,8 @@ class Dialogue:
                 return self._finish_ticket(reason)
             if not s.human_asked_at_night:
                 s.human_asked_at_night = True
-                return self._decide([self._say("human_night"), self._listen()], "main")
-            return self._decide([self._callback_ticket(ticket), HangUp("callback")], "ended")
+                return self._decide([self._say("human_night"), self._listen()], Phase.MAIN)
+            return self._decide([self._callback_ticket(ticket), HangUp("callback")], Phase.ENDED)
         queue = self.brain.lexicon.queue_for(ticket.department, ticket.topic)
         return self._hand_over(ticket, reason, queue)
 
@@ -470,7 +509,7 @@ class Dialogue:
         if not s.rephrased:
             s.rephrased = True
             prompt = "cannot_answer" if heard else "rephrase"
-            return self._decide([self._say(prompt), self._listen()], "rephrase")
+            return self._decide([self._say(prompt), self._listen()], Phase.REPHRASE)
         return self._hand_over_unanswered(f"not answered after rephrasing: {reason}", intent)
 
     def _hand_over_unanswered(self, reason: str, intent: Intent | None = None) -> Decision:
@@ -486,22 +525,22 @@ class Dialogue:
                     self._callback_ticket(ticket),
                     HangUp("callback"),
                 ],
-                "ended",
+                Phase.ENDED,
             )
         return self._decide(
             [
                 self._say("not_understood_handover"),
                 Transfer("general", ticket.handover_reason, ticket),
             ],
-            "ended",
+            Phase.ENDED,
         )
 
     def _hand_over(self, ticket: TicketDraft, reason: str, queue: str) -> Decision:
         ticket.handover_reason = ticket.handover_reason or reason
         self._complete(ticket)
         if self.s.night:
-            return self._decide([self._callback_ticket(ticket), HangUp("callback")], "ended")
-        return self._decide([self._say("transfer"), Transfer(queue, reason, ticket)], "ended")
+            return self._decide([self._callback_ticket(ticket), HangUp("callback")], Phase.ENDED)
+        return self._decide([self._say("transfer"), Transfer(queue, reason, ticket)], Phase.ENDED)
 
     # ---- taking a work order down ----
     def _start_intake(self, intent: Intent, text: str) -> Decision:
@@ -514,7 +553,7 @@ class Dialogue:
         if text:
             self.brain.extractor.fill(text, ticket.elements, first=True)
         s.ticket = ticket
-        opening = self._say("intake_start", type_name=TYPE_NAMES[kind.value])
+        opening = self._say("intake_start", type_name=request_type_label(kind))
         return self._next_question([opening])
 
     def _classify_topic(self, ticket: TicketDraft, intent: Intent, text: str) -> None:
@@ -546,16 +585,22 @@ class Dialogue:
         if vague is not Gap.NONE:
             self.s.address_asks += 1
             prompt = f"ask_where_{vague.value}"
-            return self._decide([*before, self._say(prompt), self._listen()], f"where:{vague}")
+            return self._decide(
+                [*before, self._say(prompt), self._listen()], DialogueState.of(Phase.WHERE, vague)
+            )
         missing = self._missing()
         if missing:
             name = missing[0]
             self.s.asked.append(name)
-            return self._decide([*before, self._say(f"ask_{name}"), self._listen()], f"ask:{name}")
+            return self._decide(
+                [*before, self._say(f"ask_{name}"), self._listen()],
+                DialogueState.of(Phase.ASK, name),
+            )
         if not self.s.contact_asked and not self._ticket().caller.anonymous:
             self.s.contact_asked = True
             return self._decide(
-                [*before, self._say("ask_caller_name"), self._listen()], "contact:name"
+                [*before, self._say("ask_caller_name"), self._listen()],
+                DialogueState.of(Phase.CONTACT, "name"),
             )
         return self._readback(before)
 
@@ -575,7 +620,7 @@ class Dialogue:
         if p.any(self.brain.lexicon.dont_know) is not None:
             self.s.address_asks = 2  # the caller does not know more: do not press
         else:
-            within = self.s.state == f"where:{Gap.SPOT}"
+            within = self.s.state == DialogueState.of(Phase.WHERE, Gap.SPOT)
             self.brain.extractor.add_to_where(text, t.elements, within)
         self.brain.extractor.fill(text, t.elements)  # a caller often answers more than asked
         return self._next_question([])
@@ -591,7 +636,8 @@ class Dialogue:
                 caller.anonymous = caller.confidential = True
                 return self._readback()
             return self._decide(
-                [self._say("ask_callback_number"), self._listen()], "contact:number"
+                [self._say("ask_callback_number"), self._listen()],
+                DialogueState.of(Phase.CONTACT, "number"),
             )
         number = parse_phone(text)
         if number is not None:
@@ -603,7 +649,8 @@ class Dialogue:
         agrees = p.any(lx.confirm) is not None and "不" not in p.text and p.any(lx.deny) is None
         if step == "number" and not agrees:
             return self._decide(
-                [self._say("ask_callback_digits"), self._listen()], "contact:digits"
+                [self._say("ask_callback_digits"), self._listen()],
+                DialogueState.of(Phase.CONTACT, "digits"),
             )
         return self._readback()  # 可以 / 对: the caller ID stays the callback number
 
@@ -639,13 +686,13 @@ class Dialogue:
         for name, default in DEFAULT_WANTS.items():
             if t.type.value == name and not t.elements.caller_wants:
                 t.elements.caller_wants = default
-        t.summary = summary(TYPE_NAMES[t.type.value], t.elements)
+        t.summary = summary(request_type_label(t.type), t.elements)
         say = self._say("readback", summary=self._spoken_readback(t))
-        return self._decide([*(before or []), say, self._listen()], "readback")
+        return self._decide([*(before or []), say, self._listen()], Phase.READBACK)
 
     def _spoken_readback(self, t: TicketDraft) -> str:
         """The short read-back, then the name and the callback number digit by digit."""
-        text = spoken_summary(TYPE_NAMES[t.type.value], t.elements)
+        text = spoken_summary(request_type_label(t.type), t.elements)
         if t.caller.name:
             text += f"；联系人{t.caller.name}"
         if t.caller.callback_number and not t.caller.anonymous:
@@ -656,10 +703,10 @@ class Dialogue:
         """A corrected element: re-read only what changed."""
         elements = self._ticket().elements
         self.brain.extractor.set_element(name, value, elements)
-        self._ticket().summary = summary(TYPE_NAMES[self._ticket().type.value], elements)
+        self._ticket().summary = summary(request_type_label(self._ticket().type), elements)
         change = f"{ELEMENT_NAMES[name]}改为{getattr(elements, name)}"
         return self._decide(
-            [self._say("readback_changed", changes=change), self._listen()], "readback"
+            [self._say("readback_changed", changes=change), self._listen()], Phase.READBACK
         )
 
     def _correction_failed(self) -> Decision:
@@ -667,7 +714,7 @@ class Dialogue:
         self.s.failed_corrections += 1
         if self.s.failed_corrections >= 2:
             return self._human("two corrections not understood")
-        return self._decide([self._say("ask_correction"), self._listen()], "correct")
+        return self._decide([self._say("ask_correction"), self._listen()], Phase.CORRECT)
 
     def _readback_reply(self, text: str) -> Decision:
         lx = self.brain.lexicon
@@ -683,9 +730,9 @@ class Dialogue:
                         self._say("ask_correction_field", field_name=ELEMENT_NAMES[target]),
                         self._listen(),
                     ],
-                    f"fix:{target}",
+                    DialogueState.of(Phase.FIX, target),
                 )
-            return self._decide([self._say("ask_correction"), self._listen()], "correct")
+            return self._decide([self._say("ask_correction"), self._listen()], Phase.CORRECT)
         if p.any(lx.confirm) is not None:
             return self._finish_ticket("")
         return self._correction_failed()
@@ -699,7 +746,7 @@ class Dialogue:
             return self._fixed(target, value)
         return self._decide(
             [self._say("ask_correction_field", field_name=ELEMENT_NAMES[target]), self._listen()],
-            f"fix:{target}",
+            DialogueState.of(Phase.FIX, target),
         )
 
     def _callback_ticket(self, ticket: TicketDraft) -> CreateTicket:
@@ -715,14 +762,14 @@ class Dialogue:
         self._complete(t)
         if self.s.night:
             t.callback_promised = True
-            return self._decide([self._callback_ticket(t), HangUp("ticket")], "ended")
-        t.handover_reason = t.handover_reason or f"{TYPE_NAMES[t.type.value]}需要人工处理"
+            return self._decide([self._callback_ticket(t), HangUp("ticket")], Phase.ENDED)
+        t.handover_reason = t.handover_reason or f"{request_type_label(t.type)}需要人工处理"
         queue = self.brain.lexicon.queue_for(t.department, t.topic)
         for rule, _ in self.brain.lexicon.topics:
             if rule.topic == t.topic:
                 queue = rule.queue
         return self._decide(
-            [self._say("ticket_created_day"), Transfer(queue, t.handover_reason, t)], "ended"
+            [self._say("ticket_created_day"), Transfer(queue, t.handover_reason, t)], Phase.ENDED
         )
 
     # ---- helpers ----
@@ -743,7 +790,7 @@ class Dialogue:
         t.menu_path, t.dtmf, t.kb_answers = list(s.menu_path), s.dtmf, list(s.kb_answers)
         t.caller_words = list(dict.fromkeys([*t.caller_words, *s.words]))
         if not t.summary:
-            t.summary = summary(TYPE_NAMES[t.type.value], t.elements)
+            t.summary = summary(request_type_label(t.type), t.elements)
         if not t.department:
             t.department = "市政务服务热线"
 
@@ -758,7 +805,9 @@ class Dialogue:
     def _listen(self) -> Listen:
         return Listen(hints=self.brain.hints())
 
-    def _decide(self, actions: list[Action], state: str) -> Decision:
+    def _decide(self, actions: list[Action], state: DialogueState | Phase) -> Decision:
+        if isinstance(state, Phase):
+            state = DialogueState.of(state)
         self.s.state = state
         says = [a for a in actions if isinstance(a, Say)]
         if says:
@@ -769,7 +818,13 @@ class Dialogue:
 # States where the caller says what they called about (not answering one of our
 # questions): only here does an uncertain danger signal earn 「现在有人有生命危险吗？」;
 # while a work order is taken down, cues and a confident model still hand over at once.
-_OPEN_STATES = ("main", "answered", "rephrase", "submenu")
+def confirm_kb_text(brain: Brain, entry: Entry) -> str:
+    """「您是想问低保怎么申请吗？」 for one entry (the session pre-renders them all)."""
+    asked = entry.question.rstrip("？?。 ").removesuffix("吗").removesuffix("呢")
+    return brain.prompts.text("confirm_kb", question=asked)
+
+
+_OPEN_PHASES = (Phase.MAIN, Phase.ANSWERED, Phase.REPHRASE, Phase.SUBMENU)
 
 EMERGENCY_PROMPTS = {
     Danger.FIRE: "emergency_fire",

@@ -22,6 +22,7 @@ from pypinyin.pinyin_dict import pinyin_dict
 
 from bot.brain import Brain
 from bot.understanding import tsv_pairs
+from hotline.errors import UserFacingError
 
 LABELS = (
     "complaint",
@@ -36,7 +37,7 @@ LABELS = (
 )
 
 
-class EvalError(ValueError):
+class EvalError(UserFacingError, ValueError):
     """A cases file that cannot be used; the message names the line."""
 
 

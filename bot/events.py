@@ -7,10 +7,12 @@ re-render) or free text (knowledge-base answers); the session renders and plays 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
-from tickets.draft import TicketDraft
+from hotline.draft import TicketDraft
 
 # ---- events: session -> bot ----
 
@@ -22,9 +24,24 @@ class CallStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class Hypothesis:
+    """One of the recogniser's hypotheses (its n-best) for what the caller said."""
+
+    text: str
+    score: float = 0.0  # log-probability per token: higher is likelier
+
+
+@dataclass(frozen=True, slots=True)
 class Utterance:
     text: str
     confidence: float = 1.0
+    # The recogniser's n-best, best first (the first is ``text``); empty: ``text`` only.
+    alternatives: tuple[Hypothesis, ...] = ()
+
+    def hypotheses(self) -> tuple[Hypothesis, ...]:
+        if self.alternatives:
+            return self.alternatives
+        return (Hypothesis(self.text, math.log(max(self.confidence, 1e-6))),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +124,49 @@ class HangUp:
 Action = Say | Listen | CreateTicket | Transfer | HangUp
 
 
+class Phase(StrEnum):
+    """Where a call's dialogue is (bot/dialogue.py's docstring describes each)."""
+
+    MAIN = "main"
+    ANSWERED = "answered"
+    REPHRASE = "rephrase"
+    SUBMENU = "submenu"
+    ASK = "ask"  # detail: the work-order element asked for
+    WHERE = "where"  # detail: area or spot
+    READBACK = "readback"
+    CORRECT = "correct"
+    FIX = "fix"  # detail: the element being corrected
+    CONFIRM = "confirm"  # detail: the knowledge-base entry asked about
+    CONTACT = "contact"  # detail: name, number or digits
+    STATUS = "status"  # detail: number (asking for a work order's number)
+    EMERGENCY_CHECK = "emergency_check"
+    GOODBYE = "goodbye"
+    ENDED = "ended"
+
+
+class DialogueState(str):
+    """A dialogue state: its phase and, for some, a detail (``ask:where``). A ``str`` in
+    the form records and journals have always kept; read through ``phase`` and
+    ``detail``, never by slicing."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, phase: Phase, detail: str = "") -> DialogueState:
+        return cls(f"{phase.value}:{detail}" if detail else phase.value)
+
+    @property
+    def phase(self) -> Phase:
+        return Phase(self.partition(":")[0])
+
+    @property
+    def detail(self) -> str:
+        return self.partition(":")[2]
+
+
 @dataclass(slots=True)
 class Decision:
     """The bot's answer to one event."""
 
     actions: list[Action] = field(default_factory=list)
-    state: str = ""  # the dialogue state after the event, for logs and the call record
+    state: str = ""  # the dialogue state after the event (a DialogueState), for the record

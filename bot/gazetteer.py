@@ -22,10 +22,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.text import Phrase, Prepared, phrases
-from tickets.draft import Address
+from hotline.draft import Address
+from hotline.errors import UserFacingError
 
 
-class GazetteerError(ValueError):
+class GazetteerError(UserFacingError, ValueError):
     """A gazetteer file that cannot be used."""
 
 

@@ -14,7 +14,7 @@ import re
 from bot.gazetteer import Gazetteer
 from bot.lexicon import Lexicon
 from bot.text import Prepared, normalise
-from tickets.draft import Address, FiveElements
+from hotline.draft import Address, FiveElements
 
 ELEMENTS = ("what_happened", "where", "when", "who_what", "caller_wants")
 ELEMENT_NAMES = {

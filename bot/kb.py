@@ -24,13 +24,15 @@ from typing import Any
 
 import yaml
 
+from hotline.errors import UserFacingError
+
 FIELDS = ("id", "topic", "department", "question", "also", "answer")
 REQUIRED = ("id", "topic", "department", "question", "answer")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _CSV_SPLIT = re.compile(r"[|｜;；\n]")
 
 
-class KnowledgeBaseError(ValueError):
+class KnowledgeBaseError(UserFacingError, ValueError):
     """A knowledge-base file that cannot be used; the message names the entry and field."""
 
 

@@ -15,12 +15,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bot.text import Phrase, Prepared, normalise, phrases
+from hotline.errors import UserFacingError
 
 _M = TypeVar("_M", bound="BaseModel")
 WORK_ORDER_TYPES = ("complaint", "help", "report", "suggestion", "praise")
 
 
-class LexiconError(ValueError):
+class LexiconError(UserFacingError, ValueError):
     """A cue lexicon file that cannot be used."""
 
 

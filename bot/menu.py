@@ -29,6 +29,8 @@ from typing import Any
 
 import yaml
 
+from hotline.errors import UserFacingError
+
 QUEUES = ("general", "social_insurance", "real_estate", "business_environment")
 INTAKE_TYPES = ("complaint", "help", "report", "suggestion", "praise")
 ACTIONS = ("ask", "intake", "transfer", "submenu", "repeat")
@@ -37,7 +39,7 @@ KEY_WORDS = {"*": "星号", "#": "井号", **{d: "零一二三四五六七八九
 _PERSON = re.compile(r"人工|按零|按0|按 0")
 
 
-class MenuError(ValueError):
+class MenuError(UserFacingError, ValueError):
     """A menu file that breaks the rules; the message names the option and field."""
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from hotline.errors import UserFacingError
+
 REQUIRED = (
     "greeting",
     "greeting_night",
@@ -54,6 +56,7 @@ OPTIONAL = (
     "emergency_water",
     "emergency_check",
     "confirm_kb",
+    "confirm_heard",
     "cannot_answer",
     "ask_again",
     "ask_where_area",
@@ -62,10 +65,12 @@ OPTIONAL = (
     "ticket_status",
     "ticket_not_found",
     "readback_changed",
+    "survey",
+    "callback_registered",
 )
 
 
-class PromptsError(ValueError):
+class PromptsError(UserFacingError, ValueError):
     """A prompts file that lacks a prompt or is malformed."""
 
 

@@ -50,6 +50,7 @@ from sklearn.svm import LinearSVC
 
 from bot.kb import KnowledgeBase
 from bot.text import normalise, syllables
+from hotline.errors import UserFacingError
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ LINK_MIN_PROB = 0.45  # an intent lends its phrasings to an entry only when this
 UNLINKED_NEAR = 0.15  # an unlinked intent this close to an entry is dropped, not "unknown"
 
 
-class CorpusError(ValueError):
+class CorpusError(UserFacingError, ValueError):
     """A corpus file that cannot be used; the message names the file and line."""
 
 

@@ -24,12 +24,12 @@ import httpx
 
 from console.app import create_app
 from console.server import serve_in_thread
+from hotline.draft import Address, Caller, FiveElements, RequestType, TicketDraft, TranscriptLine
 from hotline.settings import Settings
 from tickets.accounts import (
     AccountStore,
     Role,
 )
-from tickets.draft import Address, Caller, FiveElements, RequestType, TicketDraft, TranscriptLine
 from tickets.redis_embedded import free_port
 from tickets.service import TicketService
 

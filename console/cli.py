@@ -54,14 +54,9 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from console.app import create_app
-    from hotline.checks import (
-        check_console_port,
-        check_data_dir,
-        check_database,
-        check_seat_queue,
-        require,
-    )
+    from hotline.checks import check_console_port, check_data_dir, require
     from hotline.logs import configure_logging
+    from tickets.checks import check_database, check_seat_queue
 
     settings = load_settings()
     # The address actually bound decides whether cookies default to Secure (see

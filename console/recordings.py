@@ -1,6 +1,6 @@
 """A ticket's call recording, found by its call id where the controller wrote it.
 
-The call controller (``ivr.session.CallSession._recording_path``) writes each call to
+The call controller (``ivr.recorder.recording_path``) writes each call to
 ``<data_dir>/recordings/<UTC day the call started, YYYY-MM-DD>/<call id>.wav``, every
 character of the call id that is not a letter or digit replaced by ``_``, at most 100.
 The console derives that name from the ticket's call id and start. It never opens the
@@ -20,7 +20,7 @@ DAY_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def file_name(call_id: str) -> str:
-    """The controller's file name for a call (the same rule as ``_recording_path``)."""
+    """The controller's file name for a call (the same rule as ``ivr.recorder.recording_path``)."""
     return "".join(c if c.isalnum() else "_" for c in call_id)[:100] + ".wav"
 
 

@@ -8,15 +8,19 @@ from zoneinfo import ZoneInfo
 
 from fastapi.templating import Jinja2Templates
 
+from hotline.draft import (
+    REQUEST_TYPE_LABELS,
+    URGENCY_LABELS,
+    RequestType,
+    TranscriptLine,
+    Urgency,
+)
 from hotline.settings import Settings
 from tickets.accounts import ROLE_LABELS
-from tickets.draft import RequestType, TranscriptLine, Urgency
 from tickets.ticket import (
     CALLBACK_OUTCOME_LABELS,
     SATISFACTION_LABELS,
     STATUS_LABELS,
-    TYPE_LABELS,
-    URGENCY_LABELS,
     Satisfaction,
     Status,
 )
@@ -62,7 +66,7 @@ def history_details(detail: dict[str, object], skills: dict[str, str]) -> list[s
     「修改 姓名：（空）→ 张先生」, 「满意度：满意」; internal keys are left out."""
     values = {
         "satisfaction": {s.value: label for s, label in SATISFACTION_LABELS.items()},
-        "type": {t.value: label for t, label in TYPE_LABELS.items()},
+        "type": {t.value: label for t, label in REQUEST_TYPE_LABELS.items()},
         "urgency": {u.value: label for u, label in URGENCY_LABELS.items()},
         "skill": skills,
     }
@@ -131,7 +135,7 @@ def install_filters(templates: Jinja2Templates, settings: Settings) -> None:
     env.filters.update(local=local, remaining=remaining, age=age, overdue_ms=overdue_ms)
     env.globals.update(
         STATUS_LABELS={s.value: label for s, label in STATUS_LABELS.items()},
-        TYPE_LABELS={t.value: label for t, label in TYPE_LABELS.items()},
+        TYPE_LABELS={t.value: label for t, label in REQUEST_TYPE_LABELS.items()},
         URGENCY_LABELS={u.value: label for u, label in URGENCY_LABELS.items()},
         SATISFACTION_LABELS={s.value: label for s, label in SATISFACTION_LABELS.items()},
         ROLE_LABELS={r.value: label for r, label in ROLE_LABELS.items()},

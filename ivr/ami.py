@@ -3,8 +3,9 @@
 Built on panoramisk (AMI framing, action/response matching, login, event dispatch).
 Closed here where panoramisk falls short for a hotline:
 
-* Reconnect: panoramisk retries at a fixed interval forever; we back off exponentially
-  (1 s doubling to ``reconnect_max_s``) so a restarting Asterisk is not hammered.
+* Reconnect: panoramisk retries at a fixed interval forever; we back off exponentially,
+  jittered (1 s doubling to ``reconnect_max_s``) so a restarting Asterisk is not hammered
+  (``_OwnReconnectManager`` keeps panoramisk out of it through its on_disconnect hook).
 * Liveness: its Ping gets no deadline, so a half-open TCP connection looks alive; we
   ping ourselves and drop the connection when the Pong does not come back.
 * State: after every (re)login we re-read queue membership (QueueStatus) so seat
@@ -28,6 +29,8 @@ from urllib.parse import unquote, urlparse
 
 from panoramisk import Manager
 
+from hotline.backoff import Backoff
+
 log = logging.getLogger(__name__)
 
 # Asterisk device states (include/asterisk/devicestate.h) that mean "no one is there".
@@ -36,6 +39,15 @@ ABSENT_STATES = {"4", "5"}  # invalid, unavailable
 
 class AmiError(Exception):
     """AMI is unreachable or refused an action; the message says which."""
+
+
+class OriginateFailed(AmiError):
+    """Originate's call to the seat did not connect; ``reason`` is Asterisk's cause code
+    (OriginateResponse ``Reason``: 0 no such channel, 3 no answer, 5 busy, 8 congestion)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"callback to the seat failed (reason {reason})")
+        self.reason = reason
 
 
 @dataclass
@@ -85,6 +97,21 @@ def _variables(event: Any, key: str) -> dict[str, str]:
     return out
 
 
+class _OwnReconnectManager(Manager):
+    """panoramisk's Manager with its reconnection and keep-alive left to ``AmiClient``
+    (back-off with jitter, Pings with a deadline, a resync after each login): a lost
+    connection only tells ``on_disconnect``, its public hook, instead of also scheduling
+    a fixed-interval reconnect, and its own deadline-less Ping never starts."""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._connected = False
+        self.loop.call_soon(self.on_disconnect, self, exc)
+
+    def ping(self) -> None:
+        """Never scheduled as panoramisk's keep-alive: ``AmiClient`` pings with a deadline."""
+        self.pinger = None
+
+
 class AmiClient:
     """One long-lived AMI connection per controller node."""
 
@@ -104,6 +131,9 @@ class AmiClient:
         self.reconnect_max_s = reconnect_max_s
         self.queues: dict[str, QueueState] = {}
         self.on_screen_pop: Callable[[str, str, str], None] | None = None  # ticket, seat, queue
+        # A seat answered a caller without HOTLINE_TICKET: (caller's channel, seat, queue);
+        # an orphaned call's fallback (ivr.orphans.FallbackPops).
+        self.on_fallback_connect: Callable[[str, str, str], None] | None = None
         self.connected = False
         self.logins = 0
         self._manager: Manager | None = None
@@ -133,35 +163,34 @@ class AmiClient:
         self._logged_in.clear()
 
     async def _run(self) -> None:
-        backoff = 1.0
+        backoff = Backoff(first_s=1.0, cap_s=self.reconnect_max_s)
         while True:
             try:
                 await self._session()
-                backoff = 1.0
+                backoff.reset()
+                delay = backoff.next_delay()
             except (OSError, AmiError, TimeoutError) as exc:
-                log.warning("AMI %s:%s: %s; reconnecting in %.0f s",
-                            self.config["host"], self.config["port"], exc, backoff)  # fmt: skip
+                delay = backoff.next_delay()
+                log.warning("AMI %s:%s: %s; reconnecting in %.1f s",
+                            self.config["host"], self.config["port"], exc, delay)  # fmt: skip
             self._close()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self.reconnect_max_s)
+            await asyncio.sleep(delay)
 
     async def _session(self) -> None:
         """Connect, log in, resync state, then ping until the connection dies."""
         loop = asyncio.get_running_loop()
         self._lost.clear()
-        manager = Manager(loop=loop, host=self.config["host"], port=self.config["port"],
-                          ping_delay=10**6, reconnect_timeout=10**6, events="on")  # fmt: skip
-        # Reconnection and pings are ours (see the module docstring): disable panoramisk's.
-        manager.connection_lost = lambda exc: loop.call_soon(self._lost.set)
+        manager = _OwnReconnectManager(
+            loop=loop, host=self.config["host"], port=self.config["port"], events="on",
+            on_disconnect=lambda _manager, _exc: self._lost.set(),
+        )  # fmt: skip
         for pattern, handler in (
             ("QueueMember*", self._on_member),
             ("AgentConnect", self._on_agent_connect),
         ):
             manager.register_event(pattern, handler)
         self._manager = manager
-        await manager.connect()
-        if not manager._connected:
-            raise AmiError("connection refused")
+        await manager.connect()  # OSError (refused, unreachable) goes to _run's back-off
         reply = await self._action({"Action": "Login", "Username": self.config["username"],
                                     "Secret": self.config["secret"], "Events": "on"})  # fmt: skip
         if not _ok(reply):
@@ -242,6 +271,8 @@ class AmiClient:
         log.info("seat %s answered queue %s (ticket %s)", seat, queue, ticket or "-")
         if ticket and self.on_screen_pop is not None:
             self.on_screen_pop(ticket, seat, queue)
+        elif not ticket and self.on_fallback_connect is not None:
+            self.on_fallback_connect(_first(event.get("Channel")), seat, queue)
 
     def asterisk_queue(self, skill: str) -> str:
         """The queues.conf name for a skill; an unmapped skill goes to the general queue
@@ -295,8 +326,7 @@ class AmiClient:
         replies = replies if isinstance(replies, list) else [replies]
         final = replies[-1]
         if not _ok(final):
-            reason = _first(final.get("Reason") or final.get("Message"))
-            raise AmiError(f"callback to the seat failed (reason {reason})")
+            raise OriginateFailed(_first(final.get("Reason") or final.get("Message")))
         return _first(final.get("ActionID"))
 
     async def _expect_ok(self, action: dict[str, str]) -> Any:
@@ -308,26 +338,3 @@ class AmiClient:
 
 def _ok(reply: Any) -> bool:
     return _first(reply.get("Response")).lower() in ("success", "goodbye")
-
-
-class AmiDialer:
-    """tickets.dialer.Dialer over AMI, for click-to-call from the operator console.
-
-    The console runs in its own thread; each call is handed to the AMI client's loop.
-    """
-
-    def __init__(self, client: AmiClient, loop: asyncio.AbstractEventLoop) -> None:
-        self.client = client
-        self.loop = loop
-
-    def originate(self, seat_extension: str, number: str, ticket_number: str) -> None:
-        seat = seat_extension if "/" in seat_extension else f"PJSIP/{seat_extension}"
-        future = asyncio.run_coroutine_threadsafe(
-            self.client.originate(seat, number, ticket_number), self.loop
-        )
-        try:
-            future.result(timeout=15)
-        except Exception as exc:
-            from tickets.dialer import DialerError
-
-            raise DialerError(f"the call could not be placed: {exc}") from exc

@@ -49,15 +49,15 @@ from typing import Any
 import psutil
 
 from bot.brain import Brain
-from bot.events import CreateTicket, Decision, Event, Say, Transfer, Utterance
+from bot.events import CallStarted, CreateTicket, Decision, Event, Say, Transfer, Utterance
 from hotline.audio import read_wav
+from hotline.draft import RequestType, TicketDraft
 from ivr.callers import Caller, free_udp_port, raw_g711, sipp_command
 from ivr.controller import Controller
 from ivr.journal import CallRecord
-from ivr.prompts import PromptLibrary
 from ivr.sip import IncomingCall
 from ivr.wiring import build_deps, load_brain, load_speech, prerender
-from tickets.draft import RequestType, TicketDraft
+from voice.prompts import PromptLibrary
 
 REPLY_WAIT_MS = 10000  # after the clip: time for the bot's reply to start
 GREETING_GAP_MS = 300  # the caller starts speaking this long after the greeting ends
@@ -137,6 +137,9 @@ class DialogueRecorder:
         self.exchanges.append((event, decision, getattr(self.inner, "ticket", None)))
         return decision
 
+    def prompt_text(self, prompt_id: str) -> str:
+        return str(self.inner.prompt_text(prompt_id))
+
     def snapshot(self) -> object:
         return (len(self.exchanges), self.inner.snapshot())
 
@@ -177,12 +180,16 @@ def _decision_label(decision: Decision, ticket: TicketDraft | None, answers: dic
             if kind != RequestType.CONSULTATION:
                 return kind.value
         if isinstance(action, Say):
+            if action.prompt == "emergency_check":
+                return "emergency_check"  # 「现在有人有生命危险吗？」: a yes hands over
             if action.prompt in ("abusive_warning", "abusive_end"):
                 return "abusive"
             if action.prompt == "human_night":
                 return "human"
             if action.prompt is None and action.text in answers:
                 return f"kb:{answers[action.text]}"
+    if decision.state.startswith("confirm:"):  # 「您是说低保吗？」: a yes answers
+        return f"confirm:kb:{decision.state[8:]}"
     # Taking a work order down (asking for an element, the caller's name or number, reading
     # it back): the request was understood as the ticket's type.
     if ticket is not None and decision.state not in _NOT_TAKING_DOWN:
@@ -191,6 +198,48 @@ def _decision_label(decision: Decision, ticket: TicketDraft | None, answers: dic
 
 
 _NOT_TAKING_DOWN = {"", "main", "answered", "rephrase", "submenu", "ended"}
+
+
+def text_outcome(brain: Brain, text: str, answers: dict[str, str]) -> str:
+    """What the bot does with the clip's words as written (no recogniser): a call that is
+    wrong although this is right is wrong because of what the recogniser heard."""
+    recorder = DialogueRecorder(brain.new_dialogue())
+    recorder.handle(CallStarted())
+    recorder.handle(Utterance(text))
+    return outcome_label(recorder, answers)
+
+
+def confirms(expected: str, outcome: str) -> bool:
+    """The bot asked to confirm exactly the expected outcome (a yes would reach it)."""
+    return outcome == f"confirm:{expected}" or (
+        expected == "emergency" and outcome == "emergency_check"
+    )
+
+
+_SPLIT = ("calls", "correct", "confirmed", "wrong_on_text", "wrong_by_recognition")
+
+
+def split_by_label(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per expected label: calls, correct, confirmed (asked to confirm the right thing),
+    wrong_on_text (the clean words already go wrong: understanding's error) and
+    wrong_by_recognition (the words go right, the call did not: the recogniser's)."""
+    table: dict[str, dict[str, int]] = {}
+    for row in rows:
+        label = str(row["expected"]).split(":")[0]
+        counts = table.setdefault(label, dict.fromkeys(_SPLIT, 0))
+        counts["calls"] += 1
+        verdict = row.get("verdict", "")
+        if verdict in counts:
+            counts[verdict] += 1
+    return dict(sorted(table.items()))
+
+
+def _verdict(expected: str, outcome: str, on_text: str) -> str:
+    if outcome == expected:
+        return "correct"
+    if confirms(expected, outcome):
+        return "confirmed"
+    return "wrong_on_text" if on_text != expected else "wrong_by_recognition"
 
 
 def _percentile(values: list[float], q: int) -> float | None:
@@ -293,7 +342,7 @@ async def run_calls(
         clips = load_call_clips(audio, work)
         brain = await asyncio.to_thread(load_brain, settings, kb)
         engine = await asyncio.to_thread(load_speech, settings, engine_name)
-        prompts = PromptLibrary.from_settings(settings.ivr, settings.data_dir)
+        prompts = PromptLibrary.from_settings(settings.ivr, settings.data_dir, settings.models_dir)
         await asyncio.to_thread(prerender, prompts, brain)
         await asyncio.to_thread(_warm_up, engine, clips[0], brain)
         greeting = await asyncio.to_thread(prompts.get, brain.prompts.text("greeting"), "greeting")
@@ -351,7 +400,8 @@ async def _drive(
     port = free_udp_port()
     low = 40000 + (port % 100) * 100
     sip = sip_settings(bind_host="127.0.0.1", bind_port=port, rtp_port_low=low,
-                       rtp_port_high=low + 2 * room + 8, max_calls=room)  # fmt: skip
+                       rtp_port_high=low + 2 * room + 8, max_calls=room,
+                       strict_rtp=False)  # fmt: skip
     controller = Controller(sip, deps)
     await controller.start()
     assert controller.clock is not None
@@ -407,8 +457,9 @@ async def _drive(
         stop.set()
         await sampler
         await controller.stop()
+    on_text = {clip.name: text_outcome(brain, clip.text, answers) for clip in numbers.values()}
     summary = _summary(controller, numbers, results, recorders, answers, arrivals.concurrency,
-                       cpu, late, (peak[0] - rss_before) / 2**20, details)  # fmt: skip
+                       cpu, late, (peak[0] - rss_before) / 2**20, details, on_text)  # fmt: skip
     summary["audio_late_max_ms"] = round(controller.clock.stats.max_late_ms, 1)
     summary["clock_scheduling"] = controller.clock.stats.scheduling
     summary["arrival"] = {
@@ -424,6 +475,7 @@ def _summary(
     controller: Controller, numbers: dict[str, CallClip], results: dict[str, int],
     recorders: dict[str, DialogueRecorder], answers: dict[str, str], concurrency: int,
     cpu_s: float, late_ticks: int, rss_growth_mb: float, details: bool = False,
+    on_text: dict[str, str] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     records = {r.caller: r for r in controller.records}
     answer_ms: list[float] = []
@@ -468,6 +520,8 @@ def _summary(
         outcome = outcome_label(recorder, answers) if recorder is not None else "unknown"
         row["outcome"] = outcome
         row["heard"] = [text for _, text in recorder.utterances()] if recorder else []
+        row["outcome_on_text"] = (on_text or {}).get(clip.name, clip.expected)
+        row["verdict"] = _verdict(clip.expected, outcome, row["outcome_on_text"])
         if outcome == clip.expected:
             correct += 1
     summary: dict[str, Any] = {
@@ -486,6 +540,16 @@ def _summary(
         "audio_underruns": late_ticks,
         "correct": round(correct / len(numbers), 4),
     }
+    # Doubt said out loud: a confirm question about the right answer is not a wrong call
+    # (the caller's yes gets it), but it is not counted in "correct" either.
+    confirmed = sum(1 for row in per_call if row.get("verdict") == "confirmed")
+    summary["correct_or_confirmed"] = round((correct + confirmed) / len(numbers), 4)
+    emergencies = [row for row in per_call if row["expected"] == "emergency"]
+    summary["emergencies_handled"] = (
+        f"{sum(row.get('outcome') in ('emergency', 'emergency_check') for row in emergencies)}"
+        f"/{len(emergencies)}"
+    )
+    summary["by_label"] = split_by_label(per_call)
     if details:
         summary["details"] = per_call
     return summary

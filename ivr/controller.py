@@ -10,6 +10,7 @@ from collections import deque
 from typing import Any
 
 from hotline.metrics import METRICS
+from hotline.settings import SipSettings
 from ivr.journal import CallRecord
 from ivr.media import MediaProcess
 from ivr.rtp import MediaClock, RtpStream, StreamStats
@@ -21,17 +22,17 @@ KEEP_RECENT = 5000
 
 
 class Controller:
-    def __init__(self, sip_settings: object, deps: SessionDeps) -> None:
+    def __init__(self, sip_settings: SipSettings, deps: SessionDeps) -> None:
         self.deps = deps
-        self.endpoint = SipEndpoint(sip_settings, self._on_call)  # type: ignore[arg-type]
-        self.symmetric = bool(getattr(sip_settings, "symmetric_rtp", False))
+        self.endpoint = SipEndpoint(sip_settings, self._on_call)
+        self.symmetric = sip_settings.symmetric_rtp
+        self.strict_rtp = sip_settings.strict_rtp
         self.sessions: dict[str, CallSession] = {}
         # The latest calls only: a controller answering for months must not grow.
         self.records: deque[CallRecord] = deque(maxlen=KEEP_RECENT)
         self.stream_stats: dict[str, StreamStats] = {}  # call id -> media counters (bench)
-        METRICS.track_calls(lambda: len(self.sessions),
-                            int(getattr(sip_settings, "max_calls", 0)))  # fmt: skip
-        self.media_clock = str(getattr(sip_settings, "media_clock", "process"))
+        METRICS.track_calls(lambda: len(self.sessions), sip_settings.max_calls)
+        self.media_clock = sip_settings.media_clock
         self.clock: MediaClock | MediaProcess | None = None
         self._tasks: set[asyncio.Task[CallRecord]] = set()
 
@@ -88,7 +89,7 @@ class Controller:
         assert call.sock is not None and self.clock is not None
         stream = RtpStream(call.sock, (call.media.host, call.media.port), call.media.payload_type,
                            call.media.dtmf_payload_type, lambda _: None, lambda _: None,
-                           symmetric=self.symmetric)  # fmt: skip
+                           symmetric=self.symmetric, strict_port=self.strict_rtp)  # fmt: skip
         session = CallSession(call, stream, self.deps)
         loop.add_reader(call.sock.fileno(), stream.receive_ready)
         self.clock.add(stream)

@@ -3,8 +3,9 @@
 Every utterance and bot decision is appended to a Redis stream (``hotline:call:<id>``)
 the moment it happens, and the call is listed in ``hotline:calls:active`` with its node
 and a heartbeat. A controller that dies mid-call leaves both behind; ``recover_orphans``
-(run by every controller at start and every minute) turns each stale entry into a ticket
-carrying the partial transcript, so nothing the caller said is lost. Asterisk meanwhile
+(run by every controller at start and every ``ivr.orphan_scan_s``) turns each stale entry
+into a ticket carrying the partial transcript and the bot's classification (request type,
+skill queue, callback promise), so nothing the caller said is lost. Asterisk meanwhile
 sends the caller to the human queue (see telephony_config/extensions.conf).
 """
 
@@ -15,21 +16,70 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from hotline.draft import RequestType, TicketDraft, TranscriptLine
 from hotline.metrics import METRICS
-from tickets.draft import RequestType, TicketDraft, TranscriptLine
 
 log = logging.getLogger(__name__)
 
 ACTIVE = "hotline:calls:active"
+# Asterisk channel of the caller -> call id: the seat that takes an orphaned call (the
+# dialplan's fallback) is matched to its journal from AgentConnect's Channel.
+CHANNEL = "hotline:channel:{}"
+CHANNEL_KEEP_S = 3 * 3600  # a call, its queue waits and a margin; Asterisk reuses names
 _RETRIES: set[asyncio.Task[None]] = set()  # journals closing once Redis is back
 STREAM = "hotline:call:{}"
 KEEP_S = 7 * 24 * 3600
+
+
+class JournalEvent(StrEnum):
+    """What a journal entry records; the one list the writer, recovery and drills share."""
+
+    STARTED = "started"  # caller, Asterisk channel, node
+    SEATS = "seats"  # whether a seat was available (night: a callback is owed)
+    UTTERANCE = "utterance"  # the caller's words and the recogniser's confidence
+    CONTINUED = "continued"  # a turn joined to the caller's previous one
+    DTMF = "dtmf"
+    SAY = "say"  # what the bot said
+    DECISION = "decision"  # the bot's classification, work order draft and queue
+    HANDOVER = "handover"  # to a person, and why
+    TICKET = "ticket"  # the work order filed (or spooled)
+    SATISFACTION = "satisfaction"
+    ENDED = "ended"
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One stream entry, and its wire form in Redis (``kind``, JSON ``data``, ``at``)."""
+
+    kind: JournalEvent
+    data: dict[str, Any]
+    at: float = 0.0
+
+    def encode(self) -> dict[str, str]:
+        payload = json.dumps(self.data, ensure_ascii=False, default=str)
+        return {"kind": self.kind.value, "data": payload, "at": f"{self.at:.3f}"}
+
+    @classmethod
+    def decode(cls, fields: Mapping[Any, Any]) -> JournalEntry | None:
+        """None for a kind this version does not know (written by a newer controller):
+        recovery files what it understands instead of failing on the whole call."""
+
+        def text(key: str) -> str:
+            value = fields.get(key.encode(), fields.get(key, ""))
+            return value.decode() if isinstance(value, bytes) else str(value)
+
+        try:
+            kind = JournalEvent(text("kind"))
+        except ValueError:
+            return None
+        return cls(kind, json.loads(text("data") or "{}"), float(text("at") or 0))
 
 
 def mask_number(number: str) -> str:
@@ -45,7 +95,7 @@ class CallJournal:
         self.key = STREAM.format(call_id)
         self.call_id = call_id
         self.node = node
-        self._queue: asyncio.Queue[tuple[str, dict[str, Any]] | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[JournalEvent, dict[str, Any]] | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.failed = False
         self._unfinished = False
@@ -54,16 +104,16 @@ class CallJournal:
 
     def start(self, caller: str, channel: str) -> None:
         self._task = asyncio.get_running_loop().create_task(self._writer())
-        self.write("started", {"caller": caller, "channel": channel, "node": self.node})
+        self.write(JournalEvent.STARTED, {"caller": caller, "channel": channel, "node": self.node})
 
-    def write(self, kind: str, data: dict[str, Any]) -> None:
+    def write(self, kind: JournalEvent, data: dict[str, Any]) -> None:
         self._queue.put_nowait((kind, data))
 
     async def close(self, outcome: str, for_recovery: bool = False) -> None:
         """End the journal. ``for_recovery``: the call's work order could not be filed or
         spooled, so the journal stays in the active list and orphan recovery files it
         from here (filing is idempotent per call, so never twice)."""
-        self.write("ended", {"outcome": outcome})
+        self.write(JournalEvent.ENDED, {"outcome": outcome})
         self._keep_active = for_recovery
         self._queue.put_nowait(None)
         if self._task is not None:
@@ -97,11 +147,12 @@ class CallJournal:
             kind, data = item
             await self._safe(self._append(kind, data))
 
-    async def _append(self, kind: str, data: dict[str, Any]) -> None:
+    async def _append(self, kind: JournalEvent, data: dict[str, Any]) -> None:
         if self.redis is None:
             return
-        payload = json.dumps(data, ensure_ascii=False, default=str)
-        await self.redis.xadd(self.key, {"kind": kind, "data": payload, "at": f"{time.time():.3f}"})
+        if kind is JournalEvent.STARTED and data.get("channel"):
+            await self.redis.set(CHANNEL.format(data["channel"]), self.call_id, ex=CHANNEL_KEEP_S)
+        await self.redis.xadd(self.key, JournalEntry(kind, data, time.time()).encode())
         beat = json.dumps({"node": self.node, "beat": time.time()})
         await self.redis.hset(ACTIVE, self.call_id, beat)
 
@@ -190,8 +241,12 @@ async def downtime_before_start(redis: Any, node: str) -> float:
     return gap if gap > 3 * BEAT_EVERY_S else 0.0
 
 
+# intake(draft, skill) -> ticket number ("" when spooled): ivr.wiring.ServiceSink.intake.
+Intake = Callable[[TicketDraft, str], Awaitable[str]]
+
+
 async def recover_orphans(
-    redis: Any, intake: Callable[[TicketDraft], Awaitable[str]], stale_s: float = 30.0,
+    redis: Any, intake: Intake, stale_s: float = 10.0,
     live: Callable[[], Collection[str]] | None = None,
 ) -> list[str]:  # fmt: skip
     """Tickets for calls whose controller stopped writing (crash): partial transcript kept.
@@ -204,26 +259,44 @@ async def recover_orphans(
         info = json.loads(raw)
         if call_id in ours or time.time() - float(info.get("beat", 0)) < stale_s:
             continue
-        # Claim it (another node may be recovering too): HDEL returns 1 for one winner.
-        if not await redis.hdel(ACTIVE, call_id):
-            continue
-        draft = draft_from_journal(call_id, await redis.xrange(STREAM.format(call_id)))
-        try:
-            number = await intake(draft)
-        except BaseException:
-            # Not filed (SQL and the spool both away): the claim is given back, so the
-            # next scan tries again instead of the call being forgotten.
-            await redis.hset(ACTIVE, call_id, raw)
-            raise
-        await redis.expire(STREAM.format(call_id), KEEP_S)
-        recovered.append(number)
-        log.warning("call %s ended without its controller: ticket %s", call_id, number)
+        number = await recover_call(redis, call_id, raw, intake)
+        if number is not None:
+            recovered.append(number)
     return recovered
 
 
+async def recover_call(redis: Any, call_id: str, raw: Any, intake: Intake) -> str | None:
+    """File one orphaned call from its journal: None when another node claimed it first.
+    ``raw``: its entry in the active list, given back if nothing could file it."""
+    # Claim it (another node may be recovering too): HDEL returns 1 for one winner.
+    if not await redis.hdel(ACTIVE, call_id):
+        return None
+    orphan = draft_from_journal(call_id, await redis.xrange(STREAM.format(call_id)))
+    try:
+        number = await intake(orphan.draft, orphan.skill)
+    except BaseException:
+        # Not filed (SQL and the spool both away): the claim is given back, so the
+        # next scan tries again instead of the call being forgotten.
+        await redis.hset(ACTIVE, call_id, raw)
+        raise
+    await redis.expire(STREAM.format(call_id), KEEP_S)
+    log.warning("call %s ended without its controller: ticket %s (%s, queue %s%s)", call_id,
+                number or "spooled", orphan.draft.type.value, orphan.skill,
+                ", callback promised" if orphan.draft.callback_promised else "")  # fmt: skip
+    return number
+
+
+async def call_of_channel(redis: Any, channel: str) -> str:
+    """The call id whose caller is on Asterisk channel ``channel`` ("" when unknown)."""
+    if not channel:
+        return ""
+    value = await redis.get(CHANNEL.format(channel))
+    return "" if value is None else value.decode() if isinstance(value, bytes) else str(value)
+
+
 async def recover_orphans_forever(
-    redis: Any, intake: Callable[[TicketDraft], Awaitable[str]], every_s: float = 30.0,
-    stale_s: float = 30.0, live: Callable[[], Collection[str]] | None = None,
+    redis: Any, intake: Intake, every_s: float = 5.0,
+    stale_s: float = 10.0, live: Callable[[], Collection[str]] | None = None,
 ) -> None:  # fmt: skip
     """File tickets for calls a dead controller (a peer, or this one before a restart)
     left behind, and calls whose work order nothing else took: at start, then every
@@ -237,37 +310,64 @@ async def recover_orphans_forever(
         await asyncio.sleep(every_s)
 
 
-def draft_from_journal(call_id: str, entries: list[tuple[Any, dict[Any, Any]]]) -> TicketDraft:
-    def text(v: Any) -> str:
-        return v.decode() if isinstance(v, bytes) else str(v)
+@dataclass
+class OrphanedCall:
+    """What the journal says the bot would have filed: the work order and its skill queue."""
 
-    draft = TicketDraft(type=RequestType.HUMAN, call_id=call_id,
-                        handover_reason="the call controller stopped mid-call")  # fmt: skip
+    draft: TicketDraft
+    skill: str = "general"
+
+
+ORPHAN_REASON = "the call controller stopped mid-call"
+
+
+def draft_from_journal(call_id: str, entries: list[tuple[Any, dict[Any, Any]]]) -> OrphanedCall:
+    """The bot's classification kept: the work order it decided (or was taking down),
+    the skill queue it transferred to, and the callback promise (made by the bot, or by
+    the dialplan's night message when no seat was there)."""
+
+    draft = TicketDraft(type=RequestType.HUMAN, call_id=call_id, handover_reason=ORPHAN_REASON)
+    decided = False
+    skill, promised, night = "general", False, False
     for _, fields in entries:
-        kind = text(fields.get(b"kind", fields.get("kind", "")))
-        data = json.loads(text(fields.get(b"data", fields.get("data", "{}"))))
-        at = float(text(fields.get(b"at", fields.get("at", "0"))))
-        if kind == "started":
+        entry = JournalEntry.decode(fields)
+        if entry is None:
+            continue
+        data = entry.data
+        if entry.kind is JournalEvent.STARTED:
             draft.caller.number = data.get("caller", "")
-            draft.started_at = datetime.fromtimestamp(at, UTC)
-        elif kind == "utterance":
+            draft.started_at = datetime.fromtimestamp(entry.at, UTC)
+        elif entry.kind is JournalEvent.SEATS:
+            night = not data.get("available", True)
+        elif entry.kind is JournalEvent.UTTERANCE:
             draft.caller_words.append(data["text"])
             line = TranscriptLine(
                 speaker="caller", text=data["text"], confidence=data.get("confidence", 1.0)
             )
             draft.transcript.append(line)
-        elif kind == "say":
+        elif entry.kind is JournalEvent.SAY:
             draft.transcript.append(TranscriptLine(speaker="bot", text=data["text"]))
-        elif kind == "decision" and data.get("ticket"):
-            kept = draft.transcript, draft.caller_words, draft.caller.number, draft.started_at
-            draft = TicketDraft.model_validate(data["ticket"])
-            draft.transcript, draft.caller_words, draft.caller.number, draft.started_at = kept
-            draft.call_id = call_id
-            draft.handover_reason = "the call controller stopped mid-call"
-        elif kind == "dtmf":
+        elif entry.kind is JournalEvent.DECISION:
+            found = data.get("ticket") or (None if decided else data.get("partial"))
+            if found:
+                decided = decided or bool(data.get("ticket"))
+                draft = _classified(draft, TicketDraft.model_validate(found), call_id)
+            skill = data.get("queue") or skill
+            promised = promised or bool(data.get("callback_promised"))
+        elif entry.kind is JournalEvent.DTMF:
             draft.dtmf += data.get("digit", "")
     draft.summary = draft.summary or "；".join(draft.caller_words)[:200]
-    return draft
+    draft.callback_promised = promised or night
+    return OrphanedCall(draft, skill)
+
+
+def _classified(so_far: TicketDraft, bot: TicketDraft, call_id: str) -> TicketDraft:
+    """The bot's work order with the journal's evidence (transcript, caller ID, start)."""
+    bot.transcript, bot.caller_words = so_far.transcript, so_far.caller_words
+    bot.caller.number, bot.started_at = so_far.caller.number, so_far.started_at
+    bot.call_id = call_id
+    bot.handover_reason = ORPHAN_REASON
+    return bot
 
 
 @dataclass

@@ -17,8 +17,8 @@ crosses the flush on the way.
 
 If the media process dies, the controller starts a new one and hands it the live calls
 again: the prompts that were queued are reported finished (the callers heard part of
-them), the calls go on. Protocol: one pickled tuple per SOCK_SEQPACKET message, between
-two processes of the same program (never from the network).
+them), the calls go on. Protocol: the typed messages of ``ivr.media_wire``, one per
+SOCK_SEQPACKET datagram, between two processes of the same program (never the network).
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ import gc
 import itertools
 import logging
 import os
-import pickle
 import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from hotline.metrics import METRICS
+from ivr import media_wire as wire
 from ivr.rtp import ClockStats, Playout, RtpStream, TickSchedule, raise_thread_priority
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ SOCKET_BUFFER = 4 << 20
 STATS_EVERY_TICKS = 25  # half a second
 SEND_TIMEOUT_S = 1.0  # a media process that takes no command for this long is hung
 MAX_FDS = 1
-RECEIVE_BYTES = 2 * CHUNK_BYTES  # a play message: the chunk and a few bytes of pickle
+RECEIVE_BYTES = 2 * CHUNK_BYTES  # a play message: the chunk and its 9-byte header
 READY_TIMEOUT_S = 10.0
 # It reports every 0.5 s; silent this long, it is hung (stopped, stuck in the kernel)
 # though alive, and its calls get no audio: it is replaced like a dead one.
@@ -85,7 +86,7 @@ class RemotePlayout:
         chunks = [payload[i : i + step] for i in range(0, len(payload), step)] or [b""]
         for index, chunk in enumerate(chunks):
             last = index == len(chunks) - 1
-            if not self.media.send(("play", self.key, chunk, token if last else 0)):
+            if not self.media.send(wire.Play(self.key, token if last else 0, chunk)):
                 # No media process. Stopping: nobody must wait for this prompt. Paused
                 # (it kept failing): the prompt stays unplayed, so the session's playout
                 # deadline hands the caller to a person rather than talking into silence.
@@ -96,7 +97,7 @@ class RemotePlayout:
     def flush(self) -> list[Any]:
         dropped = [done for done in self.pending.values() if done is not None]
         self.pending.clear()
-        self.media.send(("flush", self.key))
+        self.media.send(wire.Flush(self.key))
         return dropped
 
     @property
@@ -104,7 +105,7 @@ class RemotePlayout:
         return bool(self.pending)
 
     def retarget(self, remote: tuple[str, int]) -> None:
-        self.media.send(("retarget", self.key, remote))
+        self.media.send(wire.Retarget(self.key, remote[1], remote[0]))
 
     def finished(self, token: int) -> None:
         done = self.pending.pop(token, None)  # None too when a flush crossed it
@@ -143,6 +144,7 @@ class MediaProcess:
         self._ready: asyncio.Future[None] | None = None
         self._restart_times: list[float] = []
         self._last_heard = time.monotonic()  # the last message from the process
+        self._child_reported = False  # the current process has reported since it started
 
     @property
     def pid(self) -> int | None:
@@ -168,7 +170,10 @@ class MediaProcess:
         self._loop.call_later(1.0, self._watch)
         ready = self._ready is not None and self._ready.done()
         silent_s = time.monotonic() - self._last_heard
-        if ready and self._proc is not None and not self._paused and silent_s > HUNG_AFTER_S:
+        # A new process gets its start-up time (the interpreter and numpy load: seconds on
+        # a loaded machine) before its silence counts; replaced sooner, it never starts.
+        limit = HUNG_AFTER_S if self._child_reported else max(HUNG_AFTER_S, READY_TIMEOUT_S)
+        if ready and self._proc is not None and not self._paused and silent_s > limit:
             log.error("the media process is hung (no report for %.1f s): replacing it",
                       silent_s)  # fmt: skip
             METRICS.media_failures.labels(reason="hung").inc()
@@ -195,9 +200,9 @@ class MediaProcess:
         with contextlib.suppress(OSError):
             sock.setblocking(True)
             sock.settimeout(2.0)
-            sock.sendall(pickle.dumps(("stop",)))
+            sock.sendall(wire.Stop().encode())
             while message := sock.recv(65536):
-                self._handle(pickle.loads(message))
+                self._receive(message)
         sock.close()
         try:
             proc.wait(timeout=2)
@@ -231,6 +236,7 @@ class MediaProcess:
             theirs.close()
         ours.setblocking(False)
         self._last_heard = time.monotonic()
+        self._child_reported = False
         self._sock = ours
         assert self._loop is not None
         self._loop.add_reader(ours.fileno(), self._readable)
@@ -254,7 +260,9 @@ class MediaProcess:
 
     def _hand_over(self, playout: RemotePlayout, counters: tuple[int, int, int]) -> None:
         stream = playout.stream
-        message = ("add", playout.key, stream.payload_type, counters, stream.remote)
+        seq, timestamp, ssrc = counters
+        host, port = stream.remote
+        message = wire.Add(playout.key, stream.payload_type, seq, timestamp, ssrc, port, host)
         self.send(message, fds=[stream.sock.fileno()])
 
     def remove(self, stream: RtpStream) -> None:
@@ -262,14 +270,18 @@ class MediaProcess:
         if isinstance(playout, RemotePlayout) and playout.key in self._playouts:
             del self._playouts[playout.key]
             self._leaving[playout.key] = stream  # until its packet count comes back
-            self.send(("remove", playout.key))
+            self.send(wire.Remove(playout.key))
 
     # ---- messages ----
-    def send(self, message: tuple[Any, ...], fds: list[int] | None = None) -> bool:
+    def send(self, message: wire.Message, fds: list[int] | None = None) -> bool:
         """Hand a command to the media process; False when there is none to take it."""
         if self._sock is None:
             return False  # stopped, or given up on: nothing plays any more
-        data = pickle.dumps(message)
+        try:
+            data = message.encode()
+        except struct.error as exc:  # a value outside its field (a port over 65535...)
+            log.error("media command %s not sent: %s", type(message).__name__, exc)
+            return True
         try:
             _send_within(self._sock, data, fds or [], SEND_TIMEOUT_S)
         except OSError as exc:
@@ -290,40 +302,44 @@ class MediaProcess:
             except OSError:
                 message = b""
             self._last_heard = time.monotonic()
+            self._child_reported = self._child_reported or bool(message)
             if not message:
                 if not self._stopping:
                     log.error("the media process ended (exit %s): starting a new one",
                               self._proc.poll() if self._proc else "?")  # fmt: skip
                     self._restart()
                 return
-            self._handle(pickle.loads(message))
+            self._receive(message)
 
-    def _handle(self, message: tuple[Any, ...]) -> None:
-        kind = message[0]
-        if kind == "started":
-            _, key, at = message
-            if (playout := self._playouts.get(key)) is not None:
-                playout.stream.note_talkspurt(at)
-        elif kind == "done":
-            _, key, token = message
-            if (playout := self._playouts.get(key)) is not None:
-                playout.finished(token)
-        elif kind == "rejected":
-            _, key, why = message
-            log.error("the media process refused a call's stream (%s): it has no outgoing audio",
-                      why)  # fmt: skip
-            METRICS.media_failures.labels(reason="rejected").inc()
-        elif kind == "removed":
-            _, key, packets = message
-            if (stream := self._leaving.pop(key, None)) is not None:
-                stream.stats.packets_out += packets
-        elif kind == "stats":
-            if self._ready is not None and not self._ready.done():
-                self._ready.set_result(None)
-            _, ticks, late, max_late_ms, resyncs, scheduling = message
-            self.stats.ticks, self.stats.late_ticks = ticks, late
-            self.stats.max_late_ms, self.stats.resyncs = max_late_ms, resyncs
-            self.stats.scheduling = scheduling
+    def _receive(self, data: bytes) -> None:
+        try:
+            message = wire.decode(data)
+        except wire.WireError as exc:
+            log.error("unreadable report from the media process skipped: %s", exc)
+            return
+        self._handle(message)
+
+    def _handle(self, message: wire.Message) -> None:
+        match message:
+            case wire.Started(key=key, at=at):
+                if (playout := self._playouts.get(key)) is not None:
+                    playout.stream.note_talkspurt(at)
+            case wire.Done(key=key, token=token):
+                if (playout := self._playouts.get(key)) is not None:
+                    playout.finished(token)
+            case wire.Rejected(why=why):
+                log.error("the media process refused a call's stream (%s): it has no "
+                          "outgoing audio", why)  # fmt: skip
+                METRICS.media_failures.labels(reason="rejected").inc()
+            case wire.Removed(key=key, packets=packets):
+                if (stream := self._leaving.pop(key, None)) is not None:
+                    stream.stats.packets_out += packets
+            case wire.Stats():
+                if self._ready is not None and not self._ready.done():
+                    self._ready.set_result(None)
+                self.stats.ticks, self.stats.late_ticks = message.ticks, message.late_ticks
+                self.stats.max_late_ms, self.stats.resyncs = message.max_late_ms, message.resyncs
+                self.stats.scheduling = message.scheduling
 
     def _restart(self) -> None:
         now = time.monotonic()
@@ -455,39 +471,46 @@ class MediaServer:
                 continue
             if not data:
                 return False
-            self._command(pickle.loads(data), fds)
+            try:
+                message = wire.decode(data)
+            except wire.WireError:
+                message = None  # skipped: a bad command is never a reason to stop playing
+            self._command(message, fds)
         return True
 
-    def _command(self, message: tuple[Any, ...], fds: list[int]) -> None:
-        kind = message[0]
-        if kind == "add" and len(fds) == 1:
-            _, key, payload_type, (seq, ts, ssrc), remote = message
-            sock = socket.socket(fileno=fds[0])
-            if not _valid_remote(remote):  # refused, never a reason to die
-                sock.close()
-                self._post(("rejected", key, f"bad remote {remote!r:.60}"))
-                return
-            self.calls[key] = _Call(sock, remote, Playout(payload_type, seq, ts, ssrc))
+    def _command(self, message: wire.Message | None, fds: list[int]) -> None:
+        if isinstance(message, wire.Add) and len(fds) == 1:
+            self._add(message, socket.socket(fileno=fds[0]))
             return
         for fd in fds:  # never expected with other commands; never leak one
             os.close(fd)
-        call = self.calls.get(message[1]) if len(message) > 1 else None
-        if kind == "stop":
+        if isinstance(message, wire.Stop):
             self._running = False
-        elif call is None:
-            return  # a command for a call already removed
-        elif kind == "play":
-            _, key, payload, token = message
-            call.playout.extend(payload, token or None)
-        elif kind == "flush":
-            call.playout.flush()
-        elif kind == "retarget":
-            if _valid_remote(message[2]):
-                call.remote = message[2]
-        elif kind == "remove":
-            del self.calls[message[1]]
-            call.sock.close()  # our duplicate only: the controller's socket stays open
-            self._post(("removed", message[1], call.packets))
+            return
+        call = self.calls.get(getattr(message, "key", -1))
+        if call is None:
+            return  # a command for a call already removed (or unreadable)
+        match message:
+            case wire.Play(payload=payload, token=token):
+                call.playout.extend(payload, token or None)
+            case wire.Flush():
+                call.playout.flush()
+            case wire.Retarget(host=host, port=port):
+                if _valid_remote((host, port)):
+                    call.remote = (host, port)
+            case wire.Remove(key=key):
+                del self.calls[key]
+                call.sock.close()  # our duplicate only: the controller's socket stays open
+                self._post(wire.Removed(key, call.packets))
+
+    def _add(self, message: wire.Add, sock: socket.socket) -> None:
+        remote = (message.host, message.port)
+        if not _valid_remote(remote):  # refused, never a reason to die
+            sock.close()
+            self._post(wire.Rejected(message.key, f"bad remote {remote!r:.60}"))
+            return
+        playout = Playout(message.payload_type, message.seq, message.timestamp, message.ssrc)
+        self.calls[message.key] = _Call(sock, remote, playout)
 
     def _tick(self, now: float) -> None:
         for key, call in self.calls.items():
@@ -498,16 +521,16 @@ class MediaServer:
             except (OSError, OverflowError, ValueError, TypeError):
                 pass  # the peer is gone or unreachable; the controller ends the call
             if talkspurt:
-                self._post(("started", key, now))
+                self._post(wire.Started(key, now))
             if token is not None:
-                self._post(("done", key, token))
+                self._post(wire.Done(key, token))
 
     def _report_stats(self) -> None:
         s = self.stats
-        self._post(("stats", s.ticks, s.late_ticks, s.max_late_ms, s.resyncs, s.scheduling))
+        self._post(wire.Stats(s.ticks, s.late_ticks, s.max_late_ms, s.resyncs, s.scheduling))
 
-    def _post(self, message: tuple[Any, ...]) -> None:
-        self._outbox.append(pickle.dumps(message))
+    def _post(self, message: wire.Message) -> None:
+        self._outbox.append(message.encode())
 
     def _flush_outbox(self, block: bool = False) -> None:
         """Send what the controller should know; never wait for it in a tick."""

@@ -310,6 +310,7 @@ class RtpStream:
         on_audio: Callable[[bytes], None],
         on_dtmf: Callable[[str], None],
         symmetric: bool = False,
+        strict_port: bool = True,
     ) -> None:
         if payload_type not in _DECODERS:
             raise RtpError(f"unsupported payload type {payload_type}; G.711 (0, 8) only")
@@ -328,11 +329,15 @@ class RtpStream:
         self._last_dtmf_ts: int | None = None
         self._last_dtmf_at = 0.0
         self._latched = not symmetric
-        # The address the caller's media comes from: the SDP's (or, symmetric, the first
-        # packet's). RTP from any other address is dropped, so a stranger's packets can
-        # neither speak into the call nor press keys (telephone-events). Ports are not
-        # pinned: peers send DTMF and audio from different ports (sipp does).
+        # Where the caller's media comes from: the SDP's address and port (or, symmetric,
+        # the first packet's), as Asterisk's strict_rtp. RTP from anywhere else is dropped,
+        # so a stranger's packets can neither speak into the call nor press keys
+        # (telephone-events), not even from another port of the caller's host.
+        # ``strict_port=False`` checks the address only: for test peers (sipp) that send
+        # key presses from another port than their audio; never for a trunk.
         self.source_host: str | None = None if symmetric else remote[0]
+        self.source_port: int | None = None if symmetric else remote[1]
+        self._strict_port = strict_port
         self.stats = StreamStats()
         self._in_order = ReorderBuffer(self._play_in, self._silence_in, self.stats)
         self.closed = False
@@ -387,15 +392,17 @@ class RtpStream:
         if packet is None:
             return
         if self.source_host is None:
-            self.source_host = source[0]
-        if source[0] != self.source_host:
+            self.source_host, self.source_port = source[0], source[1]
+        if not self._from_caller(source):
             self.stats.foreign_dropped += 1
             if self.stats.foreign_dropped == 1:
                 log.warning(
-                    "RTP from %s dropped: the call's media comes from %s (a peer "
+                    "RTP from %s:%d dropped: the call's media comes from %s:%s (a peer "
                     "behind NAT needs sip.symmetric_rtp)",
                     source[0],
+                    source[1],
                     self.source_host,
+                    self.source_port,
                 )
             return
         if not self._latched:
@@ -410,6 +417,11 @@ class RtpStream:
             self.stats.oversized_dropped += 1  # 2 KB decoded as 250 ms of noise otherwise
             return
         self._in_order.push(packet)
+
+    def _from_caller(self, source: tuple[str, int]) -> bool:
+        if source[0] != self.source_host:
+            return False
+        return not self._strict_port or source[1] == self.source_port
 
     def _play_in(self, packet: RtpPacket) -> None:
         """One packet of the caller's, in sequence order (``ReorderBuffer``)."""

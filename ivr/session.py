@@ -17,20 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import queue
-import shutil
 import threading
 import time
-import wave
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
-
-import numpy as np
 
 from asr.base import AsrEvent, Recognizer, SpeechStarted, Transcript
 from asr.recognizer import TRAILING_MARKS
@@ -43,7 +38,9 @@ from bot.events import (
     Dtmf,
     Event,
     HangUp,
+    Hypothesis,
     Listen,
+    Phase,
     Say,
     SilenceTimeout,
     Transfer,
@@ -51,18 +48,18 @@ from bot.events import (
 )
 from hotline.audio import StreamResampler
 from hotline.audio.frames import FrameBuffer
+from hotline.draft import TicketDraft, TranscriptLine
 from hotline.metrics import METRICS, ReplyClock
-from ivr.journal import CallJournal, CallRecord, mask_number
-from ivr.prompts import TICKET_NO, Prompt, PromptLibrary
+from ivr.filing import TicketFiler, TicketSink
+from ivr.journal import CallJournal, CallRecord, JournalEvent, mask_number
+from ivr.recorder import CallRecorder, recording_path, save_or_report
 from ivr.rtp import PCMA, RtpStream
+from ivr.silence import SilenceTimer
 from ivr.sip import IncomingCall
-from tickets.draft import TicketDraft, TranscriptLine
+from voice.prompts import TICKET_NO, Prompt, PromptLibrary
 
 log = logging.getLogger(__name__)
 
-SURVEY_TEXT = "请对本次服务进行评价：满意请按1，基本满意请按2，不满意请按3。"
-THANKS_TEXT = "感谢您的来电，再见。"
-CALLBACK_TEXT = "现在是非工作时间，我们已为您登记，工作人员上班后会给您回电。"
 SURVEY_WAIT_S = 6.0
 # A prompt whose playout has not finished this long after it should have (its length x
 # PLAYOUT_SLACK + PLAYOUT_GRACE_S) is not being sent: the media process died or stalled.
@@ -77,18 +74,9 @@ class Dialogue(Protocol):
 
     def snapshot(self) -> object: ...
 
+    def prompt_text(self, prompt_id: str) -> str: ...
+
     def restore(self, snapshot: object) -> None: ...
-
-
-class WorkOrderHeld(Exception):
-    """``TicketSink.intake``: neither SQL nor the spool took the work order; the sink holds
-    it in memory and files it later (the session keeps its journal open meanwhile)."""
-
-
-class TicketSink(Protocol):
-    """The ticket store (tickets/): returns the ticket number."""
-
-    async def intake(self, draft: TicketDraft, skill: str) -> str: ...
 
 
 class Switchboard(Protocol):
@@ -149,6 +137,24 @@ FILL_AFTER_S = 0.3  # no caller packet for this long: the line went quiet (DTX, 
 GAP_FILL_S = 2.0  # at most this much silence is filled in after the last packet
 
 
+@dataclass(frozen=True, slots=True)
+class AudioJob:
+    pcm8k: bytes  # the caller's audio (or silence filled into a gap)
+
+
+@dataclass(frozen=True, slots=True)
+class ResetJob:
+    hints: tuple[str, ...]  # the bot listens for other words now
+
+
+@dataclass(frozen=True, slots=True)
+class FinishJob:
+    """The call ended: the last words, then the recogniser is closed."""
+
+
+AsrJob = AudioJob | ResetJob | FinishJob
+
+
 class AsrWorker:
     """The call's recogniser thread: 8 kHz in, 16 kHz 20 ms frames to the recogniser.
 
@@ -164,20 +170,20 @@ class AsrWorker:
     def __init__(self, rec: Recognizer, post: Callable[[AsrEvent], None]) -> None:
         self.rec = rec
         self.post = post
-        self._jobs: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[AsrJob] = queue.SimpleQueue()
         self._resampler = StreamResampler(8000, 16000)
         self._frames = FrameBuffer(16000)
         self._thread = threading.Thread(target=self._run, name="asr-call", daemon=True)
         self._thread.start()
 
     def audio(self, pcm8k: bytes) -> None:
-        self._jobs.put(("audio", pcm8k))
+        self._jobs.put(AudioJob(pcm8k))
 
     def reset(self, hints: tuple[str, ...]) -> None:
-        self._jobs.put(("reset", hints))
+        self._jobs.put(ResetJob(hints))
 
     def finish(self) -> None:
-        self._jobs.put(("finish", None))
+        self._jobs.put(FinishJob())
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
@@ -187,7 +193,7 @@ class AsrWorker:
         filled = 0.0  # seconds of silence filled in since then
         while True:
             try:
-                kind, value = self._jobs.get(timeout=GAP_S)
+                job = self._jobs.get(timeout=GAP_S)
             except queue.Empty:
                 quiet = time.monotonic() - last_audio
                 if not last_audio or quiet < FILL_AFTER_S or filled >= GAP_FILL_S:
@@ -196,18 +202,18 @@ class AsrWorker:
                 samples = int(missing / 0.02) * 160  # whole 20 ms packets at 8 kHz
                 if samples <= 0:
                     continue
-                kind, value = "audio", b"\x00\x00" * samples
+                job = AudioJob(b"\x00\x00" * samples)
                 filled += samples / 8000
             else:
-                if kind == "audio":
+                if isinstance(job, AudioJob):
                     last_audio, filled = time.monotonic(), 0.0
             try:
-                if kind == "audio":
-                    for frame in self._frames.push(self._resampler.process(value)):
+                if isinstance(job, AudioJob):
+                    for frame in self._frames.push(self._resampler.process(job.pcm8k)):
                         for event in self.rec.accept(frame):
                             self.post(event)
-                elif kind == "reset":
-                    self.rec.reset(value)
+                elif isinstance(job, ResetJob):
+                    self.rec.reset(job.hints)
                 else:
                     for event in self.rec.finish():
                         self.post(event)
@@ -237,18 +243,20 @@ class CallSession:
         self.reply_clock = ReplyClock(METRICS.reply_latency.observe)
         self._barge_allowed = True
         self._listen: Listen | None = None
-        self._silence: asyncio.TimerHandle | None = None
+        self.silence = SilenceTimer(
+            self.loop, deps.silence_timeout_s, lambda: self.events.put_nowait(SilenceTimeout())
+        )
         self._survey: asyncio.Future[str] | None = None
         self._transferred = False
         # The bot's answer was heard to its end: a caller who hangs up now does what the
         # follow-up invites (「没有的话可以直接挂机」); the call is answered, not abandoned.
         self._answered = False
-        self._ticket_number = ""
-        self._spooled = False  # the work order waits in the durable spool (SQL was away)
-        self._unfiled = False  # not even spooled: the journal keeps it for orphan recovery
+        self.filer = TicketFiler(deps.tickets, self.journal, self.record)
         self._hung_up = False
-        self._in_audio = bytearray()
-        self._out_audio = bytearray()
+        self.recorder = CallRecorder(
+            recording_path(deps.data_dir, self.record.started_at[:10], call.call_id),
+            call.call_id, enabled=deps.record_audio, reserve_bytes=deps.recordings_reserve_bytes,
+        )  # fmt: skip
         self.barge_in_ms: list[float] = []
         self._barge_at = 0.0
         self._hints = deps.hints
@@ -261,8 +269,7 @@ class CallSession:
     # ---- media callbacks (event loop) ----
     def _on_audio(self, pcm8k: bytes) -> None:
         self.asr.audio(pcm8k)
-        if self.deps.record_audio:
-            self._in_audio += pcm8k
+        self.recorder.caller(pcm8k)
 
     def _post_asr(self, event: AsrEvent) -> None:  # recogniser thread
         self.loop.call_soon_threadsafe(self._on_asr, event)
@@ -278,12 +285,15 @@ class CallSession:
             self.reply_clock.turn_ended()
             self._cancel_silence()
             self._line("caller", event.text, event.confidence)
-            self.journal.write("utterance", {"text": event.text, "confidence": event.confidence})
-            self.events.put_nowait(Utterance(event.text, event.confidence))
+            self.journal.write(
+                JournalEvent.UTTERANCE, {"text": event.text, "confidence": event.confidence}
+            )
+            alternatives = tuple(Hypothesis(a.text, a.score) for a in event.alternatives)
+            self.events.put_nowait(Utterance(event.text, event.confidence, alternatives))
 
     def _on_dtmf(self, key: str) -> None:
         self.record.dtmf += key
-        self.journal.write("dtmf", {"digit": key})
+        self.journal.write(JournalEvent.DTMF, {"digit": key})
         if self._survey is not None and not self._survey.done():
             self._survey.set_result(key)
             return
@@ -308,6 +318,9 @@ class CallSession:
         watcher = asyncio.ensure_future(self._watch_inbound())
         try:
             seats = self.deps.switchboard.seats_available() if self.deps.switchboard else True
+            # Night (no seat): an orphaned call's ticket carries the callback promise the
+            # dialplan's hotline/night-callback makes (ivr.journal.draft_from_journal).
+            self.journal.write(JournalEvent.SEATS, {"available": seats})
             await self._dispatch(CallStarted(self.call.caller, seats))
             while not self._hung_up and not self.call.ended.is_set():
                 getter = asyncio.ensure_future(self.events.get())
@@ -350,11 +363,18 @@ class CallSession:
         self.dialogue.restore(turn.snapshot)
         self.record.continued_turns += 1
         first = turn.utterance
-        self.journal.write("continued", {"text": first.text})
+        self.journal.write(JournalEvent.CONTINUED, {"text": first.text})
         weight = len(first.text) + len(utterance.text) or 1
         confidence = (first.confidence * len(first.text)
                       + utterance.confidence * len(utterance.text)) / weight  # fmt: skip
-        return Utterance(first.text.rstrip(TRAILING_MARKS) + "，" + utterance.text, confidence)
+        head = first.text.rstrip(TRAILING_MARKS) + "，"
+        # The first part was decided; the n-best of the part that followed carries on.
+        # Scores are per token: rescaled so each hypothesis keeps its sequence probability.
+        alternatives = tuple(
+            Hypothesis(head + h.text, h.score * len(h.text) / len(head + h.text))
+            for h in utterance.alternatives
+        )
+        return Utterance(head + utterance.text, confidence, alternatives)
 
     async def _dispatch(self, event: Event) -> None:
         snapshot = None
@@ -374,15 +394,32 @@ class CallSession:
             )
         if decision.state:
             self.record.path.append(decision.state)
-        ticket = next((a.ticket for a in decision.actions if isinstance(a, CreateTicket)), None)
-        self.journal.write("decision", {
-            "event": type(event).__name__, "state": decision.state,
-            "actions": [type(a).__name__ for a in decision.actions],
-            "ticket": ticket.model_dump(mode="json") if ticket else None,
-        })  # fmt: skip
-        if decision.state and decision.state != "answered":
+        self.journal.write(JournalEvent.DECISION, self._journal_entry(event, decision))
+        answers = decision.state == Phase.ANSWERED
+        if decision.state and not answers:
             self._answered = False  # the caller moved on to something else
-        await self._execute(decision.actions, answers=decision.state == "answered")
+        await self._execute(decision.actions, answers=answers)
+
+    def _journal_entry(self, event: Event, decision: Any) -> dict[str, Any]:
+        """What orphan recovery needs to file this call as the bot would have: the work
+        order decided (CreateTicket or Transfer), else the one being taken down, the skill
+        queue and the callback promise (ivr.journal.draft_from_journal)."""
+        actions = decision.actions
+        decided = next((a for a in actions if isinstance(a, CreateTicket | Transfer)
+                        and a.ticket is not None), None)  # fmt: skip
+        ticket = decided.ticket if decided is not None else None
+        partial = getattr(self.dialogue, "ticket", None) if ticket is None else None
+        transfer = next((a for a in actions if isinstance(a, Transfer)), None)
+        return {
+            "event": type(event).__name__, "state": decision.state,
+            "actions": [type(a).__name__ for a in actions],
+            "ticket": ticket.model_dump(mode="json") if ticket else None,
+            "partial": partial.model_dump(mode="json")
+            if isinstance(partial, TicketDraft) else None,
+            "queue": transfer.queue if transfer is not None else None,
+            "callback_promised": any(isinstance(a, CreateTicket) and a.callback_promised
+                                     for a in actions),
+        }  # fmt: skip
 
     async def _execute(self, actions: list[Any], answers: bool = False) -> None:
         """``answers``: the first thing said is the answer to the caller's question."""
@@ -424,43 +461,69 @@ class CallSession:
             if (
                 isinstance(action, CreateTicket | Transfer)
                 and ticket is not None
-                and not self._ticket_number
+                and not self.filer.number
             ):
                 queue = action.queue if isinstance(action, Transfer) else "general"
-                await self._intake(self._evidence(ticket.model_copy(deep=True)), queue)
+                await self.filer.file(self._evidence(ticket.model_copy(deep=True)), queue)
 
     # ---- actions ----
     async def _say(self, say: Say) -> bool:
-        prompt = await asyncio.to_thread(self.deps.prompts.get, say.text, say.prompt, say.slow)
+        # A read-back comes in clauses, each played as soon as it is rendered (the
+        # caller hears the first while the rest renders); a fixed prompt in one piece.
+        pieces = self.deps.prompts.stream(say.text, say.prompt, say.slow)
+        first = await asyncio.to_thread(next, pieces, None)
         self._line("bot", say.text)
-        self.journal.write("say", {"text": say.text, "prompt": say.prompt or ""})
-        return await self._play(prompt, say.barge_in)
+        self.journal.write(JournalEvent.SAY, {"text": say.text, "prompt": say.prompt or ""})
+        if first is None:
+            return True
+        return await self._play(first, say.barge_in, more=pieces)
 
-    async def _play(self, prompt: Prompt, barge_in: bool = True) -> bool:
-        """Play to the end (True) or until the caller interrupts (False)."""
+    async def _play(
+        self, prompt: Prompt, barge_in: bool = True, more: Iterator[Prompt] | None = None
+    ) -> bool:
+        """Play to the end (True) or until the caller interrupts (False). ``more``: the
+        prompt's next pieces, queued behind it as they are rendered."""
         self._cancel_silence()
         self._barge_allowed = barge_in
         done: asyncio.Future[bool] = self.loop.create_future()
         self._playing = done
         self.reply_clock.reply_started()
+        unplayed = 0  # pieces handed to the media clock and not yet played out
+        all_queued = more is None
+        seconds = 0.0
 
         def finished() -> None:
-            if not done.done():
+            nonlocal unplayed
+            unplayed -= 1
+            if unplayed == 0 and all_queued and not done.done():
                 done.set_result(True)
 
-        if self.deps.record_audio:
-            self._out_audio += prompt.pcm
-        self.stream.play(prompt.pcm, done=finished)
+        def enqueue(piece: Prompt) -> None:
+            nonlocal unplayed, seconds
+            unplayed += 1
+            seconds += len(piece.pcm) / 16000
+            self.recorder.bot(piece.pcm)
+            self.stream.play(piece.pcm, done=finished)
+
         ended: asyncio.Future[Any] = asyncio.ensure_future(self.call.ended.wait())
-        waiting: list[asyncio.Future[Any]] = [done, ended]
-        deadline = len(prompt.pcm) / 16000 * PLAYOUT_SLACK + PLAYOUT_GRACE_S
         try:
-            await asyncio.wait(waiting, timeout=deadline, return_when=asyncio.FIRST_COMPLETED)
+            enqueue(prompt)
+            while more is not None and not done.done() and not self.call.ended.is_set():
+                piece = await asyncio.to_thread(next, more, None)
+                if piece is None or done.done():  # rendered all, or the caller barged in
+                    break
+                enqueue(piece)
+            all_queued = True
+            if unplayed == 0 and not done.done():
+                done.set_result(True)
+            deadline = seconds * PLAYOUT_SLACK + PLAYOUT_GRACE_S
+            await asyncio.wait([done, ended], timeout=deadline,
+                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
         finally:
             ended.cancel()
             self._playing = None
         if not done.done() and not self.call.ended.is_set():
-            await self._media_lost("out", f"a {len(prompt.pcm) / 16000:.1f} s prompt was "
+            await self._media_lost("out", f"a {seconds:.1f} s prompt was "
                                    f"still not played after {deadline:.1f} s")  # fmt: skip
         return done.done() and done.result()
 
@@ -486,32 +549,21 @@ class CallSession:
         METRICS.media_stalled.labels(direction=direction).inc()
         log.error("call %s: media not flowing (%s): handed to a person", self.call.call_id, why)
         self.record.outcome = "media-lost"
-        self.journal.write("handover", {"reason": f"media-{direction}"})
+        self.journal.write(JournalEvent.HANDOVER, {"reason": f"media-{direction}"})
         await self._hangup(mark_done=False)
 
     def _arm_silence(self) -> None:
-        self._cancel_silence()
-        # The bot asks for its timeout; the deployment's setting caps it.
-        timeout = self.deps.silence_timeout_s
-        if self._listen is not None:
-            timeout = min(timeout, self._listen.timeout_s)
-        self._silence = self.loop.call_later(timeout, self._silence_expired)
+        # What silence means (re-prompt, read the menu, give up) is the bot's policy.
+        self.silence.arm(self._listen.timeout_s if self._listen is not None else None)
 
     def _cancel_silence(self) -> None:
-        if self._silence is not None:
-            self._silence.cancel()
-            self._silence = None
-
-    def _silence_expired(self) -> None:
-        # What silence means (re-prompt, read the menu, give up) is the bot's policy.
-        self._silence = None
-        self.events.put_nowait(SilenceTimeout())
+        self.silence.cancel()
 
     async def _create_ticket(self, action: CreateTicket) -> str:
         draft = self._evidence(action.ticket.model_copy(deep=True))
         draft.callback_promised = action.callback_promised
-        number = await self._intake(draft, "general")
-        if action.callback_promised and (number or self._spooled):
+        number = await self.filer.file(draft, "general")
+        if action.callback_promised and (number or self.filer.spooled):
             await self._promise_callback(action.confirmation, number)
         return number
 
@@ -524,42 +576,18 @@ class CallSession:
             prompts = self.deps.prompts
             await self._play(await asyncio.to_thread(prompts.with_ticket_number, wording, number))
             return
-        await self._play_text(wording if wording and TICKET_NO not in wording else CALLBACK_TEXT)
+        await self._play_text(
+            wording
+            if wording and TICKET_NO not in wording
+            else self.dialogue.prompt_text("callback_registered")
+        )
         if number:
             await self._play(await asyncio.to_thread(self.deps.prompts.ticket_number, number))
 
-    async def _intake(self, draft: TicketDraft, skill: str) -> str:
-        if self.deps.tickets is None:
-            log.error("no ticket store configured: ticket for %s kept in the journal only",
-                      self.call.call_id)  # fmt: skip
-            return ""
-        try:
-            number = await self.deps.tickets.intake(draft, skill)
-        except Exception as exc:
-            # Neither SQL nor the spool took it: the journal stays open, so orphan
-            # recovery files the work order from it later. Never lost with the call.
-            self._unfiled = True
-            held = isinstance(exc, WorkOrderHeld)  # the sink files it itself later
-            self._spooled = held
-            log.critical("call %s: work order neither filed nor spooled (%s); kept in the "
-                         "call journal for recovery", self.call.call_id, exc,
-                         exc_info=not held)  # fmt: skip
-            return ""
-        if not number:  # kept in the durable spool (SQL away): filed when it returns
-            self._spooled = True
-            self.record.outcome = "ticket"
-            self.journal.write("ticket", {"number": "", "spooled": True})
-            return ""
-        self._ticket_number = number
-        self.record.ticket = number
-        self.record.outcome = "ticket"
-        self.journal.write("ticket", {"number": number})
-        return number
-
     async def _transfer(self, action: Transfer) -> None:
-        number = self._ticket_number
+        number = self.filer.number
         if action.ticket is not None and not number:
-            number = await self._intake(self._evidence(action.ticket.model_copy(deep=True)),
+            number = await self.filer.file(self._evidence(action.ticket.model_copy(deep=True)),
                                         action.queue)  # fmt: skip
         self.record.outcome = "transfer"
         self.record.transfer_queue = action.queue
@@ -584,16 +612,16 @@ class CallSession:
         if reason == "answered" and not self._transferred:
             if self.deps.survey:
                 self.record.satisfaction = await self._ask_satisfaction()
-            await self._play_text(THANKS_TEXT, barge_in=False)
+            await self._play_text(self.dialogue.prompt_text("goodbye"), barge_in=False)
         await self._hangup()
 
     async def _ask_satisfaction(self) -> int | None:
         self._survey = self.loop.create_future()
-        await self._play_text(SURVEY_TEXT)
+        await self._play_text(self.dialogue.prompt_text("survey"))
         with contextlib.suppress(TimeoutError):
             key = await asyncio.wait_for(asyncio.shield(self._survey), SURVEY_WAIT_S)
             if key in "123":
-                self.journal.write("satisfaction", {"score": int(key)})
+                self.journal.write(JournalEvent.SATISFACTION, {"score": int(key)})
                 return int(key)
         return None
 
@@ -610,7 +638,7 @@ class CallSession:
         log.warning("call %s handed over: controller shutting down", self.call.call_id)
         self.record.outcome = self.record.outcome or "handover"
         self._hung_up = True
-        self.journal.write("handover", {"reason": "shutdown"})
+        self.journal.write(JournalEvent.HANDOVER, {"reason": "shutdown"})
         self.call.hangup()
 
     async def _hangup(self, mark_done: bool = True) -> None:
@@ -639,16 +667,8 @@ class CallSession:
         draft.transcript = [TranscriptLine(speaker=t["speaker"], text=t["text"],
                                            confidence=t["confidence"], start_s=t["at_s"])
                             for t in self.record.transcript]  # fmt: skip
-        draft.recording_path = str(self._recording_path())
+        draft.recording_path = str(self.recorder.path)
         return draft
-
-    def _recording_path(self) -> Path:
-        return (
-            self.deps.data_dir
-            / "recordings"
-            / self.record.started_at[:10]
-            / ("".join(c if c.isalnum() else "_" for c in self.call.call_id)[:100] + ".wav")
-        )
 
     async def _finish(self) -> None:
         self._cancel_silence()
@@ -659,14 +679,14 @@ class CallSession:
         try:
             decision = self.dialogue.handle(CallEnded())
             for action in decision.actions:  # e.g. a complaint half told: still a ticket
-                if isinstance(action, CreateTicket) and not self._ticket_number:
+                if isinstance(action, CreateTicket) and not self.filer.number:
                     draft = self._evidence(action.ticket.model_copy(deep=True))
                     draft.callback_promised = action.callback_promised  # night: call back
-                    await self._intake(draft, "general")
+                    await self.filer.file(draft, "general")
         except Exception:
             # Not swallowed: a half-told complaint must not vanish without a trace. The
             # journal stays open, so orphan recovery files what the caller said.
-            self._unfiled = True
+            self.filer.unfiled = True
             log.exception("call %s: the bot's end-of-call decision failed; the call journal "
                           "is kept for recovery", self.call.call_id)  # fmt: skip
         self.asr.finish()
@@ -674,16 +694,13 @@ class CallSession:
         self.record.hangup_by = self.call.hangup_by
         self.record.ended_at = datetime.now(UTC).isoformat()
         try:
-            if self.deps.record_audio and self._room_for_recording():
-                path = self._recording_path()
-                await self._save("recording", _write_stereo, path, bytes(self._in_audio),
-                                 bytes(self._out_audio))  # fmt: skip
-                self.record.recording = str(path) if path.exists() else ""
+            self.record.recording = await self.recorder.save()
             turns = getattr(self.dialogue, "turns", None)
             self.record.turns = (
                 [t for t in turns if isinstance(t, dict)] if isinstance(turns, list) else []
             )
-            await self._save("call record", self.record.save, self.deps.data_dir / "calls")
+            await save_or_report("call record", self.call.call_id, self.record.save,
+                                 self.deps.data_dir / "calls")  # fmt: skip
             if self.deps.record_sink is not None:
                 try:
                     await asyncio.to_thread(self.deps.record_sink, self.record)
@@ -695,48 +712,4 @@ class CallSession:
             if self.call.hangup_by == "no-ack" and not said and not self.record.dtmf:
                 await self.journal.discard()  # an INVITE nobody followed up: keep nothing
             else:
-                await self.journal.close(self.record.outcome, for_recovery=self._unfiled)
-
-    def _room_for_recording(self) -> bool:
-        """Recordings are the first thing a filling data disk refuses, so the space left
-        keeps taking work orders (SQLite and the spool live on the same disk)."""
-        try:
-            free = shutil.disk_usage(self.deps.data_dir).free
-        except OSError:
-            return True  # no data dir yet: the write itself reports what is wrong
-        if free >= self.deps.recordings_reserve_bytes:
-            return True
-        METRICS.recording_failures.labels(reason="reserve").inc()
-        log.error("call %s: recording not saved: %.0f MB free on the data disk, below the "
-                  "%.0f MB kept for work orders; the call and its ticket are unaffected",
-                  self.call.call_id, free / 1e6,
-                  self.deps.recordings_reserve_bytes / 1e6)  # fmt: skip
-        return False
-
-    async def _save(self, what: str, write: Callable[..., Any], *args: Any) -> None:
-        """Disk full or read-only: say so clearly, count it, and let the call end normally."""
-        try:
-            await asyncio.to_thread(write, *args)
-        except OSError as exc:
-            reason = errno.errorcode.get(exc.errno or 0, "OSError")
-            METRICS.recording_failures.labels(reason=reason).inc()
-            log.error("call %s: %s not saved (%s: %s); the call and its ticket are unaffected",
-                      self.call.call_id, what, reason, exc.strerror or exc)  # fmt: skip
-            if what == "recording":
-                with contextlib.suppress(OSError):  # no half-written WAV left behind
-                    args[0].unlink(missing_ok=True)
-
-
-def _write_stereo(path: Path, caller: bytes, bot: bytes) -> None:
-    """Left: the caller; right: what the bot played (prompts back to back)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n = max(len(caller), len(bot)) // 2
-    left = np.zeros(n, dtype="<i2")
-    right = np.zeros(n, dtype="<i2")
-    left[: len(caller) // 2] = np.frombuffer(caller, dtype="<i2")
-    right[: len(bot) // 2] = np.frombuffer(bot, dtype="<i2")
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(2)
-        wav.setsampwidth(2)
-        wav.setframerate(8000)
-        wav.writeframes(np.column_stack([left, right]).astype("<i2").tobytes())
+                await self.journal.close(self.record.outcome, for_recovery=self.filer.unfiled)

@@ -29,6 +29,7 @@ import socket
 import string
 import time
 import warnings
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -41,6 +42,7 @@ with warnings.catch_warnings():
     import pyVoIP.VoIP  # noqa: F401
     from pyVoIP import SIP
 
+from hotline.backoff import Backoff
 from hotline.metrics import METRICS
 from hotline.settings import SipSettings
 from ivr.rtp import CODEC_NAMES, PCMA, PCMU, PortPool, RtpError
@@ -82,7 +84,12 @@ class SipMessage(SIP.SIPMessage):
     """pyVoIP's parser, taught the methods a PBX sends (OPTIONS, INFO, NOTIFY ...)."""
 
     def parse(self, data: bytes) -> None:
-        self.SIPCompatibleMethods = METHODS
+        # Any method token parses, so one we do not implement (MESSAGE, SUBSCRIBE, REFER)
+        # is answered 501 (RFC 3261 8.2.1); pyVoIP raised on it and the request was dropped
+        # as junk, leaving the peer to retransmit it for 32 s.
+        method = data.split(b" ", 1)[0].decode("ascii", "replace")
+        extra = [method] if method.isalpha() and method.isupper() else []
+        self.SIPCompatibleMethods = METHODS + extra
         super().parse(data)
         self.raw_headers = _raw_headers(data)
 
@@ -105,6 +112,21 @@ def _raw_headers(data: bytes) -> list[tuple[str, str]]:
         name = name.strip()
         out.append((COMPACT.get(name, name), value.strip()))
     return out
+
+
+def _missing_mandatory(msg: SipMessage) -> str:
+    """What makes a parsed message unusable ("" = nothing): a header every request and
+    response carries (RFC 3261 8.1.1) missing, or a CSeq that is not "number METHOD" of
+    this request. Without a Call-ID every such INVITE would share the dialog key ""."""
+    for name in ("Via", "From", "To", "Call-ID", "CSeq"):
+        if not msg.header(name):
+            return f"no {name}"
+    number, _, method = msg.header("CSeq").partition(" ")
+    if not number.isdigit() or (
+        msg.type != SIP.SIPMessageType.RESPONSE and method.strip() != msg.method
+    ):
+        return "bad CSeq"
+    return ""
 
 
 def _token(n: int = 10) -> str:
@@ -351,6 +373,14 @@ class SipEndpoint(asyncio.DatagramProtocol):
         except Exception as exc:  # pyVoIP raises bare exceptions on malformed input
             self._unreadable(data, addr, str(exc))
             return
+        missing = _missing_mandatory(msg)
+        if missing:
+            self._malformed(addr, "bad-request", len(data), missing)
+            if msg.type != SIP.SIPMessageType.RESPONSE and missing != "no Via":
+                self._reply(
+                    msg, addr, 400, "Bad Request", extra={"Warning": f'399 hotline "{missing}"'}
+                )
+            return
         if msg.type == SIP.SIPMessageType.RESPONSE:
             self._response(msg)
             return
@@ -405,8 +435,10 @@ class SipEndpoint(asyncio.DatagramProtocol):
         for via in req.all("Via"):
             lines.append(f"Via: {self._via_received(via, addr)}")
         to = req.header("To")
-        if to_tag and ";tag=" not in to:
-            to += f";tag={to_tag}"
+        # RFC 3261 8.2.6.2: a final response carries our To tag even when no dialog
+        # is made (481, 488 for unreadable SDP, 501): a tag of its own then.
+        if ";tag=" not in to and code > 100:
+            to += f";tag={to_tag or _token()}"
         lines += [f"From: {req.header('From')}", f"To: {to}",
                   f"Call-ID: {req.header('Call-ID')}", f"CSeq: {req.header('CSeq')}",
                   f"User-Agent: {USER_AGENT}"]  # fmt: skip
@@ -435,6 +467,12 @@ class SipEndpoint(asyncio.DatagramProtocol):
             if ";tag=" in msg.header("To"):  # re-INVITE (hold, codec change): keep media
                 if self._dialog_of(msg, addr, known.local_tag) is None:
                     self._reply(msg, addr, 481, "Call/Transaction Does Not Exist")
+                    return
+                if msg.body and parse_offer(msg, [known.media.payload_type]) is None:
+                    # Our answer repeats the call's codec; a new offer without it cannot
+                    # be answered so (RFC 3264 6): 488 keeps the session as it was
+                    # (RFC 3261 14.2). An offer-less re-INVITE gets our SDP as the offer.
+                    self._reply(msg, addr, 488, "Not Acceptable Here", to_tag=known.local_tag)
                     return
                 self._reply(msg, addr, 200, "OK", to_tag=known.local_tag,
                             extra={"Contact": self._contact()}, body=self._sdp(known))  # fmt: skip
@@ -496,13 +534,16 @@ class SipEndpoint(asyncio.DatagramProtocol):
 
     async def _retransmit_ok(self, call: IncomingCall) -> None:
         """RFC 3261 13.3.1.4: repeat the 2xx at T1, 2T1, ... (max 4 s) until the ACK."""
-        interval, waited = T1, 0.0
-        while waited < 64 * T1 and call.state is CallState.ANSWERED:
-            await asyncio.sleep(interval)
-            waited += interval
+        interval, waited, timer_h = T1, 0.0, 64 * T1
+        while waited < timer_h and call.state is CallState.ANSWERED:
+            # Timer H fires at 64*T1 (32 s) exactly, not at the next 4 s retransmission.
+            step = min(interval, timer_h - waited)
+            await asyncio.sleep(step)
+            waited += step
             if call._retransmit is None:
                 return
-            self._send(call.last_response, call.source)
+            if waited < timer_h:
+                self._send(call.last_response, call.source)
             interval = min(interval * 2, 4.0)
         if call.state is CallState.ANSWERED and call._retransmit is not None:
             log.warning("no ACK for call %s: ending it", call.call_id)
@@ -518,7 +559,9 @@ class SipEndpoint(asyncio.DatagramProtocol):
             dpt = call.media.dtmf_payload_type
             formats.append(str(dpt))
             attrs += [f"a=rtpmap:{dpt} telephone-event/8000", f"a=fmtp:{dpt} 0-16"]
-        session = abs(hash(call.call_id)) % 10**9
+        # Stable per call (RFC 4566 only asks for uniqueness): hash() is salted per process,
+        # so the same call answered twice (re-INVITE after a restart, tests) would differ.
+        session = zlib.crc32(call.call_id.encode()) % 10**9
         return "\r\n".join([
             "v=0", f"o=hotline {session} {session} IN IP4 {self.host}", "s=hotline12345",
             f"c=IN IP4 {self.host}", "t=0 0", f"m=audio {port} RTP/AVP {' '.join(formats)}",
@@ -676,19 +719,19 @@ class SipEndpoint(asyncio.DatagramProtocol):
     # ---- registration ----
     async def _keep_registered(self) -> None:
         """REGISTER (digest auth built by pyVoIP), refresh before expiry; back off on failure."""
-        backoff = 1.0
+        backoff = Backoff(first_s=1.0, cap_s=60.0)
         while True:
             try:
                 expires = await self._register_once()
                 self.registered.set()
-                backoff = 1.0
+                backoff.reset()
                 await asyncio.sleep(max(10.0, expires * 0.8))
             except (TimeoutError, RegistrationError) as exc:
                 self.registered.clear()
-                log.warning("SIP registration with %s failed: %s; retry in %.0f s",
-                            self.settings.registrar_host, exc, backoff)  # fmt: skip
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 60.0)
+                delay = backoff.next_delay()
+                log.warning("SIP registration with %s failed: %s; retry in %.1f s",
+                            self.settings.registrar_host, exc, delay)  # fmt: skip
+                await asyncio.sleep(delay)
 
     async def _register_once(self, deregister: bool = False) -> int:
         registrar = (self.settings.registrar_host, self.settings.registrar_port)

@@ -19,35 +19,31 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from asr.base import Recognizer, SpeechEngine
 from bot.brain import BotPaths, Brain, BrainCache
+from bot.dialogue import confirm_kb_text
 from bot.events import TicketStatus
+from bot.menu import INTAKE_TYPES
+from hotline.draft import TicketDraft, request_type_label
 from hotline.metrics import METRICS
-from ivr.prompts import TICKET_NO, PromptLibrary
-from ivr.session import (
-    CALLBACK_TEXT,
-    SURVEY_TEXT,
-    THANKS_TEXT,
-    SessionDeps,
-    TicketSink,
-    WorkOrderHeld,
-)
-from tickets.draft import TicketDraft
+from hotline.settings import Settings
+from ivr.filing import TicketSink, WorkOrderHeld
+from ivr.session import SessionDeps
 from tickets.service import TicketService
 from tickets.spool import DraftSpool
 from tickets.ticket import STATUS_LABELS, TicketNotFound
+from voice.prompts import PromptLibrary
 
 log = logging.getLogger(__name__)
 
 # Values the bot fills into prompt templates that can be known before any call.
-_TYPE_NAMES = ("投诉", "求助", "举报", "建议", "表扬", "咨询")
 
 
-def bot_paths(settings: Any, kb: Path | None = None) -> BotPaths:
+def bot_paths(settings: Settings, kb: Path | None = None) -> BotPaths:
     b = settings.bot
     return BotPaths(kb or b.kb, b.cues, b.gazetteer, b.menu, b.prompts, b.synonyms, b.semantic,
                     b.corpus, b.unanswered)  # fmt: skip
 
 
-def load_brain(settings: Any, kb: Path | None = None) -> Brain:
+def load_brain(settings: Settings, kb: Path | None = None) -> Brain:
     """The bot's read-only knowledge, shared by every call (``kb`` overrides settings)."""
     return Brain.load(bot_paths(settings, kb))
 
@@ -74,7 +70,7 @@ class LiveBrain:
         return brain
 
 
-def load_speech(settings: Any, engine: str | None = None) -> SpeechEngine:
+def load_speech(settings: Settings, engine: str | None = None) -> SpeechEngine:
     """The speech engine of the process (``engine`` overrides ``asr.engine``)."""
     from asr.engines import load_engine
 
@@ -88,10 +84,11 @@ def bot_prompt_texts(brain: Brain) -> list[str]:
     for text in brain.prompts.texts.values():
         if "{" not in text:
             texts.append(text)
-        elif text.count("{") == 1 and TICKET_NO in text:  # ticket_created_night's parts
-            texts += text.split(TICKET_NO)
+        else:  # a template's fixed parts: a read-back starts at once with its cached head
+            texts += template_parts(text)
     intake = brain.prompts.texts.get("intake_start", "")
-    texts += [intake.replace("{type_name}", name) for name in _TYPE_NAMES if intake]
+    kinds = (*INTAKE_TYPES, "consultation")  # the kinds an intake opens with
+    texts += [intake.replace("{type_name}", request_type_label(k)) for k in kinds if intake]
     menu = brain.menu.spoken(brain.menu.options)
     silence_menu = brain.prompts.texts.get("silence_menu", "")
     if silence_menu:
@@ -105,8 +102,19 @@ def bot_prompt_texts(brain: Brain) -> list[str]:
     invalid = brain.prompts.texts.get("menu_invalid", "")
     texts.append(invalid + menu)
     texts += [entry.answer for entry in brain.kb]
-    texts += [CALLBACK_TEXT, THANKS_TEXT, SURVEY_TEXT]  # the session's own sentences
+    # 「您是想问……吗？」 for each entry: a doubtful turn's question comes as fast as an answer.
+    texts += [confirm_kb_text(brain, entry) for entry in brain.kb]
     return list(dict.fromkeys(t for t in texts if t.strip()))
+
+
+PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
+
+
+def template_parts(template: str) -> list[str]:
+    """'我复述一下：{summary}。请问对吗？' -> ['我复述一下：', '。请问对吗？']: the words around
+    the placeholders, which are the same on every call (ticket_created_night's parts around
+    {ticket_no}, a read-back's lead-in and question)."""
+    return [part for part in PLACEHOLDER.split(template) if len(part.strip("，。：；！？ ")) >= 2]
 
 
 def prerender(prompts: PromptLibrary, brain: Brain) -> int:
@@ -114,7 +122,7 @@ def prerender(prompts: PromptLibrary, brain: Brain) -> int:
 
 
 def build_deps(
-    settings: Any,
+    settings: Settings,
     brain: Brain | Callable[[], Brain],
     engine: SpeechEngine,
     prompts: PromptLibrary,
@@ -302,19 +310,21 @@ class ServiceSink:
     def screen_pop(self, ticket: str, seat: str, queue: str) -> None:
         """AMI AgentConnect -> the seat's console (called on the event loop).
 
-        ``seat`` is the queue member's interface (``PJSIP/seat-101``); the ticket service
-        and the consoles know a seat by its extension (``101``).
+        ``seat`` is the queue member's interface (``PJSIP/seat-101``); its endpoint name
+        is the seat's identity (``hotline users add NAME --seat seat-101``), which the
+        ticket service turns into the operator's seat (``TicketService.seat_for_phone``).
         """
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(None, self.service.screen_pop, ticket, seat_extension(seat))
+        future = loop.run_in_executor(None, self._pop, ticket, seat_endpoint(seat))
         future.add_done_callback(_log_failure)
 
+    def _pop(self, ticket: str, endpoint: str) -> None:
+        self.service.screen_pop(ticket, self.service.seat_for_phone(endpoint))
 
-def seat_extension(interface: str) -> str:
-    """``PJSIP/seat-101`` -> ``101`` (telephony_config's seat naming); else the endpoint."""
-    endpoint = interface.rsplit("/", 1)[-1]
-    digits = re.search(r"(\d+)$", endpoint)
-    return digits.group(1) if digits else endpoint
+
+def seat_endpoint(interface: str) -> str:
+    """``PJSIP/seat-101`` -> ``seat-101``: the PJSIP endpoint of a queue member."""
+    return interface.rsplit("/", 1)[-1]
 
 
 def _log_failure(future: Any) -> None:
@@ -322,6 +332,6 @@ def _log_failure(future: Any) -> None:
         log.error("screen pop failed: %s", future.exception())
 
 
-def ticket_service(settings: Any, redis_url: str | None = None) -> TicketService:
+def ticket_service(settings: Settings, redis_url: str | None = None) -> TicketService:
     """The ticket service of ``settings.tickets`` (``redis_url``: e.g. an embedded Redis)."""
     return TicketService.from_settings(settings, redis_url=redis_url)

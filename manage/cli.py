@@ -54,9 +54,10 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from hotline.checks import check_database, require
+    from hotline.checks import require
     from hotline.settings import load_settings
     from manage.calls import import_records
+    from tickets.checks import check_database
     from tickets.store import TicketStore
 
     settings = load_settings()
@@ -77,9 +78,10 @@ def _import(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from datetime import date
 
-    from hotline.checks import check_database, require
+    from hotline.checks import require
     from hotline.settings import load_settings
     from manage.figures import Figures, period_bounds
+    from tickets.checks import check_database
     from tickets.store import TicketStore
 
     settings = load_settings()

@@ -37,6 +37,7 @@ from bot.kb import FIELDS as KB_FIELDS
 from bot.kb import KnowledgeBaseError, load_kb, parse_entries
 from bot.menu import MenuError, MenuProblem, menu_problems, read_menu_text
 from bot.prompts import PromptsError, parse_prompts
+from hotline.errors import UserFacingError
 from hotline.settings import Settings
 from manage.spreadsheet import escape_cell, unescape_cell
 from tickets.models import ConfigVersionRow, KbEntryVersionRow, PromptRecordingRow, utcnow
@@ -48,7 +49,7 @@ DOCUMENTS = ("menu", "prompts")
 SYSTEM = "system"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserFacingError, ValueError):
     """A configuration change that cannot be saved; the message says what and where."""
 
 

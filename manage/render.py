@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ivr.prompts import PromptLibrary, content_key
+from voice.prompts import PromptLibrary, content_key
 
 
 @dataclass
@@ -33,7 +33,7 @@ class RenderProgress:
 
 def missing_texts(library: PromptLibrary, texts: list[str]) -> list[str]:
     """Texts whose audio is not cached for the engine in use."""
-    engine = library._engine()
+    engine = library.fixed_engine()
     out = []
     for text in dict.fromkeys(t for t in texts if t.strip()):
         key = content_key(engine.name, engine.voice, text)

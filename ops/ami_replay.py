@@ -1,7 +1,7 @@
 """A stand-in Asterisk AMI server that answers with replies recorded from Asterisk 20.
 
 Used by the AMI client's tests and by the ami-drop fault drill: a TCP server on 127.0.0.1
-that replays the wire transcript in ``tests/ivr/ami/asterisk20-session.txt``, records the
+that replays the wire transcript in ``ops/data/asterisk20-session.txt``, records the
 actions it received, pushes events, and can drop its connections or stop answering pings.
 """
 
@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-TRANSCRIPT = REPO / "tests" / "ivr" / "ami" / "asterisk20-session.txt"
+# Shipped with the package (not under tests/): ``hotline drill ami-drop`` replays it in an
+# installed copy too (the Docker image has no tests folder).
+TRANSCRIPT = Path(__file__).resolve().parent / "data" / "asterisk20-session.txt"
 
 
 class ReplayError(Exception):

@@ -6,7 +6,10 @@ valid type; endpoints' aors/auth/context exist; dialplan jumps (Goto, GotoIf, Go
 Dial b()) land on an existing context, extension and label; Dial targets are defined
 endpoints; every queue the bot can transfer to (bot menu and cues, ticket skills) and
 every Queue() in the dialplan exists in queues.conf with members that are endpoints;
-AMI carries HOTLINE_TICKET for the screen pop; the bot's SIP user matches settings.
+AMI carries HOTLINE_TICKET for the screen pop; the bot's SIP user matches settings;
+every keyword is one Asterisk 20 knows for its file and section type (tables and their
+sources in ops/asterisk_keywords.py), obsolete ones named with what to do instead; seat
+phones' AORs are qualified and let a restarted phone replace its stale contact.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ops import asterisk_keywords as keywords
 
 PJSIP_TYPES = {"global", "system", "transport", "endpoint", "aor", "auth", "identify",
                "registration", "domain_alias", "acl", "contact", "phoneprov",
@@ -25,8 +30,10 @@ _SECTION = re.compile(r"^\[(?P<name>[^\]]+)\](?:\((?P<opts>[^)]*)\))?\s*$")
 _JUMP = re.compile(r"\b(Goto|Gosub)\(([^)]*)\)", re.I)
 _GOTOIF = re.compile(r"\bGotoIf\(.*\?([^:)]*)(?::([^)]*))?\)", re.I)
 _DIAL = re.compile(r"\bDial\(([^,)]*)", re.I)
+_DIAL_CONTACTS = re.compile(r"PJSIP_DIAL_CONTACTS\(([^)]+)\)")  # scale-out turn-taking
 _DIAL_B = re.compile(r"b\(([^)^]+)\^([^)^]+)\^([^)]+)\)")
 _QUEUE = re.compile(r"\bQueue\(([^,)]*)", re.I)
+_SOUND = re.compile(r"\bhotline/[\w-]+")  # a sound of ours, wherever the dialplan names it
 _LABEL = re.compile(r"^n\((\w[\w-]*)\)|^\d+\((\w[\w-]*)\)")
 
 
@@ -233,7 +240,12 @@ def lint(
                                     "is not in extensions.conf")  # fmt: skip
             if kind == "identify" and s.get("endpoint") not in endpoints:
                 problems.append(f"pjsip.conf:{s.line}: identify [{name}] names no endpoint")
+            if kind == "identify":
+                problems += _unresolvable_matches(s)
 
+    from ivr.asterisk_sounds import ASTERISK_SOUNDS
+
+    rendered = {sound.name for sound in ASTERISK_SOUNDS}
     for context, exten, app, number in plan.lines:
         where = f"extensions.conf:{number}"
         for kind, spec in _JUMP.findall(app):
@@ -260,6 +272,15 @@ def lint(
                     problems.append(f"{where}: Dial({leg}) is not a PJSIP endpoint")
                 if tech.upper() == "PJSIP" and "@" in rest and rest.split("@")[1] not in endpoints:
                     problems.append(f"{where}: Dial({leg}) goes through an unknown endpoint")
+        for name in _DIAL_CONTACTS.findall(app):
+            if "${" not in name and name not in endpoints:
+                problems.append(f"{where}: PJSIP_DIAL_CONTACTS({name}) is not a PJSIP endpoint")
+        for sound in _SOUND.findall(app):
+            if sound[8:] not in rendered:
+                problems.append(
+                    f"{where}: {sound} is no sound the hotline renders "
+                    "(ivr/asterisk_sounds.py): the caller would hear silence"
+                )
         for queue in _QUEUE.findall(app):
             if "${" not in queue and queue not in queues:
                 problems.append(f"{where}: Queue({queue}) is not in queues.conf")
@@ -282,6 +303,10 @@ def lint(
         elif not plan.has(queue_ctx, queue, None):
             problems.append(f"extensions.conf: [{queue_ctx}] does not route {queue}")
     for name, s in queues.items():
+        for key, sound, line in s.values:
+            if "announce" in key and sound.startswith("hotline/") and sound[8:] not in rendered:
+                problems.append(f"queues.conf:{line}: [{name}] {key}={sound} is no sound the "
+                                "hotline renders (ivr/asterisk_sounds.py)")  # fmt: skip
         strategy = s.get("strategy")
         if strategy and strategy not in QUEUE_STRATEGIES:
             problems.append(f"queues.conf:{s.line}: [{name}] unknown strategy {strategy}")
@@ -307,10 +332,108 @@ def lint(
             if perm not in (user.get(need) or ""):
                 problems.append(f"manager.conf:{user.line}: [{user.name}] {need}= lacks {perm}")
 
+    problems += _unknown_keywords(pjsip, parsed["queues.conf"], parsed["manager.conf"])
+    problems += _seat_aors(pjsip, queues, endpoints)
+
     if settings is not None:
         sip = getattr(settings, "sip", None)
         bot = [s for s in pjsip.get("hotline-bot-auth", []) if s.get("type") == "auth"]
         if sip is not None and bot and bot[0].get("username") != sip.username:
             problems.append(f"pjsip.conf: [hotline-bot-auth] username={bot[0].get('username')} "
                             f"but sip.username={sip.username}")  # fmt: skip
-    return problems
+    return list(dict.fromkeys(problems))  # a template's fault is reported once
+
+
+# RFC 2606/6761 names that never resolve: a placeholder left in place.
+_RESERVED = re.compile(r"(^|\.)(example\.(com|net|org)|example|invalid|test|localhost)$", re.I)
+
+
+def _unresolvable_matches(identify: Section) -> list[str]:
+    """Asterisk resolves ``match=`` host names when it loads; one that does not resolve
+    drops the whole identify (ERROR "Could not create an object of type 'identify'"),
+    and every call from that carrier is refused as from an unknown endpoint."""
+    names = [m.strip() for v in identify.all("match") for m in v.split(",") if m.strip()]
+    return [
+        f"pjsip.conf:{identify.line}: identify [{identify.name}] match={name} is a placeholder "
+        "that never resolves: Asterisk drops the identify; use the carrier's IP address"
+        for name in names
+        if _RESERVED.search(name.split("/")[0].split(":")[0])
+    ]
+
+
+def _keyword_problem(file: str, section: str, key: str, line: int, known: frozenset[str]) -> str:
+    where = f"{file}:{line}: [{section}] {key}"
+    if (file, key) in keywords.OBSOLETE:
+        return f"{where}: obsolete, {keywords.OBSOLETE[(file, key)]}"
+    if key in known:
+        return ""
+    return f"{where}: unknown keyword (Asterisk 20 ignores or refuses it)"
+
+
+def _unknown_keywords(
+    pjsip: dict[str, list[Section]], queues: list[Section], manager: list[Section]
+) -> list[str]:
+    """Every key checked against its file's and section type's table (asterisk_keywords)."""
+    found: list[str] = []
+    for name, same in pjsip.items():
+        for s in same:
+            known = keywords.PJSIP.get(s.get("type") or "")
+            if known is None:
+                continue  # no valid type: reported above
+            found += [_keyword_problem("pjsip.conf", name, k, n, known) for k, _, n in s.values]
+    for s in queues:
+        known = keywords.QUEUE_GENERAL if s.name == "general" else keywords.QUEUE
+        found += [_keyword_problem("queues.conf", s.name, k, n, known) for k, _, n in s.values]
+    for s in manager:
+        known = keywords.MANAGER_GENERAL if s.name == "general" else keywords.MANAGER_USER
+        found += [_keyword_problem("manager.conf", s.name, k, n, known) for k, _, n in s.values]
+    return [f for f in found if f]
+
+
+def _seat_aors(
+    pjsip: dict[str, list[Section]], queues: dict[str, Section], endpoints: set[str]
+) -> list[str]:
+    """A queue member's phone must be qualified and replaceable: without qualify a phone
+    that died without unregistering stays "Not in use" and the queue rings a dead contact
+    (for up to the registration's expiry); without remove_existing, max_contacts=1 refuses
+    the restarted phone (403)."""
+    members = {
+        iface.partition("/")[2]
+        for q in queues.values()
+        for member in q.all("member")
+        if (iface := member.split(",")[0].strip()).upper().startswith("PJSIP/")
+    }
+    found: list[str] = []
+    for endpoint in sorted(members & endpoints):
+        for s in pjsip[endpoint]:
+            if s.get("type") != "endpoint":
+                continue
+            for aor_name in filter(None, (a.strip() for a in (s.get("aors") or "").split(","))):
+                for aor in (a for a in pjsip.get(aor_name, []) if a.get("type") == "aor"):
+                    found += _seat_aor_problems(aor)
+    return found
+
+
+def _seat_aor_problems(aor: Section) -> list[str]:
+    where = f"pjsip.conf:{aor.line}: seat aor [{aor.name}]"
+    found = []
+    if _number(aor.get("qualify_frequency")) <= 0:
+        found.append(f"{where} has no qualify_frequency: a phone that dies without "
+                     "unregistering stays 'Not in use' and the queue rings it")  # fmt: skip
+    contacts = _number(aor.get("max_contacts"))
+    if contacts < 1 and not aor.get("contact"):
+        found.append(f"{where} has max_contacts=0: the phone cannot register")
+    replaces = (aor.get("remove_existing") or "no").lower() in ("yes", "true", "1")
+    if contacts >= 1 and not replaces:
+        found.append(
+            f"{where} lacks remove_existing=yes: a restarted phone is refused "
+            f"(max contacts of {int(contacts)}) until its stale contact expires"
+        )
+    return found
+
+
+def _number(value: str | None) -> float:
+    try:
+        return float(value or 0)
+    except ValueError:
+        return 0.0

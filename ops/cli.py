@@ -59,7 +59,8 @@ def register(commands: Any, bench: Any) -> None:
                                 "controller; print what survived")  # fmt: skip
     drill.add_argument("name", choices=["controller-kill", "redis-restart", "ami-drop",
                                         "sip-flood", "disk-full", "sip-bomb", "sdp-bad",
-                                        "sql-down", "disk-full-sql", "all"])  # fmt: skip
+                                        "sql-down", "disk-full-sql", "invite-noack",
+                                        "all"])  # fmt: skip
     drill.add_argument("--audio", type=Path, help="clips + transcripts.tsv "
                        "(default ../shared/audio/calls-dev/)")  # fmt: skip
     drill.add_argument(
@@ -161,8 +162,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     when a service does not answer, else 0 (warnings are printed, not failures)."""
     from hotline.checks import exit_status, run_checks, table
     from hotline.settings import load_settings
+    from ivr.checks import RUN_CHECKS
 
-    findings = run_checks(load_settings())  # settings that do not load: one line, exit 2
+    findings = run_checks(
+        load_settings(), RUN_CHECKS
+    )  # settings that do not load: one line, exit 2
     print(table(findings))
     return exit_status(findings)
 

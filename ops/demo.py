@@ -9,7 +9,7 @@ a person, put through to the operators' queue. Their calls are recorded in the d
 the console reads, so its figures pages show them.
 
 What the callers say comes, in this order, from ``--audio`` (WAV clips and a
-transcripts.tsv), else is spoken at demo time by the local neural voice of ``ivr.prompts``
+transcripts.tsv), else is spoken at demo time by the local neural voice of ``voice.tts``
 when one is installed (nothing recorded ships with the project), else from the team's
 recordings in ../shared beside the checkout, else from espeak-ng, whose Mandarin the
 recognisers do not understand (the demo says so).
@@ -109,7 +109,7 @@ def _recorded(audio: Path, work: Path) -> tuple[list[CallClip], str] | None:
 
 
 def _espeak_callers(audio: Path, work: Path, out: Any) -> tuple[list[CallClip], str]:
-    from ivr.prompts import EspeakEngine
+    from voice.tts import EspeakEngine
 
     if out is not None:
         print(SYNTHETIC_CALLERS_NOTE.format(audio=audio), file=out)
@@ -123,24 +123,27 @@ def _espeak_callers(audio: Path, work: Path, out: Any) -> tuple[list[CallClip], 
 
 
 def local_voice(settings: Settings) -> Any:
-    """The project's local neural voice (``ivr.prompts``), if one is installed: it speaks
+    """The project's local neural voice (``voice.tts``), if one is installed: it speaks
     the demo's callers. espeak-ng does not count: its Mandarin is not understood."""
-    from ivr.prompts import PromptLibrary
+    from voice.prompts import PromptLibrary
 
-    library = PromptLibrary.from_settings(settings.ivr, settings.data_dir)
+    library = PromptLibrary.from_settings(settings.ivr, settings.data_dir, settings.models_dir)
     for engine in library.engines:
-        if engine.local and engine.name != "espeak-ng" and engine.available():
+        if not engine.network and engine.name != "espeak-ng" and engine.available():
             return engine
     return None
 
 
 def synthesise(text: str, label: str, name: str, work: Path, voice: Any) -> CallClip:
+    """``text`` spoken by ``voice`` (a ``voice.tts`` engine: 8 kHz PCM), as sipp plays it."""
     from asr.bench import speech_end_s
     from hotline.audio import read_wav
+    from hotline.audio.wav import write_wav
     from ivr.callers import raw_g711
+    from voice.tts import RATE, trim_and_level
 
     wav = work / f"{name}.wav"
-    voice.render(text, wav)
+    write_wav(wav, trim_and_level(voice.synthesize(text)), RATE)
     pcm16, _ = read_wav(wav, target_rate=16000)
     raw = raw_g711(wav, work, line_s=3.0)
     return CallClip(wav.name, text, label, raw, len(pcm16) / 32000, speech_end_s(pcm16))
@@ -283,7 +286,7 @@ def _report(
     stack: Stack, switchboard: DemoSwitchboard, scene: Scene, clip: CallClip, number: str,
     code: int, out: Any,
 ) -> dict[str, Any]:  # fmt: skip
-    from bot.dialogue import TYPE_NAMES
+    from hotline.draft import request_type_label
 
     assert stack.controller is not None
     record = next((r for r in stack.controller.records if r.caller == number), None)
@@ -305,7 +308,7 @@ def _report(
                     "order waits for demo-operator in the console)")  # fmt: skip
     lines.append(outcome)
     if ticket is not None:
-        kind = TYPE_NAMES.get(ticket.type, ticket.type)
+        kind = request_type_label(ticket.type)
         lines.append(f"    工单 ticket {ticket.number}（{kind}，{ticket.department or '待派单'}）"
                      f"：{_summary(ticket)}")  # fmt: skip
     print("\n".join(lines), file=out)

@@ -107,6 +107,7 @@ class DrillKit:
     def stack(
         self, name: str, redis_url: str, switchboard: Any = None, *,
         database_url: str = "", data_dir: Path | None = None, ivr: dict[str, Any] | None = None,
+        max_calls: int = 8,
     ) -> Stack:  # fmt: skip
         """``database_url``: else SQLite in the data folder; ``data_dir``: else the
         drill's own folder; ``ivr``: settings of ``ivr`` to change."""
@@ -118,7 +119,7 @@ class DrillKit:
         if ivr:
             settings = settings.model_copy(update={"ivr": settings.ivr.model_copy(update=ivr)})
         return Stack(settings, engine_name=self.engine_name, kb=self.kb,
-                     switchboard=switchboard or NightSwitchboard(False), max_calls=8,
+                     switchboard=switchboard or NightSwitchboard(False), max_calls=max_calls,
                      shared_engine=self.engine)  # fmt: skip
 
 
@@ -202,6 +203,7 @@ def controller_env(kit: DrillKit, data: Path, redis_url: str, sip_port: int,
            "HOTLINE_DATA_DIR": str(data), "HOTLINE_SIP__BIND_HOST": "127.0.0.1",
            "HOTLINE_SIP__BIND_PORT": str(sip_port), "HOTLINE_SIP__RTP_PORT_LOW": str(low),
            "HOTLINE_SIP__RTP_PORT_HIGH": str(low + 30), "HOTLINE_SIP__REGISTRAR_HOST": "",
+           "HOTLINE_SIP__STRICT_RTP": "false",  # sipp's keys come from another port
            "HOTLINE_AMI__URL": "", "HOTLINE_IVR__REDIS_URL": redis_url,
            "HOTLINE_TICKETS__REDIS_URL": redis_url, "HOTLINE_TICKETS__EMBEDDED_REDIS": "never",
            "HOTLINE_TICKETS__DATABASE_URL": f"sqlite:///{data / 'tickets.db'}",
@@ -277,10 +279,10 @@ async def drill_controller_kill(kit: DrillKit) -> dict[str, Any]:
     import redis.asyncio as aioredis
 
     from ivr.callers import Caller, free_udp_port, sipp_command
-    from ivr.journal import ACTIVE
-    from ivr.prompts import PromptLibrary
+    from ivr.journal import ACTIVE, JournalEntry, JournalEvent
     from ivr.wiring import load_brain
     from tickets.service import TicketService
+    from voice.prompts import PromptLibrary
 
     data = kit.data_dir("controller-kill")
     clip = kit.clip("complaint")
@@ -290,7 +292,7 @@ async def drill_controller_kill(kit: DrillKit) -> dict[str, Any]:
         settings = stack_settings(kit.settings, data, server.url, "drill-kill")
         # The greeting's length, from the same prompt cache the controller renders into.
         brain = await asyncio.to_thread(load_brain, settings, kit.kb)
-        prompts = PromptLibrary.from_settings(settings.ivr, data)
+        prompts = PromptLibrary.from_settings(settings.ivr, data, settings.models_dir)
         greeting = await asyncio.to_thread(prompts.get, brain.prompts.text("greeting"),
                                            "greeting")  # fmt: skip
         first = await ControllerProcess(env, port, data / "controller-1.log",
@@ -317,7 +319,8 @@ async def drill_controller_kill(kit: DrillKit) -> dict[str, Any]:
                 client: Any = redis
                 for key in await client.keys("hotline:call:*"):
                     for _, fields in await client.xrange(key):
-                        if fields.get(b"kind") == b"utterance":
+                        entry = JournalEntry.decode(fields)
+                        if entry is not None and entry.kind is JournalEvent.UTTERANCE:
                             return str(key.decode()).split(":", 2)[2]
                 return ""
 
@@ -940,6 +943,77 @@ async def drill_disk_full_sql(kit: DrillKit) -> dict[str, Any]:
         unmount(disk)
 
 
+NOACK_INVITES = 1000
+NOACK_SPREAD_S = 5.0
+
+
+async def unacked_from_outside(sip_port: int, count: int, spread_s: float) -> dict[str, int]:
+    target = ("127.0.0.1", sip_port)
+    code = ("import json; from ops.flood import unacked_invites; "
+            f"print(json.dumps(unacked_invites({target!r}, {count}, {spread_s})))")  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, cwd=REPO, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE)  # fmt: skip
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise DrillError(f"the INVITE burst did not run: {err.decode(errors='replace')[-300:]}")
+    return dict(json.loads(out))
+
+
+async def drill_invite_noack(kit: DrillKit) -> dict[str, Any]:
+    """1,000 INVITEs from a peer that never ACKs the 200 OK (a broken trunk, an attacker
+    on the Asterisk network), with orphan recovery as eager as it gets (2 s): every slot
+    is free again after Timer H (32 s), no journal is left in Redis and no work order is
+    invented for a call nobody was on; a real caller gets through afterwards."""
+    from ivr.journal import ACTIVE, STREAM
+
+    data = kit.data_dir("invite-noack")
+    with EmbeddedRedis(data / "redis") as server:
+        # The production slot count (sip.max_calls 60), recovery scanning every 5 s.
+        stack = kit.stack("invite-noack", server.url, ivr={"orphan_stale_s": 2.0},
+                          max_calls=60)  # fmt: skip
+        async with running(stack):
+            assert stack.controller is not None and stack.service is not None
+            controller = stack.controller
+            started = time.monotonic()
+            answers = await unacked_from_outside(stack.port, NOACK_INVITES, NOACK_SPREAD_S)
+            burst_s = time.monotonic() - started
+            most_busy = len(controller.endpoint.calls)
+
+            async def slots_free() -> bool:
+                return not controller.endpoint.calls and not controller.sessions
+
+            await wait_for(slots_free, 45, 0.25, what="every slot free after Timer H")
+            free_after_s = time.monotonic() - started
+            # One more recovery pass than the stale limit needs: an invented ticket shows.
+            await asyncio.sleep(2.0 + 5 * stack.upkeep_every_s + 1.0)
+            journals_left = await asyncio.to_thread(_journals_left, server.url, ACTIVE, STREAM)
+            tickets = await asyncio.to_thread(stack.tickets_by_call)
+            invented = sum(r.caller_number.startswith("1390099") for r in tickets.values())
+            work = kit.work / "invite-noack-sipp"
+            work.mkdir(exist_ok=True)
+            outcome = {"drill": "invite-noack", "invites": answers,
+                       "burst_s": round(burst_s, 1), "slots_busy_at_most": most_busy,
+                       "slots_free_after_s": round(free_after_s, 1),
+                       "active_journals_left": journals_left, "spurious_tickets": invented,
+                       "crashed": not await asyncio.to_thread(sip_ping, stack.port)}  # fmt: skip
+            outcome.update(await calls_after_fault(stack, kit, work, 710))
+            await asyncio.to_thread(stack.service.queue.drop_all)
+            return outcome
+
+
+def _journals_left(redis_url: str, active_key: str, stream_key: str) -> int:
+    """Entries in the active-call list plus call journal streams still in Redis."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        streams = sum(1 for _ in client.scan_iter(stream_key.format("*"), count=1000))
+        return int(client.hlen(active_key)) + streams
+    finally:
+        client.close()
+
+
 DRILLS: dict[str, Callable[[DrillKit], Awaitable[dict[str, Any]]]] = {
     "controller-kill": drill_controller_kill,
     "redis-restart": drill_redis_restart,
@@ -950,6 +1024,7 @@ DRILLS: dict[str, Callable[[DrillKit], Awaitable[dict[str, Any]]]] = {
     "sdp-bad": drill_sdp_bad,
     "sql-down": drill_sql_down,
     "disk-full-sql": drill_disk_full_sql,
+    "invite-noack": drill_invite_noack,
 }
 
 

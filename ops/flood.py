@@ -85,3 +85,67 @@ def sip_bomb(target: tuple[str, int], duration_s: float, every_s: float) -> int:
                 sent += 1
             time.sleep(every_s)
     return sent
+
+
+def unacked_invite(target: tuple[str, int], local: tuple[str, int], n: int) -> bytes:
+    """A well-formed INVITE (audio offer to ``local``) whose 200 OK will never be ACKed."""
+    host, port = local
+    tag = f"noack{n}x{random.randrange(10**6)}"
+    sdp = (f"v=0\r\no=- {n} {n} IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\n"
+           f"m=audio {port} RTP/AVP 8 0 101\r\na=rtpmap:101 telephone-event/8000\r\n")  # fmt: skip
+    return (
+        f"INVITE sip:12345@{target[0]}:{target[1]} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {host}:{port};branch=z9hG4bK{tag}\r\n"
+        f"From: <sip:1390099{n % 10000:04d}@{host}:{port}>;tag={tag}\r\n"
+        f"To: <sip:12345@{target[0]}:{target[1]}>\r\nCall-ID: {tag}@{host}\r\n"
+        f"CSeq: 1 INVITE\r\nContact: <sip:1390099{n % 10000:04d}@{host}:{port}>\r\n"
+        "Max-Forwards: 70\r\nContent-Type: application/sdp\r\n"
+        f"Content-Length: {len(sdp)}\r\n\r\n{sdp}"
+    ).encode()
+
+
+def unacked_invites(target: tuple[str, int], count: int, spread_s: float,
+                    sources: int = 10) -> dict[str, int]:  # fmt: skip
+    """``count`` INVITEs over ``spread_s`` seconds from ``sources`` ports of one host (a
+    broken or hostile peer that never ACKs), answering nothing; returns how many final
+    responses of each status came back (``"sent"``: INVITEs sent). The 200 OKs the
+    controller retransmits are counted once per call."""
+    socks = []
+    for _ in range(sources):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        socks.append(sock)
+    finals: dict[bytes, int] = {}
+
+    def drain() -> None:
+        for sock in socks:
+            while True:
+                try:
+                    reply = sock.recv(65535)
+                except OSError:
+                    break
+                head = reply.split(b"\r\n", 1)[0].split(b" ")
+                call_id = next((line for line in reply.split(b"\r\n")
+                                if line.lower().startswith(b"call-id:")), b"")  # fmt: skip
+                if len(head) > 1 and head[1].isdigit() and int(head[1]) >= 200:
+                    finals.setdefault(call_id, int(head[1]))
+
+    try:
+        for n in range(count):
+            sock = socks[n % sources]
+            with contextlib.suppress(OSError):
+                sock.sendto(unacked_invite(target, sock.getsockname(), n), target)
+            drain()
+            time.sleep(spread_s / count)
+        end = time.monotonic() + 3.0  # the last answers
+        while time.monotonic() < end:
+            drain()
+            time.sleep(0.05)
+    finally:
+        for sock in socks:
+            sock.close()
+    counts: dict[str, int] = {"sent": count}
+    for status in finals.values():
+        counts[str(status)] = counts.get(str(status), 0) + 1
+    return counts

@@ -24,13 +24,13 @@ from ivr.bench import CallClip, DialogueRecorder, load_call_clips
 from ivr.callers import Caller, free_udp_port, sipp_command
 from ivr.controller import Controller
 from ivr.journal import heartbeat, recover_orphans_forever
-from ivr.prompts import PromptLibrary
 from ivr.sip import IncomingCall
 from ivr.wiring import ServiceSink, build_deps, load_brain, load_speech, prerender
 from tickets.models import TicketRow
 from tickets.redis_embedded import EmbeddedRedis, reachable
 from tickets.service import TicketService
 from tickets.spool import DraftSpool
+from voice.prompts import PromptLibrary
 
 GREETING_GAP_MS = 300
 REPLY_WAIT_MS = 6000
@@ -107,7 +107,7 @@ class Stack:
         self._engine = self.shared_engine or await asyncio.to_thread(
             load_speech, s, self.engine_name
         )
-        prompts = PromptLibrary.from_settings(s.ivr, s.data_dir)
+        prompts = PromptLibrary.from_settings(s.ivr, s.data_dir, s.models_dir)
         await asyncio.to_thread(prerender, prompts, brain)
         greeting = await asyncio.to_thread(prompts.get, brain.prompts.text("greeting"), "greeting")
         self.greeting_s = greeting.seconds
@@ -134,9 +134,11 @@ class Stack:
             deps.record_sink = lambda record: record_call(store, record, zone)
         self.port = free_udp_port()
         low = 42000 + (self.port % 100) * 60
+        # strict_rtp off: sipp's audio and its key presses come from different ports.
         sip = SipSettings(bind_host="127.0.0.1", bind_port=self.port, rtp_port_low=low,
                           rtp_port_high=low + 2 * self.max_calls + 10,
-                          max_calls=self.max_calls)  # type: ignore[call-arg]  # fmt: skip
+                          max_calls=self.max_calls,
+                          strict_rtp=False)  # type: ignore[call-arg]  # fmt: skip
         self.controller = Controller(sip, deps)
         await self.controller.start()
         self._tasks.append(asyncio.create_task(
@@ -144,7 +146,7 @@ class Stack:
                       else [], "demo")))  # fmt: skip
         self._tasks.append(asyncio.create_task(sink.keep_safe(self.upkeep_every_s)))
         self._tasks.append(asyncio.create_task(recover_orphans_forever(
-            self._redis, lambda d: sink.intake(d, "general"), self.upkeep_every_s * 5,
+            self._redis, sink.intake, self.upkeep_every_s * 5,
             s.ivr.orphan_stale_s,
             live=lambda: set(self.controller.sessions) if self.controller else set())))  # fmt: skip
         return self

@@ -26,7 +26,7 @@ class Role(StrEnum):
     administrator (``hotline users add controller --role service``) that signs in with
     ``POST /api/v1/auth/token`` like any API client. Only this identity may file a draft
     carrying call evidence (call id, transcript, recording, see
-    ``tickets.draft.evidence_fields``) and pop a ticket onto any seat; for everything
+    ``hotline.draft.evidence_fields``) and pop a ticket onto any seat; for everything
     else it ranks as an operator, never as a 班长.
     """
 
@@ -139,6 +139,17 @@ class AccountStore:
             if row is None:
                 raise AccountError(f"没有用户 {username}")
             row.password_hash = self.hasher.hash(password)
+            session.execute(delete(SessionRow).where(SessionRow.user_id == row.id))
+
+    def set_seat(self, username: str, seat: str) -> None:
+        """The operator's seat phone (its PJSIP endpoint, ``seat-101``): where their
+        screen pops arrive and what click-to-call rings. The live console picks it up at
+        the next login (the seat is part of the session's account)."""
+        with self.store.writing() as session:
+            row = session.scalars(select(UserRow).where(UserRow.username == username)).first()
+            if row is None:
+                raise AccountError(f"没有用户 {username}")
+            row.extension = seat
             session.execute(delete(SessionRow).where(SessionRow.user_id == row.id))
 
     def get(self, username: str) -> Account | None:

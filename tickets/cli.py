@@ -8,10 +8,11 @@ import sys
 from datetime import timedelta
 from typing import Any
 
-from hotline.checks import check_database, check_seat_queue, require
+from hotline.checks import require
 from hotline.cli import CommandError
 from hotline.settings import load_settings
 from tickets.accounts import AccountError, AccountStore, Role
+from tickets.checks import check_database, check_seat_queue
 from tickets.store import TicketStore
 
 
@@ -23,13 +24,27 @@ def register(commands: Any, bench: Any) -> None:
     add.add_argument("--role", choices=[r.value for r in Role], default=Role.OPERATOR.value)
     add.add_argument("--password", help="the password (default: asked twice on the terminal)")
     add.add_argument("--display-name", default="")
-    add.add_argument("--extension", default="", help="the seat's phone extension")
+    add.add_argument(
+        "--seat", default="",
+        help="the operator's seat phone: its PJSIP endpoint in pjsip.conf, e.g. seat-101 "
+        "(screen pops and click-to-call both use it)",
+    )  # fmt: skip
+    add.add_argument(
+        "--extension", default="",
+        help="old form of --seat: digits name the endpoint seat-<digits> (101 -> seat-101)",
+    )  # fmt: skip
     add.add_argument("--skills", default="", help="skill queues, comma separated")
     add.set_defaults(handler=_add_user)
     passwd = users_cmd.add_parser("passwd", help="set a user's password")
     passwd.add_argument("name")
     passwd.add_argument("--password")
     passwd.set_defaults(handler=_set_password)
+    seat = users_cmd.add_parser(
+        "seat", help="set a user's seat phone (PJSIP endpoint, e.g. seat-101); logs them out"
+    )
+    seat.add_argument("name")
+    seat.add_argument("seat", help="the endpoint in pjsip.conf; digits mean seat-<digits>")
+    seat.set_defaults(handler=_set_seat)
     listing = users_cmd.add_parser("list", help="list users")
     listing.set_defaults(handler=_list_users)
 
@@ -61,15 +76,28 @@ def _password(given: str | None) -> str:
     return first
 
 
+def seat_of(seat: str, extension: str) -> str:
+    """``--seat`` as given; the old ``--extension 101`` means endpoint ``seat-101``
+    (telephony_config's naming), so screen pops and click-to-call find the phone."""
+    if seat and extension:
+        raise CommandError("give --seat or --extension, not both")
+    if extension.isdigit():
+        return f"seat-{extension}"
+    return seat or extension
+
+
 def _add_user(args: argparse.Namespace) -> int:
     skills = [s.strip() for s in args.skills.split(",") if s.strip()]
+    seat = seat_of(args.seat, args.extension)
+    if args.extension and seat != args.extension:
+        print(f"--extension {args.extension}: the seat is PJSIP endpoint {seat} (use --seat)")
     try:
         account = _accounts().add(
             args.name,
             _password(args.password),
             Role(args.role),
             display_name=args.display_name,
-            extension=args.extension,
+            extension=seat,
             skills=skills,
         )
     except AccountError as exc:
@@ -84,6 +112,16 @@ def _set_password(args: argparse.Namespace) -> int:
     except AccountError as exc:
         raise CommandError(str(exc)) from exc
     print(f"password of {args.name} changed; their sessions were closed")
+    return 0
+
+
+def _set_seat(args: argparse.Namespace) -> int:
+    seat = seat_of("", args.seat)
+    try:
+        _accounts().set_seat(args.name, seat)
+    except AccountError as exc:
+        raise CommandError(str(exc)) from exc
+    print(f"{args.name}: seat {seat}; screen pops and click-to-call use PJSIP/{seat}")
     return 0
 
 

@@ -15,14 +15,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import redis
+
+from hotline.errors import UserFacingError
+from hotline.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-class EmbeddedRedisError(Exception):
+class EmbeddedRedisError(UserFacingError):
     """No redis-server binary, or it would not start; the message says what to do."""
 
 
@@ -154,7 +156,7 @@ class EmbeddedRedis:
 
 
 @contextlib.contextmanager
-def redis_url_for(settings: Any) -> Iterator[str]:
+def redis_url_for(settings: Settings) -> Iterator[str]:
     """The configured Redis (``settings.tickets``), or a private embedded one when that is
     allowed and none answers; it stops when the block ends."""
     cfg = settings.tickets

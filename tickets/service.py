@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,12 +18,12 @@ from functools import partial
 import redis
 from sqlalchemy import select
 
+from hotline.draft import TicketDraft, Urgency, evidence_fields
 from hotline.metrics import METRICS
 from hotline.settings import Settings, TicketsSettings
 from tickets import access
 from tickets.accounts import Account, Role
 from tickets.dialer import Dialer, DialerError
-from tickets.draft import TicketDraft, Urgency, evidence_fields
 from tickets.models import UserRow
 from tickets.queue import SeatQueue
 from tickets.store import TicketStore
@@ -155,6 +156,20 @@ class TicketService:
         pipe.set(pop_key(self.queue.prefix, seat), event, ex=POP_TTL_S)
         pipe.execute()
 
+    def seat_for_phone(self, endpoint: str) -> str:
+        """The seat id (``Account.seat``) of the operator whose phone is PJSIP endpoint
+        ``endpoint`` (``seat-101``): the account whose seat is that name, else, for accounts
+        made with the old ``--extension 101``, the one whose extension is its trailing
+        number; else the endpoint name itself."""
+        digits = re.search(r"(\d+)$", endpoint)
+        names = [endpoint, digits.group(1)] if digits else [endpoint]
+        with self.store.reading() as session:
+            rows = session.execute(
+                select(UserRow.extension, UserRow.username).where(UserRow.extension.in_(names))
+            ).all()
+        found = {row.extension: row.extension or row.username for row in rows}
+        return next((found[name] for name in names if name in found), endpoint)
+
     def _user_at_seat(self, seat: str) -> str | None:
         with self.store.reading() as session:
             return session.scalar(
@@ -281,7 +296,9 @@ class TicketService:
         if self.dialer is None:
             raise DialerError("未配置外呼（console.dialer），无法点击呼叫")
         if not account.extension:
-            raise DialerError("您的账号没有分机号，无法外呼")
+            raise DialerError(
+                "您的账号没有座席话机（管理员用 hotline users add --seat 设置），无法外呼"
+            )
         guard = access.guard_for(account)
         ticket = self.store.get(number, with_history=False)
         guard(_holding(ticket))  # before the phone rings
@@ -297,7 +314,7 @@ class TicketService:
         self, draft: TicketDraft, account: Account, *, skill: str, callback_promised: bool
     ) -> Ticket:
         """新建工单: a person takes a call down that the bot did not (a direct line, a
-        walk-in). It carries no call evidence (tickets.draft.EVIDENCE_FIELDS: a number a
+        walk-in). It carries no call evidence (hotline.draft.EVIDENCE_FIELDS: a number a
         person types is the 回拨号码) and is held by its author, as a claimed ticket is."""
         if evidence_fields(draft):
             raise TicketError("人工登记的工单不能带通话证据（来电号码、转写、录音等）")

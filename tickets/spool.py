@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from tickets.draft import TicketDraft
+from hotline.draft import TicketDraft
 
 log = logging.getLogger(__name__)
 

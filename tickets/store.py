@@ -20,10 +20,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from hotline.draft import RequestType, TicketDraft, Urgency
 from hotline.settings import Settings, TicketsSettings
 from tickets.db import WRITE_OPTION, default_database_url, make_engine, migrate
 from tickets.deadlines import Deadline, DeadlineRules, DeadlineState
-from tickets.draft import RequestType, TicketDraft, Urgency
 from tickets.models import TicketCounterRow, TicketEventRow, TicketRow, UTCDateTime, utcnow
 from tickets.ticket import (
     TRANSITIONS,
@@ -113,6 +113,13 @@ class TicketStore:
     def writing(self) -> Iterator[Session]:
         with self._write_lock, self._write.begin() as session:
             yield session
+
+    def number_for_call(self, call_id: str) -> str | None:
+        """The work order filed for a call, if any (one per call, see ``intake``)."""
+        if not call_id:
+            return None
+        with self.engine.connect() as connection:
+            return _number_for_call(connection, call_id)
 
     @contextmanager
     def reading(self) -> Iterator[Session]:

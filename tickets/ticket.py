@@ -10,7 +10,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tickets.draft import Caller, FiveElements, RequestType, TranscriptLine, Urgency
+from hotline.draft import (
+    Caller,
+    FiveElements,
+    RequestType,
+    TranscriptLine,
+    Urgency,
+    request_type_label,
+)
 
 
 class Status(StrEnum):
@@ -32,20 +39,6 @@ STATUS_LABELS = {
     Status.FOLLOW_UP: "回访",
     Status.CLOSED: "办结",
 }
-
-TYPE_LABELS = {
-    RequestType.CONSULTATION: "咨询",
-    RequestType.COMPLAINT: "投诉",
-    RequestType.HELP: "求助",
-    RequestType.REPORT: "举报",
-    RequestType.SUGGESTION: "建议",
-    RequestType.PRAISE: "表扬",
-    RequestType.HUMAN: "转人工",
-    RequestType.EMERGENCY: "紧急",
-    RequestType.ABUSIVE: "无效来电",
-}
-
-URGENCY_LABELS = {Urgency.NORMAL: "一般", Urgency.URGENT: "紧急", Urgency.EMERGENCY: "特急"}
 
 
 class Satisfaction(StrEnum):
@@ -161,7 +154,7 @@ class Ticket(BaseModel):
 
     @property
     def type_label(self) -> str:
-        return TYPE_LABELS.get(self.type, str(self.type.value))
+        return request_type_label(self.type)
 
     @property
     def is_open(self) -> bool:

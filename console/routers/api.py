@@ -22,8 +22,8 @@ from console.app import Console, get_console
 from console.auth import api_login, api_role
 from console.login import LoginBusy, LoginLocked, request_address
 from console.refusals import StrictJSONRoute
+from hotline.draft import TicketDraft, evidence_fields
 from tickets.accounts import Account, LoginSession, Role
-from tickets.draft import TicketDraft, evidence_fields
 from tickets.queue import QueueEntry
 from tickets.ticket import HistoryEntry, Satisfaction, Status, Ticket, TicketEdit
 

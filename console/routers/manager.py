@@ -30,13 +30,14 @@ from console.app import MAX_UPLOAD, Console, get_console
 from console.auth import page_role
 from console.refusals import refuse_nul
 from console.routers.operator import back, render
-from ivr.prompts import PromptError, PromptLibrary
+from hotline.draft import REQUEST_TYPE_LABELS, request_type_label
 from manage.audio import RecordingError, check_recording
 from manage.config import ConfigError, ConfigStore, MenuInvalid, parse_kb_upload
 from manage.figures import Figures, period_bounds
 from manage.hot import hot_topics
 from manage.render import RenderJob, spoken_texts
 from tickets.accounts import LoginSession, Role
+from voice.prompts import PromptError, PromptLibrary
 
 router = APIRouter(prefix="/manage", include_in_schema=False, dependencies=[Depends(refuse_nul)])
 Manager = Annotated[LoginSession, Depends(page_role(Role.MANAGER))]
@@ -64,18 +65,6 @@ QUEUE_LABELS = {
     "business_environment": "营商环境",
 }
 HANDLED_LABELS = {"bot": "机器人答复", "person": "转人工/工单", "abandoned": "未办结挂机"}
-TYPE_NAMES = {
-    "consultation": "咨询",
-    "help": "求助",
-    "complaint": "投诉",
-    "report": "举报",
-    "suggestion": "建议",
-    "praise": "表扬",
-    "human": "转人工",
-    "emergency": "紧急",
-    "abusive": "不文明",
-    "unknown": "未分类",
-}
 
 
 @dataclass
@@ -96,7 +85,9 @@ class ManagerState:
         self.config.seed()
         self.config.materialise()
         self.cache = BrainCache(self.config.bot_paths(), check_every=3600.0)
-        self.library = PromptLibrary.from_settings(settings.ivr, settings.data_dir)
+        self.library = PromptLibrary.from_settings(
+            settings.ivr, settings.data_dir, settings.models_dir
+        )
         self.render_job = RenderJob(self.library)
         self.sims: OrderedDict[str, Simulation] = OrderedDict()
         self.lock = threading.Lock()
@@ -450,7 +441,7 @@ def _run(sim: Simulation, event: Any) -> None:
             sim.lines.append(
                 (
                     "system",
-                    f"生成工单：{TYPE_NAMES.get(t.type.value, t.type.value)}"
+                    f"生成工单：{request_type_label(t.type)}"
                     f" {t.topic}" + ("，承诺回电" if action.callback_promised else ""),
                 )
             )
@@ -852,7 +843,7 @@ def figures_page(
 def _charts(f: Any) -> dict[str, Any]:
     return {
         "chart_hours": charts.columns(f.per_hour, [f"{h}" for h in range(24)], "每小时来电量"),
-        "chart_types": charts.bars([(TYPE_NAMES.get(k, k), n) for k, n in f.by_type], "按类型"),
+        "chart_types": charts.bars([(request_type_label(k), n) for k, n in f.by_type], "按类型"),
         "chart_topics": charts.bars(f.by_topic, "按主题"),
         "chart_districts": charts.bars(f.by_district, "按区域"),
         "chart_handled": charts.share(
@@ -904,7 +895,7 @@ def report(
         label=label,
         title=title,
         clusters=clusters[:10],
-        TYPE_NAMES=TYPE_NAMES,
+        TYPE_NAMES={t.value: label for t, label in REQUEST_TYPE_LABELS.items()},
         HANDLED_LABELS=HANDLED_LABELS,
         **_charts(f),
     )

@@ -39,11 +39,11 @@ from console.recordings import find_recording
 from console.refusals import PAGE_DETAILS, error_page, refuse_nul
 from console.security import https_needed_but_missing, secure_cookies
 from console.streams import StreamSlots
+from hotline.draft import Caller, FiveElements, RequestType, TicketDraft, Urgency
 from tickets.access import check_sees_overdue_list
 from tickets.accounts import LoginSession, Role
 from tickets.deadlines import FILTERS
 from tickets.dialer import DialerError
-from tickets.draft import Caller, FiveElements, RequestType, TicketDraft, Urgency
 from tickets.service import pop_channel
 from tickets.ticket import (
     CallbackOutcome,

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from hotline.audio.resample import resample
+from hotline.errors import UserFacingError
 
 MIN_RATE = 8000
 
 
-class AudioFormatError(ValueError):
+class AudioFormatError(UserFacingError, ValueError):
     """Audio we cannot use; the message names the file and what is wrong."""
 
 

@@ -12,7 +12,7 @@ from asr.engines import load_engine, resolve_engine_name
 from asr.synth import synthesize
 from asr.textnorm import cer
 from hotline.audio import iter_frames
-from hotline.settings import AsrSettings
+from hotline.settings import AsrSettings, load_settings
 
 pytestmark = pytest.mark.slow
 
@@ -37,6 +37,7 @@ def test_whisper_transcribes_mandarin_calls_after_an_alaw_round_trip(
     whisper_engine, mandarin_calls
 ):
     pairs = []
+    alternatives = []
     for clip in mandarin_calls:
         recognizer = whisper_engine.recognizer()
         events = stream(recognizer, telephone_path(clip.pcm, "alaw"))
@@ -46,6 +47,12 @@ def test_whisper_transcribes_mandarin_calls_after_an_alaw_round_trip(
         assert results, clip.name
         assert all(0.0 < r.confidence <= 1.0 and r.start_s < r.end_s for r in results)
         pairs.append((clip.text, "".join(r.text for r in results)))
+        for r in results:  # the beam's n-best: best first, the first is the text
+            assert r.alternatives and r.alternatives[0].text == r.text, clip.name
+            scores = [a.score for a in r.alternatives]
+            assert scores == sorted(scores, reverse=True) and all(x < 0 for x in scores)
+            alternatives.append(len(r.alternatives))
+    assert max(alternatives) == whisper_engine.settings.n_best  # a second hypothesis exists
     # Whisper base mishears some characters on phone audio; whole sentences must survive.
     assert cer(pairs) < 0.3, pairs
 
@@ -133,6 +140,21 @@ def test_vosk_streams_partials_and_a_final_on_korean_speech(vosk_engine):
     assert partials, "Vosk must report partial results while the caller speaks"
     assert len(results) == 1 and results[0].confidence > 0
     assert any("\uac00" <= ch <= "\ud7a3" for ch in results[0].text)  # Hangul syllables
+
+
+def test_vosk_hands_on_its_n_best_when_asked(korean_model_dir):
+    from asr.vosk_engine import VoskEngine
+
+    engine = VoskEngine(korean_model_dir, load_settings().asr.endpointing, n_best=3)
+    speech = b"\x00" * 16000 + synthesize("저는 서울에 살고 있습니다", "ko") + b"\x00" * 16000
+    recognizer = engine.recognizer()
+    [result] = finals(stream(recognizer, speech))
+    recognizer.close()
+    engine.close()
+    assert len(result.alternatives) >= 2 and result.alternatives[0].text == result.text
+    scores = [a.score for a in result.alternatives]
+    assert scores[0] == 0 and scores == sorted(scores, reverse=True)  # relative to the best
+    assert 1 / len(scores) <= result.confidence <= 1  # the best one's share of the n-best
 
 
 def test_vosk_phrase_hints_restrict_answers_to_the_menu(vosk_engine):

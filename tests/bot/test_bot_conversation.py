@@ -9,14 +9,16 @@ from bot.events import (
     CallStarted,
     CreateTicket,
     Decision,
+    DialogueState,
     Dtmf,
     HangUp,
+    Phase,
     Say,
     TicketStatus,
     Transfer,
     Utterance,
 )
-from tickets.draft import RequestType, Urgency
+from hotline.draft import RequestType, Urgency
 
 
 class Tickets:
@@ -82,7 +84,7 @@ def test_an_uncertain_danger_signal_gets_one_question(brain: Brain) -> None:
         assert after.state != "ended" or not isinstance(after.actions[-1], Transfer)
     d = _call(brain)
     d.s.pending_text = "隔壁老人好几天没出门了"
-    d.s.state = "emergency_check"
+    d.s.state = DialogueState.of(Phase.EMERGENCY_CHECK)
     out = d.handle(Utterance("有，快点"))
     assert _transfer(out).ticket is not None
     assert out.actions[0].barge_in is False  # type: ignore[union-attr]

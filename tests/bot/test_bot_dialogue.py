@@ -16,7 +16,7 @@ from bot.events import (
     Transfer,
     Utterance,
 )
-from tickets.draft import RequestType, Urgency
+from hotline.draft import RequestType, Urgency
 
 
 def _call(brain: Brain, night: bool = False) -> tuple[Dialogue, Decision]:
@@ -65,9 +65,13 @@ def test_unknown_asks_once_then_hands_over(brain: Brain) -> None:
 
 
 def test_low_asr_confidence_is_not_guessed(brain: Brain) -> None:
+    """Unsure words that point at one answer are confirmed out loud, never answered."""
     d, _ = _call(brain)
     decision = d.handle(Utterance("社保卡丢了怎么办", confidence=0.1))
-    assert decision.state == "rephrase"
+    assert decision.state.startswith("confirm:")
+    assert "您是想问" in _said(decision) and d.s.kb_answers == []
+    unsure = d.handle(Utterance("嗯啊那个", confidence=0.1))  # nothing to confirm: rephrase
+    assert unsure.state == "rephrase" and d.s.kb_answers == []
 
 
 def test_emergency_advises_and_hands_over_at_once(brain: Brain) -> None:

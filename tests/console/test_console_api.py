@@ -9,10 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
+from hotline.draft import EVIDENCE_FIELDS
 from hotline.settings import Settings
 from tests.console.helpers import PASSWORD, ConsoleEnv, make_env
 from tests.tickets.support import make_draft
-from tickets.draft import EVIDENCE_FIELDS
 from tickets.models import SessionRow
 from tickets.service import TicketService
 

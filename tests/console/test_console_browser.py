@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from console.server import serve_in_thread
+from hotline.draft import TranscriptLine, TranscriptWord
 from hotline.settings import Settings
 from tests.console.helpers import PASSWORD, make_env
 from tests.tickets.support import make_draft
-from tickets.draft import TranscriptLine, TranscriptWord
 from tickets.service import TicketService
 
 

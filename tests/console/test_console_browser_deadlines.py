@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from console.server import serve_in_thread
+from hotline.draft import RequestType
 from hotline.settings import Settings
 from tests.console.helpers import PASSWORD, make_env
 from tests.tickets.support import make_draft
-from tickets.draft import RequestType
 from tickets.service import TicketService
 
 RED = "rgb(198, 40, 40)"  # --red

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from hotline.draft import Caller
 from hotline.settings import Settings
 from tests.console.helpers import PASSWORD, ConsoleEnv, make_env
 from tests.tickets.support import make_draft
-from tickets.draft import Caller
 from tickets.service import TicketService
 
 

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 
+from hotline.draft import TranscriptLine, TranscriptWord
 from hotline.settings import Settings
 from tests.console.helpers import PASSWORD, ConsoleEnv, make_env
 from tests.tickets.support import make_draft
-from tickets.draft import TranscriptLine, TranscriptWord
 from tickets.service import TicketService
 
 

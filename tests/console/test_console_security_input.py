@@ -31,11 +31,11 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from hotline.draft import TranscriptLine, TranscriptWord
 from hotline.settings import Settings
 from manage.calls import record_call
 from tests.console.helpers import PASSWORD, ConsoleEnv, make_env
 from tests.tickets.support import make_draft, make_settings
-from tickets.draft import TranscriptLine, TranscriptWord
 from tickets.service import TicketService
 from tickets.ticket import Satisfaction
 

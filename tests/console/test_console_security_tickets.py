@@ -7,13 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
 
 from hotline.settings import Settings
-from ivr.session import CallSession
+from ivr.recorder import recording_path
 from tests.console.helpers import PASSWORD, ConsoleEnv, make_env
 from tests.tickets.support import make_draft
 from tickets.accounts import Role
@@ -77,12 +76,7 @@ def held_by_op2(env: ConsoleEnv, i: int = 1) -> str:
 
 def controller_file(data_dir: Path, call_id: str, started: datetime) -> Path:
     """Where the call controller writes this call's recording (its own code decides)."""
-    session = SimpleNamespace(
-        deps=SimpleNamespace(data_dir=data_dir),
-        record=SimpleNamespace(started_at=started.isoformat()),
-        call=SimpleNamespace(call_id=call_id),
-    )
-    path: Path = CallSession._recording_path(session)  # type: ignore[arg-type]
+    path = recording_path(data_dir, started.isoformat()[:10], call_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 

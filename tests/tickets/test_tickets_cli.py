@@ -33,8 +33,8 @@ def test_users_add_list_and_clear_errors(
                 "manager",
                 "--password",
                 "long-enough-1",
-                "--extension",
-                "8001",
+                "--seat",
+                "seat-101",
                 "--skills",
                 "general,real_estate",
             ]
@@ -43,7 +43,17 @@ def test_users_add_list_and_clear_errors(
     )
     assert main(["users", "list"]) == 0
     out = capsys.readouterr().out
-    assert "li\tmanager\t8001\tgeneral,real_estate" in out
+    assert "li\tmanager\tseat-101\tgeneral,real_estate" in out
+    # The old form: digits name telephony_config's endpoint, so pops and calls find it.
+    assert main(["users", "add", "ma", "--password", "long-enough-1", "--extension", "102"]) == 0
+    assert main(["users", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "endpoint seat-102 (use --seat)" in out and "ma\toperator\tseat-102\t" in out
+    # An operator added with the docs' old --extension 8001 (no such endpoint) is moved.
+    assert main(["users", "seat", "li", "seat-103"]) == 0
+    assert main(["users", "seat", "nobody", "seat-104"]) == 2
+    assert main(["users", "list"]) == 0
+    assert "li\tmanager\tseat-103\t" in capsys.readouterr().out
     assert main(["users", "add", "li", "--password", "long-enough-1"]) == 2
     assert main(["users", "add", "wu", "--password", "short"]) == 2
     err = capsys.readouterr().err

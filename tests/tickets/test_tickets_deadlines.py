@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from hotline.draft import RequestType
 from tests.tickets.support import make_draft
 from tickets.deadlines import DeadlineState
-from tickets.draft import RequestType
 from tickets.store import TicketStore
 from tickets.ticket import Satisfaction
 

@@ -222,7 +222,7 @@ def test_when_sql_and_the_spool_disk_both_refuse_the_work_order_is_held_then_fil
 
     from sqlalchemy.exc import OperationalError
 
-    from ivr.session import WorkOrderHeld
+    from ivr.filing import WorkOrderHeld
     from ivr.wiring import ServiceSink
     from tickets.spool import DraftSpool
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from hotline.draft import RequestType, Urgency
 from tests.tickets.support import make_draft
 from tickets.accounts import Account, Role
 from tickets.dialer import DialerError, RecordingDialer, load_dialer
-from tickets.draft import RequestType, Urgency
 from tickets.redis_embedded import EmbeddedRedis
 from tickets.service import TicketService, pop_channel
 from tickets.ticket import Satisfaction, Status

@@ -11,9 +11,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import delete, select, update
 
+from hotline.draft import RequestType, TranscriptLine, TranscriptWord, Urgency
 from tests.tickets.support import make_draft
 from tickets.db import current_revision, head_revision
-from tickets.draft import RequestType, TranscriptLine, TranscriptWord, Urgency
 from tickets.models import Base, TicketEventRow
 from tickets.store import TicketStore
 from tickets.ticket import InvalidTransition, Satisfaction, Status, TicketEdit, TicketNotFound

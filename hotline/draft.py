@@ -30,6 +30,31 @@ class Urgency(str, Enum):  # noqa: UP042
     EMERGENCY = "emergency"
 
 
+# The one table of request-type names: what the bot says, the ticket shows and the
+# figures count by (four copies used to disagree: 不文明来电 / 无效来电 / 不文明).
+REQUEST_TYPE_LABELS: dict[RequestType, str] = {
+    RequestType.CONSULTATION: "咨询",
+    RequestType.COMPLAINT: "投诉",
+    RequestType.HELP: "求助",
+    RequestType.REPORT: "举报",
+    RequestType.SUGGESTION: "建议",
+    RequestType.PRAISE: "表扬",
+    RequestType.HUMAN: "转人工",
+    RequestType.EMERGENCY: "紧急情况",
+    RequestType.ABUSIVE: "无效来电",
+}
+UNCLASSIFIED_LABEL = "未分类"
+URGENCY_LABELS = {Urgency.NORMAL: "一般", Urgency.URGENT: "紧急", Urgency.EMERGENCY: "特急"}
+
+
+def request_type_label(value: str | RequestType) -> str:
+    """The Chinese name of a request type (its value as stored, or the enum)."""
+    try:
+        return REQUEST_TYPE_LABELS[RequestType(value)]
+    except ValueError:
+        return UNCLASSIFIED_LABEL
+
+
 class Caller(BaseModel):
     number: str = ""  # caller ID; personal data: mask in logs
     name: str = ""

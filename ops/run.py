@@ -1,4 +1,9 @@
-"""``hotline run`` (the call controller) and ``hotline prompts render``."""
+"""``hotline run`` (the call controller) and ``hotline prompts render``.
+
+The composition root: it wires telephony (``ivr``), the managers' live configuration
+(``manage``), tickets, the bot and the recogniser together, so it lives in ``ops``, the
+outermost layer, and ``ivr`` needs to know nothing of ``manage``.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,10 @@ import logging
 import shutil
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported where used: the CLI starts without loading every part
+    from hotline.settings import Settings
 
 
 def register(commands: Any, bench: Any) -> None:
@@ -38,6 +46,12 @@ def register(commands: Any, bench: Any) -> None:
     calls.set_defaults(handler=cmd_bench_calls)
     prompts = commands.add_parser("prompts", help="render the prompt cache ahead of calls")
     prompts.add_argument("texts", nargs="*", help="extra prompt texts to render")
+    prompts.add_argument(
+        "--asterisk-sounds", type=Path, metavar="DIR",
+        help="where Asterisk reads the dialplan's hotline/ sounds, e.g. "
+        "/var/lib/asterisk/sounds/zh/hotline (default: ivr.asterisk_sounds_dir, else "
+        "ivr.prompts_dir)",
+    )  # fmt: skip
     prompts.set_defaults(handler=cmd_prompts)
 
 
@@ -65,14 +79,23 @@ def cmd_bench_calls(args: argparse.Namespace) -> int:
 
 def cmd_prompts(args: argparse.Namespace) -> int:
     from hotline.checks import check_data_dir, require
+    from hotline.cli import CommandError
     from hotline.settings import load_settings
-    from ivr.prompts import PromptLibrary
+    from ivr.asterisk_sounds import ASTERISK_SOUNDS, render_asterisk_sounds, sounds_dir
+    from voice.prompts import PromptLibrary
 
     settings = load_settings()
     require(settings, check_data_dir)  # the cache lives there
-    library = PromptLibrary.from_settings(settings.ivr, settings.data_dir)
+    library = PromptLibrary.from_settings(settings.ivr, settings.data_dir, settings.models_dir)
     count = library.prerender(args.texts)
     print(f"{count} prompts ready in {library.cache_dir}")
+    folder = args.asterisk_sounds or sounds_dir(settings)
+    try:
+        written = render_asterisk_sounds(library, folder)
+    except OSError as exc:
+        raise CommandError(f"cannot write Asterisk's sounds to {folder}: {exc}") from exc
+    names = ", ".join(f"hotline/{s.name}" for s in ASTERISK_SOUNDS)
+    print(f"Asterisk sounds ({names}) ready in {folder} ({len(written)} written)")
     return 0
 
 
@@ -88,9 +111,10 @@ def _optional(module: str, what: str) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from hotline.checks import RUN_CHECKS, require
+    from hotline.checks import require
     from hotline.logs import configure_logging
     from hotline.settings import load_settings
+    from ivr.checks import RUN_CHECKS
 
     settings = load_settings()
     if args.port is not None:
@@ -125,7 +149,7 @@ class _Signals:
             self.stop.set()
 
 
-async def _serve(settings: Any, engine_name: str | None) -> None:
+async def _serve(settings: Settings, engine_name: str | None) -> None:
     from hotline.settings import config_path
     from tickets.redis_embedded import redis_url_for
 
@@ -138,7 +162,7 @@ async def _serve(settings: Any, engine_name: str | None) -> None:
         await _answer_calls(settings, engine_name, redis_url, signals, resources)
 
 
-def journal_redis_url(settings: Any, tickets_redis: str) -> str:
+def journal_redis_url(settings: Settings, tickets_redis: str) -> str:
     """The call journal's Redis: the tickets' one when both name the same server (an
     embedded one replaces it for both); empty: no journal."""
     journal_url: str = settings.ivr.redis_url
@@ -147,13 +171,14 @@ def journal_redis_url(settings: Any, tickets_redis: str) -> str:
     return journal_url
 
 
-def describe_run(settings: Any, config: Path | None, redis_url: str,
+def describe_run(settings: Settings, config: Path | None, redis_url: str,
                  engine_name: str | None) -> str:  # fmt: skip
     """One line saying what ``hotline run`` runs on, so a first run on defaults is not a
     mystery (no registration, no AMI: nothing calls it until Asterisk is told). Secrets
     in URLs are masked."""
     from hotline.logs import mask_text
     from tickets.db import default_database_url
+    from voice.prompts import engines_from_settings
 
     sip, ivr = settings.sip, settings.ivr
     source = f"settings from {config}" if config else (
@@ -169,15 +194,15 @@ def describe_run(settings: Any, config: Path | None, redis_url: str,
     if journal != redis_url:
         redis += f", call journal {journal or 'off'}"
     database = settings.tickets.database_url or default_database_url(settings.data_dir)
-    voice = {"edge": ivr.edge_voice, "espeak": ivr.espeak_voice}.get(
-        ivr.tts_engine, f"{ivr.edge_voice} else {ivr.espeak_voice}")  # fmt: skip
+    voices = [e for e in engines_from_settings(ivr, settings.models_dir) if e.available()]
+    voice = f"{voices[0].name} ({voices[0].voice})" if voices else "none (install espeak-ng)"
     line = (f"{source}; SIP {sip.bind_host}:{sip.bind_port}, {registrar}; {ami}; {redis}; "
             f"database {database}; speech engine {engine_name or settings.asr.engine}; "
-            f"voice {ivr.tts_engine} ({voice})")  # fmt: skip
+            f"voice {voice}")  # fmt: skip
     return mask_text(line)
 
 
-async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: str,
+async def _answer_calls(settings: Settings, engine_name: str | None, tickets_redis: str,
                         signals: _Signals, resources: contextlib.ExitStack) -> None:  # fmt: skip
     import socket
 
@@ -188,7 +213,6 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
     from ivr.ami import AmiClient
     from ivr.controller import Controller
     from ivr.journal import beat_interval, heartbeat, recover_orphans_forever
-    from ivr.prompts import PromptLibrary
     from ivr.wiring import (
         LiveBrain,
         ServiceSink,
@@ -198,6 +222,7 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
         prerender,
         ticket_service,
     )
+    from voice.prompts import PromptLibrary
 
     log = logging.getLogger("hotline")
     obs = settings.observability
@@ -233,9 +258,11 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
         cache = await asyncio.to_thread(BrainCache, bot_paths(settings))
     engine = await asyncio.to_thread(load_speech, settings, engine_name)
     resources.callback(engine.close)
-    prompts = PromptLibrary.from_settings(settings.ivr, settings.data_dir)
+    prompts = PromptLibrary.from_settings(settings.ivr, settings.data_dir, settings.models_dir)
     count = await asyncio.to_thread(prerender, prompts, cache.current())
     log.info("%d prompts ready; speech engine %s", count, engine.name)
+    if settings.ami.url or settings.ivr.asterisk_sounds_dir:  # an Asterisk to speak for
+        await asyncio.to_thread(_asterisk_sounds, settings, prompts)
     journal_url = journal_redis_url(settings, tickets_redis)
     redis = aioredis.from_url(journal_url) if journal_url else None
     from tickets.spool import DraftSpool
@@ -273,9 +300,16 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
                               beat_interval(stale_s))  # fmt: skip
             background.append(asyncio.create_task(beats))
             background.append(asyncio.create_task(recover_orphans_forever(
-                redis, lambda d: tickets.intake(d, "general"),
+                redis, tickets.intake,
                 settings.ivr.orphan_scan_s, stale_s, live=lambda: set(controller.sessions),
             )))  # fmt: skip
+            if ami is not None:
+                from ivr.orphans import FallbackPops
+
+                ami.on_fallback_connect = FallbackPops(
+                    redis, tickets.intake, tickets.screen_pop, service.store.number_for_call,
+                    live=lambda: set(controller.sessions),
+                )  # fmt: skip
         background.append(asyncio.create_task(tickets.keep_safe()))
         log.info("answering on %s:%s", settings.sip.bind_host, settings.sip.bind_port)
         await signals.stop.wait()
@@ -288,6 +322,26 @@ async def _answer_calls(settings: Any, engine_name: str | None, tickets_redis: s
             await ami.stop()
         if redis is not None:
             await redis.aclose()
+
+
+def _asterisk_sounds(settings: Settings, prompts: Any) -> None:
+    """The dialplan's own sounds (night-callback, all-busy) where Asterisk reads them; a
+    failure is logged, not fatal: the dialplan falls back to a ringing queue."""
+    from ivr.asterisk_sounds import render_asterisk_sounds, sounds_dir
+    from voice.prompts import PromptError
+
+    folder = sounds_dir(settings)
+    try:
+        written = render_asterisk_sounds(prompts, folder)
+    except (OSError, PromptError) as exc:
+        logging.getLogger("hotline").warning(
+            "Asterisk's sounds not written to %s (%s): at night a caller the bot could not "
+            "finish with waits in a ringing queue instead of hearing the callback promise; "
+            "run 'hotline prompts --asterisk-sounds DIR'", folder, exc)  # fmt: skip
+        return
+    if written:
+        logging.getLogger("hotline").info("Asterisk sounds written to %s: %s", folder,
+                                          ", ".join(p.name for p in written))  # fmt: skip
 
 
 async def _report_downtime(redis: Any, node: str) -> None:

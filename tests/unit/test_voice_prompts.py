@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ivr.prompts import EspeakEngine, PromptLibrary
+from voice.prompts import EspeakEngine, PromptLibrary
 
 
 def _dominant_hz(pcm: bytes) -> float:
@@ -36,15 +36,15 @@ class CloudStandIn(EspeakEngine):
     every text it is given: what would have left the building."""
 
     name = "cloud-stand-in"
-    local = False
+    network = True
 
     def __init__(self) -> None:
         super().__init__()
         self.heard: list[str] = []
 
-    def render(self, text: str, out_wav: Path) -> None:
+    def synthesize(self, text: str) -> bytes:
         self.heard.append(text)
-        super().render(text, out_wav)
+        return super().synthesize(text)
 
 
 def test_a_callers_words_never_reach_a_cloud_voice_nor_the_disk(tmp_path: Path) -> None:
