@@ -46,7 +46,7 @@ class Scene:
 SCENES = (
     Scene("咨询：知识库直接答复", "kb:", "喂你好我想问一下租房能不能取公积金"),
     Scene("投诉：生成预填工单", "complaint", "我要投诉我们小区旁边的工地半夜还在施工吵得睡不着"),
-    Scene("转人工：转接人工座席", "human", "我要找人工"),
+    Scene("转人工：转接人工座席", "human", "转人工服务"),
 )
 TALK_OVER_GREETING_S = 1.5  # when the callers start talking, into the greeting
 STAGGER_S = 0.4  # between the three calls' INVITEs
