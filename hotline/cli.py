@@ -36,7 +36,8 @@ EXIT_UNREACHABLE = 3
 WHERE_TO_START = """\
 where to start:
   hotline demo          everything on this machine (embedded Redis, SQLite, sipp as
-                        Asterisk): three Mandarin calls, then the console with demo logins
+                        Asterisk), under a minute: three Mandarin calls at once (answered,
+                        work order, put through to a person), then the console and logins
   hotline run           answer calls for Asterisk; settings from ./hotline.yaml or
                         HOTLINE_CONFIG (example: config/hotline.example.yaml), else
                         defaults: SIP on 127.0.0.1:5070, no registration, no AMI

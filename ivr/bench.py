@@ -128,37 +128,43 @@ class DialogueRecorder:
     """Wraps the bot's per-call dialogue and keeps every (event, decision) pair."""
 
     inner: Any
-    turns: list[tuple[Event, Decision, TicketDraft | None]] = field(default_factory=list)
+    exchanges: list[tuple[Event, Decision, TicketDraft | None]] = field(default_factory=list)
     times: list[float] = field(default_factory=list)  # monotonic, one per turn
 
     def handle(self, event: Event) -> Decision:
         self.times.append(time.monotonic())
         decision: Decision = self.inner.handle(event)
-        self.turns.append((event, decision, getattr(self.inner, "ticket", None)))
+        self.exchanges.append((event, decision, getattr(self.inner, "ticket", None)))
         return decision
 
     def prompt_text(self, prompt_id: str) -> str:
         return str(self.inner.prompt_text(prompt_id))
 
     def snapshot(self) -> object:
-        return (len(self.turns), self.inner.snapshot())
+        return (len(self.exchanges), self.inner.snapshot())
 
     def restore(self, snapshot: object) -> None:
         assert isinstance(snapshot, tuple)
         kept, state = snapshot
         self.inner.restore(state)
-        del self.turns[kept:], self.times[kept:]
+        del self.exchanges[kept:], self.times[kept:]
+
+    @property
+    def turns(self) -> Any:
+        """The bot's own turn log (``Dialogue.turns``), which the session keeps in the call
+        record for the figures: a recorded call counts like any other."""
+        return getattr(self.inner, "turns", [])
 
     def utterances(self) -> list[tuple[float, str]]:
-        return [(at, event.text) for at, (event, _, _) in zip(self.times, self.turns, strict=True)
-                if isinstance(event, Utterance)]  # fmt: skip
+        pairs = zip(self.times, self.exchanges, strict=True)
+        return [(at, event.text) for at, (event, _, _) in pairs if isinstance(event, Utterance)]
 
 
 def outcome_label(recorder: DialogueRecorder, answers: dict[str, str]) -> str:
     """The bot-eval label of what the bot did with the caller's request."""
     labels = [
         _decision_label(decision, ticket, answers)
-        for event, decision, ticket in recorder.turns
+        for event, decision, ticket in recorder.exchanges
         if isinstance(event, Utterance)
     ]
     decided = [label for label in labels if label != "unknown"]

@@ -40,6 +40,7 @@ from bot.events import (
     HangUp,
     Hypothesis,
     Listen,
+    Phase,
     Say,
     SilenceTimeout,
     Transfer,
@@ -247,6 +248,9 @@ class CallSession:
         )
         self._survey: asyncio.Future[str] | None = None
         self._transferred = False
+        # The bot's answer was heard to its end: a caller who hangs up now does what the
+        # follow-up invites (「没有的话可以直接挂机」); the call is answered, not abandoned.
+        self._answered = False
         self.filer = TicketFiler(deps.tickets, self.journal, self.record)
         self._hung_up = False
         self.recorder = CallRecorder(
@@ -391,7 +395,10 @@ class CallSession:
         if decision.state:
             self.record.path.append(decision.state)
         self.journal.write(JournalEvent.DECISION, self._journal_entry(event, decision))
-        await self._execute(decision.actions)
+        answers = decision.state == Phase.ANSWERED
+        if decision.state and not answers:
+            self._answered = False  # the caller moved on to something else
+        await self._execute(decision.actions, answers=answers)
 
     def _journal_entry(self, event: Event, decision: Any) -> dict[str, Any]:
         """What orphan recovery needs to file this call as the bot would have: the work
@@ -414,8 +421,10 @@ class CallSession:
                                      for a in actions),
         }  # fmt: skip
 
-    async def _execute(self, actions: list[Any]) -> None:
+    async def _execute(self, actions: list[Any], answers: bool = False) -> None:
+        """``answers``: the first thing said is the answer to the caller's question."""
         interrupted = False
+        said = 0
         for index, action in enumerate(actions):
             if self._hung_up or self.call.ended.is_set():
                 await self._file_unfinished(actions[index:])
@@ -423,6 +432,9 @@ class CallSession:
             if isinstance(action, Say):
                 if not interrupted:
                     interrupted = not await self._say(action)
+                    said += 1
+                    if answers and said == 1 and not interrupted:
+                        self._answered = True
             elif isinstance(action, Listen):
                 self._listen = action
                 if action.hints != self._hints:
@@ -661,7 +673,9 @@ class CallSession:
     async def _finish(self) -> None:
         self._cancel_silence()
         if not self._hung_up and self.call.ended.is_set():
-            self.record.outcome = self.record.outcome or "abandoned"
+            self.record.outcome = self.record.outcome or (
+                "answered" if self._answered else "abandoned"
+            )
         try:
             decision = self.dialogue.handle(CallEnded())
             for action in decision.actions:  # e.g. a complaint half told: still a ticket

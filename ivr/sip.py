@@ -50,6 +50,7 @@ from ivr.rtp import CODEC_NAMES, PCMA, PCMU, PortPool, RtpError
 log = logging.getLogger(__name__)
 
 T1 = 0.5  # RFC 3261 round-trip estimate
+BYE_GRACE_S = 1.0  # at stop, for the BYEs sent to get their 200 OK
 METHODS = ["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "REGISTER", "NOTIFY", "UPDATE"]
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"
 COMPACT = {"v": "Via", "f": "From", "t": "To", "i": "Call-ID", "m": "Contact",
@@ -345,6 +346,13 @@ class SipEndpoint(asyncio.DatagramProtocol):
         for call in list(self.calls.values()):
             self.hangup(call)
         await asyncio.sleep(0)
+        # The BYEs' transactions: a moment for their 200 OK, then ended, so none is left
+        # pending (and reported "destroyed") when the event loop closes.
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=BYE_GRACE_S)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.transport:
             self.transport.close()
 

@@ -64,7 +64,7 @@ def handled_by(outcome: str, turns: list[dict[str, Any]], ticket: str) -> str:
     order made; abandoned: neither (hung up, silence, error)."""
     if outcome in TO_PERSON or ticket:
         return "person"
-    if any(t.get("answered") for t in turns):
+    if outcome == "answered" or any(t.get("answered") for t in turns):
         return "bot"
     return "abandoned"
 

