@@ -44,7 +44,10 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parent.parent
 FLOOD_PACKETS = 10_000
 ATTACKER_HOST = "127.0.0.2"
-REDIS_OUTAGE_S = 10.0  # loopback, but another address than the caller's media
+# Longer than redis-py's own retries (~8 s) after the key press that files a work order
+# mid-outage, with room for that press to come late on a loaded machine (CI saw the
+# retries outlast a 10 s outage, so the queue never needed healing and nothing was shown).
+REDIS_OUTAGE_S = 16.0
 
 
 class DrillError(Exception):
@@ -437,6 +440,15 @@ async def drill_redis_restart(kit: DrillKit) -> dict[str, Any]:
             queued = await asyncio.to_thread(stack.service.queue.queued_tickets)
             tickets = await asyncio.to_thread(stack.tickets_by_call)
             client = sync_redis.Redis.from_url(server.url)
+
+            async def journals_closed() -> bool:
+                return int(await asyncio.to_thread(client.hlen, ACTIVE)) == 0
+
+            # A call whose work order reached SQL but not the queue while Redis was away
+            # keeps its journal for orphan recovery, which files it again (idempotent per
+            # call) within orphan_stale_s + a scan; then nothing may be left.
+            stale_s = stack.settings.ivr.orphan_stale_s
+            await wait_for(journals_closed, stale_s + 5 * stack.upkeep_every_s + 10, 0.5)
             left_active = int(client.hlen(ACTIVE))
             client.close()
             numbers = {t.number for t in tickets.values()}
