@@ -57,15 +57,18 @@ def add_department_users(env: ConsoleEnv) -> None:
 
 
 def web_client(app: FastAPI, username: str) -> TestClient:
-    """A TestClient logged in through the login form (use it as a context manager)."""
+    """A browser session logged in through the login form, with its CSRF cookie (use it as
+    a context manager); the login must succeed (303 to the user's start page)."""
     client = TestClient(app)
     client.get("/login")
-    client.post(
+    response = client.post(
         "/login",
         data={
             "username": username,
             "password": PASSWORD,
             "csrf_token": client.cookies["hotline_login_csrf"],
         },
+        follow_redirects=False,
     )
+    assert response.status_code == 303, response.text
     return client

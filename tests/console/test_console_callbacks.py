@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from hotline.draft import Caller
 from hotline.settings import Settings
-from tests.console.helpers import PASSWORD, ConsoleEnv, make_env
+from tests.console.helpers import ConsoleEnv, make_env, web_client
 from tests.tickets.support import make_draft
 from tickets.service import TicketService
 
@@ -20,25 +20,9 @@ def env(settings: Settings, service: TicketService) -> ConsoleEnv:
     return make_env(settings, service)
 
 
-def signed_in(env: ConsoleEnv, user: str) -> TestClient:
-    client = TestClient(env.app)
-    client.get("/login")
-    response = client.post(
-        "/login",
-        data={
-            "username": user,
-            "password": PASSWORD,
-            "csrf_token": client.cookies["hotline_login_csrf"],
-        },
-        follow_redirects=False,
-    )
-    assert response.status_code == 303
-    return client
-
-
 @pytest.fixture
 def client(env: ConsoleEnv) -> Iterator[TestClient]:
-    with signed_in(env, "op") as client:
+    with web_client(env.app, "op") as client:
         yield client
 
 
@@ -122,7 +106,7 @@ def test_callback_of_a_ticket_held_by_someone_else_is_refused(
     )
     assert refused.status_code == 403
     assert "回电：已回电" not in refused.text
-    with signed_in(env, "boss") as lead:  # a 班长 sees and may act on any
+    with web_client(env.app, "boss") as lead:  # a 班长 sees and may act on any
         assert listed(lead.get("/callbacks").text) == [ticket.number]
 
 

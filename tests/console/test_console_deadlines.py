@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from hotline.draft import RequestType
 from hotline.settings import Settings
-from tests.console.helpers import PASSWORD, ConsoleEnv, make_env
+from tests.console.helpers import ConsoleEnv, make_env, web_client
 from tests.tickets.support import make_draft
 from tickets.service import TicketService
 from tickets.ticket import Satisfaction, Ticket
@@ -24,30 +24,15 @@ def env(settings: Settings, service: TicketService) -> ConsoleEnv:
     return make_env(settings, service)
 
 
-def logged_in(env: ConsoleEnv, user: str) -> TestClient:
-    client = TestClient(env.app)
-    client.get("/login")
-    response = client.post(
-        "/login",
-        data={
-            "username": user,
-            "password": PASSWORD,
-            "csrf_token": client.cookies["hotline_login_csrf"],
-        },
-    )
-    assert response.status_code == 200, response.text
-    return client
-
-
 @pytest.fixture
 def op(env: ConsoleEnv) -> Iterator[TestClient]:
-    with logged_in(env, "op") as client:
+    with web_client(env.app, "op") as client:
         yield client
 
 
 @pytest.fixture
 def boss(env: ConsoleEnv) -> Iterator[TestClient]:
-    with logged_in(env, "boss") as client:
+    with web_client(env.app, "boss") as client:
         yield client
 
 

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from hotline.settings import Settings
 from ivr.recorder import recording_path
-from tests.console.helpers import PASSWORD, ConsoleEnv, make_env
+from tests.console.helpers import PASSWORD, ConsoleEnv, make_env, web_client
 from tests.tickets.support import make_draft
 from tickets.accounts import Role
 from tickets.service import TicketService
@@ -43,21 +43,6 @@ def controller(env: ConsoleEnv) -> str:
 def client(env: ConsoleEnv) -> Iterator[TestClient]:
     with TestClient(env.app) as client:
         yield client
-
-
-def page_client(env: ConsoleEnv, user: str) -> TestClient:
-    """A browser session: logged in through the login form, with its CSRF token."""
-    browser = TestClient(env.app)
-    browser.get("/login")
-    browser.post(
-        "/login",
-        data={
-            "username": user,
-            "password": PASSWORD,
-            "csrf_token": browser.cookies["hotline_login_csrf"],
-        },
-    )
-    return browser
 
 
 def csrf_of(env: ConsoleEnv, browser: TestClient) -> str:
@@ -91,7 +76,7 @@ def test_recordings_are_found_by_call_id_where_the_controller_writes_them(
     wav = controller_file(settings.data_dir, call_id, STARTED)
     wav.write_bytes(b"RIFF-call-7-WAVE")
     number = env.service.intake(make_draft(1, call_id=call_id, started_at=STARTED)).number
-    browser = page_client(env, "op")
+    browser = web_client(env.app, "op")
     served = browser.get(f"/tickets/{number}/recording")
     assert served.status_code == 200 and served.content == b"RIFF-call-7-WAVE"
     assert served.headers["content-type"] == "audio/wav"
@@ -122,7 +107,7 @@ def test_a_stored_recording_path_never_reaches_the_file_system(
         "secret.wav",
         str(someone_elses),  # another call's recording, under a ticket of a different call
     ]
-    browser = page_client(env, "op")
+    browser = web_client(env.app, "op")
     for i, stored in enumerate(attacks):
         # Stored as an old API client or a forged draft could have stored it.
         number = env.service.intake(make_draft(i, recording_path=stored)).number
@@ -148,7 +133,7 @@ def test_recordings_symlinked_out_of_the_recordings_folder_are_refused(
         "leak-notes": notes,  # inside the recordings folder, but no .wav
         "leak-outside": data_dir / "outside.wav",  # a .wav, but outside the folder
     }
-    browser = page_client(env, "op")
+    browser = web_client(env.app, "op")
     for i, (call_id, target) in enumerate(targets.items()):
         link = controller_file(data_dir, call_id, STARTED)
         link.symlink_to(target)
@@ -298,7 +283,7 @@ def test_a_shift_leader_acts_on_any_ticket_and_reassigns_it(
 def test_pages_refuse_work_on_another_seats_ticket(env: ConsoleEnv, client: TestClient) -> None:
     number = held_by_op2(env)
     before = env.service.store.get(number)
-    browser = page_client(env, "op")
+    browser = web_client(env.app, "op")
     token = csrf_of(env, browser)
     edit = browser.post(
         f"/tickets/{number}/edit",
@@ -317,7 +302,7 @@ def test_pages_refuse_work_on_another_seats_ticket(env: ConsoleEnv, client: Test
     page = browser.get(f"/tickets/{number}")
     assert "您只能查看" in page.text and 'id="dispatch-form"' not in page.text
     # The 班长 sees the ticket as workable, with the form to hand it to someone else.
-    leader = page_client(env, "boss")
+    leader = web_client(env.app, "boss")
     assert 'id="assign-form"' in leader.get(f"/tickets/{number}").text
     moved = leader.post(
         f"/tickets/{number}/assign", data={"csrf_token": csrf_of(env, leader), "username": "op"}
@@ -362,7 +347,7 @@ def test_dispatch_goes_only_to_configured_departments(
         )
         assert refused.status_code == 422, (unknown, refused.text)
         assert "不是已配置的承办单位" in refused.json()["detail"]
-    browser = page_client(env, "op")
+    browser = web_client(env.app, "op")
     page = browser.post(
         f"/tickets/{number}/dispatch",
         data={"csrf_token": csrf_of(env, browser), "department": "不存在的局"},
