@@ -15,13 +15,10 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ivr.recorder import recording_file_name
+
 RECORDINGS = "recordings"
 DAY_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def file_name(call_id: str) -> str:
-    """The controller's file name for a call (the same rule as ``ivr.recorder.recording_path``)."""
-    return "".join(c if c.isalnum() else "_" for c in call_id)[:100] + ".wav"
 
 
 def find_recording(data_dir: Path, call_id: str, started_at: datetime | None) -> Path | None:
@@ -29,7 +26,7 @@ def find_recording(data_dir: Path, call_id: str, started_at: datetime | None) ->
     if not call_id:
         return None
     root = (data_dir / RECORDINGS).resolve()
-    name = file_name(call_id)
+    name = recording_file_name(call_id)
     for day in _days_to_search(root, started_at):
         found = _confined(root, day / name)
         if found is not None:

@@ -24,11 +24,15 @@ from hotline.metrics import METRICS
 log = logging.getLogger(__name__)
 
 
+def recording_file_name(call_id: str) -> str:
+    """The call id made path-safe (letters and digits kept, the rest ``_``, at most 100)."""
+    return "".join(c if c.isalnum() else "_" for c in call_id)[:100] + ".wav"
+
+
 def recording_path(data_dir: Path, day: str, call_id: str) -> Path:
     """``<data_dir>/recordings/<day>/<call id, path-safe>.wav``: the console finds a
-    call's recording here by its call id."""
-    safe = "".join(c if c.isalnum() else "_" for c in call_id)[:100]
-    return data_dir / "recordings" / day / f"{safe}.wav"
+    call's recording here by its call id (``console.recordings``)."""
+    return data_dir / "recordings" / day / recording_file_name(call_id)
 
 
 class CallRecorder:

@@ -543,16 +543,21 @@ async def _false(value: bool) -> bool:
 # ---- SIP flood and garbage RTP ---------------------------------------------------------
 
 
-async def attack_from_outside(code: str, what: str) -> int:
-    """Run ``code`` (which prints a count) in its own process: an attacker does not share
-    the controller's GIL."""
+async def run_outside(code: str, what: str) -> str:
+    """Run ``code`` in its own process (an attacker does not share the controller's GIL);
+    what it printed."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", code, cwd=REPO, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE)  # fmt: skip
     out, err = await proc.communicate()
     if proc.returncode != 0:
         raise DrillError(f"{what} did not run: {err.decode(errors='replace')[-300:]}")
-    return int(out.decode().strip())
+    return out.decode().strip()
+
+
+async def attack_from_outside(code: str, what: str) -> int:
+    """``run_outside`` for code that prints a count."""
+    return int(await run_outside(code, what))
 
 
 async def flood_from_outside(sip_port: int, rtp_port: int, count: int, spread_s: float) -> int:
@@ -963,13 +968,7 @@ async def unacked_from_outside(sip_port: int, count: int, spread_s: float) -> di
     target = ("127.0.0.1", sip_port)
     code = ("import json; from ops.flood import unacked_invites; "
             f"print(json.dumps(unacked_invites({target!r}, {count}, {spread_s})))")  # fmt: skip
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", code, cwd=REPO, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE)  # fmt: skip
-    out, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise DrillError(f"the INVITE burst did not run: {err.decode(errors='replace')[-300:]}")
-    return dict(json.loads(out))
+    return dict(json.loads(await run_outside(code, "the INVITE burst")))
 
 
 async def drill_invite_noack(kit: DrillKit) -> dict[str, Any]:
