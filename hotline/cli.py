@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "console.cli",
     "manage.cli",
     "ops.cli",
+    "ops.clips",
 )
 
 EXIT_UNEXPECTED = 1
