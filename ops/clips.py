@@ -56,9 +56,12 @@ def read_labelled(path: Path) -> list[LabelledText]:
 
 def pick(texts: list[LabelledText], limit: int | None, seed: int) -> list[LabelledText]:
     """At most ``limit`` texts, every label kept in proportion (at least one each), so a
-    small set still has its emergencies and requests for a person."""
+    small set still has its emergencies and requests for a person. Shuffled (seeded): the
+    bench takes its calls from the top, and a text file is often grouped by label."""
     if limit is None or limit >= len(texts):
-        return list(texts)
+        shuffled = list(texts)
+        random.Random(seed).shuffle(shuffled)
+        return shuffled
     by_label: dict[str, list[LabelledText]] = defaultdict(list)
     for item in texts:
         by_label[item.label].append(item)

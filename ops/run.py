@@ -260,7 +260,8 @@ async def _answer_calls(settings: Settings, engine_name: str | None, tickets_red
     resources.callback(engine.close)
     prompts = PromptLibrary.from_settings(settings.ivr, settings.data_dir, settings.models_dir)
     count = await asyncio.to_thread(prerender, prompts, cache.current())
-    log.info("%d prompts ready; speech engine %s", count, engine.name)
+    voice = prompts.fixed_engine().name  # which voice callers hear (docs/voice.md)
+    log.info("%d prompts ready in the voice %s; speech engine %s", count, voice, engine.name)
     if settings.ami.url or settings.ivr.asterisk_sounds_dir:  # an Asterisk to speak for
         await asyncio.to_thread(_asterisk_sounds, settings, prompts)
     journal_url = journal_redis_url(settings, tickets_redis)

