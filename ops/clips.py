@@ -55,8 +55,9 @@ def read_labelled(path: Path) -> list[LabelledText]:
 
 
 def pick(texts: list[LabelledText], limit: int | None, seed: int) -> list[LabelledText]:
-    """At most ``limit`` texts, every label kept in proportion (at least one each), so a
-    small set still has its emergencies and requests for a person. Shuffled (seeded): the
+    """At most ``limit`` texts, every kind of label (emergency, human, ..., and ``kb`` for
+    all the answers) kept in proportion, at least one each, so a small set still has its
+    emergencies and requests for a person. Shuffled (seeded): the
     bench takes its calls from the top, and a text file is often grouped by label."""
     if limit is None or limit >= len(texts):
         shuffled = list(texts)
@@ -64,15 +65,22 @@ def pick(texts: list[LabelledText], limit: int | None, seed: int) -> list[Labell
         return shuffled
     by_label: dict[str, list[LabelledText]] = defaultdict(list)
     for item in texts:
-        by_label[item.label].append(item)
+        by_label[kind(item.label)].append(item)
     if limit < len(by_label):
-        raise ClipsError(f"--limit {limit} cannot keep one of each of the {len(by_label)} labels")
+        raise ClipsError(
+            f"--limit {limit} cannot keep one of each of the {len(by_label)} kinds of label"
+        )
     rng = random.Random(seed)
     chosen: list[LabelledText] = []
     for label, share in _shares(by_label, limit).items():
         chosen += rng.sample(by_label[label], share)
     rng.shuffle(chosen)
     return chosen
+
+
+def kind(label: str) -> str:
+    """``kb:gjj-rent`` -> ``kb``: the knowledge base's answers are one kind of outcome."""
+    return label.split(":", 1)[0]
 
 
 def _shares(by_label: dict[str, list[LabelledText]], limit: int) -> dict[str, int]:
