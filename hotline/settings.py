@@ -235,6 +235,12 @@ class IvrSettings(Section):
     prompts_dir: Path = Field(
         Path("prompts"), description="manager-recorded WAV prompts (win over TTS)"
     )
+    prompt_cache_dir: Path | None = Field(
+        None,
+        description="where rendered prompts are kept (empty: <data_dir>/prompt-cache)."
+        " Entries are named by engine, voice and text and written atomically, so several"
+        " controllers on one machine may share one folder and render each prompt once",
+    )
     asterisk_sounds_dir: Path | None = Field(
         None,
         description="where Asterisk reads the dialplan's hotline/ sounds (night-callback,"

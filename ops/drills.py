@@ -80,12 +80,13 @@ class DrillKit:
         engine_name: str = "whisper",
     ) -> DrillKit:
         from ivr.wiring import load_speech
+        from voice.prompts import cache_dir
 
         work.mkdir(parents=True, exist_ok=True)
         clips = clips_from(audio, work)
         engine = load_speech(settings, engine_name)
         return cls(settings, work, clips, kb, engine_name, engine,
-                   settings.data_dir.resolve() / "prompt-cache")  # fmt: skip
+                   cache_dir(settings.ivr, settings.data_dir.resolve()))  # fmt: skip
 
     def close(self) -> None:
         if self.engine is not None:

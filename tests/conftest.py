@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,16 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
+
+# One prompt cache for the whole run (ivr.prompt_cache_dir), for every controller a test
+# starts, in this process or as `hotline run`: with the local neural voice installed (CI
+# installs it) each would otherwise render the bot's ~150 prompts again, ~20 s on 2 cores.
+PROMPT_CACHE = Path(tempfile.mkdtemp(prefix="hotline-test-prompts-"))
+os.environ.setdefault("HOTLINE_IVR__PROMPT_CACHE_DIR", str(PROMPT_CACHE))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(PROMPT_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

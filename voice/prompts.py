@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from hotline.audio import read_wav, write_wav
+from hotline.settings import IvrSettings
 from voice.tts import (
     DIGITS,
     EdgeTtsEngine,
@@ -109,6 +110,11 @@ def content_key(engine: str, voice: str, text: str) -> str:
     return hashlib.sha256(f"{engine}\n{voice}\n{text}".encode()).hexdigest()[:32]
 
 
+def cache_dir(ivr: IvrSettings, data_dir: Path) -> Path:
+    """Where rendered prompts are kept: ``ivr.prompt_cache_dir``, else in the data folder."""
+    return ivr.prompt_cache_dir or data_dir / "prompt-cache"
+
+
 class PromptLibrary:
     def __init__(self, recorded_dir: Path, cache_dir: Path, engines: list[TtsEngine]) -> None:
         self.recorded_dir = recorded_dir
@@ -126,7 +132,7 @@ class PromptLibrary:
     def from_settings(
         cls, ivr: Any, data_dir: Path, models_dir: Path | None = None
     ) -> PromptLibrary:
-        return cls(Path(ivr.prompts_dir), data_dir / "prompt-cache",
+        return cls(Path(ivr.prompts_dir), cache_dir(ivr, data_dir),
                    engines_from_settings(ivr, models_dir))  # fmt: skip
 
     def _engines(self, local_only: bool = False) -> list[TtsEngine]:

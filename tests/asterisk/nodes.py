@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -33,13 +32,6 @@ ENGINE = os.environ.get("HOTLINE_TEST_ENGINE", "whisper")
 def clips(work: Path) -> list[CallClip]:
     work.mkdir(parents=True, exist_ok=True)
     return load_call_clips(AUDIO, work)
-
-
-def shared_prompt_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One prompt cache for every node of the run: the local neural voice (when installed,
-    as CI does) takes ~20 s on 2 cores to render the bot's prompts, once, not per module.
-    Entries are named by engine, voice and text, so nodes sharing them is safe."""
-    return tmp_path_factory.getbasetemp() / "asterisk-prompt-cache"
 
 
 def local_voice_installed() -> bool:

@@ -37,7 +37,6 @@ from tests.asterisk.nodes import (
     clips,
     console_settings,
     local_voice_installed,
-    shared_prompt_cache,
     ticket_service,
     tickets_of,
 )
@@ -102,8 +101,7 @@ def line(asterisk: Asterisk, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     tap = AmiTap(asterisk.host, asterisk.ami_port).start()
     with EmbeddedRedis(work / "redis") as redis:
         database = f"sqlite:///{work / 'tickets.db'}"
-        cache = shared_prompt_cache(tmp_path_factory)
-        node = Node("day", asterisk, work / "node", redis.url, database, cache,
+        node = Node("day", asterisk, work / "node", redis.url, database, work / "prompt-cache",
                     extra={"HOTLINE_AMI__URL": tap.url(AMI_USER, AMI_SECRET)})  # fmt: skip
         settings = console_settings(work, redis.url, database)
         service = ticket_service(work, redis.url, database)

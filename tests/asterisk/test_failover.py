@@ -23,15 +23,7 @@ from ivr.bench import CallClip
 from ivr.callers import Caller
 from ops.drills import DrillSkipped, drill_database, postgres_server, wait_for
 from tests.asterisk.local import BOT_USER, Asterisk, free_port
-from tests.asterisk.nodes import (
-    AUDIO,
-    Node,
-    clip,
-    clips,
-    shared_prompt_cache,
-    ticket_service,
-    tickets_of,
-)
+from tests.asterisk.nodes import AUDIO, Node, clip, clips, ticket_service, tickets_of
 from tests.asterisk.peers import Phone, place_call, seat
 from tickets.models import TicketRow
 from tickets.redis_embedded import EmbeddedRedis
@@ -86,8 +78,7 @@ def pair(asterisk: Asterisk, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     try:
         with EmbeddedRedis(work / "redis") as redis:
             db = url.render_as_string(hide_password=False)
-            nodes = {name: Node(name, asterisk, work / name, redis.url, db,
-                                    shared_prompt_cache(tmp_path_factory))
+            nodes = {name: Node(name, asterisk, work / name, redis.url, db, work / "prompts")
                      for name in ("a", "b")}  # fmt: skip
 
             async def start_both() -> None:

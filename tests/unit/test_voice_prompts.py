@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voice.prompts import EspeakEngine, PromptLibrary
+from voice.prompts import EspeakEngine, PromptLibrary, cache_dir
 
 
 def _dominant_hz(pcm: bytes) -> float:
@@ -61,3 +61,29 @@ def test_a_callers_words_never_reach_a_cloud_voice_nor_the_disk(tmp_path: Path) 
     assert readback not in cloud.heard and greeting in cloud.heard  # prompts may use it
     assert sorted((tmp_path / "cache").iterdir()) == cached  # no WAV, no text sidecar
     assert len(library._memory) == remembered  # not kept for the next caller either
+
+
+class CountingEspeak(EspeakEngine):
+    """espeak-ng that counts what it renders: a prompt read from the cache costs nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rendered: list[str] = []
+
+    def synthesize(self, text: str) -> bytes:
+        self.rendered.append(text)
+        return super().synthesize(text)
+
+
+def test_controllers_sharing_a_prompt_cache_render_each_prompt_once(tmp_path: Path) -> None:
+    from hotline.settings import IvrSettings
+
+    shared = tmp_path / "shared-cache"
+    ivr = IvrSettings(prompts_dir=tmp_path / "recorded", prompt_cache_dir=shared)  # type: ignore[call-arg]
+    text = "您好，这里是12345政务服务便民热线。"
+    first, second = CountingEspeak(), CountingEspeak()
+    PromptLibrary(ivr.prompts_dir, cache_dir(ivr, tmp_path / "node-a"), [first]).prerender([text])
+    PromptLibrary(ivr.prompts_dir, cache_dir(ivr, tmp_path / "node-b"), [second]).prerender([text])
+    assert text in first.rendered and second.rendered == []  # digits too, all cached
+    unset = IvrSettings(prompts_dir=tmp_path / "recorded")  # type: ignore[call-arg]
+    assert cache_dir(unset, tmp_path / "node-a") == tmp_path / "node-a" / "prompt-cache"
