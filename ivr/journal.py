@@ -392,7 +392,7 @@ class CallRecord:
     recording: str = ""
     barge_ins: int = 0
     # Turns the caller went on with after a pause: the bot's reply was taken back and the
-    # whole sentence answered (ivr.session, ivr.turn_continuation_s).
+    # whole sentence answered (ivr.turns, ivr.turn_continuation_s).
     continued_turns: int = 0
     codec: str = ""
     # The bot's decision per caller turn (bot.dialogue.Dialogue.turns): KB entry answered

@@ -6,11 +6,16 @@ at the end of an utterance, which must never stall the loop or the media clock);
 events come back with ``call_soon_threadsafe``. Outgoing audio is queued on the
 ``RtpStream`` and paced by the process's ``MediaClock``.
 
-Turn-taking: a prompt plays until it ends, the caller speaks (barge-in: the recogniser's
-SpeechStarted flushes the queue, so the prompt stops within one 20 ms packet plus the
-VAD onset of ~100 ms) or presses a key. After the bot's ``Listen``, silence for its
-timeout (capped by ``ivr.silence_timeout_s``) goes to the bot as ``SilenceTimeout``: the
-bot decides whether to re-prompt, read the keypad menu or end the call.
+Turn-taking (``ivr.turns``): a prompt plays until it ends, the caller speaks (barge-in:
+the recogniser's SpeechStarted flushes the queue, so the prompt stops within one 20 ms
+packet plus the VAD onset of ~100 ms) or presses a key. After the bot's ``Listen``,
+silence for its timeout (capped by ``ivr.silence_timeout_s``) goes to the bot as
+``SilenceTimeout`` (``ivr.silence``): the bot decides whether to re-prompt, read the
+keypad menu or end the call.
+
+The session coordinates its parts: ``TurnTaking``, ``SilenceTimer``, ``CallRecorder``,
+``TicketFiler``, ``CallTransfer`` (``ivr.transfer``), ``SatisfactionSurvey``
+(``ivr.survey``) and the ``CallJournal``.
 """
 
 from __future__ import annotations
@@ -28,13 +33,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from asr.base import AsrEvent, Recognizer, SpeechStarted, Transcript
-from asr.recognizer import TRAILING_MARKS
 from bot.events import (
     BargeIn,
     CallEnded,
     CallStarted,
     CreateTicket,
-    Decision,
     Dtmf,
     Event,
     HangUp,
@@ -56,39 +59,23 @@ from ivr.recorder import CallRecorder, recording_path, save_or_report
 from ivr.rtp import PCMA, RtpStream
 from ivr.silence import SilenceTimer
 from ivr.sip import IncomingCall
+from ivr.survey import SatisfactionSurvey
+from ivr.transfer import CallTransfer, Switchboard
+from ivr.turns import ReversibleDialogue, TurnTaking
 from voice.prompts import TICKET_NO, Prompt, PromptLibrary
 
 log = logging.getLogger(__name__)
 
-SURVEY_WAIT_S = 6.0
 # A prompt whose playout has not finished this long after it should have (its length x
 # PLAYOUT_SLACK + PLAYOUT_GRACE_S) is not being sent: the media process died or stalled.
 PLAYOUT_SLACK = 1.5
 PLAYOUT_GRACE_S = 3.0
 
 
-class Dialogue(Protocol):
+class Dialogue(ReversibleDialogue, Protocol):
     """The bot's per-call policy (bot/): pure, one decision per event."""
 
-    def handle(self, event: Event) -> Decision: ...
-
-    def snapshot(self) -> object: ...
-
     def prompt_text(self, prompt_id: str) -> str: ...
-
-    def restore(self, snapshot: object) -> None: ...
-
-
-class Switchboard(Protocol):
-    """What the session asks of Asterisk (ivr.ami)."""
-
-    connected: bool
-
-    async def transfer(self, channel: str, queue: str, ticket: str) -> bool: ...
-
-    async def mark_done(self, channel: str) -> None: ...
-
-    def seats_available(self, queue: str = "general") -> bool: ...
 
 
 @dataclass
@@ -103,7 +90,7 @@ class SessionDeps:
     node: str = "node-1"
     silence_timeout_s: float = 8.0
     media_stall_s: float = 30.0  # no caller RTP this long: the media is broken
-    turn_continuation_s: float = 1.0  # see _OpenTurn; 0: off
+    turn_continuation_s: float = 1.0  # see ivr.turns.OpenTurn; 0: off
     max_call_s: float = 900.0
     survey: bool = True
     record_audio: bool = True
@@ -114,24 +101,6 @@ class SessionDeps:
     record_sink: Callable[[CallRecord], Any] | None = None
 
 
-@dataclass(slots=True)
-class _OpenTurn:
-    """The caller's last turn while they may still be going on with it.
-
-    The recogniser ends a turn after a short pause (300 ms) so the bot answers fast; a
-    caller who had only paused ("我想反映一下。[pause] 我们小区门口的路灯坏了") starts
-    speaking again within ``turn_continuation_s``. If the bot's reply to the first part
-    only spoke (no ticket, transfer or hang-up yet), it is taken back: the dialogue returns
-    to ``snapshot`` and the whole sentence is answered as one turn.
-    """
-
-    snapshot: object
-    utterance: Utterance
-    ended_at: float  # monotonic: when the bot took the turn
-    resumed: bool = False
-
-
-_REVERSIBLE = (Say, Listen)
 GAP_S = 0.1  # how often the recogniser thread looks at a quiet line
 FILL_AFTER_S = 0.3  # no caller packet for this long: the line went quiet (DTX, loss)
 GAP_FILL_S = 2.0  # at most this much silence is filled in after the last packet
@@ -239,28 +208,32 @@ class CallSession:
             codec="PCMA" if stream.payload_type == PCMA else "PCMU",
         )  # fmt: skip
         self.t0 = time.monotonic()
-        self._playing: asyncio.Future[bool] | None = None  # True = played to the end
         self.reply_clock = ReplyClock(METRICS.reply_latency.observe)
-        self._barge_allowed = True
+        self.turns = TurnTaking(self.dialogue, deps.turn_continuation_s)
         self._listen: Listen | None = None
         self.silence = SilenceTimer(
             self.loop, deps.silence_timeout_s, lambda: self.events.put_nowait(SilenceTimeout())
         )
-        self._survey: asyncio.Future[str] | None = None
-        self._transferred = False
+        self.survey = SatisfactionSurvey(self.journal)
         # The bot's answer was heard to its end: a caller who hangs up now does what the
         # follow-up invites (「没有的话可以直接挂机」); the call is answered, not abandoned.
         self._answered = False
         self.filer = TicketFiler(deps.tickets, self.journal, self.record)
         self._hung_up = False
+        self.transfer = CallTransfer(
+            deps.switchboard,
+            self.filer,
+            self.record,
+            call,
+            evidence=self._evidence,
+            on_redirected=self._redirected,
+            hang_up_unmarked=lambda: self._hangup(mark_done=False),
+        )
         self.recorder = CallRecorder(
             recording_path(deps.data_dir, self.record.started_at[:10], call.call_id),
             call.call_id, enabled=deps.record_audio, reserve_bytes=deps.recordings_reserve_bytes,
         )  # fmt: skip
-        self.barge_in_ms: list[float] = []
-        self._barge_at = 0.0
         self._hints = deps.hints
-        self._open_turn: _OpenTurn | None = None
         self.asr = AsrWorker(deps.new_recognizer(), self._post_asr)
         stream.on_audio = self._on_audio
         stream.on_dtmf = self._on_dtmf
@@ -276,14 +249,12 @@ class CallSession:
 
     def _on_asr(self, event: AsrEvent) -> None:
         if isinstance(event, SpeechStarted):
-            self._cancel_silence()
-            self._note_resumption()
-            if self._playing is not None and self._barge_allowed and self.stream.playing:
-                self._barge_in()
+            self.silence.cancel()
+            if self.turns.speech_started(line_playing=self.stream.playing):
                 self.events.put_nowait(BargeIn())
         elif isinstance(event, Transcript) and event.is_final and event.text.strip():
             self.reply_clock.turn_ended()
-            self._cancel_silence()
+            self.silence.cancel()
             self._line("caller", event.text, event.confidence)
             self.journal.write(
                 JournalEvent.UTTERANCE, {"text": event.text, "confidence": event.confidence}
@@ -294,20 +265,11 @@ class CallSession:
     def _on_dtmf(self, key: str) -> None:
         self.record.dtmf += key
         self.journal.write(JournalEvent.DTMF, {"digit": key})
-        if self._survey is not None and not self._survey.done():
-            self._survey.set_result(key)
+        if self.survey.key_pressed(key):
             return
-        self._cancel_silence()
-        if self._playing is not None and self._barge_allowed:
-            self._barge_in()
+        self.silence.cancel()
+        self.turns.barge_in()
         self.events.put_nowait(Dtmf(key))
-
-    def _barge_in(self) -> None:
-        self._barge_at = time.monotonic()
-        self.stream.flush()
-        self.record.barge_ins += 1
-        if self._playing is not None and not self._playing.done():
-            self._playing.set_result(False)
 
     # ---- the call ----
     async def run(self) -> CallRecord:
@@ -344,54 +306,12 @@ class CallSession:
             await self._finish()
         return self.record
 
-    def _note_resumption(self) -> None:
-        turn = self._open_turn
-        if turn is None:
-            return
-        # A second start with no words in between (a cough, line noise) or a start after
-        # the window is new speech, not the sentence going on.
-        if turn.resumed or time.monotonic() - turn.ended_at > self.deps.turn_continuation_s:
-            self._open_turn = None
-        else:
-            turn.resumed = True
-
-    def _continue_turn(self, utterance: Utterance) -> Utterance:
-        """The caller's words, joined to the turn they went on with (see ``_OpenTurn``)."""
-        turn, self._open_turn = self._open_turn, None
-        if turn is None or not turn.resumed:
-            return utterance
-        self.dialogue.restore(turn.snapshot)
-        self.record.continued_turns += 1
-        first = turn.utterance
-        self.journal.write(JournalEvent.CONTINUED, {"text": first.text})
-        weight = len(first.text) + len(utterance.text) or 1
-        confidence = (first.confidence * len(first.text)
-                      + utterance.confidence * len(utterance.text)) / weight  # fmt: skip
-        head = first.text.rstrip(TRAILING_MARKS) + "，"
-        # The first part was decided; the n-best of the part that followed carries on.
-        # Scores are per token: rescaled so each hypothesis keeps its sequence probability.
-        alternatives = tuple(
-            Hypothesis(head + h.text, h.score * len(h.text) / len(head + h.text))
-            for h in utterance.alternatives
-        )
-        return Utterance(head + utterance.text, confidence, alternatives)
-
     async def _dispatch(self, event: Event) -> None:
-        snapshot = None
-        if isinstance(event, Utterance):
-            event = self._continue_turn(event)
-            if self.deps.turn_continuation_s > 0:
-                snapshot = self.dialogue.snapshot()
-        elif not isinstance(event, BargeIn):
-            self._open_turn = None  # a key press or a timeout: the caller has moved on
-        decision = self.dialogue.handle(event)
-        if isinstance(event, Utterance):
-            reversible = all(isinstance(a, _REVERSIBLE) for a in decision.actions)
-            self._open_turn = (
-                _OpenTurn(snapshot, event, time.monotonic())
-                if snapshot is not None and reversible
-                else None
-            )
+        turn = self.turns.decide(event)
+        if turn.continued is not None:
+            self.record.continued_turns += 1
+            self.journal.write(JournalEvent.CONTINUED, {"text": turn.continued.text})
+        event, decision = turn.event, turn.decision
         if decision.state:
             self.record.path.append(decision.state)
         self.journal.write(JournalEvent.DECISION, self._journal_entry(event, decision))
@@ -445,13 +365,14 @@ class CallSession:
             elif isinstance(action, CreateTicket):
                 await self._create_ticket(action)
             elif isinstance(action, Transfer):
-                await self._transfer(action)
+                await self.transfer.to_person(action)
             elif isinstance(action, HangUp):
                 self.record.outcome = self.record.outcome or action.reason
                 await self._goodbye(action.reason)
                 return
         if self._listen is not None and not interrupted:
-            self._arm_silence()
+            # What silence means (re-prompt, read the menu, give up) is the bot's policy.
+            self.silence.arm(self._listen.timeout_s)
 
     async def _file_unfinished(self, actions: list[Any]) -> None:
         """The caller hung up before the bot got to its ticket (say, during "transferring
@@ -483,10 +404,16 @@ class CallSession:
     ) -> bool:
         """Play to the end (True) or until the caller interrupts (False). ``more``: the
         prompt's next pieces, queued behind it as they are rendered."""
-        self._cancel_silence()
-        self._barge_allowed = barge_in
-        done: asyncio.Future[bool] = self.loop.create_future()
-        self._playing = done
+        self.silence.cancel()
+        done: asyncio.Future[bool] = self.loop.create_future()  # True = played to the end
+
+        def stop() -> None:  # the caller barged in: the line goes quiet at once
+            self.stream.flush()
+            self.record.barge_ins += 1
+            if not done.done():
+                done.set_result(False)
+
+        self.turns.prompt_started(stop, barge_in=barge_in)
         self.reply_clock.reply_started()
         unplayed = 0  # pieces handed to the media clock and not yet played out
         all_queued = more is None
@@ -521,7 +448,7 @@ class CallSession:
                                return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
         finally:
             ended.cancel()
-            self._playing = None
+            self.turns.prompt_ended()
         if not done.done() and not self.call.ended.is_set():
             await self._media_lost("out", f"a {seconds:.1f} s prompt was "
                                    f"still not played after {deadline:.1f} s")  # fmt: skip
@@ -552,13 +479,6 @@ class CallSession:
         self.journal.write(JournalEvent.HANDOVER, {"reason": f"media-{direction}"})
         await self._hangup(mark_done=False)
 
-    def _arm_silence(self) -> None:
-        # What silence means (re-prompt, read the menu, give up) is the bot's policy.
-        self.silence.arm(self._listen.timeout_s if self._listen is not None else None)
-
-    def _cancel_silence(self) -> None:
-        self.silence.cancel()
-
     async def _create_ticket(self, action: CreateTicket) -> str:
         draft = self._evidence(action.ticket.model_copy(deep=True))
         draft.callback_promised = action.callback_promised
@@ -584,46 +504,18 @@ class CallSession:
         if number:
             await self._play(await asyncio.to_thread(self.deps.prompts.ticket_number, number))
 
-    async def _transfer(self, action: Transfer) -> None:
-        number = self.filer.number
-        if action.ticket is not None and not number:
-            number = await self.filer.file(self._evidence(action.ticket.model_copy(deep=True)),
-                                        action.queue)  # fmt: skip
-        self.record.outcome = "transfer"
-        self.record.transfer_queue = action.queue
-        self._transferred = True
-        sb = self.deps.switchboard
-        channel = self.call.asterisk_channel
-        if (
-            sb is not None and sb.connected and channel
-            and await sb.transfer(channel, action.queue, number)
-        ):  # fmt: skip
-            self._hung_up = True  # Asterisk's Redirect ends our leg with a BYE
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.call.ended.wait(), 5)
-            return
-        # No AMI: hang up without marking the call done; the dialplan sends the caller
-        # to the human queue (extensions.conf, after Dial).
-        await self._hangup(mark_done=False)
+    def _redirected(self) -> None:
+        self._hung_up = True  # Asterisk's Redirect ends our leg with a BYE
 
     async def _goodbye(self, reason: str) -> None:
         # Survey and thanks after a request was served; the bot's own farewell already
         # ended silent, abusive and callback calls.
-        if reason == "answered" and not self._transferred:
+        if reason == "answered" and not self.transfer.requested:
             if self.deps.survey:
-                self.record.satisfaction = await self._ask_satisfaction()
+                question = self.dialogue.prompt_text("survey")
+                self.record.satisfaction = await self.survey.ask(lambda: self._play_text(question))
             await self._play_text(self.dialogue.prompt_text("goodbye"), barge_in=False)
         await self._hangup()
-
-    async def _ask_satisfaction(self) -> int | None:
-        self._survey = self.loop.create_future()
-        await self._play_text(self.dialogue.prompt_text("survey"))
-        with contextlib.suppress(TimeoutError):
-            key = await asyncio.wait_for(asyncio.shield(self._survey), SURVEY_WAIT_S)
-            if key in "123":
-                self.journal.write(JournalEvent.SATISFACTION, {"score": int(key)})
-                return int(key)
-        return None
 
     async def _play_text(self, text: str, barge_in: bool = True) -> bool:
         prompt = await asyncio.to_thread(self.deps.prompts.get, text)
@@ -671,7 +563,7 @@ class CallSession:
         return draft
 
     async def _finish(self) -> None:
-        self._cancel_silence()
+        self.silence.cancel()
         if not self._hung_up and self.call.ended.is_set():
             self.record.outcome = self.record.outcome or (
                 "answered" if self._answered else "abandoned"

@@ -12,6 +12,7 @@ from typing import Any
 
 from hotline.metrics import ReplyClock
 from ivr.session import CallSession
+from ivr.turns import TurnTaking
 from voice.prompts import Prompt
 
 PIECE = b"\x10\x00" * 800  # 0.1 s at 8 kHz
@@ -55,8 +56,7 @@ def _session(loop: asyncio.AbstractEventLoop) -> tuple[CallSession, Line]:
     said = bytearray()
     session.recorder = SimpleNamespace(bot=said.extend, said=said)  # type: ignore[assignment]
     session.silence = SimpleNamespace(cancel=lambda: None)  # type: ignore[assignment]
-    session._playing = None
-    session._barge_allowed = True
+    session.turns = TurnTaking(SimpleNamespace(), continuation_s=0)  # no dialogue: only barge-in
     session._hung_up = False
     session.reply_clock = ReplyClock(lambda _s: None)
     session.record = SimpleNamespace(barge_ins=0)  # type: ignore[assignment]
@@ -97,7 +97,7 @@ def test_a_barge_in_stops_the_rest_of_the_read_back_being_rendered() -> None:
         pulled: list[float] = []
         pieces = _rendered(10, pulled)
         first = next(pieces)
-        loop.call_later(0.2, session._barge_in)  # the caller speaks over the read-back
+        loop.call_later(0.2, session.turns.barge_in)  # the caller speaks over the read-back
         played = await session._play(first, more=pieces)
         return played, pulled, session.record.barge_ins
 
