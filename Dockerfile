@@ -21,6 +21,8 @@ COPY ivr ./ivr
 COPY tickets ./tickets
 COPY console ./console
 COPY manage ./manage
+# testkit: sipp callers, replayed AMI for `hotline bench`, `demo`, `drill` (tests/ stays out).
+COPY testkit ./testkit
 COPY ops ./ops
 RUN pip install . && rm -rf /app/build
 

@@ -116,24 +116,24 @@ def _sipp_callers(args: argparse.Namespace) -> tuple[Path, Path | None]:
     """The clips sipp callers speak and the knowledge base they ask about (soak, drills):
     ``--audio``/``--kb``, else ../shared's dev clips and sample KB (else the bot's own)."""
     from hotline.cli import CommandError
-    from ivr.bench import default_path
+    from ops.shared import dev_calls, sample_kb
 
     if shutil.which("sipp") is None:
         raise CommandError("sipp is not installed (apt-get install sip-tester)")
-    audio = args.audio or default_path("../shared/audio/calls-dev")
+    audio = args.audio or dev_calls()
     if not (audio / "transcripts.tsv").is_file():
         raise CommandError(f"{audio} has no transcripts.tsv (filename<TAB>text<TAB>expected)")
     kb = args.kb
-    if kb is None and default_path("../shared/eval/kb.yaml").is_file():
-        kb = default_path("../shared/eval/kb.yaml")
+    if kb is None and sample_kb().is_file():
+        kb = sample_kb()
     return audio, kb
 
 
 def cmd_soak(args: argparse.Namespace) -> int:
     from hotline.cli import CommandError
     from hotline.settings import load_settings
-    from ivr.bench import BenchError
     from ops.soak import soak
+    from testkit.bench import BenchError
 
     logging.basicConfig(level=logging.ERROR)
     if args.minutes <= 0 or args.concurrency < 1:
@@ -190,8 +190,8 @@ def cmd_drill(args: argparse.Namespace) -> int:
 
     from hotline.cli import CommandError
     from hotline.settings import load_settings
-    from ivr.bench import BenchError
     from ops.drills import DRILLS, DrillError, DrillKit, dumps, run_drill
+    from testkit.bench import BenchError
 
     # Warnings reach the drills' own log capture (their evidence), not the terminal.
     logging.basicConfig(level=logging.WARNING, handlers=[logging.NullHandler()])

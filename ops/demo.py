@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from hotline.settings import Settings
-from ivr.bench import CallClip, default_path
-from ops.harness import NightSwitchboard, Stack, clips_from, stack_settings
+from ops.shared import dev_calls
+from testkit.bench import CallClip
+from testkit.stack import NightSwitchboard, Stack, clips_from, stack_settings
 
 DEMO_PASSWORD = "hotline-demo"
 DEMO_USERS = (("demo-operator", "operator", "8001"), ("demo-manager", "manager", "8002"),
@@ -93,7 +94,7 @@ def pick_clips(
         clips = [synthesise(s.text, s.label, f"scene{i}", work, voice)
                  for i, s in enumerate(SCENES)]  # fmt: skip
         return clips, f"spoken at demo time by the local voice {voice.name}"
-    shared = default_path("../shared/audio/calls-dev")
+    shared = dev_calls()
     return _recorded(shared, work) or _espeak_callers(shared, work, out)
 
 
@@ -139,7 +140,7 @@ def synthesise(text: str, label: str, name: str, work: Path, voice: Any) -> Call
     from asr.bench import speech_end_s
     from hotline.audio import read_wav
     from hotline.audio.wav import write_wav
-    from ivr.callers import raw_g711
+    from testkit.callers import raw_g711
     from voice.tts import RATE, trim_and_level
 
     wav = work / f"{name}.wav"

@@ -34,10 +34,10 @@ from typing import Any
 
 from hotline.metrics import METRICS
 from hotline.settings import Settings
-from ivr.bench import CallClip, outcome_label
-from ops.ami_replay import ReplayAsterisk, ReplayError
 from ops.faults import options_request
-from ops.harness import NightSwitchboard, Stack, clips_from, stack_settings, tally
+from testkit.ami_replay import ASTERISK20_SESSION, ReplayAsterisk, ReplayError
+from testkit.bench import CallClip, outcome_label
+from testkit.stack import NightSwitchboard, Stack, clips_from, stack_settings, tally
 from tickets.redis_embedded import EmbeddedRedis
 
 log = logging.getLogger(__name__)
@@ -282,9 +282,9 @@ async def drill_controller_kill(kit: DrillKit) -> dict[str, Any]:
     unanswered), and Asterisk's dialplan would queue the caller for a person."""
     import redis.asyncio as aioredis
 
-    from ivr.callers import Caller, free_udp_port, sipp_command
     from ivr.journal import ACTIVE, JournalEntry, JournalEvent
     from ivr.wiring import load_brain
+    from testkit.callers import Caller, free_udp_port, sipp_command
     from tickets.service import TicketService
     from voice.prompts import PromptLibrary
 
@@ -482,7 +482,7 @@ async def drill_ami_drop(kit: DrillKit) -> dict[str, Any]:
 
     data = kit.data_dir("ami-drop")
     try:
-        asterisk = ReplayAsterisk(password="drill")
+        asterisk = ReplayAsterisk(ASTERISK20_SESSION, password="drill")
     except ReplayError as exc:
         raise DrillError(str(exc)) from exc
     port = await asterisk.start()

@@ -58,14 +58,15 @@ def register(commands: Any, bench: Any) -> None:
 def cmd_bench_calls(args: argparse.Namespace) -> int:
     from hotline.cli import CommandError
     from hotline.settings import load_settings
-    from ivr.bench import BenchError, default_path, run_calls
+    from ops.shared import dev_calls, sample_kb
+    from testkit.bench import BenchError, run_calls
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if shutil.which("sipp") is None:
         raise CommandError("sipp is not installed (apt-get install sip-tester)")
     settings = load_settings()
-    audio = args.audio or default_path("../shared/audio/calls-dev")
-    kb = args.kb or default_path("../shared/eval/kb.yaml")
+    audio = args.audio or dev_calls()
+    kb = args.kb or sample_kb()
     try:
         result = asyncio.run(run_calls(concurrency=args.concurrency, calls=args.calls,
                                        engine_name=args.engine, audio=audio, kb=kb,

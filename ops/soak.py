@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hotline.settings import Settings
-from ops.harness import Stack, clips_from, redis_url_for, stack_settings, tally
+from testkit.stack import Stack, clips_from, redis_url_for, stack_settings, tally
 
 
 async def soak(

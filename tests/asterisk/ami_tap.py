@@ -1,6 +1,6 @@
 """Record real AMI sessions: a TCP relay between AMI clients and the real Asterisk that
 keeps every message both ways, and turns them into the transcript the fast tests replay
-(``ops/data/asterisk20-session.txt``, read by ``ops.ami_replay``).
+(``testkit/data/asterisk20-session.txt``, read by ``testkit.ami_replay``).
 
 As panoramisk's ``testing.py`` replays recorded wire text instead of hand-written
 replies, the unit tests answer with what Asterisk 20.20.1 really sent: the ActionID

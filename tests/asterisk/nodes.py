@@ -17,8 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hotline.settings import Settings
-from ivr.bench import CallClip, load_call_clips
 from ops.drills import ControllerProcess, wait_for
+from testkit.bench import CallClip, load_call_clips
 from tests.asterisk.local import BOT_PASSWORD, BOT_USER, Asterisk, free_port
 from tickets.models import TicketRow
 from tickets.service import TicketService

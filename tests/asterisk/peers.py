@@ -1,5 +1,5 @@
 """Real SIP user agents around the real Asterisk: seat phones and the stand-in carrier
-(sipp), and callers arriving over the trunk (sipp scenarios of ivr.callers)."""
+(sipp), and callers arriving over the trunk (sipp scenarios of testkit.callers)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ivr.callers import Caller, sipp_command
+from testkit.callers import Caller, bye_answered, sipp_command
 from tests.asterisk.local import CARRIER_HOST, Asterisk, free_port
 
 _REGISTER = """<?xml version="1.0" encoding="UTF-8" ?>
@@ -86,17 +86,7 @@ a=sendrecv
 ]]></send>
   <recv request="ACK" crlf="true"/>
   <nop><action><exec command="echo answered >> {log}"/></action></nop>
-  <recv request="BYE" timeout="{hold_ms}"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-]]></send>
-  <nop><action><exec command="echo bye >> {log}"/></action></nop>
+{bye_answered}  <nop><action><exec command="echo bye >> {log}"/></action></nop>
   <pause milliseconds="0" next="end"/>
   <label id="options"/>
   <send><![CDATA[
@@ -111,6 +101,12 @@ Content-Length: 0
   <label id="end"/>
 </scenario>
 """
+
+
+def answer_scenario(user: str, ring_ms: int, hold_s: float, log: Path) -> str:
+    """The ``_ANSWER`` phone of ``user``, holding each call up to ``hold_s`` for its BYE."""
+    return _ANSWER.format(user=user, ring_ms=ring_ms, log=log,
+                          bye_answered=bye_answered(int(hold_s * 1000)))  # fmt: skip
 
 
 def _sipp(work: Path, name: str, scenario: str, target: str, local: tuple[str, int],
@@ -165,8 +161,7 @@ class Phone:
     def answer(self, ring_ms: int = 500, hold_s: float = 60.0) -> Phone:
         """Be on (in the background): answer qualify and calls, each until its BYE."""
         self.calls_log.write_text("")
-        scenario = _ANSWER.format(user=self.user, ring_ms=ring_ms, hold_ms=int(hold_s * 1000),
-                                  log=self.calls_log)  # fmt: skip
+        scenario = answer_scenario(self.user, ring_ms, hold_s, self.calls_log)
         cmd = _sipp(self.work, f"{self.user}-answer", scenario, self.target,
                     (self.host, self.port), hold_s + 60, "-bind_local")  # fmt: skip
         quiet = subprocess.DEVNULL

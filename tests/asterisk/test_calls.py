@@ -24,10 +24,10 @@ import pytest
 
 from hotline.settings import Settings
 from ivr.ami import AmiClient
-from ivr.bench import CallClip
-from ivr.callers import Caller
 from ivr.dialer import ami_dialer
-from ops.ami_replay import TRANSCRIPT, load_replies
+from testkit.ami_replay import ASTERISK20_SESSION, load_replies
+from testkit.bench import CallClip
+from testkit.callers import Caller
 from tests.asterisk.ami_tap import AmiTap, write_transcript
 from tests.asterisk.local import AMI_SECRET, AMI_USER, Asterisk, free_port
 from tests.asterisk.nodes import (
@@ -332,13 +332,13 @@ def test_a_seat_phone_that_dies_without_unregistering_is_noticed_and_may_come_ba
 
 
 def test_replayed_ami_transcript_is_what_this_asterisk_sends(line: Line) -> None:
-    """The fast tests (tests/ivr, ops drills) replay ops/data/asterisk20-session.txt:
+    """The fast tests (tests/ivr, ops drills) replay testkit/data/asterisk20-session.txt:
     every reply and event there must carry the fields this Asterisk sends, in its order.
     HOTLINE_RECORD_AMI=1 rewrites the file from the sessions recorded in this module."""
     recorded = write_transcript(line.tap, line.work / "asterisk20-session.txt")
     if os.environ.get("HOTLINE_RECORD_AMI") == "1":
-        shutil.copyfile(recorded, TRANSCRIPT)
-    fresh, shipped = load_replies(recorded), load_replies(TRANSCRIPT)
+        shutil.copyfile(recorded, ASTERISK20_SESSION)
+    fresh, shipped = load_replies(recorded), load_replies(ASTERISK20_SESSION)
     assert set(shipped) == set(fresh)
     for name, reply in fresh.items():
         assert _fields(shipped[name]) == _fields(reply), name

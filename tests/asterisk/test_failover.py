@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from ivr.ami import AmiClient
-from ivr.bench import CallClip
-from ivr.callers import Caller
 from ops.drills import DrillSkipped, drill_database, postgres_server, wait_for
+from testkit.bench import CallClip
+from testkit.callers import Caller
 from tests.asterisk.local import BOT_USER, Asterisk, free_port
 from tests.asterisk.nodes import AUDIO, Node, clip, clips, ticket_service, tickets_of
 from tests.asterisk.peers import Phone, place_call, seat

@@ -10,7 +10,7 @@ import pytest
 
 from hotline.settings import AmiSettings
 from ivr.ami import AmiClient, AmiError, parse_url
-from tests.ivr.ami_replay import AGENT_CONNECT, QUEUE_MEMBER_STATUS, ReplayAsterisk
+from tests.ivr.ami_replay import AGENT_CONNECT, QUEUE_MEMBER_STATUS, replayed_asterisk
 
 QUEUES = AmiSettings().queues  # skill -> queues.conf name, as `hotline run` passes them
 
@@ -21,7 +21,7 @@ def run(coro):  # type: ignore[no-untyped-def]
 
 def test_transfer_screen_pop_and_night_mode() -> None:
     async def body() -> None:
-        ast = ReplayAsterisk()
+        ast = replayed_asterisk()
         port = await ast.start()
         client = AmiClient(
             f"ami://hotline:s3cret@127.0.0.1:{port}", ping_interval_s=0.5, queues=QUEUES
@@ -63,7 +63,7 @@ def test_transfer_screen_pop_and_night_mode() -> None:
 
 def test_reconnects_and_resyncs_state() -> None:
     async def body() -> None:
-        ast = ReplayAsterisk()
+        ast = replayed_asterisk()
         port = await ast.start()
         client = AmiClient(
             f"ami://hotline:s3cret@127.0.0.1:{port}", ping_interval_s=0.3, queues=QUEUES
@@ -91,7 +91,7 @@ def test_reconnects_and_resyncs_state() -> None:
 
 def test_half_open_connection_detected_by_ping() -> None:
     async def body() -> None:
-        ast = ReplayAsterisk()
+        ast = replayed_asterisk()
         port = await ast.start()
         client = AmiClient(
             f"ami://hotline:s3cret@127.0.0.1:{port}", ping_interval_s=0.2, queues=QUEUES
@@ -113,7 +113,7 @@ def test_half_open_connection_detected_by_ping() -> None:
 
 def test_wrong_secret_and_bad_url() -> None:
     async def body() -> None:
-        ast = ReplayAsterisk()
+        ast = replayed_asterisk()
         port = await ast.start()
         client = AmiClient(f"ami://hotline:wrong@127.0.0.1:{port}", queues=QUEUES)
         try:

@@ -19,8 +19,8 @@ import redis
 
 from hotline.draft import RequestType
 from hotline.settings import Settings
-from ivr.callers import Caller, free_udp_port, run_sipp
 from ops.run import describe_run
+from testkit.callers import Caller, free_udp_port, run_sipp
 from tickets.redis_embedded import reachable
 from tickets.store import TicketStore
 

@@ -28,13 +28,13 @@ from hotline.audio import alaw_decode, alaw_encode, write_wav
 from hotline.draft import RequestType, TicketDraft
 from hotline.settings import AmiSettings, SipSettings
 from ivr.ami import AmiClient
-from ivr.bench import DialogueRecorder
-from ivr.callers import Caller, free_udp_port, raw_g711, run_sipp
 from ivr.controller import Controller
 from ivr.journal import CallRecord
 from ivr.sip import IncomingCall
 from ivr.wiring import ServiceSink, build_deps, load_brain, load_speech, ticket_service
-from tests.ivr.ami_replay import QUEUE_MEMBER_STATUS, ReplayAsterisk
+from testkit.bench import DialogueRecorder
+from testkit.callers import Caller, free_udp_port, raw_g711, run_sipp
+from tests.ivr.ami_replay import QUEUE_MEMBER_STATUS, replayed_asterisk
 from tests.ivr.rtp_peer import Captured, RtpCapture
 from tests.tickets.support import key_prefix, make_settings, redis_server  # noqa: F401 (fixtures)
 from tickets.service import TicketService
@@ -180,7 +180,7 @@ def place_call(
         scenario = caller.cancel_scenario(cancel_after_ms)
 
     async def main() -> Any:
-        asterisk = ReplayAsterisk() if night else None
+        asterisk = replayed_asterisk() if night else None
         if asterisk is not None:
             ami = AmiClient(
                 f"ami://hotline:s3cret@127.0.0.1:{await asterisk.start()}",
@@ -455,7 +455,7 @@ def test_agent_connect_pops_the_ticket_on_the_seat(tmp_path, service) -> None:  
     events.subscribe(f"{service.queue.prefix}:seat:seat-101")
 
     async def body() -> None:
-        asterisk = ReplayAsterisk()
+        asterisk = replayed_asterisk()
         ami = AmiClient(
             f"ami://hotline:s3cret@127.0.0.1:{await asterisk.start()}", queues=AmiSettings().queues
         )

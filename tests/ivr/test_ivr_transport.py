@@ -18,10 +18,10 @@ import pytest
 
 from hotline.audio import alaw_decode, ulaw_decode
 from hotline.settings import SipSettings
-from ivr.callers import Caller, free_udp_port, options_scenario, run_sipp
 from ivr.rtp import MediaClock, Playout, RtpStream
 from ivr.sip import IncomingCall, SipEndpoint
 from ops.faults import bad_offers, send_invite
+from testkit.callers import Caller, free_udp_port, options_scenario, run_sipp
 from tests.ivr.rtp_peer import RtpCapture
 
 TONE_HZ = 440

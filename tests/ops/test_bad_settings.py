@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ivr.callers import free_udp_port
+from testkit.callers import free_udp_port
 from tickets.redis_embedded import reachable
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ import pytest
 from hotline.settings import AmiSettings, Settings
 from ivr.ami import AmiClient
 from ivr.dialer import AmiDialer
-from tests.ivr.ami_replay import AGENT_CONNECT, AGENT_CONNECT_CHANNEL, ReplayAsterisk
+from tests.ivr.ami_replay import AGENT_CONNECT, AGENT_CONNECT_CHANNEL, replayed_asterisk
 from tickets.accounts import AccountStore, Role
 from tickets.dialer import DialerError, load_dialer, seat_channel
 from tickets.service import TicketService
@@ -31,7 +31,7 @@ def _settings(url: str) -> Settings:
 
 def test_click_to_call_from_settings_rings_the_seat_then_the_citizen() -> None:
     async def body() -> list[dict[str, str]]:
-        ast = ReplayAsterisk()
+        ast = replayed_asterisk()
         port = await ast.start()
         spec, settings = "ivr.dialer:ami_dialer", _settings(
             f"ami://hotline:s3cret@127.0.0.1:{port}")  # fmt: skip
@@ -69,7 +69,7 @@ def test_a_seat_answering_without_a_ticket_is_reported_as_a_fallback() -> None:
     event carries no HOTLINE_TICKET, and the caller's channel goes to the fallback hook."""
 
     async def body() -> tuple[list[Any], list[Any]]:
-        ast = ReplayAsterisk()
+        ast = replayed_asterisk()
         port = await ast.start()
         client = AmiClient(f"ami://hotline:s3cret@127.0.0.1:{port}", ping_interval_s=0.5)
         pops: list[Any] = []

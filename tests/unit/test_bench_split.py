@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.brain import Brain
-from ivr.bench import _verdict, confirms, split_by_label, text_outcome
+from testkit.bench import _verdict, confirms, split_by_label, text_outcome
 
 
 def test_verdicts_split_understanding_from_recognition() -> None:

@@ -1,10 +1,13 @@
 """The packages depend one way (docs/architecture.md):
 
-    hotline  <-  asr, bot, tickets, voice  <-  ivr, manage  <-  console  <-  ops
+    hotline  <-  asr, bot, tickets, voice  <-  ivr, manage  <-  console, testkit  <-  ops
 
 A package may import its own layer's base (``hotline``) and anything below it, never a
 package of its own layer or above: the bot stays pure logic, telephony knows nothing of
 the managers' tools, the console never reaches into the call path's composition root.
+``testkit`` (bench, sipp callers, replayed AMI, the in-process stack) drives the call path
+from above it; only ``ops`` and the tests use it, so no runtime package depends on test
+support.
 Every ``import`` statement is read (at module level and inside functions alike), so a
 lazy import cannot hide a cycle.
 """
@@ -21,7 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("hotline",),
     ("asr", "bot", "tickets", "voice"),
     ("ivr", "manage"),
-    ("console",),
+    ("console", "testkit"),
     ("ops",),
 ]
 LEVEL = {package: level for level, group in enumerate(LAYERS) for package in group}

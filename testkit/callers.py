@@ -71,34 +71,14 @@ Content-Length: 0
 ]]></send>
   <recv response="200" crlf="true"/>
 """
-_WAIT_BYE = """  <recv request="BYE" timeout="{timeout_ms}"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
+_OK_TO_LAST_REQUEST = """SIP/2.0 200 OK
 [last_Via:]
 [last_From:]
 [last_To:]
 [last_Call-ID:]
 [last_CSeq:]
 Content-Length: 0
-]]></send>
 """
-_BYE_EITHER_WAY = (
-    """  <recv request="BYE" timeout="{timeout_ms}" ontimeout="caller_bye"/>
-  <send next="done"><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-]]></send>
-  <label id="caller_bye"/>
-"""
-    + _BYE
-    + """  <label id="done"/>
-"""
-)
 _CANCEL = """  <recv response="100" optional="true"/>
   <recv response="180"/>
   <pause milliseconds="{ms}"/>
@@ -137,6 +117,21 @@ Content-Length: 0
 ]]></send>
   <recv response="200"/>
 """
+
+
+def bye_answered(timeout_ms: int, *, on_timeout: str = "", then: str = "") -> str:
+    """sipp steps: wait up to ``timeout_ms`` for the other side's BYE and answer it 200 OK.
+
+    ``on_timeout``: the label to go to when no BYE comes (else sipp fails the call);
+    ``then``: the label to go to after the 200 OK. The callers here and the phones around
+    the real Asterisk (tests/asterisk/peers.py) take their BYE this one way.
+    """
+    jump = f' ontimeout="{on_timeout}"' if on_timeout else ""
+    after = f' next="{then}"' if then else ""
+    return (
+        f'  <recv request="BYE" timeout="{timeout_ms}"{jump}/>\n'
+        f"  <send{after}><![CDATA[\n{_OK_TO_LAST_REQUEST}]]></send>\n"
+    )
 
 
 def raw_g711(wav: Path, out_dir: Path, codec: str = "PCMA", line_s: float = 0.0) -> Path:
@@ -186,12 +181,17 @@ class Caller:
         return self
 
     def expect_bye(self, timeout_ms: int = 30000) -> Caller:
-        self.steps.append(self._fmt(_WAIT_BYE, timeout_ms=timeout_ms))
+        self.steps.append(bye_answered(timeout_ms))
         return self
 
     def hang_up_unless_bye(self, after_ms: int) -> Caller:
         """Wait up to ``after_ms`` for the bot's BYE (transfer, goodbye); else hang up."""
-        self.steps.append(self._fmt(_BYE_EITHER_WAY, timeout_ms=after_ms))
+        self.steps.append(
+            bye_answered(after_ms, on_timeout="caller_bye", then="done")
+            + '  <label id="caller_bye"/>\n'
+            + self._fmt(_BYE)
+            + '  <label id="done"/>\n'
+        )
         return self
 
     def scenario(self) -> str:

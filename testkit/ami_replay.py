@@ -1,8 +1,9 @@
 """A stand-in Asterisk AMI server that answers with replies recorded from Asterisk 20.
 
 Used by the AMI client's tests and by the ami-drop fault drill: a TCP server on 127.0.0.1
-that replays the wire transcript in ``ops/data/asterisk20-session.txt``, records the
-actions it received, pushes events, and can drop its connections or stop answering pings.
+that replays a wire transcript (the caller passes it: usually ``ASTERISK20_SESSION``),
+records the actions it received, pushes events, and can drop its connections or stop
+answering pings.
 """
 
 from __future__ import annotations
@@ -11,19 +12,20 @@ import asyncio
 import contextlib
 from pathlib import Path
 
-# Shipped with the package (not under tests/): ``hotline drill ami-drop`` replays it in an
-# installed copy too (the Docker image has no tests folder).
-TRANSCRIPT = Path(__file__).resolve().parent / "data" / "asterisk20-session.txt"
+# Recorded from a real Asterisk 20 by tests/asterisk/test_calls.py. Package data (not under
+# tests/): ``hotline drill ami-drop`` replays it in an installed copy too (the Docker image
+# has no tests folder). Named, not a default: the drill and the tests say which one they use.
+ASTERISK20_SESSION = Path(__file__).resolve().parent / "data" / "asterisk20-session.txt"
 
 
 class ReplayError(Exception):
-    """The recorded replies are not available (not a source checkout)."""
+    """The recorded replies are not available (the transcript file is missing)."""
 
 
-def load_replies(path: Path = TRANSCRIPT) -> dict[str, str]:
+def load_replies(path: Path) -> dict[str, str]:
     """Action name (lower case) -> the recorded reply, with ``{id}`` for the ActionID."""
     if not path.is_file():
-        raise ReplayError(f"{path} (recorded AMI replies) is missing: use a source checkout")
+        raise ReplayError(f"{path} (recorded AMI replies) is missing")
     replies: dict[str, str] = {}
     current, lines = "", list[str]()
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -43,7 +45,7 @@ def load_replies(path: Path = TRANSCRIPT) -> dict[str, str]:
 class ReplayAsterisk:
     """``stop`` then ``start`` is Asterisk restarting (same port); ``drop`` cuts the sockets."""
 
-    def __init__(self, password: str = "s3cret", transcript: Path = TRANSCRIPT) -> None:
+    def __init__(self, transcript: Path, password: str = "s3cret") -> None:
         self.replies = load_replies(transcript)
         self.password = password
         self.actions: list[dict[str, str]] = []

@@ -52,11 +52,11 @@ from bot.brain import Brain
 from bot.events import CallStarted, CreateTicket, Decision, Event, Say, Transfer, Utterance
 from hotline.audio import read_wav
 from hotline.draft import RequestType, TicketDraft
-from ivr.callers import Caller, free_udp_port, raw_g711, sipp_command
 from ivr.controller import Controller
 from ivr.journal import CallRecord
 from ivr.sip import IncomingCall
 from ivr.wiring import build_deps, load_brain, load_speech, prerender
+from testkit.callers import Caller, free_udp_port, raw_g711, sipp_command
 from voice.prompts import PromptLibrary
 
 REPLY_WAIT_MS = 10000  # after the clip: time for the bot's reply to start
@@ -77,14 +77,6 @@ class CallClip:
     raw: Path  # headerless A-law, what sipp's rtp_stream plays
     seconds: float
     speech_end_s: float
-
-
-def default_path(relative: str) -> Path:
-    """``../shared/...`` from the working directory, else beside the repository."""
-    here = Path(relative)
-    if here.exists():
-        return here
-    return Path(__file__).resolve().parent.parent / relative
 
 
 def load_call_clips(folder: Path, workdir: Path) -> list[CallClip]:

@@ -20,12 +20,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hotline.settings import Settings, SipSettings
-from ivr.bench import CallClip, DialogueRecorder, load_call_clips
-from ivr.callers import Caller, free_udp_port, sipp_command
 from ivr.controller import Controller
 from ivr.journal import heartbeat, recover_orphans_forever
 from ivr.sip import IncomingCall
 from ivr.wiring import ServiceSink, build_deps, load_brain, load_speech, prerender
+from testkit.bench import CallClip, DialogueRecorder, load_call_clips
+from testkit.callers import Caller, free_udp_port, sipp_command
 from tickets.models import TicketRow
 from tickets.redis_embedded import EmbeddedRedis, reachable
 from tickets.service import TicketService
@@ -79,7 +79,7 @@ def stack_settings(settings: Settings, data_dir: Path, redis_url: str, prefix: s
 class Stack:
     settings: Settings
     engine_name: str = "whisper"
-    kb: Path | None = None
+    kb: Path | None = None  # None: the settings' knowledge base (bot.kb), as `hotline run`
     switchboard: NightSwitchboard = field(default_factory=lambda: NightSwitchboard(False))
     max_calls: int = 24
     controller: Controller | None = None
