@@ -231,7 +231,10 @@ def _verdict(expected: str, outcome: str, on_text: str) -> str:
         return "correct"
     if confirms(expected, outcome):
         return "confirmed"
-    return "wrong_on_text" if on_text != expected else "wrong_by_recognition"
+    # The written words reach the outcome, or a confirm question a yes would turn into it:
+    # the call went wrong on what the recogniser heard, not on understanding.
+    text_right = on_text == expected or confirms(expected, on_text)
+    return "wrong_by_recognition" if text_right else "wrong_on_text"
 
 
 def _percentile(values: list[float], q: int) -> float | None:

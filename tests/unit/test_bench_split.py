@@ -12,6 +12,11 @@ def test_verdicts_split_understanding_from_recognition() -> None:
     assert _verdict("emergency", "emergency_check", "emergency") == "confirmed"
     assert _verdict("kb:low-income", "unknown", "kb:low-income") == "wrong_by_recognition"
     assert _verdict("kb:low-income", "unknown", "unknown") == "wrong_on_text"
+    # On the written words the bot would ask to confirm the right entry: the miss is the
+    # recogniser's, not understanding's.
+    on_text = "confirm:kb:low-income"
+    assert _verdict("kb:low-income", "kb:vaccine", on_text) == "wrong_by_recognition"
+    assert _verdict("kb:low-income", "kb:vaccine", "confirm:kb:vaccine") == "wrong_on_text"
     assert not confirms("kb:low-income", "confirm:kb:vaccine")
     rows = [
         {"expected": "kb:a", "verdict": "correct"},
