@@ -4,7 +4,8 @@ A prompt is rendered off the event loop (``PromptSource`` may synthesise), queue
 call's line and waited for until its last packet has gone out (True) or the caller cut
 it short (False: the line is flushed at once, within one 20 ms packet). A read-back
 comes in clauses, each queued as soon as it is rendered, so the caller hears the first
-while the rest renders; a barge-in stops the rendering too.
+while the rest renders; a barge-in stops the rendering too. A callback's confirmation
+reads the work order's number out digit by digit.
 
 A prompt whose playout has not finished long after it should have (its length x
 ``PLAYOUT_SLACK`` + ``PLAYOUT_GRACE_S``) is not being sent: the media process died or
@@ -19,7 +20,7 @@ from typing import Any, Protocol
 
 from bot.events import Say
 from ivr.journal import CallRecord, JournalEvent, JournalWriter
-from voice.prompts import Prompt
+from voice.prompts import TICKET_NO, Prompt
 
 PLAYOUT_SLACK = 1.5
 PLAYOUT_GRACE_S = 3.0
@@ -42,6 +43,10 @@ class PromptSource(Protocol):
     def stream(
         self, text: str, prompt_id: str | None = None, slow: bool = False
     ) -> Iterator[Prompt]: ...
+
+    def ticket_number(self, number: str) -> Prompt: ...
+
+    def with_ticket_number(self, wording: str, number: str) -> Prompt: ...
 
 
 class BargeInTurns(Protocol):
@@ -97,6 +102,20 @@ class PromptPlayer:
         prompt = await asyncio.to_thread(self.prompts.get, text)
         self.said(text)
         return await self.play(prompt, barge_in)
+
+    async def confirm_callback(self, wording: str, number: str, fallback: str) -> None:
+        """The bot's confirmation of a callback (``ticket_created_night``, the wording a
+        manager edits) with the work order's number read out. A spooled draft has no
+        number yet (the promise holds); a bot that sends no wording: ``fallback``."""
+        if wording and number and TICKET_NO in wording:
+            self.said(wording.replace(TICKET_NO, number))
+            await self.play(
+                await asyncio.to_thread(self.prompts.with_ticket_number, wording, number)
+            )
+            return
+        await self.say_text(wording if wording and TICKET_NO not in wording else fallback)
+        if number:
+            await self.play(await asyncio.to_thread(self.prompts.ticket_number, number))
 
     async def play(
         self, prompt: Prompt, barge_in: bool = True, more: Iterator[Prompt] | None = None

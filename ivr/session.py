@@ -1,21 +1,25 @@
 """One call: transport, recogniser, bot and prompts wired together.
 
-Threads and the loop: the RTP socket is read on the event loop; caller audio goes to a
-per-call recogniser thread (``Recognizer.accept`` may block ~0.3 s for a Whisper decode
-at the end of an utterance, which must never stall the loop or the media clock); its
-events come back with ``call_soon_threadsafe``. Outgoing audio is queued on the
-``RtpStream`` and paced by the process's ``MediaClock``.
+The session is the coordinator: it takes the media and recogniser callbacks, hands each
+event to the bot, carries out the bot's actions through its parts and finishes the call
+(the bot's last word, the record, the journal). Its parts, each tested alone:
 
-Turn-taking (``ivr.turns``): a prompt plays until it ends, the caller speaks (barge-in:
-the recogniser's SpeechStarted flushes the queue, so the prompt stops within one 20 ms
-packet plus the VAD onset of ~100 ms) or presses a key. After the bot's ``Listen``,
-silence for its timeout (capped by ``ivr.silence_timeout_s``) goes to the bot as
-``SilenceTimeout`` (``ivr.silence``): the bot decides whether to re-prompt, read the
-keypad menu or end the call.
-
-The session coordinates its parts: ``TurnTaking``, ``SilenceTimer``, ``CallRecorder``,
-``TicketFiler``, ``CallTransfer`` (``ivr.transfer``), ``SatisfactionSurvey``
-(``ivr.survey``) and the ``CallJournal``.
+- ``ivr.listening``: ``AsrWorker``, the per-call recogniser thread (``Recognizer.accept``
+  may block ~0.3 s for a Whisper decode, which must never stall the event loop or the
+  media clock), with silence filled into a quiet line's gaps; its events come back with
+  ``call_soon_threadsafe``. ``InboundWatch``: no caller RTP for ``ivr.media_stall_s``.
+- ``ivr.playout``: ``PromptPlayer`` renders prompts off the loop, queues them on the
+  ``RtpStream`` (paced by the process's ``MediaClock``), read-backs clause by clause,
+  and waits for the end, a barge-in, or the playout deadline (media lost).
+- ``ivr.turns``: ``TurnTaking``, barge-in (the recogniser's SpeechStarted or a key
+  flushes the line: the prompt stops within one 20 ms packet plus the VAD onset of
+  ~100 ms) and continued turns.
+- ``ivr.silence``: ``SilenceTimer``; after the bot's ``Listen``, silence for its timeout
+  (capped by ``ivr.silence_timeout_s``) goes to the bot as ``SilenceTimeout``, and the
+  bot decides whether to re-prompt, read the keypad menu or end the call.
+- ``CallRecorder`` (``ivr.recorder``), ``TicketFiler`` (``ivr.filing``), ``CallTransfer``
+  (``ivr.transfer``), ``SatisfactionSurvey`` (``ivr.survey``) and the ``CallJournal``
+  (``ivr.journal``).
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ from ivr.sip import IncomingCall
 from ivr.survey import SatisfactionSurvey
 from ivr.transfer import CallTransfer, Switchboard
 from ivr.turns import ReversibleDialogue, TurnTaking
-from voice.prompts import TICKET_NO, PromptLibrary
+from voice.prompts import PromptLibrary
 
 log = logging.getLogger(__name__)
 
@@ -301,27 +305,9 @@ class CallSession:
         draft.callback_promised = action.callback_promised
         number = await self.filer.file(draft, "general")
         if action.callback_promised and (number or self.filer.spooled):
-            await self._promise_callback(action.confirmation, number)
+            fallback = self.dialogue.prompt_text("callback_registered")
+            await self.player.confirm_callback(action.confirmation, number, fallback)
         return number
-
-    async def _promise_callback(self, wording: str, number: str) -> None:
-        """The bot's confirmation (``ticket_created_night``, the wording a manager edits)
-        with the number read out. A spooled draft has no number yet (the promise holds),
-        and a bot that sends no wording: the session's own sentence."""
-        if wording and number and TICKET_NO in wording:
-            self._line("bot", wording.replace(TICKET_NO, number))
-            prompts = self.deps.prompts
-            await self.player.play(
-                await asyncio.to_thread(prompts.with_ticket_number, wording, number)
-            )
-            return
-        await self.player.say_text(
-            wording
-            if wording and TICKET_NO not in wording
-            else self.dialogue.prompt_text("callback_registered")
-        )
-        if number:
-            await self.player.play(await asyncio.to_thread(self.deps.prompts.ticket_number, number))
 
     def _over(self) -> bool:
         """Our leg is ending (we hung up, or were redirected) or has ended."""

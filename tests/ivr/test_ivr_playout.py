@@ -16,6 +16,7 @@ from ivr.turns import TurnTaking
 from voice.prompts import Prompt
 
 GRACE_S = 0.05  # the deadline of a prompt of (almost) no length
+NUMBER, WITH_NUMBER = 8, 9  # the tags of the fake prompts that read a ticket number
 
 
 def prompt(tag: int, seconds: float = 0.02) -> Prompt:
@@ -55,6 +56,12 @@ class FakePrompts:
         self, text: str, prompt_id: str | None = None, slow: bool = False
     ) -> Iterator[Prompt]:
         return iter(self.pieces)
+
+    def ticket_number(self, number: str) -> Prompt:
+        return prompt(NUMBER)
+
+    def with_ticket_number(self, wording: str, number: str) -> Prompt:
+        return prompt(WITH_NUMBER)
 
 
 @dataclass
@@ -225,3 +232,37 @@ def test_a_say_with_no_audio_counts_as_heard() -> None:
     c = call([])
     assert asyncio.run(c.player.say(Say("")))
     assert c.line.queued == [] and c.seen.said == [""]
+
+
+def confirmed(wording: str, number: str) -> tuple[list[str], list[int]]:
+    """What a callback confirmation put in the transcript, and the prompts it played."""
+
+    async def scenario() -> tuple[list[str], list[int]]:
+        c = call()
+        heard: list[int] = []
+
+        def play(pcm8k: bytes, done: Callable[[], None] | None = None) -> None:
+            heard.append(pcm8k[0])
+            if done is not None:
+                asyncio.get_running_loop().call_soon(done)  # played out at once
+
+        c.line.play = play  # type: ignore[method-assign]
+        await c.player.confirm_callback(wording, number, fallback="我们会尽快回电")
+        return c.seen.said, heard
+
+    return asyncio.run(scenario())
+
+
+def test_a_callback_confirmation_reads_the_number_where_the_wording_puts_it() -> None:
+    said, heard = confirmed("已登记，工单号{ticket_no}，明天回电", "20261128-0001")
+    assert said == ["已登记，工单号20261128-0001，明天回电"] and heard == [WITH_NUMBER]
+
+
+def test_a_callback_confirmation_without_a_place_for_the_number_reads_it_after() -> None:
+    said, heard = confirmed("已登记，明天回电", "20261128-0001")
+    assert said == ["已登记，明天回电"] and heard == [1, NUMBER]
+
+
+def test_a_spooled_callback_keeps_the_promise_without_a_number() -> None:
+    said, heard = confirmed("已登记，工单号{ticket_no}", "")
+    assert said == ["我们会尽快回电"] and heard == [1]
