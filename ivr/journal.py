@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from bot.events import CreateTicket, Decision, Event, Transfer
 from hotline.draft import RequestType, TicketDraft, TranscriptLine
 from hotline.metrics import METRICS
 
@@ -80,6 +81,12 @@ class JournalEntry:
         except ValueError:
             return None
         return cls(kind, json.loads(text("data") or "{}"), float(text("at") or 0))
+
+
+class JournalWriter(Protocol):
+    """What a call's parts need of its journal (``CallJournal``; a fake in tests)."""
+
+    def write(self, kind: JournalEvent, data: dict[str, Any]) -> None: ...
 
 
 def mask_number(number: str) -> str:
@@ -319,6 +326,28 @@ class OrphanedCall:
 
 
 ORPHAN_REASON = "the call controller stopped mid-call"
+
+
+def decision_entry(event: Event, decision: Decision, taking_down: object) -> dict[str, Any]:
+    """A ``DECISION`` entry: what orphan recovery needs to file the call as the bot would
+    have (``draft_from_journal``): the work order decided (CreateTicket or Transfer), else
+    the one being taken down (``taking_down``, the dialogue's draft), the skill queue and
+    the callback promise."""
+    actions = decision.actions
+    decided = next((a for a in actions if isinstance(a, CreateTicket | Transfer)
+                    and a.ticket is not None), None)  # fmt: skip
+    ticket = decided.ticket if decided is not None else None
+    partial = taking_down if ticket is None and isinstance(taking_down, TicketDraft) else None
+    transfer = next((a for a in actions if isinstance(a, Transfer)), None)
+    return {
+        "event": type(event).__name__, "state": decision.state,
+        "actions": [type(a).__name__ for a in actions],
+        "ticket": ticket.model_dump(mode="json") if ticket else None,
+        "partial": partial.model_dump(mode="json") if partial is not None else None,
+        "queue": transfer.queue if transfer is not None else None,
+        "callback_promised": any(isinstance(a, CreateTicket) and a.callback_promised
+                                 for a in actions),
+    }  # fmt: skip
 
 
 def draft_from_journal(call_id: str, entries: list[tuple[Any, dict[Any, Any]]]) -> OrphanedCall:

@@ -6,16 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
 
-from ivr.journal import JournalEvent
+from ivr.journal import JournalEvent, JournalWriter
 
 SURVEY_WAIT_S = 6.0
 SCORES = "123"
-
-
-class JournalWriter(Protocol):
-    def write(self, kind: JournalEvent, data: dict[str, Any]) -> None: ...
 
 
 class SatisfactionSurvey:

@@ -7,11 +7,12 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from hotline.metrics import ReplyClock
-from ivr.session import CallSession
+from ivr.journal import CallRecord
+from ivr.playout import PromptPlayer
 from ivr.turns import TurnTaking
 from voice.prompts import Prompt
 
@@ -46,21 +47,32 @@ class Line:
         return time.monotonic() < self._busy_until
 
 
-def _session(loop: asyncio.AbstractEventLoop) -> tuple[CallSession, Line]:
-    """A CallSession with only what ``_play`` uses (no SIP, recogniser or bot)."""
-    session = object.__new__(CallSession)
+@dataclass
+class Player:
+    """A ``PromptPlayer`` on the line, and what it recorded (no SIP, recogniser or bot)."""
+
+    prompts: PromptPlayer
+    line: Line
+    turns: TurnTaking
+    record: CallRecord
+    said: bytearray
+
+
+def _player(loop: asyncio.AbstractEventLoop) -> Player:
     line = Line(loop)
-    session.loop = loop
-    session.stream = line  # type: ignore[assignment]
-    session.call = SimpleNamespace(ended=asyncio.Event(), call_id="test")  # type: ignore[assignment]
+    turns = TurnTaking(SimpleNamespace(), continuation_s=0)  # no dialogue: only barge-in
+    record = CallRecord(call_id="test", caller="", started_at="")
     said = bytearray()
-    session.recorder = SimpleNamespace(bot=said.extend, said=said)  # type: ignore[assignment]
-    session.silence = SimpleNamespace(cancel=lambda: None)  # type: ignore[assignment]
-    session.turns = TurnTaking(SimpleNamespace(), continuation_s=0)  # no dialogue: only barge-in
-    session._hung_up = False
-    session.reply_clock = ReplyClock(lambda _s: None)
-    session.record = SimpleNamespace(barge_ins=0)  # type: ignore[assignment]
-    return session, line
+
+    async def media_lost(why: str) -> None:
+        raise AssertionError(f"media lost: {why}")
+
+    player = PromptPlayer(
+        line, SimpleNamespace(), turns, asyncio.Event(), record, SimpleNamespace(),  # type: ignore[arg-type]
+        said=lambda _text: None, on_prompt=lambda: None, played=said.extend,
+        media_lost=media_lost,
+    )  # fmt: skip
+    return Player(player, line, turns, record, said)
 
 
 def _rendered(count: int, pulled: list[float]) -> Iterator[Prompt]:
@@ -74,12 +86,12 @@ def _rendered(count: int, pulled: list[float]) -> Iterator[Prompt]:
 def test_the_first_clause_plays_while_the_rest_renders() -> None:
     async def scenario() -> tuple[bool, Line, list[float], bytearray]:
         loop = asyncio.get_running_loop()
-        session, line = _session(loop)
+        player = _player(loop)
         pulled: list[float] = []
         pieces = _rendered(4, pulled)
         first = next(pieces)
-        played = await session._play(first, more=pieces)
-        return played, line, pulled, session.recorder.said  # type: ignore[attr-defined]
+        played = await player.prompts.play(first, more=pieces)
+        return played, player.line, pulled, player.said
 
     played, line, pulled, recorded = asyncio.run(scenario())
     assert played
@@ -93,13 +105,13 @@ def test_the_first_clause_plays_while_the_rest_renders() -> None:
 def test_a_barge_in_stops_the_rest_of_the_read_back_being_rendered() -> None:
     async def scenario() -> tuple[bool, list[float], int]:
         loop = asyncio.get_running_loop()
-        session, _ = _session(loop)
+        player = _player(loop)
         pulled: list[float] = []
         pieces = _rendered(10, pulled)
         first = next(pieces)
-        loop.call_later(0.2, session.turns.barge_in)  # the caller speaks over the read-back
-        played = await session._play(first, more=pieces)
-        return played, pulled, session.record.barge_ins
+        loop.call_later(0.2, player.turns.barge_in)  # the caller speaks over the read-back
+        played = await player.prompts.play(first, more=pieces)
+        return played, pulled, player.record.barge_ins
 
     played, pulled, barge_ins = asyncio.run(scenario())
     assert not played and barge_ins == 1
@@ -111,7 +123,7 @@ def test_rendering_runs_off_the_event_loop() -> None:
 
     async def scenario() -> int:
         loop = asyncio.get_running_loop()
-        session, _ = _session(loop)
+        player = _player(loop)
         ticks = 0
         stop = threading.Event()
 
@@ -123,7 +135,7 @@ def test_rendering_runs_off_the_event_loop() -> None:
 
         ticker = asyncio.ensure_future(tick())
         pieces = _rendered(3, [])
-        await session._play(next(pieces), more=pieces)
+        await player.prompts.play(next(pieces), more=pieces)
         stop.set()
         await ticker
         return ticks
