@@ -27,6 +27,9 @@ Measures
 - audio_underruns: 20 ms media-clock ticks that went out more than 5 ms late while a
   call was up (every stream's packet of that tick was late); audio_late_max_ms: the
   latest tick; clock_scheduling: the CPU priority the clock thread got.
+- platform_late_ticks / platform_late_max_ms: the same count from an idle clock of the
+  same schedule and priority beside the calls (``testkit.clock_probe``): late ticks no
+  code of ours caused (the host took the CPU away), to read audio_underruns against.
 - correct: share of calls whose outcome (answer id, ticket type, transfer to a person,
   emergency, abuse warning, "not understood") matches the clip's label.
 """
@@ -36,9 +39,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import json
 import random
 import socket
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -435,6 +440,7 @@ async def _drive(
             up.change(-1)
             slots.free.append(slot)
 
+    probe = await _start_probe()
     try:
         begin = time.monotonic() + 0.2
         offsets = arrivals.offsets(len(numbers))
@@ -449,6 +455,7 @@ async def _drive(
     finally:
         cpu = sum(sum(p.cpu_times()[:2]) for p in procs if p.is_running()) - cpu_before
         late = controller.clock.stats.late_ticks - late_before
+        platform = await _stop_probe(probe)
         stop.set()
         await sampler
         await controller.stop()
@@ -457,6 +464,10 @@ async def _drive(
                        cpu, late, (peak[0] - rss_before) / 2**20, details, on_text)  # fmt: skip
     summary["audio_late_max_ms"] = round(controller.clock.stats.max_late_ms, 1)
     summary["clock_scheduling"] = controller.clock.stats.scheduling
+    summary["platform_late_ticks"] = platform.get("late_ticks")
+    summary["platform_late_max_ms"] = (
+        round(platform["max_late_ms"], 1) if "max_late_ms" in platform else None
+    )
     summary["arrival"] = {
         "model": "poisson", "rate_per_s": round(arrivals.rate_per_s, 3),
         "mean_hold_s": round(arrivals.mean_hold_s, 1), "seed": arrivals.seed,
@@ -464,6 +475,25 @@ async def _drive(
         "concurrent_peak": up.peak,
     }  # fmt: skip
     return summary
+
+
+async def _start_probe() -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "testkit.clock_probe", stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+async def _stop_probe(probe: asyncio.subprocess.Process) -> dict[str, Any]:
+    """The probe's figures; empty if it could not run (the bench's own figures stand)."""
+    assert probe.stdin is not None
+    probe.stdin.close()
+    out, _ = await probe.communicate()
+    try:
+        figures = json.loads(out)
+    except ValueError:
+        return {}
+    return figures if isinstance(figures, dict) else {}
 
 
 def _summary(

@@ -79,3 +79,26 @@ def test_bye_answered_is_a_fragment_a_phone_can_embed() -> None:
     assert "{" not in fragment
     root = ET.fromstring(f"<scenario>{fragment}</scenario>".encode())
     assert [e.tag for e in root] == ["recv", "send"]
+
+
+def test_the_clock_probe_counts_ticks_until_told_to_stop() -> None:
+    """``hotline bench calls`` reads underruns against this idle clock's own late ticks."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    started = time.monotonic()
+    probe = subprocess.Popen(
+        [sys.executable, "-m", "testkit.clock_probe"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(1.0)
+    out, _ = probe.communicate("", timeout=10)  # closing its input stops it
+    elapsed = time.monotonic() - started
+    figures = json.loads(out)
+    assert probe.returncode == 0
+    # One tick per 20 ms from when it started (Python's start-up comes off the front).
+    assert 10 <= figures["ticks"] <= elapsed / 0.02 + 1
+    assert 0 <= figures["late_ticks"] <= figures["ticks"]
+    assert figures["scheduling"]  # what priority it got is part of the figure
