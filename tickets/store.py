@@ -798,7 +798,7 @@ class TicketStore:
             ).first()
             if found is None:
                 raise TicketNotFound("没有这个附件")
-            return _attachment_info(found), found.data
+            return AttachmentInfo.model_validate(found, from_attributes=True), found.data
 
     def merge(
         self, number: str, into: str, actor: str, note: str = "", *, guard: Guard | None = None
@@ -1063,7 +1063,9 @@ class TicketStore:
             update={
                 "history": history,
                 "dispatched_at": ticket.dispatched_at or _aware(min(firsts) if firsts else None),
-                "attachments": [_attachment_info(f) for f in files],
+                "attachments": [
+                    AttachmentInfo.model_validate(f, from_attributes=True) for f in files
+                ],
             }
         )
 
@@ -1347,14 +1349,3 @@ def _refresh_copies(row: TicketRow) -> None:
     names = ("number", "topic", "department", "summary", "caller", "elements", "caller_words")
     for key, value in _copies({name: getattr(row, name) for name in names}).items():
         setattr(row, key, value)
-
-
-def _attachment_info(row: TicketAttachmentRow) -> AttachmentInfo:
-    return AttachmentInfo(
-        id=row.id,
-        filename=row.filename,
-        content_type=row.content_type,
-        size=row.size,
-        author=row.author,
-        created_at=row.created_at,
-    )
