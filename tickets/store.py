@@ -12,6 +12,7 @@ import threading
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
 
@@ -533,25 +534,15 @@ class TicketStore:
         guard: Guard | None = None,
     ) -> Ticket:
         """One 回电 attempt in the history (status unchanged); 已回电 keeps the promise."""
-        with self.writing() as session:
-            row = self._row(session, number, lock=True, guard=guard)
+        with self._changing(number, guard) as change:
+            row = change.row
             if not row.callback_promised:
                 raise TicketError(f"工单 {number} 没有回电承诺，无需登记回电结果")
             if row.status == Status.CLOSED.value:
                 raise InvalidTransition(f"工单 {number} 已办结，不能登记回电")
-            row.updated_at = self.clock()
-            self._append(
-                session,
-                row,
-                actor,
-                callback_action(outcome),
-                row.status,
-                row.status,
-                {"note": note.strip()},
-                row.updated_at,
-            )
-            session.flush()
-            return self._to_ticket(session, row, with_history=True)
+            row.updated_at = change.now
+            change.record(actor, callback_action(outcome), {"note": note.strip()})
+        return change.ticket
 
     def waiting_numbers(self) -> list[tuple[str, str, str]]:
         """(number, skill, urgency) of tickets still in intake and taken by nobody."""
@@ -602,8 +593,8 @@ class TicketStore:
         self, number: str, changes: TicketEdit, actor: str, *, guard: Guard | None = None
     ) -> Ticket:
         values = changes.model_dump(exclude_none=True)
-        with self.writing() as session:
-            row = self._row(session, number, lock=True, guard=guard)
+        with self._changing(number, guard) as change:
+            row = change.row
             if row.status == Status.CLOSED.value:
                 raise InvalidTransition(f"工单 {number} 已办结，不能修改")
             before = self._snapshot(row)
@@ -613,18 +604,9 @@ class TicketStore:
             after = self._snapshot(row)
             diff = {k: [before[k], after[k]] for k in after if before[k] != after[k]}
             if diff:
-                row.updated_at = self.clock()
-                self._append(
-                    session,
-                    row,
-                    actor,
-                    "edited",
-                    row.status,
-                    row.status,
-                    {"changes": diff},
-                    row.updated_at,
-                )
-            return self._to_ticket(session, row, with_history=True)
+                row.updated_at = change.now
+                change.record(actor, "edited", {"changes": diff})
+        return change.ticket
 
     def assign(
         self,
@@ -635,24 +617,15 @@ class TicketStore:
         *,
         guard: Guard | None = None,
     ) -> Ticket:
-        with self.writing() as session:
-            row = self._row(session, number, lock=True, guard=guard)
-            if row.assigned_to == username and row.seat == seat:
-                return self._to_ticket(session, row, with_history=True)
-            row.assigned_to, row.seat = username, seat
-            row.updated_at = self.clock()
-            action = "assigned" if username else "released"
-            self._append(
-                session,
-                row,
-                actor,
-                action,
-                row.status,
-                row.status,
-                {"user": username, "seat": seat},
-                row.updated_at,
-            )
-            return self._to_ticket(session, row, with_history=True)
+        with self._changing(number, guard) as change:
+            row = change.row
+            # Taking what one already holds is no change: nothing to record.
+            if row.assigned_to != username or row.seat != seat:
+                row.assigned_to, row.seat = username, seat
+                row.updated_at = change.now
+                action = "assigned" if username else "released"
+                change.record(actor, action, {"user": username, "seat": seat})
+        return change.ticket
 
     def dispatch(
         self,
@@ -673,10 +646,10 @@ class TicketStore:
             raise TicketError("转办需要选择承办单位")
         assists = [d for d in dict.fromkeys(co_departments or []) if d and d != department]
         target = TRANSITIONS["dispatch"][1]
-        with self.writing() as session:
-            row = self._row(session, number, lock=True, guard=guard)
+        with self._changing(number, guard) as change:
+            row, session = change.row, change.session
             current = self._check_step(row, "dispatch")
-            now = self.clock()
+            now = change.now
             row.department, row.status, row.updated_at = department, target.value, now
             row.extension_request = None
             detail: dict[str, Any] = {"department": department, "note": note}
@@ -688,9 +661,8 @@ class TicketStore:
             session.execute(delete(TicketAssistRow).where(TicketAssistRow.ticket_id == row.id))
             session.add_all(TicketAssistRow(ticket_id=row.id, department=d) for d in assists)
             _refresh_copies(row)
-            self._append(session, row, actor, "dispatch", current, target, detail, now)
-            session.flush()
-            return self._to_ticket(session, row, with_history=True)
+            change.record(actor, "dispatch", detail, current, target)
+        return change.ticket
 
     def accept(
         self, number: str, actor: str, note: str = "", *, guard: Guard | None = None
@@ -726,15 +698,15 @@ class TicketStore:
         """退单: the department sends the work order back to the hotline, saying why."""
         if not reason.strip():
             raise TicketError("请填写退单理由")
-        with self.writing() as session:
-            row = self._row(session, number, lock=True, guard=guard)
+        with self._changing(number, guard) as change:
+            row = change.row
             current = self._check_step(row, "return")
-            now = self.clock()
             detail = {"reason": reason.strip(), "department": row.department}
-            row.status, row.updated_at, row.extension_request = Status.RETURNED.value, now, None
-            self._append(session, row, actor, "return", current, Status.RETURNED, detail, now)
-            session.flush()
-            return self._to_ticket(session, row, with_history=True)
+            row.status, row.updated_at, row.extension_request = (
+                Status.RETURNED.value, change.now, None
+            )  # fmt: skip
+            change.record(actor, "return", detail, current, Status.RETURNED)
+        return change.ticket
 
     def request_extension(
         self, number: str, days: int, reason: str, actor: str, *, guard: Guard | None = None
@@ -744,35 +716,31 @@ class TicketStore:
             raise TicketError("延期天数应为 1 至 60 个工作日")
         if not reason.strip():
             raise TicketError("请填写延期理由")
-        with self.writing() as session:
-            row = self._row(session, number, lock=True, guard=guard)
+        with self._changing(number, guard) as change:
+            row = change.row
             if Status(row.status) not in DEPARTMENT_WORKING:
                 raise InvalidTransition(
                     f"工单 {number} 当前状态为「{_label(Status(row.status))}」，不能申请延期"
                 )
             if row.extension_request:
                 raise TicketError("已有一份延期申请等待热线审批")
-            now = self.clock()
-            request = ExtensionRequest(days=days, reason=reason.strip(), by=actor, at=now)
+            request = ExtensionRequest(days=days, reason=reason.strip(), by=actor, at=change.now)
             row.extension_request = request.model_dump(mode="json")
-            row.updated_at = now
+            row.updated_at = change.now
             detail = {"days": days, "reason": request.reason}
-            self._append(
-                session, row, actor, "extension_requested", row.status, row.status, detail, now
-            )
-            session.flush()
-            return self._to_ticket(session, row, with_history=True)
+            change.record(actor, "extension_requested", detail)
+        return change.ticket
 
     def decide_extension(
         self, number: str, approve: bool, note: str, actor: str, *, guard: Guard | None = None
     ) -> Ticket:
         """The hotline approves (the due date moves by the days asked) or refuses."""
-        with self.writing() as session:
-            row = self._row(session, number, lock=True, guard=guard)
+        with self._changing(number, guard) as change:
+            row = change.row
             if not row.extension_request:
                 raise TicketError(f"工单 {number} 没有待审批的延期申请")
             request = ExtensionRequest.model_validate(row.extension_request)
-            now = self.clock()
+            now = change.now
             detail: dict[str, Any] = {"days": request.days, "note": note.strip()}
             if approve:
                 row.due_at = self.calendar.due_at(row.due_at, request.days)
@@ -780,9 +748,8 @@ class TicketStore:
             row.extension_request = None
             row.updated_at = now
             action = "extension_approved" if approve else "extension_refused"
-            self._append(session, row, actor, action, row.status, row.status, detail, now)
-            session.flush()
-            return self._to_ticket(session, row, with_history=True)
+            change.record(actor, action, detail)
+        return change.ticket
 
     def department_reply(
         self,
@@ -796,12 +763,12 @@ class TicketStore:
         """反馈 by the department itself, with files (name, content type, bytes)."""
         if not reply.strip():
             raise TicketError("请填写办理结果")
-        with self.writing() as session:
-            row = self._row(session, number, lock=True, guard=guard)
+        with self._changing(number, guard) as change:
+            row = change.row
             current = self._check_step(row, "reply")
-            now = self.clock()
+            now = change.now
             for filename, content_type, data in files:
-                session.add(
+                change.session.add(
                     TicketAttachmentRow(
                         ticket_id=row.id,
                         filename=filename,
@@ -817,9 +784,8 @@ class TicketStore:
             detail: dict[str, Any] = {"reply": reply}
             if files:
                 detail["files"] = [name for name, _, _ in files]
-            self._append(session, row, actor, "reply", current, Status.REPORTED, detail, now)
-            session.flush()
-            return self._to_ticket(session, row, with_history=True)
+            change.record(actor, "reply", detail, current, Status.REPORTED)
+        return change.ticket
 
     def attachment(self, number: str, attachment_id: int) -> tuple[AttachmentInfo, bytes]:
         with self.reading() as session:
@@ -832,7 +798,7 @@ class TicketStore:
             ).first()
             if found is None:
                 raise TicketNotFound("没有这个附件")
-            return _attachment_info(found), found.data
+            return AttachmentInfo.model_validate(found, from_attributes=True), found.data
 
     def merge(
         self, number: str, into: str, actor: str, note: str = "", *, guard: Guard | None = None
@@ -841,24 +807,26 @@ class TicketStore:
         if number == into:
             raise TicketError("不能与本工单并案")
         with self.writing() as session:
+            # The surviving work order is locked first, as it always was, so two merges
+            # into each other wait on one another instead of deadlocking half-way.
             main = self._row(session, into, lock=True)
             if main.status == Status.CLOSED.value:
                 raise InvalidTransition(f"工单 {into} 已办结，不能并入")
-            row = self._row(session, number, lock=True, guard=guard)
+            change = self._change_in(session, number, guard)
+            row = change.row
             current = self._check_step(row, "merge")
-            now = self.clock()
+            now = change.now
             row.status, row.duplicate_of, row.closed_at, row.updated_at = (
                 Status.CLOSED.value, into, now, now
             )  # fmt: skip
             row.extension_request = None
             detail = {"into": into, "note": note.strip()}
-            self._append(session, row, actor, "merge", current, Status.CLOSED, detail, now)
+            change.record(actor, "merge", detail, current, Status.CLOSED)
             self._append(
                 session, main, actor, "merged_in", main.status, main.status,
                 {"duplicate": number, "note": note.strip()}, now,
             )  # fmt: skip
-            session.flush()
-            return self._to_ticket(session, row, with_history=True)
+            return change.finish()
 
     def pending_extensions(self, limit: int = 200) -> list[Ticket]:
         """Work orders whose department asked for more time, oldest request first."""
@@ -938,12 +906,10 @@ class TicketStore:
         guard: Guard | None = None,
     ) -> Ticket:
         """Append a free note (e.g. a click-to-call was placed) without changing the status."""
-        with self.writing() as session:
-            row = self._row(session, number, lock=True, guard=guard)
-            self._append(
-                session, row, actor, action, row.status, row.status, {"note": text}, self.clock()
-            )
-            return self._to_ticket(session, row, with_history=True)
+        # A note leaves ``updated_at`` alone: it is not a change to the work order itself.
+        with self._changing(number, guard) as change:
+            change.record(actor, action, {"note": text})
+        return change.ticket
 
     def _step(
         self,
@@ -955,17 +921,31 @@ class TicketStore:
         **fields: Any,
     ) -> Ticket:
         target = TRANSITIONS[step][1]
-        with self.writing() as session:
-            row = self._row(session, number, lock=True, guard=guard)
+        with self._changing(number, guard) as change:
+            row = change.row
             current = self._check_step(row, step)
             for name, value in fields.items():
                 setattr(row, name, value)
             row.status = target.value
-            row.updated_at = self.clock()
-            self._append(session, row, actor, step, current, target, detail, row.updated_at)
-            return self._to_ticket(session, row, with_history=True)
+            row.updated_at = change.now
+            change.record(actor, step, detail, current, target)
+        return change.ticket
 
     # ---- helpers ----
+
+    @contextmanager
+    def _changing(self, number: str, guard: Guard | None) -> Iterator[_Change]:
+        """One change to one work order: its row locked in a write transaction, and, once the
+        block ends without error, ``change.ticket`` as it now stands, history included."""
+        with self.writing() as session:
+            change = self._change_in(session, number, guard)
+            yield change
+            change.finish()
+
+    def _change_in(self, session: Session, number: str, guard: Guard | None) -> _Change:
+        """The row of ``number`` locked in ``session`` (for a change that must lock another
+        work order first, as 并案 does)."""
+        return _Change(self, session, self._row(session, number, lock=True, guard=guard))
 
     @staticmethod
     def _check_step(row: TicketRow, step: str) -> Status:
@@ -1083,7 +1063,9 @@ class TicketStore:
             update={
                 "history": history,
                 "dispatched_at": ticket.dispatched_at or _aware(min(firsts) if firsts else None),
-                "attachments": [_attachment_info(f) for f in files],
+                "attachments": [
+                    AttachmentInfo.model_validate(f, from_attributes=True) for f in files
+                ],
             }
         )
 
@@ -1129,6 +1111,59 @@ class TicketStore:
             )
             for row, dispatched_at in rows
         ]
+
+
+@dataclass
+class _Change:
+    """A work order being changed inside a write transaction (see ``TicketStore._changing``):
+    the actions set its fields, then ``record`` the history row that says who did what."""
+
+    store: TicketStore
+    session: Session
+    row: TicketRow
+    _now: datetime | None = field(default=None, init=False)
+    _ticket: Ticket | None = field(default=None, init=False)
+
+    @property
+    def now(self) -> datetime:
+        # Read the clock once, at first use, so the row and its history row agree on the
+        # time and a change that turns out to be none reads no clock at all.
+        if self._now is None:
+            self._now = self.store.clock()
+        return self._now
+
+    def record(
+        self,
+        actor: str,
+        action: str,
+        detail: dict[str, Any],
+        from_status: Status | str | None = None,
+        to_status: Status | str | None = None,
+    ) -> None:
+        """The history row of this change; without statuses it left the status as it was."""
+        status = self.row.status
+        self.store._append(
+            self.session,
+            self.row,
+            actor,
+            action,
+            status if from_status is None else from_status,
+            status if to_status is None else to_status,
+            detail,
+            self.now,
+        )
+
+    def finish(self) -> Ticket:
+        """The work order as it now stands, with its history (this change's row included)."""
+        self.session.flush()
+        self._ticket = self.store._to_ticket(self.session, self.row, with_history=True)
+        return self._ticket
+
+    @property
+    def ticket(self) -> Ticket:
+        if self._ticket is None:
+            raise RuntimeError("the change has not finished")
+        return self._ticket
 
 
 def _ticket_of(
@@ -1314,14 +1349,3 @@ def _refresh_copies(row: TicketRow) -> None:
     names = ("number", "topic", "department", "summary", "caller", "elements", "caller_words")
     for key, value in _copies({name: getattr(row, name) for name in names}).items():
         setattr(row, key, value)
-
-
-def _attachment_info(row: TicketAttachmentRow) -> AttachmentInfo:
-    return AttachmentInfo(
-        id=row.id,
-        filename=row.filename,
-        content_type=row.content_type,
-        size=row.size,
-        author=row.author,
-        created_at=row.created_at,
-    )

@@ -12,10 +12,12 @@ is accepted only from the call controller's service identity (``Role.SERVICE``).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi.types import DecoratedCallable
 from pydantic import BaseModel, Field, StringConstraints
 
 from console.app import Console, get_console
@@ -132,26 +134,14 @@ class UserView(BaseModel):
     department: str = ""
 
 
+# The views carry the fields of the same names on the store's objects; pydantic copies them
+# (``from_attributes``) so a field added to a view cannot be forgotten in a hand-written copy.
 def _user_view(account: Account) -> UserView:
-    return UserView(
-        username=account.username,
-        display_name=account.display_name,
-        role=account.role,
-        extension=account.extension,
-        skills=account.skills,
-        active=account.active,
-        department=account.department,
-    )
+    return UserView.model_validate(account, from_attributes=True)
 
 
 def _item(entry: QueueEntry) -> QueueItem:
-    return QueueItem(
-        ticket=entry.ticket,
-        skill=entry.skill,
-        priority=entry.priority,
-        seat=entry.seat,
-        enqueued_ms=entry.enqueued_ms,
-    )
+    return QueueItem.model_validate(entry, from_attributes=True)
 
 
 # ---- auth ----
@@ -274,6 +264,18 @@ _CHANGE_ERRORS: dict[int | str, dict[str, str]] = {
 }
 
 
+def _ticket_change(
+    action: str, more_errors: dict[int | str, dict[str, str]] | None = None
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """The route of one change to a work order: ``POST /tickets/{number}/<action>``,
+    answered with the work order as it now stands, refused as ``_CHANGE_ERRORS`` says."""
+    return router.post(
+        f"/tickets/{{number}}/{action}",
+        response_model=Ticket,
+        responses={**_CHANGE_ERRORS, **(more_errors or {})},
+    )
+
+
 @router.patch("/tickets/{number}", response_model=Ticket, responses=_CHANGE_ERRORS)
 def edit_ticket(number: TicketNumber, body: TicketEdit, console: Ctx, login: Operator) -> Ticket:
     if "\\u0000" in body.model_dump_json():
@@ -281,7 +283,7 @@ def edit_ticket(number: TicketNumber, body: TicketEdit, console: Ctx, login: Ope
     return console.service.edit(number, body, login.account)
 
 
-@router.post("/tickets/{number}/dispatch", response_model=Ticket, responses=_CHANGE_ERRORS)
+@_ticket_change("dispatch")
 def dispatch_ticket(
     number: TicketNumber, body: DispatchRequest, console: Ctx, login: Operator
 ) -> Ticket:
@@ -291,13 +293,13 @@ def dispatch_ticket(
     )
 
 
-@router.post("/tickets/{number}/accept", response_model=Ticket, responses=_CHANGE_ERRORS)
+@_ticket_change("accept")
 def accept_ticket(number: TicketNumber, body: NoteRequest, console: Ctx, login: Operator) -> Ticket:
     """办理：承办单位已签收。"""
     return console.service.accept(number, login.account, body.note)
 
 
-@router.post("/tickets/{number}/supervise", response_model=Ticket, responses=_CHANGE_ERRORS)
+@_ticket_change("supervise")
 def supervise_ticket(
     number: TicketNumber, body: NoteRequest, console: Ctx, login: Manager
 ) -> Ticket:
@@ -305,23 +307,19 @@ def supervise_ticket(
     return console.service.supervise(number, login.account, body.note)
 
 
-@router.post("/tickets/{number}/reply", response_model=Ticket, responses=_CHANGE_ERRORS)
+@_ticket_change("reply")
 def record_reply(number: TicketNumber, body: ReplyRequest, console: Ctx, login: Operator) -> Ticket:
     """反馈：登记承办单位的答复。"""
     return console.service.record_reply(number, body.reply, login.account)
 
 
-@router.post(
-    "/tickets/{number}/call",
-    response_model=Ticket,
-    responses={**_CHANGE_ERRORS, 503: {"description": "外呼不可用"}},
-)
+@_ticket_change("call", {503: {"description": "外呼不可用"}})
 def call_caller(number: TicketNumber, console: Ctx, login: Operator) -> Ticket:
     """点击回拨：先振铃本坐席分机，接起后呼叫市民。"""
     return console.service.call_back(number, login.account)
 
 
-@router.post("/tickets/{number}/follow-up", response_model=Ticket, responses=_CHANGE_ERRORS)
+@_ticket_change("follow-up")
 def follow_up_ticket(
     number: TicketNumber, body: FollowUpRequest, console: Ctx, login: Operator
 ) -> Ticket:
@@ -329,19 +327,19 @@ def follow_up_ticket(
     return console.service.follow_up(number, body.result, login.account)
 
 
-@router.post("/tickets/{number}/close", response_model=Ticket, responses=_CHANGE_ERRORS)
+@_ticket_change("close")
 def close_ticket(number: TicketNumber, body: CloseRequest, console: Ctx, login: Operator) -> Ticket:
     """办结，记录市民满意度。"""
     return console.service.close(number, body.satisfaction, login.account, body.note)
 
 
-@router.post("/tickets/{number}/release", response_model=Ticket, responses=_CHANGE_ERRORS)
+@_ticket_change("release")
 def release_ticket(number: TicketNumber, console: Ctx, login: Operator) -> Ticket:
     """退回队列，由其他坐席接办。"""
     return console.service.release(number, login.account)
 
 
-@router.post("/tickets/{number}/assign", response_model=Ticket, responses=_CHANGE_ERRORS)
+@_ticket_change("assign")
 def reassign_ticket(
     number: TicketNumber, body: AssignRequest, console: Ctx, login: Manager
 ) -> Ticket:

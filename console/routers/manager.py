@@ -829,31 +829,51 @@ PeriodQ = Annotated[str, Query(pattern=r"^(day|week|month|custom)$")]
 DayQ = Annotated[str, Query(max_length=10)]
 
 
-@router.get("/figures", response_class=HTMLResponse)
-def figures_page(
-    request: Request,
+@dataclass(frozen=True)
+class ChosenFigures:
+    """The figures of the period chosen in the query, with the choice itself (the page
+    shows it back in its form)."""
+
+    figures: FigureSet
+    label: str
+    period: str
+    day: str
+    date_from: str
+    date_to: str
+
+
+def _chosen_figures(
     console: Ctx,
-    login: Manager,
     period: PeriodQ = "week",
     day: DayQ = "",
     date_from: DayQ = "",
     date_to: DayQ = "",
-) -> Response:
+) -> ChosenFigures:
+    """The page and its CSV read the same query; declared after ``login`` in each route,
+    this runs only once the manager is known."""
     start, end, label = _period(console, period, day, date_from, date_to)
     f = Figures(console.service.store, console.settings.tickets.timezone).compute(start, end)
-    query = request.url.query
+    return ChosenFigures(f, label, period, day, date_from, date_to)
+
+
+Chosen = Annotated[ChosenFigures, Depends(_chosen_figures)]
+
+
+@router.get("/figures", response_class=HTMLResponse)
+def figures_page(request: Request, console: Ctx, login: Manager, chosen: Chosen) -> Response:
+    f = chosen.figures
     return render(
         console,
         request,
         "manage_figures.html",
         login,
         f=f,
-        label=label,
-        period=period,
-        day=day,
-        date_from=date_from,
-        date_to=date_to,
-        query=query,
+        label=chosen.label,
+        period=chosen.period,
+        day=chosen.day,
+        date_from=chosen.date_from,
+        date_to=chosen.date_to,
+        query=request.url.query,
         **_charts(f),
     )
 
@@ -874,19 +894,10 @@ def _charts(f: Any) -> dict[str, Any]:
 
 
 @router.get("/figures.csv")
-def figures_csv(
-    console: Ctx,
-    login: Manager,
-    period: PeriodQ = "week",
-    day: DayQ = "",
-    date_from: DayQ = "",
-    date_to: DayQ = "",
-) -> Response:
-    start, end, label = _period(console, period, day, date_from, date_to)
-    f = Figures(console.service.store, console.settings.tickets.timezone).compute(start, end)
-    name = f"hotline-figures-{label.replace(' 至 ', '_')}.csv"
+def figures_csv(login: Manager, chosen: Chosen) -> Response:
+    name = f"hotline-figures-{chosen.label.replace(' 至 ', '_')}.csv"
     return Response(
-        "\ufeff" + _figures_csv(f),
+        "\ufeff" + _figures_csv(chosen.figures),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

@@ -43,10 +43,10 @@ from console.security import https_needed_but_missing, secure_cookies
 from console.streams import StreamSlots
 from hotline.draft import Caller, FiveElements, RequestType, TicketDraft, Urgency
 from tickets.access import check_sees_overdue_list
-from tickets.accounts import LoginSession, Role
+from tickets.accounts import Account, LoginSession, Role
 from tickets.deadlines import FILTERS
 from tickets.dialer import DialerError
-from tickets.service import pop_channel
+from tickets.service import TicketService, pop_channel
 from tickets.ticket import (
     AttachmentInfo,
     CallbackOutcome,
@@ -65,6 +65,7 @@ NUMBER = r"^\d{8}-\d{4,6}$"
 Number = Annotated[str, Query(pattern=NUMBER)]
 # The hotline's own pages: a 承办单位's user has its own (console.routers.department).
 Login = Annotated[LoginSession, Depends(page_role(Role.OPERATOR))]
+ManagerLogin = Annotated[LoginSession, Depends(page_role(Role.MANAGER))]
 AnyLogin = Annotated[LoginSession, Depends(page_login)]
 Ctx = Annotated[Console, Depends(get_console)]
 
@@ -492,94 +493,117 @@ def recording(console: Ctx, login: Login, number: str) -> Response:
     return FileResponse(path, media_type="audio/wav")
 
 
+class _Act:
+    """One change to a ticket from its page: on success back to the page with the
+    catalogue's message; when refused, the page itself with the reason (the reason can
+    name the ticket's state, so it is shown here rather than carried in a URL).
+
+    Routes receive it as a dependency (``Act``, ``ManagerAct``) in place of the request,
+    console, login and number each of them would otherwise declare."""
+
+    def __init__(
+        self, request: Request, console: Console, login: LoginSession, number: str
+    ) -> None:
+        self.request, self.console, self.login = request, console, login
+        # Checked when the change is attempted, not here: FastAPI builds this before it
+        # reads the form, and a bad form must still answer 422 before a bad number's 404.
+        self.number = number
+
+    @property
+    def service(self) -> TicketService:
+        return self.console.service
+
+    @property
+    def account(self) -> Account:
+        return self.login.account
+
+    def __call__(self, success: str, action: Callable[[], object]) -> Response:
+        refused = self.attempt(action)
+        return refused or back(f"/tickets/{self.number}", msg=success)
+
+    def attempt(self, action: Callable[[], object]) -> Response | None:
+        _check_number(self.number)
+        try:
+            action()
+        except TicketNotFound:
+            raise  # the app's handler: the 404 page
+        except (TicketError, DialerError) as exc:
+            return _ticket_page(
+                self.request, self.console, self.login, self.number, _refusal(exc), str(exc)
+            )
+        return None
+
+
+def _operator_act(request: Request, console: Ctx, login: Login, number: str) -> _Act:
+    return _Act(request, console, login, number)
+
+
+def _manager_act(request: Request, console: Ctx, login: ManagerLogin, number: str) -> _Act:
+    return _Act(request, console, login, number)
+
+
+Act = Annotated[_Act, Depends(_operator_act)]
+ManagerAct = Annotated[_Act, Depends(_manager_act)]
+
+
 @router.post("/tickets/{number}/edit")
-def edit(
-    request: Request,
-    console: Ctx,
-    login: Login,
-    number: str,
-    form: Annotated[TicketForm, Form()],
-) -> Response:
-    act = _Act(request, console, login, number)
-    return act("saved", lambda: console.service.edit(number, form.edit(), login.account))
+def edit(act: Act, form: Annotated[TicketForm, Form()]) -> Response:
+    return act("saved", lambda: act.service.edit(act.number, form.edit(), act.account))
 
 
 @router.post("/tickets/{number}/dispatch")
 def dispatch(
-    request: Request,
-    console: Ctx,
-    login: Login,
-    number: str,
+    act: Act,
     department: Annotated[str, Form(max_length=100)],
     note: Annotated[str, Form(max_length=2000)] = "",
     co_departments: Annotated[list[str], Form(max_length=20)] = [],  # noqa: B006 (FastAPI)
 ) -> Response:
-    act = _Act(request, console, login, number)
     return act(
         "dispatched",
-        lambda: console.service.dispatch(number, department, login.account, note, co_departments),
+        lambda: act.service.dispatch(act.number, department, act.account, note, co_departments),
     )
 
 
 @router.post("/tickets/{number}/accept")
-def accept(
-    request: Request,
-    console: Ctx,
-    login: Login,
-    number: str,
-    note: Annotated[str, Form(max_length=2000)] = "",
-) -> Response:
-    act = _Act(request, console, login, number)
-    return act("accepted", lambda: console.service.accept(number, login.account, note))
+def accept(act: Act, note: Annotated[str, Form(max_length=2000)] = "") -> Response:
+    return act("accepted", lambda: act.service.accept(act.number, act.account, note))
 
 
 @router.post("/tickets/{number}/supervise")
 def supervise(
-    request: Request,
-    console: Ctx,
-    login: Annotated[LoginSession, Depends(page_role(Role.MANAGER))],
-    number: str,
+    act: ManagerAct,
     note: Annotated[str, Form(max_length=2000)] = "",
     escalate: Annotated[bool, Form()] = False,
 ) -> Response:
-    act = _Act(request, console, login, number)
     return act(
         "supervised",
-        lambda: console.service.supervise(number, login.account, note, escalate=escalate),
+        lambda: act.service.supervise(act.number, act.account, note, escalate=escalate),
     )
 
 
 @router.post("/tickets/{number}/extension")
 def decide_extension(
-    request: Request,
-    console: Ctx,
-    login: Annotated[LoginSession, Depends(page_role(Role.MANAGER))],
-    number: str,
+    act: ManagerAct,
     decision: Annotated[Literal["approve", "refuse"], Form()],
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """A 班长 decides a department's 延期 request."""
     approve = decision == "approve"
-    act = _Act(request, console, login, number)
     return act(
         "extension_approved" if approve else "extension_refused",
-        lambda: console.service.decide_extension(number, approve, login.account, note),
+        lambda: act.service.decide_extension(act.number, approve, act.account, note),
     )
 
 
 @router.post("/tickets/{number}/merge")
 def merge(
-    request: Request,
-    console: Ctx,
-    login: Login,
-    number: str,
+    act: Act,
     into: Annotated[str, Form(pattern=NUMBER)],
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """并案: this work order is a duplicate of ``into`` and is closed into it."""
-    act = _Act(request, console, login, number)
-    refused = act.attempt(lambda: console.service.merge(number, into, login.account, note))
-    return refused or back(f"/tickets/{number}", msg="merged", ticket=into)
+    refused = act.attempt(lambda: act.service.merge(act.number, into, act.account, note))
+    return refused or back(f"/tickets/{act.number}", msg="merged", ticket=into)
 
 
 @router.get("/tickets/{number}/attachments/{attachment_id}")
@@ -601,41 +625,29 @@ def attachment_response(info: AttachmentInfo, data: bytes) -> Response:
 
 
 @router.post("/tickets/{number}/reply")
-def reply(
-    request: Request,
-    console: Ctx,
-    login: Login,
-    number: str,
-    reply: Annotated[str, Form(max_length=5000)],
-) -> Response:
-    act = _Act(request, console, login, number)
-    return act("replied", lambda: console.service.record_reply(number, reply, login.account))
+def reply(act: Act, reply: Annotated[str, Form(max_length=5000)]) -> Response:
+    return act("replied", lambda: act.service.record_reply(act.number, reply, act.account))
 
 
 @router.post("/tickets/{number}/call")
-def call(request: Request, console: Ctx, login: Login, number: str) -> Response:
-    act = _Act(request, console, login, number)
-    return act("calling", lambda: console.service.call_back(number, login.account))
+def call(act: Act) -> Response:
+    return act("calling", lambda: act.service.call_back(act.number, act.account))
 
 
 @router.post("/tickets/{number}/callback")
 def callback(
-    request: Request,
-    console: Ctx,
-    login: Login,
-    number: str,
+    act: Act,
     outcome: Annotated[CallbackOutcome, Form()],
     note: Annotated[str, Form(max_length=2000)] = "",
     from_list: Annotated[bool, Form()] = False,
 ) -> Response:
     """The result of a 回电 (已回电 / 未接通 / 号码错误), kept in the ticket's history."""
-    act = _Act(request, console, login, number)
     refused = act.attempt(
-        lambda: console.service.record_callback(number, outcome, note, login.account)
+        lambda: act.service.record_callback(act.number, outcome, note, act.account)
     )
     if refused:
         return refused
-    return back("/callbacks" if from_list else f"/tickets/{number}", msg="callback_recorded")
+    return back("/callbacks" if from_list else f"/tickets/{act.number}", msg="callback_recorded")
 
 
 @router.get("/callbacks", response_class=HTMLResponse)
@@ -654,74 +666,28 @@ def callbacks(request: Request, console: Ctx, login: Login) -> Response:
 
 
 @router.post("/tickets/{number}/follow-up")
-def follow_up(
-    request: Request,
-    console: Ctx,
-    login: Login,
-    number: str,
-    result: Annotated[str, Form(max_length=5000)],
-) -> Response:
-    act = _Act(request, console, login, number)
-    return act("followed_up", lambda: console.service.follow_up(number, result, login.account))
+def follow_up(act: Act, result: Annotated[str, Form(max_length=5000)]) -> Response:
+    return act("followed_up", lambda: act.service.follow_up(act.number, result, act.account))
 
 
 @router.post("/tickets/{number}/close")
 def close(
-    request: Request,
-    console: Ctx,
-    login: Login,
-    number: str,
+    act: Act,
     satisfaction: Annotated[Satisfaction, Form()],
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    act = _Act(request, console, login, number)
-    return act("closed", lambda: console.service.close(number, satisfaction, login.account, note))
+    return act("closed", lambda: act.service.close(act.number, satisfaction, act.account, note))
 
 
 @router.post("/tickets/{number}/release")
-def release(request: Request, console: Ctx, login: Login, number: str) -> Response:
-    act = _Act(request, console, login, number)
-    refused = act.attempt(lambda: console.service.release(number, login.account))
-    return refused or back("/", msg="released", ticket=number)
+def release(act: Act) -> Response:
+    refused = act.attempt(lambda: act.service.release(act.number, act.account))
+    return refused or back("/", msg="released", ticket=act.number)
 
 
 @router.post("/tickets/{number}/assign")
-def reassign(
-    request: Request,
-    console: Ctx,
-    login: Annotated[LoginSession, Depends(page_role(Role.MANAGER))],
-    number: str,
-    username: Annotated[str, Form(max_length=40)],
-) -> Response:
-    act = _Act(request, console, login, number)
-    return act("reassigned", lambda: console.service.reassign(number, username, login.account))
-
-
-class _Act:
-    """One change to a ticket from its page: on success back to the page with the
-    catalogue's message; when refused, the page itself with the reason (the reason can
-    name the ticket's state, so it is shown here rather than carried in a URL)."""
-
-    def __init__(
-        self, request: Request, console: Console, login: LoginSession, number: str
-    ) -> None:
-        self.request, self.console, self.login = request, console, login
-        self.number = _check_number(number)
-
-    def __call__(self, success: str, action: Callable[[], object]) -> Response:
-        refused = self.attempt(action)
-        return refused or back(f"/tickets/{self.number}", msg=success)
-
-    def attempt(self, action: Callable[[], object]) -> Response | None:
-        try:
-            action()
-        except TicketNotFound:
-            raise  # the app's handler: the 404 page
-        except (TicketError, DialerError) as exc:
-            return _ticket_page(
-                self.request, self.console, self.login, self.number, _refusal(exc), str(exc)
-            )
-        return None
+def reassign(act: ManagerAct, username: Annotated[str, Form(max_length=40)]) -> Response:
+    return act("reassigned", lambda: act.service.reassign(act.number, username, act.account))
 
 
 def _refusal(exc: Exception) -> int:
