@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hotline.audio import resample
+from voice.tts import pcm_to_wav
 
 RATE = 8000
 FULL_SCALE = 32000  # |sample| at or above this counts as clipped (int16 max 32767)
@@ -91,14 +92,8 @@ def check_recording(data: bytes, name: str = "upload") -> CheckedRecording:
             f"{name}: starts with {leading:.1f} s of silence; trim it to under"
             f" {MAX_LEADING_SILENCE_S:.0f} s so callers do not hear a dead line"
         )
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(RATE)
-        wav.writeframes(pcm)
     peak = float(np.max(np.abs(out))) if out.size else 0.0
-    return CheckedRecording(buffer.getvalue(), seconds, rate, _dbfs(peak), _dbfs(rms), leading)
+    return CheckedRecording(pcm_to_wav(pcm, RATE), seconds, rate, _dbfs(peak), _dbfs(rms), leading)
 
 
 def _to_int16(raw: bytes, width: int) -> np.ndarray:
