@@ -38,20 +38,14 @@ class ClipsError(Exception):
 
 
 def read_labelled(path: Path) -> list[LabelledText]:
-    """``text<TAB>label`` lines; ``#`` comments and blank lines skipped."""
-    found: list[LabelledText] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            line = line.rstrip("\n")
-            if not line.strip() or line.startswith("#"):
-                continue
-            parts = line.split("\t")
-            if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
-                raise ClipsError(f"{path}, line {number}: expected text<TAB>label")
-            found.append(LabelledText(parts[0].strip(), parts[1].strip()))
-    if not found:
+    """``text<TAB>label`` lines, read as the bot's eval cases are (``bot.understanding.
+    tsv_pairs``: ``#`` comments and blank lines skipped, a bad line named)."""
+    from bot.understanding import tsv_pairs
+
+    rows = tsv_pairs(path, str(path), "label", ClipsError)
+    if not rows:
         raise ClipsError(f"{path} holds no text<TAB>label line")
-    return found
+    return [LabelledText(text, label) for _, text, label in rows]
 
 
 def pick(texts: list[LabelledText], limit: int | None, seed: int) -> list[LabelledText]:
