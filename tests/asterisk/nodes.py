@@ -56,7 +56,6 @@ class Node:
     data_dir: Path
     redis_url: str
     database_url: str
-    prompt_cache: Path
     extra: dict[str, str] = field(default_factory=dict)
     port: int = 0
     process: ControllerProcess | None = None
@@ -101,11 +100,9 @@ class Node:
         return done.stdout
 
     async def start(self) -> Node:
+        # Rendering prompts is slow: every node shares the test run's prompt cache
+        # (HOTLINE_IVR__PROMPT_CACHE_DIR, set in tests/conftest.py, reaches env()).
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        link = self.data_dir / "prompt-cache"
-        if not link.exists():  # rendering prompts is slow: one cache for every node
-            self.prompt_cache.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(self.prompt_cache, target_is_directory=True)
         self.port = self.port or free_port()
         self.process = ControllerProcess(self.env(), self.port, self.data_dir / "hotline.log",
                                          ENGINE)  # fmt: skip

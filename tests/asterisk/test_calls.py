@@ -101,7 +101,7 @@ def line(asterisk: Asterisk, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     tap = AmiTap(asterisk.host, asterisk.ami_port).start()
     with EmbeddedRedis(work / "redis") as redis:
         database = f"sqlite:///{work / 'tickets.db'}"
-        node = Node("day", asterisk, work / "node", redis.url, database, work / "prompt-cache",
+        node = Node("day", asterisk, work / "node", redis.url, database,
                     extra={"HOTLINE_AMI__URL": tap.url(AMI_USER, AMI_SECRET)})  # fmt: skip
         settings = console_settings(work, redis.url, database)
         service = ticket_service(work, redis.url, database)

@@ -78,7 +78,7 @@ def pair(asterisk: Asterisk, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     try:
         with EmbeddedRedis(work / "redis") as redis:
             db = url.render_as_string(hide_password=False)
-            nodes = {name: Node(name, asterisk, work / name, redis.url, db, work / "prompts")
+            nodes = {name: Node(name, asterisk, work / name, redis.url, db)
                      for name in ("a", "b")}  # fmt: skip
 
             async def start_both() -> None:
