@@ -95,8 +95,6 @@ class CallClip:
 
 
 def load_call_clips(folder: Path, workdir: Path) -> list[CallClip]:
-    from asr.bench import speech_end_s
-
     index = folder / "transcripts.tsv"
     if not index.is_file():
         raise BenchError(f"{folder} has no transcripts.tsv (filename<TAB>text<TAB>expected)")
@@ -110,26 +108,30 @@ def load_call_clips(folder: Path, workdir: Path) -> list[CallClip]:
             wav = folder / row[0]
             if not wav.is_file():
                 raise BenchError(f"{index}, line {number}: {wav} not found")
-            pcm16, _ = read_wav(wav, target_rate=16000)
-            raw = raw_g711(wav, workdir, line_s=LINE_S)
-            clips.append(CallClip(row[0], row[1], row[2].strip(), raw, len(pcm16) / 32000,
-                                  speech_end_s(pcm16)))  # fmt: skip
+            clips.append(clip_of(row[0], wav, row[1], row[2].strip(), workdir))
     if not clips:
         raise BenchError(f"{index} lists no clips")
     return clips
 
 
+def clip_of(name: str, wav: Path, text: str, label: str, workdir: Path) -> CallClip:
+    """A WAV file as a caller's clip: the A-law stream sipp plays, its length, where the
+    speech in it ends."""
+    from asr.bench import speech_end_s
+
+    pcm16, _ = read_wav(wav, target_rate=16000)
+    raw = raw_g711(wav, workdir, line_s=LINE_S)
+    return CallClip(name, text, label, raw, len(pcm16) / 32000, speech_end_s(pcm16))
+
+
 def spoken_clip(text: str, label: str, name: str, work: Path, voice: Any) -> CallClip:
     """``text`` spoken by ``voice`` (a ``voice.tts`` engine: 8 kHz PCM), as sipp plays it."""
-    from asr.bench import speech_end_s
     from hotline.audio.wav import write_wav
     from voice.tts import RATE, trim_and_level
 
     wav = work / f"{name}.wav"
     write_wav(wav, trim_and_level(voice.synthesize(text)), RATE)
-    pcm16, _ = read_wav(wav, target_rate=16000)
-    raw = raw_g711(wav, work, line_s=LINE_S)
-    return CallClip(wav.name, text, label, raw, len(pcm16) / 32000, speech_end_s(pcm16))
+    return clip_of(wav.name, wav, text, label, work)
 
 
 class DraftCollector:
@@ -182,11 +184,7 @@ class DialogueRecorder:
 
 def outcome_label(recorder: DialogueRecorder, answers: dict[str, str]) -> str:
     """The bot-eval label of what the bot did with the caller's request."""
-    labels = [
-        _decision_label(decision, ticket, answers)
-        for event, decision, ticket in recorder.exchanges
-        if isinstance(event, Utterance)
-    ]
+    labels = _turn_labels(recorder, answers)
     decided = [label for label in labels if label != "unknown"]
     return decided[0] if decided else "unknown"
 
@@ -195,16 +193,21 @@ def outcome_after_confirm(recorder: DialogueRecorder | None, answers: dict[str, 
     """What the bot did after its first confirm question (the caller has said yes)."""
     if recorder is None:
         return "unknown"
-    labels = [
-        _decision_label(decision, ticket, answers)
-        for event, decision, ticket in recorder.exchanges
-        if isinstance(event, Utterance)
-    ]
+    labels = _turn_labels(recorder, answers)
     asked = next((i for i, label in enumerate(labels) if _is_question(label)), None)
     if asked is None:
         return "unknown"
     decided = [label for label in labels[asked + 1 :] if label != "unknown"]
     return decided[0] if decided else "unknown"
+
+
+def _turn_labels(recorder: DialogueRecorder, answers: dict[str, str]) -> list[str]:
+    """The label of the bot's decision on each of the caller's utterances, in order."""
+    return [
+        _decision_label(decision, ticket, answers)
+        for event, decision, ticket in recorder.exchanges
+        if isinstance(event, Utterance)
+    ]
 
 
 def _is_question(label: str) -> bool:
