@@ -27,7 +27,7 @@ from bot.phonetic import TermSpeller
 from bot.prompts import Prompts, PromptsError, load_prompts
 from bot.retrieval import Retriever, top_terms
 from bot.text import Prepared
-from bot.understanding import CorpusError, Understanding, load_corpus, train
+from bot.understanding import CorpusError, Understanding, load_corpus, load_heard, train
 from hotline.settings import Settings
 
 DEFAULT_KB = "data/kb.yaml"
@@ -96,7 +96,8 @@ class Brain:
         paths = paths or BotPaths()
         kb_path = paths.kb or Path(str(resources.files("bot").joinpath(DEFAULT_KB)))
         kb = load_kb(kb_path)
-        understanding = train(kb, load_corpus(paths.corpus), _unanswered(paths.unanswered))
+        corpus = load_corpus(paths.corpus) + load_heard(paths.corpus)
+        understanding = train(kb, corpus, _unanswered(paths.unanswered))
         return cls(
             kb,
             load_lexicon(paths.cues, paths.synonyms),

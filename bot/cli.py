@@ -42,6 +42,12 @@ def register(commands: Any, bench: Any) -> None:
     ev.add_argument(
         "--departments", default=None, help="TSV of work-order sentences: text<TAB>department"
     )
+    ev.add_argument(
+        "--no-learn-heard",
+        dest="learn_heard",
+        action="store_false",
+        help="with --cv: leave the heard copies of the corpus out of training (what they buy)",
+    )
     ev.add_argument("--noise", choices=["none", "homophone"], default="none")
     ev.add_argument("--noise-rate", type=float, default=0.1)
     ev.add_argument("--seed", type=int, default=12345)
@@ -140,7 +146,7 @@ def _eval(args: argparse.Namespace) -> int:
     if args.cv:
         from bot.evaluate import cross_validate
 
-        result = cross_validate(brain, args.cv, args.seed)
+        result = cross_validate(brain, args.cv, args.seed, args.learn_heard)
     elif args.departments:
         from bot.evaluate import evaluate_departments
 

@@ -37,7 +37,7 @@ import os
 import pickle
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -45,7 +45,7 @@ import numpy as np
 import sklearn
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.svm import LinearSVC
 
 from bot.kb import KnowledgeBase
@@ -58,6 +58,7 @@ MODEL_VERSION = "understanding-1"
 TYPE_LABELS = ("complaint", "help", "report", "suggestion", "praise")
 OTHER_LABELS = ("human", "abusive", "emergency", "unknown")
 KB_PHRASING_WEIGHT = 3.0  # the city's own question/also phrasings count more than corpus lines
+HEARD_WEIGHT = 0.5  # a heard copy of a line: half a written one (there are two per line)
 LINK_MIN_PROB = 0.45  # an intent lends its phrasings to an entry only when this sure
 UNLINKED_NEAR = 0.15  # an unlinked intent this close to an entry is dropped, not "unknown"
 
@@ -71,6 +72,13 @@ class Example:
     text: str
     label: str
     weight: float = 1.0
+    # For a *heard* example (what the recogniser wrote for a spoken corpus line): the line
+    # it was spoken from. Cross-validation keeps the two in one fold.
+    said: str = ""
+
+    @property
+    def group(self) -> str:
+        return self.said or self.text
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +145,32 @@ def load_corpus(folder: str | Path | None = None) -> list[Example]:
     return examples
 
 
+def heard_dir(corpus: str | Path | None = None) -> Path:
+    """Heard copies of a corpus live in its ``heard/`` folder (``hotline clips heard``)."""
+    return (Path(corpus) if corpus is not None else corpus_dir()) / "heard"
+
+
+def load_heard(corpus: str | Path | None = None) -> list[Example]:
+    """Every ``heard<TAB>label<TAB>said`` line of ``<corpus>/heard/*.tsv`` (none: empty).
+
+    What the call path's recogniser wrote for a corpus line spoken over a phone line,
+    labelled as that line: it teaches the model Whisper's habits (``ops.heard``)."""
+    out: list[Example] = []
+    for path in sorted(heard_dir(corpus).glob("*.tsv")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for number, raw in enumerate(lines, 1):
+            if not raw.strip() or raw.startswith("#"):
+                continue
+            parts = raw.split("\t")
+            if len(parts) != 3 or not all(p.strip() for p in parts):
+                raise CorpusError(f"heard {path.name}: line {number}: expected "
+                                  "'heard<TAB>label<TAB>said'")  # fmt: skip
+            heard, label, said = (p.strip() for p in parts)
+            _check_label(label, f"heard {path.name}", number)
+            out.append(Example(heard, label, HEARD_WEIGHT, said))
+    return out
+
+
 def tsv_pairs(
     path: Path, what: str, second: str, error: type[Exception], header: bool = False
 ) -> list[tuple[int, str, str]]:
@@ -161,10 +195,14 @@ def read_examples(path: str | Path) -> list[Example]:
     path = Path(path)
     out: list[Example] = []
     for number, text, label in tsv_pairs(path, f"corpus {path.name}", "label", CorpusError):
-        if not (label.startswith(("kb:", "intent:")) or label in TYPE_LABELS + OTHER_LABELS):
-            raise CorpusError(f"corpus {path.name}: line {number}: unknown label {label!r}")
+        _check_label(label, f"corpus {path.name}", number)
         out.append(Example(text, label))
     return out
+
+
+def _check_label(label: str, where: str, number: int) -> None:
+    if not (label.startswith(("kb:", "intent:")) or label in TYPE_LABELS + OTHER_LABELS):
+        raise CorpusError(f"{where}: line {number}: unknown label {label!r}")
 
 
 # ---- features ----
@@ -261,7 +299,8 @@ def training_set(
 ) -> tuple[list[Example], dict[str, str]]:
     """The examples for ``kb``: corpus intents linked to its entries, its own phrasings,
     the request types, and intents it lacks as ``unknown``. Returns (examples, links)."""
-    links = link_intents(kb, corpus)
+    # Links are read from written lines only: a heard copy says the same, less clearly.
+    links = link_intents(kb, [ex for ex in corpus if not ex.said])
     near = links.pop("__near__", "")
     dropped = set(near.split("|")) if near else set()
     out: list[Example] = []
@@ -269,9 +308,9 @@ def training_set(
         if ex.label.startswith(("kb:", "intent:")):
             target = links.get(ex.label)
             if target is not None:
-                out.append(Example(ex.text, f"kb:{target}", ex.weight))
+                out.append(replace(ex, label=f"kb:{target}"))
             elif ex.label not in dropped:
-                out.append(Example(ex.text, "unknown", ex.weight))
+                out.append(replace(ex, label="unknown"))
         else:
             out.append(ex)
     for entry in kb:
@@ -395,7 +434,8 @@ def out_of_fold_scores(
     examples: Sequence[Example], folds: int = 4, seed: int = 12345
 ) -> tuple[np.ndarray, list[str]]:
     """Each example's SVM scores from a model trained on the other folds (columns: the
-    returned classes; a class missing from a training fold scores very low)."""
+    returned classes; a class missing from a training fold scores very low). A heard
+    example and the line it was spoken from share a fold (``Example.group``)."""
     labels = np.array([e.label for e in examples])
     counts: dict[str, int] = defaultdict(int)
     for label in labels:
@@ -405,8 +445,9 @@ def out_of_fold_scores(
     strat = np.array([lab if counts[lab] >= folds else "__rare__" for lab in labels])
     classes = sorted(set(labels.tolist()))
     scores = np.full((len(examples), len(classes)), -10.0)
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for train_idx, test_idx in splitter.split(np.zeros(len(strat)), strat):
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    groups = [e.group for e in examples]
+    for train_idx, test_idx in splitter.split(np.zeros(len(strat)), strat, groups):
         feats, model = _fit([examples[i] for i in train_idx])
         cols = [classes.index(str(c)) for c in model.classes_]
         fold = model.decision_function(feats.transform([examples[i].text for i in test_idx]))
@@ -428,7 +469,7 @@ def _digest(examples: Sequence[Example]) -> str:
     h = hashlib.sha256(f"{MODEL_VERSION}|{sklearn.__version__}|{np.__version__}".encode())
     h.update(Path(__file__).read_bytes())  # a change to this code retrains
     for ex in examples:
-        h.update(f"{ex.text}\t{ex.label}\t{ex.weight}\n".encode())
+        h.update(f"{ex.text}\t{ex.label}\t{ex.weight}\t{ex.said}\n".encode())
     return h.hexdigest()[:32]
 
 
@@ -450,7 +491,7 @@ def train(
         if cached is not None:
             return cached
     examples, links = training_set(kb, corpus, unanswered)
-    examples.sort(key=lambda e: (e.label, e.text, e.weight))
+    examples.sort(key=lambda e: (e.label, e.text, e.weight, e.said))
     bands, temperature = fit_bands(examples)
     feats, model = _fit(examples)
     result = Understanding(feats, model, bands, temperature, links, {"examples": len(examples)})

@@ -126,6 +126,9 @@ def register(commands: Any, bench: Any) -> None:
     synth.add_argument("--limit", type=int, help="at most this many, every label kept")
     synth.add_argument("--seed", type=int, default=12345, help="which texts --limit keeps")
     synth.set_defaults(handler=cmd_synth)
+    from ops import heard
+
+    heard.register(verbs)
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
