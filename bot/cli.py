@@ -62,6 +62,12 @@ def register(commands: Any, bench: Any) -> None:
     heard.add_argument(
         "--first-only", action="store_true", help="the first hypothesis only, no respelling"
     )
+    heard.add_argument(
+        "--whole-clip",
+        action="store_true",
+        help="a recorded clip's utterances joined into one turn, as a call joins a turn the "
+        "caller went on with (default: its first utterance)",
+    )
     heard.set_defaults(handler=_heard)
 
     hints = sub.add_parser("hints", help="print the recogniser's phrase hints, one a line")
@@ -124,10 +130,13 @@ def _heard(args: argparse.Namespace) -> int:
 
     brain = _brain(args)
     path = str(args.cases)
-    load = heard_eval.load_recorded if path.endswith(".json") else heard_eval.load_heard_jsonl
+    if path.endswith(".json"):
+        cases = heard_eval.load_recorded(path, whole_clip=args.whole_clip)
+    else:
+        cases = heard_eval.load_heard_jsonl(path)
     if args.first_only:
         brain.speller = None
-    result = heard_eval.score(brain, load(path), nbest=not args.first_only)
+    result = heard_eval.score(brain, cases, nbest=not args.first_only)
     result["rows"] = [row for row in result["rows"] if row["verdict"] != "right"]
     print(json.dumps(result, ensure_ascii=False))
     return 0

@@ -44,6 +44,24 @@ class Utterance:
         return (Hypothesis(self.text, math.log(max(self.confidence, 1e-6))),)
 
 
+_SENTENCE_ENDS = "。．.！!？?… 　"  # a recogniser ends almost every cut with one
+
+
+def join_turns(first: Utterance, then: Utterance) -> Utterance:
+    """One utterance of a turn the caller went on with after a pause (the call's turn
+    taking joins them; ``bot.heard_eval`` joins a recorded clip's finals the same way)."""
+    weight = len(first.text) + len(then.text) or 1
+    confidence = (first.confidence * len(first.text) + then.confidence * len(then.text)) / weight
+    head = first.text.rstrip(_SENTENCE_ENDS) + "，"
+    # The first part was decided; the n-best of the part that followed carries on.
+    # Scores are per token: rescaled so each hypothesis keeps its sequence probability.
+    alternatives = tuple(
+        Hypothesis(head + h.text, h.score * len(h.text) / len(head + h.text))
+        for h in then.alternatives
+    )
+    return Utterance(head + then.text, confidence, alternatives)
+
+
 @dataclass(frozen=True, slots=True)
 class Dtmf:
     digit: str  # one of 0-9 * #

@@ -30,6 +30,7 @@ from bot.events import (
     Say,
     Transfer,
     Utterance,
+    join_turns,
 )
 from hotline.draft import RequestType
 
@@ -56,19 +57,29 @@ def load_heard_jsonl(path: str | Path) -> list[HeardCase]:
     return cases
 
 
-def load_recorded(path: str | Path) -> list[HeardCase]:
-    """A recorded Whisper fixture (``tests/bot/data/whisper-nbest-*.json``): one case per
-    clip, its first utterance (the clips are one sentence each)."""
+def load_recorded(path: str | Path, whole_clip: bool = False) -> list[HeardCase]:
+    """A recorded Whisper fixture (``tests/bot/data/whisper-nbest-*.json``, or ``hotline
+    clips record``): one case per clip, its first utterance; ``whole_clip``: all of its
+    utterances joined as a call's turn taking joins a turn the caller went on with (a
+    long request the recogniser cut at a pause is one turn on a call)."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     cases = []
     for clip in data["clips"]:
-        if not clip["utterances"]:
+        parts = [_utterance(u) for u in clip["utterances"]]
+        if not parts:
             cases.append(HeardCase(clip["clip"], clip["expected"], ()))
             continue
-        first = clip["utterances"][0]
-        hyps = tuple(Hypothesis(text, float(score)) for text, score in first["alternatives"])
-        cases.append(HeardCase(clip["clip"], clip["expected"], hyps, float(first["confidence"])))
+        heard = parts[0]
+        for then in parts[1:] if whole_clip else ():
+            heard = join_turns(heard, then)
+        cases.append(HeardCase(clip["clip"], clip["expected"], heard.hypotheses(),
+                               heard.confidence))  # fmt: skip
     return cases
+
+
+def _utterance(recorded: dict[str, Any]) -> Utterance:
+    hyps = tuple(Hypothesis(text, float(score)) for text, score in recorded["alternatives"])
+    return Utterance(recorded["text"], float(recorded["confidence"]), hyps)
 
 
 def _confidence(hyps: tuple[Hypothesis, ...]) -> float:

@@ -13,8 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from asr.recognizer import TRAILING_MARKS
-from bot.events import BargeIn, Decision, Event, Hypothesis, Listen, Say, Utterance
+from bot.events import BargeIn, Decision, Event, Listen, Say, Utterance, join_turns
 
 # A reply of only these can be taken back: nothing was filed, transferred or hung up.
 REVERSIBLE = (Say, Listen)
@@ -61,20 +60,6 @@ class TakenTurn:
 class _PlayingPrompt:
     may_cut: bool  # Say.barge_in: False for advice the caller must hear to the end
     stop: Callable[[], None]
-
-
-def join_turns(first: Utterance, then: Utterance) -> Utterance:
-    """One utterance of a turn the caller went on with after a pause."""
-    weight = len(first.text) + len(then.text) or 1
-    confidence = (first.confidence * len(first.text) + then.confidence * len(then.text)) / weight
-    head = first.text.rstrip(TRAILING_MARKS) + "，"
-    # The first part was decided; the n-best of the part that followed carries on.
-    # Scores are per token: rescaled so each hypothesis keeps its sequence probability.
-    alternatives = tuple(
-        Hypothesis(head + h.text, h.score * len(h.text) / len(head + h.text))
-        for h in then.alternatives
-    )
-    return Utterance(head + then.text, confidence, alternatives)
 
 
 class TurnTaking:

@@ -23,6 +23,8 @@ buys. ``--shard K/N`` splits the work over processes (two cores: two shards).
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +94,35 @@ def write_heard(path: Path, rows: list[HeardLine]) -> None:
             handle.write(f"{row.heard}\t{row.label}\t{row.said}\n")
 
 
+def record_clips(folder: Path, engine: Any, hints: list[str]) -> list[dict[str, Any]]:
+    """Each clip of a ``hotline clips synth`` folder through the telephone path into the
+    call's recogniser (with the bot's phrase hints, as on a call): every final with its
+    n-best, in the recorded-fixture form ``bot.heard_eval.load_recorded`` reads."""
+    from asr.base import Transcript
+    from asr.bench import TRAILING_SILENCE_S, telephone_path
+    from hotline.audio import iter_frames, read_wav
+
+    clips = []
+    with (folder / "transcripts.tsv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    for row in rows:
+        pcm, _ = read_wav(folder / row["filename"], target_rate=16000)
+        recognizer = engine.recognizer(hints=hints, realtime=False)
+        finals: list[Transcript] = []
+        for frame in iter_frames(telephone_path(pcm, "alaw") + bytes(int(TRAILING_SILENCE_S *
+                                 32000)), 16000):  # fmt: skip
+            finals += [e for e in recognizer.accept(frame) if isinstance(e, Transcript)
+                       and e.is_final]  # fmt: skip
+        finals += [e for e in recognizer.finish() if isinstance(e, Transcript)]
+        recognizer.close()
+        utterances = [{"text": f.text, "confidence": round(f.confidence, 3),
+                       "alternatives": [[a.text, a.score] for a in f.alternatives]}
+                      for f in finals]  # fmt: skip
+        clips.append({"clip": row["filename"], "said": row["text"], "expected": row["expected"],
+                      "utterances": utterances})  # fmt: skip
+    return clips
+
+
 def register(verbs: Any) -> None:
     heard = verbs.add_parser(
         "heard",
@@ -103,6 +134,15 @@ def register(verbs: Any) -> None:
     heard.add_argument("--shard", default="1/1", help="K/N: this process's share of the lines")
     heard.add_argument("--limit", type=int, help="only the first N lines of the shard")
     heard.set_defaults(handler=cmd_heard)
+    record = verbs.add_parser(
+        "record",
+        help="what the call path's recogniser hears of a clips folder, with its n-best, as a "
+        "recorded fixture that hotline bot heard scores",
+    )
+    record.add_argument("folder", type=Path, help="a hotline clips synth folder")
+    record.add_argument("--kb", type=Path, help="the knowledge base whose hints a call uses")
+    record.add_argument("--out", type=Path, required=True, help="the .json file to write")
+    record.set_defaults(handler=cmd_record)
 
 
 def cmd_heard(args: argparse.Namespace) -> int:
@@ -136,4 +176,26 @@ def cmd_heard(args: argparse.Namespace) -> int:
         engine.close()
     write_heard(args.out, rows)
     print(f"{len(rows)} heard lines from {len(lines)} corpus lines in {args.out}")
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from asr.whisper_engine import WhisperEngine
+    from bot.brain import BotPaths, Brain
+    from hotline.settings import load_settings
+
+    settings = load_settings()
+    hints = list(Brain.load(BotPaths(kb=args.kb, semantic=False)).hints())
+    whisper = settings.asr.whisper.model_copy(update={"parallel_decodes": 1})
+    engine = WhisperEngine(whisper, settings.asr.endpointing, settings.models_dir)
+    try:
+        clips = record_clips(args.folder, engine, hints)
+    finally:
+        engine.close()
+    about = (f"Whisper base ({settings.asr.whisper.beam_size=}, {settings.asr.whisper.n_best=}) "
+             f"on {args.folder.name} after the A-law round trip, with the bot's phrase hints "
+             f"for {args.kb or 'the sample KB'}: hotline clips record")  # fmt: skip
+    args.out.write_text(json.dumps({"_about": about, "clips": clips}, ensure_ascii=False,
+                                   indent=1) + "\n", encoding="utf-8")  # fmt: skip
+    print(f"{len(clips)} clips recorded in {args.out}")
     return 0

@@ -7,6 +7,7 @@ learned its own heard copy (that would make every figure look better than calls 
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -81,3 +82,25 @@ def test_cross_validation_scores_no_line_with_a_model_that_learned_its_heard_cop
     predicted = [classes[int(np.argmax(row))] for row in scores[: len(written)]]
     right = sum(p == e.label for p, e in zip(predicted, written, strict=True)) / len(written)
     assert right < 0.45  # chance is 0.25; a leak gives ~1.0
+
+
+def test_a_recorded_clip_cut_at_a_pause_is_one_turn_when_joined(tmp_path: Path) -> None:
+    from bot.heard_eval import load_recorded
+
+    fixture = tmp_path / "recorded.json"
+    first = {"text": "公司才原把我裁掉了。", "confidence": 0.8,
+             "alternatives": [["公司才原把我裁掉了。", -0.2]]}  # fmt: skip
+    then = {"text": "事业保险能领部", "confidence": 0.55,
+            "alternatives": [["事业保险能领部", -0.6], ["失业报些能领布", -0.7]]}  # fmt: skip
+    clip = {"clip": "001.wav", "said": "公司裁员把我裁掉了，失业保险能领不？",
+            "expected": "kb:unemploy-benefit", "utterances": [first, then]}  # fmt: skip
+    fixture.write_text(json.dumps({"clips": [clip]}, ensure_ascii=False), encoding="utf-8")
+    (only_first,) = load_recorded(fixture)
+    assert [h.text for h in only_first.hypotheses] == ["公司才原把我裁掉了。"]
+    (joined,) = load_recorded(fixture, whole_clip=True)
+    # The part after the pause carries its n-best on, behind the decided first part.
+    assert [h.text for h in joined.hypotheses] == [
+        "公司才原把我裁掉了，事业保险能领部",
+        "公司才原把我裁掉了，失业报些能领布",
+    ]
+    assert joined.hypotheses[0].score > joined.hypotheses[1].score

@@ -20,8 +20,9 @@ from bot.events import (
     SilenceTimeout,
     Transfer,
     Utterance,
+    join_turns,
 )
-from ivr.turns import TurnTaking, join_turns
+from ivr.turns import TurnTaking
 
 
 @dataclass
