@@ -108,6 +108,12 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--synonyms", default=None, help="synonym lexicon YAML (default: bot/data/synonyms.yaml)"
     )
+    parser.add_argument(
+        "--corpus",
+        default=None,
+        help="folder of labelled caller phrasings *.tsv, heard copies in its heard/ (default: "
+        "bot/data/corpus)",
+    )
 
 
 def _brain(args: argparse.Namespace) -> Brain:
@@ -120,6 +126,7 @@ def _brain(args: argparse.Namespace) -> Brain:
             args.prompts,
             args.synonyms,
             not args.no_semantic,
+            args.corpus,
         )
     )
 
@@ -155,7 +162,7 @@ def _eval(args: argparse.Namespace) -> int:
     if args.cv:
         from bot.evaluate import cross_validate
 
-        result = cross_validate(brain, args.cv, args.seed, args.learn_heard)
+        result = cross_validate(brain, args.cv, args.seed, args.learn_heard, args.corpus)
     elif args.departments:
         from bot.evaluate import evaluate_departments
 
@@ -175,6 +182,11 @@ def _eval(args: argparse.Namespace) -> int:
           f"  emergency_recall {result['emergency_recall']}"
           f"  false_answers {result['false_answers']} ({result['false_answer_rate']})"
           f"  wrong_confirms {result['wrong_confirms']}")  # fmt: skip
+    if "heard" in result:
+        heard = result["heard"]
+        print(f"heard copies: cases {heard['cases']}  accuracy {heard['accuracy']}  kb_top1 "
+              f"{heard['kb_top1']}  emergency_recall {heard['emergency_recall']}  false_answers "
+              f"{heard['false_answers']} ({heard['false_answer_rate']})")  # fmt: skip
     print("per-label recall and confusion (row: expected, columns: what the bot did):")
     for label, acc in result["per_label"].items():
         row = "  ".join(f"{k} {v}" for k, v in result["confusion"][label].items())

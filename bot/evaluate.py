@@ -173,7 +173,11 @@ def _confusion_column(expected: str, got: str) -> str:
 
 
 def cross_validate(
-    brain: Brain, folds: int = 5, seed: int = 12345, learn_heard: bool = True
+    brain: Brain,
+    folds: int = 5,
+    seed: int = 12345,
+    learn_heard: bool = True,
+    corpus: str | Path | None = None,
 ) -> dict[str, Any]:
     """K-fold cross-validation over the brain's training set (corpus + heard copies + KB
     phrasings): each fold is classified, with every rule and band, by a model (and bands)
@@ -187,7 +191,7 @@ def cross_validate(
 
     from bot.understanding import KB_PHRASING_WEIGHT, load_corpus, load_heard, training_set
 
-    examples, links = training_set(brain.kb, load_corpus() + load_heard())
+    examples, links = training_set(brain.kb, load_corpus(corpus) + load_heard(corpus))
     kb_rows = [e for e in examples if e.weight == KB_PHRASING_WEIGHT]
     callers = sorted((e for e in examples if e.weight != KB_PHRASING_WEIGHT),
                      key=lambda e: (e.label, e.text, e.said))  # fmt: skip

@@ -17,7 +17,8 @@ must not outweigh a second one that asks a clear question.
 Doubt is said out loud (``Understood.doubt``): when the reading chosen means something
 else than the recogniser's first hypothesis does, the bot confirms (「您是说低保吗？」)
 instead of acting. Danger comes first: when any reading is an emergency the caller is
-at least asked whether a life is in danger (``Understood.danger``).
+at least asked whether a life is in danger (``Understood.danger``); the bot hands over
+without asking only when the recogniser's first hypothesis is itself sure of the danger.
 """
 
 from __future__ import annotations
@@ -136,6 +137,11 @@ def understand(
                                     classify(respelled), fixes))  # fmt: skip
     first = readings[0]
     chosen = _choose(readings)
+    if chosen.intent.label == "emergency" and chosen.rank > 0 and first.intent.label != "emergency":
+        # Danger only a lesser hypothesis is sure of (钓鱼 heard, 跳河 second): asked
+        # about at once rather than handed over on a guess; a yes hands over.
+        calm = [r for r in readings if r.intent.label not in _DANGER]
+        chosen = _choose(calm) if calm else first
     danger = None
     if chosen.intent.label not in _DANGER:
         danger = next((r for r in readings if r.intent.label in _DANGER), None)

@@ -54,12 +54,19 @@ def fuzzy_syllable(syllable: str) -> str:
 
 def syllables(text: str) -> list[str]:
     """Fuzzy toneless pinyin, one item per character (non-Han characters kept as they are)."""
+    return list(_syllables(text))
+
+
+# Training reads every corpus line (and its heard copies) once per cross-validation fold;
+# pypinyin was half of the training time before the readings were kept.
+@lru_cache(maxsize=65536)
+def _syllables(text: str) -> tuple[str, ...]:
     out: list[str] = []
     # errors= may return a list (one item per non-Han character); the stubs say str only.
     keep_apart: Any = list
     for item in lazy_pinyin(text, style=Style.NORMAL, errors=keep_apart):
         out.append(fuzzy_syllable(item) if item.isalpha() and item.isascii() else item)
-    return out
+    return tuple(out)
 
 
 def words(text: str) -> list[str]:

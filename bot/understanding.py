@@ -154,8 +154,10 @@ def load_heard(corpus: str | Path | None = None) -> list[Example]:
     """Every ``heard<TAB>label<TAB>said`` line of ``<corpus>/heard/*.tsv`` (none: empty).
 
     What the call path's recogniser wrote for a corpus line spoken over a phone line,
-    labelled as that line: it teaches the model Whisper's habits (``ops.heard``)."""
+    labelled as that line: it teaches the model Whisper's habits (``ops.heard``). A line
+    heard alike at two speeds is one example."""
     out: list[Example] = []
+    seen: set[tuple[str, str, str]] = set()
     for path in sorted(heard_dir(corpus).glob("*.tsv")):
         lines = path.read_text(encoding="utf-8").splitlines()
         for number, raw in enumerate(lines, 1):
@@ -167,7 +169,9 @@ def load_heard(corpus: str | Path | None = None) -> list[Example]:
                                   "'heard<TAB>label<TAB>said'")  # fmt: skip
             heard, label, said = (p.strip() for p in parts)
             _check_label(label, f"heard {path.name}", number)
-            out.append(Example(heard, label, HEARD_WEIGHT, said))
+            if (heard, label, said) not in seen:
+                seen.add((heard, label, said))
+                out.append(Example(heard, label, HEARD_WEIGHT, said))
     return out
 
 

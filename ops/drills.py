@@ -99,13 +99,8 @@ class DrillKit:
         return found[nth]
 
     def data_dir(self, name: str) -> Path:
-        return self._with_prompts(self.work / name)
-
-    def _with_prompts(self, path: Path) -> Path:
+        path = self.work / name
         path.mkdir(parents=True, exist_ok=True)
-        if self.prompt_cache is not None and not (path / "prompt-cache").exists():
-            self.prompt_cache.mkdir(parents=True, exist_ok=True)
-            (path / "prompt-cache").symlink_to(self.prompt_cache, target_is_directory=True)
         return path
 
     def stack(
@@ -115,8 +110,11 @@ class DrillKit:
     ) -> Stack:  # fmt: skip
         """``database_url``: else SQLite in the data folder; ``data_dir``: else the
         drill's own folder; ``ivr``: settings of ``ivr`` to change."""
-        data = self._with_prompts(data_dir) if data_dir else self.data_dir(name)
+        data = data_dir or self.data_dir(name)
+        data.mkdir(parents=True, exist_ok=True)
         settings = stack_settings(self.settings, data, redis_url, f"drill-{name}")
+        # Every drill's controller shares the kit's rendered prompts (ivr.prompt_cache_dir).
+        ivr = {"prompt_cache_dir": self.prompt_cache, **(ivr or {})}
         if database_url:
             tickets = settings.tickets.model_copy(update={"database_url": database_url})
             settings = settings.model_copy(update={"tickets": tickets})
@@ -216,6 +214,8 @@ def controller_env(kit: DrillKit, data: Path, redis_url: str, sip_port: int,
            **extra}  # fmt: skip
     if kit.kb is not None:
         env["HOTLINE_BOT__KB"] = str(kit.kb)
+    if kit.prompt_cache is not None:  # the kit's rendered prompts, shared with its stacks
+        env.setdefault("HOTLINE_IVR__PROMPT_CACHE_DIR", str(kit.prompt_cache))
     return env
 
 

