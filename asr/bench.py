@@ -11,7 +11,7 @@ import os
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,17 +99,21 @@ def speech_start_s(pcm: bytes) -> float:
     return float(loud[0] * win / 16000) if len(loud) else 0.0
 
 
-def transcribe_stream(engine: SpeechEngine, pcm: bytes) -> str:
-    """Stream PCM (plus trailing silence) in 20 ms frames as fast as possible; join the finals."""
-    recognizer = engine.recognizer(realtime=False)
-    finals: list[str] = []
+def stream_finals(engine: SpeechEngine, pcm: bytes, hints: Sequence[str] = ()) -> list[Transcript]:
+    """Stream 16 kHz PCM (plus trailing silence) in 20 ms frames as fast as possible into
+    a call's recogniser (``hints``: the bot's phrase hints, as on a call); its finals."""
+    recognizer = engine.recognizer(hints=hints, realtime=False)
+    finals: list[Transcript] = []
     for frame in iter_frames(pcm + b"\x00" * int(TRAILING_SILENCE_S * 32000), 16000):
-        finals += [
-            e.text for e in recognizer.accept(frame) if isinstance(e, Transcript) and e.is_final
-        ]
-    finals += [e.text for e in recognizer.finish() if isinstance(e, Transcript)]
+        finals += [e for e in recognizer.accept(frame) if isinstance(e, Transcript) and e.is_final]
+    finals += [e for e in recognizer.finish() if isinstance(e, Transcript)]
     recognizer.close()
-    return "".join(finals)
+    return finals
+
+
+def transcribe_stream(engine: SpeechEngine, pcm: bytes) -> str:
+    """The finals of :func:`stream_finals`, joined."""
+    return "".join(e.text for e in stream_finals(engine, pcm))
 
 
 def run_condition(

