@@ -197,7 +197,8 @@ def cross_validate(
                      key=lambda e: (e.label, e.text, e.said))  # fmt: skip
     labels = [e.label for e in callers]
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    rows: dict[bool, tuple[list[Case], list[tuple[str, str]]]] = {False: ([], []), True: ([], [])}
+    written: list[tuple[Case, tuple[str, str]]] = []
+    heard: list[tuple[Case, tuple[str, str]]] = []
     for train_idx, test_idx in splitter.split(labels, labels, [e.group for e in callers]):
         train_rows = [callers[i] for i in train_idx if learn_heard or not callers[i].said]
         classifier = _fold_classifier(brain, train_rows + kb_rows, links)
@@ -205,17 +206,21 @@ def cross_validate(
         predictions = classifier.model.predict_many([e.text for e in test])
         for i, example, prediction in zip(test_idx, test, predictions, strict=True):
             intent = classifier.decide(Prepared.of(example.text), prediction)
-            cases, got = rows[bool(example.said)]
-            cases.append(Case(example.text, example.label, int(i)))
-            got.append((intent.eval_label, intent.band))
-    result = score(rows[False][0], [c.text for c in rows[False][0]], rows[False][1])
-    result["errors"] = result["errors"][:50]
-    if rows[True][0]:
-        heard = score(rows[True][0], [c.text for c in rows[True][0]], rows[True][1])
-        heard["errors"] = heard["errors"][:50]
-        result["heard"] = heard
+            scored = (Case(example.text, example.label, int(i)), (intent.eval_label, intent.band))
+            (heard if example.said else written).append(scored)
+    result = _scored(written)
+    if heard:
+        result["heard"] = _scored(heard)
     result["folds"] = folds
     result["learn_heard"] = learn_heard
+    return result
+
+
+def _scored(rows: list[tuple[Case, tuple[str, str]]]) -> dict[str, Any]:
+    """:func:`score` of cross-validated rows, the first 50 errors kept."""
+    cases = [case for case, _ in rows]
+    result = score(cases, [c.text for c in cases], [got for _, got in rows])
+    result["errors"] = result["errors"][:50]
     return result
 
 

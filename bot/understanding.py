@@ -159,16 +159,10 @@ def load_heard(corpus: str | Path | None = None) -> list[Example]:
     out: list[Example] = []
     seen: set[tuple[str, str, str]] = set()
     for path in sorted(heard_dir(corpus).glob("*.tsv")):
-        lines = path.read_text(encoding="utf-8").splitlines()
-        for number, raw in enumerate(lines, 1):
-            if not raw.strip() or raw.startswith("#"):
-                continue
-            parts = raw.split("\t")
-            if len(parts) != 3 or not all(p.strip() for p in parts):
-                raise CorpusError(f"heard {path.name}: line {number}: expected "
-                                  "'heard<TAB>label<TAB>said'")  # fmt: skip
-            heard, label, said = (p.strip() for p in parts)
-            _check_label(label, f"heard {path.name}", number)
+        what = f"heard {path.name}"
+        for number, fields in tsv_rows(path, what, ("heard", "label", "said"), CorpusError):
+            heard, label, said = fields
+            _check_label(label, what, number)
             if (heard, label, said) not in seen:
                 seen.add((heard, label, said))
                 out.append(Example(heard, label, HEARD_WEIGHT, said))
@@ -179,19 +173,29 @@ def tsv_pairs(
     path: Path, what: str, second: str, error: type[Exception], header: bool = False
 ) -> list[tuple[int, str, str]]:
     """The ``text<TAB>{second}`` lines of a file the project reads (corpus, eval cases,
-    department cases) as (line number, text, second), blank and ``#`` lines skipped;
-    ``header``: a first line ``text<TAB>{second}`` is a header. A malformed line raises
-    ``error`` naming ``what`` and the line."""
-    rows: list[tuple[int, str, str]] = []
+    department cases) as (line number, text, second): see :func:`tsv_rows`."""
+    rows = tsv_rows(path, what, ("text", second), error, header)
+    return [(number, text, value) for number, (text, value) in rows]
+
+
+def tsv_rows(
+    path: Path, what: str, columns: Sequence[str], error: type[Exception], header: bool = False
+) -> list[tuple[int, tuple[str, ...]]]:
+    """The lines of a tab-separated file the project reads as (line number, fields), one
+    field per name in ``columns``, blank and ``#`` lines skipped; ``header``: a first line
+    naming the columns is a header. A malformed line raises ``error`` naming ``what`` and
+    the line."""
+    shape = "<TAB>".join(columns)
+    rows: list[tuple[int, tuple[str, ...]]] = []
     for number, raw in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
         if not raw.strip() or raw.lstrip().startswith("#"):
             continue
-        if header and number == 1 and raw == f"text\t{second}":
+        if header and number == 1 and raw == "\t".join(columns):
             continue
-        parts = raw.split("\t")
-        if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
-            raise error(f"{what}: line {number}: expected 'text<TAB>{second}'")
-        rows.append((number, parts[0].strip(), parts[1].strip()))
+        fields = tuple(part.strip() for part in raw.split("\t"))
+        if len(fields) != len(columns) or not all(fields):
+            raise error(f"{what}: line {number}: expected '{shape}'")
+        rows.append((number, fields))
     return rows
 
 
