@@ -110,16 +110,15 @@ class DrillKit:
     ) -> Stack:  # fmt: skip
         """``database_url``: else SQLite in the data folder; ``data_dir``: else the
         drill's own folder; ``ivr``: settings of ``ivr`` to change."""
-        data = data_dir or self.data_dir(name)
+        data = data_dir or self.work / name
         data.mkdir(parents=True, exist_ok=True)
         settings = stack_settings(self.settings, data, redis_url, f"drill-{name}")
-        # Every drill's controller shares the kit's rendered prompts (ivr.prompt_cache_dir).
-        ivr = {"prompt_cache_dir": self.prompt_cache, **(ivr or {})}
         if database_url:
             tickets = settings.tickets.model_copy(update={"database_url": database_url})
             settings = settings.model_copy(update={"tickets": tickets})
-        if ivr:
-            settings = settings.model_copy(update={"ivr": settings.ivr.model_copy(update=ivr)})
+        # Every drill's controller shares the kit's rendered prompts (ivr.prompt_cache_dir).
+        ivr = {"prompt_cache_dir": self.prompt_cache, **(ivr or {})}
+        settings = settings.model_copy(update={"ivr": settings.ivr.model_copy(update=ivr)})
         return Stack(settings, engine_name=self.engine_name, kb=self.kb,
                      switchboard=switchboard or NightSwitchboard(False), max_calls=max_calls,
                      shared_engine=self.engine)  # fmt: skip

@@ -79,6 +79,8 @@ def hear(line: SaidLine, voices: list[Any], engine: Any) -> list[HeardLine]:
     out = []
     for voice in voices:
         narrow = framed(trim_and_level(voice.synthesize(line.text)), RATE)
+        # The voice speaks at the line's 8 kHz already, so the A-law round trip is done
+        # here rather than by asr.bench.telephone_path (16 kHz in: a needless resampling).
         wide = resample(alaw_decode(alaw_encode(narrow)), RATE, 16000)
         heard = " ".join(transcribe_stream(engine, wide).split())
         if heard:
